@@ -1,0 +1,113 @@
+//! The order API's errors and their RFC 9457 problem+json rendering. Internal details (broker errors) are
+//! logged, never sent to the client.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Content type of a problem answer.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Path of the field in the request, e.g. `items[0].quantity`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// `field` is wrong because of `message`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Everything that can go wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON.
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// The body is larger than `producer.max_body_bytes`.
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The content type is not JSON.
+    #[error("the request content type must be application/json, not {0:?}")]
+    UnsupportedMediaType(String),
+    /// The JSON does not describe a valid order.
+    #[error("the order is not valid")]
+    Validation(Vec<FieldError>),
+    /// The `Idempotency-Key` header is unusable or was used before for a different request.
+    #[error("{0}")]
+    IdempotencyKey(String),
+    /// The broker did not acknowledge the event in time.
+    #[error("the event could not be published: the broker did not acknowledge it in time")]
+    BrokerUnavailable {
+        /// Seconds the client should wait before retrying.
+        retry_after_secs: u64,
+    },
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    /// A URI reference naming the kind of problem.
+    #[serde(rename = "type")]
+    kind: &'a str,
+    /// Short summary of the kind of problem.
+    title: &'a str,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong with this request.
+    detail: String,
+    /// The failing fields, for validation problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "/problems/malformed-json", "Malformed JSON"),
+            ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "/problems/body-too-large", "Request body too large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "/problems/unsupported-media-type", "Unsupported media type")
+            }
+            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "/problems/validation", "Invalid order"),
+            ApiError::IdempotencyKey(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "/problems/idempotency-key", "Unusable Idempotency-Key")
+            }
+            ApiError::BrokerUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "/problems/broker-unavailable", "Event broker unavailable")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title) = self.parts();
+        let detail = match &self {
+            ApiError::Validation(errors) => format!("{} field(s) failed validation", errors.len()),
+            other => other.to_string(),
+        };
+        let errors = match &self {
+            ApiError::Validation(errors) => Some(errors.as_slice()),
+            _ => None,
+        };
+        let problem = Problem { kind, title, status: status.as_u16(), detail, errors };
+        let mut response = (status, Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::BrokerUnavailable { retry_after_secs } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,21 @@
+//! courier's order API.
+//!
+//! `POST /v1/orders` validates an order, publishes an `order.created` CloudEvent to Kafka with an idempotent
+//! producer (acks=all) and answers 202 only after the broker acknowledged it. Bad input gets an RFC 9457
+//! problem+json answer and nothing is published.
+//!
+//! * [`startup`]: [`startup::Application`] builds the server from settings (port 0 in tests) and runs it.
+//! * [`routes`]: the HTTP handlers: orders, health and readiness.
+//! * [`order`]: the order request, its validation and the event it becomes.
+//! * [`extract`]: reading a JSON body (content type, size limit, syntax) into problem-aware errors.
+//! * [`publisher`]: publishing events to Kafka and checking the broker.
+//! * [`idempotency`]: the `Idempotency-Key` memory that makes a retried request answer the same.
+//! * [`error`]: the API's error type and its problem+json rendering.
+
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod order;
+pub mod publisher;
+pub mod routes;
+pub mod startup;

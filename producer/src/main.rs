@@ -1,0 +1,27 @@
+//! The `producer` binary: the order API. All the work is in the library; see [`courier_producer`].
+
+use std::process::ExitCode;
+
+use courier_producer::startup::Application;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match courier::cli::start("producer") {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let app = match Application::build(&settings).await {
+        Ok(app) => app,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "producer could not start");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app.run_until_stopped(courier::shutdown::on_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "producer stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Runs courier locally: builds it, installs and starts the Tansu broker (sqlite storage under .local/),
+# starts the mock APIs, the producer and the inventory consumer, sends sample orders and shows them arrive.
+# Keeps running until Ctrl-C, then stops every process it started.
+#
+# Settings: any COURIER__* variable (see config/default.toml) is passed on to the services. Ports:
+#   COURIER_KAFKA_PORT (9092), COURIER_PRODUCER_PORT (8080), COURIER_MOCK_PORT (8090); data: COURIER_DATA_DIR.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+data=${COURIER_DATA_DIR:-$root/.local}
+kafka_port=${COURIER_KAFKA_PORT:-9092}
+producer_port=${COURIER_PRODUCER_PORT:-8080}
+mock_port=${COURIER_MOCK_PORT:-8090}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+for port in "$kafka_port" "$producer_port" "$mock_port"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use: stop what listens there or choose another port (see the top of $0)" >&2
+    exit 1
+  fi
+done
+
+scripts/install-tansu.sh
+echo "building courier (release)…"
+cargo build --release --locked --bin producer --bin inventory --bin mock-apis --bin demo
+bin=$root/target/release
+
+mkdir -p "$data/tansu" "$data/logs"
+pids=()
+stop_all() {
+  trap - EXIT INT TERM
+  if [ ${#pids[@]} -gt 0 ]; then
+    echo
+    echo "stopping ${#pids[@]} processes…"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+  echo "stopped. Logs are in $data/logs."
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+wait_for_port() { # name port
+  for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$1 did not open port $2; see $data/logs/$1.log" >&2
+  exit 1
+}
+
+echo "starting tansu on 127.0.0.1:$kafka_port (sqlite storage in $data/tansu)"
+(cd "$data/tansu" && exec setsid tansu broker \
+  --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
+  --storage-engine sqlite://courier.db) >"$data/logs/tansu.log" 2>&1 &
+pids+=($!)
+wait_for_port tansu "$kafka_port"
+
+# The services take their settings from COURIER__* variables; short group timeouts suit a local broker.
+export COURIER__KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$kafka_port"
+export COURIER__KAFKA__SESSION_TIMEOUT_MS=${COURIER__KAFKA__SESSION_TIMEOUT_MS:-6000}
+export COURIER__KAFKA__HEARTBEAT_INTERVAL_MS=${COURIER__KAFKA__HEARTBEAT_INTERVAL_MS:-1500}
+export COURIER__KAFKA__MAX_POLL_INTERVAL_MS=${COURIER__KAFKA__MAX_POLL_INTERVAL_MS:-15000}
+export COURIER__TOPICS__PARTITIONS=${COURIER__TOPICS__PARTITIONS:-8}
+export COURIER__PRODUCER__LISTEN="127.0.0.1:$producer_port"
+for api in INVENTORY PAYMENT EMAIL SMS; do
+  lower=$(echo "$api" | tr '[:upper:]' '[:lower:]')
+  export "COURIER__APIS__${api}__BASE_URL=http://127.0.0.1:$mock_port/$lower"
+done
+export COURIER__TELEMETRY__LOG_FORMAT=${COURIER__TELEMETRY__LOG_FORMAT:-pretty}
+
+echo "starting mock APIs on 127.0.0.1:$mock_port"
+setsid "$bin/mock-apis" --listen "127.0.0.1:$mock_port" >"$data/logs/mock-apis.log" 2>&1 &
+pids+=($!)
+wait_for_port mock-apis "$mock_port"
+
+echo "starting the producer on 127.0.0.1:$producer_port (it creates orders.created)"
+setsid "$bin/producer" >"$data/logs/producer.log" 2>&1 &
+pids+=($!)
+wait_for_port producer "$producer_port"
+
+echo "starting the inventory consumer"
+setsid "$bin/inventory" >"$data/logs/inventory.log" 2>&1 &
+pids+=($!)
+
+"$bin/demo" --producer "http://127.0.0.1:$producer_port" --apis "http://127.0.0.1:$mock_port" --orders "${DEMO_ORDERS:-5}"
+
+cat <<MSG
+
+courier is running:
+  order API      http://127.0.0.1:$producer_port/v1/orders   (try: $bin/demo --orders 10)
+  mock APIs      http://127.0.0.1:$mock_port/stats
+  broker         127.0.0.1:$kafka_port (Tansu, sqlite in $data/tansu)
+  logs           $data/logs/
+Press Ctrl-C to stop everything.
+MSG
+# Services run in their own sessions (setsid), so Ctrl-C reaches only this script, which then sends each
+# one SIGTERM: they finish in-flight work, commit and exit.
+# Wait until a service dies or Ctrl-C arrives.
+wait -n "${pids[@]}" || true
+echo "a service exited; see $data/logs" >&2

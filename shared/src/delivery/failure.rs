@@ -1,0 +1,58 @@
+//! The failure route: where an event goes when its outcome is permanent or its retry budget is spent.
+//!
+//! Today the route logs the event's coordinates and the last error, and the runtime moves on; the
+//! dead-letter topic replaces [`LogFailureRoute`] behind the same [`FailureRoute`] trait.
+
+use std::future::Future;
+
+use super::handler::Failure;
+
+/// Where a record that could not be delivered is reported.
+#[derive(Debug, Clone)]
+pub struct FailedRecord<'a> {
+    /// Topic the record was read from.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its key, when it has one.
+    pub key: Option<&'a [u8]>,
+    /// Its value, byte for byte.
+    pub value: Option<&'a [u8]>,
+    /// The event id, when the value could be decoded that far.
+    pub event_id: Option<&'a str>,
+    /// Attempts made (0 when the record could not be decoded).
+    pub attempts: u32,
+    /// The last failure.
+    pub failure: &'a Failure,
+}
+
+/// Takes records that could not be delivered. When `route` returns, the record counts as handled and its
+/// offset may be committed; an error keeps the offset uncommitted.
+pub trait FailureRoute: Send + Sync + 'static {
+    /// Reports one failed record.
+    fn route(&self, record: FailedRecord<'_>) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Logs failed records and drops them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogFailureRoute;
+
+impl FailureRoute for LogFailureRoute {
+    async fn route(&self, record: FailedRecord<'_>) -> Result<(), String> {
+        tracing::error!(
+            topic = record.topic,
+            partition = record.partition,
+            offset = record.offset,
+            event_id = record.event_id.unwrap_or(""),
+            attempts = record.attempts,
+            error.kind = record.failure.kind,
+            error.message = %record.failure.message,
+            http.status = record.failure.http_status,
+            endpoint = record.failure.endpoint.as_deref().unwrap_or(""),
+            "event could not be delivered and is skipped"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,114 @@
+//! The [`Handler`] trait a consumer implements, what it is given ([`Incoming`]) and what it returns
+//! ([`Outcome`]).
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::events::{DecodeError, RawEvent};
+use crate::telemetry::TraceContext;
+
+/// One event read from Kafka, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// Topic the record was read from.
+    pub topic: String,
+    /// Partition the record was read from.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+    /// The record key (the order id), when it has one and it is UTF-8.
+    pub key: Option<String>,
+    /// The trace the event belongs to (from its `traceparent` header, or a new one).
+    pub trace: TraceContext,
+    /// The decoded envelope; `data` is decoded by the handler for the types it handles.
+    pub event: RawEvent,
+}
+
+/// What a consumer does with an event. The runtime calls `handle` once per attempt; it must be safe to call
+/// again for the same event (the downstream call carries an idempotency key derived from the event id).
+pub trait Handler: Send + Sync + 'static {
+    /// The consumer's name: its consumer group and the prefix of its idempotency keys.
+    fn name(&self) -> &str;
+
+    /// Handles one attempt at delivering `incoming`.
+    fn handle(&self, incoming: &Incoming) -> impl Future<Output = Outcome> + Send;
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Delivered: the offset may be committed.
+    Done,
+    /// A transient failure: try again later (5xx, 408, 429, timeout, connection error).
+    Retry(Failure),
+    /// A failure that no retry can fix (another 4xx, an event that cannot be decoded, an unknown type).
+    Permanent(Failure),
+}
+
+impl Outcome {
+    /// `done`, `retry` or `permanent`, for logs and tests.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Retry(_) => "retry",
+            Outcome::Permanent(_) => "permanent",
+        }
+    }
+}
+
+/// Why an attempt failed, with the HTTP context an operator needs to understand it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// Class of failure: `http_status`, `timeout`, `connect`, `transport`, `decode`, `unknown_type`, ….
+    pub kind: &'static str,
+    /// What happened, in words.
+    pub message: String,
+    /// `METHOD url` of the call that failed, when there was one (never with credentials).
+    pub endpoint: Option<String>,
+    /// The response status, when there was a response.
+    pub http_status: Option<u16>,
+    /// The first KiB of the response body, when there was a response.
+    pub http_body: Option<String>,
+    /// How long the server asked us to wait (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    /// A failure of `kind` described by `message`.
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), endpoint: None, http_status: None, http_body: None, retry_after: None }
+    }
+
+    /// A failure status returned by `endpoint`.
+    pub fn http(endpoint: &str, status: u16, body: String) -> Self {
+        Self {
+            http_status: Some(status),
+            http_body: Some(body),
+            endpoint: Some(endpoint.to_owned()),
+            ..Self::new("http_status", format!("{endpoint} answered {status}"))
+        }
+    }
+
+    /// The same failure, for a call to `endpoint`.
+    pub fn with_endpoint(mut self, endpoint: &str) -> Self {
+        self.endpoint = Some(endpoint.to_owned());
+        self
+    }
+
+    /// The same failure, with the server's requested delay.
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+}
+
+impl From<&DecodeError> for Failure {
+    fn from(error: &DecodeError) -> Self {
+        let kind = match error {
+            DecodeError::UnknownType(_) => "unknown_type",
+            DecodeError::UnsupportedSpecVersion(_) => "unknown_version",
+            _ => "decode",
+        };
+        Failure::new(kind, error.to_string())
+    }
+}

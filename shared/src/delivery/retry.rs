@@ -1,0 +1,81 @@
+//! When to try again: exponential backoff with full jitter, capped, and the server's Retry-After honoured.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::settings::ConsumerSettings;
+
+/// The retry budget and schedule of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay cap of the first retry; doubles with each attempt.
+    pub initial_backoff: Duration,
+    /// Upper bound of any delay, Retry-After included.
+    pub max_backoff: Duration,
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+}
+
+impl RetryPolicy {
+    /// The policy the consumer settings describe.
+    pub fn from_settings(settings: &ConsumerSettings) -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(settings.retry_initial_backoff_ms),
+            max_backoff: Duration::from_millis(settings.retry_max_backoff_ms),
+            max_attempts: settings.retry_max_attempts,
+        }
+    }
+
+    /// Whether another attempt is allowed after `attempts` have failed.
+    pub fn allows_another(&self, attempts: u32) -> bool {
+        attempts < self.max_attempts
+    }
+
+    /// The delay before attempt `attempts + 1`, after `attempts` failed ones: the server's Retry-After when it
+    /// sent one, else a uniformly random delay up to `initial · 2^(attempts-1)` ("full jitter", so that many
+    /// consumers failing together do not retry together); capped by `max_backoff` either way.
+    pub fn delay(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.min(self.max_backoff);
+        }
+        let exponent = attempts.saturating_sub(1).min(31);
+        let ceiling = self.initial_backoff.saturating_mul(1u32 << exponent).min(self.max_backoff);
+        let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(5),
+        max_attempts: 4,
+    };
+
+    #[test]
+    fn delays_grow_exponentially_within_the_cap() {
+        for attempts in 1..=12u32 {
+            let ceiling = Duration::from_millis(100 * 2u64.pow(attempts - 1)).min(POLICY.max_backoff);
+            let max_seen = (0..200).map(|_| POLICY.delay(attempts, None)).max().expect("samples");
+            assert!(max_seen <= ceiling, "attempt {attempts}: {max_seen:?} > {ceiling:?}");
+            // Full jitter spreads over the whole range: with 200 samples the largest is near the ceiling.
+            assert!(max_seen >= ceiling / 2, "attempt {attempts}: {max_seen:?} never near {ceiling:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_wins_but_is_capped() {
+        assert_eq!(POLICY.delay(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(POLICY.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn budget_counts_attempts() {
+        assert!(POLICY.allows_another(3));
+        assert!(!POLICY.allows_another(4));
+    }
+}

@@ -1,0 +1,311 @@
+//! Calling a downstream API: one pooled HTTP client per API, and the one place where HTTP results are
+//! classified into delivery outcomes.
+//!
+//! Every call carries `Idempotency-Key: <consumer>:<event id>` (the same on every attempt, restart and
+//! rebalance, so the API can absorb a redelivery) and the W3C `traceparent` of the event's trace; a bearer
+//! token is sent when the API's settings have one.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use reqwest::{Method, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use crate::delivery::{Failure, Outcome};
+use crate::settings::ApiSettings;
+use crate::telemetry::{TRACEPARENT, TraceContext};
+
+/// Header that makes a repeated call harmless.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// How much of an error response's body is kept for logs and dead letters.
+pub const BODY_EXCERPT_BYTES: usize = 1024;
+
+/// A client for one downstream API.
+#[derive(Clone)]
+pub struct ApiClient {
+    /// The API's name in settings and logs (`inventory`, `payment`, …).
+    name: String,
+    /// Base URL endpoint paths are joined to; always ends with `/`.
+    base_url: Url,
+    /// Pooled HTTP client with the API's timeouts.
+    http: reqwest::Client,
+    /// Bearer token, when the API needs one.
+    token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient").field("name", &self.name).field("base_url", &self.base_url.as_str()).finish()
+    }
+}
+
+/// What identifies one call: the idempotency key and the trace it belongs to.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// `Idempotency-Key` header value.
+    pub idempotency_key: String,
+    /// Trace context of the event; the call is sent as a child span.
+    pub trace: TraceContext,
+}
+
+/// A response as the handler sees it: the status, the headers and the whole body.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    /// `METHOD url` of the call, without credentials or query string.
+    pub endpoint: String,
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Response body.
+    pub body: Bytes,
+}
+
+/// A call that got no response: the transport error and the endpoint it was for.
+#[derive(Debug)]
+pub struct CallError {
+    /// `METHOD url` of the call, without credentials or query string.
+    pub endpoint: String,
+    /// What went wrong.
+    pub error: reqwest::Error,
+}
+
+impl ApiClient {
+    /// Builds the client for API `name` from its settings.
+    pub fn new(name: &str, settings: &ApiSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout())
+            .timeout(settings.request_timeout())
+            .user_agent(concat!("courier/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let mut base_url = Url::parse(&settings.base_url).unwrap_or_else(|_| {
+            // Settings::validate has checked the URL already; keep a harmless value rather than panic.
+            Url::parse("http://invalid.invalid/").expect("static URL parses")
+        });
+        if !base_url.path().ends_with('/') {
+            let path = format!("{}/", base_url.path());
+            base_url.set_path(&path);
+        }
+        Ok(Self { name: name.to_owned(), base_url, http, token: settings.token.clone() })
+    }
+
+    /// The API's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The URL of `path` under the base URL.
+    pub fn url(&self, path: &str) -> Url {
+        self.base_url.join(path.trim_start_matches('/')).unwrap_or_else(|_| self.base_url.clone())
+    }
+
+    /// Sends `body` as JSON with `method` to `path`, with the idempotency key, trace context and token.
+    pub async fn send_json<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        call: &CallContext,
+    ) -> Result<ApiResponse, CallError> {
+        let url = self.url(path);
+        let endpoint = endpoint_label(&method, &url);
+        let mut request = self
+            .http
+            .request(method, url)
+            .header(IDEMPOTENCY_KEY, &call.idempotency_key)
+            .header(TRACEPARENT, call.trace.child().to_string())
+            .json(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let result = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        }
+        .await;
+        match result {
+            Ok((status, headers, body)) => Ok(ApiResponse { endpoint, status, headers, body }),
+            Err(error) => Err(CallError { endpoint, error }),
+        }
+    }
+}
+
+/// `METHOD scheme://host[:port]/path`, never credentials or the query string (they may hold secrets).
+fn endpoint_label(method: &Method, url: &Url) -> String {
+    let mut clean = url.clone();
+    let _ = clean.set_username("");
+    let _ = clean.set_password(None);
+    clean.set_query(None);
+    clean.set_fragment(None);
+    format!("{method} {clean}")
+}
+
+/// Classifies the result of a call: 2xx is done; 408, 429 and 5xx are transient (with the server's
+/// Retry-After when it sent one); any other status is permanent; a timeout or a connection error is
+/// transient; any other transport error (a request that could not be built) is permanent.
+pub fn classify(result: &Result<ApiResponse, CallError>) -> Outcome {
+    match result {
+        Ok(response) => classify_response(response),
+        Err(error) => classify_error(error),
+    }
+}
+
+/// Classifies a response by its status.
+pub fn classify_response(response: &ApiResponse) -> Outcome {
+    let status = response.status;
+    if status.is_success() {
+        return Outcome::Done;
+    }
+    let failure = Failure::http(&response.endpoint, status.as_u16(), excerpt(&response.body))
+        .with_retry_after(retry_after(&response.headers, SystemTime::now()));
+    if is_transient_status(status) { Outcome::Retry(failure) } else { Outcome::Permanent(failure) }
+}
+
+/// Whether a status is worth retrying.
+pub fn is_transient_status(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// Classifies a transport error.
+pub fn classify_error(error: &CallError) -> Outcome {
+    let e = &error.error;
+    let (kind, transient) = if e.is_timeout() {
+        ("timeout", true)
+    } else if e.is_connect() {
+        ("connect", true)
+    } else if e.is_request() || e.is_body() || e.is_decode() {
+        // The connection broke while sending or reading: the server may or may not have acted; the
+        // idempotency key makes a retry safe.
+        ("transport", true)
+    } else {
+        ("request", false)
+    };
+    let failure = Failure::new(kind, format!("{e}")).with_endpoint(&error.endpoint);
+    if transient { Outcome::Retry(failure) } else { Outcome::Permanent(failure) }
+}
+
+/// The first [`BODY_EXCERPT_BYTES`] of a body as text (cut at a character boundary).
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_EXCERPT_BYTES)]);
+    text.trim_end_matches('\u{FFFD}').to_owned()
+}
+
+/// The delay a `Retry-After` header asks for: delta-seconds or an HTTP date (relative to `now`).
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, retry_after_value: Option<&str>) -> ApiResponse {
+        let mut headers = HeaderMap::new();
+        if let Some(v) = retry_after_value {
+            headers.insert(http::header::RETRY_AFTER, v.parse().expect("header value"));
+        }
+        ApiResponse {
+            endpoint: "POST http://api/x".into(),
+            status: StatusCode::from_u16(status).expect("status"),
+            headers,
+            body: Bytes::from_static(b"{\"error\":\"nope\"}"),
+        }
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        // (status, expected class)
+        let table = [
+            (200, "done"),
+            (201, "done"),
+            (202, "done"),
+            (204, "done"),
+            (400, "permanent"),
+            (401, "permanent"),
+            (403, "permanent"),
+            (404, "permanent"),
+            (409, "permanent"),
+            (422, "permanent"),
+            (408, "retry"),
+            (429, "retry"),
+            (500, "retry"),
+            (502, "retry"),
+            (503, "retry"),
+            (504, "retry"),
+        ];
+        for (status, class) in table {
+            let outcome = classify_response(&response(status, None));
+            assert_eq!(outcome.class(), class, "status {status}");
+            if let Outcome::Retry(f) | Outcome::Permanent(f) = &outcome {
+                assert_eq!(f.http_status, Some(status));
+                assert_eq!(f.kind, "http_status");
+                assert_eq!(f.http_body.as_deref(), Some("{\"error\":\"nope\"}"));
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h, now), None);
+        h.insert(http::header::RETRY_AFTER, "2".parse().expect("v"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(2)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        h.insert(http::header::RETRY_AFTER, later.parse().expect("v"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        h.insert(http::header::RETRY_AFTER, "soon".parse().expect("v"));
+        assert_eq!(retry_after(&h, now), None);
+        match classify_response(&response(429, Some("2"))) {
+            Outcome::Retry(f) => assert_eq!(f.retry_after, Some(Duration::from_secs(2))),
+            other => panic!("429 must be retried, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn transport_errors_are_classified() {
+        // Nothing listens on port 1 of loopback: the connection is refused.
+        let settings = ApiSettings {
+            base_url: "http://127.0.0.1:1/api".into(),
+            connect_timeout_ms: 500,
+            request_timeout_ms: 500,
+            token: Some(SecretString::from("s3cret")),
+        };
+        let client = ApiClient::new("test", &settings).expect("client");
+        assert_eq!(client.url("reservations").as_str(), "http://127.0.0.1:1/api/reservations");
+        assert!(!format!("{client:?}").contains("s3cret"));
+        let call = CallContext { idempotency_key: "test:1".into(), trace: TraceContext::new_root() };
+        let result = client.send_json(Method::POST, "reservations", &serde_json::json!({}), &call).await;
+        match classify(&result) {
+            Outcome::Retry(f) => {
+                assert_eq!(f.kind, "connect");
+                assert_eq!(f.endpoint.as_deref(), Some("POST http://127.0.0.1:1/api/reservations"));
+            }
+            other => panic!("a refused connection must be retried, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn endpoint_label_hides_credentials_and_query() {
+        let url = Url::parse("https://user:pw@api.example.com/v1/charges?api_key=x").expect("url");
+        assert_eq!(endpoint_label(&Method::POST, &url), "POST https://api.example.com/v1/charges");
+    }
+
+    #[test]
+    fn excerpt_is_bounded() {
+        let body = "é".repeat(2000);
+        let e = excerpt(body.as_bytes());
+        assert!(e.len() <= BODY_EXCERPT_BYTES);
+        assert!(e.chars().all(|c| c == 'é'));
+    }
+}

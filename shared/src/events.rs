@@ -1,0 +1,276 @@
+//! Events on the wire: the CloudEvents 1.0 JSON envelope (structured mode) and the payloads courier knows.
+//!
+//! A record's key is the order id and its value a CloudEvent such as
+//! `{"specversion":"1.0","id":"…","source":"/courier/producer","type":"order.created","time":"…",
+//! "datacontenttype":"application/json","data":{…}}`. Unknown fields are ignored; a missing required field,
+//! an unknown `type` or an unsupported `specversion` is a [`DecodeError`], never a panic.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+/// The CloudEvents version courier writes and accepts.
+pub const SPEC_VERSION: &str = "1.0";
+/// Content type of a structured-mode CloudEvent, sent as the record's `content-type` header.
+pub const CLOUDEVENTS_CONTENT_TYPE: &str = "application/cloudevents+json";
+/// Content type of the `data` member.
+pub const DATA_CONTENT_TYPE: &str = "application/json";
+/// The `source` of events the producer publishes.
+pub const PRODUCER_SOURCE: &str = "/courier/producer";
+
+/// A CloudEvents 1.0 event in JSON structured mode, with typed `data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudEvent<T> {
+    /// CloudEvents specification version; always `"1.0"`.
+    pub specversion: String,
+    /// Event id, unique per source; consumers derive their idempotency keys from it.
+    pub id: String,
+    /// Where the event came from (a URI reference).
+    pub source: String,
+    /// The event type, e.g. `order.created`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When the event happened.
+    pub time: DateTime<Utc>,
+    /// Content type of `data`; `application/json`.
+    pub datacontenttype: String,
+    /// The subject of the event within its source: the order id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The payload.
+    pub data: T,
+}
+
+impl<T: EventData> CloudEvent<T> {
+    /// Wraps `data` in a new envelope with the given id, source and time.
+    pub fn new(id: Uuid, source: &str, time: DateTime<Utc>, subject: Option<String>, data: T) -> Self {
+        Self {
+            specversion: SPEC_VERSION.to_owned(),
+            id: id.to_string(),
+            source: source.to_owned(),
+            event_type: T::EVENT_TYPE.to_owned(),
+            time,
+            datacontenttype: DATA_CONTENT_TYPE.to_owned(),
+            subject,
+            data,
+        }
+    }
+}
+
+/// A payload type with its CloudEvents `type`.
+pub trait EventData: Serialize + DeserializeOwned {
+    /// The CloudEvents `type` attribute of events carrying this payload.
+    const EVENT_TYPE: &'static str;
+}
+
+/// An order was placed: the payload of `order.created`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCreated {
+    /// The order id; also the record key.
+    pub order_id: String,
+    /// Who placed the order.
+    pub customer: Customer,
+    /// What was ordered; never empty.
+    pub items: Vec<OrderItem>,
+    /// ISO 4217 currency code of every price.
+    pub currency: String,
+    /// Sum of quantity × unit price over the items, in minor units.
+    pub total: u64,
+    /// When the order was accepted by the producer.
+    pub created_at: DateTime<Utc>,
+}
+
+impl EventData for OrderCreated {
+    const EVENT_TYPE: &'static str = "order.created";
+}
+
+/// The customer of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    /// The customer's id in the caller's system.
+    pub id: String,
+    /// Where the order confirmation goes.
+    pub email: String,
+    /// Phone number for SMS notifications, when the customer gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderItem {
+    /// Stock keeping unit.
+    pub sku: String,
+    /// How many; at least 1.
+    pub quantity: u32,
+    /// Price of one unit in minor units of the order's currency (cents for EUR).
+    pub unit_price: u64,
+}
+
+/// Why a record value is not an event this consumer can handle. Every variant is permanent: retrying the
+/// same bytes cannot help, so such records are routed to the failure path, never retried.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The value is not JSON at all.
+    #[error("record value is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// JSON, but not a CloudEvent (a required attribute is missing or has the wrong type).
+    #[error("record value is not a CloudEvent: {0}")]
+    NotCloudEvent(#[source] serde_json::Error),
+    /// A CloudEvent of a `specversion` courier does not speak.
+    #[error("unsupported CloudEvents specversion {0:?}")]
+    UnsupportedSpecVersion(String),
+    /// A CloudEvent of a `type` this consumer does not handle.
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    /// The right type, but `data` does not match its schema.
+    #[error("event {id} of type {event_type} has invalid data: {source}")]
+    InvalidData {
+        /// The event's id, so the failure can be traced.
+        id: String,
+        /// The event's type.
+        event_type: String,
+        /// What serde found wrong, with the path of the field.
+        source: serde_json::Error,
+    },
+    /// The record has no value (a tombstone).
+    #[error("record has no value")]
+    Empty,
+}
+
+impl DecodeError {
+    /// A short machine-readable name for the class of error (used in logs and, later, dead-letter headers).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::NotJson(_) => "not_json",
+            DecodeError::NotCloudEvent(_) => "not_cloudevent",
+            DecodeError::UnsupportedSpecVersion(_) => "unsupported_specversion",
+            DecodeError::UnknownType(_) => "unknown_type",
+            DecodeError::InvalidData { .. } => "invalid_data",
+            DecodeError::Empty => "empty",
+        }
+    }
+}
+
+/// Decodes a record value into a CloudEvent whose payload is `T`, checking `specversion` and `type`.
+pub fn decode<T: EventData>(value: Option<&[u8]>) -> Result<CloudEvent<T>, DecodeError> {
+    let raw = decode_envelope(value)?;
+    if raw.event_type != T::EVENT_TYPE {
+        return Err(DecodeError::UnknownType(raw.event_type));
+    }
+    raw.into_typed()
+}
+
+/// A CloudEvent whose `data` has not been decoded yet: lets a consumer that reads several event types
+/// look at `type` first and decode `data` once.
+pub type RawEvent = CloudEvent<Box<serde_json::value::RawValue>>;
+
+/// Decodes the envelope only, checking `specversion`; `data` stays raw JSON.
+pub fn decode_envelope(value: Option<&[u8]>) -> Result<RawEvent, DecodeError> {
+    let bytes = value.ok_or(DecodeError::Empty)?;
+    // Parse once as JSON to tell "not JSON" from "JSON but not a CloudEvent".
+    let raw: RawEvent = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            DecodeError::NotJson(e)
+        } else {
+            DecodeError::NotCloudEvent(e)
+        }
+    })?;
+    if raw.specversion != SPEC_VERSION {
+        return Err(DecodeError::UnsupportedSpecVersion(raw.specversion));
+    }
+    Ok(raw)
+}
+
+impl RawEvent {
+    /// Decodes `data` as `T`, checking that the event is of `T`'s type; the envelope stays as it is.
+    pub fn data<T: EventData>(&self) -> Result<T, DecodeError> {
+        if self.event_type != T::EVENT_TYPE {
+            return Err(DecodeError::UnknownType(self.event_type.clone()));
+        }
+        serde_json::from_str(self.data.get()).map_err(|source| DecodeError::InvalidData {
+            id: self.id.clone(),
+            event_type: self.event_type.clone(),
+            source,
+        })
+    }
+
+    /// Decodes `data` into `T`, keeping every envelope attribute.
+    pub fn into_typed<T: EventData>(self) -> Result<CloudEvent<T>, DecodeError> {
+        let data = serde_json::from_str(self.data.get()).map_err(|source| DecodeError::InvalidData {
+            id: self.id.clone(),
+            event_type: self.event_type.clone(),
+            source,
+        })?;
+        Ok(CloudEvent {
+            specversion: self.specversion,
+            id: self.id,
+            source: self.source,
+            event_type: self.event_type,
+            time: self.time,
+            datacontenttype: self.datacontenttype,
+            subject: self.subject,
+            data,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CloudEvent<OrderCreated> {
+        CloudEvent::new(
+            Uuid::nil(),
+            PRODUCER_SOURCE,
+            Utc::now(),
+            Some("o-1".into()),
+            OrderCreated {
+                order_id: "o-1".into(),
+                customer: Customer { id: "c-1".into(), email: "ada@example.com".into(), phone: None },
+                items: vec![OrderItem { sku: "SKU-1".into(), quantity: 2, unit_price: 1299 }],
+                currency: "EUR".into(),
+                total: 2598,
+                created_at: Utc::now(),
+            },
+        )
+    }
+
+    #[test]
+    fn round_trips_and_ignores_unknown_fields() {
+        let event = sample();
+        let mut json: serde_json::Value = serde_json::to_value(&event).expect("serialize");
+        json["extension"] = "x".into();
+        json["data"]["unknown"] = 1.into();
+        let bytes = serde_json::to_vec(&json).expect("serialize");
+        let back: CloudEvent<OrderCreated> = decode(Some(&bytes)).expect("decode");
+        assert_eq!(back, event);
+        assert_eq!(json["type"], "order.created");
+        assert_eq!(json["specversion"], "1.0");
+    }
+
+    #[test]
+    fn classifies_each_kind_of_bad_value() {
+        let good = serde_json::to_value(sample()).expect("serialize");
+        let with = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = good.clone();
+            f(&mut v);
+            serde_json::to_vec(&v).expect("serialize")
+        };
+        let cases: Vec<(Option<Vec<u8>>, &str)> = vec![
+            (None, "empty"),
+            (Some(b"not json".to_vec()), "not_json"),
+            (Some(b"{\"truncated\":".to_vec()), "not_json"),
+            (Some(b"[1,2]".to_vec()), "not_cloudevent"),
+            (Some(with(&|v| drop(v.as_object_mut().map(|o| o.remove("id"))))), "not_cloudevent"),
+            (Some(with(&|v| v["specversion"] = "0.3".into())), "unsupported_specversion"),
+            (Some(with(&|v| v["type"] = "order.shipped".into())), "unknown_type"),
+            (Some(with(&|v| v["data"]["items"] = "none".into())), "invalid_data"),
+            (Some(with(&|v| drop(v["data"].as_object_mut().map(|o| o.remove("order_id"))))), "invalid_data"),
+        ];
+        for (value, kind) in cases {
+            let err = decode::<OrderCreated>(value.as_deref()).expect_err(kind);
+            assert_eq!(err.kind(), kind, "{err}");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The library courier's producer and consumers share.
+//!
+//! courier delivers business events from Kafka to HTTP APIs. The producer publishes events; each consumer
+//! binary reads them in its own consumer group and calls its own downstream API. Everything the two sides
+//! have in common lives here, one concern per module:
+//!
+//! * [`events`]: the CloudEvents 1.0 JSON envelope and the event payloads (`OrderCreated`), with a decoder
+//!   that turns any record value into a typed event or a [`events::DecodeError`] saying what is wrong.
+//! * [`cli`]: what every binary does first: arguments, settings, logging.
+//! * [`settings`]: typed settings, layered `config/default.toml` → optional file → `COURIER__*` environment
+//!   variables, validated at start-up so that a bad value stops the program with the setting's name.
+//! * [`kafka`]: the rdkafka client configuration built from settings, and topic administration.
+//! * [`telemetry`]: the `tracing` subscriber and the W3C trace context carried from producer to API.
+//! * [`downstream`]: the HTTP client a consumer uses to call its API (timeouts, `Idempotency-Key`, auth,
+//!   `traceparent`).
+//! * [`delivery`]: the runtime a consumer runs on: the [`delivery::Handler`] trait a consumer implements,
+//!   and the loop that reads records, hands them to the handler and stores offsets only after success.
+//! * [`shutdown`]: the signal that tells every task to stop (SIGTERM / SIGINT).
+
+pub mod cli;
+pub mod delivery;
+pub mod downstream;
+pub mod events;
+pub mod kafka;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;

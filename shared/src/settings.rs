@@ -1,0 +1,354 @@
+//! Typed settings, layered and validated at start-up.
+//!
+//! Sources, each overriding the one before:
+//! 1. `config/default.toml`, compiled into every binary (it documents every setting);
+//! 2. an optional file given with `--config FILE` (or `COURIER_CONFIG`);
+//! 3. environment variables `COURIER__<SECTION>__<KEY>`, e.g. `COURIER__KAFKA__BOOTSTRAP_SERVERS`.
+//!
+//! [`Settings::load`] rejects unknown keys (a typo must not be ignored silently) and checks every value, so a
+//! bad or missing setting stops the program with an error that names the setting.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The defaults, with a comment on every setting.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Every setting of courier.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// How to reach the Kafka cluster and how consumers behave in their group.
+    pub kafka: KafkaSettings,
+    /// Topic names and how topics are created.
+    pub topics: TopicSettings,
+    /// The order API.
+    pub producer: ProducerSettings,
+    /// The delivery runtime every consumer runs on.
+    pub consumer: ConsumerSettings,
+    /// The downstream APIs the consumers call.
+    pub apis: ApisSettings,
+    /// Logging.
+    pub telemetry: TelemetrySettings,
+}
+
+/// `[kafka]`: the cluster and the consumer-group timeouts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Comma-separated `host:port` list of bootstrap brokers.
+    pub bootstrap_servers: String,
+    /// Kafka client id prefix, seen in broker logs.
+    pub client_id: String,
+    /// Prefix of every consumer group id (e.g. `staging-`), so that environments sharing a cluster keep
+    /// their groups apart; empty by default, giving the contract's names (`inventory`, …).
+    pub group_id_prefix: String,
+    /// Consumer group session timeout: a member silent this long is removed from the group.
+    pub session_timeout_ms: u32,
+    /// How often a consumer heartbeats to its group coordinator; below a third of the session timeout.
+    pub heartbeat_interval_ms: u32,
+    /// Longest time between polls before a consumer is considered stuck and leaves the group.
+    pub max_poll_interval_ms: u32,
+}
+
+impl KafkaSettings {
+    /// The consumer group id of consumer `name`.
+    pub fn group_id(&self, name: &str) -> String {
+        format!("{}{name}", self.group_id_prefix)
+    }
+}
+
+/// `[topics]`: names and creation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    /// The topic `order.created` events are published to.
+    pub orders_created: String,
+    /// Partitions of a topic courier creates.
+    pub partitions: i32,
+    /// Replication factor of a topic courier creates.
+    pub replication_factor: i32,
+    /// Whether services create their topics at start-up when absent.
+    pub create: bool,
+}
+
+/// `[producer]`: the order API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerSettings {
+    /// Address the HTTP server listens on, `ip:port` (port 0 picks a free port).
+    pub listen: String,
+    /// Longest wait for the broker's acknowledgement before answering 503.
+    pub publish_timeout_ms: u64,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Seconds the producer remembers an `Idempotency-Key` and its answer.
+    pub idempotency_ttl_secs: u64,
+    /// How many `Idempotency-Key`s the producer remembers at most.
+    pub idempotency_capacity: u64,
+}
+
+/// `[consumer]`: the delivery runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    /// How often stored offsets are committed.
+    pub commit_interval_ms: u64,
+    /// Delay before the first retry of a transient failure.
+    pub retry_initial_backoff_ms: u64,
+    /// Upper bound of any retry delay (Retry-After included).
+    pub retry_max_backoff_ms: u64,
+    /// Attempts per event (the first call included) before it is routed to the failure path.
+    pub retry_max_attempts: u32,
+}
+
+/// `[apis]`: one section per downstream API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApisSettings {
+    /// The inventory API (reservations).
+    pub inventory: ApiSettings,
+    /// The payment API (charges).
+    pub payment: ApiSettings,
+    /// The e-mail API.
+    pub email: ApiSettings,
+    /// The SMS API.
+    pub sms: ApiSettings,
+}
+
+/// One downstream API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Base URL; endpoint paths are appended to it.
+    pub base_url: String,
+    /// Longest wait for a TCP/TLS connection.
+    pub connect_timeout_ms: u64,
+    /// Longest wait for a whole request, response body included.
+    pub request_timeout_ms: u64,
+    /// Bearer token sent as `Authorization`, when the API needs one. Never printed.
+    #[serde(default)]
+    pub token: Option<SecretString>,
+}
+
+impl ApiSettings {
+    /// The connect timeout as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// The request timeout as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// `[telemetry]`: logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `tracing` filter directive, e.g. `info` or `info,courier=debug`.
+    pub log_level: String,
+    /// `json` (one JSON object a line, for containers) or `pretty` (for people).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// Why settings could not be loaded. The message always names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A source could not be read, or a value has the wrong type, or a setting is missing or unknown.
+    #[error("invalid settings: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value has the right type but is not acceptable.
+    #[error("invalid setting `{setting}`: {reason}")]
+    Invalid {
+        /// Dotted name of the setting, e.g. `kafka.bootstrap_servers`.
+        setting: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+}
+
+impl Settings {
+    /// Loads settings from the defaults, the optional `file` and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Self::load_with_env(file, None)
+    }
+
+    /// Like [`Settings::load`], but with `env` standing in for the process environment when given
+    /// (tests use it: the process environment is shared by every test).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Settings, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("COURIER")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(env),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let k = &self.kafka;
+        check(!k.bootstrap_servers.trim().is_empty(), "kafka.bootstrap_servers", "must name at least one broker")?;
+        check(k.session_timeout_ms > 0, "kafka.session_timeout_ms", "must be positive")?;
+        check(
+            k.heartbeat_interval_ms > 0 && k.heartbeat_interval_ms < k.session_timeout_ms,
+            "kafka.heartbeat_interval_ms",
+            "must be positive and below kafka.session_timeout_ms",
+        )?;
+        check(k.max_poll_interval_ms >= k.session_timeout_ms, "kafka.max_poll_interval_ms", "must be at least kafka.session_timeout_ms")?;
+        check(!self.topics.orders_created.trim().is_empty(), "topics.orders_created", "must not be empty")?;
+        check(self.topics.partitions >= 1, "topics.partitions", "must be at least 1")?;
+        check(self.topics.replication_factor >= 1, "topics.replication_factor", "must be at least 1")?;
+
+        let p = &self.producer;
+        if let Err(e) = p.listen.parse::<SocketAddr>() {
+            return Err(invalid("producer.listen", format!("{:?} is not ip:port ({e})", p.listen)));
+        }
+        check(p.publish_timeout_ms > 0, "producer.publish_timeout_ms", "must be positive")?;
+        check(p.max_body_bytes > 0, "producer.max_body_bytes", "must be positive")?;
+        check(p.idempotency_capacity > 0, "producer.idempotency_capacity", "must be positive")?;
+
+        let c = &self.consumer;
+        check(c.commit_interval_ms > 0, "consumer.commit_interval_ms", "must be positive")?;
+        check(c.retry_initial_backoff_ms > 0, "consumer.retry_initial_backoff_ms", "must be positive")?;
+        check(
+            c.retry_max_backoff_ms >= c.retry_initial_backoff_ms,
+            "consumer.retry_max_backoff_ms",
+            "must be at least consumer.retry_initial_backoff_ms",
+        )?;
+        check(c.retry_max_attempts >= 1, "consumer.retry_max_attempts", "must be at least 1")?;
+
+        for (name, api) in [
+            ("inventory", &self.apis.inventory),
+            ("payment", &self.apis.payment),
+            ("email", &self.apis.email),
+            ("sms", &self.apis.sms),
+        ] {
+            match reqwest::Url::parse(&api.base_url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                Ok(url) => {
+                    return Err(invalid(format!("apis.{name}.base_url"), format!("scheme {:?} is not http or https", url.scheme())));
+                }
+                Err(e) => return Err(invalid(format!("apis.{name}.base_url"), format!("{:?} is not a URL ({e})", api.base_url))),
+            }
+            check(api.connect_timeout_ms > 0, &format!("apis.{name}.connect_timeout_ms"), "must be positive")?;
+            check(api.request_timeout_ms > 0, &format!("apis.{name}.request_timeout_ms"), "must be positive")?;
+        }
+
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level) {
+            return Err(invalid("telemetry.log_level", e.to_string()));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid { setting: setting.into(), reason: reason.into() }
+}
+
+fn check(ok: bool, setting: &str, reason: &str) -> Result<(), SettingsError> {
+    if ok { Ok(()) } else { Err(invalid(setting, reason)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let s = Settings::load_with_env(None, env(&[])).expect("defaults are valid");
+        assert_eq!(s.topics.orders_created, "orders.created");
+        assert!(s.apis.inventory.token.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("COURIER__KAFKA__BOOTSTRAP_SERVERS", "broker-1:9092,broker-2:9092"),
+                ("COURIER__KAFKA__SESSION_TIMEOUT_MS", "6000"),
+                ("COURIER__APIS__PAYMENT__BASE_URL", "https://pay.example.com/v2"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.kafka.bootstrap_servers, "broker-1:9092,broker-2:9092");
+        assert_eq!(s.kafka.session_timeout_ms, 6000);
+        assert_eq!(s.apis.payment.base_url, "https://pay.example.com/v2");
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_environment_overrides_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("courier.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\nbootstrap_servers = \"from-file:9092\"\nclient_id = \"file-client\"\n",
+        )
+        .expect("write settings file");
+        let s = Settings::load_with_env(Some(&path), env(&[("COURIER__KAFKA__BOOTSTRAP_SERVERS", "from-env:9092")]))
+            .expect("valid");
+        assert_eq!(s.kafka.bootstrap_servers, "from-env:9092", "environment wins over the file");
+        assert_eq!(s.kafka.client_id, "file-client", "the file wins over the defaults");
+        assert_eq!(s.kafka.session_timeout_ms, 45000, "defaults fill the rest");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings::load_with_env(None, env(&[("COURIER__APIS__SMS__TOKEN", "hunter2")])).expect("valid");
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        use secrecy::ExposeSecret;
+        assert_eq!(s.apis.sms.token.as_ref().map(|t| t.expose_secret().to_owned()), Some("hunter2".into()));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases = [
+            ("COURIER__KAFKA__SESSION_TIMEOUT_MS", "soon", "kafka.session_timeout_ms"),
+            ("COURIER__KAFKA__BOOTSTRAP_SERVERS", " ", "kafka.bootstrap_servers"),
+            ("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "999999", "kafka.heartbeat_interval_ms"),
+            ("COURIER__PRODUCER__LISTEN", "everywhere", "producer.listen"),
+            ("COURIER__APIS__INVENTORY__BASE_URL", "ftp://x", "apis.inventory.base_url"),
+            ("COURIER__APIS__EMAIL__BASE_URL", "not a url", "apis.email.base_url"),
+            ("COURIER__TELEMETRY__LOG_FORMAT", "xml", "telemetry.log_format"),
+            ("COURIER__KAFKA__BOOTSTRAP_SERVER", "typo:9092", "bootstrap_server"),
+        ];
+        for (key, value, setting) in cases {
+            let err = Settings::load_with_env(None, env(&[(key, value)])).expect_err(key).to_string();
+            assert!(err.contains(setting), "{key}={value}: {err:?} does not name {setting}");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `spawn_app()`: a complete courier environment for one test, in-process.
+//!
+//! The mock APIs and the producer listen on port 0; the settings point at them and at the shared test broker,
+//! with a topic and a consumer-group prefix unique to the test and the short group timeouts Tansu needs
+//! (GUIDE §3). Consumers are started and stopped in-process through their library `run` functions.
+
+use std::collections::HashMap;
+use std::sync::Once;
+
+use courier::settings::Settings;
+use mock_apis::{MockApis, MockApisConfig};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker;
+
+/// One test's environment.
+pub struct TestApp {
+    /// The settings every service of this test uses.
+    pub settings: Settings,
+    /// `http://127.0.0.1:<port>` of the producer.
+    pub address: String,
+    /// The downstream APIs.
+    pub mock: MockApis,
+    /// A client for talking to the producer.
+    pub http: reqwest::Client,
+    /// Bootstrap address of the test broker.
+    pub bootstrap: String,
+    /// Stops the producer.
+    producer_stop: CancellationToken,
+    /// The producer's server task.
+    producer_task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A consumer running in-process.
+pub struct RunningConsumer {
+    /// Cancelling it is the SIGTERM of an in-process consumer.
+    stop: CancellationToken,
+    /// The consumer's task.
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningConsumer {
+    /// Stops the consumer as SIGTERM would (finish, commit, leave the group) and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await?
+    }
+
+    /// Kills the consumer without any shutdown: nothing is committed beyond what was committed already.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Installs a test log subscriber when `TEST_LOG` is set.
+pub fn init_test_log() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// Spawns mock APIs and the producer with test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Like [`spawn_app`], with extra `COURIER__…` settings layered over the test defaults.
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    init_test_log();
+    let broker = broker::broker().await;
+    let mock = MockApis::start(MockApisConfig::default()).await.expect("mock APIs start");
+    let settings = test_settings(&broker.bootstrap, &mock, overrides);
+    let app = courier_producer::startup::Application::build(&settings).await.expect("producer builds");
+    let address = format!("http://{}", app.local_addr());
+    let producer_stop = CancellationToken::new();
+    let producer_task = tokio::spawn(app.run_until_stopped(producer_stop.clone()));
+    TestApp {
+        settings,
+        address,
+        mock,
+        http: reqwest::Client::new(),
+        bootstrap: broker.bootstrap.clone(),
+        producer_stop,
+        producer_task: Some(producer_task),
+    }
+}
+
+/// Test settings: the defaults, then the test's broker, unique names, short group timeouts and mock API URLs,
+/// then `overrides`.
+pub fn test_settings(bootstrap: &str, mock: &MockApis, overrides: &[(&str, &str)]) -> Settings {
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let mut env: HashMap<String, String> = HashMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_owned(), v);
+    };
+    set("COURIER__KAFKA__BOOTSTRAP_SERVERS", bootstrap.to_owned());
+    set("COURIER__KAFKA__GROUP_ID_PREFIX", format!("t{}-", &unique[..12]));
+    set("COURIER__KAFKA__SESSION_TIMEOUT_MS", "6000".into());
+    set("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "1500".into());
+    set("COURIER__KAFKA__MAX_POLL_INTERVAL_MS", "15000".into());
+    set("COURIER__TOPICS__ORDERS_CREATED", format!("orders.created.t{}", &unique[..12]));
+    set("COURIER__PRODUCER__LISTEN", "127.0.0.1:0".into());
+    set("COURIER__CONSUMER__COMMIT_INTERVAL_MS", "200".into());
+    set("COURIER__CONSUMER__RETRY_INITIAL_BACKOFF_MS", "50".into());
+    set("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "2000".into());
+    for api in ["inventory", "payment", "email", "sms"] {
+        set(&format!("COURIER__APIS__{}__BASE_URL", api.to_uppercase()), mock.api_url(api));
+    }
+    for (k, v) in overrides {
+        set(k, (*v).to_owned());
+    }
+    Settings::load_with_env(None, Some(env)).expect("test settings are valid")
+}
+
+impl TestApp {
+    /// `POST /v1/orders` with `body` (as JSON) and an optional `Idempotency-Key`.
+    pub async fn post_order(&self, body: &Value, idempotency_key: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}/v1/orders", self.address)).json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("producer answers")
+    }
+
+    /// Starts the inventory consumer in-process.
+    pub fn start_inventory(&self) -> RunningConsumer {
+        let settings = self.settings.clone();
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move { courier_consumers::inventory::run(&settings, token).await });
+        RunningConsumer { stop, task }
+    }
+
+    /// The number of records on the orders topic.
+    pub async fn orders_on_topic(&self) -> i64 {
+        crate::kafka_probe::record_count(&self.bootstrap, &self.settings.topics.orders_created)
+            .await
+            .expect("watermarks readable")
+    }
+
+    /// Stops the producer and the mock APIs.
+    pub async fn shutdown(mut self) {
+        self.producer_stop.cancel();
+        if let Some(task) = self.producer_task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.producer_stop.cancel();
+    }
+}
+
+/// A valid order; `i` varies the customer and items.
+pub fn sample_order(i: usize) -> Value {
+    json!({
+        "customer": {"id": format!("c-{i}"), "email": format!("customer{i}@example.com"), "phone": "+15550100"},
+        "items": [
+            {"sku": format!("SKU-{}", i % 7), "quantity": 1 + i % 3, "unit_price": 1299},
+            {"sku": "SKU-GIFT", "quantity": 1, "unit_price": 0}
+        ],
+        "currency": "EUR"
+    })
+}

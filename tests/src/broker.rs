@@ -1,0 +1,187 @@
+//! The test broker, started once per test binary and shared by its tests (each test uses its own topics and
+//! consumer groups).
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use tokio::sync::OnceCell;
+
+/// Environment variable naming an existing broker (`host:port`) to test against.
+pub const BOOTSTRAP_ENV: &str = "COURIER_TEST_BOOTSTRAP";
+
+/// A broker the tests can reach.
+pub struct TestBroker {
+    /// `host:port` to bootstrap from.
+    pub bootstrap: String,
+    /// What provides it, for logs: `environment`, `testcontainers` or `tansu`.
+    pub kind: &'static str,
+    /// Keeps a Tansu broker or a container alive for the whole test binary.
+    _guard: Guard,
+}
+
+enum Guard {
+    None,
+    Tansu(#[allow(dead_code)] TansuProcess),
+    Container(#[allow(dead_code)] Box<dyn std::any::Any + Send + Sync>),
+}
+
+static BROKER: OnceCell<TestBroker> = OnceCell::const_new();
+
+/// The shared test broker, started on first use.
+pub async fn broker() -> &'static TestBroker {
+    BROKER
+        .get_or_init(|| async {
+            let broker = start().await.unwrap_or_else(|e| panic!("no test broker: {e:#}"));
+            tracing::info!(bootstrap = %broker.bootstrap, kind = broker.kind, "test broker ready");
+            broker
+        })
+        .await
+}
+
+async fn start() -> anyhow::Result<TestBroker> {
+    if let Ok(bootstrap) = std::env::var(BOOTSTRAP_ENV) {
+        wait_until_reachable(&bootstrap, Duration::from_secs(60)).await?;
+        return Ok(TestBroker { bootstrap, kind: "environment", _guard: Guard::None });
+    }
+    if docker_answers() {
+        return start_container().await;
+    }
+    let tansu = TansuProcess::start()?;
+    let bootstrap = tansu.bootstrap.clone();
+    wait_until_reachable(&bootstrap, Duration::from_secs(60)).await.map_err(|e| {
+        anyhow::anyhow!("{e:#}\ntansu log:\n{}", std::fs::read_to_string(tansu.log_path()).unwrap_or_default())
+    })?;
+    Ok(TestBroker { bootstrap, kind: "tansu", _guard: Guard::Tansu(tansu) })
+}
+
+/// Whether a Docker daemon answers on its socket (`DOCKER_HOST` or the default Unix socket).
+fn docker_answers() -> bool {
+    let socket = match std::env::var("DOCKER_HOST") {
+        Ok(host) => match host.strip_prefix("unix://") {
+            Some(path) => PathBuf::from(path),
+            None => return !host.is_empty(),
+        },
+        Err(_) => PathBuf::from("/var/run/docker.sock"),
+    };
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 64];
+    matches!(std::io::Read::read(&mut stream, &mut reply), Ok(n) if n > 0 && reply[..n].starts_with(b"HTTP/1."))
+}
+
+async fn start_container() -> anyhow::Result<TestBroker> {
+    use testcontainers_modules::kafka::apache::{KAFKA_PORT, Kafka};
+    use testcontainers_modules::testcontainers::runners::AsyncRunner;
+    let container = Kafka::default().start().await?;
+    let port = container.get_host_port_ipv4(KAFKA_PORT).await?;
+    let bootstrap = format!("127.0.0.1:{port}");
+    wait_until_reachable(&bootstrap, Duration::from_secs(120)).await?;
+    Ok(TestBroker { bootstrap, kind: "testcontainers", _guard: Guard::Container(Box::new(container)) })
+}
+
+/// Polls the broker's metadata until it answers or `limit` passes.
+pub async fn wait_until_reachable(bootstrap: &str, limit: Duration) -> anyhow::Result<()> {
+    let bootstrap = bootstrap.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
+        let deadline = Instant::now() + limit;
+        loop {
+            match client.fetch_metadata(None, Duration::from_secs(2)) {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    anyhow::bail!("broker {bootstrap} not reachable after {limit:?}: {e}")
+                }
+                Err(_) => {}
+            }
+        }
+    })
+    .await?
+}
+
+/// A Tansu broker on sqlite storage in a temporary directory, on a free loopback port.
+///
+/// It runs under a small shell that holds a pipe from this process on its standard input: when the test
+/// process ends, however it ends, the pipe closes and the shell stops the broker, so no broker outlives its
+/// tests.
+pub struct TansuProcess {
+    /// `127.0.0.1:port`.
+    pub bootstrap: String,
+    /// The shell supervising the broker; its stdin is the lifeline pipe.
+    child: Mutex<Child>,
+    /// Holds the sqlite file and the log; removed on drop.
+    dir: tempfile::TempDir,
+}
+
+impl TansuProcess {
+    /// Starts Tansu (`tansu` on PATH or in `~/.cargo/bin`).
+    pub fn start() -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let dir = tempfile::Builder::new().prefix("courier-tansu-").tempdir()?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let tansu = tansu_binary();
+        let script = r#"
+"$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$URL" --storage-engine sqlite://courier.db >broker.log 2>&1 &
+pid=$!
+read -r _ignored
+kill "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+"#;
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir.path())
+            .env("TANSU_BIN", &tansu)
+            .env("URL", &url)
+            .env_remove("STORAGE_ENGINE")
+            .env_remove("LISTENER_URL")
+            .env_remove("ADVERTISED_LISTENER_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start tansu ({}): {e}; run scripts/install-tansu.sh", tansu.display()))?;
+        Ok(Self { bootstrap: format!("127.0.0.1:{port}"), child: Mutex::new(child), dir })
+    }
+
+    /// The broker's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("broker.log")
+    }
+}
+
+impl Drop for TansuProcess {
+    fn drop(&mut self) {
+        if let Ok(mut child) = self.child.lock() {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+fn tansu_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("TANSU_BIN") {
+        return PathBuf::from(path);
+    }
+    let cargo_bin = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|home| home.join("bin").join("tansu"));
+    match cargo_bin {
+        Ok(path) if path.exists() => path,
+        _ => PathBuf::from("tansu"),
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

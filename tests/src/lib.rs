@@ -1,0 +1,16 @@
+//! Helpers for courier's end-to-end tests.
+//!
+//! * [`broker`]: the one way tests find a Kafka-protocol broker: `COURIER_TEST_BOOTSTRAP` when set, else
+//!   Apache Kafka in a container where a Docker daemon answers (testcontainers), else a local Tansu on sqlite
+//!   started on a free port in a temporary directory.
+//! * [`app`]: `spawn_app()` (zero-to-production style): mock APIs and the producer on port 0, settings
+//!   pointing at them, unique topic and group names per test, and helpers to run consumers in-process.
+//! * [`kafka_probe`]: reading a topic's watermarks to check what was (not) published.
+//!
+//! Logs are printed only when `TEST_LOG` is set.
+
+pub mod app;
+pub mod broker;
+pub mod kafka_probe;
+
+pub use app::{TestApp, spawn_app};

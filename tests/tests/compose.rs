@@ -1,0 +1,370 @@
+//! Checks that the container definitions agree with the workspace, without Docker or a broker.
+//!
+//! `docker-compose.yml` and `Dockerfile` name binaries by string; nothing else notices when a binary is
+//! renamed, a service is dropped or a change stops `docker compose up --scale inventory=3` from working. These
+//! tests read the workspace's manifests (every `[[bin]] name` of every `[workspace] members` entry) and check:
+//!
+//! * every compose service built from the Dockerfile runs one of those binaries, and the image builds it;
+//! * the services `kafka`, `kafka-init`, `producer`, `inventory` and `mock-apis` exist;
+//! * `inventory` has no `container_name` and no host `ports`, so it scales;
+//! * `kafka-init` creates the courier topics;
+//! * every `depends_on` names a defined service;
+//! * the Dockerfile's `cargo build` names only existing binaries, and its runtime stage runs as a non-root
+//!   `USER`.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_norway::{Mapping, Value};
+
+/// Services the local run and the docs rely on.
+const REQUIRED_SERVICES: &[&str] = &["kafka", "kafka-init", "producer", "inventory", "mock-apis"];
+
+/// Topics `kafka-init` must create: the event topics and their dead-letter topics.
+const TOPICS: &[&str] = &[
+    "orders.created",
+    "orders.payment-failed",
+    "orders.created.inventory.dlq",
+    "orders.created.payment.dlq",
+    "orders.created.notification.dlq",
+    "orders.payment-failed.inventory.dlq",
+];
+
+/// The workspace root (this crate lives in `tests/`).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Reads a file of the workspace, `relative` to its root.
+fn read(relative: &str) -> String {
+    let path = workspace_root().join(relative);
+    fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+}
+
+/// Every `[[bin]] name` declared by a member of the workspace.
+fn workspace_binaries() -> BTreeSet<String> {
+    let root: toml::Table =
+        toml::from_str(&read("Cargo.toml")).unwrap_or_else(|error| panic!("Cargo.toml is not valid TOML: {error}"));
+    let members = root
+        .get("workspace")
+        .and_then(|workspace| workspace.get("members"))
+        .and_then(toml::Value::as_array)
+        .expect("Cargo.toml has no `[workspace] members` array");
+
+    let mut binaries = BTreeSet::new();
+    for member in members {
+        let member = member.as_str().unwrap_or_else(|| panic!("Cargo.toml: workspace member {member} is not a string"));
+        assert!(
+            !member.contains(['*', '?', '[']),
+            "Cargo.toml: workspace member {member:?} is a glob; this test reads members by path only"
+        );
+        let manifest_path = format!("{member}/Cargo.toml");
+        let manifest: toml::Table = toml::from_str(&read(&manifest_path))
+            .unwrap_or_else(|error| panic!("{manifest_path} is not valid TOML: {error}"));
+        let Some(bins) = manifest.get("bin") else { continue };
+        let bins = bins.as_array().unwrap_or_else(|| panic!("{manifest_path}: `bin` is not an array of tables"));
+        for bin in bins {
+            let name = bin
+                .get("name")
+                .and_then(toml::Value::as_str)
+                .unwrap_or_else(|| panic!("{manifest_path}: a [[bin]] has no string `name`"));
+            binaries.insert(name.to_owned());
+        }
+    }
+    assert!(!binaries.is_empty(), "no workspace member declares a [[bin]]; the manifests were not read as expected");
+    binaries
+}
+
+/// `docker-compose.yml`, with its `<<` merge keys applied (as Compose does).
+fn compose() -> Value {
+    let mut compose: Value = serde_norway::from_str(&read("docker-compose.yml"))
+        .unwrap_or_else(|error| panic!("docker-compose.yml is not valid YAML: {error}"));
+    compose
+        .apply_merge()
+        .unwrap_or_else(|error| panic!("docker-compose.yml: a `<<` merge key cannot be applied: {error}"));
+    compose
+}
+
+/// The `services` mapping of a compose file.
+fn services(compose: &Value) -> &Mapping {
+    compose
+        .get("services")
+        .and_then(Value::as_mapping)
+        .expect("docker-compose.yml has no `services` mapping")
+}
+
+/// The services as (name, definition) pairs.
+fn named_services(compose: &Value) -> Vec<(String, &Value)> {
+    services(compose)
+        .iter()
+        .map(|(name, service)| {
+            let name = name.as_str().unwrap_or_else(|| panic!("docker-compose.yml: service name {name:?} is not a string"));
+            (name.to_owned(), service)
+        })
+        .collect()
+}
+
+/// One service by name.
+fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
+    services(compose)
+        .get(name)
+        .unwrap_or_else(|| panic!("docker-compose.yml has no service `{name}`"))
+}
+
+/// A `command` or `entrypoint` as its arguments: a list as is, a string split on whitespace (as Compose does
+/// for simple strings); `None` when absent or null.
+fn arguments(service_name: &str, key: &str, value: Option<&Value>) -> Option<Vec<String>> {
+    match value? {
+        Value::Null => None,
+        Value::String(line) => Some(line.split_whitespace().map(str::to_owned).collect()),
+        Value::Sequence(items) => Some(
+            items
+                .iter()
+                .map(|item| match item {
+                    Value::String(text) => text.clone(),
+                    Value::Number(number) => number.to_string(),
+                    Value::Bool(flag) => flag.to_string(),
+                    other => panic!("service `{service_name}`: `{key}` element {other:?} is not a scalar"),
+                })
+                .collect(),
+        ),
+        other => panic!("service `{service_name}`: `{key}` is neither a string nor a list but {other:?}"),
+    }
+}
+
+/// The binaries that compose services built from the Dockerfile run, as (service, binary) pairs.
+fn compose_binaries(compose: &Value) -> Vec<(String, String)> {
+    named_services(compose)
+        .into_iter()
+        .filter(|(_, service)| service.get("build").is_some())
+        .map(|(name, service)| {
+            let command = arguments(&name, "command", service.get("command")).unwrap_or_else(|| {
+                panic!("service `{name}` is built from the Dockerfile but has no `command` naming its binary")
+            });
+            let binary = command
+                .first()
+                .unwrap_or_else(|| panic!("service `{name}` has an empty `command`; its first element must be a binary"))
+                .clone();
+            (name, binary)
+        })
+        .collect()
+}
+
+/// The Dockerfile as instructions: continuation lines joined, comments and blank lines dropped.
+fn dockerfile_instructions() -> Vec<String> {
+    let text = read("Dockerfile");
+    let mut instructions = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(continued) => {
+                current.push_str(continued);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                instructions.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    if !current.trim().is_empty() {
+        instructions.push(current);
+    }
+    instructions
+}
+
+/// The keyword of an instruction, upper case (`FROM`, `RUN`, `USER`...).
+fn keyword(instruction: &str) -> String {
+    instruction.split_whitespace().next().unwrap_or_default().to_ascii_uppercase()
+}
+
+/// The binaries the Dockerfile's `cargo build` steps name with `--bin X` (or `--bin=X`).
+fn dockerfile_binaries() -> BTreeSet<String> {
+    let builds: Vec<String> = dockerfile_instructions()
+        .into_iter()
+        .filter(|instruction| keyword(instruction) == "RUN" && instruction.contains("cargo build"))
+        .collect();
+    assert!(!builds.is_empty(), "Dockerfile has no `RUN ... cargo build` step");
+
+    let mut binaries = BTreeSet::new();
+    for build in &builds {
+        let mut words = build.split_whitespace();
+        while let Some(word) = words.next() {
+            if word == "--bin" {
+                let name = words.next().unwrap_or_else(|| panic!("Dockerfile: `--bin` without a name in `{build}`"));
+                binaries.insert(name.to_owned());
+            } else if let Some(name) = word.strip_prefix("--bin=") {
+                binaries.insert(name.to_owned());
+            }
+        }
+    }
+    assert!(
+        !binaries.is_empty(),
+        "Dockerfile: `cargo build` names no `--bin`; the runtime stage copies named binaries, so list them"
+    );
+    binaries
+}
+
+#[test]
+fn built_services_run_a_workspace_binary() {
+    let binaries = workspace_binaries();
+    let compose = compose();
+    let built = compose_binaries(&compose);
+    assert!(!built.is_empty(), "no compose service has `build`; courier services must be built from the Dockerfile");
+    for (service, binary) in built {
+        assert!(
+            binaries.contains(&binary),
+            "service `{service}` runs `{binary}`, which is not a [[bin]] of any workspace member (known: {binaries:?})"
+        );
+    }
+}
+
+#[test]
+fn required_services_exist() {
+    let compose = compose();
+    let services = services(&compose);
+    for name in REQUIRED_SERVICES {
+        assert!(services.contains_key(*name), "docker-compose.yml has no service `{name}`");
+    }
+}
+
+#[test]
+fn inventory_can_scale() {
+    let compose = compose();
+    let inventory = service(&compose, "inventory");
+    assert!(
+        inventory.get("container_name").is_none(),
+        "service `inventory` sets `container_name`, so `docker compose up --scale inventory=3` fails: remove it"
+    );
+    let ports = inventory.get("ports");
+    let publishes = match ports {
+        None | Some(Value::Null) => false,
+        Some(Value::Sequence(ports)) => !ports.is_empty(),
+        Some(_) => true,
+    };
+    assert!(
+        !publishes,
+        "service `inventory` publishes host ports {ports:?}, so its replicas collide on them when scaled: remove `ports`"
+    );
+}
+
+#[test]
+fn kafka_init_creates_the_topics() {
+    let compose = compose();
+    let init = service(&compose, "kafka-init");
+    let mut script = arguments("kafka-init", "entrypoint", init.get("entrypoint")).unwrap_or_default();
+    script.extend(arguments("kafka-init", "command", init.get("command")).unwrap_or_default());
+    let script = script.join(" ");
+    assert!(
+        script.contains("kafka-topics.sh") && script.contains("--create"),
+        "service `kafka-init` does not run `kafka-topics.sh --create`: {script:?}"
+    );
+    // Whole names only: `orders.created` must not be satisfied by `orders.created.inventory.dlq`.
+    let words: BTreeSet<&str> = script
+        .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .filter(|word| !word.is_empty())
+        .collect();
+    for topic in TOPICS {
+        assert!(words.contains(topic), "service `kafka-init` does not create topic `{topic}`");
+    }
+}
+
+#[test]
+fn depends_on_names_defined_services() {
+    let compose = compose();
+    let defined: BTreeSet<String> = named_services(&compose).into_iter().map(|(name, _)| name).collect();
+    for (name, service) in named_services(&compose) {
+        let dependencies: Vec<String> = match service.get("depends_on") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .unwrap_or_else(|| panic!("service `{name}`: `depends_on` entry {item:?} is not a service name"))
+                        .to_owned()
+                })
+                .collect(),
+            Some(Value::Mapping(items)) => items
+                .keys()
+                .map(|key| {
+                    key.as_str()
+                        .unwrap_or_else(|| panic!("service `{name}`: `depends_on` key {key:?} is not a service name"))
+                        .to_owned()
+                })
+                .collect(),
+            Some(other) => panic!("service `{name}`: `depends_on` is neither a list nor a mapping but {other:?}"),
+        };
+        for dependency in dependencies {
+            assert!(
+                defined.contains(&dependency),
+                "service `{name}` depends on `{dependency}`, which docker-compose.yml does not define"
+            );
+            assert_ne!(dependency, name, "service `{name}` depends on itself");
+        }
+    }
+}
+
+#[test]
+fn dockerfile_builds_existing_binaries() {
+    let binaries = workspace_binaries();
+    for binary in dockerfile_binaries() {
+        assert!(
+            binaries.contains(&binary),
+            "Dockerfile builds `--bin {binary}`, which is not a [[bin]] of any workspace member (known: {binaries:?})"
+        );
+    }
+}
+
+#[test]
+fn image_contains_every_binary_compose_runs() {
+    let built = dockerfile_binaries();
+    let compose = compose();
+    for (service, binary) in compose_binaries(&compose) {
+        assert!(
+            built.contains(&binary),
+            "service `{service}` runs `{binary}`, but the Dockerfile's `cargo build` does not build it (add `--bin {binary}`)"
+        );
+    }
+}
+
+#[test]
+fn dockerfile_runtime_stage_is_non_root_and_runs_a_built_binary() {
+    let instructions = dockerfile_instructions();
+    let last_from = instructions
+        .iter()
+        .rposition(|instruction| keyword(instruction) == "FROM")
+        .expect("Dockerfile has no FROM");
+    let runtime = &instructions[last_from..];
+    assert!(last_from > 0, "Dockerfile has a single stage; build and runtime must be separate stages");
+
+    let user = runtime
+        .iter()
+        .rev()
+        .find(|instruction| keyword(instruction) == "USER")
+        .expect("Dockerfile: the runtime (last) stage sets no USER, so the binaries run as root");
+    let account = user.split_whitespace().nth(1).expect("Dockerfile: USER without a user");
+    let name = account.split(':').next().unwrap_or_default();
+    assert!(
+        !matches!(name, "root" | "0" | ""),
+        "Dockerfile: the runtime stage runs as `{account}` (root); use an unprivileged user"
+    );
+
+    let built = dockerfile_binaries();
+    if let Some(cmd) = runtime.iter().rev().find(|instruction| keyword(instruction) == "CMD") {
+        let form = cmd.trim_start()[3..].trim();
+        let first = if form.starts_with('[') {
+            let argv: Vec<String> = serde_json::from_str(form)
+                .unwrap_or_else(|error| panic!("Dockerfile: CMD {form} is not a JSON array of strings: {error}"));
+            argv.into_iter().next()
+        } else {
+            form.split_whitespace().next().map(str::to_owned)
+        };
+        let first = first.unwrap_or_else(|| panic!("Dockerfile: CMD is empty"));
+        assert!(built.contains(&first), "Dockerfile: default CMD runs `{first}`, which `cargo build` does not build");
+    }
+}

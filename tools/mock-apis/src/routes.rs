@@ -1,0 +1,302 @@
+//! The HTTP surface: the four API endpoints and the admin, stats and effects endpoints, as one axum
+//! [`Router`].
+//!
+//! A request to an API endpoint goes: counted and marked in flight → checked (`Idempotency-Key`, JSON
+//! object body; else 400) → fault drawn → `latency_ms` waited → 503 / 429 if injected (not remembered) →
+//! effect recorded or first answer replayed → `hang_ms` waited if it hangs → answered.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::api::Api;
+use crate::faults::{Faults, FaultsPatch, Injection};
+use crate::problem::problem;
+use crate::store::{Outcome, Request, Store};
+
+/// Header that makes a repeated call harmless.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Header set to `true` on an answer replayed for an already used idempotency key.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+/// Header carrying the W3C trace context.
+pub const TRACEPARENT: &str = "traceparent";
+/// Longest `Idempotency-Key` accepted, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    /// Effects, keys, counters and faults.
+    pub store: Arc<Store>,
+    /// Turns `true` when the server stops; cuts latency and hangs short.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Waits `ms` milliseconds; `false` when cut short because the server is stopping.
+    async fn pause(&self, ms: u64) -> bool {
+        let mut shutdown = self.shutdown.clone();
+        if *shutdown.borrow() {
+            return false;
+        }
+        if ms == 0 {
+            return true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(ms)) => true,
+            _ = shutdown.wait_for(|stopping| *stopping) => false,
+        }
+    }
+}
+
+/// The router of the whole server.
+pub(crate) fn router(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/stats", get(stats))
+        .route("/admin/reset", post(reset))
+        .route("/admin/faults", get(all_faults))
+        .route(
+            "/admin/faults/{api}",
+            get(get_faults).put(put_faults).patch(patch_faults),
+        );
+    for api in Api::ALL {
+        router =
+            router
+                .route(
+                    api.endpoint_path(),
+                    post(
+                        move |State(state): State<AppState>, headers: HeaderMap, body: Bytes| {
+                            serve_call(state, api, headers, body)
+                        },
+                    ),
+                )
+                .route(
+                    &format!("/{api}/effects"),
+                    get(move |State(state): State<AppState>| async move {
+                        Json(state.store.effects(api))
+                    }),
+                );
+    }
+    router.fallback(not_found).with_state(state)
+}
+
+/// `POST` to an API endpoint.
+async fn serve_call(state: AppState, api: Api, headers: HeaderMap, body: Bytes) -> Response {
+    let received = SystemTime::now();
+    let _in_flight = state.store.arrive(api);
+    let request = match parse_request(&headers, &body, received) {
+        Ok(request) => request,
+        Err(detail) => {
+            state.store.count_rejected(api);
+            tracing::info!("{api}: rejected a request: {detail}");
+            return problem(StatusCode::BAD_REQUEST, detail);
+        }
+    };
+    let key = request.idempotency_key.clone();
+    let faults = state.store.faults(api);
+    let injection = faults.injection(rand::random::<f64>());
+    if !state.pause(faults.latency_ms).await {
+        return shutting_down();
+    }
+    match injection {
+        Injection::Error => {
+            state.store.count_injected_failure(api);
+            tracing::info!("{api}: injected 503 (key {key})");
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "injected failure: the service is unavailable, try again",
+            );
+        }
+        Injection::Throttle => {
+            state.store.count_injected_failure(api);
+            let secs = faults.retry_after_secs;
+            tracing::info!("{api}: injected 429, retry after {secs} s (key {key})");
+            let mut response = problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("injected throttling: retry after {secs} seconds"),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return response;
+        }
+        Injection::None | Injection::Hang => {}
+    }
+    let (answer, replayed) = match state.store.apply(api, request) {
+        Outcome::Applied { answer, effect } => {
+            tracing::info!("{api}: {} (key {key})", api.describe(&effect.body));
+            (answer, false)
+        }
+        Outcome::Replayed(answer) => {
+            tracing::info!("{api}: duplicate of key {key}, replayed the first answer");
+            (answer, true)
+        }
+    };
+    if injection == Injection::Hang {
+        state.store.count_hang(api);
+        tracing::info!(
+            "{api}: injected hang, answering key {key} in {} ms",
+            faults.hang_ms
+        );
+        // Stopping cuts the hang short; the effect is recorded, so answer it.
+        state.pause(faults.hang_ms).await;
+    }
+    let mut response = (answer.status, Json(answer.body)).into_response();
+    if replayed {
+        response.headers_mut().insert(
+            HeaderName::from_static(IDEMPOTENT_REPLAYED),
+            HeaderValue::from_static("true"),
+        );
+    }
+    response
+}
+
+/// The key, body and trace context of a call, or why the call is malformed.
+fn parse_request(
+    headers: &HeaderMap,
+    body: &[u8],
+    received: SystemTime,
+) -> Result<Request, String> {
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .ok_or("missing Idempotency-Key header")?
+        .to_str()
+        .map_err(|_| "Idempotency-Key must be visible ASCII")?
+        .trim();
+    if key.is_empty() {
+        return Err("Idempotency-Key must not be empty".to_owned());
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(format!(
+            "Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY_LEN} bytes, got {}",
+            key.len()
+        ));
+    }
+    let body: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    if !body.is_object() {
+        return Err("body must be a JSON object".to_owned());
+    }
+    let traceparent = headers
+        .get(TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    Ok(Request {
+        idempotency_key: key.to_owned(),
+        body,
+        traceparent,
+        received,
+    })
+}
+
+/// The answer to a request cut short because the server is stopping.
+fn shutting_down() -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server is shutting down",
+    )
+}
+
+/// `GET /healthz`.
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /stats`.
+async fn stats(State(state): State<AppState>) -> Response {
+    Json(state.store.all_stats()).into_response()
+}
+
+/// `POST /admin/reset`.
+async fn reset(State(state): State<AppState>) -> StatusCode {
+    state.store.reset();
+    tracing::info!("reset: effects, idempotency keys and counters cleared");
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /admin/faults`: the faults of every API.
+async fn all_faults(State(state): State<AppState>) -> Json<BTreeMap<&'static str, Faults>> {
+    Json(
+        Api::ALL
+            .into_iter()
+            .map(|api| (api.as_str(), state.store.faults(api)))
+            .collect(),
+    )
+}
+
+/// `GET /admin/faults/{api}`.
+async fn get_faults(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    match name.parse::<Api>() {
+        Ok(api) => Json(state.store.faults(api)).into_response(),
+        Err(e) => problem(StatusCode::NOT_FOUND, e.to_string()),
+    }
+}
+
+/// `PUT /admin/faults/{api}`: replaces the faults; fields left out take their defaults.
+async fn put_faults(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    update_faults(&state, &name, &body, |faults: Faults, _| faults)
+}
+
+/// `PATCH /admin/faults/{api}`: changes the fields given, keeps the others.
+async fn patch_faults(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    update_faults(&state, &name, &body, |patch: FaultsPatch, current| {
+        patch.apply(current)
+    })
+}
+
+/// Parses `body`, turns it into new faults with `merge` (given the current ones), checks and stores them.
+fn update_faults<T: DeserializeOwned>(
+    state: &AppState,
+    name: &str,
+    body: &[u8],
+    merge: impl FnOnce(T, Faults) -> Faults,
+) -> Response {
+    let api = match name.parse::<Api>() {
+        Ok(api) => api,
+        Err(e) => return problem(StatusCode::NOT_FOUND, e.to_string()),
+    };
+    let update: T = match serde_json::from_slice(body) {
+        Ok(update) => update,
+        Err(e) if e.is_data() => return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("body is not valid JSON: {e}"),
+            );
+        }
+    };
+    let faults = merge(update, state.store.faults(api));
+    if let Err(e) = faults.validate() {
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+    }
+    state.store.set_faults(api, faults);
+    tracing::info!("{api}: faults set to {faults:?}");
+    Json(faults).into_response()
+}
+
+/// Any other route.
+async fn not_found(method: Method, uri: Uri) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {method} {}", uri.path()),
+    )
+}
