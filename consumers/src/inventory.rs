@@ -40,12 +40,17 @@ pub struct Inventory {
 impl Inventory {
     /// The handler, calling the inventory API of `settings`.
     pub fn new(settings: &Settings) -> Result<Self, reqwest::Error> {
-        Ok(Self { api: ApiClient::new(NAME, &settings.apis.inventory)? })
+        Ok(Self {
+            api: ApiClient::new(NAME, &settings.apis.inventory)?,
+        })
     }
 
     /// What the consumer reads.
     pub fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec { group: settings.kafka.group_id(NAME), topics: vec![settings.topics.orders_created.clone()] }
+        ConsumerSpec {
+            group: settings.kafka.group_id(NAME),
+            topics: vec![settings.topics.orders_created.clone()],
+        }
     }
 }
 
@@ -61,13 +66,23 @@ impl Handler for Inventory {
         };
         let body = ReservationRequest {
             order_id: &order.order_id,
-            items: order.items.iter().map(|i| ReservationItem { sku: &i.sku, quantity: i.quantity }).collect(),
+            items: order
+                .items
+                .iter()
+                .map(|i| ReservationItem {
+                    sku: &i.sku,
+                    quantity: i.quantity,
+                })
+                .collect(),
         };
         let call = CallContext {
             idempotency_key: format!("{NAME}:{}", incoming.event.id),
             trace: incoming.trace,
         };
-        let result = self.api.send_json(Method::POST, "reservations", &body, &call).await;
+        let result = self
+            .api
+            .send_json(Method::POST, "reservations", &body, &call)
+            .await;
         let outcome = downstream::classify(&result);
         if outcome == Outcome::Done {
             tracing::info!(order_id = %order.order_id, items = order.items.len(), "stock reserved");

@@ -37,7 +37,10 @@ pub struct ApiClient {
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiClient").field("name", &self.name).field("base_url", &self.base_url.as_str()).finish()
+        f.debug_struct("ApiClient")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url.as_str())
+            .finish()
     }
 }
 
@@ -88,7 +91,12 @@ impl ApiClient {
             let path = format!("{}/", base_url.path());
             base_url.set_path(&path);
         }
-        Ok(Self { name: name.to_owned(), base_url, http, token: settings.token.clone() })
+        Ok(Self {
+            name: name.to_owned(),
+            base_url,
+            http,
+            token: settings.token.clone(),
+        })
     }
 
     /// The API's name.
@@ -98,7 +106,9 @@ impl ApiClient {
 
     /// The URL of `path` under the base URL.
     pub fn url(&self, path: &str) -> Url {
-        self.base_url.join(path.trim_start_matches('/')).unwrap_or_else(|_| self.base_url.clone())
+        self.base_url
+            .join(path.trim_start_matches('/'))
+            .unwrap_or_else(|_| self.base_url.clone())
     }
 
     /// Sends `body` as JSON with `method` to `path`, with the idempotency key, trace context and token.
@@ -129,7 +139,12 @@ impl ApiClient {
         }
         .await;
         match result {
-            Ok((status, headers, body)) => Ok(ApiResponse { endpoint, status, headers, body }),
+            Ok((status, headers, body)) => Ok(ApiResponse {
+                endpoint,
+                status,
+                headers,
+                body,
+            }),
             Err(error) => Err(CallError { endpoint, error }),
         }
     }
@@ -163,12 +178,18 @@ pub fn classify_response(response: &ApiResponse) -> Outcome {
     }
     let failure = Failure::http(&response.endpoint, status.as_u16(), excerpt(&response.body))
         .with_retry_after(retry_after(&response.headers, SystemTime::now()));
-    if is_transient_status(status) { Outcome::Retry(failure) } else { Outcome::Permanent(failure) }
+    if is_transient_status(status) {
+        Outcome::Retry(failure)
+    } else {
+        Outcome::Permanent(failure)
+    }
 }
 
 /// Whether a status is worth retrying.
 pub fn is_transient_status(status: StatusCode) -> bool {
-    status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS
+    status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
 }
 
 /// Classifies a transport error.
@@ -186,7 +207,11 @@ pub fn classify_error(error: &CallError) -> Outcome {
         ("request", false)
     };
     let failure = Failure::new(kind, format!("{e}")).with_endpoint(&error.endpoint);
-    if transient { Outcome::Retry(failure) } else { Outcome::Permanent(failure) }
+    if transient {
+        Outcome::Retry(failure)
+    } else {
+        Outcome::Permanent(failure)
+    }
 }
 
 /// The first [`BODY_EXCERPT_BYTES`] of a body as text (cut at a character boundary).
@@ -197,7 +222,11 @@ pub fn excerpt(body: &[u8]) -> String {
 
 /// The delay a `Retry-After` header asks for: delta-seconds or an HTTP date (relative to `now`).
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
@@ -282,14 +311,25 @@ mod tests {
             token: Some(SecretString::from("s3cret")),
         };
         let client = ApiClient::new("test", &settings).expect("client");
-        assert_eq!(client.url("reservations").as_str(), "http://127.0.0.1:1/api/reservations");
+        assert_eq!(
+            client.url("reservations").as_str(),
+            "http://127.0.0.1:1/api/reservations"
+        );
         assert!(!format!("{client:?}").contains("s3cret"));
-        let call = CallContext { idempotency_key: "test:1".into(), trace: TraceContext::new_root() };
-        let result = client.send_json(Method::POST, "reservations", &serde_json::json!({}), &call).await;
+        let call = CallContext {
+            idempotency_key: "test:1".into(),
+            trace: TraceContext::new_root(),
+        };
+        let result = client
+            .send_json(Method::POST, "reservations", &serde_json::json!({}), &call)
+            .await;
         match classify(&result) {
             Outcome::Retry(f) => {
                 assert_eq!(f.kind, "connect");
-                assert_eq!(f.endpoint.as_deref(), Some("POST http://127.0.0.1:1/api/reservations"));
+                assert_eq!(
+                    f.endpoint.as_deref(),
+                    Some("POST http://127.0.0.1:1/api/reservations")
+                );
             }
             other => panic!("a refused connection must be retried, got {other:?}"),
         }
@@ -298,7 +338,10 @@ mod tests {
     #[test]
     fn endpoint_label_hides_credentials_and_query() {
         let url = Url::parse("https://user:pw@api.example.com/v1/charges?api_key=x").expect("url");
-        assert_eq!(endpoint_label(&Method::POST, &url), "POST https://api.example.com/v1/charges");
+        assert_eq!(
+            endpoint_label(&Method::POST, &url),
+            "POST https://api.example.com/v1/charges"
+        );
     }
 
     #[test]

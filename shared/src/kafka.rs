@@ -22,44 +22,76 @@ pub fn base_config(kafka: &KafkaSettings, role: &str) -> ClientConfig {
 /// An idempotent producer that waits for every in-sync replica (`acks=all`): a record acknowledged to the
 /// caller is durable and a retried send never duplicates or reorders it. `delivery_timeout` bounds how long a
 /// record may wait for its acknowledgement before the send fails.
-pub fn producer_config(kafka: &KafkaSettings, role: &str, delivery_timeout: Duration) -> ClientConfig {
+pub fn producer_config(
+    kafka: &KafkaSettings,
+    role: &str,
+    delivery_timeout: Duration,
+) -> ClientConfig {
     let mut config = base_config(kafka, role);
     config
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("message.timeout.ms", delivery_timeout.as_millis().to_string())
+        .set(
+            "message.timeout.ms",
+            delivery_timeout.as_millis().to_string(),
+        )
         .set("linger.ms", "5");
     config
 }
 
 /// A consumer in `group` that never stores an offset by itself: the delivery runtime stores an offset only
 /// after its event was handled, and librdkafka commits stored offsets periodically.
-pub fn consumer_config(kafka: &KafkaSettings, group: &str, commit_interval: Duration) -> ClientConfig {
+pub fn consumer_config(
+    kafka: &KafkaSettings,
+    group: &str,
+    commit_interval: Duration,
+) -> ClientConfig {
     let mut config = base_config(kafka, group);
     config
         .set("group.id", group)
         .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", commit_interval.as_millis().to_string())
+        .set(
+            "auto.commit.interval.ms",
+            commit_interval.as_millis().to_string(),
+        )
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
-        .set("heartbeat.interval.ms", kafka.heartbeat_interval_ms.to_string())
-        .set("max.poll.interval.ms", kafka.max_poll_interval_ms.to_string());
+        .set(
+            "heartbeat.interval.ms",
+            kafka.heartbeat_interval_ms.to_string(),
+        )
+        .set(
+            "max.poll.interval.ms",
+            kafka.max_poll_interval_ms.to_string(),
+        );
     config
 }
 
 /// Creates each of `names` with the configured partitions and replication factor; a topic that exists
 /// already is left as it is.
-pub async fn ensure_topics(kafka: &KafkaSettings, topics: &TopicSettings, names: &[&str]) -> Result<(), KafkaError> {
+pub async fn ensure_topics(
+    kafka: &KafkaSettings,
+    topics: &TopicSettings,
+    names: &[&str],
+) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = base_config(kafka, "admin").create()?;
     let new_topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|name| NewTopic::new(name, topics.partitions, TopicReplication::Fixed(topics.replication_factor)))
+        .map(|name| {
+            NewTopic::new(
+                name,
+                topics.partitions,
+                TopicReplication::Fixed(topics.replication_factor),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&new_topics, &options).await? {
         match result {
-            Ok(name) => tracing::info!(topic = %name, partitions = topics.partitions, "created topic"),
+            Ok(name) => {
+                tracing::info!(topic = %name, partitions = topics.partitions, "created topic")
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
                 tracing::error!(topic = %name, error = %code, "could not create topic");

@@ -76,9 +76,13 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     init_test_log();
     let broker = broker::broker().await;
-    let mock = MockApis::start(MockApisConfig::default()).await.expect("mock APIs start");
+    let mock = MockApis::start(MockApisConfig::default())
+        .await
+        .expect("mock APIs start");
     let settings = test_settings(&broker.bootstrap, &mock, overrides);
-    let app = courier_producer::startup::Application::build(&settings).await.expect("producer builds");
+    let app = courier_producer::startup::Application::build(&settings)
+        .await
+        .expect("producer builds");
     let address = format!("http://{}", app.local_addr());
     let producer_stop = CancellationToken::new();
     let producer_task = tokio::spawn(app.run_until_stopped(producer_stop.clone()));
@@ -102,17 +106,26 @@ pub fn test_settings(bootstrap: &str, mock: &MockApis, overrides: &[(&str, &str)
         env.insert(k.to_owned(), v);
     };
     set("COURIER__KAFKA__BOOTSTRAP_SERVERS", bootstrap.to_owned());
-    set("COURIER__KAFKA__GROUP_ID_PREFIX", format!("t{}-", &unique[..12]));
+    set(
+        "COURIER__KAFKA__GROUP_ID_PREFIX",
+        format!("t{}-", &unique[..12]),
+    );
     set("COURIER__KAFKA__SESSION_TIMEOUT_MS", "6000".into());
     set("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "1500".into());
     set("COURIER__KAFKA__MAX_POLL_INTERVAL_MS", "15000".into());
-    set("COURIER__TOPICS__ORDERS_CREATED", format!("orders.created.t{}", &unique[..12]));
+    set(
+        "COURIER__TOPICS__ORDERS_CREATED",
+        format!("orders.created.t{}", &unique[..12]),
+    );
     set("COURIER__PRODUCER__LISTEN", "127.0.0.1:0".into());
     set("COURIER__CONSUMER__COMMIT_INTERVAL_MS", "200".into());
     set("COURIER__CONSUMER__RETRY_INITIAL_BACKOFF_MS", "50".into());
     set("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "2000".into());
     for api in ["inventory", "payment", "email", "sms"] {
-        set(&format!("COURIER__APIS__{}__BASE_URL", api.to_uppercase()), mock.api_url(api));
+        set(
+            &format!("COURIER__APIS__{}__BASE_URL", api.to_uppercase()),
+            mock.api_url(api),
+        );
     }
     for (k, v) in overrides {
         set(k, (*v).to_owned());
@@ -122,8 +135,15 @@ pub fn test_settings(bootstrap: &str, mock: &MockApis, overrides: &[(&str, &str)
 
 impl TestApp {
     /// `POST /v1/orders` with `body` (as JSON) and an optional `Idempotency-Key`.
-    pub async fn post_order(&self, body: &Value, idempotency_key: Option<&str>) -> reqwest::Response {
-        let mut request = self.http.post(format!("{}/v1/orders", self.address)).json(body);
+    pub async fn post_order(
+        &self,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/v1/orders", self.address))
+            .json(body);
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
         }
@@ -135,7 +155,8 @@ impl TestApp {
         let settings = self.settings.clone();
         let stop = CancellationToken::new();
         let token = stop.clone();
-        let task = tokio::spawn(async move { courier_consumers::inventory::run(&settings, token).await });
+        let task =
+            tokio::spawn(async move { courier_consumers::inventory::run(&settings, token).await });
         RunningConsumer { stop, task }
     }
 

@@ -37,7 +37,9 @@ static BROKER: OnceCell<TestBroker> = OnceCell::const_new();
 pub async fn broker() -> &'static TestBroker {
     BROKER
         .get_or_init(|| async {
-            let broker = start().await.unwrap_or_else(|e| panic!("no test broker: {e:#}"));
+            let broker = start()
+                .await
+                .unwrap_or_else(|e| panic!("no test broker: {e:#}"));
             tracing::info!(bootstrap = %broker.bootstrap, kind = broker.kind, "test broker ready");
             broker
         })
@@ -47,17 +49,30 @@ pub async fn broker() -> &'static TestBroker {
 async fn start() -> anyhow::Result<TestBroker> {
     if let Ok(bootstrap) = std::env::var(BOOTSTRAP_ENV) {
         wait_until_reachable(&bootstrap, Duration::from_secs(60)).await?;
-        return Ok(TestBroker { bootstrap, kind: "environment", _guard: Guard::None });
+        return Ok(TestBroker {
+            bootstrap,
+            kind: "environment",
+            _guard: Guard::None,
+        });
     }
     if docker_answers() {
         return start_container().await;
     }
     let tansu = TansuProcess::start()?;
     let bootstrap = tansu.bootstrap.clone();
-    wait_until_reachable(&bootstrap, Duration::from_secs(60)).await.map_err(|e| {
-        anyhow::anyhow!("{e:#}\ntansu log:\n{}", std::fs::read_to_string(tansu.log_path()).unwrap_or_default())
-    })?;
-    Ok(TestBroker { bootstrap, kind: "tansu", _guard: Guard::Tansu(tansu) })
+    wait_until_reachable(&bootstrap, Duration::from_secs(60))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e:#}\ntansu log:\n{}",
+                std::fs::read_to_string(tansu.log_path()).unwrap_or_default()
+            )
+        })?;
+    Ok(TestBroker {
+        bootstrap,
+        kind: "tansu",
+        _guard: Guard::Tansu(tansu),
+    })
 }
 
 /// Whether a Docker daemon answers on its socket (`DOCKER_HOST` or the default Unix socket).
@@ -69,7 +84,9 @@ fn docker_answers() -> bool {
         },
         Err(_) => PathBuf::from("/var/run/docker.sock"),
     };
-    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else { return false };
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     if stream.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_err() {
         return false;
@@ -85,14 +102,20 @@ async fn start_container() -> anyhow::Result<TestBroker> {
     let port = container.get_host_port_ipv4(KAFKA_PORT).await?;
     let bootstrap = format!("127.0.0.1:{port}");
     wait_until_reachable(&bootstrap, Duration::from_secs(120)).await?;
-    Ok(TestBroker { bootstrap, kind: "testcontainers", _guard: Guard::Container(Box::new(container)) })
+    Ok(TestBroker {
+        bootstrap,
+        kind: "testcontainers",
+        _guard: Guard::Container(Box::new(container)),
+    })
 }
 
 /// Polls the broker's metadata until it answers or `limit` passes.
 pub async fn wait_until_reachable(bootstrap: &str, limit: Duration) -> anyhow::Result<()> {
     let bootstrap = bootstrap.to_owned();
     tokio::task::spawn_blocking(move || {
-        let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()?;
         let deadline = Instant::now() + limit;
         loop {
             match client.fetch_metadata(None, Duration::from_secs(2)) {
@@ -117,15 +140,19 @@ pub struct TansuProcess {
     pub bootstrap: String,
     /// The shell supervising the broker; its stdin is the lifeline pipe.
     child: Mutex<Child>,
-    /// Holds the sqlite file and the log; removed on drop.
-    dir: tempfile::TempDir,
+    /// Holds the sqlite file and the log; removed by the supervising shell when the broker stops.
+    dir: PathBuf,
 }
 
 impl TansuProcess {
     /// Starts Tansu (`tansu` on PATH or in `~/.cargo/bin`).
     pub fn start() -> anyhow::Result<Self> {
         let port = free_port()?;
-        let dir = tempfile::Builder::new().prefix("courier-tansu-").tempdir()?;
+        // The supervising shell removes the directory once the broker has stopped.
+        let dir = tempfile::Builder::new()
+            .prefix("courier-tansu-")
+            .tempdir()?
+            .keep();
         let url = format!("tcp://127.0.0.1:{port}");
         let tansu = tansu_binary();
         let script = r#"
@@ -134,13 +161,15 @@ pid=$!
 read -r _ignored
 kill "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
+cd / && rm -rf "$DATA_DIR"
 "#;
         let child = Command::new("sh")
             .arg("-c")
             .arg(script)
-            .current_dir(dir.path())
+            .current_dir(&dir)
             .env("TANSU_BIN", &tansu)
             .env("URL", &url)
+            .env("DATA_DIR", &dir)
             .env_remove("STORAGE_ENGINE")
             .env_remove("LISTENER_URL")
             .env_remove("ADVERTISED_LISTENER_URL")
@@ -148,13 +177,22 @@ wait "$pid" 2>/dev/null
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot start tansu ({}): {e}; run scripts/install-tansu.sh", tansu.display()))?;
-        Ok(Self { bootstrap: format!("127.0.0.1:{port}"), child: Mutex::new(child), dir })
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot start tansu ({}): {e}; run scripts/install-tansu.sh",
+                    tansu.display()
+                )
+            })?;
+        Ok(Self {
+            bootstrap: format!("127.0.0.1:{port}"),
+            child: Mutex::new(child),
+            dir,
+        })
     }
 
     /// The broker's log file.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("broker.log")
+        self.dir.join("broker.log")
     }
 }
 

@@ -39,13 +39,14 @@ fn workspace_root() -> PathBuf {
 /// Reads a file of the workspace, `relative` to its root.
 fn read(relative: &str) -> String {
     let path = workspace_root().join(relative);
-    fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+    fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
 }
 
 /// Every `[[bin]] name` declared by a member of the workspace.
 fn workspace_binaries() -> BTreeSet<String> {
-    let root: toml::Table =
-        toml::from_str(&read("Cargo.toml")).unwrap_or_else(|error| panic!("Cargo.toml is not valid TOML: {error}"));
+    let root: toml::Table = toml::from_str(&read("Cargo.toml"))
+        .unwrap_or_else(|error| panic!("Cargo.toml is not valid TOML: {error}"));
     let members = root
         .get("workspace")
         .and_then(|workspace| workspace.get("members"))
@@ -54,7 +55,9 @@ fn workspace_binaries() -> BTreeSet<String> {
 
     let mut binaries = BTreeSet::new();
     for member in members {
-        let member = member.as_str().unwrap_or_else(|| panic!("Cargo.toml: workspace member {member} is not a string"));
+        let member = member
+            .as_str()
+            .unwrap_or_else(|| panic!("Cargo.toml: workspace member {member} is not a string"));
         assert!(
             !member.contains(['*', '?', '[']),
             "Cargo.toml: workspace member {member:?} is a glob; this test reads members by path only"
@@ -62,8 +65,12 @@ fn workspace_binaries() -> BTreeSet<String> {
         let manifest_path = format!("{member}/Cargo.toml");
         let manifest: toml::Table = toml::from_str(&read(&manifest_path))
             .unwrap_or_else(|error| panic!("{manifest_path} is not valid TOML: {error}"));
-        let Some(bins) = manifest.get("bin") else { continue };
-        let bins = bins.as_array().unwrap_or_else(|| panic!("{manifest_path}: `bin` is not an array of tables"));
+        let Some(bins) = manifest.get("bin") else {
+            continue;
+        };
+        let bins = bins
+            .as_array()
+            .unwrap_or_else(|| panic!("{manifest_path}: `bin` is not an array of tables"));
         for bin in bins {
             let name = bin
                 .get("name")
@@ -72,7 +79,10 @@ fn workspace_binaries() -> BTreeSet<String> {
             binaries.insert(name.to_owned());
         }
     }
-    assert!(!binaries.is_empty(), "no workspace member declares a [[bin]]; the manifests were not read as expected");
+    assert!(
+        !binaries.is_empty(),
+        "no workspace member declares a [[bin]]; the manifests were not read as expected"
+    );
     binaries
 }
 
@@ -80,9 +90,9 @@ fn workspace_binaries() -> BTreeSet<String> {
 fn compose() -> Value {
     let mut compose: Value = serde_norway::from_str(&read("docker-compose.yml"))
         .unwrap_or_else(|error| panic!("docker-compose.yml is not valid YAML: {error}"));
-    compose
-        .apply_merge()
-        .unwrap_or_else(|error| panic!("docker-compose.yml: a `<<` merge key cannot be applied: {error}"));
+    compose.apply_merge().unwrap_or_else(|error| {
+        panic!("docker-compose.yml: a `<<` merge key cannot be applied: {error}")
+    });
     compose
 }
 
@@ -99,7 +109,9 @@ fn named_services(compose: &Value) -> Vec<(String, &Value)> {
     services(compose)
         .iter()
         .map(|(name, service)| {
-            let name = name.as_str().unwrap_or_else(|| panic!("docker-compose.yml: service name {name:?} is not a string"));
+            let name = name.as_str().unwrap_or_else(|| {
+                panic!("docker-compose.yml: service name {name:?} is not a string")
+            });
             (name.to_owned(), service)
         })
         .collect()
@@ -125,11 +137,15 @@ fn arguments(service_name: &str, key: &str, value: Option<&Value>) -> Option<Vec
                     Value::String(text) => text.clone(),
                     Value::Number(number) => number.to_string(),
                     Value::Bool(flag) => flag.to_string(),
-                    other => panic!("service `{service_name}`: `{key}` element {other:?} is not a scalar"),
+                    other => panic!(
+                        "service `{service_name}`: `{key}` element {other:?} is not a scalar"
+                    ),
                 })
                 .collect(),
         ),
-        other => panic!("service `{service_name}`: `{key}` is neither a string nor a list but {other:?}"),
+        other => {
+            panic!("service `{service_name}`: `{key}` is neither a string nor a list but {other:?}")
+        }
     }
 }
 
@@ -180,7 +196,11 @@ fn dockerfile_instructions() -> Vec<String> {
 
 /// The keyword of an instruction, upper case (`FROM`, `RUN`, `USER`...).
 fn keyword(instruction: &str) -> String {
-    instruction.split_whitespace().next().unwrap_or_default().to_ascii_uppercase()
+    instruction
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase()
 }
 
 /// The binaries the Dockerfile's `cargo build` steps name with `--bin X` (or `--bin=X`).
@@ -189,14 +209,19 @@ fn dockerfile_binaries() -> BTreeSet<String> {
         .into_iter()
         .filter(|instruction| keyword(instruction) == "RUN" && instruction.contains("cargo build"))
         .collect();
-    assert!(!builds.is_empty(), "Dockerfile has no `RUN ... cargo build` step");
+    assert!(
+        !builds.is_empty(),
+        "Dockerfile has no `RUN ... cargo build` step"
+    );
 
     let mut binaries = BTreeSet::new();
     for build in &builds {
         let mut words = build.split_whitespace();
         while let Some(word) = words.next() {
             if word == "--bin" {
-                let name = words.next().unwrap_or_else(|| panic!("Dockerfile: `--bin` without a name in `{build}`"));
+                let name = words
+                    .next()
+                    .unwrap_or_else(|| panic!("Dockerfile: `--bin` without a name in `{build}`"));
                 binaries.insert(name.to_owned());
             } else if let Some(name) = word.strip_prefix("--bin=") {
                 binaries.insert(name.to_owned());
@@ -215,7 +240,10 @@ fn built_services_run_a_workspace_binary() {
     let binaries = workspace_binaries();
     let compose = compose();
     let built = compose_binaries(&compose);
-    assert!(!built.is_empty(), "no compose service has `build`; courier services must be built from the Dockerfile");
+    assert!(
+        !built.is_empty(),
+        "no compose service has `build`; courier services must be built from the Dockerfile"
+    );
     for (service, binary) in built {
         assert!(
             binaries.contains(&binary),
@@ -229,7 +257,10 @@ fn required_services_exist() {
     let compose = compose();
     let services = services(&compose);
     for name in REQUIRED_SERVICES {
-        assert!(services.contains_key(*name), "docker-compose.yml has no service `{name}`");
+        assert!(
+            services.contains_key(*name),
+            "docker-compose.yml has no service `{name}`"
+        );
     }
 }
 
@@ -257,7 +288,8 @@ fn inventory_can_scale() {
 fn kafka_init_creates_the_topics() {
     let compose = compose();
     let init = service(&compose, "kafka-init");
-    let mut script = arguments("kafka-init", "entrypoint", init.get("entrypoint")).unwrap_or_default();
+    let mut script =
+        arguments("kafka-init", "entrypoint", init.get("entrypoint")).unwrap_or_default();
     script.extend(arguments("kafka-init", "command", init.get("command")).unwrap_or_default());
     let script = script.join(" ");
     assert!(
@@ -270,14 +302,20 @@ fn kafka_init_creates_the_topics() {
         .filter(|word| !word.is_empty())
         .collect();
     for topic in TOPICS {
-        assert!(words.contains(topic), "service `kafka-init` does not create topic `{topic}`");
+        assert!(
+            words.contains(topic),
+            "service `kafka-init` does not create topic `{topic}`"
+        );
     }
 }
 
 #[test]
 fn depends_on_names_defined_services() {
     let compose = compose();
-    let defined: BTreeSet<String> = named_services(&compose).into_iter().map(|(name, _)| name).collect();
+    let defined: BTreeSet<String> = named_services(&compose)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     for (name, service) in named_services(&compose) {
         let dependencies: Vec<String> = match service.get("depends_on") {
             None | Some(Value::Null) => Vec::new(),
@@ -340,14 +378,20 @@ fn dockerfile_runtime_stage_is_non_root_and_runs_a_built_binary() {
         .rposition(|instruction| keyword(instruction) == "FROM")
         .expect("Dockerfile has no FROM");
     let runtime = &instructions[last_from..];
-    assert!(last_from > 0, "Dockerfile has a single stage; build and runtime must be separate stages");
+    assert!(
+        last_from > 0,
+        "Dockerfile has a single stage; build and runtime must be separate stages"
+    );
 
     let user = runtime
         .iter()
         .rev()
         .find(|instruction| keyword(instruction) == "USER")
         .expect("Dockerfile: the runtime (last) stage sets no USER, so the binaries run as root");
-    let account = user.split_whitespace().nth(1).expect("Dockerfile: USER without a user");
+    let account = user
+        .split_whitespace()
+        .nth(1)
+        .expect("Dockerfile: USER without a user");
     let name = account.split(':').next().unwrap_or_default();
     assert!(
         !matches!(name, "root" | "0" | ""),
@@ -355,16 +399,24 @@ fn dockerfile_runtime_stage_is_non_root_and_runs_a_built_binary() {
     );
 
     let built = dockerfile_binaries();
-    if let Some(cmd) = runtime.iter().rev().find(|instruction| keyword(instruction) == "CMD") {
+    if let Some(cmd) = runtime
+        .iter()
+        .rev()
+        .find(|instruction| keyword(instruction) == "CMD")
+    {
         let form = cmd.trim_start()[3..].trim();
         let first = if form.starts_with('[') {
-            let argv: Vec<String> = serde_json::from_str(form)
-                .unwrap_or_else(|error| panic!("Dockerfile: CMD {form} is not a JSON array of strings: {error}"));
+            let argv: Vec<String> = serde_json::from_str(form).unwrap_or_else(|error| {
+                panic!("Dockerfile: CMD {form} is not a JSON array of strings: {error}")
+            });
             argv.into_iter().next()
         } else {
             form.split_whitespace().next().map(str::to_owned)
         };
         let first = first.unwrap_or_else(|| panic!("Dockerfile: CMD is empty"));
-        assert!(built.contains(&first), "Dockerfile: default CMD runs `{first}`, which `cargo build` does not build");
+        assert!(
+            built.contains(&first),
+            "Dockerfile: default CMD runs `{first}`, which `cargo build` does not build"
+        );
     }
 }

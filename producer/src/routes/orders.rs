@@ -44,7 +44,9 @@ pub async fn create_order(
     let key = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => {
-            let key = value.to_str().map_err(|_| ApiError::IdempotencyKey("Idempotency-Key must be ASCII".into()))?;
+            let key = value
+                .to_str()
+                .map_err(|_| ApiError::IdempotencyKey("Idempotency-Key must be ASCII".into()))?;
             idempotency::validate_key(key).map_err(ApiError::IdempotencyKey)?;
             Some(key.to_owned())
         }
@@ -99,16 +101,25 @@ pub async fn create_order(
                 ));
             }
             if !fresh {
-                span.in_scope(|| tracing::info!("repeated Idempotency-Key: answering with the first response"));
+                span.in_scope(|| {
+                    tracing::info!("repeated Idempotency-Key: answering with the first response")
+                });
             }
             (remembered, !fresh)
         }
-        _ => (publish.await.map_err(|_| ApiError::BrokerUnavailable { retry_after_secs })?, false),
+        _ => (
+            publish
+                .await
+                .map_err(|_| ApiError::BrokerUnavailable { retry_after_secs })?,
+            false,
+        ),
     };
 
     let mut response = (StatusCode::ACCEPTED, Json(remembered.answer)).into_response();
     if replayed {
-        response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     Ok(response)
 }

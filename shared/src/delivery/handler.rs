@@ -76,7 +76,14 @@ pub struct Failure {
 impl Failure {
     /// A failure of `kind` described by `message`.
     pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), endpoint: None, http_status: None, http_body: None, retry_after: None }
+        Self {
+            kind,
+            message: message.into(),
+            endpoint: None,
+            http_status: None,
+            http_body: None,
+            retry_after: None,
+        }
     }
 
     /// A failure status returned by `endpoint`.

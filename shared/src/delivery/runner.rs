@@ -67,15 +67,23 @@ pub async fn run<H: Handler>(
         let names: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
         kafka::ensure_topics(&settings.kafka, &settings.topics, &names)
             .await
-            .map_err(|source| RunError::Topics { topics: spec.topics.clone(), source })?;
+            .map_err(|source| RunError::Topics {
+                topics: spec.topics.clone(),
+                source,
+            })?;
     }
     let commit_interval = Duration::from_millis(settings.consumer.commit_interval_ms);
     let consumer: StreamConsumer =
-        kafka::consumer_config(&settings.kafka, &spec.group, commit_interval).create().map_err(RunError::Create)?;
+        kafka::consumer_config(&settings.kafka, &spec.group, commit_interval)
+            .create()
+            .map_err(RunError::Create)?;
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
-        .map_err(|source| RunError::Subscribe { topics: spec.topics.clone(), source })?;
+        .map_err(|source| RunError::Subscribe {
+            topics: spec.topics.clone(),
+            source,
+        })?;
     tracing::info!(group = %spec.group, topics = ?spec.topics, "consumer started");
 
     let policy = RetryPolicy::from_settings(&settings.consumer);
@@ -106,7 +114,9 @@ pub async fn run<H: Handler>(
     tracing::info!(group = %spec.group, "consumer stopping: committing handled offsets");
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-        Err(error) => tracing::warn!(%error, "final commit failed; handled events since the last commit will be redelivered"),
+        Err(error) => {
+            tracing::warn!(%error, "final commit failed; handled events since the last commit will be redelivered")
+        }
     }
     consumer.unsubscribe();
     drop(consumer);
@@ -135,7 +145,10 @@ async fn process<H: Handler, R: FailureRoute>(
         topic: message.topic().to_owned(),
         partition: message.partition(),
         offset: message.offset(),
-        key: message.key().and_then(|k| std::str::from_utf8(k).ok()).map(str::to_owned),
+        key: message
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .map(str::to_owned),
         trace,
         event,
     };
@@ -152,7 +165,8 @@ async fn process<H: Handler, R: FailureRoute>(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let outcome = tracing::Instrument::instrument(handler.handle(&incoming), span.clone()).await;
+        let outcome =
+            tracing::Instrument::instrument(handler.handle(&incoming), span.clone()).await;
         match outcome {
             Outcome::Done => {
                 span.in_scope(|| tracing::debug!(attempts, "event delivered"));
