@@ -39,21 +39,13 @@ pub fn producer_config(
     config
 }
 
-/// A consumer in `group` that never stores an offset by itself: the delivery runtime stores an offset only
-/// after its event was handled, and librdkafka commits stored offsets periodically.
-pub fn consumer_config(
-    kafka: &KafkaSettings,
-    group: &str,
-    commit_interval: Duration,
-) -> ClientConfig {
+/// A consumer in `group` that never commits by itself: the delivery runtime commits the contiguous prefix
+/// of handled events.
+pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
     let mut config = base_config(kafka, group);
     config
         .set("group.id", group)
-        .set("enable.auto.commit", "true")
-        .set(
-            "auto.commit.interval.ms",
-            commit_interval.as_millis().to_string(),
-        )
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", kafka.session_timeout_ms.to_string())

@@ -98,14 +98,42 @@ pub struct ProducerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumerSettings {
-    /// How often stored offsets are committed.
+    /// Most downstream calls in flight at once in one consumer process (over all partitions and keys).
+    pub max_in_flight: usize,
+    /// Most started-but-unfinished events per partition; the partition is paused at this bound and resumed
+    /// when half of it drained, so memory stays bounded whatever the lag.
+    pub max_buffered_per_partition: usize,
+    /// How often the watermark of finished events is committed.
     pub commit_interval_ms: u64,
-    /// Delay before the first retry of a transient failure.
+    /// Delay cap of the first retry of a transient failure; doubles with each attempt (full jitter).
     pub retry_initial_backoff_ms: u64,
     /// Upper bound of any retry delay (Retry-After included).
     pub retry_max_backoff_ms: u64,
     /// Attempts per event (the first call included) before it is routed to the failure path.
     pub retry_max_attempts: u32,
+    /// Longest time an event may spend retrying before it is routed to the failure path.
+    pub retry_max_elapsed_ms: u64,
+    /// On a rebalance, how long to wait for the revoked partitions' in-flight events before giving them up.
+    pub rebalance_timeout_ms: u64,
+    /// On shutdown, how long to wait for in-flight events before exiting.
+    pub drain_timeout_ms: u64,
+}
+
+impl ConsumerSettings {
+    /// `commit_interval_ms` as a duration.
+    pub fn commit_interval(&self) -> Duration {
+        Duration::from_millis(self.commit_interval_ms)
+    }
+
+    /// `rebalance_timeout_ms` as a duration.
+    pub fn rebalance_timeout(&self) -> Duration {
+        Duration::from_millis(self.rebalance_timeout_ms)
+    }
+
+    /// `drain_timeout_ms` as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
 }
 
 /// `[apis]`: one section per downstream API.

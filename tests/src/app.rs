@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::sync::Once;
 
+use courier::delivery::failure::FailureRoute;
 use courier::settings::Settings;
+use courier_consumers::inventory::Inventory;
 use mock_apis::{MockApis, MockApisConfig};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -19,6 +21,8 @@ use crate::broker;
 pub struct TestApp {
     /// The settings every service of this test uses.
     pub settings: Settings,
+    /// The same settings as `COURIER__…` environment variables, for starting binaries.
+    pub env: HashMap<String, String>,
     /// `http://127.0.0.1:<port>` of the producer.
     pub address: String,
     /// The downstream APIs.
@@ -79,7 +83,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let mock = MockApis::start(MockApisConfig::default())
         .await
         .expect("mock APIs start");
-    let settings = test_settings(&broker.bootstrap, &mock, overrides);
+    let (settings, env) = test_settings(&broker.bootstrap, &mock, overrides);
     let app = courier_producer::startup::Application::build(&settings)
         .await
         .expect("producer builds");
@@ -88,6 +92,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let producer_task = tokio::spawn(app.run_until_stopped(producer_stop.clone()));
     TestApp {
         settings,
+        env,
         address,
         mock,
         http: reqwest::Client::new(),
@@ -98,8 +103,12 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 }
 
 /// Test settings: the defaults, then the test's broker, unique names, short group timeouts and mock API URLs,
-/// then `overrides`.
-pub fn test_settings(bootstrap: &str, mock: &MockApis, overrides: &[(&str, &str)]) -> Settings {
+/// then `overrides`; also returned as environment variables.
+pub fn test_settings(
+    bootstrap: &str,
+    mock: &MockApis,
+    overrides: &[(&str, &str)],
+) -> (Settings, HashMap<String, String>) {
     let unique = uuid::Uuid::new_v4().simple().to_string();
     let mut env: HashMap<String, String> = HashMap::new();
     let mut set = |k: &str, v: String| {
@@ -130,7 +139,9 @@ pub fn test_settings(bootstrap: &str, mock: &MockApis, overrides: &[(&str, &str)
     for (k, v) in overrides {
         set(k, (*v).to_owned());
     }
-    Settings::load_with_env(None, Some(env)).expect("test settings are valid")
+    let settings =
+        Settings::load_with_env(None, Some(env.clone())).expect("test settings are valid");
+    (settings, env)
 }
 
 impl TestApp {
@@ -152,12 +163,40 @@ impl TestApp {
 
     /// Starts the inventory consumer in-process.
     pub fn start_inventory(&self) -> RunningConsumer {
-        let settings = self.settings.clone();
+        self.start_inventory_with(&self.settings)
+    }
+
+    /// Starts the inventory consumer in-process with other settings (e.g. another `max_in_flight`).
+    pub fn start_inventory_with(&self, settings: &Settings) -> RunningConsumer {
+        let settings = settings.clone();
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task =
             tokio::spawn(async move { courier_consumers::inventory::run(&settings, token).await });
         RunningConsumer { stop, task }
+    }
+
+    /// Starts the inventory handler in-process with `route` as its failure route.
+    pub fn start_inventory_with_route<R: FailureRoute>(&self, route: R) -> RunningConsumer {
+        let settings = self.settings.clone();
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let handler = Inventory::new(&settings)?;
+            let spec = Inventory::spec(&settings);
+            courier::delivery::run_with_route(&settings, &spec, handler, route, token).await?;
+            Ok(())
+        });
+        RunningConsumer { stop, task }
+    }
+
+    /// These settings with `overrides` (`COURIER__…` names) applied on top.
+    pub fn settings_with(&self, overrides: &[(&str, &str)]) -> Settings {
+        let mut env = self.env.clone();
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        Settings::load_with_env(None, Some(env)).expect("valid settings")
     }
 
     /// The number of records on the orders topic.

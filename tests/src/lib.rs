@@ -5,6 +5,8 @@
 //!   started on a free port in a temporary directory.
 //! * [`app`]: `spawn_app()` (zero-to-production style): mock APIs and the producer on port 0, settings
 //!   pointing at them, unique topic and group names per test, and helpers to run consumers in-process.
+//! * [`produce`]: producing chosen records (keys, partitions, raw bytes) straight to a topic.
+//! * [`recording_route`]: a failure route that records what it is given.
 //! * [`kafka_probe`]: reading a topic's watermarks to check what was (not) published.
 //!
 //! Logs are printed only when `TEST_LOG` is set.
@@ -12,5 +14,7 @@
 pub mod app;
 pub mod broker;
 pub mod kafka_probe;
+pub mod produce;
+pub mod recording_route;
 
 pub use app::{TestApp, spawn_app};

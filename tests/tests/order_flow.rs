@@ -153,7 +153,9 @@ async fn a_consumer_stopped_mid_stream_and_restarted_loses_nothing() {
     );
     let sent = send_orders(&app, 80).await;
 
-    let first = app.start_inventory();
+    // A small in-flight bound keeps most orders unstarted when the stop comes.
+    let settings = app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "8")]);
+    let first = app.start_inventory_with(&settings);
     app.mock
         .wait_for_effects(Api::Inventory, 20, WAIT)
         .await

@@ -1,15 +1,23 @@
 //! The delivery runtime a consumer runs on.
 //!
 //! * [`handler`]: the [`Handler`] trait a consumer implements and the [`Outcome`] it returns.
-//! * [`retry`]: when to try a transient failure again (exponential backoff, full jitter, Retry-After).
-//! * [`runner`]: the loop that reads records, decodes them, hands them to the handler, retries, and stores an
-//!   offset only after its event was handled.
+//! * [`consumer`]: the poll thread: reads records, commits watermarks, handles rebalances and shutdown.
+//! * [`dispatcher`]: key-ordered scheduling (one event per key at a time, keys concurrently), pause/resume
+//!   backpressure.
+//! * [`offsets`]: the per-partition contiguous watermark that may be committed.
+//! * [`worker`]: delivering one event: decode, attempts, retries, failure route.
+//! * [`retry`]: when to try again (exponential backoff, full jitter, Retry-After).
 //! * [`failure`]: where an event goes when it cannot be delivered.
+//! * [`record`]: a Kafka record owned by the runtime.
 
+pub mod consumer;
+pub mod dispatcher;
 pub mod failure;
 pub mod handler;
+pub mod offsets;
+pub mod record;
 pub mod retry;
-pub mod runner;
+pub mod worker;
 
+pub use consumer::{ConsumerSpec, RunError, run, run_with_route};
 pub use handler::{Failure, Handler, Incoming, Outcome};
-pub use runner::{ConsumerSpec, RunError, run};

@@ -15,6 +15,8 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Attempts in all, the first included.
     pub max_attempts: u32,
+    /// Longest time from the first attempt after which no retry is started.
+    pub max_elapsed: Duration,
 }
 
 impl RetryPolicy {
@@ -24,12 +26,13 @@ impl RetryPolicy {
             initial_backoff: Duration::from_millis(settings.retry_initial_backoff_ms),
             max_backoff: Duration::from_millis(settings.retry_max_backoff_ms),
             max_attempts: settings.retry_max_attempts,
+            max_elapsed: Duration::from_millis(settings.retry_max_elapsed_ms),
         }
     }
 
-    /// Whether another attempt is allowed after `attempts` have failed.
-    pub fn allows_another(&self, attempts: u32) -> bool {
-        attempts < self.max_attempts
+    /// Whether another attempt is allowed after `attempts` failed ones, `elapsed` after the first started.
+    pub fn allows_another(&self, attempts: u32, elapsed: Duration) -> bool {
+        attempts < self.max_attempts && elapsed < self.max_elapsed
     }
 
     /// The delay before attempt `attempts + 1`, after `attempts` failed ones: the server's Retry-After when it
@@ -57,6 +60,7 @@ mod tests {
         initial_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_secs(5),
         max_attempts: 4,
+        max_elapsed: Duration::from_secs(60),
     };
 
     #[test]
@@ -94,7 +98,11 @@ mod tests {
 
     #[test]
     fn budget_counts_attempts() {
-        assert!(POLICY.allows_another(3));
-        assert!(!POLICY.allows_another(4));
+        assert!(POLICY.allows_another(3, Duration::ZERO));
+        assert!(!POLICY.allows_another(4, Duration::ZERO));
+        assert!(
+            !POLICY.allows_another(1, Duration::from_secs(60)),
+            "the time budget is spent"
+        );
     }
 }

@@ -3,19 +3,34 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use rand::Rng;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The faults one API injects. Every field has a default, so a JSON object may name only some of them
-/// (`PUT /admin/faults/{api}` resets the fields it leaves out; `PATCH` keeps them).
+/// (`PUT /admin/faults/{api}` resets the fields it leaves out; `PATCH` keeps them), and Rust code can
+/// write `Faults { latency_ms: 20, ..Faults::default() }`.
 ///
-/// Each request draws one number: the first `error_rate` of the range answers 503, the next
-/// `throttle_rate` answers 429, the next `hang_rate` hangs; the rest answer normally. When the rates add up
-/// to more than 1, the later ones get what is left.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// A well-formed request (one that is not answered 400) meets the faults in this order, the first that
+/// applies deciding its answer:
+///
+/// 1. [`fail_body_contains`](Faults::fail_body_contains): its body contains the text → `fail_body_status`;
+/// 2. [`fail_first_per_key`](Faults::fail_first_per_key): it is among the first calls with its key →
+///    `fail_first_status`;
+/// 3. the random draw: the first `error_rate` of the range answers 503, the next `throttle_rate` answers
+///    429, the next `hang_rate` hangs; the rest answer normally. When the rates add up to more than 1,
+///    the later ones get what is left.
+///
+/// Every answer, failures included, waits `latency_ms` plus a uniform draw from
+/// `0..=latency_jitter_ms` first. Failed requests take no effect and are not remembered, so a retry with
+/// the same key may succeed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// Delay, in milliseconds, before every answer of the API (failures included).
     pub latency_ms: u64,
+    /// Extra random delay: each answer waits `latency_ms` plus a fresh uniform draw from
+    /// `0..=latency_jitter_ms` milliseconds. 0 (the default) means a fixed `latency_ms`.
+    pub latency_jitter_ms: u64,
     /// Share of requests (0.0–1.0) answered `503 Service Unavailable`, with no effect.
     pub error_rate: f64,
     /// Share of requests (0.0–1.0) answered `429 Too Many Requests` with `Retry-After`, with no effect.
@@ -27,9 +42,28 @@ pub struct Faults {
     pub hang_rate: f64,
     /// How long, in milliseconds, a hanging request waits before answering.
     pub hang_ms: u64,
+    /// When set, every well-formed `POST` whose raw body text contains this text (case-sensitive) is
+    /// answered `fail_body_status`, with no effect: a "poison" request. An empty text matches every
+    /// body. Checked before every other fault.
+    pub fail_body_contains: Option<String>,
+    /// Status (400–599) answered to a request picked by `fail_body_contains`; default 503. A 429 or 503
+    /// carries `Retry-After: retry_after_secs`.
+    pub fail_body_status: u16,
+    /// The first `fail_first_per_key` calls with each distinct `Idempotency-Key` are answered
+    /// `fail_first_status`, with no effect; later calls with the key go on normally. Calls already failed
+    /// by `fail_body_contains` do not count. The counts per key are kept until a reset, and every call
+    /// counts even while this is 0, so raising it later does not fail keys that are already past it.
+    pub fail_first_per_key: u32,
+    /// Status (400–599) answered to a call picked by `fail_first_per_key`; default 503. A 429 or 503
+    /// carries `Retry-After: retry_after_secs`.
+    pub fail_first_status: u16,
 }
 
 impl Faults {
+    /// Default of [`Faults::fail_body_status`] and [`Faults::fail_first_status`]:
+    /// `503 Service Unavailable`.
+    pub const DEFAULT_FAIL_STATUS: u16 = 503;
+
     /// Default of [`Faults::hang_ms`]: one minute, longer than any sensible client timeout.
     pub const DEFAULT_HANG_MS: u64 = 60_000;
     /// Default of [`Faults::retry_after_secs`].
@@ -39,15 +73,21 @@ impl Faults {
     pub fn none() -> Self {
         Self {
             latency_ms: 0,
+            latency_jitter_ms: 0,
             error_rate: 0.0,
             throttle_rate: 0.0,
             retry_after_secs: Self::DEFAULT_RETRY_AFTER_SECS,
             hang_rate: 0.0,
             hang_ms: Self::DEFAULT_HANG_MS,
+            fail_body_contains: None,
+            fail_body_status: Self::DEFAULT_FAIL_STATUS,
+            fail_first_per_key: 0,
+            fail_first_status: Self::DEFAULT_FAIL_STATUS,
         }
     }
 
-    /// Checks that every rate is a number between 0.0 and 1.0.
+    /// Checks that every rate is a number between 0.0 and 1.0 and every failure status is between 400
+    /// and 599.
     pub fn validate(&self) -> Result<(), InvalidFaults> {
         for (name, rate) in [
             ("error_rate", self.error_rate),
@@ -60,10 +100,21 @@ impl Faults {
                 )));
             }
         }
+        for (name, status) in [
+            ("fail_body_status", self.fail_body_status),
+            ("fail_first_status", self.fail_first_status),
+        ] {
+            if !is_failure_status(status) {
+                return Err(InvalidFaults(format!(
+                    "{name} must be between 400 and 599, got {status}"
+                )));
+            }
+        }
         Ok(())
     }
 
-    /// The same faults with every rate forced into 0.0–1.0 (a NaN becomes 0.0).
+    /// The same faults with every rate forced into 0.0–1.0 (a NaN becomes 0.0) and every failure status
+    /// outside 400–599 replaced by [`Faults::DEFAULT_FAIL_STATUS`].
     pub fn sanitized(self) -> Self {
         let clamp = |rate: f64| {
             if rate.is_nan() {
@@ -72,12 +123,43 @@ impl Faults {
                 rate.clamp(0.0, 1.0)
             }
         };
+        let status = |status: u16| {
+            if is_failure_status(status) {
+                status
+            } else {
+                Self::DEFAULT_FAIL_STATUS
+            }
+        };
         Self {
             error_rate: clamp(self.error_rate),
             throttle_rate: clamp(self.throttle_rate),
             hang_rate: clamp(self.hang_rate),
+            fail_body_status: status(self.fail_body_status),
+            fail_first_status: status(self.fail_first_status),
             ..self
         }
+    }
+
+    /// The delay before an answer: `latency_ms` plus a draw from `0..=latency_jitter_ms` made with `rng`.
+    pub(crate) fn delay_ms(&self, rng: &mut impl Rng) -> u64 {
+        let jitter = if self.latency_jitter_ms == 0 {
+            0
+        } else {
+            rng.random_range(0..=self.latency_jitter_ms)
+        };
+        self.latency_ms.saturating_add(jitter)
+    }
+
+    /// Whether `fail_body_contains` picks a request whose raw body is `body`.
+    pub(crate) fn body_fails(&self, body: &str) -> bool {
+        self.fail_body_contains
+            .as_deref()
+            .is_some_and(|text| body.contains(text))
+    }
+
+    /// Whether `fail_first_per_key` picks the `attempt`-th call (counted from 1) with a key.
+    pub(crate) fn attempt_fails(&self, attempt: u64) -> bool {
+        attempt <= u64::from(self.fail_first_per_key)
     }
 
     /// The fault a request gets for `roll`, a uniform draw from `[0, 1)`.
@@ -103,13 +185,21 @@ impl Default for Faults {
     }
 }
 
+/// Whether `status` may be answered as an injected failure: 400–599.
+fn is_failure_status(status: u16) -> bool {
+    (400..=599).contains(&status)
+}
+
 /// A partial update of [`Faults`] (`PATCH /admin/faults/{api}`): the fields given replace the current
-/// ones, the others stay.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+/// ones, the others stay. In JSON, `"fail_body_contains": null` turns that fault off, while leaving the
+/// field out keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultsPatch {
     /// New [`Faults::latency_ms`], if given.
     pub latency_ms: Option<u64>,
+    /// New [`Faults::latency_jitter_ms`], if given.
+    pub latency_jitter_ms: Option<u64>,
     /// New [`Faults::error_rate`], if given.
     pub error_rate: Option<f64>,
     /// New [`Faults::throttle_rate`], if given.
@@ -120,6 +210,25 @@ pub struct FaultsPatch {
     pub hang_rate: Option<f64>,
     /// New [`Faults::hang_ms`], if given.
     pub hang_ms: Option<u64>,
+    /// New [`Faults::fail_body_contains`], if given: `Some(None)` (JSON `null`) turns it off.
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub fail_body_contains: Option<Option<String>>,
+    /// New [`Faults::fail_body_status`], if given.
+    pub fail_body_status: Option<u16>,
+    /// New [`Faults::fail_first_per_key`], if given.
+    pub fail_first_per_key: Option<u32>,
+    /// New [`Faults::fail_first_status`], if given.
+    pub fail_first_status: Option<u16>,
+}
+
+/// Reads a field that is present, `null` included, as `Some` (a missing one stays `None` through
+/// `#[serde(default)]`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 impl FaultsPatch {
@@ -127,11 +236,21 @@ impl FaultsPatch {
     pub fn apply(&self, current: Faults) -> Faults {
         Faults {
             latency_ms: self.latency_ms.unwrap_or(current.latency_ms),
+            latency_jitter_ms: self.latency_jitter_ms.unwrap_or(current.latency_jitter_ms),
             error_rate: self.error_rate.unwrap_or(current.error_rate),
             throttle_rate: self.throttle_rate.unwrap_or(current.throttle_rate),
             retry_after_secs: self.retry_after_secs.unwrap_or(current.retry_after_secs),
             hang_rate: self.hang_rate.unwrap_or(current.hang_rate),
             hang_ms: self.hang_ms.unwrap_or(current.hang_ms),
+            fail_body_contains: match &self.fail_body_contains {
+                Some(text) => text.clone(),
+                None => current.fail_body_contains,
+            },
+            fail_body_status: self.fail_body_status.unwrap_or(current.fail_body_status),
+            fail_first_per_key: self
+                .fail_first_per_key
+                .unwrap_or(current.fail_first_per_key),
+            fail_first_status: self.fail_first_status.unwrap_or(current.fail_first_status),
         }
     }
 }
@@ -234,5 +353,130 @@ mod tests {
         let patched = patch.apply(faults);
         assert_eq!(patched.hang_ms, 5);
         assert_eq!(patched.error_rate, 0.5);
+    }
+
+    #[test]
+    fn delay_is_latency_plus_uniform_jitter() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let fixed = Faults {
+            latency_ms: 25,
+            ..Faults::none()
+        };
+        assert!((0..100).all(|_| fixed.delay_ms(&mut rng) == 25));
+        let jittery = Faults {
+            latency_ms: 10,
+            latency_jitter_ms: 3,
+            ..Faults::none()
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..1000 {
+            seen.insert(jittery.delay_ms(&mut rng));
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), [10, 11, 12, 13]);
+        let huge = Faults {
+            latency_ms: u64::MAX,
+            latency_jitter_ms: 5,
+            ..Faults::none()
+        };
+        assert_eq!(huge.delay_ms(&mut rng), u64::MAX);
+    }
+
+    #[test]
+    fn body_and_attempt_failures_pick_their_requests() {
+        let faults = Faults {
+            fail_body_contains: Some("o-13".to_owned()),
+            fail_first_per_key: 2,
+            ..Faults::none()
+        };
+        assert!(faults.body_fails(r#"{"order_id":"o-13"}"#));
+        assert!(!faults.body_fails(r#"{"order_id":"o-14"}"#));
+        assert!(!Faults::none().body_fails("o-13"));
+        assert!(faults.attempt_fails(1) && faults.attempt_fails(2));
+        assert!(!faults.attempt_fails(3));
+        assert!(!Faults::none().attempt_fails(1));
+        assert_eq!(faults.fail_body_status, 503);
+        assert_eq!(faults.fail_first_status, 503);
+    }
+
+    #[test]
+    fn failure_statuses_are_checked_and_sanitized() {
+        for status in [400, 429, 503, 599] {
+            let faults = Faults {
+                fail_body_status: status,
+                fail_first_status: status,
+                ..Faults::none()
+            };
+            assert!(faults.validate().is_ok(), "{status}");
+        }
+        for status in [0, 200, 399, 600] {
+            let body = Faults {
+                fail_body_status: status,
+                ..Faults::none()
+            };
+            let error = body.validate().expect_err("refused");
+            assert!(error.to_string().contains("fail_body_status"), "{error}");
+            assert_eq!(body.sanitized().fail_body_status, 503);
+            let first = Faults {
+                fail_first_status: status,
+                ..Faults::none()
+            };
+            let error = first.validate().expect_err("refused");
+            assert!(error.to_string().contains("fail_first_status"), "{error}");
+            assert_eq!(first.sanitized().fail_first_status, 503);
+        }
+    }
+
+    #[test]
+    fn new_fields_read_from_json_and_patch() {
+        let faults: Faults = serde_json::from_str(
+            r#"{"latency_jitter_ms": 5, "fail_body_contains": "boom", "fail_body_status": 422,
+                "fail_first_per_key": 2, "fail_first_status": 429}"#,
+        )
+        .expect("parses");
+        let expected = Faults {
+            latency_jitter_ms: 5,
+            fail_body_contains: Some("boom".to_owned()),
+            fail_body_status: 422,
+            fail_first_per_key: 2,
+            fail_first_status: 429,
+            ..Faults::none()
+        };
+        assert_eq!(faults, expected);
+        let round_trip: Faults =
+            serde_json::from_value(serde_json::to_value(&faults).expect("serializes"))
+                .expect("parses");
+        assert_eq!(round_trip, faults);
+
+        // Leaving fail_body_contains out keeps it; null turns it off.
+        let keep: FaultsPatch =
+            serde_json::from_str(r#"{"fail_first_per_key": 0}"#).expect("parses");
+        assert_eq!(keep.fail_body_contains, None);
+        let kept = keep.apply(faults.clone());
+        assert_eq!(kept.fail_body_contains.as_deref(), Some("boom"));
+        assert_eq!(kept.fail_first_per_key, 0);
+        let clear: FaultsPatch =
+            serde_json::from_str(r#"{"fail_body_contains": null}"#).expect("parses");
+        assert_eq!(clear.fail_body_contains, Some(None));
+        assert_eq!(clear.apply(faults.clone()).fail_body_contains, None);
+        let set: FaultsPatch = serde_json::from_str(
+            r#"{"fail_body_contains": "x", "latency_jitter_ms": 9, "fail_body_status": 500,
+                "fail_first_status": 502}"#,
+        )
+        .expect("parses");
+        let patched = set.apply(Faults::none());
+        assert_eq!(
+            patched,
+            Faults {
+                fail_body_contains: Some("x".to_owned()),
+                latency_jitter_ms: 9,
+                fail_body_status: 500,
+                fail_first_status: 502,
+                ..Faults::none()
+            }
+        );
+        // An absent patch field is not serialized as null (which would clear it).
+        let json = serde_json::to_value(FaultsPatch::default()).expect("serializes");
+        assert!(json.get("fail_body_contains").is_none(), "{json}");
     }
 }

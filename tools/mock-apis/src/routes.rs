@@ -2,8 +2,10 @@
 //! [`Router`].
 //!
 //! A request to an API endpoint goes: counted and marked in flight → checked (`Idempotency-Key`, JSON
-//! object body; else 400) → fault drawn → `latency_ms` waited → 503 / 429 if injected (not remembered) →
-//! effect recorded or first answer replayed → `hang_ms` waited if it hangs → answered.
+//! object body; else 400) → fault picked (`fail_body_contains`, then `fail_first_per_key`, then the random
+//! draw) → `latency_ms` + jitter waited → injected failure answered if picked (not remembered) → effect
+//! recorded or first answer replayed → `hang_ms` waited if it hangs → answered → added to the call
+//! journal and no longer in flight.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use tokio::sync::watch;
 use crate::api::Api;
 use crate::faults::{Faults, FaultsPatch, Injection};
 use crate::problem::problem;
-use crate::store::{Outcome, Request, Store};
+use crate::store::{Arrival, InFlight, Outcome, Request, Store};
 
 /// Header that makes a repeated call harmless.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -86,16 +88,107 @@ pub(crate) fn router(state: AppState) -> Router {
                     get(move |State(state): State<AppState>| async move {
                         Json(state.store.effects(api))
                     }),
+                )
+                .route(
+                    &format!("/{api}/calls"),
+                    get(move |State(state): State<AppState>| async move {
+                        Json(state.store.calls(api))
+                    }),
                 );
     }
     router.fallback(not_found).with_state(state)
 }
 
-/// `POST` to an API endpoint.
+/// `POST` to an API endpoint: counts the call and keeps it in flight (and, once answered, in the journal)
+/// while [`answer_call`] answers it.
 async fn serve_call(state: AppState, api: Api, headers: HeaderMap, body: Bytes) -> Response {
     let received = SystemTime::now();
-    let _in_flight = state.store.arrive(api);
-    let request = match parse_request(&headers, &body, received) {
+    let json =
+        serde_json::from_slice::<Value>(&body).map_err(|e| format!("body is not valid JSON: {e}"));
+    let arrival = Arrival {
+        idempotency_key: idempotency_key(&headers).ok().map(str::to_owned),
+        body: json.as_ref().map_or(Value::Null, Value::clone),
+        received,
+    };
+    let mut call = state.store.arrive(api, arrival);
+    let response = answer_call(&state, api, &mut call, &headers, &body, json, received).await;
+    call.answer(response.status());
+    response
+}
+
+/// The fault picked for a well-formed call, in the order they are checked.
+#[derive(Debug)]
+enum Verdict {
+    /// Answer this injected failure, with no effect.
+    Fail {
+        /// Status answered.
+        status: StatusCode,
+        /// `detail` of the problem body.
+        detail: String,
+        /// Whether to send `Retry-After`.
+        retry_after: bool,
+    },
+    /// Go on: take effect or replay, hanging if [`Injection::Hang`].
+    Proceed(Injection),
+}
+
+/// Decides what a well-formed call with `key` and raw body `body` gets from `faults`: `fail_body_contains`,
+/// then `fail_first_per_key`, then the random draw.
+fn verdict(store: &Store, api: Api, faults: &Faults, key: &str, body: &[u8]) -> Verdict {
+    let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let retries = |status: StatusCode| {
+        status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+    };
+    if faults.body_fails(&String::from_utf8_lossy(body)) {
+        let status = status(faults.fail_body_status);
+        let text = faults.fail_body_contains.as_deref().unwrap_or_default();
+        return Verdict::Fail {
+            status,
+            detail: format!("injected failure: the body contains {text:?}"),
+            retry_after: retries(status),
+        };
+    }
+    let attempt = store.count_attempt(api, key);
+    if faults.attempt_fails(attempt) {
+        let status = status(faults.fail_first_status);
+        return Verdict::Fail {
+            status,
+            detail: format!(
+                "injected failure: call {attempt} of {} failed with this idempotency key",
+                faults.fail_first_per_key
+            ),
+            retry_after: retries(status),
+        };
+    }
+    match faults.injection(rand::random::<f64>()) {
+        Injection::Error => Verdict::Fail {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            detail: "injected failure: the service is unavailable, try again".to_owned(),
+            retry_after: false,
+        },
+        Injection::Throttle => Verdict::Fail {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            detail: format!(
+                "injected throttling: retry after {} seconds",
+                faults.retry_after_secs
+            ),
+            retry_after: true,
+        },
+        injection => Verdict::Proceed(injection),
+    }
+}
+
+/// Answers a `POST` to an API endpoint: checks it, applies the faults, records or replays its effect.
+async fn answer_call(
+    state: &AppState,
+    api: Api,
+    call: &mut InFlight,
+    headers: &HeaderMap,
+    body: &[u8],
+    json: Result<Value, String>,
+    received: SystemTime,
+) -> Response {
+    let request = match parse_request(headers, json, received) {
         Ok(request) => request,
         Err(detail) => {
             state.store.count_rejected(api);
@@ -105,34 +198,34 @@ async fn serve_call(state: AppState, api: Api, headers: HeaderMap, body: Bytes) 
     };
     let key = request.idempotency_key.clone();
     let faults = state.store.faults(api);
-    let injection = faults.injection(rand::random::<f64>());
-    if !state.pause(faults.latency_ms).await {
+    let verdict = verdict(&state.store, api, &faults, &key, body);
+    if let Verdict::Fail { status, .. } = &verdict {
+        call.settle(*status);
+    }
+    // A statement of its own: the thread-local generator must not live across the `.await`.
+    let delay_ms = faults.delay_ms(&mut rand::rng());
+    if !state.pause(delay_ms).await {
         return shutting_down();
     }
-    match injection {
-        Injection::Error => {
+    let injection = match verdict {
+        Verdict::Fail {
+            status,
+            detail,
+            retry_after,
+        } => {
             state.store.count_injected_failure(api);
-            tracing::info!("{api}: injected 503 (key {key})");
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "injected failure: the service is unavailable, try again",
-            );
-        }
-        Injection::Throttle => {
-            state.store.count_injected_failure(api);
-            let secs = faults.retry_after_secs;
-            tracing::info!("{api}: injected 429, retry after {secs} s (key {key})");
-            let mut response = problem(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("injected throttling: retry after {secs} seconds"),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            tracing::info!("{api}: injected {} (key {key}): {detail}", status.as_u16());
+            let mut response = problem(status, detail);
+            if retry_after {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(faults.retry_after_secs),
+                );
+            }
             return response;
         }
-        Injection::None | Injection::Hang => {}
-    }
+        Verdict::Proceed(injection) => injection,
+    };
     let (answer, replayed) = match state.store.apply(api, request) {
         Outcome::Applied { answer, effect } => {
             tracing::info!("{api}: {} (key {key})", api.describe(&effect.body));
@@ -143,6 +236,7 @@ async fn serve_call(state: AppState, api: Api, headers: HeaderMap, body: Bytes) 
             (answer, true)
         }
     };
+    call.settle(answer.status);
     if injection == Injection::Hang {
         state.store.count_hang(api);
         tracing::info!(
@@ -162,12 +256,8 @@ async fn serve_call(state: AppState, api: Api, headers: HeaderMap, body: Bytes) 
     response
 }
 
-/// The key, body and trace context of a call, or why the call is malformed.
-fn parse_request(
-    headers: &HeaderMap,
-    body: &[u8],
-    received: SystemTime,
-) -> Result<Request, String> {
+/// The trimmed `Idempotency-Key` header, or why it is unusable.
+fn idempotency_key(headers: &HeaderMap) -> Result<&str, String> {
     let key = headers
         .get(IDEMPOTENCY_KEY)
         .ok_or("missing Idempotency-Key header")?
@@ -177,14 +267,24 @@ fn parse_request(
     if key.is_empty() {
         return Err("Idempotency-Key must not be empty".to_owned());
     }
+    Ok(key)
+}
+
+/// The key, body and trace context of a call whose body parsed as `json` (or did not, and why), or why
+/// the call is malformed.
+fn parse_request(
+    headers: &HeaderMap,
+    json: Result<Value, String>,
+    received: SystemTime,
+) -> Result<Request, String> {
+    let key = idempotency_key(headers)?;
     if key.len() > MAX_IDEMPOTENCY_KEY_LEN {
         return Err(format!(
             "Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY_LEN} bytes, got {}",
             key.len()
         ));
     }
-    let body: Value =
-        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let body = json?;
     if !body.is_object() {
         return Err("body must be a JSON object".to_owned());
     }
@@ -288,8 +388,8 @@ fn update_faults<T: DeserializeOwned>(
     if let Err(e) = faults.validate() {
         return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
     }
-    state.store.set_faults(api, faults);
     tracing::info!("{api}: faults set to {faults:?}");
+    state.store.set_faults(api, faults.clone());
     Json(faults).into_response()
 }
 

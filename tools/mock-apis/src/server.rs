@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::api::Api;
 use crate::faults::Faults;
 use crate::routes::{AppState, router};
-use crate::store::{ApiStats, Effect, Stats, Store};
+use crate::store::{ApiStats, Call, Effect, Stats, Store};
 
 /// Address the `mock-apis` binary listens on by default (the APIs' base URLs in `config/default.toml`).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
@@ -155,7 +155,7 @@ impl MockApis {
     }
 
     /// Replaces the faults of `api` (the in-process `PUT /admin/faults/{api}`). Rates outside 0.0–1.0
-    /// are clamped.
+    /// are clamped; failure statuses outside 400–599 become 503.
     pub fn set_faults(&self, api: Api, faults: Faults) {
         self.store.set_faults(api, faults);
     }
@@ -163,7 +163,7 @@ impl MockApis {
     /// Replaces the faults of every API.
     pub fn set_all_faults(&self, faults: Faults) {
         for api in Api::ALL {
-            self.store.set_faults(api, faults);
+            self.store.set_faults(api, faults.clone());
         }
     }
 
@@ -187,10 +187,23 @@ impl MockApis {
         self.store.effects(api)
     }
 
-    /// Forgets every effect, idempotency key and counter (the in-process `POST /admin/reset`); faults
-    /// are kept.
+    /// A snapshot of the call journal of `api` (what `GET /{api}/calls` serves): every `POST` answered
+    /// since start or the last reset, in arrival order.
+    pub fn calls(&self, api: Api) -> Vec<Call> {
+        self.store.calls(api)
+    }
+
+    /// Forgets every effect, idempotency key, call and counter (the in-process `POST /admin/reset`);
+    /// faults are kept. Requests still in flight stay counted in `in_flight` (and set
+    /// `peak_in_flight`) but do not enter the new journal.
     pub fn reset(&self) {
         self.store.reset();
+    }
+
+    /// Sets `peak_in_flight` of `api` to its current `in_flight`, so that a test can measure the peak
+    /// of each phase; nothing else changes.
+    pub fn reset_peak(&self, api: Api) {
+        self.store.reset_peak(api);
     }
 
     /// Waits until `api` has recorded at least `n` effects and returns all of them, or gives up after
@@ -202,13 +215,34 @@ impl MockApis {
         timeout: Duration,
     ) -> Result<Vec<Effect>, WaitTimeout> {
         self.store
-            .wait_until(api, timeout, |_, effects| {
-                (effects.len() >= n).then(|| effects.to_vec())
+            .wait_until(api, timeout, |view| {
+                (view.effects.len() >= n).then(|| view.effects.to_vec())
             })
             .await
             .map_err(|stats| WaitTimeout {
                 api,
                 wanted: format!("at least {n} effect(s)"),
+                waited: timeout,
+                stats,
+            })
+    }
+
+    /// Waits until the call journal of `api` holds at least `n` calls and returns all of them, or gives
+    /// up after `timeout`. Wakes on every change, no polling. A call enters the journal once answered.
+    pub async fn wait_for_calls(
+        &self,
+        api: Api,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Call>, WaitTimeout> {
+        self.store
+            .wait_until(api, timeout, |view| {
+                (view.calls.len() >= n).then(|| view.calls.to_vec())
+            })
+            .await
+            .map_err(|stats| WaitTimeout {
+                api,
+                wanted: format!("at least {n} call(s) in the journal"),
                 waited: timeout,
                 stats,
             })
@@ -223,7 +257,9 @@ impl MockApis {
         mut condition: impl FnMut(&ApiStats) -> bool,
     ) -> Result<ApiStats, WaitTimeout> {
         self.store
-            .wait_until(api, timeout, |stats, _| condition(stats).then_some(*stats))
+            .wait_until(api, timeout, |view| {
+                condition(view.stats).then_some(*view.stats)
+            })
             .await
             .map_err(|stats| WaitTimeout {
                 api,

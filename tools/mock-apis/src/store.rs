@@ -1,5 +1,6 @@
 //! What the server remembers, per API: the effects, the answer given to each idempotency key, the
-//! counters and the current faults. Every change wakes whoever waits on the API (see [`Store::wait_until`]).
+//! calls with each key, the journal of every call, the counters and the current faults. Every change
+//! wakes whoever waits on the API (see [`Store::wait_until`]).
 //!
 //! Checking a key and recording its effect happen under one per-API lock with no `.await` inside, so two
 //! concurrent requests with the same key can never both take effect.
@@ -34,6 +35,32 @@ pub struct Effect {
     pub response: Value,
 }
 
+/// One `POST` to an API's endpoint, as kept in the call journal ([`crate::MockApis::calls`],
+/// `GET /{api}/calls`): every call is there, malformed, failed and replayed ones included, in the order
+/// they arrived, once answered.
+///
+/// A call whose client went away before the answer is kept too, with the status the server had settled
+/// on by then (an injected failure, or the answer of an effect already recorded, as for a hang), or 499
+/// (client closed request) when it had settled on none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    /// The `Idempotency-Key` header, trimmed; `None` when missing, blank or not visible ASCII.
+    pub idempotency_key: Option<String>,
+    /// The status answered.
+    pub status: u16,
+    /// When the request arrived (before any latency), in milliseconds since the Unix epoch.
+    pub received_at_unix_ms: u64,
+    /// When the answer was produced (after latency and hangs), in milliseconds since the Unix epoch.
+    pub answered_at_unix_ms: u64,
+    /// The request body, parsed as JSON; `Null` when it is not JSON.
+    pub body: Value,
+}
+
+impl Call {
+    /// Status recorded for a call whose client went away before the server settled on an answer.
+    pub const CLIENT_CLOSED: u16 = 499;
+}
+
 /// Counters of one API since start or the last reset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiStats {
@@ -43,7 +70,8 @@ pub struct ApiStats {
     pub effects: u64,
     /// Requests with an already used key, answered with the first answer and no new effect.
     pub duplicates: u64,
-    /// Requests answered 503 or 429 by fault injection (with no effect).
+    /// Requests answered with an injected failure, with no effect: 503 or 429 from the rates, and the
+    /// statuses of `fail_body_contains` and `fail_first_per_key`.
     pub injected_failures: u64,
     /// Requests held back `hang_ms` by fault injection (they took effect or were duplicates).
     pub hangs: u64,
@@ -51,7 +79,8 @@ pub struct ApiStats {
     pub rejected: u64,
     /// Requests being served right now (latency and hangs included).
     pub in_flight: u64,
-    /// Highest `in_flight` seen.
+    /// Highest `in_flight` seen since start, the last reset or the last
+    /// [`reset_peak`](crate::MockApis::reset_peak).
     pub peak_in_flight: u64,
 }
 
@@ -123,6 +152,17 @@ pub(crate) struct Store {
     slots: [Slot; 4],
 }
 
+/// What a waiter sees of one API's state (see [`Store::wait_until`]).
+#[derive(Debug)]
+pub(crate) struct View<'a> {
+    /// Counters.
+    pub stats: &'a ApiStats,
+    /// Effects in the order they were recorded.
+    pub effects: &'a [Effect],
+    /// The call journal, in arrival order.
+    pub calls: &'a [Call],
+}
+
 /// The state of one API.
 #[derive(Debug)]
 struct Slot {
@@ -143,6 +183,29 @@ struct SlotState {
     effects: Vec<Effect>,
     /// First answer per idempotency key.
     answers: HashMap<String, Answer>,
+    /// Calls per idempotency key that reached the `fail_first_per_key` check.
+    attempts: HashMap<String, u64>,
+    /// The call journal, in arrival order.
+    calls: Vec<Call>,
+    /// The arrival number of each entry of `calls`, ascending.
+    call_numbers: Vec<u64>,
+    /// Arrival number of the next call; never reset, so calls that arrived before a reset can be told
+    /// apart.
+    next_number: u64,
+    /// Calls numbered below this arrived before the last reset and are left out of the journal.
+    first_number: u64,
+}
+
+impl SlotState {
+    /// Inserts `call`, whose arrival number is `number`, into the journal at its arrival position.
+    fn journal(&mut self, number: u64, call: Call) {
+        if number < self.first_number {
+            return;
+        }
+        let at = self.call_numbers.partition_point(|&n| n < number);
+        self.call_numbers.insert(at, number);
+        self.calls.insert(at, call);
+    }
 }
 
 /// Locks `mutex`, going on with the data if a holder panicked (the data stays consistent: every update
@@ -158,7 +221,7 @@ impl Store {
         Self {
             slots: Api::ALL.map(|_| Slot {
                 state: Mutex::new(SlotState::default()),
-                faults: Mutex::new(faults),
+                faults: Mutex::new(faults.clone()),
                 changed: watch::Sender::new(0),
             }),
         }
@@ -177,18 +240,43 @@ impl Store {
         result
     }
 
-    /// Counts a call to `api` and marks it in flight until the returned guard is dropped.
-    pub fn arrive(self: &Arc<Self>, api: Api) -> InFlight {
-        self.update(api, |state| {
+    /// Counts a call to `api` and marks it in flight until the returned guard is dropped; the guard then
+    /// adds the call to the journal.
+    pub fn arrive(self: &Arc<Self>, api: Api, arrival: Arrival) -> InFlight {
+        let number = self.update(api, |state| {
             let stats = &mut state.stats;
             stats.calls += 1;
             stats.in_flight += 1;
             stats.peak_in_flight = stats.peak_in_flight.max(stats.in_flight);
+            let number = state.next_number;
+            state.next_number += 1;
+            number
         });
         InFlight {
             store: Arc::clone(self),
             api,
+            number,
+            arrival: Some(arrival),
+            settled: None,
+            answered: None,
         }
+    }
+
+    /// Counts a call with `key` that reached the `fail_first_per_key` check; returns how many there have
+    /// been with the key, this one included.
+    pub fn count_attempt(&self, api: Api, key: &str) -> u64 {
+        self.update(api, |state| {
+            let attempts = state.attempts.entry(key.to_owned()).or_default();
+            *attempts += 1;
+            *attempts
+        })
+    }
+
+    /// Sets the peak of requests in flight of `api` to the number in flight now.
+    pub fn reset_peak(&self, api: Api) {
+        self.update(api, |state| {
+            state.stats.peak_in_flight = state.stats.in_flight;
+        });
     }
 
     /// Counts a request refused as malformed.
@@ -196,7 +284,7 @@ impl Store {
         self.update(api, |state| state.stats.rejected += 1);
     }
 
-    /// Counts a 503 or 429 answered by fault injection.
+    /// Counts a failure answered by fault injection.
     pub fn count_injected_failure(&self, api: Api) {
         self.update(api, |state| state.stats.injected_failures += 1);
     }
@@ -234,7 +322,7 @@ impl Store {
 
     /// The current faults of `api`.
     pub fn faults(&self, api: Api) -> Faults {
-        *lock(&self.slot(api).faults)
+        lock(&self.slot(api).faults).clone()
     }
 
     /// Replaces the faults of `api` (rates forced into 0.0–1.0).
@@ -262,15 +350,23 @@ impl Store {
         lock(&self.slot(api).state).effects.clone()
     }
 
-    /// Forgets every effect, key and counter (requests still in flight stay counted in `in_flight`).
-    /// Faults are kept.
+    /// A snapshot of the call journal of `api`, in arrival order.
+    pub fn calls(&self, api: Api) -> Vec<Call> {
+        lock(&self.slot(api).state).calls.clone()
+    }
+
+    /// Forgets every effect, key, call and counter (requests still in flight stay counted in
+    /// `in_flight`, but will not enter the journal). Faults are kept.
     pub fn reset(&self) {
         for api in Api::ALL {
             self.update(api, |state| {
                 let in_flight = state.stats.in_flight;
+                let next_number = state.next_number;
                 *state = SlotState::default();
                 state.stats.in_flight = in_flight;
                 state.stats.peak_in_flight = in_flight;
+                state.next_number = next_number;
+                state.first_number = next_number;
             });
         }
     }
@@ -281,7 +377,7 @@ impl Store {
         &self,
         api: Api,
         timeout: Duration,
-        mut check: impl FnMut(&ApiStats, &[Effect]) -> Option<T>,
+        mut check: impl FnMut(&View<'_>) -> Option<T>,
     ) -> Result<T, ApiStats> {
         let slot = self.slot(api);
         // Subscribing before the first check means no change between the check and the wait is missed.
@@ -290,7 +386,12 @@ impl Store {
             loop {
                 {
                     let state = lock(&slot.state);
-                    if let Some(found) = check(&state.stats, &state.effects) {
+                    let view = View {
+                        stats: &state.stats,
+                        effects: &state.effects,
+                        calls: &state.calls,
+                    };
+                    if let Some(found) = check(&view) {
                         return found;
                     }
                 }
@@ -306,18 +407,70 @@ impl Store {
     }
 }
 
-/// Marks one request of an API as in flight while it lives.
+/// What the journal keeps of a call from its arrival.
+#[derive(Debug)]
+pub(crate) struct Arrival {
+    /// `Idempotency-Key` header, trimmed, if usable.
+    pub idempotency_key: Option<String>,
+    /// Body parsed as JSON, `Null` if not JSON.
+    pub body: Value,
+    /// Arrival time.
+    pub received: SystemTime,
+}
+
+/// Marks one request of an API as in flight while it lives; when dropped, adds the call to the journal
+/// (with its answer, or as abandoned) and ends it, in one change.
 #[derive(Debug)]
 pub(crate) struct InFlight {
     /// The store to update when the request ends.
     store: Arc<Store>,
     /// The API the request is for.
     api: Api,
+    /// Arrival number of the call, its place in the journal.
+    number: u64,
+    /// What the journal keeps of the call; taken when it is recorded.
+    arrival: Option<Arrival>,
+    /// The status the server settled on, if it did.
+    settled: Option<u16>,
+    /// The status answered and when, once answered.
+    answered: Option<(u16, SystemTime)>,
+}
+
+impl InFlight {
+    /// Notes the status the call will be answered, to record should the client go away before the answer.
+    pub fn settle(&mut self, status: StatusCode) {
+        self.settled = Some(status.as_u16());
+    }
+
+    /// Notes that the call was answered `status` now.
+    pub fn answer(&mut self, status: StatusCode) {
+        self.answered = Some((status.as_u16(), SystemTime::now()));
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        let (status, answered) = self.answered.unwrap_or_else(|| {
+            (
+                self.settled.unwrap_or(Call::CLIENT_CLOSED),
+                SystemTime::now(),
+            )
+        });
+        let arrival = self.arrival.take();
+        let number = self.number;
         self.store.update(self.api, |state| {
+            if let Some(arrival) = arrival {
+                state.journal(
+                    number,
+                    Call {
+                        idempotency_key: arrival.idempotency_key,
+                        status,
+                        received_at_unix_ms: clock::unix_ms(arrival.received),
+                        answered_at_unix_ms: clock::unix_ms(answered),
+                        body: arrival.body,
+                    },
+                );
+            }
             state.stats.in_flight = state.stats.in_flight.saturating_sub(1);
         });
     }
@@ -328,6 +481,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn arrival(key: &str) -> Arrival {
+        Arrival {
+            idempotency_key: Some(key.to_owned()),
+            body: json!({"n": key}),
+            received: SystemTime::now(),
+        }
+    }
 
     fn request(key: &str) -> Request {
         Request {
@@ -362,8 +523,8 @@ mod tests {
     #[test]
     fn in_flight_follows_the_guards_and_survives_reset() {
         let store = Arc::new(Store::new(Faults::none()));
-        let a = store.arrive(Api::Sms);
-        let b = store.arrive(Api::Sms);
+        let a = store.arrive(Api::Sms, arrival("a"));
+        let b = store.arrive(Api::Sms, arrival("b"));
         assert_eq!(store.stats(Api::Sms).peak_in_flight, 2);
         drop(a);
         store.reset();
@@ -385,16 +546,107 @@ mod tests {
             writer.apply(Api::Email, request("a"));
         });
         let count = store
-            .wait_until(Api::Email, Duration::from_secs(5), |_, effects| {
-                (!effects.is_empty()).then_some(effects.len())
+            .wait_until(Api::Email, Duration::from_secs(5), |view| {
+                (!view.effects.is_empty()).then_some(view.effects.len())
             })
             .await;
         assert_eq!(count, Ok(1));
         let timed_out = store
-            .wait_until(Api::Email, Duration::from_millis(10), |stats, _| {
-                (stats.effects >= 2).then_some(())
+            .wait_until(Api::Email, Duration::from_millis(10), |view| {
+                (view.stats.effects >= 2).then_some(())
             })
             .await;
         assert_eq!(timed_out.map_err(|stats| stats.effects), Err(1));
+    }
+
+    #[test]
+    fn the_journal_keeps_arrival_order_and_abandoned_calls() {
+        let store = Arc::new(Store::new(Faults::none()));
+        let mut first = store.arrive(Api::Payment, arrival("first"));
+        let mut second = store.arrive(Api::Payment, arrival("second"));
+        let mut third = store.arrive(Api::Payment, arrival("third"));
+        let fourth = store.arrive(Api::Payment, arrival("fourth"));
+        // Answered out of order: the journal still lists them as they arrived.
+        third.answer(StatusCode::CREATED);
+        drop(third);
+        second.answer(StatusCode::SERVICE_UNAVAILABLE);
+        drop(second);
+        // Settled on an answer, then abandoned by its client: kept with that status.
+        first.settle(StatusCode::TOO_MANY_REQUESTS);
+        drop(first);
+        // Abandoned before settling on anything.
+        drop(fourth);
+        let calls = store.calls(Api::Payment);
+        let summary: Vec<_> = calls
+            .iter()
+            .map(|call| (call.idempotency_key.as_deref(), call.status))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Some("first"), 429),
+                (Some("second"), 503),
+                (Some("third"), 201),
+                (Some("fourth"), Call::CLIENT_CLOSED),
+            ]
+        );
+        assert_eq!(calls[1].body, json!({"n": "second"}));
+        assert!(
+            calls
+                .iter()
+                .all(|call| call.answered_at_unix_ms >= call.received_at_unix_ms)
+        );
+        assert_eq!(store.stats(Api::Payment).in_flight, 0);
+        assert!(store.calls(Api::Sms).is_empty());
+    }
+
+    #[test]
+    fn reset_clears_the_journal_and_attempts_and_drops_earlier_calls() {
+        let store = Arc::new(Store::new(Faults::none()));
+        assert_eq!(store.count_attempt(Api::Email, "k"), 1);
+        assert_eq!(store.count_attempt(Api::Email, "k"), 2);
+        assert_eq!(store.count_attempt(Api::Email, "other"), 1);
+        assert_eq!(
+            store.count_attempt(Api::Sms, "k"),
+            1,
+            "attempts are per API"
+        );
+        drop(store.arrive(Api::Email, arrival("done")));
+        let straggler = store.arrive(Api::Email, arrival("straggler"));
+        store.reset();
+        assert!(store.calls(Api::Email).is_empty());
+        assert_eq!(store.count_attempt(Api::Email, "k"), 1);
+        let after = store.arrive(Api::Email, arrival("after"));
+        // Arrived before the reset: counted out of flight, left out of the new journal.
+        drop(straggler);
+        drop(after);
+        let keys: Vec<_> = store
+            .calls(Api::Email)
+            .into_iter()
+            .map(|call| call.idempotency_key)
+            .collect();
+        assert_eq!(keys, [Some("after".to_owned())]);
+        assert_eq!(store.stats(Api::Email).in_flight, 0);
+    }
+
+    #[test]
+    fn reset_peak_starts_from_what_is_in_flight() {
+        let store = Arc::new(Store::new(Faults::none()));
+        let a = store.arrive(Api::Inventory, arrival("a"));
+        let b = store.arrive(Api::Inventory, arrival("b"));
+        let c = store.arrive(Api::Inventory, arrival("c"));
+        drop(a);
+        drop(b);
+        assert_eq!(store.stats(Api::Inventory).peak_in_flight, 3);
+        store.reset_peak(Api::Inventory);
+        let stats = store.stats(Api::Inventory);
+        assert_eq!(
+            (stats.in_flight, stats.peak_in_flight, stats.calls),
+            (1, 1, 3)
+        );
+        let d = store.arrive(Api::Inventory, arrival("d"));
+        assert_eq!(store.stats(Api::Inventory).peak_in_flight, 2);
+        drop((c, d));
+        assert_eq!(store.stats(Api::Inventory).peak_in_flight, 2);
     }
 }

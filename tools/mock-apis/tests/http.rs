@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use mock_apis::{Api, Effect, Faults, MockApis, MockApisConfig, Stats};
+use mock_apis::{Api, Call, Effect, Faults, MockApis, MockApisConfig, Stats};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -654,4 +654,641 @@ async fn urls_point_at_the_bound_port() {
         ..Faults::none()
     });
     assert!(MockApis::start(bad_faults).await.is_err());
+}
+
+fn retry_after(response: &Response) -> Option<&str> {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn latency_jitter_spreads_answers_between_latency_and_latency_plus_jitter() {
+    let server = start().await;
+    let client = Client::new();
+    // Set over HTTP, to check the admin JSON takes the field.
+    let faults: Faults = client
+        .patch(format!("{}/admin/faults/sms", server.base_url()))
+        .json(&json!({"latency_ms": 40, "latency_jitter_ms": 80}))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("faults");
+    assert_eq!((faults.latency_ms, faults.latency_jitter_ms), (40, 80));
+    for i in 0..6 {
+        let response = post(
+            &client,
+            &server,
+            Api::Sms,
+            Some(&format!("sms:{i}")),
+            &json!({"to": "+1", "text": "hi"}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    let calls = server.calls(Api::Sms);
+    assert_eq!(calls.len(), 6);
+    for call in &calls {
+        let took = call.answered_at_unix_ms - call.received_at_unix_ms;
+        // At least the latency; at most latency + jitter, plus generous slack for a busy machine.
+        assert!((40..40 + 80 + 2_000).contains(&took), "{took} ms: {call:?}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_body_containing_the_text_fails_with_the_status_and_no_effect() {
+    let server = start().await;
+    server.set_faults(
+        Api::Inventory,
+        Faults {
+            fail_body_contains: Some("o-poison".to_owned()),
+            fail_body_status: 422,
+            ..Faults::default()
+        },
+    );
+    let client = Client::new();
+    let poisoned = post(
+        &client,
+        &server,
+        Api::Inventory,
+        Some("k-1"),
+        &reservation("o-poison"),
+    )
+    .await;
+    assert_eq!(poisoned.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(retry_after(&poisoned), None, "no Retry-After with a 422");
+    assert_eq!(
+        poisoned.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/problem+json"[..])
+    );
+    let problem = json_of(poisoned).await;
+    assert_eq!(problem["status"], 422);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("o-poison")),
+        "{problem}"
+    );
+    let fine = post(
+        &client,
+        &server,
+        Api::Inventory,
+        Some("k-2"),
+        &reservation("o-fine"),
+    )
+    .await;
+    assert_eq!(fine.status(), StatusCode::CREATED);
+    let stats = server.stats(Api::Inventory);
+    assert_eq!(
+        (stats.calls, stats.effects, stats.injected_failures),
+        (2, 1, 1)
+    );
+    assert_eq!(server.effects(Api::Inventory)[0].idempotency_key, "k-2");
+
+    // Default status 503, with Retry-After; the raw text is matched, not just values.
+    server.set_faults(
+        Api::Inventory,
+        Faults {
+            fail_body_contains: Some(r#""quantity":2"#.to_owned()),
+            retry_after_secs: 4,
+            ..Faults::default()
+        },
+    );
+    let raw = client
+        .post(server.endpoint_url(Api::Inventory))
+        .header("Idempotency-Key", "k-3")
+        .header("content-type", "application/json")
+        .body(r#"{"order_id":"o-3","items":[{"sku":"S","quantity":2}]}"#)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(raw.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after(&raw), Some("4"));
+    // Not remembered: once the fault is gone, the same key takes effect.
+    server.set_faults(Api::Inventory, Faults::default());
+    let retried = post(
+        &client,
+        &server,
+        Api::Inventory,
+        Some("k-3"),
+        &reservation("o-3"),
+    )
+    .await;
+    assert_eq!(retried.status(), StatusCode::CREATED);
+    assert!(retried.headers().get("idempotent-replayed").is_none());
+    let statuses: Vec<u16> = server
+        .calls(Api::Inventory)
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(statuses, [422, 201, 503, 201]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_first_calls_of_each_key_fail_then_go_through() {
+    let server = start().await;
+    server.set_faults(
+        Api::Payment,
+        Faults {
+            fail_first_per_key: 2,
+            fail_first_status: 429,
+            retry_after_secs: 3,
+            ..Faults::default()
+        },
+    );
+    let client = Client::new();
+    let body = json!({"order_id": "o-1", "amount": 5, "currency": "EUR"});
+    let mut statuses = Vec::new();
+    for key in ["a", "b", "a", "a", "b", "b", "a"] {
+        let response = post(&client, &server, Api::Payment, Some(key), &body).await;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(retry_after(&response), Some("3"));
+            assert_eq!(json_of(response).await["status"], 429);
+        } else {
+            assert!(retry_after(&response).is_none());
+        }
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, [429, 429, 429, 201, 429, 201, 201]);
+    let stats = server.stats(Api::Payment);
+    assert_eq!(
+        (
+            stats.calls,
+            stats.injected_failures,
+            stats.effects,
+            stats.duplicates
+        ),
+        (7, 4, 2, 1)
+    );
+
+    // A 503 carries Retry-After too; a 500 does not.
+    server.set_faults(
+        Api::Payment,
+        Faults {
+            fail_first_per_key: 1,
+            ..Faults::default()
+        },
+    );
+    let unavailable = post(&client, &server, Api::Payment, Some("c"), &body).await;
+    assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after(&unavailable), Some("1"));
+    // Keys already past the count are not failed again.
+    let replay = post(&client, &server, Api::Payment, Some("a"), &body).await;
+    assert_eq!(replay.status(), StatusCode::CREATED);
+    server.set_faults(
+        Api::Payment,
+        Faults {
+            fail_first_per_key: 1,
+            fail_first_status: 500,
+            ..Faults::default()
+        },
+    );
+    let error = post(&client, &server, Api::Payment, Some("d"), &body).await;
+    assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(retry_after(&error).is_none());
+
+    // A reset forgets the counts per key.
+    server.reset();
+    let again = post(&client, &server, Api::Payment, Some("a"), &body).await;
+    assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let through = post(&client, &server, Api::Payment, Some("a"), &body).await;
+    assert_eq!(through.status(), StatusCode::CREATED);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn body_failures_come_before_first_call_failures_which_come_before_the_draw() {
+    let server = start().await;
+    server.set_faults(
+        Api::Email,
+        Faults {
+            fail_body_contains: Some("poison".to_owned()),
+            fail_body_status: 422,
+            fail_first_per_key: 1,
+            fail_first_status: 500,
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    );
+    let client = Client::new();
+    let poison = json!({"to": "a@example.com", "subject": "poison", "body": "…"});
+    let plain = json!({"to": "a@example.com", "subject": "hello", "body": "…"});
+    let mut statuses = Vec::new();
+    for (key, body) in [
+        ("k", &poison),
+        ("k", &poison),
+        ("k", &plain),
+        ("k", &plain),
+        ("j", &plain),
+    ] {
+        statuses.push(
+            post(&client, &server, Api::Email, Some(key), body)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    // Body failures do not use up the key's first calls; after them the random draw (always 503).
+    assert_eq!(statuses, [422, 422, 500, 503, 500]);
+    let stats = server.stats(Api::Email);
+    assert_eq!((stats.injected_failures, stats.effects), (5, 0));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn failure_statuses_are_validated_over_http() {
+    let server = start().await;
+    let client = Client::new();
+    let url = format!("{}/admin/faults/email", server.base_url());
+    for body in [
+        json!({"fail_body_status": 200}),
+        json!({"fail_first_status": 600}),
+        json!({"fail_first_status": 399}),
+    ] {
+        for request in [client.put(&url), client.patch(&url)] {
+            let response = request.json(&body).send().await.expect("answered");
+            assert_eq!(
+                response.status(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(server.faults(Api::Email), Faults::default());
+
+    let put: Faults = client
+        .put(&url)
+        .json(&json!({"fail_body_contains": "x", "fail_body_status": 400,
+                      "fail_first_per_key": 3, "fail_first_status": 599,
+                      "latency_jitter_ms": 1}))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("faults");
+    let expected = Faults {
+        fail_body_contains: Some("x".to_owned()),
+        fail_body_status: 400,
+        fail_first_per_key: 3,
+        fail_first_status: 599,
+        latency_jitter_ms: 1,
+        ..Faults::default()
+    };
+    assert_eq!(put, expected);
+    assert_eq!(server.faults(Api::Email), expected);
+    // PATCH: null turns the body failure off and keeps the rest.
+    let patched: Faults = client
+        .patch(&url)
+        .json(&json!({"fail_body_contains": null}))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("faults");
+    assert_eq!(
+        patched,
+        Faults {
+            fail_body_contains: None,
+            ..expected.clone()
+        }
+    );
+    // PUT leaves out what it does not name.
+    let reset: Faults = client
+        .put(&url)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("faults");
+    assert_eq!(reset, Faults::default());
+    // In process, a status out of range becomes 503.
+    server.set_faults(
+        Api::Email,
+        Faults {
+            fail_first_status: 200,
+            ..Faults::default()
+        },
+    );
+    assert_eq!(server.faults(Api::Email).fail_first_status, 503);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_journal_keeps_every_call_in_arrival_order() {
+    let server = start().await;
+    let client = Client::new();
+    let url = server.endpoint_url(Api::Inventory);
+    let before = now_ms();
+    // Malformed: no key; not JSON; not an object.
+    client
+        .post(&url)
+        .json(&reservation("o-0"))
+        .send()
+        .await
+        .expect("answered");
+    client
+        .post(&url)
+        .header("Idempotency-Key", " k-x ")
+        .body("order=o-1")
+        .send()
+        .await
+        .expect("answered");
+    client
+        .post(&url)
+        .header("Idempotency-Key", "k-y")
+        .json(&json!([1]))
+        .send()
+        .await
+        .expect("answered");
+    // Taken, replayed, failed.
+    post(
+        &client,
+        &server,
+        Api::Inventory,
+        Some("k-1"),
+        &reservation("o-1"),
+    )
+    .await;
+    post(
+        &client,
+        &server,
+        Api::Inventory,
+        Some("k-1"),
+        &reservation("o-1"),
+    )
+    .await;
+    server.set_faults(
+        Api::Inventory,
+        Faults {
+            throttle_rate: 1.0,
+            latency_ms: 60,
+            ..Faults::default()
+        },
+    );
+    post(
+        &client,
+        &server,
+        Api::Inventory,
+        Some("k-2"),
+        &reservation("o-2"),
+    )
+    .await;
+
+    let calls = server.calls(Api::Inventory);
+    let summary: Vec<_> = calls
+        .iter()
+        .map(|c| (c.idempotency_key.as_deref(), c.status))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (None, 400),
+            (Some("k-x"), 400),
+            (Some("k-y"), 400),
+            (Some("k-1"), 201),
+            (Some("k-1"), 201),
+            (Some("k-2"), 429),
+        ]
+    );
+    assert_eq!(calls[0].body, reservation("o-0"));
+    assert_eq!(calls[1].body, Value::Null, "not JSON");
+    assert_eq!(calls[2].body, json!([1]));
+    assert_eq!(calls[5].body, reservation("o-2"));
+    for pair in calls.windows(2) {
+        assert!(pair[0].received_at_unix_ms <= pair[1].received_at_unix_ms);
+    }
+    for call in &calls {
+        assert!(call.received_at_unix_ms >= before, "{call:?}");
+        assert!(call.answered_at_unix_ms >= call.received_at_unix_ms);
+    }
+    // The arrival time is taken before the latency, the answer time after it.
+    assert!(calls[5].answered_at_unix_ms - calls[5].received_at_unix_ms >= 60);
+    let stats = server.stats(Api::Inventory);
+    assert_eq!(stats.calls, calls.len() as u64);
+
+    let served: Vec<Call> = client
+        .get(server.api_url(Api::Inventory) + "/calls")
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("calls");
+    assert_eq!(served, calls);
+    let raw: Value = client
+        .get(server.api_url(Api::Inventory) + "/calls")
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    for field in [
+        "idempotency_key",
+        "status",
+        "received_at_unix_ms",
+        "answered_at_unix_ms",
+        "body",
+    ] {
+        assert!(raw[0].get(field).is_some(), "{field} in {raw}");
+    }
+    assert!(server.calls(Api::Payment).is_empty());
+
+    let reset = client
+        .post(format!("{}/admin/reset", server.base_url()))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    assert!(server.calls(Api::Inventory).is_empty());
+    server.shutdown().await;
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis()
+        .try_into()
+        .expect("fits in u64")
+}
+
+#[tokio::test]
+async fn concurrent_calls_are_journaled_in_arrival_order() {
+    let server = start().await;
+    let client = Client::new();
+    let body = json!({"to": "+1", "text": "hi"});
+    // The first call is slow, the second fast: the second is answered first but listed second.
+    server.set_faults(
+        Api::Sms,
+        Faults {
+            latency_ms: 400,
+            ..Faults::default()
+        },
+    );
+    let slow = {
+        let request = client
+            .post(server.endpoint_url(Api::Sms))
+            .header("Idempotency-Key", "slow")
+            .json(&body);
+        tokio::spawn(async move { request.send().await.map(|r| r.status()) })
+    };
+    server
+        .wait_for_stats(Api::Sms, WAIT, |s| s.in_flight == 1)
+        .await
+        .expect("the slow call arrives");
+    server.set_faults(Api::Sms, Faults::default());
+    let fast = post(&client, &server, Api::Sms, Some("fast"), &body).await;
+    assert_eq!(fast.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        server.calls(Api::Sms).len(),
+        1,
+        "only answered calls are listed"
+    );
+    assert_eq!(
+        slow.await.expect("task ends").expect("answered"),
+        StatusCode::ACCEPTED
+    );
+    let keys: Vec<_> = server
+        .calls(Api::Sms)
+        .into_iter()
+        .map(|c| c.idempotency_key)
+        .collect();
+    assert_eq!(keys, [Some("slow".to_owned()), Some("fast".to_owned())]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn waiting_for_calls_wakes_on_answers_and_times_out() {
+    let server = start().await;
+    server.set_faults(
+        Api::Email,
+        Faults {
+            latency_ms: 100,
+            fail_first_per_key: 1,
+            ..Faults::default()
+        },
+    );
+    let client = Client::new();
+    let url = server.endpoint_url(Api::Email);
+    let calls = tokio::spawn(async move {
+        for _ in 0..2 {
+            client
+                .post(&url)
+                .header("Idempotency-Key", "email:e-1")
+                .json(&json!({"to": "a@example.com", "subject": "Hi", "body": "…"}))
+                .send()
+                .await
+                .expect("answered");
+        }
+    });
+    let journal = server
+        .wait_for_calls(Api::Email, 2, WAIT)
+        .await
+        .expect("both calls answered");
+    let statuses: Vec<u16> = journal.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [503, 202]);
+    calls.await.expect("task ends");
+
+    let error = server
+        .wait_for_calls(Api::Email, 3, Duration::from_millis(50))
+        .await
+        .expect_err("no third call");
+    assert_eq!(error.api, Api::Email);
+    assert_eq!(error.stats.calls, 2);
+    assert!(error.to_string().contains("at least 3 call"), "{error}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_call_abandoned_during_a_hang_is_journaled_with_its_answer() {
+    let server = start().await;
+    server.set_faults(
+        Api::Payment,
+        Faults {
+            hang_rate: 1.0,
+            hang_ms: 30_000,
+            ..Faults::default()
+        },
+    );
+    let impatient = Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .expect("client");
+    let error = impatient
+        .post(server.endpoint_url(Api::Payment))
+        .header("Idempotency-Key", "payment:e-1")
+        .json(&json!({"order_id": "o-1", "amount": 5, "currency": "EUR"}))
+        .send()
+        .await
+        .expect_err("the client times out");
+    assert!(error.is_timeout(), "{error}");
+    // The server notices the client leaving and drops the request mid-hang (well before `hang_ms`); the
+    // call is journaled at once, with the answer of the effect it had recorded.
+    let calls = server
+        .wait_for_calls(Api::Payment, 1, WAIT)
+        .await
+        .expect("the abandoned call is journaled");
+    assert!(calls[0].answered_at_unix_ms - calls[0].received_at_unix_ms < 30_000);
+    assert_eq!(calls[0].status, 201);
+    assert_eq!(calls[0].idempotency_key.as_deref(), Some("payment:e-1"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn in_flight_counts_requests_during_latency_and_peaks_reset_per_phase() {
+    let server = start().await;
+    server.set_faults(
+        Api::Inventory,
+        Faults {
+            latency_ms: 400,
+            ..Faults::default()
+        },
+    );
+    let client = Client::new();
+    let send = |key: &'static str| {
+        let request = client
+            .post(server.endpoint_url(Api::Inventory))
+            .header("Idempotency-Key", key)
+            .json(&reservation(key));
+        tokio::spawn(async move { request.send().await.map(|r| r.status()) })
+    };
+    let phase_one = [send("a"), send("b"), send("c")];
+    let during = server
+        .wait_for_stats(Api::Inventory, WAIT, |s| s.in_flight == 3)
+        .await
+        .expect("three requests wait out their latency in flight");
+    assert_eq!((during.peak_in_flight, during.effects), (3, 0));
+    for call in phase_one {
+        assert_eq!(
+            call.await.expect("task ends").expect("answered"),
+            StatusCode::CREATED
+        );
+    }
+    assert_eq!(server.stats(Api::Inventory).in_flight, 0);
+    assert_eq!(server.stats(Api::Inventory).peak_in_flight, 3);
+
+    server.reset_peak(Api::Inventory);
+    let stats = server.stats(Api::Inventory);
+    assert_eq!(
+        (stats.peak_in_flight, stats.calls, stats.effects),
+        (0, 3, 3)
+    );
+    let phase_two = send("d");
+    assert_eq!(
+        phase_two.await.expect("task ends").expect("answered"),
+        StatusCode::CREATED
+    );
+    assert_eq!(server.stats(Api::Inventory).peak_in_flight, 1);
+    server.shutdown().await;
 }

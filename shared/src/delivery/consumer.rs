@@ -1,0 +1,358 @@
+//! The consumer: one thread polls Kafka and feeds the [`Dispatcher`]; event tasks run on the tokio runtime.
+//!
+//! The poll thread owns the rdkafka consumer. It hands each record to the dispatcher, applies the
+//! dispatcher's pause/resume requests, and commits the partitions' watermarks every
+//! `consumer.commit_interval_ms` (auto-commit is off: only the contiguous finished prefix is ever committed).
+//! Rebalance callbacks run on this thread too: on revoke, the revoked partitions start no new work, their
+//! running events get up to `consumer.rebalance_timeout_ms` to finish, and their watermark is committed
+//! synchronously before the partitions go; on assign, consumption starts from the committed offsets.
+//!
+//! On shutdown the thread pauses every partition (no more fetching), keeps polling (heartbeats, rebalances)
+//! while running events finish for up to `consumer.drain_timeout_ms`, commits the watermarks, and closes the
+//! consumer, which leaves the group.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::dispatcher::Dispatcher;
+use super::failure::{FailureRoute, LogFailureRoute};
+use super::handler::Handler;
+use super::record::{Record, TopicPartition};
+use super::retry::RetryPolicy;
+use super::worker::Worker;
+use crate::kafka;
+use crate::settings::Settings;
+
+/// What a consumer reads.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Consumer group id.
+    pub group: String,
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+}
+
+/// Why a consumer could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The Kafka consumer could not be created (a bad client setting).
+    #[error("cannot create the Kafka consumer: {0}")]
+    Create(#[source] KafkaError),
+    /// The subscription was refused.
+    #[error("cannot subscribe to {topics:?}: {source}")]
+    Subscribe {
+        /// The topics.
+        topics: Vec<String>,
+        /// The client's error.
+        source: KafkaError,
+    },
+    /// Topics could not be created at start-up.
+    #[error("cannot create topics {topics:?}: {source}")]
+    Topics {
+        /// The topics.
+        topics: Vec<String>,
+        /// The client's error.
+        source: KafkaError,
+    },
+    /// The poll thread could not be started or died.
+    #[error("the poll thread failed: {0}")]
+    Thread(String),
+}
+
+/// Runs `handler` over `spec`'s topics until `shutdown` is cancelled; undeliverable events are logged.
+pub async fn run<H: Handler>(
+    settings: &Settings,
+    spec: &ConsumerSpec,
+    handler: H,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    run_with_route(settings, spec, handler, LogFailureRoute, shutdown).await
+}
+
+/// Like [`run`], with undeliverable events handed to `route`.
+pub async fn run_with_route<H: Handler, R: FailureRoute>(
+    settings: &Settings,
+    spec: &ConsumerSpec,
+    handler: H,
+    route: R,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    if settings.topics.create {
+        let names: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
+        kafka::ensure_topics(&settings.kafka, &settings.topics, &names)
+            .await
+            .map_err(|source| RunError::Topics {
+                topics: spec.topics.clone(),
+                source,
+            })?;
+    }
+    let c = &settings.consumer;
+    let worker = Worker {
+        handler,
+        route,
+        policy: RetryPolicy::from_settings(c),
+        in_flight: Arc::new(Semaphore::new(c.max_in_flight)),
+    };
+    let events = shutdown.child_token();
+    let dispatcher = Dispatcher::new(
+        worker,
+        c.max_buffered_per_partition,
+        tokio::runtime::Handle::current(),
+        events.clone(),
+    );
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let context = RuntimeContext {
+        dispatcher: Arc::clone(&dispatcher),
+        rebalance_timeout: c.rebalance_timeout(),
+        abandoned: Arc::clone(&abandoned),
+    };
+    let consumer: BaseConsumer<RuntimeContext<H, R>> =
+        kafka::consumer_config(&settings.kafka, &spec.group)
+            .create_with_context(context)
+            .map_err(RunError::Create)?;
+    let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|source| RunError::Subscribe {
+            topics: spec.topics.clone(),
+            source,
+        })?;
+    tracing::info!(group = %spec.group, topics = ?spec.topics, max_in_flight = c.max_in_flight, "consumer started");
+
+    let poll = PollLoop {
+        consumer,
+        dispatcher,
+        shutdown: shutdown.clone(),
+        events,
+        abandoned: Arc::clone(&abandoned),
+        commit_interval: c.commit_interval(),
+        drain_timeout: c.drain_timeout(),
+        group: spec.group.clone(),
+        topics: HashMap::new(),
+    };
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("{}-poll", spec.group))
+        .spawn(move || {
+            poll.run();
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| RunError::Thread(e.to_string()))?;
+    // If this future is dropped (the task aborted), the poll thread stops at once without draining or
+    // committing, as a crashed process would.
+    let _abandon_on_drop = AbandonGuard(abandoned);
+    done_rx
+        .await
+        .map_err(|_| RunError::Thread("the poll thread panicked".into()))
+}
+
+/// Sets the flag when dropped.
+struct AbandonGuard(Arc<AtomicBool>);
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The rdkafka context: rebalance callbacks drive the dispatcher.
+struct RuntimeContext<H, R> {
+    /// The scheduler.
+    dispatcher: Arc<Dispatcher<H, R>>,
+    /// How long revoked partitions' events may run on.
+    rebalance_timeout: Duration,
+    /// Set when the consumer was abandoned: closing it then revokes without waiting or committing.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl<H: Handler, R: FailureRoute> ClientContext for RuntimeContext<H, R> {}
+
+impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            if self.abandoned.load(Ordering::SeqCst) {
+                return;
+            }
+            let partitions = partitions_of(list);
+            let started = Instant::now();
+            let watermarks = self.dispatcher.revoke(&partitions, self.rebalance_timeout);
+            commit(consumer, &watermarks, CommitMode::Sync);
+            tracing::info!(
+                partitions = partitions.len(),
+                committed = ?watermarks.iter().map(|(tp, o)| format!("{}/{}@{o}", tp.0, tp.1)).collect::<Vec<_>>(),
+                waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "partitions revoked: running events finished or given up, watermarks committed"
+            );
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let partitions = partitions_of(list);
+                self.dispatcher.assign(&partitions);
+                tracing::info!(partitions = partitions.len(), "partitions assigned");
+            }
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
+    list.elements()
+        .iter()
+        .map(|e| (Arc::from(e.topic()), e.partition()))
+        .collect()
+}
+
+fn commit<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    watermarks: &[(TopicPartition, i64)],
+    mode: CommitMode,
+) {
+    if watermarks.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::with_capacity(watermarks.len());
+    for ((topic, partition), offset) in watermarks {
+        if let Err(error) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!(%error, "cannot build the commit list");
+            return;
+        }
+    }
+    if let Err(error) = consumer.commit(&list, mode) {
+        tracing::warn!(%error, "commit failed; the next commit carries the same or later offsets");
+    }
+}
+
+/// The poll thread's state.
+struct PollLoop<H: Handler, R: FailureRoute> {
+    /// The Kafka consumer.
+    consumer: BaseConsumer<RuntimeContext<H, R>>,
+    /// The scheduler.
+    dispatcher: Arc<Dispatcher<H, R>>,
+    /// The process-wide shutdown signal.
+    shutdown: CancellationToken,
+    /// Cancels every event task (a child of `shutdown`).
+    events: CancellationToken,
+    /// Set when the owning future was dropped: stop without draining or committing.
+    abandoned: Arc<AtomicBool>,
+    /// How often watermarks are committed.
+    commit_interval: Duration,
+    /// How long running events may take after shutdown.
+    drain_timeout: Duration,
+    /// The group, for logs.
+    group: String,
+    /// Interned topic names.
+    topics: HashMap<String, Arc<str>>,
+}
+
+impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
+    fn run(mut self) {
+        let poll_timeout = Duration::from_millis(100);
+        let mut last_commit = Instant::now();
+        while !self.shutdown.is_cancelled() && !self.abandoned.load(Ordering::SeqCst) {
+            if let Some(result) = self.consumer.poll(poll_timeout) {
+                match result {
+                    Ok(message) => {
+                        let topic = match self.topics.get(message.topic()) {
+                            Some(t) => Arc::clone(t),
+                            None => {
+                                let t: Arc<str> = Arc::from(message.topic());
+                                self.topics
+                                    .insert(message.topic().to_owned(), Arc::clone(&t));
+                                t
+                            }
+                        };
+                        self.dispatcher
+                            .submit(Record::from_message(topic, &message));
+                    }
+                    Err(error) => tracing::warn!(%error, "kafka consumer error; continuing"),
+                }
+            }
+            self.apply_flow_changes();
+            if last_commit.elapsed() >= self.commit_interval {
+                commit(
+                    &self.consumer,
+                    &self.dispatcher.take_commits(),
+                    CommitMode::Async,
+                );
+                last_commit = Instant::now();
+            }
+        }
+        if self.abandoned.load(Ordering::SeqCst) {
+            self.events.cancel();
+            tracing::warn!(group = %self.group, "consumer abandoned: stopping without drain or commit");
+            return;
+        }
+        self.shut_down();
+    }
+
+    fn apply_flow_changes(&self) {
+        let changes = self.dispatcher.take_flow_changes();
+        for (list, pause) in [(changes.pause, true), (changes.resume, false)] {
+            if list.is_empty() {
+                continue;
+            }
+            let mut tpl = TopicPartitionList::new();
+            for (topic, partition) in &list {
+                tpl.add_partition(topic, *partition);
+            }
+            let result = if pause {
+                self.consumer.pause(&tpl)
+            } else {
+                self.consumer.resume(&tpl)
+            };
+            match result {
+                Ok(()) => tracing::debug!(partitions = ?list, pause, "partition flow changed"),
+                Err(error) => {
+                    tracing::debug!(%error, pause, "pause/resume of a partition no longer assigned")
+                }
+            }
+        }
+    }
+
+    fn shut_down(self) {
+        tracing::info!(group = %self.group, "shutting down: no more fetching, waiting for running events");
+        self.events.cancel();
+        if let Ok(assignment) = self.consumer.assignment() {
+            let _ = self.consumer.pause(&assignment);
+        }
+        let deadline = Instant::now() + self.drain_timeout;
+        // Keep serving the group (heartbeats, callbacks) while events finish; fetched records are dropped:
+        // they were never started, so nothing past them is committed.
+        loop {
+            if self.dispatcher.wait_until_idle(Duration::from_millis(100)) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    running = self.dispatcher.running(),
+                    "events still running at the drain timeout: they will be delivered again"
+                );
+                break;
+            }
+            let _ = self.consumer.poll(Duration::ZERO);
+        }
+        let watermarks = self.dispatcher.watermarks();
+        commit(&self.consumer, &watermarks, CommitMode::Sync);
+        tracing::info!(
+            group = %self.group,
+            committed = ?watermarks.iter().map(|(tp, o)| format!("{}/{}@{o}", tp.0, tp.1)).collect::<Vec<_>>(),
+            "watermarks committed; leaving the group"
+        );
+        self.consumer.unsubscribe();
+        drop(self.consumer);
+        tracing::info!(group = %self.group, "consumer stopped");
+    }
+}

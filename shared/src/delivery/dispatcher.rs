@@ -1,0 +1,302 @@
+//! Key-ordered scheduling with bounded memory.
+//!
+//! Records arrive from the poll thread in offset order. Per partition, the dispatcher keeps a queue per key:
+//! the first record of an idle key starts at once (as its own task), later records of a busy key wait behind
+//! it, so events with the same key are handled one at a time in offset order while different keys run
+//! concurrently (the in-flight bound is the worker's semaphore). Records without a key share one queue per
+//! partition, so they keep partition order.
+//!
+//! Each partition tracks its offsets ([`OffsetTracker`]); when its started-but-unfinished events reach
+//! `max_buffered_per_partition`, the partition is paused and resumed once half has drained. The poll thread
+//! applies pause/resume and commits; on a revoke or shutdown the dispatcher stops starting work for the
+//! partitions concerned, waits (bounded) for their running events, and hands back their watermarks.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use super::failure::FailureRoute;
+use super::handler::Handler;
+use super::offsets::OffsetTracker;
+use super::record::{Record, TopicPartition};
+use super::worker::{Delivery, Worker};
+
+/// Scheduling state of one assigned partition.
+struct PartitionState {
+    /// Distinguishes this assignment from an earlier one of the same partition.
+    epoch: u64,
+    /// Started and finished offsets.
+    offsets: OffsetTracker,
+    /// Per key, the records waiting behind the running one; a key is present while it has a running task.
+    keys: HashMap<Option<Vec<u8>>, VecDeque<Record>>,
+    /// Tasks running for this partition (one per busy key).
+    running: usize,
+    /// Whether the dispatcher asked the poll thread to pause the partition.
+    paused: bool,
+    /// Fires on revoke or shutdown: start nothing new for this partition.
+    cancel: CancellationToken,
+}
+
+/// Everything behind the lock.
+#[derive(Default)]
+struct State {
+    /// Assigned partitions.
+    partitions: HashMap<TopicPartition, PartitionState>,
+    /// The next assignment epoch.
+    next_epoch: u64,
+    /// Partitions the poll thread must pause.
+    to_pause: Vec<TopicPartition>,
+    /// Partitions the poll thread must resume.
+    to_resume: Vec<TopicPartition>,
+}
+
+/// Pause/resume requests for the poll thread.
+#[derive(Debug, Default)]
+pub struct FlowChanges {
+    /// Partitions to pause.
+    pub pause: Vec<TopicPartition>,
+    /// Partitions to resume.
+    pub resume: Vec<TopicPartition>,
+}
+
+/// The key-ordered scheduler of one consumer.
+pub struct Dispatcher<H, R> {
+    /// Scheduling state, shared by the poll thread and the event tasks.
+    state: Mutex<State>,
+    /// Signalled whenever a partition's running task count drops.
+    idle: Condvar,
+    /// Delivers single events.
+    worker: Worker<H, R>,
+    /// Bound of started-but-unfinished events per partition.
+    max_buffered: usize,
+    /// Where event tasks are spawned.
+    runtime: Handle,
+    /// Parent of every partition's cancel token: shutdown.
+    shutdown: CancellationToken,
+}
+
+impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
+    /// A dispatcher spawning event tasks on `runtime`; `shutdown` stops them all.
+    pub fn new(
+        worker: Worker<H, R>,
+        max_buffered: usize,
+        runtime: Handle,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State::default()),
+            idle: Condvar::new(),
+            worker,
+            max_buffered: max_buffered.max(1),
+            runtime,
+            shutdown,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in a task while holding the lock cannot leave the offsets in a state that commits too
+        // far (offsets only move when an event finished), so a poisoned lock is still safe to use.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts tracking newly assigned partitions.
+    pub fn assign(&self, partitions: &[TopicPartition]) {
+        let mut state = self.lock();
+        for tp in partitions {
+            if state.partitions.contains_key(tp) {
+                continue;
+            }
+            state.next_epoch += 1;
+            let partition = PartitionState {
+                epoch: state.next_epoch,
+                offsets: OffsetTracker::default(),
+                keys: HashMap::new(),
+                running: 0,
+                paused: false,
+                cancel: self.shutdown.child_token(),
+            };
+            state.partitions.insert(tp.clone(), partition);
+        }
+    }
+
+    /// Takes a record from the poll thread: starts it now if its key is idle, queues it behind its key
+    /// otherwise. Records of unassigned or revoking partitions, and offsets already seen, are dropped (they
+    /// were not started, so their offsets are never committed past).
+    pub fn submit(self: &Arc<Self>, record: Record) {
+        let mut state = self.lock();
+        let max_buffered = self.max_buffered;
+        let State {
+            partitions,
+            to_pause,
+            ..
+        } = &mut *state;
+        let Some(partition) = partitions.get_mut(&record.tp) else {
+            return;
+        };
+        if partition.cancel.is_cancelled() || !partition.offsets.start(record.offset) {
+            return;
+        }
+        if partition.offsets.unfinished() >= max_buffered && !partition.paused {
+            partition.paused = true;
+            to_pause.push(record.tp.clone());
+        }
+        match partition.keys.entry(record.key.clone()) {
+            Entry::Occupied(mut waiting) => waiting.get_mut().push_back(record),
+            Entry::Vacant(slot) => {
+                slot.insert(VecDeque::new());
+                partition.running += 1;
+                let (epoch, cancel) = (partition.epoch, partition.cancel.clone());
+                let this = Arc::clone(self);
+                self.runtime
+                    .spawn(async move { this.run_key(record, epoch, cancel).await });
+            }
+        }
+    }
+
+    /// Runs the events of one key of one partition, one after the other, until its queue is empty.
+    async fn run_key(self: Arc<Self>, first: Record, epoch: u64, cancel: CancellationToken) {
+        let mut record = first;
+        loop {
+            let delivery = self.worker.deliver(&record, &cancel).await;
+            let mut state = self.lock();
+            let max_buffered = self.max_buffered;
+            let State {
+                partitions,
+                to_resume,
+                ..
+            } = &mut *state;
+            let Some(partition) = partitions.get_mut(&record.tp).filter(|p| p.epoch == epoch)
+            else {
+                // The partition was revoked and given up on while this event ran: its new owner has it.
+                return;
+            };
+            if delivery == Delivery::Handled {
+                partition.offsets.finish(record.offset);
+            }
+            if partition.paused && partition.offsets.unfinished() <= max_buffered / 2 {
+                partition.paused = false;
+                to_resume.push(record.tp.clone());
+            }
+            let next = match delivery {
+                Delivery::Handled if !cancel.is_cancelled() => partition
+                    .keys
+                    .get_mut(&record.key)
+                    .and_then(VecDeque::pop_front),
+                _ => None,
+            };
+            match next {
+                Some(next) => record = next,
+                None => {
+                    // Records still queued behind an abandoned one stay unfinished: never committed past.
+                    partition.keys.remove(&record.key);
+                    partition.running -= 1;
+                    drop(state);
+                    self.idle.notify_all();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Pause/resume requests since the last call.
+    pub fn take_flow_changes(&self) -> FlowChanges {
+        let mut state = self.lock();
+        FlowChanges {
+            pause: std::mem::take(&mut state.to_pause),
+            resume: std::mem::take(&mut state.to_resume),
+        }
+    }
+
+    /// Watermarks that moved since they were last taken, for the periodic commit.
+    pub fn take_commits(&self) -> Vec<(TopicPartition, i64)> {
+        let mut state = self.lock();
+        state
+            .partitions
+            .iter_mut()
+            .filter_map(|(tp, p)| p.offsets.take_commit().map(|w| (tp.clone(), w)))
+            .collect()
+    }
+
+    /// Stops starting work for `partitions`, waits up to `timeout` for their running events, forgets them and
+    /// returns their watermarks (to commit before the partitions go).
+    pub fn revoke(
+        &self,
+        partitions: &[TopicPartition],
+        timeout: Duration,
+    ) -> Vec<(TopicPartition, i64)> {
+        let mut state = self.lock();
+        for tp in partitions {
+            if let Some(p) = state.partitions.get(tp) {
+                p.cancel.cancel();
+            }
+        }
+        state = self.wait_idle(state, partitions, timeout);
+        partitions
+            .iter()
+            .filter_map(|tp| {
+                let p = state.partitions.remove(tp)?;
+                if p.running > 0 {
+                    tracing::warn!(
+                        topic = %tp.0, partition = tp.1, running = p.running,
+                        "events still running after the rebalance timeout: their new owner will deliver them again"
+                    );
+                }
+                p.offsets.watermark().map(|w| (tp.clone(), w))
+            })
+            .collect()
+    }
+
+    /// Waits up to `timeout` until no event of any partition runs (shutdown must have been signalled, so
+    /// nothing new starts); `true` when none runs.
+    pub fn wait_until_idle(&self, timeout: Duration) -> bool {
+        let state = self.lock();
+        let all: Vec<TopicPartition> = state.partitions.keys().cloned().collect();
+        let state = self.wait_idle(state, &all, timeout);
+        state.partitions.values().all(|p| p.running == 0)
+    }
+
+    /// Every partition's watermark.
+    pub fn watermarks(&self) -> Vec<(TopicPartition, i64)> {
+        let state = self.lock();
+        state
+            .partitions
+            .iter()
+            .filter_map(|(tp, p)| p.offsets.watermark().map(|w| (tp.clone(), w)))
+            .collect()
+    }
+
+    fn wait_idle<'a>(
+        &self,
+        mut state: MutexGuard<'a, State>,
+        partitions: &[TopicPartition],
+        timeout: Duration,
+    ) -> MutexGuard<'a, State> {
+        let deadline = Instant::now() + timeout;
+        while partitions
+            .iter()
+            .any(|tp| state.partitions.get(tp).is_some_and(|p| p.running > 0))
+        {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = self
+                .idle
+                .wait_timeout(state, deadline - now)
+                .map(|(s, _)| s)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        state
+    }
+
+    /// Event tasks running, over all partitions.
+    pub fn running(&self) -> usize {
+        self.lock().partitions.values().map(|p| p.running).sum()
+    }
+}
