@@ -33,9 +33,12 @@ stop_all() {
   trap - EXIT INT TERM
   if [ ${#pids[@]} -gt 0 ]; then
     echo
-    echo "stopping ${#pids[@]} processes…"
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
+    echo "stopping ${#pids[@]} processes, the broker last…"
+    # Newest first: consumers and producer finish their work and commit while the broker is still up.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+      kill -TERM "${pids[i]}" 2>/dev/null || true
+      wait "${pids[i]}" 2>/dev/null || true
+    done
   fi
   echo "stopped. Logs are in $data/logs."
 }

@@ -150,10 +150,27 @@ pub async fn run_with_route<H: Handler, R: FailureRoute>(
     // If this future is dropped (the task aborted), the poll thread stops at once without draining or
     // committing, as a crashed process would.
     let _abandon_on_drop = AbandonGuard(abandoned);
-    done_rx
-        .await
-        .map_err(|_| RunError::Thread("the poll thread panicked".into()))
+    // After shutdown, the drain is bounded by the drain timeout, but the final commit and leaving the group
+    // need the broker; if it is gone, do not wait for it forever: nothing unfinished was committed, so
+    // exiting without the final commit only means redelivery.
+    let close_deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(c.drain_timeout() + CLOSE_GRACE).await;
+    };
+    tokio::select! {
+        done = done_rx => done.map_err(|_| RunError::Thread("the poll thread panicked".into())),
+        () = close_deadline => {
+            tracing::error!(
+                group = %spec.group,
+                "the consumer did not close in time (is the broker reachable?): stopping without the final commit"
+            );
+            Ok(())
+        }
+    }
 }
+
+/// How long committing and leaving the group may take after the drain, before the consumer gives up on it.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 /// Sets the flag when dropped.
 struct AbandonGuard(Arc<AtomicBool>);
