@@ -4,6 +4,7 @@
 use courier::delivery::{self, ConsumerSpec, Failure, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
 use courier::events::OrderCreated;
+use courier::health::Health;
 use courier::settings::Settings;
 use reqwest::Method;
 use serde::Serialize;
@@ -38,10 +39,10 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// The handler, calling the inventory API of `settings`.
-    pub fn new(settings: &Settings) -> Result<Self, reqwest::Error> {
+    /// The handler, calling the inventory API of `settings`; its breaker reports to `health`.
+    pub fn new(settings: &Settings, health: &Health) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            api: ApiClient::new(NAME, &settings.apis.inventory)?,
+            api: ApiClient::new(NAME, &settings.apis.inventory, health)?,
         })
     }
 
@@ -91,9 +92,17 @@ impl Handler for Inventory {
     }
 }
 
-/// Runs the inventory consumer until `shutdown` is cancelled.
-pub async fn run(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let handler = Inventory::new(settings)?;
-    delivery::run(settings, &Inventory::spec(settings), handler, shutdown).await?;
-    Ok(())
+/// Runs the inventory consumer (and its health server) until `shutdown` is cancelled.
+pub async fn run(
+    settings: &Settings,
+    shutdown: CancellationToken,
+) -> Result<(), delivery::RunError> {
+    let spec = Inventory::spec(settings);
+    delivery::run_service(
+        settings,
+        &spec,
+        |health| Inventory::new(settings, health),
+        shutdown,
+    )
+    .await
 }

@@ -3,8 +3,11 @@
 //!
 //! Every call carries `Idempotency-Key: <consumer>:<event id>` (the same on every attempt, restart and
 //! rebalance, so the API can absorb a redelivery) and the W3C `traceparent` of the event's trace; a bearer
-//! token is sent when the API's settings have one.
+//! token is sent when the API's settings have one. Each API has its own circuit breaker and, when set, rate
+//! limit, layered as: breaker → rate limit → request (with its timeouts).
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -13,7 +16,11 @@ use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::delivery::breaker::{CallResult, CircuitBreaker};
 use crate::delivery::{Failure, Outcome};
+use crate::health::Health;
 use crate::settings::ApiSettings;
 use crate::telemetry::{TRACEPARENT, TraceContext};
 
@@ -21,6 +28,8 @@ use crate::telemetry::{TRACEPARENT, TraceContext};
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// How much of an error response's body is kept for logs and dead letters.
 pub const BODY_EXCERPT_BYTES: usize = 1024;
+/// The failure kind of a call refused because the API's circuit breaker is open.
+pub const CIRCUIT_OPEN: &str = "circuit_open";
 
 /// A client for one downstream API.
 #[derive(Clone)]
@@ -33,6 +42,10 @@ pub struct ApiClient {
     http: reqwest::Client,
     /// Bearer token, when the API needs one.
     token: Option<SecretString>,
+    /// The API's circuit breaker.
+    breaker: CircuitBreaker,
+    /// The API's rate limit, when set.
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -66,18 +79,34 @@ pub struct ApiResponse {
     pub body: Bytes,
 }
 
-/// A call that got no response: the transport error and the endpoint it was for.
+/// A call that got no response.
 #[derive(Debug)]
 pub struct CallError {
     /// `METHOD url` of the call, without credentials or query string.
     pub endpoint: String,
     /// What went wrong.
-    pub error: reqwest::Error,
+    pub kind: CallErrorKind,
+}
+
+/// Why a call got no response.
+#[derive(Debug)]
+pub enum CallErrorKind {
+    /// The request failed on the way (connection, timeout, broken body).
+    Transport(reqwest::Error),
+    /// The API's circuit breaker is open: the call was not made. Ask again after `retry_in`.
+    CircuitOpen {
+        /// How long until the breaker may let a call through.
+        retry_in: Duration,
+    },
 }
 
 impl ApiClient {
-    /// Builds the client for API `name` from its settings.
-    pub fn new(name: &str, settings: &ApiSettings) -> Result<Self, reqwest::Error> {
+    /// Builds the client for API `name` from its settings; its breaker reports to `health`.
+    pub fn new(
+        name: &str,
+        settings: &ApiSettings,
+        health: &Health,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout())
             .timeout(settings.request_timeout())
@@ -91,12 +120,31 @@ impl ApiClient {
             let path = format!("{}/", base_url.path());
             base_url.set_path(&path);
         }
+        let breaker = CircuitBreaker::new(
+            name,
+            settings.breaker_failure_threshold,
+            settings.breaker_cooldown(),
+            health.clone(),
+        );
+        let limiter = NonZeroU32::new(settings.rate_limit_per_sec).map(|rate| {
+            let burst = NonZeroU32::new(settings.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
+            Arc::new(RateLimiter::direct(
+                Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
         Ok(Self {
             name: name.to_owned(),
             base_url,
             http,
             token: settings.token.clone(),
+            breaker,
+            limiter,
         })
+    }
+
+    /// The API's circuit breaker.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
     }
 
     /// The API's name.
@@ -121,6 +169,18 @@ impl ApiClient {
     ) -> Result<ApiResponse, CallError> {
         let url = self.url(path);
         let endpoint = endpoint_label(&method, &url);
+        let ticket = match self.breaker.admit() {
+            Ok(ticket) => ticket,
+            Err(retry_in) => {
+                return Err(CallError {
+                    endpoint,
+                    kind: CallErrorKind::CircuitOpen { retry_in },
+                });
+            }
+        };
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
         let mut request = self
             .http
             .request(method, url)
@@ -138,15 +198,34 @@ impl ApiClient {
             Ok::<_, reqwest::Error>((status, headers, body))
         }
         .await;
-        match result {
+        let result = match result {
             Ok((status, headers, body)) => Ok(ApiResponse {
                 endpoint,
                 status,
                 headers,
                 body,
             }),
-            Err(error) => Err(CallError { endpoint, error }),
-        }
+            Err(error) => Err(CallError {
+                endpoint,
+                kind: CallErrorKind::Transport(error),
+            }),
+        };
+        ticket.finish(breaker_verdict(&result));
+        result
+    }
+}
+
+/// What a call's result says about the API's health.
+fn breaker_verdict(result: &Result<ApiResponse, CallError>) -> CallResult {
+    match result {
+        Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => CallResult::Neutral,
+        Ok(r) if is_transient_status(r.status) => CallResult::Failed,
+        Ok(_) => CallResult::Healthy,
+        Err(CallError {
+            kind: CallErrorKind::Transport(e),
+            ..
+        }) if e.is_builder() => CallResult::Neutral,
+        Err(_) => CallResult::Failed,
     }
 }
 
@@ -192,9 +271,20 @@ pub fn is_transient_status(status: StatusCode) -> bool {
         || status == StatusCode::TOO_MANY_REQUESTS
 }
 
-/// Classifies a transport error.
+/// Classifies a call that got no response.
 pub fn classify_error(error: &CallError) -> Outcome {
-    let e = &error.error;
+    let e = match &error.kind {
+        CallErrorKind::CircuitOpen { retry_in } => {
+            let failure = Failure::new(
+                CIRCUIT_OPEN,
+                "the API's circuit breaker is open: call not made",
+            )
+            .with_endpoint(&error.endpoint)
+            .with_retry_after(Some(*retry_in));
+            return Outcome::Retry(failure);
+        }
+        CallErrorKind::Transport(e) => e,
+    };
     let (kind, transient) = if e.is_timeout() {
         ("timeout", true)
     } else if e.is_connect() {
@@ -309,8 +399,12 @@ mod tests {
             connect_timeout_ms: 500,
             request_timeout_ms: 500,
             token: Some(SecretString::from("s3cret")),
+            breaker_failure_threshold: 1,
+            breaker_cooldown_ms: 60_000,
+            rate_limit_per_sec: 0,
+            rate_limit_burst: 1,
         };
-        let client = ApiClient::new("test", &settings).expect("client");
+        let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
         assert_eq!(
             client.url("reservations").as_str(),
             "http://127.0.0.1:1/api/reservations"
@@ -332,6 +426,17 @@ mod tests {
                 );
             }
             other => panic!("a refused connection must be retried, got {other:?}"),
+        }
+        // One failure reached the threshold: the breaker is open and the next call is not made.
+        let result = client
+            .send_json(Method::POST, "reservations", &serde_json::json!({}), &call)
+            .await;
+        match classify(&result) {
+            Outcome::Retry(f) => {
+                assert_eq!(f.kind, CIRCUIT_OPEN);
+                assert!(f.retry_after.is_some_and(|d| d <= Duration::from_secs(60)));
+            }
+            other => panic!("an open breaker must be a wait, got {other:?}"),
         }
     }
 

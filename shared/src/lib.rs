@@ -15,12 +15,14 @@
 //!   `traceparent`).
 //! * [`delivery`]: the runtime a consumer runs on: the [`delivery::Handler`] trait a consumer implements,
 //!   and the loop that reads records, hands them to the handler and stores offsets only after success.
+//! * [`health`]: a consumer's problems (open breakers, the dead-letter guard) and its `/readyz` server.
 //! * [`shutdown`]: the signal that tells every task to stop (SIGTERM / SIGINT).
 
 pub mod cli;
 pub mod delivery;
 pub mod downstream;
 pub mod events;
+pub mod health;
 pub mod kafka;
 pub mod settings;
 pub mod shutdown;

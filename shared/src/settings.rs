@@ -34,6 +34,8 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     /// The downstream APIs the consumers call.
     pub apis: ApisSettings,
+    /// Dead-lettering: where undeliverable events go, and the guard that stops a flood of them.
+    pub dlq: DlqSettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -117,6 +119,8 @@ pub struct ConsumerSettings {
     pub rebalance_timeout_ms: u64,
     /// On shutdown, how long to wait for in-flight events before exiting.
     pub drain_timeout_ms: u64,
+    /// Address of the consumer's health server (`/healthz`, `/readyz`), `ip:port`; port 0 picks a free port.
+    pub health_listen: String,
 }
 
 impl ConsumerSettings {
@@ -163,6 +167,15 @@ pub struct ApiSettings {
     /// Bearer token sent as `Authorization`, when the API needs one. Never printed.
     #[serde(default)]
     pub token: Option<SecretString>,
+    /// Consecutive transient failures (5xx, timeout, connection error) that open the API's circuit
+    /// breaker; 0 disables the breaker.
+    pub breaker_failure_threshold: u32,
+    /// How long an open breaker waits before letting one probe call through.
+    pub breaker_cooldown_ms: u64,
+    /// Most requests per second sent to the API by one consumer process; 0 means no limit.
+    pub rate_limit_per_sec: u32,
+    /// Requests that may go out at once above the steady rate (the bucket size); at least 1 when limited.
+    pub rate_limit_burst: u32,
 }
 
 impl ApiSettings {
@@ -175,6 +188,27 @@ impl ApiSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
+
+    /// The breaker cool-down as a duration.
+    pub fn breaker_cooldown(&self) -> Duration {
+        Duration::from_millis(self.breaker_cooldown_ms)
+    }
+}
+
+/// `[dlq]`: dead-lettering.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DlqSettings {
+    /// Whether undeliverable events go to the dead-letter topic `<topic>.<group>.dlq` (else they are logged
+    /// and skipped).
+    pub enabled: bool,
+    /// Most events one consumer may dead-letter within `guard_window_ms` before it stops dead-lettering and
+    /// pauses (a downstream outage or a bad deploy is not a stream of poison pills); 0 disables the guard.
+    pub guard_max_records: u32,
+    /// The guard's window.
+    pub guard_window_ms: u64,
+    /// While the guard holds, how often one held event is tried again at its API; success resumes.
+    pub guard_probe_interval_ms: u64,
 }
 
 /// `[telemetry]`: logging.

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Once;
 
 use courier::delivery::failure::FailureRoute;
+use courier::health::Health;
 use courier::settings::Settings;
 use courier_consumers::inventory::Inventory;
 use mock_apis::{MockApis, MockApisConfig};
@@ -127,6 +128,7 @@ pub fn test_settings(
         format!("orders.created.t{}", &unique[..12]),
     );
     set("COURIER__PRODUCER__LISTEN", "127.0.0.1:0".into());
+    set("COURIER__CONSUMER__HEALTH_LISTEN", "127.0.0.1:0".into());
     set("COURIER__CONSUMER__COMMIT_INTERVAL_MS", "200".into());
     set("COURIER__CONSUMER__RETRY_INITIAL_BACKOFF_MS", "50".into());
     set("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "2000".into());
@@ -171,20 +173,59 @@ impl TestApp {
         let settings = settings.clone();
         let stop = CancellationToken::new();
         let token = stop.clone();
-        let task =
-            tokio::spawn(async move { courier_consumers::inventory::run(&settings, token).await });
+        let task = tokio::spawn(async move {
+            courier_consumers::inventory::run(&settings, token).await?;
+            Ok(())
+        });
         RunningConsumer { stop, task }
     }
 
-    /// Starts the inventory handler in-process with `route` as its failure route.
-    pub fn start_inventory_with_route<R: FailureRoute>(&self, route: R) -> RunningConsumer {
-        let settings = self.settings.clone();
+    /// Starts the inventory handler in-process with `route` as its failure route; problems are reported to
+    /// `health`.
+    pub fn start_inventory_with_route<R: FailureRoute>(
+        &self,
+        route: R,
+        health: &Health,
+    ) -> RunningConsumer {
+        self.start_inventory_custom(&self.settings, route, health)
+    }
+
+    /// Starts the inventory handler in-process with other settings, `route` and `health`.
+    pub fn start_inventory_custom<R: FailureRoute>(
+        &self,
+        settings: &Settings,
+        route: R,
+        health: &Health,
+    ) -> RunningConsumer {
+        let settings = settings.clone();
+        let health = health.clone();
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
-            let handler = Inventory::new(&settings)?;
+            let handler = Inventory::new(&settings, &health)?;
             let spec = Inventory::spec(&settings);
-            courier::delivery::run_with_route(&settings, &spec, handler, route, token).await?;
+            courier::delivery::run_with_route(&settings, &spec, handler, route, &health, token)
+                .await?;
+            Ok(())
+        });
+        RunningConsumer { stop, task }
+    }
+
+    /// Starts the inventory handler in-process with the standard routes (dead-letter topic), reporting to
+    /// `health`.
+    pub fn start_inventory_reporting(
+        &self,
+        settings: &Settings,
+        health: &Health,
+    ) -> RunningConsumer {
+        let settings = settings.clone();
+        let health = health.clone();
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let handler = Inventory::new(&settings, &health)?;
+            let spec = Inventory::spec(&settings);
+            courier::delivery::run(&settings, &spec, handler, &health, token).await?;
             Ok(())
         });
         RunningConsumer { stop, task }

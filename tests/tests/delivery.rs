@@ -248,7 +248,8 @@ async fn a_permanent_failure_is_not_retried_and_its_partition_moves_on() {
     }
     produce(&app.settings, &records).await.expect("produced");
     let route = RecordingRoute::default();
-    let consumer = app.start_inventory_with_route(route.clone());
+    let consumer =
+        app.start_inventory_with_route(route.clone(), &courier::health::Health::default());
     let routed = route
         .wait_for(1, WAIT)
         .await

@@ -7,6 +7,8 @@
 //! running events get up to `consumer.rebalance_timeout_ms` to finish, and their watermark is committed
 //! synchronously before the partitions go; on assign, consumption starts from the committed offsets.
 //!
+//! While the dead-letter guard holds, every partition is paused; its release resumes them.
+//!
 //! On shutdown the thread pauses every partition (no more fetching), keeps polling (heartbeats, rebalances)
 //! while running events finish for up to `consumer.drain_timeout_ms`, commits the watermarks, and closes the
 //! consumer, which leaves the group.
@@ -23,12 +25,17 @@ use rdkafka::{ClientContext, Message};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use tokio::net::TcpListener;
+
 use super::dispatcher::Dispatcher;
+use super::dlq::DeadLetterRoute;
+use super::dlq_guard::DlqGuard;
 use super::failure::{FailureRoute, LogFailureRoute};
 use super::handler::Handler;
 use super::record::{Record, TopicPartition};
 use super::retry::RetryPolicy;
 use super::worker::Worker;
+use crate::health::{self, Health};
 use crate::kafka;
 use crate::settings::Settings;
 
@@ -66,26 +73,64 @@ pub enum RunError {
     /// The poll thread could not be started or died.
     #[error("the poll thread failed: {0}")]
     Thread(String),
+    /// The dead-letter topics or producer could not be set up.
+    #[error("cannot set up dead-lettering: {0}")]
+    DeadLetter(#[source] KafkaError),
+    /// The handler could not be built (e.g. an API client).
+    #[error("cannot build the handler: {0}")]
+    Handler(String),
+    /// The health server could not listen (`consumer.health_listen`).
+    #[error("cannot listen on consumer.health_listen = {0}")]
+    Health(String),
 }
 
-/// Runs `handler` over `spec`'s topics until `shutdown` is cancelled; undeliverable events are logged.
+/// Runs a consumer service: the health server on `consumer.health_listen` and the runtime over `spec`, with
+/// the handler `make_handler` builds (its API clients report to the process's [`Health`]).
+pub async fn run_service<H, E, F>(
+    settings: &Settings,
+    spec: &ConsumerSpec,
+    make_handler: F,
+    shutdown: CancellationToken,
+) -> Result<(), RunError>
+where
+    H: Handler,
+    E: std::fmt::Display,
+    F: FnOnce(&Health) -> Result<H, E>,
+{
+    let health = Health::default();
+    let handler = make_handler(&health).map_err(|e| RunError::Handler(e.to_string()))?;
+    let listen = &settings.consumer.health_listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| RunError::Health(format!("{listen}: {e}")))?;
+    tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "health server listening");
+    let server = tokio::spawn(health::serve(listener, health.clone(), shutdown.clone()));
+    let result = run(settings, spec, handler, &health, shutdown).await;
+    server.abort();
+    result
+}
+
+/// Runs `handler` over `spec`'s topics until `shutdown` is cancelled. Undeliverable events go to the
+/// dead-letter topic (`dlq.enabled`) or are logged and skipped.
 pub async fn run<H: Handler>(
     settings: &Settings,
     spec: &ConsumerSpec,
     handler: H,
+    health: &Health,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    run_with_route(settings, spec, handler, LogFailureRoute, shutdown).await
+    ensure_topics(settings, spec).await?;
+    if settings.dlq.enabled {
+        let route = DeadLetterRoute::new(settings, &spec.group, handler.name(), &spec.topics)
+            .await
+            .map_err(RunError::DeadLetter)?;
+        run_with_route(settings, spec, handler, route, health, shutdown).await
+    } else {
+        run_with_route(settings, spec, handler, LogFailureRoute, health, shutdown).await
+    }
 }
 
-/// Like [`run`], with undeliverable events handed to `route`.
-pub async fn run_with_route<H: Handler, R: FailureRoute>(
-    settings: &Settings,
-    spec: &ConsumerSpec,
-    handler: H,
-    route: R,
-    shutdown: CancellationToken,
-) -> Result<(), RunError> {
+async fn ensure_topics(settings: &Settings, spec: &ConsumerSpec) -> Result<(), RunError> {
     if settings.topics.create {
         let names: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
         kafka::ensure_topics(&settings.kafka, &settings.topics, &names)
@@ -95,12 +140,33 @@ pub async fn run_with_route<H: Handler, R: FailureRoute>(
                 source,
             })?;
     }
+    Ok(())
+}
+
+/// Like [`run`], with undeliverable events handed to `route`.
+pub async fn run_with_route<H: Handler, R: FailureRoute>(
+    settings: &Settings,
+    spec: &ConsumerSpec,
+    handler: H,
+    route: R,
+    health: &Health,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    ensure_topics(settings, spec).await?;
     let c = &settings.consumer;
+    let d = &settings.dlq;
+    let guard = DlqGuard::new(
+        d.guard_max_records,
+        Duration::from_millis(d.guard_window_ms),
+        Duration::from_millis(d.guard_probe_interval_ms),
+        health.clone(),
+    );
     let worker = Worker {
         handler,
         route,
         policy: RetryPolicy::from_settings(c),
         in_flight: Arc::new(Semaphore::new(c.max_in_flight)),
+        guard: guard.clone(),
     };
     let events = shutdown.child_token();
     let dispatcher = Dispatcher::new(
@@ -134,6 +200,8 @@ pub async fn run_with_route<H: Handler, R: FailureRoute>(
         shutdown: shutdown.clone(),
         events,
         abandoned: Arc::clone(&abandoned),
+        guard,
+        held: false,
         commit_interval: c.commit_interval(),
         drain_timeout: c.drain_timeout(),
         group: spec.group.clone(),
@@ -264,6 +332,10 @@ struct PollLoop<H: Handler, R: FailureRoute> {
     events: CancellationToken,
     /// Set when the owning future was dropped: stop without draining or committing.
     abandoned: Arc<AtomicBool>,
+    /// The dead-letter guard: while it holds, every partition is paused.
+    guard: DlqGuard,
+    /// Whether the partitions are paused for the guard.
+    held: bool,
     /// How often watermarks are committed.
     commit_interval: Duration,
     /// How long running events may take after shutdown.
@@ -298,6 +370,7 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
                 }
             }
             self.apply_flow_changes();
+            self.apply_guard();
             if last_commit.elapsed() >= self.commit_interval {
                 commit(
                     &self.consumer,
@@ -336,6 +409,41 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
                     tracing::debug!(%error, pause, "pause/resume of a partition no longer assigned")
                 }
             }
+        }
+    }
+
+    /// Pauses every partition while the dead-letter guard holds; resumes those the dispatcher does not hold
+    /// paused when it releases.
+    fn apply_guard(&mut self) {
+        let holding = self.guard.is_holding();
+        if holding == self.held {
+            return;
+        }
+        self.held = holding;
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        if holding {
+            let _ = self.consumer.pause(&assignment);
+            tracing::warn!(
+                partitions = assignment.count(),
+                "consumption paused: the dead-letter guard holds"
+            );
+        } else {
+            let mut resume = TopicPartitionList::new();
+            for e in assignment.elements() {
+                if !self
+                    .dispatcher
+                    .is_paused(&(Arc::from(e.topic()), e.partition()))
+                {
+                    resume.add_partition(e.topic(), e.partition());
+                }
+            }
+            let _ = self.consumer.resume(&resume);
+            tracing::info!(
+                partitions = resume.count(),
+                "consumption resumed: the dead-letter guard released"
+            );
         }
     }
 

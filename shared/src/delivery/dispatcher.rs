@@ -295,6 +295,11 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         state
     }
 
+    /// Whether the dispatcher holds `tp` paused (too many unfinished events).
+    pub fn is_paused(&self, tp: &TopicPartition) -> bool {
+        self.lock().partitions.get(tp).is_some_and(|p| p.paused)
+    }
+
     /// Event tasks running, over all partitions.
     pub fn running(&self) -> usize {
         self.lock().partitions.values().map(|p| p.running).sum()

@@ -1,9 +1,11 @@
 //! The failure route: where an event goes when its outcome is permanent or its retry budget is spent.
 //!
-//! Today the route logs the event's coordinates and the last error, and the runtime moves on; the
-//! dead-letter topic replaces [`LogFailureRoute`] behind the same [`FailureRoute`] trait.
+//! Two routes implement [`FailureRoute`]: the dead-letter topic ([`super::dlq::DeadLetterRoute`]) and
+//! [`LogFailureRoute`], which logs and drops (when `dlq.enabled` is false, and in tests).
 
 use std::future::Future;
+
+use chrono::{DateTime, Utc};
 
 use super::handler::Failure;
 
@@ -20,12 +22,20 @@ pub struct FailedRecord<'a> {
     pub key: Option<&'a [u8]>,
     /// Its value, byte for byte.
     pub value: Option<&'a [u8]>,
+    /// Its headers, in order.
+    pub headers: &'a [(String, Option<Vec<u8>>)],
+    /// Its timestamp (milliseconds since the epoch).
+    pub timestamp_ms: Option<i64>,
     /// The event id, when the value could be decoded that far.
     pub event_id: Option<&'a str>,
     /// Attempts made (0 when the record could not be decoded).
     pub attempts: u32,
     /// The last failure.
     pub failure: &'a Failure,
+    /// When the first attempt failed (or the record was found undecodable).
+    pub first_failure_at: DateTime<Utc>,
+    /// When the last attempt failed.
+    pub last_failure_at: DateTime<Utc>,
 }
 
 /// Takes records that could not be delivered. When `route` returns, the record counts as handled and its

@@ -7,11 +7,17 @@
 //! * [`offsets`]: the per-partition contiguous watermark that may be committed.
 //! * [`worker`]: delivering one event: decode, attempts, retries, failure route.
 //! * [`retry`]: when to try again (exponential backoff, full jitter, Retry-After).
-//! * [`failure`]: where an event goes when it cannot be delivered.
+//! * [`failure`]: where an event goes when it cannot be delivered: the [`failure::FailureRoute`] trait.
+//! * [`dlq`]: the dead-letter topic route, with the original record and `courier.dlq.*` headers.
+//! * [`dlq_guard`]: the limit that stops a consumer from dead-lettering everything during an outage.
+//! * [`breaker`]: the circuit breaker of each downstream API.
 //! * [`record`]: a Kafka record owned by the runtime.
 
+pub mod breaker;
 pub mod consumer;
 pub mod dispatcher;
+pub mod dlq;
+pub mod dlq_guard;
 pub mod failure;
 pub mod handler;
 pub mod offsets;
@@ -19,5 +25,5 @@ pub mod record;
 pub mod retry;
 pub mod worker;
 
-pub use consumer::{ConsumerSpec, RunError, run, run_with_route};
+pub use consumer::{ConsumerSpec, RunError, run, run_service, run_with_route};
 pub use handler::{Failure, Handler, Incoming, Outcome};

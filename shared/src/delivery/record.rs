@@ -25,19 +25,28 @@ pub struct Record {
     pub trace: Option<TraceContext>,
     /// Its timestamp (milliseconds since the epoch), when it has one.
     pub timestamp_ms: Option<i64>,
+    /// Its headers, in order, byte for byte.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Record {
     /// Copies a record out of the client; `topic` is the interned topic name.
     pub fn from_message(topic: Arc<str>, message: &BorrowedMessage<'_>) -> Self {
-        let trace = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|h| h.key == TRACEPARENT)
-                .and_then(|h| h.value)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(TraceContext::parse)
-        });
+        let headers: Vec<(String, Option<Vec<u8>>)> = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let trace = headers
+            .iter()
+            .find(|(key, _)| key == TRACEPARENT)
+            .and_then(|(_, value)| value.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(TraceContext::parse);
         Self {
             tp: (topic, message.partition()),
             offset: message.offset(),
@@ -45,6 +54,7 @@ impl Record {
             value: message.payload().map(<[u8]>::to_vec),
             trace,
             timestamp_ms: message.timestamp().to_millis(),
+            headers,
         }
     }
 

@@ -1,18 +1,22 @@
 //! Delivering one event to the end: decode it, call the handler, retry transient failures with backoff
-//! (other keys keep flowing meanwhile: a waiting event holds no in-flight slot), and hand what cannot be
-//! delivered to the failure route.
+//! (other keys keep flowing meanwhile: a waiting event holds no in-flight slot), wait out an open circuit
+//! breaker without spending attempts, and hand what cannot be delivered to the failure route — unless the
+//! dead-letter guard holds, in which case the event waits and may serve as the guard's probe.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::dlq_guard::{DlqGuard, Turn};
 use super::failure::{FailedRecord, FailureRoute};
 use super::handler::{Failure, Handler, Incoming, Outcome};
 use super::record::Record;
 use super::retry::RetryPolicy;
+use crate::downstream::CIRCUIT_OPEN;
 use crate::events;
 use crate::telemetry::TraceContext;
 
@@ -26,6 +30,8 @@ pub struct Worker<H, R> {
     pub policy: RetryPolicy,
     /// One permit per handler call in flight (`consumer.max_in_flight`).
     pub in_flight: Arc<Semaphore>,
+    /// The limit on dead letters.
+    pub guard: DlqGuard,
 }
 
 /// How the delivery of one event ended.
@@ -37,15 +43,40 @@ pub enum Delivery {
     Abandoned,
 }
 
+/// Why an event failed for good, and when.
+struct Verdict {
+    /// The last failure.
+    failure: Failure,
+    /// Calls made.
+    attempts: u32,
+    /// When the first call failed.
+    first: DateTime<Utc>,
+    /// When the last call failed.
+    last: DateTime<Utc>,
+}
+
+/// Sleeps for `delay` unless `cancel` fires first; `false` when cancelled.
+async fn pause(delay: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        () = cancel.cancelled() => false,
+        () = tokio::time::sleep(delay) => true,
+    }
+}
+
 impl<H: Handler, R: FailureRoute> Worker<H, R> {
     /// Delivers `record`, giving up (without handling it) when `cancel` fires between attempts.
     pub async fn deliver(&self, record: &Record, cancel: &CancellationToken) -> Delivery {
         let event = match events::decode_envelope(record.value.as_deref()) {
             Ok(event) => event,
             Err(error) => {
-                return self
-                    .route_failed(record, None, 0, &Failure::from(&error), cancel)
-                    .await;
+                let now = Utc::now();
+                let verdict = Verdict {
+                    failure: Failure::from(&error),
+                    attempts: 0,
+                    first: now,
+                    last: now,
+                };
+                return self.fail(record, None, verdict, cancel).await;
             }
         };
         let trace = record.trace.unwrap_or_else(TraceContext::new_root);
@@ -70,68 +101,128 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             partition = incoming.partition,
             offset = incoming.offset,
         );
-        let started = Instant::now();
+        loop {
+            let verdict = match self.attempt_until_verdict(&incoming, &span, cancel).await {
+                Some(Ok(())) => return Delivery::Handled,
+                Some(Err(verdict)) => verdict,
+                None => return Delivery::Abandoned,
+            };
+            if self.guard.try_admit() {
+                let id = incoming.event.id.clone();
+                return self
+                    .fail(record, Some(&id), verdict, cancel)
+                    .instrument(span)
+                    .await;
+            }
+            // The guard holds: this event waits, maybe probing, until the guard releases.
+            loop {
+                let turn = tokio::select! {
+                    () = cancel.cancelled() => return Delivery::Abandoned,
+                    turn = self.guard.next_turn() => turn,
+                };
+                match turn {
+                    Turn::Released => break,
+                    Turn::Probe => {
+                        let permit = tokio::select! {
+                            () = cancel.cancelled() => { self.guard.probe_failed(); return Delivery::Abandoned }
+                            permit = self.in_flight.acquire() => permit,
+                        };
+                        let outcome = self
+                            .handler
+                            .handle(&incoming)
+                            .instrument(span.clone())
+                            .await;
+                        drop(permit);
+                        if outcome == Outcome::Done {
+                            self.guard.probe_succeeded();
+                            return Delivery::Handled;
+                        }
+                        self.guard.probe_failed();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls the handler until the event is delivered (`Ok`), fails for good (`Err` with the verdict), or
+    /// `cancel` fires (`None`).
+    async fn attempt_until_verdict(
+        &self,
+        incoming: &Incoming,
+        span: &tracing::Span,
+        cancel: &CancellationToken,
+    ) -> Option<Result<(), Verdict>> {
+        let mut started = Instant::now();
         let mut attempts = 0;
+        let mut first_failure: Option<DateTime<Utc>> = None;
         loop {
             let permit = tokio::select! {
                 biased;
-                () = cancel.cancelled() => return Delivery::Abandoned,
+                () = cancel.cancelled() => return None,
                 permit = self.in_flight.acquire() => permit,
             };
-            attempts += 1;
-            let outcome = self
-                .handler
-                .handle(&incoming)
-                .instrument(span.clone())
-                .await;
+            let outcome = self.handler.handle(incoming).instrument(span.clone()).await;
             drop(permit);
-            let failure = match outcome {
+            let (failure, permanent) = match outcome {
                 Outcome::Done => {
-                    span.in_scope(|| tracing::debug!(attempts, "event delivered"));
-                    return Delivery::Handled;
+                    span.in_scope(|| tracing::debug!(attempts = attempts + 1, "event delivered"));
+                    return Some(Ok(()));
                 }
-                Outcome::Permanent(failure) => {
-                    span.in_scope(|| tracing::warn!(attempts, error.kind = failure.kind, error.message = %failure.message, "permanent failure: not retrying"));
-                    failure
-                }
-                Outcome::Retry(failure)
-                    if self.policy.allows_another(attempts, started.elapsed()) =>
-                {
-                    let delay = self.policy.delay(attempts, failure.retry_after);
-                    span.in_scope(|| {
-                        tracing::warn!(
-                            attempts,
-                            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                            error.kind = failure.kind,
-                            error.message = %failure.message,
-                            "transient failure: retrying after a delay"
-                        )
-                    });
-                    tokio::select! {
-                        () = cancel.cancelled() => return Delivery::Abandoned,
-                        () = tokio::time::sleep(delay) => continue,
+                Outcome::Retry(failure) if failure.kind == CIRCUIT_OPEN => {
+                    // No call was made: wait for the breaker, spending neither attempts nor retry time.
+                    let wait = failure.retry_after.unwrap_or(Duration::from_millis(100));
+                    let waited = Instant::now();
+                    if !pause(wait + jitter(wait), cancel).await {
+                        return None;
                     }
+                    started += waited.elapsed();
+                    continue;
                 }
-                Outcome::Retry(failure) => {
-                    span.in_scope(|| tracing::warn!(attempts, error.kind = failure.kind, error.message = %failure.message, "retry budget spent"));
-                    failure
-                }
+                Outcome::Retry(failure) => (failure, false),
+                Outcome::Permanent(failure) => (failure, true),
             };
-            let event_id = incoming.event.id.clone();
-            return self
-                .route_failed(record, Some(&event_id), attempts, &failure, cancel)
-                .instrument(span)
-                .await;
+            attempts += 1;
+            let now = Utc::now();
+            let first = *first_failure.get_or_insert(now);
+            if permanent || !self.policy.allows_another(attempts, started.elapsed()) {
+                span.in_scope(|| {
+                    tracing::warn!(
+                        attempts,
+                        error.kind = failure.kind,
+                        error.message = %failure.message,
+                        "{}",
+                        if permanent { "permanent failure: not retrying" } else { "retry budget spent" }
+                    )
+                });
+                return Some(Err(Verdict {
+                    failure,
+                    attempts,
+                    first,
+                    last: now,
+                }));
+            }
+            let delay = self.policy.delay(attempts, failure.retry_after);
+            span.in_scope(|| {
+                tracing::warn!(
+                    attempts,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    error.kind = failure.kind,
+                    error.message = %failure.message,
+                    "transient failure: retrying after a delay"
+                )
+            });
+            if !pause(delay, cancel).await {
+                return None;
+            }
         }
     }
 
     /// Hands a record to the failure route, retrying the route until it accepts or `cancel` fires.
-    async fn route_failed(
+    async fn fail(
         &self,
         record: &Record,
         event_id: Option<&str>,
-        attempts: u32,
-        failure: &Failure,
+        verdict: Verdict,
         cancel: &CancellationToken,
     ) -> Delivery {
         let mut tries = 0;
@@ -142,22 +233,35 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 offset: record.offset,
                 key: record.key.as_deref(),
                 value: record.value.as_deref(),
+                headers: &record.headers,
+                timestamp_ms: record.timestamp_ms,
                 event_id,
-                attempts,
-                failure,
+                attempts: verdict.attempts,
+                failure: &verdict.failure,
+                first_failure_at: verdict.first,
+                last_failure_at: verdict.last,
             };
             match self.route.route(failed).await {
                 Ok(()) => return Delivery::Handled,
                 Err(error) => {
                     tries += 1;
                     let delay = self.policy.delay(tries, None);
-                    tracing::error!(%error, tries, topic = record.topic(), partition = record.partition(), offset = record.offset, "the failure route refused the record; trying again");
-                    tokio::select! {
-                        () = cancel.cancelled() => return Delivery::Abandoned,
-                        () = tokio::time::sleep(delay) => {}
+                    tracing::error!(
+                        %error, tries, topic = record.topic(), partition = record.partition(), offset = record.offset,
+                        "the failure route refused the record: it stays uncommitted and is tried again"
+                    );
+                    if !pause(delay, cancel).await {
+                        return Delivery::Abandoned;
                     }
                 }
             }
         }
     }
+}
+
+/// Up to a tenth of `wait`, so that events blocked by one breaker do not all wake at once.
+fn jitter(wait: Duration) -> Duration {
+    use rand::Rng;
+    let max = u64::try_from((wait / 10).as_millis()).unwrap_or(0);
+    Duration::from_millis(rand::rng().random_range(0..=max))
 }

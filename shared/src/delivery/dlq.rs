@@ -1,0 +1,225 @@
+//! The dead-letter topic: where an event goes when it cannot be delivered, with everything an operator needs
+//! to understand and replay it.
+//!
+//! Dead letters of group G reading topic T go to `T.G.dlq`, created when absent with T's partition count.
+//! A dead letter keeps the original key, value (byte for byte) and headers, goes to the original partition
+//! number, and carries these headers (UTF-8 text):
+//!
+//! | header | value |
+//! |---|---|
+//! | `courier.dlq.original.topic` / `.partition` / `.offset` / `.timestamp` | where the record was (timestamp in ms since the epoch) |
+//! | `courier.dlq.group`, `courier.dlq.consumer` | who gave up on it |
+//! | `courier.dlq.error.kind` | `http_status`, `timeout`, `connect`, `transport`, `decode`, `unknown_type`, `unknown_version`, … |
+//! | `courier.dlq.error.message` | what happened, in words |
+//! | `courier.dlq.http.status`, `courier.dlq.http.body` | the last response's status and first KiB of body (when there was one) |
+//! | `courier.dlq.endpoint` | `METHOD url` of the call, never with credentials or query |
+//! | `courier.dlq.attempts` | calls made (0 for an undecodable record) |
+//! | `courier.dlq.first_failure_at`, `courier.dlq.last_failure_at` | RFC 3339 times |
+//!
+//! The source offset counts as finished only once the broker acknowledged the dead letter (idempotent
+//! producer, acks=all); a failed publish keeps the event unfinished and is tried again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::SecondsFormat;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+use super::failure::{FailedRecord, FailureRoute};
+use crate::kafka;
+use crate::settings::{Settings, TopicSettings};
+
+/// Prefix of every header courier adds to a dead letter.
+pub const HEADER_PREFIX: &str = "courier.dlq.";
+
+/// The dead-letter topic of `group` reading `topic`.
+pub fn dlq_topic(topic: &str, group: &str) -> String {
+    format!("{topic}.{group}.dlq")
+}
+
+/// Publishes dead letters to `<topic>.<group>.dlq`.
+#[derive(Clone)]
+pub struct DeadLetterRoute {
+    /// Idempotent producer, acks=all.
+    producer: FutureProducer,
+    /// The consumer group.
+    group: Arc<str>,
+    /// The consumer's name.
+    consumer: Arc<str>,
+    /// Source topic → (dead-letter topic, its partition count).
+    topics: Arc<HashMap<String, (String, i32)>>,
+    /// Longest wait for the broker's acknowledgement.
+    timeout: Duration,
+}
+
+impl DeadLetterRoute {
+    /// Creates the dead-letter topics of `source_topics` (when `topics.create`, with the source's partition
+    /// count) and the producer.
+    pub async fn new(
+        settings: &Settings,
+        group: &str,
+        consumer: &str,
+        source_topics: &[String],
+    ) -> Result<Self, KafkaError> {
+        let timeout = Duration::from_millis(settings.producer.publish_timeout_ms);
+        let mut topics = HashMap::new();
+        for source in source_topics {
+            let dlq = dlq_topic(source, group);
+            if settings.topics.create {
+                let partitions = partition_count(settings, source)
+                    .await?
+                    .unwrap_or(settings.topics.partitions);
+                let spec = TopicSettings {
+                    partitions,
+                    ..settings.topics.clone()
+                };
+                kafka::ensure_topics(&settings.kafka, &spec, &[&dlq]).await?;
+            }
+            let partitions = partition_count(settings, &dlq).await?.unwrap_or(0);
+            topics.insert(source.clone(), (dlq, partitions));
+        }
+        let producer =
+            kafka::producer_config(&settings.kafka, &format!("{group}-dlq"), timeout).create()?;
+        Ok(Self {
+            producer,
+            group: Arc::from(group),
+            consumer: Arc::from(consumer),
+            topics: Arc::new(topics),
+            timeout,
+        })
+    }
+
+    /// The dead-letter topic for records of `source`.
+    pub fn topic_for(&self, source: &str) -> String {
+        self.topics
+            .get(source)
+            .map(|(t, _)| t.clone())
+            .unwrap_or_else(|| dlq_topic(source, &self.group))
+    }
+}
+
+/// The partition count of `topic`, `None` when it does not exist.
+async fn partition_count(settings: &Settings, topic: &str) -> Result<Option<i32>, KafkaError> {
+    let client: BaseConsumer = kafka::base_config(&settings.kafka, "dlq-admin").create()?;
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let metadata =
+            client.fetch_metadata(Some(&topic), Timeout::After(Duration::from_secs(10)))?;
+        Ok(metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX)))
+    })
+    .await
+    .unwrap_or(Err(KafkaError::Canceled))
+}
+
+/// The `courier.dlq.*` headers of a dead letter, in order.
+pub fn dlq_headers(
+    record: &FailedRecord<'_>,
+    group: &str,
+    consumer: &str,
+) -> Vec<(String, String)> {
+    let f = record.failure;
+    let mut headers = vec![
+        ("original.topic", record.topic.to_owned()),
+        ("original.partition", record.partition.to_string()),
+        ("original.offset", record.offset.to_string()),
+    ];
+    if let Some(ts) = record.timestamp_ms {
+        headers.push(("original.timestamp", ts.to_string()));
+    }
+    headers.extend([
+        ("group", group.to_owned()),
+        ("consumer", consumer.to_owned()),
+        ("error.kind", f.kind.to_owned()),
+        ("error.message", f.message.clone()),
+    ]);
+    if let Some(status) = f.http_status {
+        headers.push(("http.status", status.to_string()));
+    }
+    if let Some(body) = &f.http_body {
+        headers.push(("http.body", body.clone()));
+    }
+    if let Some(endpoint) = &f.endpoint {
+        headers.push(("endpoint", endpoint.clone()));
+    }
+    headers.extend([
+        ("attempts", record.attempts.to_string()),
+        (
+            "first_failure_at",
+            record
+                .first_failure_at
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+        ),
+        (
+            "last_failure_at",
+            record
+                .last_failure_at
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+        ),
+    ]);
+    headers
+        .into_iter()
+        .map(|(k, v)| (format!("{HEADER_PREFIX}{k}"), v))
+        .collect()
+}
+
+impl FailureRoute for DeadLetterRoute {
+    async fn route(&self, record: FailedRecord<'_>) -> Result<(), String> {
+        let (topic, partitions) = self
+            .topics
+            .get(record.topic)
+            .cloned()
+            .unwrap_or_else(|| (dlq_topic(record.topic, &self.group), 0));
+        let added = dlq_headers(&record, &self.group, &self.consumer);
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + added.len());
+        for (key, value) in record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: value.as_deref(),
+            });
+        }
+        for (key, value) in &added {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(headers);
+        if let Some(key) = record.key {
+            out = out.key(key);
+        }
+        if let Some(value) = record.value {
+            out = out.payload(value);
+        }
+        if record.partition < partitions {
+            out = out.partition(record.partition);
+        }
+        match self.producer.send(out, Timeout::After(self.timeout)).await {
+            Ok(delivery) => {
+                tracing::error!(
+                    dlq.topic = %topic,
+                    dlq.partition = delivery.partition,
+                    dlq.offset = delivery.offset,
+                    topic = record.topic,
+                    partition = record.partition,
+                    offset = record.offset,
+                    event_id = record.event_id.unwrap_or(""),
+                    attempts = record.attempts,
+                    error.kind = record.failure.kind,
+                    error.message = %record.failure.message,
+                    "event could not be delivered: dead-lettered"
+                );
+                Ok(())
+            }
+            Err((error, _)) => Err(format!("dead letter to {topic} not acknowledged: {error}")),
+        }
+    }
+}

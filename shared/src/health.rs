@@ -1,0 +1,148 @@
+//! Health and readiness of a consumer process.
+//!
+//! Components report problems by name ([`Health::set_problem`], [`Health::clear`]): an open circuit breaker,
+//! the dead-letter guard holding. [`serve`] answers `GET /healthz` (the process is alive) and `GET /readyz`
+//! (200 without problems, 503 listing them), for orchestrators and operators.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// The problems a process has now; clones share them.
+#[derive(Debug, Clone)]
+pub struct Health {
+    /// Component name → what is wrong with it, in words.
+    problems: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Bumped on every change, so that tests and servers can await one.
+    changed: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            problems: Arc::default(),
+            changed: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+impl Health {
+    /// Records that `component` has a problem, described by `reason`.
+    pub fn set_problem(&self, component: &str, reason: impl Into<String>) {
+        let reason = reason.into();
+        if let Ok(mut problems) = self.problems.lock() {
+            if problems.get(component) == Some(&reason) {
+                return;
+            }
+            problems.insert(component.to_owned(), reason);
+        }
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Records that `component` is fine again.
+    pub fn clear(&self, component: &str) {
+        let removed = self
+            .problems
+            .lock()
+            .map(|mut p| p.remove(component).is_some())
+            .unwrap_or(false);
+        if removed {
+            self.changed.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// The current problems.
+    pub fn problems(&self) -> BTreeMap<String, String> {
+        self.problems.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Whether there is no problem.
+    pub fn is_ready(&self) -> bool {
+        self.problems.lock().map(|p| p.is_empty()).unwrap_or(false)
+    }
+
+    /// Waits until `condition` holds for the current problems, or `timeout` passes; returns whether it held.
+    pub async fn wait_for(
+        &self,
+        timeout: std::time::Duration,
+        mut condition: impl FnMut(&BTreeMap<String, String>) -> bool,
+    ) -> bool {
+        let mut rx = self.changed.subscribe();
+        let this = self.clone();
+        tokio::time::timeout(timeout, async move {
+            loop {
+                if condition(&this.problems()) {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+}
+
+/// Serves `/healthz` and `/readyz` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    health: Health,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let router = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({"status": "alive"})) }),
+        )
+        .route("/readyz", get(readyz))
+        .with_state(health);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+async fn readyz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
+    let problems = health.problems();
+    if problems.is_empty() {
+        (StatusCode::OK, Json(json!({"status": "ready"})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "problems": problems})),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn problems_come_and_go() {
+        let health = Health::default();
+        assert!(health.is_ready());
+        let waiter = {
+            let h = health.clone();
+            tokio::spawn(async move {
+                h.wait_for(Duration::from_secs(5), |p| p.contains_key("breaker"))
+                    .await
+            })
+        };
+        health.set_problem("breaker", "inventory circuit open");
+        assert!(waiter.await.expect("joins"));
+        assert!(!health.is_ready());
+        health.clear("breaker");
+        assert!(health.is_ready());
+    }
+}
