@@ -41,17 +41,12 @@ pub struct Inventory {
 impl Inventory {
     /// The handler, calling the inventory API of `settings`; its breaker reports to `health`.
     pub fn new(settings: &Settings, health: &Health) -> Result<Self, reqwest::Error> {
-        Ok(Self {
-            api: ApiClient::new(NAME, &settings.apis.inventory, health)?,
-        })
+        Ok(Self { api: ApiClient::new(NAME, &settings.apis.inventory, health)? })
     }
 
     /// What the consumer reads.
     pub fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec {
-            group: settings.kafka.group_id(NAME),
-            topics: vec![settings.topics.orders_created.clone()],
-        }
+        ConsumerSpec { group: settings.kafka.group_id(NAME), topics: vec![settings.topics.orders_created.clone()] }
     }
 }
 
@@ -67,23 +62,10 @@ impl Handler for Inventory {
         };
         let body = ReservationRequest {
             order_id: &order.order_id,
-            items: order
-                .items
-                .iter()
-                .map(|i| ReservationItem {
-                    sku: &i.sku,
-                    quantity: i.quantity,
-                })
-                .collect(),
+            items: order.items.iter().map(|i| ReservationItem { sku: &i.sku, quantity: i.quantity }).collect(),
         };
-        let call = CallContext {
-            idempotency_key: format!("{NAME}:{}", incoming.event.id),
-            trace: incoming.trace,
-        };
-        let result = self
-            .api
-            .send_json(Method::POST, "reservations", &body, &call)
-            .await;
+        let call = CallContext { idempotency_key: format!("{NAME}:{}", incoming.event.id), trace: incoming.trace };
+        let result = self.api.send_json(Method::POST, "reservations", &body, &call).await;
         let outcome = downstream::classify(&result);
         if outcome == Outcome::Done {
             tracing::info!(order_id = %order.order_id, items = order.items.len(), "stock reserved");
@@ -93,16 +75,7 @@ impl Handler for Inventory {
 }
 
 /// Runs the inventory consumer (and its health server) until `shutdown` is cancelled.
-pub async fn run(
-    settings: &Settings,
-    shutdown: CancellationToken,
-) -> Result<(), delivery::RunError> {
+pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(), delivery::RunError> {
     let spec = Inventory::spec(settings);
-    delivery::run_service(
-        settings,
-        &spec,
-        |health| Inventory::new(settings, health),
-        shutdown,
-    )
-    .await
+    delivery::run_service(settings, &spec, |health| Inventory::new(settings, health), shutdown).await
 }

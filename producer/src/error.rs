@@ -21,10 +21,7 @@ pub struct FieldError {
 impl FieldError {
     /// `field` is wrong because of `message`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -77,36 +74,20 @@ struct Problem<'a> {
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            ApiError::MalformedJson(_) => (
-                StatusCode::BAD_REQUEST,
-                "/problems/malformed-json",
-                "Malformed JSON",
-            ),
-            ApiError::TooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "/problems/body-too-large",
-                "Request body too large",
-            ),
-            ApiError::UnsupportedMediaType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "/problems/unsupported-media-type",
-                "Unsupported media type",
-            ),
-            ApiError::Validation(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "/problems/validation",
-                "Invalid order",
-            ),
-            ApiError::IdempotencyKey(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "/problems/idempotency-key",
-                "Unusable Idempotency-Key",
-            ),
-            ApiError::BrokerUnavailable { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/broker-unavailable",
-                "Event broker unavailable",
-            ),
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "/problems/malformed-json", "Malformed JSON"),
+            ApiError::TooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "/problems/body-too-large", "Request body too large")
+            }
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "/problems/unsupported-media-type", "Unsupported media type")
+            }
+            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "/problems/validation", "Invalid order"),
+            ApiError::IdempotencyKey(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "/problems/idempotency-key", "Unusable Idempotency-Key")
+            }
+            ApiError::BrokerUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "/problems/broker-unavailable", "Event broker unavailable")
+            }
         }
     }
 }
@@ -122,13 +103,7 @@ impl IntoResponse for ApiError {
             ApiError::Validation(errors) => Some(errors.as_slice()),
             _ => None,
         };
-        let problem = Problem {
-            kind,
-            title,
-            status: status.as_u16(),
-            detail,
-            errors,
-        };
+        let problem = Problem { kind, title, status: status.as_u16(), detail, errors };
         let mut response = (status, Json(problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));

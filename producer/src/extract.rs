@@ -24,11 +24,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if !is_json(&content_type) {
             return Err(ApiError::UnsupportedMediaType(content_type));
         }
-        let limit = req
-            .extensions()
-            .get::<BodyLimit>()
-            .map(|l| l.0)
-            .unwrap_or(usize::MAX);
+        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0).unwrap_or(usize::MAX);
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge { limit }
@@ -36,9 +32,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 ApiError::MalformedJson(rejection.body_text())
             }
         })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::MalformedJson(e.to_string()))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::MalformedJson(e.to_string()))
     }
 }
 
@@ -48,14 +42,8 @@ pub struct BodyLimit(pub usize);
 
 /// `application/json`, or any `+json` type, with or without parameters.
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 #[cfg(test)]
@@ -64,20 +52,11 @@ mod tests {
 
     #[test]
     fn json_content_types() {
-        for ok in [
-            "application/json",
-            "application/json; charset=utf-8",
-            "Application/JSON",
-            "application/merge+json",
-        ] {
+        for ok in ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/merge+json"]
+        {
             assert!(is_json(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "text/plain",
-            "application/x-www-form-urlencoded",
-            "text/json",
-        ] {
+        for bad in ["", "text/plain", "application/x-www-form-urlencoded", "text/json"] {
             assert!(!is_json(bad), "{bad}");
         }
     }

@@ -37,12 +37,7 @@ pub struct IdempotencyStore<T: Clone + Send + Sync + 'static> {
 impl<T: Clone + Send + Sync + 'static> IdempotencyStore<T> {
     /// A store remembering up to `capacity` keys for `ttl` each.
     pub fn new(capacity: u64, ttl: Duration) -> Self {
-        Self {
-            cache: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
-        }
+        Self { cache: Cache::builder().max_capacity(capacity).time_to_live(ttl).build() }
     }
 
     /// Returns the remembered answer for `key`, or runs `make` (once, even for concurrent callers) and
@@ -66,9 +61,7 @@ pub fn fingerprint(body: &serde_json::Value) -> u64 {
 /// Checks that a key is usable: 1 to 255 visible ASCII characters.
 pub fn validate_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
-        ));
+        return Err(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"));
     }
     Ok(())
 }
@@ -122,33 +115,17 @@ mod tests {
         let make = || async {
             runs.fetch_add(1, Ordering::SeqCst);
             tokio::task::yield_now().await;
-            Ok::<_, String>(Remembered {
-                fingerprint: 1,
-                answer: 7,
-            })
+            Ok::<_, String>(Remembered { fingerprint: 1, answer: 7 })
         };
-        let (a, b) = tokio::join!(
-            store.get_or_try_insert("k", make()),
-            store.get_or_try_insert("k", make())
-        );
+        let (a, b) = tokio::join!(store.get_or_try_insert("k", make()), store.get_or_try_insert("k", make()));
         assert_eq!(a.expect("ok").answer, 7);
         assert_eq!(b.expect("ok").answer, 7);
         assert_eq!(runs.load(Ordering::SeqCst), 1);
 
-        let failed = store
-            .get_or_try_insert("e", async {
-                Err::<Remembered<u32>, _>("broker down".to_owned())
-            })
-            .await;
+        let failed = store.get_or_try_insert("e", async { Err::<Remembered<u32>, _>("broker down".to_owned()) }).await;
         assert!(failed.is_err());
-        let retried = store
-            .get_or_try_insert("e", async {
-                Ok::<_, String>(Remembered {
-                    fingerprint: 2,
-                    answer: 9,
-                })
-            })
-            .await;
+        let retried =
+            store.get_or_try_insert("e", async { Ok::<_, String>(Remembered { fingerprint: 2, answer: 9 }) }).await;
         assert_eq!(retried.expect("ok").answer, 9);
     }
 }

@@ -20,10 +20,7 @@ async fn main() -> ExitCode {
     match app.run_until_stopped(courier::shutdown::on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(
-                error = format!("{error:#}"),
-                "producer stopped with an error"
-            );
+            tracing::error!(error = format!("{error:#}"), "producer stopped with an error");
             ExitCode::FAILURE
         }
     }

@@ -79,11 +79,7 @@ impl ValidOrder {
 pub fn parse(body: serde_json::Value) -> Result<ValidOrder, ApiError> {
     let request: OrderRequest = serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
-            "(body)".to_owned()
-        } else {
-            path
-        };
+        let field = if path == "." { "(body)".to_owned() } else { path };
         ApiError::Validation(vec![FieldError::new(field, e.into_inner().to_string())])
     })?;
     request.validate()
@@ -108,10 +104,7 @@ impl OrderRequest {
             Some(code) => match iso_currency::Currency::from_code(&code) {
                 Some(currency) => Some(currency.code().to_owned()),
                 None => {
-                    errors.push(FieldError::new(
-                        "currency",
-                        format!("{code:?} is not an ISO 4217 currency code"),
-                    ));
+                    errors.push(FieldError::new("currency", format!("{code:?} is not an ISO 4217 currency code")));
                     None
                 }
             },
@@ -119,9 +112,7 @@ impl OrderRequest {
         let items = validate_items(self.items, &mut errors);
         let total = items.as_ref().and_then(|items| {
             let total = items.iter().try_fold(0u64, |sum, item| {
-                u64::from(item.quantity)
-                    .checked_mul(item.unit_price)
-                    .and_then(|line| sum.checked_add(line))
+                u64::from(item.quantity).checked_mul(item.unit_price).and_then(|line| sum.checked_add(line))
             });
             if total.is_none() {
                 errors.push(FieldError::new("items", "the order total is too large"));
@@ -130,12 +121,7 @@ impl OrderRequest {
         });
         match (customer, items, currency, total) {
             (Some(customer), Some(items), Some(currency), Some(total)) if errors.is_empty() => {
-                Ok(ValidOrder {
-                    customer,
-                    items,
-                    currency,
-                    total,
-                })
+                Ok(ValidOrder { customer, items, currency, total })
             }
             _ => Err(ApiError::Validation(errors)),
         }
@@ -151,10 +137,7 @@ fn validate_customer(c: CustomerRequest, errors: &mut Vec<FieldError>) -> Option
         }
         Some(email) if EmailAddress::is_valid(&email) && email.contains('.') => Some(email),
         Some(email) => {
-            errors.push(FieldError::new(
-                "customer.email",
-                format!("{email:?} is not an e-mail address"),
-            ));
+            errors.push(FieldError::new("customer.email", format!("{email:?} is not an e-mail address")));
             None
         }
     };
@@ -168,17 +151,10 @@ fn validate_customer(c: CustomerRequest, errors: &mut Vec<FieldError>) -> Option
         }
         phone => phone,
     };
-    Some(Customer {
-        id: id?,
-        email: email?,
-        phone,
-    })
+    Some(Customer { id: id?, email: email?, phone })
 }
 
-fn validate_items(
-    items: Option<Vec<ItemRequest>>,
-    errors: &mut Vec<FieldError>,
-) -> Option<Vec<OrderItem>> {
+fn validate_items(items: Option<Vec<ItemRequest>>, errors: &mut Vec<FieldError>) -> Option<Vec<OrderItem>> {
     let Some(items) = items else {
         errors.push(FieldError::new("items", "is required"));
         return None;
@@ -188,10 +164,7 @@ fn validate_items(
         return None;
     }
     if items.len() > MAX_ITEMS {
-        errors.push(FieldError::new(
-            "items",
-            format!("must contain at most {MAX_ITEMS} items"),
-        ));
+        errors.push(FieldError::new("items", format!("must contain at most {MAX_ITEMS} items")));
         return None;
     }
     let before = errors.len();
@@ -202,64 +175,41 @@ fn validate_items(
             let sku = required_text(item.sku, &format!("items[{i}].sku"), errors);
             let quantity = match item.quantity {
                 None => {
-                    errors.push(FieldError::new(
-                        format!("items[{i}].quantity"),
-                        "is required",
-                    ));
+                    errors.push(FieldError::new(format!("items[{i}].quantity"), "is required"));
                     None
                 }
                 Some(q) => match u32::try_from(q) {
                     Ok(q) if q >= 1 => Some(q),
                     _ if q < 1 => {
-                        errors.push(FieldError::new(
-                            format!("items[{i}].quantity"),
-                            "must be at least 1",
-                        ));
+                        errors.push(FieldError::new(format!("items[{i}].quantity"), "must be at least 1"));
                         None
                     }
                     _ => {
-                        errors.push(FieldError::new(
-                            format!("items[{i}].quantity"),
-                            "is too large",
-                        ));
+                        errors.push(FieldError::new(format!("items[{i}].quantity"), "is too large"));
                         None
                     }
                 },
             };
             let unit_price = match item.unit_price {
                 None => {
-                    errors.push(FieldError::new(
-                        format!("items[{i}].unit_price"),
-                        "is required",
-                    ));
+                    errors.push(FieldError::new(format!("items[{i}].unit_price"), "is required"));
                     None
                 }
                 Some(p) => match u64::try_from(p) {
                     Ok(p) => Some(p),
                     Err(_) => {
-                        errors.push(FieldError::new(
-                            format!("items[{i}].unit_price"),
-                            "must be at least 0",
-                        ));
+                        errors.push(FieldError::new(format!("items[{i}].unit_price"), "must be at least 0"));
                         None
                     }
                 },
             };
-            Some(OrderItem {
-                sku: sku?,
-                quantity: quantity?,
-                unit_price: unit_price?,
-            })
+            Some(OrderItem { sku: sku?, quantity: quantity?, unit_price: unit_price? })
         })
         .collect();
     (errors.len() == before).then_some(valid)
 }
 
-fn required_text(
-    value: Option<String>,
-    field: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
+fn required_text(value: Option<String>, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
     match value {
         None => {
             errors.push(FieldError::new(field, "is required"));
@@ -270,10 +220,7 @@ fn required_text(
             None
         }
         Some(v) if v.len() > MAX_ID_LEN => {
-            errors.push(FieldError::new(
-                field,
-                format!("must be at most {MAX_ID_LEN} bytes"),
-            ));
+            errors.push(FieldError::new(field, format!("must be at most {MAX_ID_LEN} bytes")));
             None
         }
         Some(v) => Some(v),
@@ -285,9 +232,7 @@ fn is_e164(phone: &str) -> bool {
     let Some(digits) = phone.strip_prefix('+') else {
         return false;
     };
-    (7..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
+    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }
 
 #[cfg(test)]
@@ -320,33 +265,15 @@ mod tests {
     fn each_rule_names_its_field() {
         let cases: Vec<(fn(&mut serde_json::Value), Vec<&str>)> = vec![
             (|v| v["items"] = json!([]), vec!["items"]),
-            (
-                |v| v["items"][0]["quantity"] = json!(0),
-                vec!["items[0].quantity"],
-            ),
-            (
-                |v| v["items"][1]["unit_price"] = json!(-1),
-                vec!["items[1].unit_price"],
-            ),
+            (|v| v["items"][0]["quantity"] = json!(0), vec!["items[0].quantity"]),
+            (|v| v["items"][1]["unit_price"] = json!(-1), vec!["items[1].unit_price"]),
             (|v| v["currency"] = json!("EURO"), vec!["currency"]),
             (|v| v["currency"] = json!("XYZ"), vec!["currency"]),
-            (
-                |v| v["customer"]["email"] = json!("not-an-email"),
-                vec!["customer.email"],
-            ),
-            (
-                |v| v["customer"]["phone"] = json!("555"),
-                vec!["customer.phone"],
-            ),
+            (|v| v["customer"]["email"] = json!("not-an-email"), vec!["customer.email"]),
+            (|v| v["customer"]["phone"] = json!("555"), vec!["customer.phone"]),
             (|v| v["customer"]["id"] = json!(""), vec!["customer.id"]),
-            (
-                |v| drop(v.as_object_mut().map(|o| o.remove("currency"))),
-                vec!["currency"],
-            ),
-            (
-                |v| v["items"][0]["quantity"] = json!("two"),
-                vec!["items[0].quantity"],
-            ),
+            (|v| drop(v.as_object_mut().map(|o| o.remove("currency"))), vec!["currency"]),
+            (|v| v["items"][0]["quantity"] = json!("two"), vec!["items[0].quantity"]),
             (
                 |v| {
                     v["items"][0]["unit_price"] = json!(i64::MAX);

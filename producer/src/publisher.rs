@@ -46,13 +46,8 @@ impl Publisher {
     /// Creates the producer for `topic` from settings.
     pub fn new(settings: &Settings, topic: &str) -> Result<Self, KafkaError> {
         let timeout = Duration::from_millis(settings.producer.publish_timeout_ms);
-        let producer =
-            courier::kafka::producer_config(&settings.kafka, "producer", timeout).create()?;
-        Ok(Self {
-            producer,
-            topic: topic.to_owned(),
-            timeout,
-        })
+        let producer = courier::kafka::producer_config(&settings.kafka, "producer", timeout).create()?;
+        Ok(Self { producer, topic: topic.to_owned(), timeout })
     }
 
     /// The publish timeout.
@@ -71,35 +66,13 @@ impl Publisher {
         let payload = serde_json::to_vec(event)?;
         let traceparent = trace.to_string();
         let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "content-type",
-                value: Some(CLOUDEVENTS_CONTENT_TYPE),
-            })
-            .insert(Header {
-                key: TRACEPARENT,
-                value: Some(traceparent.as_str()),
-            })
-            .insert(Header {
-                key: "ce_id",
-                value: Some(event.id.as_str()),
-            })
-            .insert(Header {
-                key: "ce_type",
-                value: Some(event.event_type.as_str()),
-            });
-        let record = FutureRecord::to(&self.topic)
-            .key(key)
-            .payload(&payload)
-            .headers(headers);
-        let delivery = self
-            .producer
-            .send(record, Timeout::After(self.timeout))
-            .await
-            .map_err(|(error, _)| error)?;
-        Ok(Published {
-            partition: delivery.partition,
-            offset: delivery.offset,
-        })
+            .insert(Header { key: "content-type", value: Some(CLOUDEVENTS_CONTENT_TYPE) })
+            .insert(Header { key: TRACEPARENT, value: Some(traceparent.as_str()) })
+            .insert(Header { key: "ce_id", value: Some(event.id.as_str()) })
+            .insert(Header { key: "ce_type", value: Some(event.event_type.as_str()) });
+        let record = FutureRecord::to(&self.topic).key(key).payload(&payload).headers(headers);
+        let delivery = self.producer.send(record, Timeout::After(self.timeout)).await.map_err(|(error, _)| error)?;
+        Ok(Published { partition: delivery.partition, offset: delivery.offset })
     }
 
     /// Whether the broker answers a metadata request for the topic within `timeout`.
@@ -107,9 +80,7 @@ impl Publisher {
         let producer = self.producer.clone();
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || {
-            let metadata = producer
-                .client()
-                .fetch_metadata(Some(&topic), Timeout::After(timeout))?;
+            let metadata = producer.client().fetch_metadata(Some(&topic), Timeout::After(timeout))?;
             match metadata.topics().first().and_then(|t| t.error()) {
                 Some(code) => Err(KafkaError::MetadataFetch(code.into())),
                 None => Ok(()),

@@ -35,15 +35,9 @@ impl Application {
         if settings.topics.create {
             courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[topic])
                 .await
-                .with_context(|| {
-                    format!(
-                        "cannot create topic {topic} on {}",
-                        settings.kafka.bootstrap_servers
-                    )
-                })?;
+                .with_context(|| format!("cannot create topic {topic} on {}", settings.kafka.bootstrap_servers))?;
         }
-        let publisher =
-            Publisher::new(settings, topic).context("cannot create the Kafka producer")?;
+        let publisher = Publisher::new(settings, topic).context("cannot create the Kafka producer")?;
         let state = AppState {
             publisher: publisher.clone(),
             idempotency: IdempotencyStore::new(
@@ -63,24 +57,13 @@ impl Application {
             .with_state(state);
         let listener = TcpListener::bind(&settings.producer.listen)
             .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on producer.listen = {}",
-                    settings.producer.listen
-                )
-            })?;
-        Ok(Self {
-            listener,
-            router,
-            publisher,
-        })
+            .with_context(|| format!("cannot listen on producer.listen = {}", settings.producer.listen))?;
+        Ok(Self { listener, router, publisher })
     }
 
     /// The address the API listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves until `shutdown` is cancelled, lets in-flight requests finish, then flushes the producer.

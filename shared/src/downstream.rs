@@ -50,10 +50,7 @@ pub struct ApiClient {
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiClient")
-            .field("name", &self.name)
-            .field("base_url", &self.base_url.as_str())
-            .finish()
+        f.debug_struct("ApiClient").field("name", &self.name).field("base_url", &self.base_url.as_str()).finish()
     }
 }
 
@@ -77,6 +74,8 @@ pub struct ApiResponse {
     pub headers: HeaderMap,
     /// Response body.
     pub body: Bytes,
+    /// Whether the API's circuit breaker was open once this call ended.
+    pub breaker_open: bool,
 }
 
 /// A call that got no response.
@@ -86,6 +85,8 @@ pub struct CallError {
     pub endpoint: String,
     /// What went wrong.
     pub kind: CallErrorKind,
+    /// Whether the API's circuit breaker was open once this call ended.
+    pub breaker_open: bool,
 }
 
 /// Why a call got no response.
@@ -102,11 +103,7 @@ pub enum CallErrorKind {
 
 impl ApiClient {
     /// Builds the client for API `name` from its settings; its breaker reports to `health`.
-    pub fn new(
-        name: &str,
-        settings: &ApiSettings,
-        health: &Health,
-    ) -> Result<Self, reqwest::Error> {
+    pub fn new(name: &str, settings: &ApiSettings, health: &Health) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout())
             .timeout(settings.request_timeout())
@@ -120,26 +117,13 @@ impl ApiClient {
             let path = format!("{}/", base_url.path());
             base_url.set_path(&path);
         }
-        let breaker = CircuitBreaker::new(
-            name,
-            settings.breaker_failure_threshold,
-            settings.breaker_cooldown(),
-            health.clone(),
-        );
+        let breaker =
+            CircuitBreaker::new(name, settings.breaker_failure_threshold, settings.breaker_cooldown(), health.clone());
         let limiter = NonZeroU32::new(settings.rate_limit_per_sec).map(|rate| {
             let burst = NonZeroU32::new(settings.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
-            Arc::new(RateLimiter::direct(
-                Quota::per_second(rate).allow_burst(burst),
-            ))
+            Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
         });
-        Ok(Self {
-            name: name.to_owned(),
-            base_url,
-            http,
-            token: settings.token.clone(),
-            breaker,
-            limiter,
-        })
+        Ok(Self { name: name.to_owned(), base_url, http, token: settings.token.clone(), breaker, limiter })
     }
 
     /// The API's circuit breaker.
@@ -154,9 +138,7 @@ impl ApiClient {
 
     /// The URL of `path` under the base URL.
     pub fn url(&self, path: &str) -> Url {
-        self.base_url
-            .join(path.trim_start_matches('/'))
-            .unwrap_or_else(|_| self.base_url.clone())
+        self.base_url.join(path.trim_start_matches('/')).unwrap_or_else(|_| self.base_url.clone())
     }
 
     /// Sends `body` as JSON with `method` to `path`, with the idempotency key, trace context and token.
@@ -172,10 +154,7 @@ impl ApiClient {
         let ticket = match self.breaker.admit() {
             Ok(ticket) => ticket,
             Err(retry_in) => {
-                return Err(CallError {
-                    endpoint,
-                    kind: CallErrorKind::CircuitOpen { retry_in },
-                });
+                return Err(CallError { endpoint, kind: CallErrorKind::CircuitOpen { retry_in }, breaker_open: true });
             }
         };
         if let Some(limiter) = &self.limiter {
@@ -198,19 +177,16 @@ impl ApiClient {
             Ok::<_, reqwest::Error>((status, headers, body))
         }
         .await;
-        let result = match result {
-            Ok((status, headers, body)) => Ok(ApiResponse {
-                endpoint,
-                status,
-                headers,
-                body,
-            }),
-            Err(error) => Err(CallError {
-                endpoint,
-                kind: CallErrorKind::Transport(error),
-            }),
+        let mut result = match result {
+            Ok((status, headers, body)) => Ok(ApiResponse { endpoint, status, headers, body, breaker_open: false }),
+            Err(error) => Err(CallError { endpoint, kind: CallErrorKind::Transport(error), breaker_open: false }),
         };
         ticket.finish(breaker_verdict(&result));
+        let open = self.breaker.is_open();
+        match &mut result {
+            Ok(r) => r.breaker_open = open,
+            Err(e) => e.breaker_open = open,
+        }
         result
     }
 }
@@ -221,10 +197,7 @@ fn breaker_verdict(result: &Result<ApiResponse, CallError>) -> CallResult {
         Ok(r) if r.status == StatusCode::TOO_MANY_REQUESTS => CallResult::Neutral,
         Ok(r) if is_transient_status(r.status) => CallResult::Failed,
         Ok(_) => CallResult::Healthy,
-        Err(CallError {
-            kind: CallErrorKind::Transport(e),
-            ..
-        }) if e.is_builder() => CallResult::Neutral,
+        Err(CallError { kind: CallErrorKind::Transport(e), .. }) if e.is_builder() => CallResult::Neutral,
         Err(_) => CallResult::Failed,
     }
 }
@@ -257,30 +230,32 @@ pub fn classify_response(response: &ApiResponse) -> Outcome {
     }
     let failure = Failure::http(&response.endpoint, status.as_u16(), excerpt(&response.body))
         .with_retry_after(retry_after(&response.headers, SystemTime::now()));
-    if is_transient_status(status) {
-        Outcome::Retry(failure)
-    } else {
-        Outcome::Permanent(failure)
+    retry_or_permanent(failure, is_transient_status(status), response.breaker_open)
+}
+
+/// A transient failure is retried (spending no attempt when it left the breaker open); any other is
+/// permanent.
+fn retry_or_permanent(failure: Failure, transient: bool, breaker_open: bool) -> Outcome {
+    match (transient, breaker_open) {
+        (true, true) => Outcome::Retry(failure.uncharged()),
+        (true, false) => Outcome::Retry(failure),
+        (false, _) => Outcome::Permanent(failure),
     }
 }
 
 /// Whether a status is worth retrying.
 pub fn is_transient_status(status: StatusCode) -> bool {
-    status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
+    status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS
 }
 
 /// Classifies a call that got no response.
 pub fn classify_error(error: &CallError) -> Outcome {
     let e = match &error.kind {
         CallErrorKind::CircuitOpen { retry_in } => {
-            let failure = Failure::new(
-                CIRCUIT_OPEN,
-                "the API's circuit breaker is open: call not made",
-            )
-            .with_endpoint(&error.endpoint)
-            .with_retry_after(Some(*retry_in));
+            let failure = Failure::new(CIRCUIT_OPEN, "the API's circuit breaker is open: call not made")
+                .with_endpoint(&error.endpoint)
+                .with_retry_after(Some(*retry_in))
+                .uncharged();
             return Outcome::Retry(failure);
         }
         CallErrorKind::Transport(e) => e,
@@ -297,11 +272,7 @@ pub fn classify_error(error: &CallError) -> Outcome {
         ("request", false)
     };
     let failure = Failure::new(kind, format!("{e}")).with_endpoint(&error.endpoint);
-    if transient {
-        Outcome::Retry(failure)
-    } else {
-        Outcome::Permanent(failure)
-    }
+    retry_or_permanent(failure, transient, error.breaker_open)
 }
 
 /// The first [`BODY_EXCERPT_BYTES`] of a body as text (cut at a character boundary).
@@ -312,11 +283,7 @@ pub fn excerpt(body: &[u8]) -> String {
 
 /// The delay a `Retry-After` header asks for: delta-seconds or an HTTP date (relative to `now`).
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
@@ -338,6 +305,7 @@ mod tests {
             status: StatusCode::from_u16(status).expect("status"),
             headers,
             body: Bytes::from_static(b"{\"error\":\"nope\"}"),
+            breaker_open: false,
         }
     }
 
@@ -405,32 +373,20 @@ mod tests {
             rate_limit_burst: 1,
         };
         let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
-        assert_eq!(
-            client.url("reservations").as_str(),
-            "http://127.0.0.1:1/api/reservations"
-        );
+        assert_eq!(client.url("reservations").as_str(), "http://127.0.0.1:1/api/reservations");
         assert!(!format!("{client:?}").contains("s3cret"));
-        let call = CallContext {
-            idempotency_key: "test:1".into(),
-            trace: TraceContext::new_root(),
-        };
-        let result = client
-            .send_json(Method::POST, "reservations", &serde_json::json!({}), &call)
-            .await;
+        let call = CallContext { idempotency_key: "test:1".into(), trace: TraceContext::new_root() };
+        let result = client.send_json(Method::POST, "reservations", &serde_json::json!({}), &call).await;
         match classify(&result) {
             Outcome::Retry(f) => {
                 assert_eq!(f.kind, "connect");
-                assert_eq!(
-                    f.endpoint.as_deref(),
-                    Some("POST http://127.0.0.1:1/api/reservations")
-                );
+                assert!(!f.charged, "the failure that opened the breaker spends no attempt");
+                assert_eq!(f.endpoint.as_deref(), Some("POST http://127.0.0.1:1/api/reservations"));
             }
             other => panic!("a refused connection must be retried, got {other:?}"),
         }
         // One failure reached the threshold: the breaker is open and the next call is not made.
-        let result = client
-            .send_json(Method::POST, "reservations", &serde_json::json!({}), &call)
-            .await;
+        let result = client.send_json(Method::POST, "reservations", &serde_json::json!({}), &call).await;
         match classify(&result) {
             Outcome::Retry(f) => {
                 assert_eq!(f.kind, CIRCUIT_OPEN);
@@ -443,10 +399,7 @@ mod tests {
     #[test]
     fn endpoint_label_hides_credentials_and_query() {
         let url = Url::parse("https://user:pw@api.example.com/v1/charges?api_key=x").expect("url");
-        assert_eq!(
-            endpoint_label(&Method::POST, &url),
-            "POST https://api.example.com/v1/charges"
-        );
+        assert_eq!(endpoint_label(&Method::POST, &url), "POST https://api.example.com/v1/charges");
     }
 
     #[test]

@@ -43,13 +43,7 @@ pub struct CloudEvent<T> {
 
 impl<T: EventData> CloudEvent<T> {
     /// Wraps `data` in a new envelope with the given id, source and time.
-    pub fn new(
-        id: Uuid,
-        source: &str,
-        time: DateTime<Utc>,
-        subject: Option<String>,
-        data: T,
-    ) -> Self {
+    pub fn new(id: Uuid, source: &str, time: DateTime<Utc>, subject: Option<String>, data: T) -> Self {
         Self {
             specversion: SPEC_VERSION.to_owned(),
             id: id.to_string(),
@@ -176,11 +170,7 @@ pub fn decode_envelope(value: Option<&[u8]>) -> Result<RawEvent, DecodeError> {
     let bytes = value.ok_or(DecodeError::Empty)?;
     // Parse once as JSON to tell "not JSON" from "JSON but not a CloudEvent".
     let raw: RawEvent = serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            DecodeError::NotJson(e)
-        } else {
-            DecodeError::NotCloudEvent(e)
-        }
+        if e.is_syntax() || e.is_eof() { DecodeError::NotJson(e) } else { DecodeError::NotCloudEvent(e) }
     })?;
     if raw.specversion != SPEC_VERSION {
         return Err(DecodeError::UnsupportedSpecVersion(raw.specversion));
@@ -203,12 +193,11 @@ impl RawEvent {
 
     /// Decodes `data` into `T`, keeping every envelope attribute.
     pub fn into_typed<T: EventData>(self) -> Result<CloudEvent<T>, DecodeError> {
-        let data =
-            serde_json::from_str(self.data.get()).map_err(|source| DecodeError::InvalidData {
-                id: self.id.clone(),
-                event_type: self.event_type.clone(),
-                source,
-            })?;
+        let data = serde_json::from_str(self.data.get()).map_err(|source| DecodeError::InvalidData {
+            id: self.id.clone(),
+            event_type: self.event_type.clone(),
+            source,
+        })?;
         Ok(CloudEvent {
             specversion: self.specversion,
             id: self.id,
@@ -234,16 +223,8 @@ mod tests {
             Some("o-1".into()),
             OrderCreated {
                 order_id: "o-1".into(),
-                customer: Customer {
-                    id: "c-1".into(),
-                    email: "ada@example.com".into(),
-                    phone: None,
-                },
-                items: vec![OrderItem {
-                    sku: "SKU-1".into(),
-                    quantity: 2,
-                    unit_price: 1299,
-                }],
+                customer: Customer { id: "c-1".into(), email: "ada@example.com".into(), phone: None },
+                items: vec![OrderItem { sku: "SKU-1".into(), quantity: 2, unit_price: 1299 }],
                 currency: "EUR".into(),
                 total: 2598,
                 created_at: Utc::now(),
@@ -277,28 +258,11 @@ mod tests {
             (Some(b"not json".to_vec()), "not_json"),
             (Some(b"{\"truncated\":".to_vec()), "not_json"),
             (Some(b"[1,2]".to_vec()), "not_cloudevent"),
-            (
-                Some(with(&|v| drop(v.as_object_mut().map(|o| o.remove("id"))))),
-                "not_cloudevent",
-            ),
-            (
-                Some(with(&|v| v["specversion"] = "0.3".into())),
-                "unsupported_specversion",
-            ),
-            (
-                Some(with(&|v| v["type"] = "order.shipped".into())),
-                "unknown_type",
-            ),
-            (
-                Some(with(&|v| v["data"]["items"] = "none".into())),
-                "invalid_data",
-            ),
-            (
-                Some(with(&|v| {
-                    drop(v["data"].as_object_mut().map(|o| o.remove("order_id")))
-                })),
-                "invalid_data",
-            ),
+            (Some(with(&|v| drop(v.as_object_mut().map(|o| o.remove("id"))))), "not_cloudevent"),
+            (Some(with(&|v| v["specversion"] = "0.3".into())), "unsupported_specversion"),
+            (Some(with(&|v| v["type"] = "order.shipped".into())), "unknown_type"),
+            (Some(with(&|v| v["data"]["items"] = "none".into())), "invalid_data"),
+            (Some(with(&|v| drop(v["data"].as_object_mut().map(|o| o.remove("order_id"))))), "invalid_data"),
         ];
         for (value, kind) in cases {
             let err = decode::<OrderCreated>(value.as_deref()).expect_err(kind);

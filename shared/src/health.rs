@@ -28,10 +28,7 @@ pub struct Health {
 
 impl Default for Health {
     fn default() -> Self {
-        Self {
-            problems: Arc::default(),
-            changed: Arc::new(watch::channel(0).0),
-        }
+        Self { problems: Arc::default(), changed: Arc::new(watch::channel(0).0) }
     }
 }
 
@@ -50,11 +47,7 @@ impl Health {
 
     /// Records that `component` is fine again.
     pub fn clear(&self, component: &str) {
-        let removed = self
-            .problems
-            .lock()
-            .map(|mut p| p.remove(component).is_some())
-            .unwrap_or(false);
+        let removed = self.problems.lock().map(|mut p| p.remove(component).is_some()).unwrap_or(false);
         if removed {
             self.changed.send_modify(|v| *v += 1);
         }
@@ -94,21 +87,12 @@ impl Health {
 }
 
 /// Serves `/healthz` and `/readyz` on `listener` until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    health: Health,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, health: Health, shutdown: CancellationToken) -> std::io::Result<()> {
     let router = Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({"status": "alive"})) }),
-        )
+        .route("/healthz", get(|| async { Json(json!({"status": "alive"})) }))
         .route("/readyz", get(readyz))
         .with_state(health);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
 async fn readyz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
@@ -116,10 +100,7 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
     if problems.is_empty() {
         (StatusCode::OK, Json(json!({"status": "ready"})))
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "problems": problems})),
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "problems": problems})))
     }
 }
 
@@ -134,10 +115,7 @@ mod tests {
         assert!(health.is_ready());
         let waiter = {
             let h = health.clone();
-            tokio::spawn(async move {
-                h.wait_for(Duration::from_secs(5), |p| p.contains_key("breaker"))
-                    .await
-            })
+            tokio::spawn(async move { h.wait_for(Duration::from_secs(5), |p| p.contains_key("breaker")).await })
         };
         health.set_problem("breaker", "inventory circuit open");
         assert!(waiter.await.expect("joins"));

@@ -13,28 +13,19 @@ use crate::settings::{KafkaSettings, TopicSettings};
 /// The configuration every client shares: brokers and client id (`<client_id>-<role>`).
 pub fn base_config(kafka: &KafkaSettings, role: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &kafka.bootstrap_servers)
-        .set("client.id", format!("{}-{role}", kafka.client_id));
+    config.set("bootstrap.servers", &kafka.bootstrap_servers).set("client.id", format!("{}-{role}", kafka.client_id));
     config
 }
 
 /// An idempotent producer that waits for every in-sync replica (`acks=all`): a record acknowledged to the
 /// caller is durable and a retried send never duplicates or reorders it. `delivery_timeout` bounds how long a
 /// record may wait for its acknowledgement before the send fails.
-pub fn producer_config(
-    kafka: &KafkaSettings,
-    role: &str,
-    delivery_timeout: Duration,
-) -> ClientConfig {
+pub fn producer_config(kafka: &KafkaSettings, role: &str, delivery_timeout: Duration) -> ClientConfig {
     let mut config = base_config(kafka, role);
     config
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set(
-            "message.timeout.ms",
-            delivery_timeout.as_millis().to_string(),
-        )
+        .set("message.timeout.ms", delivery_timeout.as_millis().to_string())
         .set("linger.ms", "5");
     config
 }
@@ -49,34 +40,18 @@ pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
-        .set(
-            "heartbeat.interval.ms",
-            kafka.heartbeat_interval_ms.to_string(),
-        )
-        .set(
-            "max.poll.interval.ms",
-            kafka.max_poll_interval_ms.to_string(),
-        );
+        .set("heartbeat.interval.ms", kafka.heartbeat_interval_ms.to_string())
+        .set("max.poll.interval.ms", kafka.max_poll_interval_ms.to_string());
     config
 }
 
 /// Creates each of `names` with the configured partitions and replication factor; a topic that exists
 /// already is left as it is.
-pub async fn ensure_topics(
-    kafka: &KafkaSettings,
-    topics: &TopicSettings,
-    names: &[&str],
-) -> Result<(), KafkaError> {
+pub async fn ensure_topics(kafka: &KafkaSettings, topics: &TopicSettings, names: &[&str]) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = base_config(kafka, "admin").create()?;
     let new_topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|name| {
-            NewTopic::new(
-                name,
-                topics.partitions,
-                TopicReplication::Fixed(topics.replication_factor),
-            )
-        })
+        .map(|name| NewTopic::new(name, topics.partitions, TopicReplication::Fixed(topics.replication_factor)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&new_topics, &options).await? {

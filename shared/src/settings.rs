@@ -255,21 +255,13 @@ impl Settings {
 
     /// Like [`Settings::load`], but with `env` standing in for the process environment when given
     /// (tests use it: the process environment is shared by every test).
-    pub fn load_with_env(
-        file: Option<&Path>,
-        env: Option<HashMap<String, String>>,
-    ) -> Result<Settings, SettingsError> {
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+    pub fn load_with_env(file: Option<&Path>, env: Option<HashMap<String, String>>) -> Result<Settings, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).required(true));
         }
         builder = builder.add_source(
-            Environment::with_prefix("COURIER")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .source(env),
+            Environment::with_prefix("COURIER").prefix_separator("__").separator("__").try_parsing(true).source(env),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
@@ -279,16 +271,8 @@ impl Settings {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let k = &self.kafka;
-        check(
-            !k.bootstrap_servers.trim().is_empty(),
-            "kafka.bootstrap_servers",
-            "must name at least one broker",
-        )?;
-        check(
-            k.session_timeout_ms > 0,
-            "kafka.session_timeout_ms",
-            "must be positive",
-        )?;
+        check(!k.bootstrap_servers.trim().is_empty(), "kafka.bootstrap_servers", "must name at least one broker")?;
+        check(k.session_timeout_ms > 0, "kafka.session_timeout_ms", "must be positive")?;
         check(
             k.heartbeat_interval_ms > 0 && k.heartbeat_interval_ms < k.session_timeout_ms,
             "kafka.heartbeat_interval_ms",
@@ -299,66 +283,27 @@ impl Settings {
             "kafka.max_poll_interval_ms",
             "must be at least kafka.session_timeout_ms",
         )?;
-        check(
-            !self.topics.orders_created.trim().is_empty(),
-            "topics.orders_created",
-            "must not be empty",
-        )?;
-        check(
-            self.topics.partitions >= 1,
-            "topics.partitions",
-            "must be at least 1",
-        )?;
-        check(
-            self.topics.replication_factor >= 1,
-            "topics.replication_factor",
-            "must be at least 1",
-        )?;
+        check(!self.topics.orders_created.trim().is_empty(), "topics.orders_created", "must not be empty")?;
+        check(self.topics.partitions >= 1, "topics.partitions", "must be at least 1")?;
+        check(self.topics.replication_factor >= 1, "topics.replication_factor", "must be at least 1")?;
 
         let p = &self.producer;
         if let Err(e) = p.listen.parse::<SocketAddr>() {
-            return Err(invalid(
-                "producer.listen",
-                format!("{:?} is not ip:port ({e})", p.listen),
-            ));
+            return Err(invalid("producer.listen", format!("{:?} is not ip:port ({e})", p.listen)));
         }
-        check(
-            p.publish_timeout_ms > 0,
-            "producer.publish_timeout_ms",
-            "must be positive",
-        )?;
-        check(
-            p.max_body_bytes > 0,
-            "producer.max_body_bytes",
-            "must be positive",
-        )?;
-        check(
-            p.idempotency_capacity > 0,
-            "producer.idempotency_capacity",
-            "must be positive",
-        )?;
+        check(p.publish_timeout_ms > 0, "producer.publish_timeout_ms", "must be positive")?;
+        check(p.max_body_bytes > 0, "producer.max_body_bytes", "must be positive")?;
+        check(p.idempotency_capacity > 0, "producer.idempotency_capacity", "must be positive")?;
 
         let c = &self.consumer;
-        check(
-            c.commit_interval_ms > 0,
-            "consumer.commit_interval_ms",
-            "must be positive",
-        )?;
-        check(
-            c.retry_initial_backoff_ms > 0,
-            "consumer.retry_initial_backoff_ms",
-            "must be positive",
-        )?;
+        check(c.commit_interval_ms > 0, "consumer.commit_interval_ms", "must be positive")?;
+        check(c.retry_initial_backoff_ms > 0, "consumer.retry_initial_backoff_ms", "must be positive")?;
         check(
             c.retry_max_backoff_ms >= c.retry_initial_backoff_ms,
             "consumer.retry_max_backoff_ms",
             "must be at least consumer.retry_initial_backoff_ms",
         )?;
-        check(
-            c.retry_max_attempts >= 1,
-            "consumer.retry_max_attempts",
-            "must be at least 1",
-        )?;
+        check(c.retry_max_attempts >= 1, "consumer.retry_max_attempts", "must be at least 1")?;
 
         for (name, api) in [
             ("inventory", &self.apis.inventory),
@@ -381,16 +326,8 @@ impl Settings {
                     ));
                 }
             }
-            check(
-                api.connect_timeout_ms > 0,
-                &format!("apis.{name}.connect_timeout_ms"),
-                "must be positive",
-            )?;
-            check(
-                api.request_timeout_ms > 0,
-                &format!("apis.{name}.request_timeout_ms"),
-                "must be positive",
-            )?;
+            check(api.connect_timeout_ms > 0, &format!("apis.{name}.connect_timeout_ms"), "must be positive")?;
+            check(api.request_timeout_ms > 0, &format!("apis.{name}.request_timeout_ms"), "must be positive")?;
         }
 
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level) {
@@ -401,18 +338,11 @@ impl Settings {
 }
 
 fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> SettingsError {
-    SettingsError::Invalid {
-        setting: setting.into(),
-        reason: reason.into(),
-    }
+    SettingsError::Invalid { setting: setting.into(), reason: reason.into() }
 }
 
 fn check(ok: bool, setting: &str, reason: &str) -> Result<(), SettingsError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(setting, reason))
-    }
+    if ok { Ok(()) } else { Err(invalid(setting, reason)) }
 }
 
 #[cfg(test)]
@@ -420,12 +350,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     #[test]
@@ -440,15 +365,9 @@ mod tests {
         let s = Settings::load_with_env(
             None,
             env(&[
-                (
-                    "COURIER__KAFKA__BOOTSTRAP_SERVERS",
-                    "broker-1:9092,broker-2:9092",
-                ),
+                ("COURIER__KAFKA__BOOTSTRAP_SERVERS", "broker-1:9092,broker-2:9092"),
                 ("COURIER__KAFKA__SESSION_TIMEOUT_MS", "6000"),
-                (
-                    "COURIER__APIS__PAYMENT__BASE_URL",
-                    "https://pay.example.com/v2",
-                ),
+                ("COURIER__APIS__PAYMENT__BASE_URL", "https://pay.example.com/v2"),
             ]),
         )
         .expect("valid");
@@ -461,92 +380,39 @@ mod tests {
     fn file_overrides_defaults_and_environment_overrides_file() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("courier.toml");
-        std::fs::write(
-            &path,
-            "[kafka]\nbootstrap_servers = \"from-file:9092\"\nclient_id = \"file-client\"\n",
-        )
-        .expect("write settings file");
-        let s = Settings::load_with_env(
-            Some(&path),
-            env(&[("COURIER__KAFKA__BOOTSTRAP_SERVERS", "from-env:9092")]),
-        )
-        .expect("valid");
-        assert_eq!(
-            s.kafka.bootstrap_servers, "from-env:9092",
-            "environment wins over the file"
-        );
-        assert_eq!(
-            s.kafka.client_id, "file-client",
-            "the file wins over the defaults"
-        );
+        std::fs::write(&path, "[kafka]\nbootstrap_servers = \"from-file:9092\"\nclient_id = \"file-client\"\n")
+            .expect("write settings file");
+        let s = Settings::load_with_env(Some(&path), env(&[("COURIER__KAFKA__BOOTSTRAP_SERVERS", "from-env:9092")]))
+            .expect("valid");
+        assert_eq!(s.kafka.bootstrap_servers, "from-env:9092", "environment wins over the file");
+        assert_eq!(s.kafka.client_id, "file-client", "the file wins over the defaults");
         assert_eq!(s.kafka.session_timeout_ms, 45000, "defaults fill the rest");
     }
 
     #[test]
     fn secrets_never_print() {
-        let s = Settings::load_with_env(None, env(&[("COURIER__APIS__SMS__TOKEN", "hunter2")]))
-            .expect("valid");
+        let s = Settings::load_with_env(None, env(&[("COURIER__APIS__SMS__TOKEN", "hunter2")])).expect("valid");
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         use secrecy::ExposeSecret;
-        assert_eq!(
-            s.apis
-                .sms
-                .token
-                .as_ref()
-                .map(|t| t.expose_secret().to_owned()),
-            Some("hunter2".into())
-        );
+        assert_eq!(s.apis.sms.token.as_ref().map(|t| t.expose_secret().to_owned()), Some("hunter2".into()));
     }
 
     #[test]
     fn bad_values_name_the_setting() {
         let cases = [
-            (
-                "COURIER__KAFKA__SESSION_TIMEOUT_MS",
-                "soon",
-                "kafka.session_timeout_ms",
-            ),
-            (
-                "COURIER__KAFKA__BOOTSTRAP_SERVERS",
-                " ",
-                "kafka.bootstrap_servers",
-            ),
-            (
-                "COURIER__KAFKA__HEARTBEAT_INTERVAL_MS",
-                "999999",
-                "kafka.heartbeat_interval_ms",
-            ),
+            ("COURIER__KAFKA__SESSION_TIMEOUT_MS", "soon", "kafka.session_timeout_ms"),
+            ("COURIER__KAFKA__BOOTSTRAP_SERVERS", " ", "kafka.bootstrap_servers"),
+            ("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "999999", "kafka.heartbeat_interval_ms"),
             ("COURIER__PRODUCER__LISTEN", "everywhere", "producer.listen"),
-            (
-                "COURIER__APIS__INVENTORY__BASE_URL",
-                "ftp://x",
-                "apis.inventory.base_url",
-            ),
-            (
-                "COURIER__APIS__EMAIL__BASE_URL",
-                "not a url",
-                "apis.email.base_url",
-            ),
-            (
-                "COURIER__TELEMETRY__LOG_FORMAT",
-                "xml",
-                "telemetry.log_format",
-            ),
-            (
-                "COURIER__KAFKA__BOOTSTRAP_SERVER",
-                "typo:9092",
-                "bootstrap_server",
-            ),
+            ("COURIER__APIS__INVENTORY__BASE_URL", "ftp://x", "apis.inventory.base_url"),
+            ("COURIER__APIS__EMAIL__BASE_URL", "not a url", "apis.email.base_url"),
+            ("COURIER__TELEMETRY__LOG_FORMAT", "xml", "telemetry.log_format"),
+            ("COURIER__KAFKA__BOOTSTRAP_SERVER", "typo:9092", "bootstrap_server"),
         ];
         for (key, value, setting) in cases {
-            let err = Settings::load_with_env(None, env(&[(key, value)]))
-                .expect_err(key)
-                .to_string();
-            assert!(
-                err.contains(setting),
-                "{key}={value}: {err:?} does not name {setting}"
-            );
+            let err = Settings::load_with_env(None, env(&[(key, value)])).expect_err(key).to_string();
+            assert!(err.contains(setting), "{key}={value}: {err:?} does not name {setting}");
         }
     }
 }

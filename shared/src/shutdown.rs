@@ -9,9 +9,7 @@ pub fn on_signal() -> CancellationToken {
     let trigger = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!(
-            "shutdown signal received: finishing in-flight work (send it again to exit at once)"
-        );
+        tracing::info!("shutdown signal received: finishing in-flight work (send it again to exit at once)");
         trigger.cancel();
         wait_for_signal().await;
         tracing::warn!("second shutdown signal: exiting at once");

@@ -17,15 +17,9 @@ pub fn init(settings: &TelemetrySettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match settings.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }
@@ -49,42 +43,25 @@ impl TraceContext {
     /// Starts a new trace.
     pub fn new_root() -> Self {
         let mut rng = rand::rng();
-        Self {
-            trace_id: rng.random::<u128>().max(1),
-            span_id: rng.random::<u64>().max(1),
-            sampled: true,
-        }
+        Self { trace_id: rng.random::<u128>().max(1), span_id: rng.random::<u64>().max(1), sampled: true }
     }
 
     /// The context for the next hop of the same trace (same trace id, new span id).
     pub fn child(&self) -> Self {
-        Self {
-            span_id: rand::rng().random::<u64>().max(1),
-            ..*self
-        }
+        Self { span_id: rand::rng().random::<u64>().max(1), ..*self }
     }
 
     /// Parses a `traceparent` value (`00-<32 hex>-<16 hex>-<2 hex>`); `None` when malformed or all-zero.
     pub fn parse(header: &str) -> Option<Self> {
         let mut parts = header.trim().split('-');
-        let (version, trace, span, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if version.len() != 2
-            || version == "ff"
-            || trace.len() != 32
-            || span.len() != 16
-            || flags.len() != 2
-        {
+        let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version.len() != 2 || version == "ff" || trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
             return None;
         }
         let trace_id = u128::from_str_radix(trace, 16).ok()?;
         let span_id = u64::from_str_radix(span, 16).ok()?;
         let flags = u8::from_str_radix(flags, 16).ok()?;
-        (trace_id != 0 && span_id != 0).then_some(Self {
-            trace_id,
-            span_id,
-            sampled: flags & 1 == 1,
-        })
+        (trace_id != 0 && span_id != 0).then_some(Self { trace_id, span_id, sampled: flags & 1 == 1 })
     }
 
     /// The trace id as 32 lower-case hex digits, as logged.
@@ -96,13 +73,7 @@ impl TraceContext {
 impl fmt::Display for TraceContext {
     /// Formats as a `traceparent` header value.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id,
-            self.span_id,
-            u8::from(self.sampled)
-        )
+        write!(f, "00-{:032x}-{:016x}-{:02x}", self.trace_id, self.span_id, u8::from(self.sampled))
     }
 }
 

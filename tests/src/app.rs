@@ -81,13 +81,9 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     init_test_log();
     let broker = broker::broker().await;
-    let mock = MockApis::start(MockApisConfig::default())
-        .await
-        .expect("mock APIs start");
+    let mock = MockApis::start(MockApisConfig::default()).await.expect("mock APIs start");
     let (settings, env) = test_settings(&broker.bootstrap, &mock, overrides);
-    let app = courier_producer::startup::Application::build(&settings)
-        .await
-        .expect("producer builds");
+    let app = courier_producer::startup::Application::build(&settings).await.expect("producer builds");
     let address = format!("http://{}", app.local_addr());
     let producer_stop = CancellationToken::new();
     let producer_task = tokio::spawn(app.run_until_stopped(producer_stop.clone()));
@@ -116,47 +112,30 @@ pub fn test_settings(
         env.insert(k.to_owned(), v);
     };
     set("COURIER__KAFKA__BOOTSTRAP_SERVERS", bootstrap.to_owned());
-    set(
-        "COURIER__KAFKA__GROUP_ID_PREFIX",
-        format!("t{}-", &unique[..12]),
-    );
+    set("COURIER__KAFKA__GROUP_ID_PREFIX", format!("t{}-", &unique[..12]));
     set("COURIER__KAFKA__SESSION_TIMEOUT_MS", "6000".into());
     set("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "1500".into());
     set("COURIER__KAFKA__MAX_POLL_INTERVAL_MS", "15000".into());
-    set(
-        "COURIER__TOPICS__ORDERS_CREATED",
-        format!("orders.created.t{}", &unique[..12]),
-    );
+    set("COURIER__TOPICS__ORDERS_CREATED", format!("orders.created.t{}", &unique[..12]));
     set("COURIER__PRODUCER__LISTEN", "127.0.0.1:0".into());
     set("COURIER__CONSUMER__HEALTH_LISTEN", "127.0.0.1:0".into());
     set("COURIER__CONSUMER__COMMIT_INTERVAL_MS", "200".into());
     set("COURIER__CONSUMER__RETRY_INITIAL_BACKOFF_MS", "50".into());
     set("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "2000".into());
     for api in ["inventory", "payment", "email", "sms"] {
-        set(
-            &format!("COURIER__APIS__{}__BASE_URL", api.to_uppercase()),
-            mock.api_url(api),
-        );
+        set(&format!("COURIER__APIS__{}__BASE_URL", api.to_uppercase()), mock.api_url(api));
     }
     for (k, v) in overrides {
         set(k, (*v).to_owned());
     }
-    let settings =
-        Settings::load_with_env(None, Some(env.clone())).expect("test settings are valid");
+    let settings = Settings::load_with_env(None, Some(env.clone())).expect("test settings are valid");
     (settings, env)
 }
 
 impl TestApp {
     /// `POST /v1/orders` with `body` (as JSON) and an optional `Idempotency-Key`.
-    pub async fn post_order(
-        &self,
-        body: &Value,
-        idempotency_key: Option<&str>,
-    ) -> reqwest::Response {
-        let mut request = self
-            .http
-            .post(format!("{}/v1/orders", self.address))
-            .json(body);
+    pub async fn post_order(&self, body: &Value, idempotency_key: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}/v1/orders", self.address)).json(body);
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
         }
@@ -182,11 +161,7 @@ impl TestApp {
 
     /// Starts the inventory handler in-process with `route` as its failure route; problems are reported to
     /// `health`.
-    pub fn start_inventory_with_route<R: FailureRoute>(
-        &self,
-        route: R,
-        health: &Health,
-    ) -> RunningConsumer {
+    pub fn start_inventory_with_route<R: FailureRoute>(&self, route: R, health: &Health) -> RunningConsumer {
         self.start_inventory_custom(&self.settings, route, health)
     }
 
@@ -204,8 +179,7 @@ impl TestApp {
         let task = tokio::spawn(async move {
             let handler = Inventory::new(&settings, &health)?;
             let spec = Inventory::spec(&settings);
-            courier::delivery::run_with_route(&settings, &spec, handler, route, &health, token)
-                .await?;
+            courier::delivery::run_with_route(&settings, &spec, handler, route, &health, token).await?;
             Ok(())
         });
         RunningConsumer { stop, task }
@@ -213,11 +187,7 @@ impl TestApp {
 
     /// Starts the inventory handler in-process with the standard routes (dead-letter topic), reporting to
     /// `health`.
-    pub fn start_inventory_reporting(
-        &self,
-        settings: &Settings,
-        health: &Health,
-    ) -> RunningConsumer {
+    pub fn start_inventory_reporting(&self, settings: &Settings, health: &Health) -> RunningConsumer {
         let settings = settings.clone();
         let health = health.clone();
         let stop = CancellationToken::new();

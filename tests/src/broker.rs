@@ -37,9 +37,7 @@ static BROKER: OnceCell<TestBroker> = OnceCell::const_new();
 pub async fn broker() -> &'static TestBroker {
     BROKER
         .get_or_init(|| async {
-            let broker = start()
-                .await
-                .unwrap_or_else(|e| panic!("no test broker: {e:#}"));
+            let broker = start().await.unwrap_or_else(|e| panic!("no test broker: {e:#}"));
             tracing::info!(bootstrap = %broker.bootstrap, kind = broker.kind, "test broker ready");
             broker
         })
@@ -49,30 +47,17 @@ pub async fn broker() -> &'static TestBroker {
 async fn start() -> anyhow::Result<TestBroker> {
     if let Ok(bootstrap) = std::env::var(BOOTSTRAP_ENV) {
         wait_until_reachable(&bootstrap, Duration::from_secs(60)).await?;
-        return Ok(TestBroker {
-            bootstrap,
-            kind: "environment",
-            _guard: Guard::None,
-        });
+        return Ok(TestBroker { bootstrap, kind: "environment", _guard: Guard::None });
     }
     if docker_answers() {
         return start_container().await;
     }
     let tansu = TansuProcess::start()?;
     let bootstrap = tansu.bootstrap.clone();
-    wait_until_reachable(&bootstrap, Duration::from_secs(60))
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{e:#}\ntansu log:\n{}",
-                std::fs::read_to_string(tansu.log_path()).unwrap_or_default()
-            )
-        })?;
-    Ok(TestBroker {
-        bootstrap,
-        kind: "tansu",
-        _guard: Guard::Tansu(tansu),
-    })
+    wait_until_reachable(&bootstrap, Duration::from_secs(60)).await.map_err(|e| {
+        anyhow::anyhow!("{e:#}\ntansu log:\n{}", std::fs::read_to_string(tansu.log_path()).unwrap_or_default())
+    })?;
+    Ok(TestBroker { bootstrap, kind: "tansu", _guard: Guard::Tansu(tansu) })
 }
 
 /// Whether a Docker daemon answers on its socket (`DOCKER_HOST` or the default Unix socket).
@@ -102,20 +87,14 @@ async fn start_container() -> anyhow::Result<TestBroker> {
     let port = container.get_host_port_ipv4(KAFKA_PORT).await?;
     let bootstrap = format!("127.0.0.1:{port}");
     wait_until_reachable(&bootstrap, Duration::from_secs(120)).await?;
-    Ok(TestBroker {
-        bootstrap,
-        kind: "testcontainers",
-        _guard: Guard::Container(Box::new(container)),
-    })
+    Ok(TestBroker { bootstrap, kind: "testcontainers", _guard: Guard::Container(Box::new(container)) })
 }
 
 /// Polls the broker's metadata until it answers or `limit` passes.
 pub async fn wait_until_reachable(bootstrap: &str, limit: Duration) -> anyhow::Result<()> {
     let bootstrap = bootstrap.to_owned();
     tokio::task::spawn_blocking(move || {
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()?;
+        let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
         let deadline = Instant::now() + limit;
         loop {
             match client.fetch_metadata(None, Duration::from_secs(2)) {
@@ -149,10 +128,7 @@ impl TansuProcess {
     pub fn start() -> anyhow::Result<Self> {
         let port = free_port()?;
         // The supervising shell removes the directory once the broker has stopped.
-        let dir = tempfile::Builder::new()
-            .prefix("courier-tansu-")
-            .tempdir()?
-            .keep();
+        let dir = tempfile::Builder::new().prefix("courier-tansu-").tempdir()?.keep();
         let url = format!("tcp://127.0.0.1:{port}");
         let tansu = tansu_binary();
         let script = r#"
@@ -178,16 +154,9 @@ cd / && rm -rf "$DATA_DIR"
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot start tansu ({}): {e}; run scripts/install-tansu.sh",
-                    tansu.display()
-                )
+                anyhow::anyhow!("cannot start tansu ({}): {e}; run scripts/install-tansu.sh", tansu.display())
             })?;
-        Ok(Self {
-            bootstrap: format!("127.0.0.1:{port}"),
-            child: Mutex::new(child),
-            dir,
-        })
+        Ok(Self { bootstrap: format!("127.0.0.1:{port}"), child: Mutex::new(child), dir })
     }
 
     /// The broker's log file.

@@ -10,9 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 pub async fn record_count(bootstrap: &str, topic: &str) -> anyhow::Result<i64> {
     let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || {
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()?;
+        let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
         let metadata = client.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
         let mut total = 0;
         for t in metadata.topics() {
@@ -20,8 +18,7 @@ pub async fn record_count(bootstrap: &str, topic: &str) -> anyhow::Result<i64> {
                 continue;
             }
             for p in t.partitions() {
-                let (low, high) =
-                    client.fetch_watermarks(&topic, p.id(), Duration::from_secs(10))?;
+                let (low, high) = client.fetch_watermarks(&topic, p.id(), Duration::from_secs(10))?;
                 total += high - low;
             }
         }

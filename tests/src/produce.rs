@@ -23,27 +23,13 @@ pub fn order_event(order_id: &str, sku: &str) -> CloudEvent<OrderCreated> {
     let now = Utc::now();
     let data = OrderCreated {
         order_id: order_id.to_owned(),
-        customer: Customer {
-            id: "c-test".into(),
-            email: "test@example.com".into(),
-            phone: None,
-        },
-        items: vec![OrderItem {
-            sku: sku.to_owned(),
-            quantity: 1,
-            unit_price: 100,
-        }],
+        customer: Customer { id: "c-test".into(), email: "test@example.com".into(), phone: None },
+        items: vec![OrderItem { sku: sku.to_owned(), quantity: 1, unit_price: 100 }],
         currency: "EUR".into(),
         total: 100,
         created_at: now,
     };
-    CloudEvent::new(
-        uuid::Uuid::now_v7(),
-        PRODUCER_SOURCE,
-        now,
-        Some(order_id.to_owned()),
-        data,
-    )
+    CloudEvent::new(uuid::Uuid::now_v7(), PRODUCER_SOURCE, now, Some(order_id.to_owned()), data)
 }
 
 /// A record carrying `event`, keyed by its order id.
@@ -61,8 +47,7 @@ pub async fn produce(settings: &Settings, records: &[TestRecord]) -> anyhow::Res
     let topic = &settings.topics.orders_created;
     courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[topic]).await?;
     let producer: FutureProducer =
-        courier::kafka::producer_config(&settings.kafka, "test-producer", Duration::from_secs(30))
-            .create()?;
+        courier::kafka::producer_config(&settings.kafka, "test-producer", Duration::from_secs(30)).create()?;
     let mut pending = Vec::with_capacity(records.len());
     for record in records {
         let mut r = FutureRecord::to(topic).payload(&record.value);

@@ -36,10 +36,7 @@ pub struct RecordingRoute {
 
 impl Default for RecordingRoute {
     fn default() -> Self {
-        Self {
-            routed: Arc::default(),
-            changed: Arc::new(watch::channel(0).0),
-        }
+        Self { routed: Arc::default(), changed: Arc::new(watch::channel(0).0) }
     }
 }
 
@@ -54,12 +51,7 @@ impl RecordingRoute {
         let mut rx = self.changed.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|count| *count >= n))
             .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "only {} of {n} records routed within {timeout:?}",
-                    self.routed().len()
-                )
-            })??;
+            .map_err(|_| anyhow::anyhow!("only {} of {n} records routed within {timeout:?}", self.routed().len()))??;
         Ok(self.routed())
     }
 }

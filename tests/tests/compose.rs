@@ -39,14 +39,13 @@ fn workspace_root() -> PathBuf {
 /// Reads a file of the workspace, `relative` to its root.
 fn read(relative: &str) -> String {
     let path = workspace_root().join(relative);
-    fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+    fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
 }
 
 /// Every `[[bin]] name` declared by a member of the workspace.
 fn workspace_binaries() -> BTreeSet<String> {
-    let root: toml::Table = toml::from_str(&read("Cargo.toml"))
-        .unwrap_or_else(|error| panic!("Cargo.toml is not valid TOML: {error}"));
+    let root: toml::Table =
+        toml::from_str(&read("Cargo.toml")).unwrap_or_else(|error| panic!("Cargo.toml is not valid TOML: {error}"));
     let members = root
         .get("workspace")
         .and_then(|workspace| workspace.get("members"))
@@ -55,9 +54,7 @@ fn workspace_binaries() -> BTreeSet<String> {
 
     let mut binaries = BTreeSet::new();
     for member in members {
-        let member = member
-            .as_str()
-            .unwrap_or_else(|| panic!("Cargo.toml: workspace member {member} is not a string"));
+        let member = member.as_str().unwrap_or_else(|| panic!("Cargo.toml: workspace member {member} is not a string"));
         assert!(
             !member.contains(['*', '?', '[']),
             "Cargo.toml: workspace member {member:?} is a glob; this test reads members by path only"
@@ -68,9 +65,7 @@ fn workspace_binaries() -> BTreeSet<String> {
         let Some(bins) = manifest.get("bin") else {
             continue;
         };
-        let bins = bins
-            .as_array()
-            .unwrap_or_else(|| panic!("{manifest_path}: `bin` is not an array of tables"));
+        let bins = bins.as_array().unwrap_or_else(|| panic!("{manifest_path}: `bin` is not an array of tables"));
         for bin in bins {
             let name = bin
                 .get("name")
@@ -79,10 +74,7 @@ fn workspace_binaries() -> BTreeSet<String> {
             binaries.insert(name.to_owned());
         }
     }
-    assert!(
-        !binaries.is_empty(),
-        "no workspace member declares a [[bin]]; the manifests were not read as expected"
-    );
+    assert!(!binaries.is_empty(), "no workspace member declares a [[bin]]; the manifests were not read as expected");
     binaries
 }
 
@@ -90,18 +82,15 @@ fn workspace_binaries() -> BTreeSet<String> {
 fn compose() -> Value {
     let mut compose: Value = serde_norway::from_str(&read("docker-compose.yml"))
         .unwrap_or_else(|error| panic!("docker-compose.yml is not valid YAML: {error}"));
-    compose.apply_merge().unwrap_or_else(|error| {
-        panic!("docker-compose.yml: a `<<` merge key cannot be applied: {error}")
-    });
+    compose
+        .apply_merge()
+        .unwrap_or_else(|error| panic!("docker-compose.yml: a `<<` merge key cannot be applied: {error}"));
     compose
 }
 
 /// The `services` mapping of a compose file.
 fn services(compose: &Value) -> &Mapping {
-    compose
-        .get("services")
-        .and_then(Value::as_mapping)
-        .expect("docker-compose.yml has no `services` mapping")
+    compose.get("services").and_then(Value::as_mapping).expect("docker-compose.yml has no `services` mapping")
 }
 
 /// The services as (name, definition) pairs.
@@ -109,9 +98,8 @@ fn named_services(compose: &Value) -> Vec<(String, &Value)> {
     services(compose)
         .iter()
         .map(|(name, service)| {
-            let name = name.as_str().unwrap_or_else(|| {
-                panic!("docker-compose.yml: service name {name:?} is not a string")
-            });
+            let name =
+                name.as_str().unwrap_or_else(|| panic!("docker-compose.yml: service name {name:?} is not a string"));
             (name.to_owned(), service)
         })
         .collect()
@@ -119,9 +107,7 @@ fn named_services(compose: &Value) -> Vec<(String, &Value)> {
 
 /// One service by name.
 fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
-    services(compose)
-        .get(name)
-        .unwrap_or_else(|| panic!("docker-compose.yml has no service `{name}`"))
+    services(compose).get(name).unwrap_or_else(|| panic!("docker-compose.yml has no service `{name}`"))
 }
 
 /// A `command` or `entrypoint` as its arguments: a list as is, a string split on whitespace (as Compose does
@@ -137,9 +123,7 @@ fn arguments(service_name: &str, key: &str, value: Option<&Value>) -> Option<Vec
                     Value::String(text) => text.clone(),
                     Value::Number(number) => number.to_string(),
                     Value::Bool(flag) => flag.to_string(),
-                    other => panic!(
-                        "service `{service_name}`: `{key}` element {other:?} is not a scalar"
-                    ),
+                    other => panic!("service `{service_name}`: `{key}` element {other:?} is not a scalar"),
                 })
                 .collect(),
         ),
@@ -160,7 +144,9 @@ fn compose_binaries(compose: &Value) -> Vec<(String, String)> {
             });
             let binary = command
                 .first()
-                .unwrap_or_else(|| panic!("service `{name}` has an empty `command`; its first element must be a binary"))
+                .unwrap_or_else(|| {
+                    panic!("service `{name}` has an empty `command`; its first element must be a binary")
+                })
                 .clone();
             (name, binary)
         })
@@ -196,11 +182,7 @@ fn dockerfile_instructions() -> Vec<String> {
 
 /// The keyword of an instruction, upper case (`FROM`, `RUN`, `USER`...).
 fn keyword(instruction: &str) -> String {
-    instruction
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_ascii_uppercase()
+    instruction.split_whitespace().next().unwrap_or_default().to_ascii_uppercase()
 }
 
 /// The binaries the Dockerfile's `cargo build` steps name with `--bin X` (or `--bin=X`).
@@ -209,19 +191,14 @@ fn dockerfile_binaries() -> BTreeSet<String> {
         .into_iter()
         .filter(|instruction| keyword(instruction) == "RUN" && instruction.contains("cargo build"))
         .collect();
-    assert!(
-        !builds.is_empty(),
-        "Dockerfile has no `RUN ... cargo build` step"
-    );
+    assert!(!builds.is_empty(), "Dockerfile has no `RUN ... cargo build` step");
 
     let mut binaries = BTreeSet::new();
     for build in &builds {
         let mut words = build.split_whitespace();
         while let Some(word) = words.next() {
             if word == "--bin" {
-                let name = words
-                    .next()
-                    .unwrap_or_else(|| panic!("Dockerfile: `--bin` without a name in `{build}`"));
+                let name = words.next().unwrap_or_else(|| panic!("Dockerfile: `--bin` without a name in `{build}`"));
                 binaries.insert(name.to_owned());
             } else if let Some(name) = word.strip_prefix("--bin=") {
                 binaries.insert(name.to_owned());
@@ -240,10 +217,7 @@ fn built_services_run_a_workspace_binary() {
     let binaries = workspace_binaries();
     let compose = compose();
     let built = compose_binaries(&compose);
-    assert!(
-        !built.is_empty(),
-        "no compose service has `build`; courier services must be built from the Dockerfile"
-    );
+    assert!(!built.is_empty(), "no compose service has `build`; courier services must be built from the Dockerfile");
     for (service, binary) in built {
         assert!(
             binaries.contains(&binary),
@@ -257,10 +231,7 @@ fn required_services_exist() {
     let compose = compose();
     let services = services(&compose);
     for name in REQUIRED_SERVICES {
-        assert!(
-            services.contains_key(*name),
-            "docker-compose.yml has no service `{name}`"
-        );
+        assert!(services.contains_key(*name), "docker-compose.yml has no service `{name}`");
     }
 }
 
@@ -288,8 +259,7 @@ fn inventory_can_scale() {
 fn kafka_init_creates_the_topics() {
     let compose = compose();
     let init = service(&compose, "kafka-init");
-    let mut script =
-        arguments("kafka-init", "entrypoint", init.get("entrypoint")).unwrap_or_default();
+    let mut script = arguments("kafka-init", "entrypoint", init.get("entrypoint")).unwrap_or_default();
     script.extend(arguments("kafka-init", "command", init.get("command")).unwrap_or_default());
     let script = script.join(" ");
     assert!(
@@ -302,20 +272,14 @@ fn kafka_init_creates_the_topics() {
         .filter(|word| !word.is_empty())
         .collect();
     for topic in TOPICS {
-        assert!(
-            words.contains(topic),
-            "service `kafka-init` does not create topic `{topic}`"
-        );
+        assert!(words.contains(topic), "service `kafka-init` does not create topic `{topic}`");
     }
 }
 
 #[test]
 fn depends_on_names_defined_services() {
     let compose = compose();
-    let defined: BTreeSet<String> = named_services(&compose)
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
+    let defined: BTreeSet<String> = named_services(&compose).into_iter().map(|(name, _)| name).collect();
     for (name, service) in named_services(&compose) {
         let dependencies: Vec<String> = match service.get("depends_on") {
             None | Some(Value::Null) => Vec::new(),
@@ -323,7 +287,9 @@ fn depends_on_names_defined_services() {
                 .iter()
                 .map(|item| {
                     item.as_str()
-                        .unwrap_or_else(|| panic!("service `{name}`: `depends_on` entry {item:?} is not a service name"))
+                        .unwrap_or_else(|| {
+                            panic!("service `{name}`: `depends_on` entry {item:?} is not a service name")
+                        })
                         .to_owned()
                 })
                 .collect(),
@@ -373,25 +339,17 @@ fn image_contains_every_binary_compose_runs() {
 #[test]
 fn dockerfile_runtime_stage_is_non_root_and_runs_a_built_binary() {
     let instructions = dockerfile_instructions();
-    let last_from = instructions
-        .iter()
-        .rposition(|instruction| keyword(instruction) == "FROM")
-        .expect("Dockerfile has no FROM");
+    let last_from =
+        instructions.iter().rposition(|instruction| keyword(instruction) == "FROM").expect("Dockerfile has no FROM");
     let runtime = &instructions[last_from..];
-    assert!(
-        last_from > 0,
-        "Dockerfile has a single stage; build and runtime must be separate stages"
-    );
+    assert!(last_from > 0, "Dockerfile has a single stage; build and runtime must be separate stages");
 
     let user = runtime
         .iter()
         .rev()
         .find(|instruction| keyword(instruction) == "USER")
         .expect("Dockerfile: the runtime (last) stage sets no USER, so the binaries run as root");
-    let account = user
-        .split_whitespace()
-        .nth(1)
-        .expect("Dockerfile: USER without a user");
+    let account = user.split_whitespace().nth(1).expect("Dockerfile: USER without a user");
     let name = account.split(':').next().unwrap_or_default();
     assert!(
         !matches!(name, "root" | "0" | ""),
@@ -399,24 +357,16 @@ fn dockerfile_runtime_stage_is_non_root_and_runs_a_built_binary() {
     );
 
     let built = dockerfile_binaries();
-    if let Some(cmd) = runtime
-        .iter()
-        .rev()
-        .find(|instruction| keyword(instruction) == "CMD")
-    {
+    if let Some(cmd) = runtime.iter().rev().find(|instruction| keyword(instruction) == "CMD") {
         let form = cmd.trim_start()[3..].trim();
         let first = if form.starts_with('[') {
-            let argv: Vec<String> = serde_json::from_str(form).unwrap_or_else(|error| {
-                panic!("Dockerfile: CMD {form} is not a JSON array of strings: {error}")
-            });
+            let argv: Vec<String> = serde_json::from_str(form)
+                .unwrap_or_else(|error| panic!("Dockerfile: CMD {form} is not a JSON array of strings: {error}"));
             argv.into_iter().next()
         } else {
             form.split_whitespace().next().map(str::to_owned)
         };
         let first = first.unwrap_or_else(|| panic!("Dockerfile: CMD is empty"));
-        assert!(
-            built.contains(&first),
-            "Dockerfile: default CMD runs `{first}`, which `cargo build` does not build"
-        );
+        assert!(built.contains(&first), "Dockerfile: default CMD runs `{first}`, which `cargo build` does not build");
     }
 }

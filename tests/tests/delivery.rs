@@ -17,15 +17,10 @@ async fn produce_keyed(app: &TestApp, keys: usize, per_key: usize) -> Vec<TestRe
     let mut records = Vec::with_capacity(keys * per_key);
     for n in 0..per_key {
         for k in 0..keys {
-            records.push(order_record(
-                &order_event(&format!("key-{k}"), &format!("SEQ-{n}")),
-                None,
-            ));
+            records.push(order_record(&order_event(&format!("key-{k}"), &format!("SEQ-{n}")), None));
         }
     }
-    produce(&app.settings, &records)
-        .await
-        .expect("records produced");
+    produce(&app.settings, &records).await.expect("records produced");
     records
 }
 
@@ -36,87 +31,46 @@ fn sku(effect: &mock_apis::Effect) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_of_one_key_arrive_in_offset_order() {
     let app = spawn_app().await;
-    app.mock.set_faults(
-        Api::Inventory,
-        Faults {
-            latency_ms: 1,
-            latency_jitter_ms: 25,
-            ..Faults::default()
-        },
-    );
+    app.mock.set_faults(Api::Inventory, Faults { latency_ms: 1, latency_jitter_ms: 25, ..Faults::default() });
     let (keys, per_key) = (6, 40);
     produce_keyed(&app, keys, per_key).await;
     let consumer = app.start_inventory();
-    let effects = app
-        .mock
-        .wait_for_effects(Api::Inventory, keys * per_key, WAIT)
-        .await
-        .expect("all delivered");
+    let effects = app.mock.wait_for_effects(Api::Inventory, keys * per_key, WAIT).await.expect("all delivered");
     consumer.stop().await.expect("stops cleanly");
 
     let mut seen: HashMap<&str, Vec<&str>> = HashMap::new();
     for e in &effects {
-        seen.entry(e.body["order_id"].as_str().unwrap_or(""))
-            .or_default()
-            .push(sku(e));
+        seen.entry(e.body["order_id"].as_str().unwrap_or("")).or_default().push(sku(e));
     }
     assert_eq!(seen.len(), keys);
     for (key, skus) in seen {
         let expected: Vec<String> = (0..per_key).map(|n| format!("SEQ-{n}")).collect();
         assert_eq!(skus, expected, "key {key} was delivered out of order");
     }
-    assert!(
-        app.mock.stats(Api::Inventory).peak_in_flight > 1,
-        "different keys must run concurrently"
-    );
+    assert!(app.mock.stats(Api::Inventory).peak_in_flight > 1, "different keys must run concurrently");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn in_flight_calls_reach_but_never_pass_max_in_flight() {
     let app = spawn_app().await;
-    app.mock.set_faults(
-        Api::Inventory,
-        Faults {
-            latency_ms: 50,
-            ..Faults::default()
-        },
-    );
+    app.mock.set_faults(Api::Inventory, Faults { latency_ms: 50, ..Faults::default() });
     produce_keyed(&app, 1000, 1).await;
-    let consumer =
-        app.start_inventory_with(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "64")]));
-    app.mock
-        .wait_for_effects(Api::Inventory, 1000, WAIT)
-        .await
-        .expect("all delivered");
+    let consumer = app.start_inventory_with(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "64")]));
+    app.mock.wait_for_effects(Api::Inventory, 1000, WAIT).await.expect("all delivered");
     consumer.stop().await.expect("stops cleanly");
     let peak = app.mock.stats(Api::Inventory).peak_in_flight;
-    println!(
-        "max_in_flight = 64, 1000 keys, L = 50 ms: peak concurrency observed at the API = {peak}"
-    );
-    assert!(
-        peak >= 64,
-        "expected at least 64 concurrent calls, saw {peak}"
-    );
+    println!("max_in_flight = 64, 1000 keys, L = 50 ms: peak concurrency observed at the API = {peak}");
+    assert!(peak >= 64, "expected at least 64 concurrent calls, saw {peak}");
     assert!(peak <= 64, "max_in_flight = 64 was exceeded: {peak}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn max_in_flight_one_means_one_call_at_a_time() {
     let app = spawn_app().await;
-    app.mock.set_faults(
-        Api::Inventory,
-        Faults {
-            latency_ms: 5,
-            ..Faults::default()
-        },
-    );
+    app.mock.set_faults(Api::Inventory, Faults { latency_ms: 5, ..Faults::default() });
     produce_keyed(&app, 100, 1).await;
-    let consumer =
-        app.start_inventory_with(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "1")]));
-    app.mock
-        .wait_for_effects(Api::Inventory, 100, WAIT)
-        .await
-        .expect("all delivered");
+    let consumer = app.start_inventory_with(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "1")]));
+    app.mock.wait_for_effects(Api::Inventory, 100, WAIT).await.expect("all delivered");
     consumer.stop().await.expect("stops cleanly");
     assert_eq!(app.mock.stats(Api::Inventory).peak_in_flight, 1);
 }
@@ -136,50 +90,24 @@ async fn a_failing_key_delays_only_itself() {
     let mut records = vec![order_record(&order_event("key-slow", "SEQ-0"), Some(0))];
     for k in 0..200 {
         // Half of the other keys share the slow key's partition.
-        records.push(order_record(
-            &order_event(&format!("key-{k}"), "SEQ-0"),
-            (k % 2 == 0).then_some(0),
-        ));
+        records.push(order_record(&order_event(&format!("key-{k}"), "SEQ-0"), (k % 2 == 0).then_some(0)));
     }
-    produce(&app.settings, &records)
-        .await
-        .expect("records produced");
+    produce(&app.settings, &records).await.expect("records produced");
     let consumer = app.start_inventory_with(&app.settings_with(&[
         ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "1000"),
         ("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "200"),
         ("COURIER__CONSUMER__MAX_IN_FLIGHT", "4"),
     ]));
-    let effects = app
-        .mock
-        .wait_for_effects(Api::Inventory, 200, WAIT)
-        .await
-        .expect("other keys delivered");
-    assert!(
-        effects.iter().all(|e| e.body["order_id"] != "key-slow"),
-        "the slow key cannot have succeeded yet"
-    );
+    let effects = app.mock.wait_for_effects(Api::Inventory, 200, WAIT).await.expect("other keys delivered");
+    assert!(effects.iter().all(|e| e.body["order_id"] != "key-slow"), "the slow key cannot have succeeded yet");
     // The slow key was tried while the others flowed (its retries queue behind them for an in-flight slot).
     let failures = app.mock.stats(Api::Inventory).injected_failures;
-    assert!(
-        failures >= 1,
-        "the slow key must have been tried ({failures} failures)"
-    );
+    assert!(failures >= 1, "the slow key must have been tried ({failures} failures)");
 
     app.mock.set_faults(Api::Inventory, Faults::default());
-    let effects = app
-        .mock
-        .wait_for_effects(Api::Inventory, 201, WAIT)
-        .await
-        .expect("slow key delivered");
+    let effects = app.mock.wait_for_effects(Api::Inventory, 201, WAIT).await.expect("slow key delivered");
     consumer.stop().await.expect("stops cleanly");
-    assert_eq!(
-        effects
-            .iter()
-            .filter(|e| e.body["order_id"] == "key-slow")
-            .count(),
-        1,
-        "exactly one effect"
-    );
+    assert_eq!(effects.iter().filter(|e| e.body["order_id"] == "key-slow").count(), 1, "exactly one effect");
     assert_eq!(app.mock.stats(Api::Inventory).effects, 201);
 }
 
@@ -188,43 +116,19 @@ async fn retry_after_is_honoured() {
     let app = spawn_app().await;
     app.mock.set_faults(
         Api::Inventory,
-        Faults {
-            fail_first_per_key: 1,
-            fail_first_status: 429,
-            retry_after_secs: 2,
-            ..Faults::default()
-        },
+        Faults { fail_first_per_key: 1, fail_first_status: 429, retry_after_secs: 2, ..Faults::default() },
     );
-    produce(
-        &app.settings,
-        &[order_record(&order_event("key-throttled", "SEQ-0"), None)],
-    )
-    .await
-    .expect("produced");
-    let consumer = app.start_inventory_with(
-        &app.settings_with(&[("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "30000")]),
-    );
-    let calls = app
-        .mock
-        .wait_for_calls(Api::Inventory, 2, WAIT)
-        .await
-        .expect("a retry came");
-    app.mock
-        .wait_for_effects(Api::Inventory, 1, WAIT)
-        .await
-        .expect("delivered");
+    produce(&app.settings, &[order_record(&order_event("key-throttled", "SEQ-0"), None)]).await.expect("produced");
+    let consumer =
+        app.start_inventory_with(&app.settings_with(&[("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "30000")]));
+    let calls = app.mock.wait_for_calls(Api::Inventory, 2, WAIT).await.expect("a retry came");
+    app.mock.wait_for_effects(Api::Inventory, 1, WAIT).await.expect("delivered");
     consumer.stop().await.expect("stops cleanly");
     assert_eq!(calls[0].status, 429);
     let gap = calls[1].received_at_unix_ms - calls[0].answered_at_unix_ms;
     // Two millisecond timestamps truncated independently can understate the gap by at most 1 ms.
-    assert!(
-        gap + 1 >= 2000,
-        "the retry came {gap} ms after the 429 with Retry-After: 2"
-    );
-    assert_eq!(
-        calls[1].idempotency_key, calls[0].idempotency_key,
-        "the same key on every attempt"
-    );
+    assert!(gap + 1 >= 2000, "the retry came {gap} ms after the 429 with Retry-After: 2");
+    assert_eq!(calls[1].idempotency_key, calls[0].idempotency_key, "the same key on every attempt");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -232,47 +136,25 @@ async fn a_permanent_failure_is_not_retried_and_its_partition_moves_on() {
     let app = spawn_app().await;
     app.mock.set_faults(
         Api::Inventory,
-        Faults {
-            fail_body_contains: Some("key-poison".into()),
-            fail_body_status: 422,
-            ..Faults::default()
-        },
+        Faults { fail_body_contains: Some("key-poison".into()), fail_body_status: 422, ..Faults::default() },
     );
     let poison = order_event("key-poison", "SEQ-0");
     let mut records = vec![order_record(&poison, Some(0))];
     for k in 0..20 {
-        records.push(order_record(
-            &order_event(&format!("key-{k}"), "SEQ-0"),
-            Some(0),
-        ));
+        records.push(order_record(&order_event(&format!("key-{k}"), "SEQ-0"), Some(0)));
     }
     produce(&app.settings, &records).await.expect("produced");
     let route = RecordingRoute::default();
-    let consumer =
-        app.start_inventory_with_route(route.clone(), &courier::health::Health::default());
-    let routed = route
-        .wait_for(1, WAIT)
-        .await
-        .expect("the poison event is routed");
-    app.mock
-        .wait_for_effects(Api::Inventory, 20, WAIT)
-        .await
-        .expect("the partition moves on");
+    let consumer = app.start_inventory_with_route(route.clone(), &courier::health::Health::default());
+    let routed = route.wait_for(1, WAIT).await.expect("the poison event is routed");
+    app.mock.wait_for_effects(Api::Inventory, 20, WAIT).await.expect("the partition moves on");
     consumer.stop().await.expect("stops cleanly");
 
     assert_eq!(routed.len(), 1);
     assert_eq!(routed[0].event_id.as_deref(), Some(poison.id.as_str()));
-    assert_eq!(
-        (routed[0].attempts, routed[0].kind, routed[0].http_status),
-        (1, "http_status", Some(422))
-    );
+    assert_eq!((routed[0].attempts, routed[0].kind, routed[0].http_status), (1, "http_status", Some(422)));
     assert_eq!(routed[0].coordinates.1, 0);
-    let poison_calls = app
-        .mock
-        .calls(Api::Inventory)
-        .iter()
-        .filter(|c| c.body["order_id"] == "key-poison")
-        .count();
+    let poison_calls = app.mock.calls(Api::Inventory).iter().filter(|c| c.body["order_id"] == "key-poison").count();
     assert_eq!(poison_calls, 1, "a permanent failure is not retried");
 }
 
@@ -284,46 +166,21 @@ async fn interrupted_stream(
     interrupt: impl AsyncFnOnce(courier_tests::app::RunningConsumer),
 ) -> TestApp {
     let app = spawn_app().await;
-    app.mock.set_faults(
-        Api::Inventory,
-        Faults {
-            latency_ms: 30,
-            latency_jitter_ms: 20,
-            ..Faults::default()
-        },
-    );
+    app.mock.set_faults(Api::Inventory, Faults { latency_ms: 30, latency_jitter_ms: 20, ..Faults::default() });
     let records = produce_keyed(&app, n, 1).await;
     // A small in-flight bound keeps most events unstarted when the interruption comes.
-    let first =
-        app.start_inventory_with(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")]));
-    app.mock
-        .wait_for_effects(Api::Inventory, after, WAIT)
-        .await
-        .expect("first consumer makes progress");
+    let first = app.start_inventory_with(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")]));
+    app.mock.wait_for_effects(Api::Inventory, after, WAIT).await.expect("first consumer makes progress");
     interrupt(first).await;
     let done = app.mock.stats(Api::Inventory).effects as usize;
-    assert!(
-        done < n,
-        "the interruption must come mid-stream ({done} of {n} done)"
-    );
+    assert!(done < n, "the interruption must come mid-stream ({done} of {n} done)");
 
     let second = app.start_inventory();
-    let effects = app
-        .mock
-        .wait_for_effects(Api::Inventory, n, WAIT)
-        .await
-        .expect("every event delivered");
+    let effects = app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("every event delivered");
     second.stop().await.expect("stops cleanly");
-    let delivered: HashSet<&str> = effects
-        .iter()
-        .filter_map(|e| e.body["order_id"].as_str())
-        .collect();
+    let delivered: HashSet<&str> = effects.iter().filter_map(|e| e.body["order_id"].as_str()).collect();
     assert_eq!(delivered.len(), records.len(), "no event lost");
-    assert_eq!(
-        app.mock.stats(Api::Inventory).effects as usize,
-        n,
-        "exactly one effect per event"
-    );
+    assert_eq!(app.mock.stats(Api::Inventory).effects as usize, n, "exactly one effect per event");
     app
 }
 
@@ -339,45 +196,23 @@ async fn a_consumer_killed_mid_stream_loses_nothing_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_consumer_shut_down_mid_stream_loses_nothing() {
-    interrupted_stream(600, 150, async |consumer| {
-        consumer.stop().await.expect("clean stop")
-    })
-    .await;
+    interrupted_stream(600, 150, async |consumer| consumer.stop().await.expect("clean stop")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_member_leaving_the_group_mid_stream_loses_nothing() {
     let app = spawn_app().await;
-    app.mock.set_faults(
-        Api::Inventory,
-        Faults {
-            latency_ms: 30,
-            ..Faults::default()
-        },
-    );
+    app.mock.set_faults(Api::Inventory, Faults { latency_ms: 30, ..Faults::default() });
     let n = 600;
     produce_keyed(&app, n, 1).await;
     let settings = app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")]);
     let staying = app.start_inventory_with(&settings);
     let leaving = app.start_inventory_with(&settings);
-    app.mock
-        .wait_for_effects(Api::Inventory, 150, WAIT)
-        .await
-        .expect("progress");
-    leaving
-        .stop()
-        .await
-        .expect("the leaving member stops cleanly");
-    let effects = app
-        .mock
-        .wait_for_effects(Api::Inventory, n, WAIT)
-        .await
-        .expect("every event delivered");
+    app.mock.wait_for_effects(Api::Inventory, 150, WAIT).await.expect("progress");
+    leaving.stop().await.expect("the leaving member stops cleanly");
+    let effects = app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("every event delivered");
     staying.stop().await.expect("stops cleanly");
-    let delivered: HashSet<&str> = effects
-        .iter()
-        .filter_map(|e| e.body["order_id"].as_str())
-        .collect();
+    let delivered: HashSet<&str> = effects.iter().filter_map(|e| e.body["order_id"].as_str()).collect();
     assert_eq!(delivered.len(), n);
     assert_eq!(app.mock.stats(Api::Inventory).effects as usize, n);
 }

@@ -8,21 +8,11 @@ use serde_json::{Value, json};
 
 async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert_eq!(content_type, "application/problem+json");
     let problem: Value = response.json().await.expect("problem body is JSON");
     assert_eq!(problem["status"], status, "{problem}");
-    assert!(
-        problem["type"].is_string()
-            && problem["title"].is_string()
-            && problem["detail"].is_string(),
-        "{problem}"
-    );
+    assert!(problem["type"].is_string() && problem["title"].is_string() && problem["detail"].is_string(), "{problem}");
     problem
 }
 
@@ -31,40 +21,20 @@ async fn each_invalid_request_gets_its_problem_and_publishes_nothing() {
     let app = spawn_app().await;
     let url = format!("{}/v1/orders", app.address);
 
-    let malformed = app
-        .http
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{\"items\": [")
-        .send()
-        .await;
+    let malformed = app.http.post(&url).header("content-type", "application/json").body("{\"items\": [").send().await;
     assert_problem(malformed.expect("answer"), 400).await;
 
     let huge = json!({"customer": {"id": "c", "email": "a@example.com"}, "currency": "EUR",
                       "items": [{"sku": "x".repeat(70_000), "quantity": 1, "unit_price": 1}]});
     assert_problem(app.post_order(&huge, None).await, 413).await;
 
-    let text = app
-        .http
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body(sample_order(1).to_string())
-        .send()
-        .await;
+    let text = app.http.post(&url).header("content-type", "text/plain").body(sample_order(1).to_string()).send().await;
     assert_problem(text.expect("answer"), 415).await;
-    let none = app
-        .http
-        .post(&url)
-        .body(sample_order(1).to_string())
-        .send()
-        .await;
+    let none = app.http.post(&url).body(sample_order(1).to_string()).send().await;
     assert_problem(none.expect("answer"), 415).await;
 
     let cases: Vec<(Value, Vec<&str>)> = vec![
-        (
-            json!({"customer": {"id": "c", "email": "a@example.com"}, "items": [], "currency": "EUR"}),
-            vec!["items"],
-        ),
+        (json!({"customer": {"id": "c", "email": "a@example.com"}, "items": [], "currency": "EUR"}), vec!["items"]),
         (
             json!({"customer": {"id": "c", "email": "a@example.com"}, "currency": "EUR",
                 "items": [{"sku": "A", "quantity": 0, "unit_price": 1}]}),
@@ -90,32 +60,19 @@ async fn each_invalid_request_gets_its_problem_and_publishes_nothing() {
                 "items": [{"sku": "A", "quantity": "one", "unit_price": 1}]}),
             vec!["items[0].quantity"],
         ),
-        (
-            json!({"items": [{"sku": "A", "quantity": 1, "unit_price": 1}]}),
-            vec!["currency", "customer"],
-        ),
+        (json!({"items": [{"sku": "A", "quantity": 1, "unit_price": 1}]}), vec!["currency", "customer"]),
     ];
     for (body, expected) in cases {
         let problem = assert_problem(app.post_order(&body, None).await, 422).await;
-        let mut fields: Vec<&str> = problem["errors"]
-            .as_array()
-            .expect("errors listed")
-            .iter()
-            .filter_map(|e| e["field"].as_str())
-            .collect();
+        let mut fields: Vec<&str> =
+            problem["errors"].as_array().expect("errors listed").iter().filter_map(|e| e["field"].as_str()).collect();
         fields.sort();
         assert_eq!(fields, expected, "{body}");
     }
-    let bad_key = app
-        .post_order(&sample_order(1), Some("has spaces in it"))
-        .await;
+    let bad_key = app.post_order(&sample_order(1), Some("has spaces in it")).await;
     assert_problem(bad_key, 422).await;
 
-    assert_eq!(
-        app.orders_on_topic().await,
-        0,
-        "nothing may be published for bad input"
-    );
+    assert_eq!(app.orders_on_topic().await, 0, "nothing may be published for bad input");
 
     // A valid order after all that is published: the topic was readable all along.
     assert_eq!(app.post_order(&sample_order(1), None).await.status(), 202);
@@ -125,19 +82,9 @@ async fn each_invalid_request_gets_its_problem_and_publishes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_with_a_broker() {
     let app = spawn_app().await;
-    let health = app
-        .http
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .expect("answer");
+    let health = app.http.get(format!("{}/healthz", app.address)).send().await.expect("answer");
     assert_eq!(health.status(), 200);
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .expect("answer");
+    let ready = app.http.get(format!("{}/readyz", app.address)).send().await.expect("answer");
     assert_eq!(ready.status(), 200);
 }
 
@@ -152,34 +99,17 @@ async fn an_unreachable_broker_gives_503_with_retry_after() {
     .await;
     let started = std::time::Instant::now();
     let response = app.post_order(&sample_order(1), None).await;
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
     assert_problem(response, 503).await;
     assert_eq!(retry_after.as_deref(), Some("1"));
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "the answer comes within the publish timeout"
-    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "the answer comes within the publish timeout");
 
     // The same key is not remembered after a failure: a retry publishes (and fails) again instead of replaying.
     let again = app.post_order(&sample_order(1), Some("retry-me")).await;
     assert_problem(again, 503).await;
 
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .expect("answer");
+    let ready = app.http.get(format!("{}/readyz", app.address)).send().await.expect("answer");
     assert_eq!(ready.status(), 503);
-    let health = app
-        .http
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .expect("answer");
+    let health = app.http.get(format!("{}/healthz", app.address)).send().await.expect("answer");
     assert_eq!(health.status(), 200, "alive even without a broker");
 }

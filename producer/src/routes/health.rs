@@ -14,21 +14,11 @@ pub async fn healthz() -> Json<Value> {
 
 /// 200 when the broker answered a metadata request for the orders topic, 503 otherwise.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state
-        .publisher
-        .broker_reachable(state.readiness_timeout)
-        .await
-    {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "broker": "reachable"})),
-        ),
+    match state.publisher.broker_reachable(state.readiness_timeout).await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "broker": "reachable"}))),
         Err(error) => {
             tracing::warn!(%error, "readiness check: broker unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "not ready", "broker": "unreachable"})),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "broker": "unreachable"})))
         }
     }
 }

@@ -44,9 +44,7 @@ pub async fn create_order(
     let key = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => {
-            let key = value
-                .to_str()
-                .map_err(|_| ApiError::IdempotencyKey("Idempotency-Key must be ASCII".into()))?;
+            let key = value.to_str().map_err(|_| ApiError::IdempotencyKey("Idempotency-Key must be ASCII".into()))?;
             idempotency::validate_key(key).map_err(ApiError::IdempotencyKey)?;
             Some(key.to_owned())
         }
@@ -60,7 +58,8 @@ pub async fn create_order(
         .map(|parent| parent.child())
         .unwrap_or_else(TraceContext::new_root);
     let (order_id, event_id) = idempotency::ids_for(key.as_deref());
-    let span = tracing::info_span!("order", order_id = %order_id, event_id = %event_id, trace_id = %trace.trace_id_hex());
+    let span =
+        tracing::info_span!("order", order_id = %order_id, event_id = %event_id, trace_id = %trace.trace_id_hex());
 
     let publish = async {
         let now = Utc::now();
@@ -70,7 +69,12 @@ pub async fn create_order(
             tracing::warn!(%error, "order not accepted: the event was not acknowledged by the broker");
             error
         })?;
-        tracing::info!(partition = published.partition, offset = published.offset, total = event.data.total, "order accepted and published");
+        tracing::info!(
+            partition = published.partition,
+            offset = published.offset,
+            total = event.data.total,
+            "order accepted and published"
+        );
         Ok::<_, PublishError>(Remembered {
             fingerprint: fingerprint.unwrap_or_default(),
             answer: OrderAccepted {
@@ -101,25 +105,16 @@ pub async fn create_order(
                 ));
             }
             if !fresh {
-                span.in_scope(|| {
-                    tracing::info!("repeated Idempotency-Key: answering with the first response")
-                });
+                span.in_scope(|| tracing::info!("repeated Idempotency-Key: answering with the first response"));
             }
             (remembered, !fresh)
         }
-        _ => (
-            publish
-                .await
-                .map_err(|_| ApiError::BrokerUnavailable { retry_after_secs })?,
-            false,
-        ),
+        _ => (publish.await.map_err(|_| ApiError::BrokerUnavailable { retry_after_secs })?, false),
     };
 
     let mut response = (StatusCode::ACCEPTED, Json(remembered.answer)).into_response();
     if replayed {
-        response
-            .headers_mut()
-            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+        response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     Ok(response)
 }

@@ -74,11 +74,7 @@ impl CircuitBreaker {
     /// Asks to make a call: a ticket, or how long to wait before asking again.
     pub fn admit(&self) -> Result<Ticket, Duration> {
         if self.threshold == 0 {
-            return Ok(Ticket {
-                breaker: self.clone(),
-                probe: false,
-                finished: false,
-            });
+            return Ok(Ticket { breaker: self.clone(), probe: false, finished: false });
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -95,11 +91,7 @@ impl CircuitBreaker {
                 return Err((self.cooldown / 10).max(Duration::from_millis(50)));
             }
         };
-        Ok(Ticket {
-            breaker: self.clone(),
-            probe,
-            finished: false,
-        })
+        Ok(Ticket { breaker: self.clone(), probe, finished: false })
     }
 
     fn record(&self, probe: bool, result: CallResult) {
@@ -114,12 +106,8 @@ impl CircuitBreaker {
                 tracing::info!(api = %self.name, "circuit breaker closed: the probe call succeeded");
                 self.health.clear(&self.component());
             }
-            (State::HalfOpen { .. }, CallResult::Failed) if probe => {
-                self.open(&mut state, "the probe call failed")
-            }
-            (State::HalfOpen { .. }, CallResult::Neutral) if probe => {
-                *state = State::HalfOpen { probing: false }
-            }
+            (State::HalfOpen { .. }, CallResult::Failed) if probe => self.open(&mut state, "the probe call failed"),
+            (State::HalfOpen { .. }, CallResult::Neutral) if probe => *state = State::HalfOpen { probing: false },
             (State::Closed { failures }, CallResult::Failed) => {
                 let failures = failures + 1;
                 if failures >= self.threshold {
@@ -134,26 +122,18 @@ impl CircuitBreaker {
     }
 
     fn open(&self, state: &mut State, why: &str) {
-        *state = State::Open {
-            until: Instant::now() + self.cooldown,
-        };
+        *state = State::Open { until: Instant::now() + self.cooldown };
         tracing::warn!(
             api = %self.name,
             cooldown_ms = u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX),
             "circuit breaker opened after {why}: no calls until the cool-down ends"
         );
-        self.health.set_problem(
-            &self.component(),
-            format!("circuit breaker of API {} is open ({why})", self.name),
-        );
+        self.health.set_problem(&self.component(), format!("circuit breaker of API {} is open ({why})", self.name));
     }
 
     /// Whether the breaker is open or half-open now.
     pub fn is_open(&self) -> bool {
-        !matches!(
-            *self.state.lock().unwrap_or_else(|e| e.into_inner()),
-            State::Closed { .. }
-        )
+        !matches!(*self.state.lock().unwrap_or_else(|e| e.into_inner()), State::Closed { .. })
     }
 }
 
@@ -180,8 +160,7 @@ mod tests {
     #[tokio::test]
     async fn opens_probes_and_closes() {
         let health = Health::default();
-        let breaker =
-            CircuitBreaker::new("inventory", 3, Duration::from_millis(100), health.clone());
+        let breaker = CircuitBreaker::new("inventory", 3, Duration::from_millis(100), health.clone());
         for _ in 0..2 {
             breaker.admit().expect("closed").finish(CallResult::Failed);
         }
@@ -214,10 +193,7 @@ mod tests {
     fn threshold_zero_disables() {
         let breaker = CircuitBreaker::new("x", 0, Duration::from_secs(1), Health::default());
         for _ in 0..100 {
-            breaker
-                .admit()
-                .expect("always admitted")
-                .finish(CallResult::Failed);
+            breaker.admit().expect("always admitted").finish(CallResult::Failed);
         }
     }
 }

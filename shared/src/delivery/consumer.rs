@@ -100,9 +100,7 @@ where
     let health = Health::default();
     let handler = make_handler(&health).map_err(|e| RunError::Handler(e.to_string()))?;
     let listen = &settings.consumer.health_listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| RunError::Health(format!("{listen}: {e}")))?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| RunError::Health(format!("{listen}: {e}")))?;
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "health server listening");
     let server = tokio::spawn(health::serve(listener, health.clone(), shutdown.clone()));
     let result = run(settings, spec, handler, &health, shutdown).await;
@@ -135,10 +133,7 @@ async fn ensure_topics(settings: &Settings, spec: &ConsumerSpec) -> Result<(), R
         let names: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
         kafka::ensure_topics(&settings.kafka, &settings.topics, &names)
             .await
-            .map_err(|source| RunError::Topics {
-                topics: spec.topics.clone(),
-                source,
-            })?;
+            .map_err(|source| RunError::Topics { topics: spec.topics.clone(), source })?;
     }
     Ok(())
 }
@@ -169,12 +164,8 @@ pub async fn run_with_route<H: Handler, R: FailureRoute>(
         guard: guard.clone(),
     };
     let events = shutdown.child_token();
-    let dispatcher = Dispatcher::new(
-        worker,
-        c.max_buffered_per_partition,
-        tokio::runtime::Handle::current(),
-        events.clone(),
-    );
+    let dispatcher =
+        Dispatcher::new(worker, c.max_buffered_per_partition, tokio::runtime::Handle::current(), events.clone());
     let abandoned = Arc::new(AtomicBool::new(false));
     let context = RuntimeContext {
         dispatcher: Arc::clone(&dispatcher),
@@ -182,16 +173,9 @@ pub async fn run_with_route<H: Handler, R: FailureRoute>(
         abandoned: Arc::clone(&abandoned),
     };
     let consumer: BaseConsumer<RuntimeContext<H, R>> =
-        kafka::consumer_config(&settings.kafka, &spec.group)
-            .create_with_context(context)
-            .map_err(RunError::Create)?;
+        kafka::consumer_config(&settings.kafka, &spec.group).create_with_context(context).map_err(RunError::Create)?;
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .map_err(|source| RunError::Subscribe {
-            topics: spec.topics.clone(),
-            source,
-        })?;
+    consumer.subscribe(&topics).map_err(|source| RunError::Subscribe { topics: spec.topics.clone(), source })?;
     tracing::info!(group = %spec.group, topics = ?spec.topics, max_in_flight = c.max_in_flight, "consumer started");
 
     let poll = PollLoop {
@@ -294,17 +278,10 @@ impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
 }
 
 fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
-    list.elements()
-        .iter()
-        .map(|e| (Arc::from(e.topic()), e.partition()))
-        .collect()
+    list.elements().iter().map(|e| (Arc::from(e.topic()), e.partition())).collect()
 }
 
-fn commit<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    watermarks: &[(TopicPartition, i64)],
-    mode: CommitMode,
-) {
+fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>, watermarks: &[(TopicPartition, i64)], mode: CommitMode) {
     if watermarks.is_empty() {
         return;
     }
@@ -358,13 +335,11 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
                             Some(t) => Arc::clone(t),
                             None => {
                                 let t: Arc<str> = Arc::from(message.topic());
-                                self.topics
-                                    .insert(message.topic().to_owned(), Arc::clone(&t));
+                                self.topics.insert(message.topic().to_owned(), Arc::clone(&t));
                                 t
                             }
                         };
-                        self.dispatcher
-                            .submit(Record::from_message(topic, &message));
+                        self.dispatcher.submit(Record::from_message(topic, &message));
                     }
                     Err(error) => tracing::warn!(%error, "kafka consumer error; continuing"),
                 }
@@ -372,11 +347,7 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
             self.apply_flow_changes();
             self.apply_guard();
             if last_commit.elapsed() >= self.commit_interval {
-                commit(
-                    &self.consumer,
-                    &self.dispatcher.take_commits(),
-                    CommitMode::Async,
-                );
+                commit(&self.consumer, &self.dispatcher.take_commits(), CommitMode::Async);
                 last_commit = Instant::now();
             }
         }
@@ -398,11 +369,7 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
             for (topic, partition) in &list {
                 tpl.add_partition(topic, *partition);
             }
-            let result = if pause {
-                self.consumer.pause(&tpl)
-            } else {
-                self.consumer.resume(&tpl)
-            };
+            let result = if pause { self.consumer.pause(&tpl) } else { self.consumer.resume(&tpl) };
             match result {
                 Ok(()) => tracing::debug!(partitions = ?list, pause, "partition flow changed"),
                 Err(error) => {
@@ -425,25 +392,16 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
         };
         if holding {
             let _ = self.consumer.pause(&assignment);
-            tracing::warn!(
-                partitions = assignment.count(),
-                "consumption paused: the dead-letter guard holds"
-            );
+            tracing::warn!(partitions = assignment.count(), "consumption paused: the dead-letter guard holds");
         } else {
             let mut resume = TopicPartitionList::new();
             for e in assignment.elements() {
-                if !self
-                    .dispatcher
-                    .is_paused(&(Arc::from(e.topic()), e.partition()))
-                {
+                if !self.dispatcher.is_paused(&(Arc::from(e.topic()), e.partition())) {
                     resume.add_partition(e.topic(), e.partition());
                 }
             }
             let _ = self.consumer.resume(&resume);
-            tracing::info!(
-                partitions = resume.count(),
-                "consumption resumed: the dead-letter guard released"
-            );
+            tracing::info!(partitions = resume.count(), "consumption resumed: the dead-letter guard released");
         }
     }
 

@@ -81,12 +81,7 @@ pub struct Dispatcher<H, R> {
 
 impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     /// A dispatcher spawning event tasks on `runtime`; `shutdown` stops them all.
-    pub fn new(
-        worker: Worker<H, R>,
-        max_buffered: usize,
-        runtime: Handle,
-        shutdown: CancellationToken,
-    ) -> Arc<Self> {
+    pub fn new(worker: Worker<H, R>, max_buffered: usize, runtime: Handle, shutdown: CancellationToken) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             idle: Condvar::new(),
@@ -100,9 +95,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic in a task while holding the lock cannot leave the offsets in a state that commits too
         // far (offsets only move when an event finished), so a poisoned lock is still safe to use.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts tracking newly assigned partitions.
@@ -131,11 +124,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     pub fn submit(self: &Arc<Self>, record: Record) {
         let mut state = self.lock();
         let max_buffered = self.max_buffered;
-        let State {
-            partitions,
-            to_pause,
-            ..
-        } = &mut *state;
+        let State { partitions, to_pause, .. } = &mut *state;
         let Some(partition) = partitions.get_mut(&record.tp) else {
             return;
         };
@@ -153,8 +142,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
                 partition.running += 1;
                 let (epoch, cancel) = (partition.epoch, partition.cancel.clone());
                 let this = Arc::clone(self);
-                self.runtime
-                    .spawn(async move { this.run_key(record, epoch, cancel).await });
+                self.runtime.spawn(async move { this.run_key(record, epoch, cancel).await });
             }
         }
     }
@@ -166,13 +154,8 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             let delivery = self.worker.deliver(&record, &cancel).await;
             let mut state = self.lock();
             let max_buffered = self.max_buffered;
-            let State {
-                partitions,
-                to_resume,
-                ..
-            } = &mut *state;
-            let Some(partition) = partitions.get_mut(&record.tp).filter(|p| p.epoch == epoch)
-            else {
+            let State { partitions, to_resume, .. } = &mut *state;
+            let Some(partition) = partitions.get_mut(&record.tp).filter(|p| p.epoch == epoch) else {
                 // The partition was revoked and given up on while this event ran: its new owner has it.
                 return;
             };
@@ -184,10 +167,9 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
                 to_resume.push(record.tp.clone());
             }
             let next = match delivery {
-                Delivery::Handled if !cancel.is_cancelled() => partition
-                    .keys
-                    .get_mut(&record.key)
-                    .and_then(VecDeque::pop_front),
+                Delivery::Handled if !cancel.is_cancelled() => {
+                    partition.keys.get_mut(&record.key).and_then(VecDeque::pop_front)
+                }
                 _ => None,
             };
             match next {
@@ -207,29 +189,18 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     /// Pause/resume requests since the last call.
     pub fn take_flow_changes(&self) -> FlowChanges {
         let mut state = self.lock();
-        FlowChanges {
-            pause: std::mem::take(&mut state.to_pause),
-            resume: std::mem::take(&mut state.to_resume),
-        }
+        FlowChanges { pause: std::mem::take(&mut state.to_pause), resume: std::mem::take(&mut state.to_resume) }
     }
 
     /// Watermarks that moved since they were last taken, for the periodic commit.
     pub fn take_commits(&self) -> Vec<(TopicPartition, i64)> {
         let mut state = self.lock();
-        state
-            .partitions
-            .iter_mut()
-            .filter_map(|(tp, p)| p.offsets.take_commit().map(|w| (tp.clone(), w)))
-            .collect()
+        state.partitions.iter_mut().filter_map(|(tp, p)| p.offsets.take_commit().map(|w| (tp.clone(), w))).collect()
     }
 
     /// Stops starting work for `partitions`, waits up to `timeout` for their running events, forgets them and
     /// returns their watermarks (to commit before the partitions go).
-    pub fn revoke(
-        &self,
-        partitions: &[TopicPartition],
-        timeout: Duration,
-    ) -> Vec<(TopicPartition, i64)> {
+    pub fn revoke(&self, partitions: &[TopicPartition], timeout: Duration) -> Vec<(TopicPartition, i64)> {
         let mut state = self.lock();
         for tp in partitions {
             if let Some(p) = state.partitions.get(tp) {
@@ -264,11 +235,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     /// Every partition's watermark.
     pub fn watermarks(&self) -> Vec<(TopicPartition, i64)> {
         let state = self.lock();
-        state
-            .partitions
-            .iter()
-            .filter_map(|(tp, p)| p.offsets.watermark().map(|w| (tp.clone(), w)))
-            .collect()
+        state.partitions.iter().filter_map(|(tp, p)| p.offsets.watermark().map(|w| (tp.clone(), w))).collect()
     }
 
     fn wait_idle<'a>(
@@ -278,19 +245,12 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         timeout: Duration,
     ) -> MutexGuard<'a, State> {
         let deadline = Instant::now() + timeout;
-        while partitions
-            .iter()
-            .any(|tp| state.partitions.get(tp).is_some_and(|p| p.running > 0))
-        {
+        while partitions.iter().any(|tp| state.partitions.get(tp).is_some_and(|p| p.running > 0)) {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            state = self
-                .idle
-                .wait_timeout(state, deadline - now)
-                .map(|(s, _)| s)
-                .unwrap_or_else(|e| e.into_inner().0);
+            state = self.idle.wait_timeout(state, deadline - now).map(|(s, _)| s).unwrap_or_else(|e| e.into_inner().0);
         }
         state
     }

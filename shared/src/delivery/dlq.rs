@@ -71,35 +71,20 @@ impl DeadLetterRoute {
         for source in source_topics {
             let dlq = dlq_topic(source, group);
             if settings.topics.create {
-                let partitions = partition_count(settings, source)
-                    .await?
-                    .unwrap_or(settings.topics.partitions);
-                let spec = TopicSettings {
-                    partitions,
-                    ..settings.topics.clone()
-                };
+                let partitions = partition_count(settings, source).await?.unwrap_or(settings.topics.partitions);
+                let spec = TopicSettings { partitions, ..settings.topics.clone() };
                 kafka::ensure_topics(&settings.kafka, &spec, &[&dlq]).await?;
             }
             let partitions = partition_count(settings, &dlq).await?.unwrap_or(0);
             topics.insert(source.clone(), (dlq, partitions));
         }
-        let producer =
-            kafka::producer_config(&settings.kafka, &format!("{group}-dlq"), timeout).create()?;
-        Ok(Self {
-            producer,
-            group: Arc::from(group),
-            consumer: Arc::from(consumer),
-            topics: Arc::new(topics),
-            timeout,
-        })
+        let producer = kafka::producer_config(&settings.kafka, &format!("{group}-dlq"), timeout).create()?;
+        Ok(Self { producer, group: Arc::from(group), consumer: Arc::from(consumer), topics: Arc::new(topics), timeout })
     }
 
     /// The dead-letter topic for records of `source`.
     pub fn topic_for(&self, source: &str) -> String {
-        self.topics
-            .get(source)
-            .map(|(t, _)| t.clone())
-            .unwrap_or_else(|| dlq_topic(source, &self.group))
+        self.topics.get(source).map(|(t, _)| t.clone()).unwrap_or_else(|| dlq_topic(source, &self.group))
     }
 }
 
@@ -108,8 +93,7 @@ async fn partition_count(settings: &Settings, topic: &str) -> Result<Option<i32>
     let client: BaseConsumer = kafka::base_config(&settings.kafka, "dlq-admin").create()?;
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let metadata =
-            client.fetch_metadata(Some(&topic), Timeout::After(Duration::from_secs(10)))?;
+        let metadata = client.fetch_metadata(Some(&topic), Timeout::After(Duration::from_secs(10)))?;
         Ok(metadata
             .topics()
             .first()
@@ -121,11 +105,7 @@ async fn partition_count(settings: &Settings, topic: &str) -> Result<Option<i32>
 }
 
 /// The `courier.dlq.*` headers of a dead letter, in order.
-pub fn dlq_headers(
-    record: &FailedRecord<'_>,
-    group: &str,
-    consumer: &str,
-) -> Vec<(String, String)> {
+pub fn dlq_headers(record: &FailedRecord<'_>, group: &str, consumer: &str) -> Vec<(String, String)> {
     let f = record.failure;
     let mut headers = vec![
         ("original.topic", record.topic.to_owned()),
@@ -152,45 +132,23 @@ pub fn dlq_headers(
     }
     headers.extend([
         ("attempts", record.attempts.to_string()),
-        (
-            "first_failure_at",
-            record
-                .first_failure_at
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-        ),
-        (
-            "last_failure_at",
-            record
-                .last_failure_at
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-        ),
+        ("first_failure_at", record.first_failure_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        ("last_failure_at", record.last_failure_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
     ]);
-    headers
-        .into_iter()
-        .map(|(k, v)| (format!("{HEADER_PREFIX}{k}"), v))
-        .collect()
+    headers.into_iter().map(|(k, v)| (format!("{HEADER_PREFIX}{k}"), v)).collect()
 }
 
 impl FailureRoute for DeadLetterRoute {
     async fn route(&self, record: FailedRecord<'_>) -> Result<(), String> {
-        let (topic, partitions) = self
-            .topics
-            .get(record.topic)
-            .cloned()
-            .unwrap_or_else(|| (dlq_topic(record.topic, &self.group), 0));
+        let (topic, partitions) =
+            self.topics.get(record.topic).cloned().unwrap_or_else(|| (dlq_topic(record.topic, &self.group), 0));
         let added = dlq_headers(&record, &self.group, &self.consumer);
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + added.len());
         for (key, value) in record.headers {
-            headers = headers.insert(Header {
-                key,
-                value: value.as_deref(),
-            });
+            headers = headers.insert(Header { key, value: value.as_deref() });
         }
         for (key, value) in &added {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value.as_bytes()),
-            });
+            headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
         }
         let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(headers);
         if let Some(key) = record.key {

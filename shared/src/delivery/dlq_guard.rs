@@ -59,14 +59,7 @@ pub struct DlqGuard {
 impl DlqGuard {
     /// A guard allowing `max` dead letters per `window` (0: no limit).
     pub fn new(max: u32, window: Duration, probe_interval: Duration, health: Health) -> Self {
-        Self {
-            max,
-            window,
-            probe_interval,
-            state: Arc::default(),
-            holding: Arc::new(watch::channel(false).0),
-            health,
-        }
+        Self { max, window, probe_interval, state: Arc::default(), holding: Arc::new(watch::channel(false).0), health }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -84,11 +77,7 @@ impl DlqGuard {
             return false;
         }
         let now = Instant::now();
-        while state
-            .admitted
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.window)
-        {
+        while state.admitted.front().is_some_and(|t| now.duration_since(*t) > self.window) {
             state.admitted.pop_front();
         }
         if state.admitted.len() < self.max as usize {
@@ -125,19 +114,13 @@ impl DlqGuard {
                 if !state.holding {
                     return Turn::Released;
                 }
-                let due = state.last_probe.map_or(Duration::ZERO, |t| {
-                    self.probe_interval.saturating_sub(t.elapsed())
-                });
+                let due = state.last_probe.map_or(Duration::ZERO, |t| self.probe_interval.saturating_sub(t.elapsed()));
                 if !state.probing && due.is_zero() {
                     state.probing = true;
                     state.last_probe = Some(Instant::now());
                     return Turn::Probe;
                 }
-                if state.probing {
-                    self.probe_interval
-                } else {
-                    due
-                }
+                if state.probing { self.probe_interval } else { due }
             };
             tokio::select! {
                 _ = holding.changed() => {}
@@ -173,12 +156,7 @@ mod tests {
     #[tokio::test]
     async fn holds_after_the_limit_probes_and_releases() {
         let health = Health::default();
-        let guard = DlqGuard::new(
-            3,
-            Duration::from_secs(60),
-            Duration::from_millis(20),
-            health.clone(),
-        );
+        let guard = DlqGuard::new(3, Duration::from_secs(60), Duration::from_millis(20), health.clone());
         assert!((0..3).all(|_| guard.try_admit()));
         assert!(!guard.try_admit(), "the 4th within the window is held");
         assert!(guard.is_holding());
@@ -198,12 +176,7 @@ mod tests {
 
     #[test]
     fn zero_disables() {
-        let guard = DlqGuard::new(
-            0,
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-            Health::default(),
-        );
+        let guard = DlqGuard::new(0, Duration::from_secs(1), Duration::from_secs(1), Health::default());
         assert!((0..1000).all(|_| guard.try_admit()));
     }
 }

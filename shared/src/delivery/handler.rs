@@ -71,6 +71,10 @@ pub struct Failure {
     pub http_body: Option<String>,
     /// How long the server asked us to wait (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// Whether the failure spends one of the event's attempts. It does not when the API's circuit breaker is
+    /// open: the call was refused before it was made, or it was the failure that opened (or re-opened) the
+    /// breaker; such waits never dead-letter an event.
+    pub charged: bool,
 }
 
 impl Failure {
@@ -83,6 +87,7 @@ impl Failure {
             http_status: None,
             http_body: None,
             retry_after: None,
+            charged: true,
         }
     }
 
@@ -99,6 +104,12 @@ impl Failure {
     /// The same failure, for a call to `endpoint`.
     pub fn with_endpoint(mut self, endpoint: &str) -> Self {
         self.endpoint = Some(endpoint.to_owned());
+        self
+    }
+
+    /// The same failure, not spending an attempt (see [`Failure::charged`]).
+    pub fn uncharged(mut self) -> Self {
+        self.charged = false;
         self
     }
 

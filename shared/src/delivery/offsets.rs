@@ -72,11 +72,7 @@ mod tests {
         assert_eq!(t.watermark(), Some(10));
         t.finish(12);
         t.finish(11);
-        assert_eq!(
-            t.watermark(),
-            Some(10),
-            "10 is unfinished: nothing past it may be committed"
-        );
+        assert_eq!(t.watermark(), Some(10), "10 is unfinished: nothing past it may be committed");
         t.finish(10);
         assert_eq!(t.watermark(), Some(13));
         assert_eq!(t.take_commit(), Some(13));

@@ -34,12 +34,7 @@ impl Record {
     pub fn from_message(topic: Arc<str>, message: &BorrowedMessage<'_>) -> Self {
         let headers: Vec<(String, Option<Vec<u8>>)> = message
             .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
+            .map(|headers| headers.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect())
             .unwrap_or_default();
         let trace = headers
             .iter()

@@ -43,10 +43,7 @@ impl RetryPolicy {
             return wait.min(self.max_backoff);
         }
         let exponent = attempts.saturating_sub(1).min(31);
-        let ceiling = self
-            .initial_backoff
-            .saturating_mul(1u32 << exponent)
-            .min(self.max_backoff);
+        let ceiling = self.initial_backoff.saturating_mul(1u32 << exponent).min(self.max_backoff);
         let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
         Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
     }
@@ -66,43 +63,24 @@ mod tests {
     #[test]
     fn delays_grow_exponentially_within_the_cap() {
         for attempts in 1..=12u32 {
-            let ceiling =
-                Duration::from_millis(100 * 2u64.pow(attempts - 1)).min(POLICY.max_backoff);
-            let max_seen = (0..200)
-                .map(|_| POLICY.delay(attempts, None))
-                .max()
-                .expect("samples");
-            assert!(
-                max_seen <= ceiling,
-                "attempt {attempts}: {max_seen:?} > {ceiling:?}"
-            );
+            let ceiling = Duration::from_millis(100 * 2u64.pow(attempts - 1)).min(POLICY.max_backoff);
+            let max_seen = (0..200).map(|_| POLICY.delay(attempts, None)).max().expect("samples");
+            assert!(max_seen <= ceiling, "attempt {attempts}: {max_seen:?} > {ceiling:?}");
             // Full jitter spreads over the whole range: with 200 samples the largest is near the ceiling.
-            assert!(
-                max_seen >= ceiling / 2,
-                "attempt {attempts}: {max_seen:?} never near {ceiling:?}"
-            );
+            assert!(max_seen >= ceiling / 2, "attempt {attempts}: {max_seen:?} never near {ceiling:?}");
         }
     }
 
     #[test]
     fn retry_after_wins_but_is_capped() {
-        assert_eq!(
-            POLICY.delay(1, Some(Duration::from_secs(2))),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            POLICY.delay(1, Some(Duration::from_secs(60))),
-            Duration::from_secs(5)
-        );
+        assert_eq!(POLICY.delay(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(POLICY.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(5));
     }
 
     #[test]
     fn budget_counts_attempts() {
         assert!(POLICY.allows_another(3, Duration::ZERO));
         assert!(!POLICY.allows_another(4, Duration::ZERO));
-        assert!(
-            !POLICY.allows_another(1, Duration::from_secs(60)),
-            "the time budget is spent"
-        );
+        assert!(!POLICY.allows_another(1, Duration::from_secs(60)), "the time budget is spent");
     }
 }

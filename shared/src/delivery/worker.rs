@@ -16,7 +16,6 @@ use super::failure::{FailedRecord, FailureRoute};
 use super::handler::{Failure, Handler, Incoming, Outcome};
 use super::record::Record;
 use super::retry::RetryPolicy;
-use crate::downstream::CIRCUIT_OPEN;
 use crate::events;
 use crate::telemetry::TraceContext;
 
@@ -70,12 +69,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             Ok(event) => event,
             Err(error) => {
                 let now = Utc::now();
-                let verdict = Verdict {
-                    failure: Failure::from(&error),
-                    attempts: 0,
-                    first: now,
-                    last: now,
-                };
+                let verdict = Verdict { failure: Failure::from(&error), attempts: 0, first: now, last: now };
                 return self.fail(record, None, verdict, cancel).await;
             }
         };
@@ -84,11 +78,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             topic: record.topic().to_owned(),
             partition: record.partition(),
             offset: record.offset,
-            key: record
-                .key
-                .as_deref()
-                .and_then(|k| std::str::from_utf8(k).ok())
-                .map(str::to_owned),
+            key: record.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()).map(str::to_owned),
             trace,
             event,
         };
@@ -109,10 +99,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             };
             if self.guard.try_admit() {
                 let id = incoming.event.id.clone();
-                return self
-                    .fail(record, Some(&id), verdict, cancel)
-                    .instrument(span)
-                    .await;
+                return self.fail(record, Some(&id), verdict, cancel).instrument(span).await;
             }
             // The guard holds: this event waits, maybe probing, until the guard releases.
             loop {
@@ -127,11 +114,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                             () = cancel.cancelled() => { self.guard.probe_failed(); return Delivery::Abandoned }
                             permit = self.in_flight.acquire() => permit,
                         };
-                        let outcome = self
-                            .handler
-                            .handle(&incoming)
-                            .instrument(span.clone())
-                            .await;
+                        let outcome = self.handler.handle(&incoming).instrument(span.clone()).await;
                         drop(permit);
                         if outcome == Outcome::Done {
                             self.guard.probe_succeeded();
@@ -168,8 +151,8 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                     span.in_scope(|| tracing::debug!(attempts = attempts + 1, "event delivered"));
                     return Some(Ok(()));
                 }
-                Outcome::Retry(failure) if failure.kind == CIRCUIT_OPEN => {
-                    // No call was made: wait for the breaker, spending neither attempts nor retry time.
+                Outcome::Retry(failure) if !failure.charged => {
+                    // The API's breaker is open: wait for it, spending neither attempts nor retry time.
                     let wait = failure.retry_after.unwrap_or(Duration::from_millis(100));
                     let waited = Instant::now();
                     if !pause(wait + jitter(wait), cancel).await {
@@ -194,12 +177,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                         if permanent { "permanent failure: not retrying" } else { "retry budget spent" }
                     )
                 });
-                return Some(Err(Verdict {
-                    failure,
-                    attempts,
-                    first,
-                    last: now,
-                }));
+                return Some(Err(Verdict { failure, attempts, first, last: now }));
             }
             let delay = self.policy.delay(attempts, failure.retry_after);
             span.in_scope(|| {

@@ -63,10 +63,7 @@ impl Api {
         let field = |name: &str| body.get(name).cloned().unwrap_or(Value::Null);
         let id = Uuid::new_v4().to_string();
         match self {
-            Api::Inventory => (
-                StatusCode::CREATED,
-                json!({ "reservation_id": id, "order_id": field("order_id") }),
-            ),
+            Api::Inventory => (StatusCode::CREATED, json!({ "reservation_id": id, "order_id": field("order_id") })),
             Api::Payment => (
                 StatusCode::CREATED,
                 json!({
@@ -76,10 +73,9 @@ impl Api {
                     "currency": field("currency"),
                 }),
             ),
-            Api::Email | Api::Sms => (
-                StatusCode::ACCEPTED,
-                json!({ "message_id": id, "to": field("to"), "status": "queued" }),
-            ),
+            Api::Email | Api::Sms => {
+                (StatusCode::ACCEPTED, json!({ "message_id": id, "to": field("to"), "status": "queued" }))
+            }
         }
     }
 
@@ -96,9 +92,7 @@ impl Api {
                 let items = match body.get("items") {
                     Some(Value::Array(items)) if !items.is_empty() => items
                         .iter()
-                        .map(|item| {
-                            format!("{} × {}", text(item.get("quantity")), text(item.get("sku")))
-                        })
+                        .map(|item| format!("{} × {}", text(item.get("quantity")), text(item.get("sku"))))
                         .collect::<Vec<_>>()
                         .join(", "),
                     _ => "no items".to_owned(),
@@ -111,20 +105,13 @@ impl Api {
                 text(body.get("currency")),
                 text(body.get("order_id"))
             ),
-            Api::Email => format!(
-                "sent e-mail {:?} to {}",
-                text(body.get("subject")),
-                text(body.get("to"))
-            ),
+            Api::Email => format!("sent e-mail {:?} to {}", text(body.get("subject")), text(body.get("to"))),
             Api::Sms => {
                 let length = match body.get("text") {
                     Some(Value::String(s)) => s.chars().count().to_string(),
                     _ => "?".to_owned(),
                 };
-                format!(
-                    "sent SMS of {length} characters to {}",
-                    text(body.get("to"))
-                )
+                format!("sent SMS of {length} characters to {}", text(body.get("to")))
             }
         }
     }
@@ -142,11 +129,7 @@ pub struct UnknownApi(pub String);
 
 impl fmt::Display for UnknownApi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown API {:?} (expected inventory, payment, email or sms)",
-            self.0
-        )
+        write!(f, "unknown API {:?} (expected inventory, payment, email or sms)", self.0)
     }
 }
 
@@ -156,10 +139,7 @@ impl FromStr for Api {
     type Err = UnknownApi;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Api::ALL
-            .into_iter()
-            .find(|api| api.as_str() == s)
-            .ok_or_else(|| UnknownApi(s.to_owned()))
+        Api::ALL.into_iter().find(|api| api.as_str() == s).ok_or_else(|| UnknownApi(s.to_owned()))
     }
 }
 
@@ -171,10 +151,7 @@ mod tests {
     fn names_round_trip() {
         for api in Api::ALL {
             assert_eq!(api.as_str().parse::<Api>(), Ok(api));
-            assert_eq!(
-                serde_json::to_value(api).ok(),
-                Some(Value::from(api.as_str()))
-            );
+            assert_eq!(serde_json::to_value(api).ok(), Some(Value::from(api.as_str())));
             assert!(api.endpoint_path().starts_with(&format!("/{api}/")));
             assert_eq!(Api::ALL[api.index()], api);
         }
@@ -184,8 +161,8 @@ mod tests {
 
     #[test]
     fn responses_echo_the_request() {
-        let (status, body) = Api::Payment
-            .respond(&json!({"order_id": "o-1", "amount": 1234, "currency": "EUR", "extra": true}));
+        let (status, body) =
+            Api::Payment.respond(&json!({"order_id": "o-1", "amount": 1234, "currency": "EUR", "extra": true}));
         assert_eq!(status, StatusCode::CREATED);
         assert_eq!(body["order_id"], "o-1");
         assert_eq!(body["amount"], 1234);
@@ -199,32 +176,20 @@ mod tests {
 
     #[test]
     fn effects_read_as_words() {
-        let body = json!({"order_id": "o-123", "items": [{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}]});
+        let body =
+            json!({"order_id": "o-123", "items": [{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}]});
+        assert_eq!(Api::Inventory.describe(&body), "reserved 2 × SKU-1, 1 × SKU-2 for order o-123");
         assert_eq!(
-            Api::Inventory.describe(&body),
-            "reserved 2 × SKU-1, 1 × SKU-2 for order o-123"
-        );
-        assert_eq!(
-            Api::Payment
-                .describe(&json!({"order_id": "o-1", "amount": "12.50", "currency": "EUR"})),
+            Api::Payment.describe(&json!({"order_id": "o-1", "amount": "12.50", "currency": "EUR"})),
             "charged 12.50 EUR for order o-1"
         );
         assert_eq!(
             Api::Email.describe(&json!({"to": "a@example.com", "subject": "Hi"})),
             "sent e-mail \"Hi\" to a@example.com"
         );
-        assert_eq!(
-            Api::Sms.describe(&json!({"to": "+100", "text": "héllo"})),
-            "sent SMS of 5 characters to +100"
-        );
+        assert_eq!(Api::Sms.describe(&json!({"to": "+100", "text": "héllo"})), "sent SMS of 5 characters to +100");
         // Odd bodies never fail.
-        assert_eq!(
-            Api::Inventory.describe(&json!({"items": [1]})),
-            "reserved ? × ? for order ?"
-        );
-        assert_eq!(
-            Api::Sms.describe(&json!({})),
-            "sent SMS of ? characters to ?"
-        );
+        assert_eq!(Api::Inventory.describe(&json!({"items": [1]})), "reserved ? × ? for order ?");
+        assert_eq!(Api::Sms.describe(&json!({})), "sent SMS of ? characters to ?");
     }
 }

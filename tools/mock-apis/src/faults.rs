@@ -89,25 +89,18 @@ impl Faults {
     /// Checks that every rate is a number between 0.0 and 1.0 and every failure status is between 400
     /// and 599.
     pub fn validate(&self) -> Result<(), InvalidFaults> {
-        for (name, rate) in [
-            ("error_rate", self.error_rate),
-            ("throttle_rate", self.throttle_rate),
-            ("hang_rate", self.hang_rate),
-        ] {
+        for (name, rate) in
+            [("error_rate", self.error_rate), ("throttle_rate", self.throttle_rate), ("hang_rate", self.hang_rate)]
+        {
             if !(0.0..=1.0).contains(&rate) {
-                return Err(InvalidFaults(format!(
-                    "{name} must be between 0.0 and 1.0, got {rate}"
-                )));
+                return Err(InvalidFaults(format!("{name} must be between 0.0 and 1.0, got {rate}")));
             }
         }
-        for (name, status) in [
-            ("fail_body_status", self.fail_body_status),
-            ("fail_first_status", self.fail_first_status),
-        ] {
+        for (name, status) in
+            [("fail_body_status", self.fail_body_status), ("fail_first_status", self.fail_first_status)]
+        {
             if !is_failure_status(status) {
-                return Err(InvalidFaults(format!(
-                    "{name} must be between 400 and 599, got {status}"
-                )));
+                return Err(InvalidFaults(format!("{name} must be between 400 and 599, got {status}")));
             }
         }
         Ok(())
@@ -117,18 +110,10 @@ impl Faults {
     /// outside 400–599 replaced by [`Faults::DEFAULT_FAIL_STATUS`].
     pub fn sanitized(self) -> Self {
         let clamp = |rate: f64| {
-            if rate.is_nan() {
-                0.0
-            } else {
-                rate.clamp(0.0, 1.0)
-            }
+            if rate.is_nan() { 0.0 } else { rate.clamp(0.0, 1.0) }
         };
         let status = |status: u16| {
-            if is_failure_status(status) {
-                status
-            } else {
-                Self::DEFAULT_FAIL_STATUS
-            }
+            if is_failure_status(status) { status } else { Self::DEFAULT_FAIL_STATUS }
         };
         Self {
             error_rate: clamp(self.error_rate),
@@ -142,19 +127,13 @@ impl Faults {
 
     /// The delay before an answer: `latency_ms` plus a draw from `0..=latency_jitter_ms` made with `rng`.
     pub(crate) fn delay_ms(&self, rng: &mut impl Rng) -> u64 {
-        let jitter = if self.latency_jitter_ms == 0 {
-            0
-        } else {
-            rng.random_range(0..=self.latency_jitter_ms)
-        };
+        let jitter = if self.latency_jitter_ms == 0 { 0 } else { rng.random_range(0..=self.latency_jitter_ms) };
         self.latency_ms.saturating_add(jitter)
     }
 
     /// Whether `fail_body_contains` picks a request whose raw body is `body`.
     pub(crate) fn body_fails(&self, body: &str) -> bool {
-        self.fail_body_contains
-            .as_deref()
-            .is_some_and(|text| body.contains(text))
+        self.fail_body_contains.as_deref().is_some_and(|text| body.contains(text))
     }
 
     /// Whether `fail_first_per_key` picks the `attempt`-th call (counted from 1) with a key.
@@ -247,9 +226,7 @@ impl FaultsPatch {
                 None => current.fail_body_contains,
             },
             fail_body_status: self.fail_body_status.unwrap_or(current.fail_body_status),
-            fail_first_per_key: self
-                .fail_first_per_key
-                .unwrap_or(current.fail_first_per_key),
+            fail_first_per_key: self.fail_first_per_key.unwrap_or(current.fail_first_per_key),
             fail_first_status: self.fail_first_status.unwrap_or(current.fail_first_status),
         }
     }
@@ -282,15 +259,8 @@ impl std::error::Error for InvalidFaults {}
 
 /// Parses a rate between 0.0 and 1.0 (for command-line flags).
 pub fn parse_rate(text: &str) -> Result<f64, String> {
-    let rate: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    if (0.0..=1.0).contains(&rate) {
-        Ok(rate)
-    } else {
-        Err(format!("{rate} is not between 0.0 and 1.0"))
-    }
+    let rate: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&rate) { Ok(rate) } else { Err(format!("{rate} is not between 0.0 and 1.0")) }
 }
 
 #[cfg(test)]
@@ -299,12 +269,7 @@ mod tests {
 
     #[test]
     fn draw_splits_the_range_in_order() {
-        let faults = Faults {
-            error_rate: 0.2,
-            throttle_rate: 0.3,
-            hang_rate: 0.1,
-            ..Faults::none()
-        };
+        let faults = Faults { error_rate: 0.2, throttle_rate: 0.3, hang_rate: 0.1, ..Faults::none() };
         assert_eq!(faults.injection(0.0), Injection::Error);
         assert_eq!(faults.injection(0.19), Injection::Error);
         assert_eq!(faults.injection(0.2), Injection::Throttle);
@@ -312,21 +277,14 @@ mod tests {
         assert_eq!(faults.injection(0.55), Injection::Hang);
         assert_eq!(faults.injection(0.6), Injection::None);
         assert_eq!(Faults::none().injection(0.0), Injection::None);
-        let always = Faults {
-            error_rate: 1.0,
-            ..Faults::none()
-        };
+        let always = Faults { error_rate: 1.0, ..Faults::none() };
         assert_eq!(always.injection(0.999_999), Injection::Error);
     }
 
     #[test]
     fn rates_are_checked_and_clamped() {
         assert!(Faults::none().validate().is_ok());
-        let bad = Faults {
-            throttle_rate: 1.5,
-            hang_rate: f64::NAN,
-            ..Faults::none()
-        };
+        let bad = Faults { throttle_rate: 1.5, hang_rate: f64::NAN, ..Faults::none() };
         assert!(bad.validate().is_err());
         let clamped = bad.sanitized();
         assert_eq!(clamped.throttle_rate, 1.0);
@@ -341,13 +299,7 @@ mod tests {
     #[test]
     fn json_fields_default_and_unknown_ones_are_refused() {
         let faults: Faults = serde_json::from_str(r#"{"error_rate": 0.5}"#).expect("parses");
-        assert_eq!(
-            faults,
-            Faults {
-                error_rate: 0.5,
-                ..Faults::none()
-            }
-        );
+        assert_eq!(faults, Faults { error_rate: 0.5, ..Faults::none() });
         assert!(serde_json::from_str::<Faults>(r#"{"eror_rate": 0.5}"#).is_err());
         let patch: FaultsPatch = serde_json::from_str(r#"{"hang_ms": 5}"#).expect("parses");
         let patched = patch.apply(faults);
@@ -359,36 +311,21 @@ mod tests {
     fn delay_is_latency_plus_uniform_jitter() {
         use rand::SeedableRng;
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let fixed = Faults {
-            latency_ms: 25,
-            ..Faults::none()
-        };
+        let fixed = Faults { latency_ms: 25, ..Faults::none() };
         assert!((0..100).all(|_| fixed.delay_ms(&mut rng) == 25));
-        let jittery = Faults {
-            latency_ms: 10,
-            latency_jitter_ms: 3,
-            ..Faults::none()
-        };
+        let jittery = Faults { latency_ms: 10, latency_jitter_ms: 3, ..Faults::none() };
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..1000 {
             seen.insert(jittery.delay_ms(&mut rng));
         }
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), [10, 11, 12, 13]);
-        let huge = Faults {
-            latency_ms: u64::MAX,
-            latency_jitter_ms: 5,
-            ..Faults::none()
-        };
+        let huge = Faults { latency_ms: u64::MAX, latency_jitter_ms: 5, ..Faults::none() };
         assert_eq!(huge.delay_ms(&mut rng), u64::MAX);
     }
 
     #[test]
     fn body_and_attempt_failures_pick_their_requests() {
-        let faults = Faults {
-            fail_body_contains: Some("o-13".to_owned()),
-            fail_first_per_key: 2,
-            ..Faults::none()
-        };
+        let faults = Faults { fail_body_contains: Some("o-13".to_owned()), fail_first_per_key: 2, ..Faults::none() };
         assert!(faults.body_fails(r#"{"order_id":"o-13"}"#));
         assert!(!faults.body_fails(r#"{"order_id":"o-14"}"#));
         assert!(!Faults::none().body_fails("o-13"));
@@ -402,25 +339,15 @@ mod tests {
     #[test]
     fn failure_statuses_are_checked_and_sanitized() {
         for status in [400, 429, 503, 599] {
-            let faults = Faults {
-                fail_body_status: status,
-                fail_first_status: status,
-                ..Faults::none()
-            };
+            let faults = Faults { fail_body_status: status, fail_first_status: status, ..Faults::none() };
             assert!(faults.validate().is_ok(), "{status}");
         }
         for status in [0, 200, 399, 600] {
-            let body = Faults {
-                fail_body_status: status,
-                ..Faults::none()
-            };
+            let body = Faults { fail_body_status: status, ..Faults::none() };
             let error = body.validate().expect_err("refused");
             assert!(error.to_string().contains("fail_body_status"), "{error}");
             assert_eq!(body.sanitized().fail_body_status, 503);
-            let first = Faults {
-                fail_first_status: status,
-                ..Faults::none()
-            };
+            let first = Faults { fail_first_status: status, ..Faults::none() };
             let error = first.validate().expect_err("refused");
             assert!(error.to_string().contains("fail_first_status"), "{error}");
             assert_eq!(first.sanitized().fail_first_status, 503);
@@ -444,19 +371,16 @@ mod tests {
         };
         assert_eq!(faults, expected);
         let round_trip: Faults =
-            serde_json::from_value(serde_json::to_value(&faults).expect("serializes"))
-                .expect("parses");
+            serde_json::from_value(serde_json::to_value(&faults).expect("serializes")).expect("parses");
         assert_eq!(round_trip, faults);
 
         // Leaving fail_body_contains out keeps it; null turns it off.
-        let keep: FaultsPatch =
-            serde_json::from_str(r#"{"fail_first_per_key": 0}"#).expect("parses");
+        let keep: FaultsPatch = serde_json::from_str(r#"{"fail_first_per_key": 0}"#).expect("parses");
         assert_eq!(keep.fail_body_contains, None);
         let kept = keep.apply(faults.clone());
         assert_eq!(kept.fail_body_contains.as_deref(), Some("boom"));
         assert_eq!(kept.fail_first_per_key, 0);
-        let clear: FaultsPatch =
-            serde_json::from_str(r#"{"fail_body_contains": null}"#).expect("parses");
+        let clear: FaultsPatch = serde_json::from_str(r#"{"fail_body_contains": null}"#).expect("parses");
         assert_eq!(clear.fail_body_contains, Some(None));
         assert_eq!(clear.apply(faults.clone()).fail_body_contains, None);
         let set: FaultsPatch = serde_json::from_str(

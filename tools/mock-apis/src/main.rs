@@ -50,15 +50,8 @@ struct Args {
 
 /// Parses an injected failure status: 400–599.
 fn parse_status(text: &str) -> Result<u16, String> {
-    let status: u16 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a status code"))?;
-    if (400..=599).contains(&status) {
-        Ok(status)
-    } else {
-        Err(format!("{status} is not between 400 and 599"))
-    }
+    let status: u16 = text.trim().parse().map_err(|_| format!("{text:?} is not a status code"))?;
+    if (400..=599).contains(&status) { Ok(status) } else { Err(format!("{status} is not between 400 and 599")) }
 }
 
 #[tokio::main]
@@ -66,9 +59,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .compact()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let faults = Faults {
         latency_ms: args.latency_ms,

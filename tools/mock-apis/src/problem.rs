@@ -17,8 +17,6 @@ pub(crate) fn problem(status: StatusCode, detail: impl Into<String>) -> Response
         "detail": detail.into(),
     });
     let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     response
 }

@@ -68,33 +68,23 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/stats", get(stats))
         .route("/admin/reset", post(reset))
         .route("/admin/faults", get(all_faults))
-        .route(
-            "/admin/faults/{api}",
-            get(get_faults).put(put_faults).patch(patch_faults),
-        );
+        .route("/admin/faults/{api}", get(get_faults).put(put_faults).patch(patch_faults));
     for api in Api::ALL {
-        router =
-            router
-                .route(
-                    api.endpoint_path(),
-                    post(
-                        move |State(state): State<AppState>, headers: HeaderMap, body: Bytes| {
-                            serve_call(state, api, headers, body)
-                        },
-                    ),
-                )
-                .route(
-                    &format!("/{api}/effects"),
-                    get(move |State(state): State<AppState>| async move {
-                        Json(state.store.effects(api))
-                    }),
-                )
-                .route(
-                    &format!("/{api}/calls"),
-                    get(move |State(state): State<AppState>| async move {
-                        Json(state.store.calls(api))
-                    }),
-                );
+        router = router
+            .route(
+                api.endpoint_path(),
+                post(move |State(state): State<AppState>, headers: HeaderMap, body: Bytes| {
+                    serve_call(state, api, headers, body)
+                }),
+            )
+            .route(
+                &format!("/{api}/effects"),
+                get(move |State(state): State<AppState>| async move { Json(state.store.effects(api)) }),
+            )
+            .route(
+                &format!("/{api}/calls"),
+                get(move |State(state): State<AppState>| async move { Json(state.store.calls(api)) }),
+            );
     }
     router.fallback(not_found).with_state(state)
 }
@@ -103,8 +93,7 @@ pub(crate) fn router(state: AppState) -> Router {
 /// while [`answer_call`] answers it.
 async fn serve_call(state: AppState, api: Api, headers: HeaderMap, body: Bytes) -> Response {
     let received = SystemTime::now();
-    let json =
-        serde_json::from_slice::<Value>(&body).map_err(|e| format!("body is not valid JSON: {e}"));
+    let json = serde_json::from_slice::<Value>(&body).map_err(|e| format!("body is not valid JSON: {e}"));
     let arrival = Arrival {
         idempotency_key: idempotency_key(&headers).ok().map(str::to_owned),
         body: json.as_ref().map_or(Value::Null, Value::clone),
@@ -136,9 +125,8 @@ enum Verdict {
 /// then `fail_first_per_key`, then the random draw.
 fn verdict(store: &Store, api: Api, faults: &Faults, key: &str, body: &[u8]) -> Verdict {
     let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let retries = |status: StatusCode| {
-        status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
-    };
+    let retries =
+        |status: StatusCode| status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE;
     if faults.body_fails(&String::from_utf8_lossy(body)) {
         let status = status(faults.fail_body_status);
         let text = faults.fail_body_contains.as_deref().unwrap_or_default();
@@ -168,10 +156,7 @@ fn verdict(store: &Store, api: Api, faults: &Faults, key: &str, body: &[u8]) -> 
         },
         Injection::Throttle => Verdict::Fail {
             status: StatusCode::TOO_MANY_REQUESTS,
-            detail: format!(
-                "injected throttling: retry after {} seconds",
-                faults.retry_after_secs
-            ),
+            detail: format!("injected throttling: retry after {} seconds", faults.retry_after_secs),
             retry_after: true,
         },
         injection => Verdict::Proceed(injection),
@@ -208,19 +193,12 @@ async fn answer_call(
         return shutting_down();
     }
     let injection = match verdict {
-        Verdict::Fail {
-            status,
-            detail,
-            retry_after,
-        } => {
+        Verdict::Fail { status, detail, retry_after } => {
             state.store.count_injected_failure(api);
             tracing::info!("{api}: injected {} (key {key}): {detail}", status.as_u16());
             let mut response = problem(status, detail);
             if retry_after {
-                response.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from(faults.retry_after_secs),
-                );
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(faults.retry_after_secs));
             }
             return response;
         }
@@ -239,19 +217,13 @@ async fn answer_call(
     call.settle(answer.status);
     if injection == Injection::Hang {
         state.store.count_hang(api);
-        tracing::info!(
-            "{api}: injected hang, answering key {key} in {} ms",
-            faults.hang_ms
-        );
+        tracing::info!("{api}: injected hang, answering key {key} in {} ms", faults.hang_ms);
         // Stopping cuts the hang short; the effect is recorded, so answer it.
         state.pause(faults.hang_ms).await;
     }
     let mut response = (answer.status, Json(answer.body)).into_response();
     if replayed {
-        response.headers_mut().insert(
-            HeaderName::from_static(IDEMPOTENT_REPLAYED),
-            HeaderValue::from_static("true"),
-        );
+        response.headers_mut().insert(HeaderName::from_static(IDEMPOTENT_REPLAYED), HeaderValue::from_static("true"));
     }
     response
 }
@@ -272,40 +244,22 @@ fn idempotency_key(headers: &HeaderMap) -> Result<&str, String> {
 
 /// The key, body and trace context of a call whose body parsed as `json` (or did not, and why), or why
 /// the call is malformed.
-fn parse_request(
-    headers: &HeaderMap,
-    json: Result<Value, String>,
-    received: SystemTime,
-) -> Result<Request, String> {
+fn parse_request(headers: &HeaderMap, json: Result<Value, String>, received: SystemTime) -> Result<Request, String> {
     let key = idempotency_key(headers)?;
     if key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-        return Err(format!(
-            "Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY_LEN} bytes, got {}",
-            key.len()
-        ));
+        return Err(format!("Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY_LEN} bytes, got {}", key.len()));
     }
     let body = json?;
     if !body.is_object() {
         return Err("body must be a JSON object".to_owned());
     }
-    let traceparent = headers
-        .get(TRACEPARENT)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    Ok(Request {
-        idempotency_key: key.to_owned(),
-        body,
-        traceparent,
-        received,
-    })
+    let traceparent = headers.get(TRACEPARENT).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    Ok(Request { idempotency_key: key.to_owned(), body, traceparent, received })
 }
 
 /// The answer to a request cut short because the server is stopping.
 fn shutting_down() -> Response {
-    problem(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the server is shutting down",
-    )
+    problem(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down")
 }
 
 /// `GET /healthz`.
@@ -327,12 +281,7 @@ async fn reset(State(state): State<AppState>) -> StatusCode {
 
 /// `GET /admin/faults`: the faults of every API.
 async fn all_faults(State(state): State<AppState>) -> Json<BTreeMap<&'static str, Faults>> {
-    Json(
-        Api::ALL
-            .into_iter()
-            .map(|api| (api.as_str(), state.store.faults(api)))
-            .collect(),
-    )
+    Json(Api::ALL.into_iter().map(|api| (api.as_str(), state.store.faults(api))).collect())
 }
 
 /// `GET /admin/faults/{api}`.
@@ -344,23 +293,13 @@ async fn get_faults(State(state): State<AppState>, Path(name): Path<String>) -> 
 }
 
 /// `PUT /admin/faults/{api}`: replaces the faults; fields left out take their defaults.
-async fn put_faults(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn put_faults(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     update_faults(&state, &name, &body, |faults: Faults, _| faults)
 }
 
 /// `PATCH /admin/faults/{api}`: changes the fields given, keeps the others.
-async fn patch_faults(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
-    update_faults(&state, &name, &body, |patch: FaultsPatch, current| {
-        patch.apply(current)
-    })
+async fn patch_faults(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    update_faults(&state, &name, &body, |patch: FaultsPatch, current| patch.apply(current))
 }
 
 /// Parses `body`, turns it into new faults with `merge` (given the current ones), checks and stores them.
@@ -378,10 +317,7 @@ fn update_faults<T: DeserializeOwned>(
         Ok(update) => update,
         Err(e) if e.is_data() => return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         Err(e) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                format!("body is not valid JSON: {e}"),
-            );
+            return problem(StatusCode::BAD_REQUEST, format!("body is not valid JSON: {e}"));
         }
     };
     let faults = merge(update, state.store.faults(api));
@@ -395,8 +331,5 @@ fn update_faults<T: DeserializeOwned>(
 
 /// Any other route.
 async fn not_found(method: Method, uri: Uri) -> Response {
-    problem(
-        StatusCode::NOT_FOUND,
-        format!("no such endpoint: {method} {}", uri.path()),
-    )
+    problem(StatusCode::NOT_FOUND, format!("no such endpoint: {method} {}", uri.path()))
 }

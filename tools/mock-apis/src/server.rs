@@ -34,10 +34,7 @@ pub struct MockApisConfig {
 impl MockApisConfig {
     /// Listens on `listen`, no faults.
     pub fn new(listen: impl Into<String>) -> Self {
-        Self {
-            listen: listen.into(),
-            faults: Faults::none(),
-        }
+        Self { listen: listen.into(), faults: Faults::none() }
     }
 
     /// The same config with every API starting with `faults`.
@@ -97,18 +94,12 @@ impl MockApis {
     /// cannot be bound or a fault rate is not between 0.0 and 1.0.
     pub async fn start(config: MockApisConfig) -> anyhow::Result<MockApis> {
         config.faults.validate().context("invalid faults")?;
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let addr = listener
-            .local_addr()
-            .context("cannot read the bound address")?;
+        let listener =
+            TcpListener::bind(&config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr().context("cannot read the bound address")?;
         let store = Arc::new(Store::new(config.faults));
         let (stop, stopping) = watch::channel(false);
-        let app = router(AppState {
-            store: Arc::clone(&store),
-            shutdown: stopping.clone(),
-        });
+        let app = router(AppState { store: Arc::clone(&store), shutdown: stopping.clone() });
         let mut stopping = stopping;
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -119,12 +110,7 @@ impl MockApis {
                 .await
         });
         tracing::info!("mock APIs listening on http://{addr}");
-        Ok(MockApis {
-            addr,
-            store,
-            stop,
-            server: Some(server),
-        })
+        Ok(MockApis { addr, store, stop, server: Some(server) })
     }
 
     /// The address the server is bound to.
@@ -208,44 +194,19 @@ impl MockApis {
 
     /// Waits until `api` has recorded at least `n` effects and returns all of them, or gives up after
     /// `timeout`. Wakes on every change, no polling.
-    pub async fn wait_for_effects(
-        &self,
-        api: Api,
-        n: usize,
-        timeout: Duration,
-    ) -> Result<Vec<Effect>, WaitTimeout> {
+    pub async fn wait_for_effects(&self, api: Api, n: usize, timeout: Duration) -> Result<Vec<Effect>, WaitTimeout> {
         self.store
-            .wait_until(api, timeout, |view| {
-                (view.effects.len() >= n).then(|| view.effects.to_vec())
-            })
+            .wait_until(api, timeout, |view| (view.effects.len() >= n).then(|| view.effects.to_vec()))
             .await
-            .map_err(|stats| WaitTimeout {
-                api,
-                wanted: format!("at least {n} effect(s)"),
-                waited: timeout,
-                stats,
-            })
+            .map_err(|stats| WaitTimeout { api, wanted: format!("at least {n} effect(s)"), waited: timeout, stats })
     }
 
     /// Waits until the call journal of `api` holds at least `n` calls and returns all of them, or gives
     /// up after `timeout`. Wakes on every change, no polling. A call enters the journal once answered.
-    pub async fn wait_for_calls(
-        &self,
-        api: Api,
-        n: usize,
-        timeout: Duration,
-    ) -> Result<Vec<Call>, WaitTimeout> {
-        self.store
-            .wait_until(api, timeout, |view| {
-                (view.calls.len() >= n).then(|| view.calls.to_vec())
-            })
-            .await
-            .map_err(|stats| WaitTimeout {
-                api,
-                wanted: format!("at least {n} call(s) in the journal"),
-                waited: timeout,
-                stats,
-            })
+    pub async fn wait_for_calls(&self, api: Api, n: usize, timeout: Duration) -> Result<Vec<Call>, WaitTimeout> {
+        self.store.wait_until(api, timeout, |view| (view.calls.len() >= n).then(|| view.calls.to_vec())).await.map_err(
+            |stats| WaitTimeout { api, wanted: format!("at least {n} call(s) in the journal"), waited: timeout, stats },
+        )
     }
 
     /// Waits until the counters of `api` satisfy `condition` (e.g. `|s| s.in_flight == 0`) and returns
@@ -256,17 +217,9 @@ impl MockApis {
         timeout: Duration,
         mut condition: impl FnMut(&ApiStats) -> bool,
     ) -> Result<ApiStats, WaitTimeout> {
-        self.store
-            .wait_until(api, timeout, |view| {
-                condition(view.stats).then_some(*view.stats)
-            })
-            .await
-            .map_err(|stats| WaitTimeout {
-                api,
-                wanted: "its counters to meet a condition".to_owned(),
-                waited: timeout,
-                stats,
-            })
+        self.store.wait_until(api, timeout, |view| condition(view.stats).then_some(*view.stats)).await.map_err(
+            |stats| WaitTimeout { api, wanted: "its counters to meet a condition".to_owned(), waited: timeout, stats },
+        )
     }
 
     /// Stops accepting connections, cuts latency and hangs short (their requests are answered at once),
@@ -282,9 +235,7 @@ impl MockApis {
             Ok(Err(e)) => tracing::warn!("mock APIs server task failed: {e}"),
             Err(_) => {
                 server.abort();
-                tracing::warn!(
-                    "mock APIs still had open connections after {SHUTDOWN_GRACE:?}; cut them"
-                );
+                tracing::warn!("mock APIs still had open connections after {SHUTDOWN_GRACE:?}; cut them");
             }
         }
     }

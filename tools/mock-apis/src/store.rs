@@ -235,8 +235,7 @@ impl Store {
     fn update<T>(&self, api: Api, update: impl FnOnce(&mut SlotState) -> T) -> T {
         let slot = self.slot(api);
         let result = update(&mut lock(&slot.state));
-        slot.changed
-            .send_modify(|version| *version = version.wrapping_add(1));
+        slot.changed.send_modify(|version| *version = version.wrapping_add(1));
         result
     }
 
@@ -252,14 +251,7 @@ impl Store {
             state.next_number += 1;
             number
         });
-        InFlight {
-            store: Arc::clone(self),
-            api,
-            number,
-            arrival: Some(arrival),
-            settled: None,
-            answered: None,
-        }
+        InFlight { store: Arc::clone(self), api, number, arrival: Some(arrival), settled: None, answered: None }
     }
 
     /// Counts a call with `key` that reached the `fail_first_per_key` check; returns how many there have
@@ -311,9 +303,7 @@ impl Store {
                 traceparent: request.traceparent,
                 response: answer.body.clone(),
             };
-            state
-                .answers
-                .insert(effect.idempotency_key.clone(), answer.clone());
+            state.answers.insert(effect.idempotency_key.clone(), answer.clone());
             state.effects.push(effect.clone());
             state.stats.effects += 1;
             Outcome::Applied { answer, effect }
@@ -386,11 +376,7 @@ impl Store {
             loop {
                 {
                     let state = lock(&slot.state);
-                    let view = View {
-                        stats: &state.stats,
-                        effects: &state.effects,
-                        calls: &state.calls,
-                    };
+                    let view = View { stats: &state.stats, effects: &state.effects, calls: &state.calls };
                     if let Some(found) = check(&view) {
                         return found;
                     }
@@ -401,9 +387,7 @@ impl Store {
                 }
             }
         };
-        tokio::time::timeout(timeout, waiting)
-            .await
-            .map_err(|_| self.stats(api))
+        tokio::time::timeout(timeout, waiting).await.map_err(|_| self.stats(api))
     }
 }
 
@@ -450,12 +434,8 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let (status, answered) = self.answered.unwrap_or_else(|| {
-            (
-                self.settled.unwrap_or(Call::CLIENT_CLOSED),
-                SystemTime::now(),
-            )
-        });
+        let (status, answered) =
+            self.answered.unwrap_or_else(|| (self.settled.unwrap_or(Call::CLIENT_CLOSED), SystemTime::now()));
         let arrival = self.arrival.take();
         let number = self.number;
         self.store.update(self.api, |state| {
@@ -483,11 +463,7 @@ mod tests {
     use super::*;
 
     fn arrival(key: &str) -> Arrival {
-        Arrival {
-            idempotency_key: Some(key.to_owned()),
-            body: json!({"n": key}),
-            received: SystemTime::now(),
-        }
+        Arrival { idempotency_key: Some(key.to_owned()), body: json!({"n": key}), received: SystemTime::now() }
     }
 
     fn request(key: &str) -> Request {
@@ -511,10 +487,7 @@ mod tests {
             Outcome::Applied { .. } => panic!("second use applied"),
         }
         // Keys are per API.
-        assert!(matches!(
-            store.apply(Api::Payment, request("k")),
-            Outcome::Applied { .. }
-        ));
+        assert!(matches!(store.apply(Api::Payment, request("k")), Outcome::Applied { .. }));
         let stats = store.stats(Api::Inventory);
         assert_eq!((stats.effects, stats.duplicates), (1, 1));
         assert_eq!(store.effects(Api::Inventory).len(), 1);
@@ -529,10 +502,7 @@ mod tests {
         drop(a);
         store.reset();
         let stats = store.stats(Api::Sms);
-        assert_eq!(
-            (stats.calls, stats.in_flight, stats.peak_in_flight),
-            (0, 1, 1)
-        );
+        assert_eq!((stats.calls, stats.in_flight, stats.peak_in_flight), (0, 1, 1));
         drop(b);
         assert_eq!(store.stats(Api::Sms).in_flight, 0);
     }
@@ -552,9 +522,7 @@ mod tests {
             .await;
         assert_eq!(count, Ok(1));
         let timed_out = store
-            .wait_until(Api::Email, Duration::from_millis(10), |view| {
-                (view.stats.effects >= 2).then_some(())
-            })
+            .wait_until(Api::Email, Duration::from_millis(10), |view| (view.stats.effects >= 2).then_some(()))
             .await;
         assert_eq!(timed_out.map_err(|stats| stats.effects), Err(1));
     }
@@ -577,25 +545,13 @@ mod tests {
         // Abandoned before settling on anything.
         drop(fourth);
         let calls = store.calls(Api::Payment);
-        let summary: Vec<_> = calls
-            .iter()
-            .map(|call| (call.idempotency_key.as_deref(), call.status))
-            .collect();
+        let summary: Vec<_> = calls.iter().map(|call| (call.idempotency_key.as_deref(), call.status)).collect();
         assert_eq!(
             summary,
-            [
-                (Some("first"), 429),
-                (Some("second"), 503),
-                (Some("third"), 201),
-                (Some("fourth"), Call::CLIENT_CLOSED),
-            ]
+            [(Some("first"), 429), (Some("second"), 503), (Some("third"), 201), (Some("fourth"), Call::CLIENT_CLOSED),]
         );
         assert_eq!(calls[1].body, json!({"n": "second"}));
-        assert!(
-            calls
-                .iter()
-                .all(|call| call.answered_at_unix_ms >= call.received_at_unix_ms)
-        );
+        assert!(calls.iter().all(|call| call.answered_at_unix_ms >= call.received_at_unix_ms));
         assert_eq!(store.stats(Api::Payment).in_flight, 0);
         assert!(store.calls(Api::Sms).is_empty());
     }
@@ -606,11 +562,7 @@ mod tests {
         assert_eq!(store.count_attempt(Api::Email, "k"), 1);
         assert_eq!(store.count_attempt(Api::Email, "k"), 2);
         assert_eq!(store.count_attempt(Api::Email, "other"), 1);
-        assert_eq!(
-            store.count_attempt(Api::Sms, "k"),
-            1,
-            "attempts are per API"
-        );
+        assert_eq!(store.count_attempt(Api::Sms, "k"), 1, "attempts are per API");
         drop(store.arrive(Api::Email, arrival("done")));
         let straggler = store.arrive(Api::Email, arrival("straggler"));
         store.reset();
@@ -620,11 +572,7 @@ mod tests {
         // Arrived before the reset: counted out of flight, left out of the new journal.
         drop(straggler);
         drop(after);
-        let keys: Vec<_> = store
-            .calls(Api::Email)
-            .into_iter()
-            .map(|call| call.idempotency_key)
-            .collect();
+        let keys: Vec<_> = store.calls(Api::Email).into_iter().map(|call| call.idempotency_key).collect();
         assert_eq!(keys, [Some("after".to_owned())]);
         assert_eq!(store.stats(Api::Email).in_flight, 0);
     }
@@ -640,10 +588,7 @@ mod tests {
         assert_eq!(store.stats(Api::Inventory).peak_in_flight, 3);
         store.reset_peak(Api::Inventory);
         let stats = store.stats(Api::Inventory);
-        assert_eq!(
-            (stats.in_flight, stats.peak_in_flight, stats.calls),
-            (1, 1, 3)
-        );
+        assert_eq!((stats.in_flight, stats.peak_in_flight, stats.calls), (1, 1, 3));
         let d = store.arrive(Api::Inventory, arrival("d"));
         assert_eq!(store.stats(Api::Inventory).peak_in_flight, 2);
         drop((c, d));

@@ -10,22 +10,14 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn start() -> MockApis {
-    MockApis::start(MockApisConfig::default())
-        .await
-        .expect("server starts")
+    MockApis::start(MockApisConfig::default()).await.expect("server starts")
 }
 
 fn reservation(order: &str) -> Value {
     json!({"order_id": order, "items": [{"sku": "SKU-1", "quantity": 2}]})
 }
 
-async fn post(
-    client: &Client,
-    server: &MockApis,
-    api: Api,
-    key: Option<&str>,
-    body: &Value,
-) -> Response {
+async fn post(client: &Client, server: &MockApis, api: Api, key: Option<&str>, body: &Value) -> Response {
     let mut request = client.post(server.endpoint_url(api)).json(body);
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);
@@ -42,30 +34,15 @@ async fn every_api_answers_its_first_call() {
     let server = start().await;
     let client = Client::new();
     let cases = [
-        (
-            Api::Inventory,
-            reservation("o-1"),
-            StatusCode::CREATED,
-            "reservation_id",
-        ),
-        (
-            Api::Payment,
-            json!({"order_id": "o-1", "amount": 1250, "currency": "EUR"}),
-            StatusCode::CREATED,
-            "charge_id",
-        ),
+        (Api::Inventory, reservation("o-1"), StatusCode::CREATED, "reservation_id"),
+        (Api::Payment, json!({"order_id": "o-1", "amount": 1250, "currency": "EUR"}), StatusCode::CREATED, "charge_id"),
         (
             Api::Email,
             json!({"to": "a@example.com", "subject": "Hi", "body": "Thanks"}),
             StatusCode::ACCEPTED,
             "message_id",
         ),
-        (
-            Api::Sms,
-            json!({"to": "+15550100", "text": "Shipped"}),
-            StatusCode::ACCEPTED,
-            "message_id",
-        ),
+        (Api::Sms, json!({"to": "+15550100", "text": "Shipped"}), StatusCode::ACCEPTED, "message_id"),
     ];
     for (api, body, status, id_field) in cases {
         let response = post(&client, &server, api, Some("k-1"), &body).await;
@@ -79,11 +56,7 @@ async fn every_api_answers_its_first_call() {
     }
     let payment = server.effects(Api::Payment).remove(0).response;
     assert_eq!(
-        (
-            &payment["order_id"],
-            &payment["amount"],
-            &payment["currency"]
-        ),
+        (&payment["order_id"], &payment["amount"], &payment["currency"]),
         (&json!("o-1"), &json!(1250), &json!("EUR"))
     );
     server.shutdown().await;
@@ -93,34 +66,14 @@ async fn every_api_answers_its_first_call() {
 async fn a_replayed_key_gets_the_first_answer_and_counts_a_duplicate() {
     let server = start().await;
     let client = Client::new();
-    let first = post(
-        &client,
-        &server,
-        Api::Inventory,
-        Some("inventory:e-1"),
-        &reservation("o-1"),
-    )
-    .await;
+    let first = post(&client, &server, Api::Inventory, Some("inventory:e-1"), &reservation("o-1")).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first_body = json_of(first).await;
 
-    let second = post(
-        &client,
-        &server,
-        Api::Inventory,
-        Some("inventory:e-1"),
-        &reservation("o-1"),
-    )
-    .await;
+    let second = post(&client, &server, Api::Inventory, Some("inventory:e-1"), &reservation("o-1")).await;
     assert_eq!(second.status(), StatusCode::CREATED);
-    assert_eq!(
-        second
-            .headers()
-            .get("idempotent-replayed")
-            .map(|v| v.as_bytes()),
-        Some(&b"true"[..])
-    );
+    assert_eq!(second.headers().get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
     assert_eq!(json_of(second).await, first_body);
 
     let stats = server.stats(Api::Inventory);
@@ -143,13 +96,7 @@ async fn a_replayed_key_gets_the_first_answer_and_counts_a_duplicate() {
 #[tokio::test]
 async fn concurrent_calls_with_one_key_make_one_effect() {
     let server = start().await;
-    server.set_faults(
-        Api::Payment,
-        Faults {
-            latency_ms: 200,
-            ..Faults::none()
-        },
-    );
+    server.set_faults(Api::Payment, Faults { latency_ms: 200, ..Faults::none() });
     let client = Client::new();
     let url = server.endpoint_url(Api::Payment);
     let calls: Vec<_> = (0..8)
@@ -160,10 +107,7 @@ async fn concurrent_calls_with_one_key_make_one_effect() {
                 .json(&json!({"order_id": "o-42", "amount": 999, "currency": "USD"}));
             tokio::spawn(async move {
                 let response = request.send().await.expect("answered");
-                (
-                    response.status(),
-                    response.json::<Value>().await.expect("JSON"),
-                )
+                (response.status(), response.json::<Value>().await.expect("JSON"))
             })
         })
         .collect();
@@ -185,27 +129,15 @@ async fn concurrent_calls_with_one_key_make_one_effect() {
 #[tokio::test]
 async fn injected_errors_answer_503_without_effect_and_are_not_remembered() {
     let server = start().await;
-    server.set_faults(
-        Api::Email,
-        Faults {
-            error_rate: 1.0,
-            ..Faults::none()
-        },
-    );
+    server.set_faults(Api::Email, Faults { error_rate: 1.0, ..Faults::none() });
     let client = Client::new();
     let body = json!({"to": "a@example.com", "subject": "Hi", "body": "…"});
     let failed = post(&client, &server, Api::Email, Some("email:e-1"), &body).await;
     assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        failed.headers().get("content-type").map(|v| v.as_bytes()),
-        Some(&b"application/problem+json"[..])
-    );
+    assert_eq!(failed.headers().get("content-type").map(|v| v.as_bytes()), Some(&b"application/problem+json"[..]));
     assert_eq!(json_of(failed).await["status"], 503);
     let stats = server.stats(Api::Email);
-    assert_eq!(
-        (stats.calls, stats.effects, stats.injected_failures),
-        (1, 0, 1)
-    );
+    assert_eq!((stats.calls, stats.effects, stats.injected_failures), (1, 0, 1));
     assert!(server.effects(Api::Email).is_empty());
 
     // The failure was not remembered: a retry with the same key takes effect.
@@ -227,19 +159,9 @@ async fn throttling_answers_429_with_retry_after() {
     .await
     .expect("server starts");
     let client = Client::new();
-    let response = post(
-        &client,
-        &server,
-        Api::Sms,
-        Some("sms:e-1"),
-        &json!({"to": "+1", "text": "hi"}),
-    )
-    .await;
+    let response = post(&client, &server, Api::Sms, Some("sms:e-1"), &json!({"to": "+1", "text": "hi"})).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(
-        response.headers().get("retry-after").map(|v| v.as_bytes()),
-        Some(&b"7"[..])
-    );
+    assert_eq!(response.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"7"[..]));
     let stats = server.stats(Api::Sms);
     assert_eq!((stats.effects, stats.injected_failures), (0, 1));
     server.shutdown().await;
@@ -248,27 +170,15 @@ async fn throttling_answers_429_with_retry_after() {
 #[tokio::test]
 async fn two_concurrent_slow_calls_are_both_in_flight() {
     let server = start().await;
-    server.set_faults(
-        Api::Inventory,
-        Faults {
-            latency_ms: 300,
-            ..Faults::none()
-        },
-    );
+    server.set_faults(Api::Inventory, Faults { latency_ms: 300, ..Faults::none() });
     let client = Client::new();
     let (body_a, body_b) = (reservation("o-a"), reservation("o-b"));
     let (a, b) = tokio::join!(
         post(&client, &server, Api::Inventory, Some("a"), &body_a),
         post(&client, &server, Api::Inventory, Some("b"), &body_b),
     );
-    assert_eq!(
-        (a.status(), b.status()),
-        (StatusCode::CREATED, StatusCode::CREATED)
-    );
-    let stats = server
-        .wait_for_stats(Api::Inventory, WAIT, |s| s.in_flight == 0)
-        .await
-        .expect("requests end");
+    assert_eq!((a.status(), b.status()), (StatusCode::CREATED, StatusCode::CREATED));
+    let stats = server.wait_for_stats(Api::Inventory, WAIT, |s| s.in_flight == 0).await.expect("requests end");
     assert!(stats.peak_in_flight >= 2, "{stats:?}");
     assert_eq!(stats.effects, 2);
     server.shutdown().await;
@@ -279,33 +189,12 @@ async fn malformed_calls_are_answered_400_problem_json() {
     let server = start().await;
     let client = Client::new();
     let url = server.endpoint_url(Api::Inventory);
-    let no_key = client
-        .post(&url)
-        .json(&reservation("o-1"))
-        .send()
-        .await
-        .expect("answered");
-    let not_json = client
-        .post(&url)
-        .header("Idempotency-Key", "k")
-        .body("order=o-1")
-        .send()
-        .await
-        .expect("answered");
-    let not_object = client
-        .post(&url)
-        .header("Idempotency-Key", "k")
-        .json(&json!([1, 2]))
-        .send()
-        .await
-        .expect("answered");
-    let empty_key = client
-        .post(&url)
-        .header("Idempotency-Key", "  ")
-        .json(&reservation("o-1"))
-        .send()
-        .await
-        .expect("answered");
+    let no_key = client.post(&url).json(&reservation("o-1")).send().await.expect("answered");
+    let not_json = client.post(&url).header("Idempotency-Key", "k").body("order=o-1").send().await.expect("answered");
+    let not_object =
+        client.post(&url).header("Idempotency-Key", "k").json(&json!([1, 2])).send().await.expect("answered");
+    let empty_key =
+        client.post(&url).header("Idempotency-Key", "  ").json(&reservation("o-1")).send().await.expect("answered");
     for response in [no_key, not_json, not_object, empty_key] {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
@@ -327,18 +216,9 @@ async fn faults_are_read_and_changed_over_http() {
     let client = Client::new();
     let url = format!("{}/admin/faults/payment", server.base_url());
 
-    let put = client
-        .put(&url)
-        .json(&json!({"error_rate": 0.25, "latency_ms": 10}))
-        .send()
-        .await
-        .expect("answered");
+    let put = client.put(&url).json(&json!({"error_rate": 0.25, "latency_ms": 10})).send().await.expect("answered");
     assert_eq!(put.status(), StatusCode::OK);
-    let expected = Faults {
-        error_rate: 0.25,
-        latency_ms: 10,
-        ..Faults::none()
-    };
+    let expected = Faults { error_rate: 0.25, latency_ms: 10, ..Faults::none() };
     assert_eq!(put.json::<Faults>().await.expect("faults"), expected);
     assert_eq!(server.faults(Api::Payment), expected);
     let got = client.get(&url).send().await.expect("answered");
@@ -354,45 +234,20 @@ async fn faults_are_read_and_changed_over_http() {
         .json::<Faults>()
         .await
         .expect("faults");
-    assert_eq!(
-        patched,
-        Faults {
-            hang_rate: 0.1,
-            hang_ms: 2000,
-            ..expected
-        }
-    );
+    assert_eq!(patched, Faults { hang_rate: 0.1, hang_ms: 2000, ..expected });
     // Other APIs are untouched.
     assert_eq!(server.faults(Api::Inventory), Faults::none());
 
     let status = |body: &'static str, path: &'static str| {
-        let request = client
-            .put(format!("{}{path}", server.base_url()))
-            .header("content-type", "application/json")
-            .body(body);
+        let request =
+            client.put(format!("{}{path}", server.base_url())).header("content-type", "application/json").body(body);
         async move { request.send().await.expect("answered").status() }
     };
-    assert_eq!(
-        status(r#"{"error_rate": 2}"#, "/admin/faults/payment").await,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        status(r#"{"eror_rate": 0.1}"#, "/admin/faults/payment").await,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        status("{not json", "/admin/faults/payment").await,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        status("{}", "/admin/faults/shipping").await,
-        StatusCode::NOT_FOUND
-    );
-    let unknown = client
-        .get(format!("{}/admin/faults/shipping", server.base_url()))
-        .send()
-        .await
-        .expect("answered");
+    assert_eq!(status(r#"{"error_rate": 2}"#, "/admin/faults/payment").await, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status(r#"{"eror_rate": 0.1}"#, "/admin/faults/payment").await, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status("{not json", "/admin/faults/payment").await, StatusCode::BAD_REQUEST);
+    assert_eq!(status("{}", "/admin/faults/shipping").await, StatusCode::NOT_FOUND);
+    let unknown = client.get(format!("{}/admin/faults/shipping", server.base_url())).send().await.expect("answered");
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     // Refused updates changed nothing.
     assert_eq!(server.faults(Api::Payment), patched);
@@ -425,50 +280,15 @@ async fn stats_effects_reset_and_health_over_http() {
         .await
         .expect("answered");
     assert_eq!(response.status(), StatusCode::CREATED);
-    post(
-        &client,
-        &server,
-        Api::Inventory,
-        Some("inventory:e-7"),
-        &reservation("o-7"),
-    )
-    .await;
+    post(&client, &server, Api::Inventory, Some("inventory:e-7"), &reservation("o-7")).await;
 
-    let stats: Stats = client
-        .get(format!("{base}/stats"))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("stats");
+    let stats: Stats = client.get(format!("{base}/stats")).send().await.expect("answered").json().await.expect("stats");
     assert_eq!(stats, server.all_stats());
-    assert_eq!(
-        (
-            stats.inventory.calls,
-            stats.inventory.effects,
-            stats.inventory.duplicates
-        ),
-        (2, 1, 1)
-    );
+    assert_eq!((stats.inventory.calls, stats.inventory.effects, stats.inventory.duplicates), (2, 1, 1));
     assert_eq!(stats.payment, Default::default());
-    let raw: Value = client
-        .get(format!("{base}/stats"))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("JSON");
+    let raw: Value = client.get(format!("{base}/stats")).send().await.expect("answered").json().await.expect("JSON");
     for api in ["inventory", "payment", "email", "sms"] {
-        for field in [
-            "calls",
-            "effects",
-            "duplicates",
-            "injected_failures",
-            "in_flight",
-            "peak_in_flight",
-        ] {
+        for field in ["calls", "effects", "duplicates", "injected_failures", "in_flight", "peak_in_flight"] {
             assert!(raw[api][field].is_u64(), "{api}.{field} in {raw}");
         }
     }
@@ -488,38 +308,19 @@ async fn stats_effects_reset_and_health_over_http() {
     assert!(effects[0].received_at.ends_with('Z') && effects[0].received_at.len() == 24);
     assert!(effects[0].received_at_unix_ms > 1_700_000_000_000);
 
-    let reset = client
-        .post(format!("{base}/admin/reset"))
-        .send()
-        .await
-        .expect("answered");
+    let reset = client.post(format!("{base}/admin/reset")).send().await.expect("answered");
     assert_eq!(reset.status(), StatusCode::NO_CONTENT);
     assert_eq!(server.all_stats(), Stats::default());
     assert!(server.effects(Api::Inventory).is_empty());
     // The key is forgotten too: the same call takes effect again.
-    let again = post(
-        &client,
-        &server,
-        Api::Inventory,
-        Some("inventory:e-7"),
-        &reservation("o-7"),
-    )
-    .await;
+    let again = post(&client, &server, Api::Inventory, Some("inventory:e-7"), &reservation("o-7")).await;
     assert!(again.headers().get("idempotent-replayed").is_none());
     assert_eq!(server.stats(Api::Inventory).effects, 1);
 
-    let health = client
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .expect("answered");
+    let health = client.get(format!("{base}/healthz")).send().await.expect("answered");
     assert_eq!(health.status(), StatusCode::OK);
     for path in ["/shipping/effects", "/nowhere"] {
-        let missing = client
-            .get(format!("{base}{path}"))
-            .send()
-            .await
-            .expect("answered");
+        let missing = client.get(format!("{base}{path}")).send().await.expect("answered");
         assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{path}");
     }
     server.shutdown().await;
@@ -528,18 +329,8 @@ async fn stats_effects_reset_and_health_over_http() {
 #[tokio::test]
 async fn a_hang_takes_effect_but_answers_after_the_client_gave_up() {
     let server = start().await;
-    server.set_faults(
-        Api::Payment,
-        Faults {
-            hang_rate: 1.0,
-            hang_ms: 30_000,
-            ..Faults::none()
-        },
-    );
-    let impatient = Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .expect("client");
+    server.set_faults(Api::Payment, Faults { hang_rate: 1.0, hang_ms: 30_000, ..Faults::none() });
+    let impatient = Client::builder().timeout(Duration::from_millis(300)).build().expect("client");
     let body = json!({"order_id": "o-9", "amount": 5, "currency": "EUR"});
     let error = impatient
         .post(server.endpoint_url(Api::Payment))
@@ -550,22 +341,12 @@ async fn a_hang_takes_effect_but_answers_after_the_client_gave_up() {
         .expect_err("the client times out");
     assert!(error.is_timeout(), "{error}");
     // The effect happened although the client saw a timeout.
-    let effects = server
-        .wait_for_effects(Api::Payment, 1, WAIT)
-        .await
-        .expect("effect recorded");
+    let effects = server.wait_for_effects(Api::Payment, 1, WAIT).await.expect("effect recorded");
     assert_eq!(server.stats(Api::Payment).hangs, 1);
 
     // The client's retry gets the first answer, not a second charge.
     server.set_faults(Api::Payment, Faults::none());
-    let retry = post(
-        &Client::new(),
-        &server,
-        Api::Payment,
-        Some("payment:e-9"),
-        &body,
-    )
-    .await;
+    let retry = post(&Client::new(), &server, Api::Payment, Some("payment:e-9"), &body).await;
     assert_eq!(retry.status(), StatusCode::CREATED);
     assert_eq!(json_of(retry).await, effects[0].response);
     let stats = server.stats(Api::Payment);
@@ -576,29 +357,16 @@ async fn a_hang_takes_effect_but_answers_after_the_client_gave_up() {
 #[tokio::test]
 async fn shutdown_cuts_a_hang_short() {
     let server = start().await;
-    server.set_faults(
-        Api::Sms,
-        Faults {
-            hang_rate: 1.0,
-            ..Faults::none()
-        },
-    );
+    server.set_faults(Api::Sms, Faults { hang_rate: 1.0, ..Faults::none() });
     let request = Client::new()
         .post(server.endpoint_url(Api::Sms))
         .header("Idempotency-Key", "sms:e-1")
         .json(&json!({"to": "+1", "text": "hi"}));
     let call = tokio::spawn(async move { request.send().await.map(|r| r.status()) });
-    server
-        .wait_for_stats(Api::Sms, WAIT, |s| s.hangs == 1)
-        .await
-        .expect("request hangs");
+    server.wait_for_stats(Api::Sms, WAIT, |s| s.hangs == 1).await.expect("request hangs");
     let started = Instant::now();
     server.shutdown().await;
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     let status = call.await.expect("task ends").expect("answered");
     assert_eq!(status, StatusCode::ACCEPTED);
 }
@@ -606,10 +374,7 @@ async fn shutdown_cuts_a_hang_short() {
 #[tokio::test]
 async fn waiting_for_effects_times_out_with_the_counters() {
     let server = start().await;
-    let error = server
-        .wait_for_effects(Api::Email, 1, Duration::from_millis(50))
-        .await
-        .expect_err("nothing arrives");
+    let error = server.wait_for_effects(Api::Email, 1, Duration::from_millis(50)).await.expect_err("nothing arrives");
     assert_eq!(error.api, Api::Email);
     assert_eq!(error.stats.effects, 0);
     assert!(error.to_string().contains("at least 1 effect"), "{error}");
@@ -618,49 +383,26 @@ async fn waiting_for_effects_times_out_with_the_counters() {
 
 #[tokio::test]
 async fn urls_point_at_the_bound_port() {
-    let server = MockApis::start(MockApisConfig::new("0.0.0.0:0"))
-        .await
-        .expect("server starts");
+    let server = MockApis::start(MockApisConfig::new("0.0.0.0:0")).await.expect("server starts");
     let port = server.local_addr().port();
     assert_ne!(port, 0);
     assert_eq!(server.base_url(), format!("http://127.0.0.1:{port}"));
-    assert_eq!(
-        server.api_url("inventory"),
-        format!("http://127.0.0.1:{port}/inventory")
-    );
-    assert_eq!(
-        server.api_url(Api::Sms),
-        format!("http://127.0.0.1:{port}/sms")
-    );
-    assert_eq!(
-        server.endpoint_url(Api::Payment),
-        format!("http://127.0.0.1:{port}/payment/charges")
-    );
-    let health = Client::new()
-        .get(format!("{}/healthz", server.base_url()))
-        .send()
-        .await
-        .expect("answered");
+    assert_eq!(server.api_url("inventory"), format!("http://127.0.0.1:{port}/inventory"));
+    assert_eq!(server.api_url(Api::Sms), format!("http://127.0.0.1:{port}/sms"));
+    assert_eq!(server.endpoint_url(Api::Payment), format!("http://127.0.0.1:{port}/payment/charges"));
+    let health = Client::new().get(format!("{}/healthz", server.base_url())).send().await.expect("answered");
     assert_eq!(health.status(), StatusCode::OK);
     server.shutdown().await;
     assert!(
-        MockApis::start(MockApisConfig::new("not an address"))
-            .await
-            .is_err(),
+        MockApis::start(MockApisConfig::new("not an address")).await.is_err(),
         "a bad address is an error, not a panic"
     );
-    let bad_faults = MockApisConfig::default().with_faults(Faults {
-        error_rate: 3.0,
-        ..Faults::none()
-    });
+    let bad_faults = MockApisConfig::default().with_faults(Faults { error_rate: 3.0, ..Faults::none() });
     assert!(MockApis::start(bad_faults).await.is_err());
 }
 
 fn retry_after(response: &Response) -> Option<&str> {
-    response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
+    response.headers().get("retry-after").and_then(|v| v.to_str().ok())
 }
 
 #[tokio::test]
@@ -679,14 +421,8 @@ async fn latency_jitter_spreads_answers_between_latency_and_latency_plus_jitter(
         .expect("faults");
     assert_eq!((faults.latency_ms, faults.latency_jitter_ms), (40, 80));
     for i in 0..6 {
-        let response = post(
-            &client,
-            &server,
-            Api::Sms,
-            Some(&format!("sms:{i}")),
-            &json!({"to": "+1", "text": "hi"}),
-        )
-        .await;
+        let response =
+            post(&client, &server, Api::Sms, Some(&format!("sms:{i}")), &json!({"to": "+1", "text": "hi"})).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
     }
     let calls = server.calls(Api::Sms);
@@ -704,59 +440,26 @@ async fn a_body_containing_the_text_fails_with_the_status_and_no_effect() {
     let server = start().await;
     server.set_faults(
         Api::Inventory,
-        Faults {
-            fail_body_contains: Some("o-poison".to_owned()),
-            fail_body_status: 422,
-            ..Faults::default()
-        },
+        Faults { fail_body_contains: Some("o-poison".to_owned()), fail_body_status: 422, ..Faults::default() },
     );
     let client = Client::new();
-    let poisoned = post(
-        &client,
-        &server,
-        Api::Inventory,
-        Some("k-1"),
-        &reservation("o-poison"),
-    )
-    .await;
+    let poisoned = post(&client, &server, Api::Inventory, Some("k-1"), &reservation("o-poison")).await;
     assert_eq!(poisoned.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(retry_after(&poisoned), None, "no Retry-After with a 422");
-    assert_eq!(
-        poisoned.headers().get("content-type").map(|v| v.as_bytes()),
-        Some(&b"application/problem+json"[..])
-    );
+    assert_eq!(poisoned.headers().get("content-type").map(|v| v.as_bytes()), Some(&b"application/problem+json"[..]));
     let problem = json_of(poisoned).await;
     assert_eq!(problem["status"], 422);
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("o-poison")),
-        "{problem}"
-    );
-    let fine = post(
-        &client,
-        &server,
-        Api::Inventory,
-        Some("k-2"),
-        &reservation("o-fine"),
-    )
-    .await;
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("o-poison")), "{problem}");
+    let fine = post(&client, &server, Api::Inventory, Some("k-2"), &reservation("o-fine")).await;
     assert_eq!(fine.status(), StatusCode::CREATED);
     let stats = server.stats(Api::Inventory);
-    assert_eq!(
-        (stats.calls, stats.effects, stats.injected_failures),
-        (2, 1, 1)
-    );
+    assert_eq!((stats.calls, stats.effects, stats.injected_failures), (2, 1, 1));
     assert_eq!(server.effects(Api::Inventory)[0].idempotency_key, "k-2");
 
     // Default status 503, with Retry-After; the raw text is matched, not just values.
     server.set_faults(
         Api::Inventory,
-        Faults {
-            fail_body_contains: Some(r#""quantity":2"#.to_owned()),
-            retry_after_secs: 4,
-            ..Faults::default()
-        },
+        Faults { fail_body_contains: Some(r#""quantity":2"#.to_owned()), retry_after_secs: 4, ..Faults::default() },
     );
     let raw = client
         .post(server.endpoint_url(Api::Inventory))
@@ -770,21 +473,10 @@ async fn a_body_containing_the_text_fails_with_the_status_and_no_effect() {
     assert_eq!(retry_after(&raw), Some("4"));
     // Not remembered: once the fault is gone, the same key takes effect.
     server.set_faults(Api::Inventory, Faults::default());
-    let retried = post(
-        &client,
-        &server,
-        Api::Inventory,
-        Some("k-3"),
-        &reservation("o-3"),
-    )
-    .await;
+    let retried = post(&client, &server, Api::Inventory, Some("k-3"), &reservation("o-3")).await;
     assert_eq!(retried.status(), StatusCode::CREATED);
     assert!(retried.headers().get("idempotent-replayed").is_none());
-    let statuses: Vec<u16> = server
-        .calls(Api::Inventory)
-        .iter()
-        .map(|c| c.status)
-        .collect();
+    let statuses: Vec<u16> = server.calls(Api::Inventory).iter().map(|c| c.status).collect();
     assert_eq!(statuses, [422, 201, 503, 201]);
     server.shutdown().await;
 }
@@ -794,12 +486,7 @@ async fn the_first_calls_of_each_key_fail_then_go_through() {
     let server = start().await;
     server.set_faults(
         Api::Payment,
-        Faults {
-            fail_first_per_key: 2,
-            fail_first_status: 429,
-            retry_after_secs: 3,
-            ..Faults::default()
-        },
+        Faults { fail_first_per_key: 2, fail_first_status: 429, retry_after_secs: 3, ..Faults::default() },
     );
     let client = Client::new();
     let body = json!({"order_id": "o-1", "amount": 5, "currency": "EUR"});
@@ -817,38 +504,17 @@ async fn the_first_calls_of_each_key_fail_then_go_through() {
     }
     assert_eq!(statuses, [429, 429, 429, 201, 429, 201, 201]);
     let stats = server.stats(Api::Payment);
-    assert_eq!(
-        (
-            stats.calls,
-            stats.injected_failures,
-            stats.effects,
-            stats.duplicates
-        ),
-        (7, 4, 2, 1)
-    );
+    assert_eq!((stats.calls, stats.injected_failures, stats.effects, stats.duplicates), (7, 4, 2, 1));
 
     // A 503 carries Retry-After too; a 500 does not.
-    server.set_faults(
-        Api::Payment,
-        Faults {
-            fail_first_per_key: 1,
-            ..Faults::default()
-        },
-    );
+    server.set_faults(Api::Payment, Faults { fail_first_per_key: 1, ..Faults::default() });
     let unavailable = post(&client, &server, Api::Payment, Some("c"), &body).await;
     assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(retry_after(&unavailable), Some("1"));
     // Keys already past the count are not failed again.
     let replay = post(&client, &server, Api::Payment, Some("a"), &body).await;
     assert_eq!(replay.status(), StatusCode::CREATED);
-    server.set_faults(
-        Api::Payment,
-        Faults {
-            fail_first_per_key: 1,
-            fail_first_status: 500,
-            ..Faults::default()
-        },
-    );
+    server.set_faults(Api::Payment, Faults { fail_first_per_key: 1, fail_first_status: 500, ..Faults::default() });
     let error = post(&client, &server, Api::Payment, Some("d"), &body).await;
     assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(retry_after(&error).is_none());
@@ -880,19 +546,8 @@ async fn body_failures_come_before_first_call_failures_which_come_before_the_dra
     let poison = json!({"to": "a@example.com", "subject": "poison", "body": "…"});
     let plain = json!({"to": "a@example.com", "subject": "hello", "body": "…"});
     let mut statuses = Vec::new();
-    for (key, body) in [
-        ("k", &poison),
-        ("k", &poison),
-        ("k", &plain),
-        ("k", &plain),
-        ("j", &plain),
-    ] {
-        statuses.push(
-            post(&client, &server, Api::Email, Some(key), body)
-                .await
-                .status()
-                .as_u16(),
-        );
+    for (key, body) in [("k", &poison), ("k", &poison), ("k", &plain), ("k", &plain), ("j", &plain)] {
+        statuses.push(post(&client, &server, Api::Email, Some(key), body).await.status().as_u16());
     }
     // Body failures do not use up the key's first calls; after them the random draw (always 503).
     assert_eq!(statuses, [422, 422, 500, 503, 500]);
@@ -906,18 +561,11 @@ async fn failure_statuses_are_validated_over_http() {
     let server = start().await;
     let client = Client::new();
     let url = format!("{}/admin/faults/email", server.base_url());
-    for body in [
-        json!({"fail_body_status": 200}),
-        json!({"fail_first_status": 600}),
-        json!({"fail_first_status": 399}),
-    ] {
+    for body in [json!({"fail_body_status": 200}), json!({"fail_first_status": 600}), json!({"fail_first_status": 399})]
+    {
         for request in [client.put(&url), client.patch(&url)] {
             let response = request.json(&body).send().await.expect("answered");
-            assert_eq!(
-                response.status(),
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "{body}"
-            );
+            assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         }
     }
     assert_eq!(server.faults(Api::Email), Faults::default());
@@ -953,32 +601,12 @@ async fn failure_statuses_are_validated_over_http() {
         .json()
         .await
         .expect("faults");
-    assert_eq!(
-        patched,
-        Faults {
-            fail_body_contains: None,
-            ..expected.clone()
-        }
-    );
+    assert_eq!(patched, Faults { fail_body_contains: None, ..expected.clone() });
     // PUT leaves out what it does not name.
-    let reset: Faults = client
-        .put(&url)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("faults");
+    let reset: Faults = client.put(&url).json(&json!({})).send().await.expect("answered").json().await.expect("faults");
     assert_eq!(reset, Faults::default());
     // In process, a status out of range becomes 503.
-    server.set_faults(
-        Api::Email,
-        Faults {
-            fail_first_status: 200,
-            ..Faults::default()
-        },
-    );
+    server.set_faults(Api::Email, Faults { fail_first_status: 200, ..Faults::default() });
     assert_eq!(server.faults(Api::Email).fail_first_status, 503);
     server.shutdown().await;
 }
@@ -990,65 +618,17 @@ async fn the_journal_keeps_every_call_in_arrival_order() {
     let url = server.endpoint_url(Api::Inventory);
     let before = now_ms();
     // Malformed: no key; not JSON; not an object.
-    client
-        .post(&url)
-        .json(&reservation("o-0"))
-        .send()
-        .await
-        .expect("answered");
-    client
-        .post(&url)
-        .header("Idempotency-Key", " k-x ")
-        .body("order=o-1")
-        .send()
-        .await
-        .expect("answered");
-    client
-        .post(&url)
-        .header("Idempotency-Key", "k-y")
-        .json(&json!([1]))
-        .send()
-        .await
-        .expect("answered");
+    client.post(&url).json(&reservation("o-0")).send().await.expect("answered");
+    client.post(&url).header("Idempotency-Key", " k-x ").body("order=o-1").send().await.expect("answered");
+    client.post(&url).header("Idempotency-Key", "k-y").json(&json!([1])).send().await.expect("answered");
     // Taken, replayed, failed.
-    post(
-        &client,
-        &server,
-        Api::Inventory,
-        Some("k-1"),
-        &reservation("o-1"),
-    )
-    .await;
-    post(
-        &client,
-        &server,
-        Api::Inventory,
-        Some("k-1"),
-        &reservation("o-1"),
-    )
-    .await;
-    server.set_faults(
-        Api::Inventory,
-        Faults {
-            throttle_rate: 1.0,
-            latency_ms: 60,
-            ..Faults::default()
-        },
-    );
-    post(
-        &client,
-        &server,
-        Api::Inventory,
-        Some("k-2"),
-        &reservation("o-2"),
-    )
-    .await;
+    post(&client, &server, Api::Inventory, Some("k-1"), &reservation("o-1")).await;
+    post(&client, &server, Api::Inventory, Some("k-1"), &reservation("o-1")).await;
+    server.set_faults(Api::Inventory, Faults { throttle_rate: 1.0, latency_ms: 60, ..Faults::default() });
+    post(&client, &server, Api::Inventory, Some("k-2"), &reservation("o-2")).await;
 
     let calls = server.calls(Api::Inventory);
-    let summary: Vec<_> = calls
-        .iter()
-        .map(|c| (c.idempotency_key.as_deref(), c.status))
-        .collect();
+    let summary: Vec<_> = calls.iter().map(|c| (c.idempotency_key.as_deref(), c.status)).collect();
     assert_eq!(
         summary,
         [
@@ -1093,22 +673,12 @@ async fn the_journal_keeps_every_call_in_arrival_order() {
         .json()
         .await
         .expect("JSON");
-    for field in [
-        "idempotency_key",
-        "status",
-        "received_at_unix_ms",
-        "answered_at_unix_ms",
-        "body",
-    ] {
+    for field in ["idempotency_key", "status", "received_at_unix_ms", "answered_at_unix_ms", "body"] {
         assert!(raw[0].get(field).is_some(), "{field} in {raw}");
     }
     assert!(server.calls(Api::Payment).is_empty());
 
-    let reset = client
-        .post(format!("{}/admin/reset", server.base_url()))
-        .send()
-        .await
-        .expect("answered");
+    let reset = client.post(format!("{}/admin/reset", server.base_url())).send().await.expect("answered");
     assert_eq!(reset.status(), StatusCode::NO_CONTENT);
     assert!(server.calls(Api::Inventory).is_empty());
     server.shutdown().await;
@@ -1129,41 +699,18 @@ async fn concurrent_calls_are_journaled_in_arrival_order() {
     let client = Client::new();
     let body = json!({"to": "+1", "text": "hi"});
     // The first call is slow, the second fast: the second is answered first but listed second.
-    server.set_faults(
-        Api::Sms,
-        Faults {
-            latency_ms: 400,
-            ..Faults::default()
-        },
-    );
+    server.set_faults(Api::Sms, Faults { latency_ms: 400, ..Faults::default() });
     let slow = {
-        let request = client
-            .post(server.endpoint_url(Api::Sms))
-            .header("Idempotency-Key", "slow")
-            .json(&body);
+        let request = client.post(server.endpoint_url(Api::Sms)).header("Idempotency-Key", "slow").json(&body);
         tokio::spawn(async move { request.send().await.map(|r| r.status()) })
     };
-    server
-        .wait_for_stats(Api::Sms, WAIT, |s| s.in_flight == 1)
-        .await
-        .expect("the slow call arrives");
+    server.wait_for_stats(Api::Sms, WAIT, |s| s.in_flight == 1).await.expect("the slow call arrives");
     server.set_faults(Api::Sms, Faults::default());
     let fast = post(&client, &server, Api::Sms, Some("fast"), &body).await;
     assert_eq!(fast.status(), StatusCode::ACCEPTED);
-    assert_eq!(
-        server.calls(Api::Sms).len(),
-        1,
-        "only answered calls are listed"
-    );
-    assert_eq!(
-        slow.await.expect("task ends").expect("answered"),
-        StatusCode::ACCEPTED
-    );
-    let keys: Vec<_> = server
-        .calls(Api::Sms)
-        .into_iter()
-        .map(|c| c.idempotency_key)
-        .collect();
+    assert_eq!(server.calls(Api::Sms).len(), 1, "only answered calls are listed");
+    assert_eq!(slow.await.expect("task ends").expect("answered"), StatusCode::ACCEPTED);
+    let keys: Vec<_> = server.calls(Api::Sms).into_iter().map(|c| c.idempotency_key).collect();
     assert_eq!(keys, [Some("slow".to_owned()), Some("fast".to_owned())]);
     server.shutdown().await;
 }
@@ -1171,14 +718,7 @@ async fn concurrent_calls_are_journaled_in_arrival_order() {
 #[tokio::test]
 async fn waiting_for_calls_wakes_on_answers_and_times_out() {
     let server = start().await;
-    server.set_faults(
-        Api::Email,
-        Faults {
-            latency_ms: 100,
-            fail_first_per_key: 1,
-            ..Faults::default()
-        },
-    );
+    server.set_faults(Api::Email, Faults { latency_ms: 100, fail_first_per_key: 1, ..Faults::default() });
     let client = Client::new();
     let url = server.endpoint_url(Api::Email);
     let calls = tokio::spawn(async move {
@@ -1192,18 +732,12 @@ async fn waiting_for_calls_wakes_on_answers_and_times_out() {
                 .expect("answered");
         }
     });
-    let journal = server
-        .wait_for_calls(Api::Email, 2, WAIT)
-        .await
-        .expect("both calls answered");
+    let journal = server.wait_for_calls(Api::Email, 2, WAIT).await.expect("both calls answered");
     let statuses: Vec<u16> = journal.iter().map(|c| c.status).collect();
     assert_eq!(statuses, [503, 202]);
     calls.await.expect("task ends");
 
-    let error = server
-        .wait_for_calls(Api::Email, 3, Duration::from_millis(50))
-        .await
-        .expect_err("no third call");
+    let error = server.wait_for_calls(Api::Email, 3, Duration::from_millis(50)).await.expect_err("no third call");
     assert_eq!(error.api, Api::Email);
     assert_eq!(error.stats.calls, 2);
     assert!(error.to_string().contains("at least 3 call"), "{error}");
@@ -1213,18 +747,8 @@ async fn waiting_for_calls_wakes_on_answers_and_times_out() {
 #[tokio::test]
 async fn a_call_abandoned_during_a_hang_is_journaled_with_its_answer() {
     let server = start().await;
-    server.set_faults(
-        Api::Payment,
-        Faults {
-            hang_rate: 1.0,
-            hang_ms: 30_000,
-            ..Faults::default()
-        },
-    );
-    let impatient = Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .expect("client");
+    server.set_faults(Api::Payment, Faults { hang_rate: 1.0, hang_ms: 30_000, ..Faults::default() });
+    let impatient = Client::builder().timeout(Duration::from_millis(200)).build().expect("client");
     let error = impatient
         .post(server.endpoint_url(Api::Payment))
         .header("Idempotency-Key", "payment:e-1")
@@ -1235,10 +759,7 @@ async fn a_call_abandoned_during_a_hang_is_journaled_with_its_answer() {
     assert!(error.is_timeout(), "{error}");
     // The server notices the client leaving and drops the request mid-hang (well before `hang_ms`); the
     // call is journaled at once, with the answer of the effect it had recorded.
-    let calls = server
-        .wait_for_calls(Api::Payment, 1, WAIT)
-        .await
-        .expect("the abandoned call is journaled");
+    let calls = server.wait_for_calls(Api::Payment, 1, WAIT).await.expect("the abandoned call is journaled");
     assert!(calls[0].answered_at_unix_ms - calls[0].received_at_unix_ms < 30_000);
     assert_eq!(calls[0].status, 201);
     assert_eq!(calls[0].idempotency_key.as_deref(), Some("payment:e-1"));
@@ -1248,19 +769,11 @@ async fn a_call_abandoned_during_a_hang_is_journaled_with_its_answer() {
 #[tokio::test]
 async fn in_flight_counts_requests_during_latency_and_peaks_reset_per_phase() {
     let server = start().await;
-    server.set_faults(
-        Api::Inventory,
-        Faults {
-            latency_ms: 400,
-            ..Faults::default()
-        },
-    );
+    server.set_faults(Api::Inventory, Faults { latency_ms: 400, ..Faults::default() });
     let client = Client::new();
     let send = |key: &'static str| {
-        let request = client
-            .post(server.endpoint_url(Api::Inventory))
-            .header("Idempotency-Key", key)
-            .json(&reservation(key));
+        let request =
+            client.post(server.endpoint_url(Api::Inventory)).header("Idempotency-Key", key).json(&reservation(key));
         tokio::spawn(async move { request.send().await.map(|r| r.status()) })
     };
     let phase_one = [send("a"), send("b"), send("c")];
@@ -1270,25 +783,16 @@ async fn in_flight_counts_requests_during_latency_and_peaks_reset_per_phase() {
         .expect("three requests wait out their latency in flight");
     assert_eq!((during.peak_in_flight, during.effects), (3, 0));
     for call in phase_one {
-        assert_eq!(
-            call.await.expect("task ends").expect("answered"),
-            StatusCode::CREATED
-        );
+        assert_eq!(call.await.expect("task ends").expect("answered"), StatusCode::CREATED);
     }
     assert_eq!(server.stats(Api::Inventory).in_flight, 0);
     assert_eq!(server.stats(Api::Inventory).peak_in_flight, 3);
 
     server.reset_peak(Api::Inventory);
     let stats = server.stats(Api::Inventory);
-    assert_eq!(
-        (stats.peak_in_flight, stats.calls, stats.effects),
-        (0, 3, 3)
-    );
+    assert_eq!((stats.peak_in_flight, stats.calls, stats.effects), (0, 3, 3));
     let phase_two = send("d");
-    assert_eq!(
-        phase_two.await.expect("task ends").expect("answered"),
-        StatusCode::CREATED
-    );
+    assert_eq!(phase_two.await.expect("task ends").expect("answered"), StatusCode::CREATED);
     assert_eq!(server.stats(Api::Inventory).peak_in_flight, 1);
     server.shutdown().await;
 }
