@@ -16,6 +16,8 @@ pub struct TestRecord {
     pub value: Vec<u8>,
     /// Its partition; the default partitioner (by key) when `None`.
     pub partition: Option<i32>,
+    /// Its headers.
+    pub headers: Vec<(String, String)>,
 }
 
 /// An `order.created` event for order `order_id` whose single item has `sku`; the event id is fresh.
@@ -38,6 +40,7 @@ pub fn order_record(event: &CloudEvent<OrderCreated>, partition: Option<i32>) ->
         key: Some(event.data.order_id.clone()),
         value: serde_json::to_vec(event).expect("event serializes"),
         partition,
+        headers: vec![("x-test-origin".to_owned(), "courier-tests".to_owned())],
     }
 }
 
@@ -50,7 +53,11 @@ pub async fn produce(settings: &Settings, records: &[TestRecord]) -> anyhow::Res
         courier::kafka::producer_config(&settings.kafka, "test-producer", Duration::from_secs(30)).create()?;
     let mut pending = Vec::with_capacity(records.len());
     for record in records {
-        let mut r = FutureRecord::to(topic).payload(&record.value);
+        let mut headers = rdkafka::message::OwnedHeaders::new();
+        for (k, v) in &record.headers {
+            headers = headers.insert(rdkafka::message::Header { key: k, value: Some(v.as_bytes()) });
+        }
+        let mut r = FutureRecord::to(topic).payload(&record.value).headers(headers);
         if let Some(key) = &record.key {
             r = r.key(key);
         }

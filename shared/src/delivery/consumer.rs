@@ -162,6 +162,7 @@ pub async fn run_with_route<H: Handler, R: FailureRoute>(
         policy: RetryPolicy::from_settings(c),
         in_flight: Arc::new(Semaphore::new(c.max_in_flight)),
         guard: guard.clone(),
+        health: health.clone(),
     };
     let events = shutdown.child_token();
     let dispatcher =

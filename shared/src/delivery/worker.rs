@@ -17,6 +17,7 @@ use super::handler::{Failure, Handler, Incoming, Outcome};
 use super::record::Record;
 use super::retry::RetryPolicy;
 use crate::events;
+use crate::health::Health;
 use crate::telemetry::TraceContext;
 
 /// What every event's delivery shares.
@@ -31,7 +32,12 @@ pub struct Worker<H, R> {
     pub in_flight: Arc<Semaphore>,
     /// The limit on dead letters.
     pub guard: DlqGuard,
+    /// Where a failing failure route is reported.
+    pub health: Health,
 }
+
+/// Name under which a failing failure route is reported to [`Health`].
+pub const FAILURE_ROUTE: &str = "failure_route";
 
 /// How the delivery of one event ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,9 +226,15 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 last_failure_at: verdict.last,
             };
             match self.route.route(failed).await {
-                Ok(()) => return Delivery::Handled,
+                Ok(()) => {
+                    if tries > 0 {
+                        self.health.clear(FAILURE_ROUTE);
+                    }
+                    return Delivery::Handled;
+                }
                 Err(error) => {
                     tries += 1;
+                    self.health.set_problem(FAILURE_ROUTE, format!("undeliverable events cannot be routed: {error}"));
                     let delay = self.policy.delay(tries, None);
                     tracing::error!(
                         %error, tries, topic = record.topic(), partition = record.partition(), offset = record.offset,

@@ -1,0 +1,303 @@
+//! Failure routing against a real broker and the mock APIs: dead letters with full context, the dead-letter
+//! guard, the circuit breaker and the rate limit.
+
+use std::time::{Duration, Instant};
+
+use chrono::DateTime;
+use courier::delivery::dlq::dlq_topic;
+use courier::health::Health;
+use courier_tests::kafka_probe::{self, ReadRecord};
+use courier_tests::produce::{TestRecord, order_event, order_record, produce};
+use courier_tests::{TestApp, spawn_app};
+use mock_apis::{Api, Faults};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn raw(key: &str, value: &[u8]) -> TestRecord {
+    TestRecord {
+        key: Some(key.to_owned()),
+        value: value.to_vec(),
+        partition: Some(0),
+        headers: vec![("x-test-origin".to_owned(), "courier-tests".to_owned())],
+    }
+}
+
+fn dlq_of(app: &TestApp) -> String {
+    dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("inventory"))
+}
+
+/// A poison record and what its dead letter must say.
+struct Poison {
+    record: TestRecord,
+    kind: &'static str,
+    status: Option<&'static str>,
+    attempts: &'static str,
+}
+
+/// Produces `poison` followed by `good` well-formed events on partition 0, runs the inventory consumer with
+/// `overrides`, and checks that each poison record is dead-lettered with every header right and every good
+/// event delivered.
+async fn dead_letters(app: &TestApp, poison: Vec<Poison>, good: usize, overrides: &[(&str, &str)]) {
+    let mut records: Vec<TestRecord> = poison.iter().map(|p| p.record.clone()).collect();
+    for k in 0..good {
+        records.push(order_record(&order_event(&format!("key-ok-{k}"), "SEQ-0"), Some(0)));
+    }
+    produce(&app.settings, &records).await.expect("produced");
+    let consumer = app.start_inventory_reporting(&app.settings_with(overrides), &Health::default());
+    let dlq = kafka_probe::read_all(&app.bootstrap, &dlq_of(app), poison.len(), WAIT).await.expect("DLQ readable");
+    app.mock.wait_for_effects(Api::Inventory, good, WAIT).await.expect("the events behind the poison flow");
+    consumer.stop().await.expect("stops cleanly");
+
+    assert_eq!(dlq.len(), poison.len(), "one dead letter per poison record");
+    let group = app.settings.kafka.group_id("inventory");
+    for (offset, p) in poison.iter().enumerate() {
+        let key = p.record.key.as_deref().expect("key");
+        let letter: &ReadRecord = dlq
+            .iter()
+            .find(|r| r.key.as_deref() == Some(key.as_bytes()))
+            .unwrap_or_else(|| panic!("no dead letter for {key}"));
+        assert_eq!(letter.value.as_deref(), Some(p.record.value.as_slice()), "{key}: value byte for byte");
+        assert_eq!(letter.partition, 0, "{key}: same partition as the original");
+        assert_eq!(letter.header("x-test-origin").as_deref(), Some("courier-tests"), "{key}: original headers kept");
+        let h = |name: &str| letter.header(&format!("courier.dlq.{name}"));
+        assert_eq!(h("original.topic").as_deref(), Some(app.settings.topics.orders_created.as_str()), "{key}");
+        assert_eq!(h("original.partition").as_deref(), Some("0"), "{key}");
+        assert_eq!(h("original.offset"), Some(offset.to_string()), "{key}");
+        assert!(h("original.timestamp").and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| t > 0), "{key}");
+        assert_eq!(h("group").as_deref(), Some(group.as_str()), "{key}");
+        assert_eq!(h("consumer").as_deref(), Some("inventory"), "{key}");
+        assert_eq!(h("error.kind").as_deref(), Some(p.kind), "{key}");
+        assert!(h("error.message").is_some_and(|m| !m.is_empty()), "{key}");
+        assert_eq!(h("http.status").as_deref(), p.status, "{key}");
+        assert_eq!(h("attempts").as_deref(), Some(p.attempts), "{key}");
+        if p.status.is_some() {
+            assert!(h("http.body").is_some_and(|b| !b.is_empty()), "{key}: response body excerpt");
+            let endpoint = h("endpoint").unwrap_or_default();
+            assert!(
+                endpoint.starts_with("POST http://127.0.0.1:") && endpoint.ends_with("/inventory/reservations"),
+                "{key}: {endpoint}"
+            );
+        }
+        let first =
+            h("first_failure_at").and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).expect("first_failure_at");
+        let last = h("last_failure_at").and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).expect("last_failure_at");
+        assert!(first <= last, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn undecodable_and_rejected_events_are_dead_lettered_with_their_context() {
+    let app = spawn_app().await;
+    app.mock.set_faults(
+        Api::Inventory,
+        Faults { fail_body_contains: Some("key-rejected".into()), fail_body_status: 422, ..Faults::default() },
+    );
+    let mut missing_field = serde_json::to_value(order_event("key-missing", "SEQ-0")).expect("json");
+    missing_field["data"].as_object_mut().expect("data").remove("items");
+    let mut unknown_type = serde_json::to_value(order_event("key-unknown-type", "SEQ-0")).expect("json");
+    unknown_type["type"] = json!("order.shipped");
+    let mut unknown_version = serde_json::to_value(order_event("key-unknown-version", "SEQ-0")).expect("json");
+    unknown_version["specversion"] = json!("0.3");
+    let json = |v: &serde_json::Value| serde_json::to_vec(v).expect("json");
+    let poison = vec![
+        Poison { record: raw("key-not-json", b"\x00\x01 not json"), kind: "decode", status: None, attempts: "0" },
+        Poison {
+            record: raw("key-not-cloudevent", br#"{"hello":"world"}"#),
+            kind: "decode",
+            status: None,
+            attempts: "0",
+        },
+        Poison { record: raw("key-missing", &json(&missing_field)), kind: "decode", status: None, attempts: "1" },
+        Poison {
+            record: raw("key-unknown-type", &json(&unknown_type)),
+            kind: "unknown_type",
+            status: None,
+            attempts: "1",
+        },
+        Poison {
+            record: raw("key-unknown-version", &json(&unknown_version)),
+            kind: "unknown_version",
+            status: None,
+            attempts: "0",
+        },
+        Poison {
+            record: raw(
+                "key-rejected",
+                &json(&serde_json::to_value(order_event("key-rejected", "SEQ-0")).expect("json")),
+            ),
+            kind: "http_status",
+            status: Some("422"),
+            attempts: "1",
+        },
+    ];
+    dead_letters(&app, poison, 10, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_whose_retry_budget_is_spent_is_dead_lettered() {
+    let app = spawn_app().await;
+    app.mock.set_faults(
+        Api::Inventory,
+        Faults { fail_body_contains: Some("key-exhausted".into()), fail_body_status: 503, ..Faults::default() },
+    );
+    let exhausted = serde_json::to_vec(&order_event("key-exhausted", "SEQ-0")).expect("json");
+    let poison = vec![Poison {
+        record: raw("key-exhausted", &exhausted),
+        kind: "http_status",
+        status: Some("503"),
+        attempts: "3",
+    }];
+    dead_letters(
+        &app,
+        poison,
+        10,
+        &[("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "3"), ("COURIER__APIS__INVENTORY__BREAKER_FAILURE_THRESHOLD", "0")],
+    )
+    .await;
+    let calls = app.mock.calls(Api::Inventory).iter().filter(|c| c.body["order_id"] == "key-exhausted").count();
+    assert_eq!(calls, 3, "three attempts, then the dead letter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_dead_letter_keeps_the_offset_uncommitted_until_it_lands_once() {
+    let app = spawn_app().await;
+    app.mock.set_faults(
+        Api::Inventory,
+        Faults { fail_body_contains: Some("key-rejected".into()), fail_body_status: 422, ..Faults::default() },
+    );
+    let rejected = order_event("key-rejected", "SEQ-0");
+    produce(&app.settings, &[order_record(&rejected, Some(0))]).await.expect("produced");
+    // The dead-letter topic does not exist (and is not created): the dead letter cannot be written.
+    let dlq = dlq_of(&app);
+    let settings = app.settings_with(&[
+        ("COURIER__PRODUCER__PUBLISH_TIMEOUT_MS", "1500"),
+        ("COURIER__TOPICS__CREATE", "false"),
+        ("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "500"),
+    ]);
+    let health = Health::default();
+    let consumer = app.start_inventory_reporting(&settings, &health);
+    app.mock.wait_for_calls(Api::Inventory, 1, WAIT).await.expect("the event was tried");
+    // Every call is rejected; while the DLQ cannot be written the event stays unfinished.
+    let group = app.settings.kafka.group_id("inventory");
+    let topic = &app.settings.topics.orders_created;
+    let committed = kafka_probe::committed(&app.bootstrap, &group, topic, 0).await.expect("committed readable");
+    assert!(committed.unwrap_or(0) <= 0, "the source offset must not be committed past the event: {committed:?}");
+    // The failing route is reported (and the consumer is not ready) until the dead letter lands.
+    assert!(health.wait_for(WAIT, |p| p.contains_key("failure_route")).await, "the route failure is reported");
+    let committed = kafka_probe::committed(&app.bootstrap, &group, topic, 0).await.expect("committed readable");
+    assert!(committed.unwrap_or(0) <= 0, "still uncommitted after a failed dead letter: {committed:?}");
+    courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[&dlq]).await.expect("DLQ created");
+    let letters = kafka_probe::read_all(&app.bootstrap, &dlq, 1, WAIT).await.expect("DLQ readable");
+    assert!(health.wait_for(WAIT, |p| p.is_empty()).await, "the route recovered");
+    consumer.stop().await.expect("stops cleanly");
+    assert_eq!(letters.len(), 1);
+    let again = kafka_probe::read_all(&app.bootstrap, &dlq, 2, Duration::from_secs(3)).await.expect("readable");
+    assert_eq!(again.len(), 1, "the event reaches the DLQ once");
+    let committed = kafka_probe::committed(&app.bootstrap, &group, topic, 0).await.expect("committed readable");
+    assert_eq!(committed, Some(1), "committed once the dead letter was acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outage_opens_the_breaker_and_dead_letters_nothing() {
+    let app = spawn_app().await;
+    app.mock.set_faults(Api::Inventory, Faults { error_rate: 1.0, ..Faults::default() });
+    let n = 40;
+    let records: Vec<_> = (0..n).map(|k| order_record(&order_event(&format!("key-{k}"), "SEQ-0"), None)).collect();
+    produce(&app.settings, &records).await.expect("produced");
+    let cooldown_ms = 700u64;
+    let settings = app.settings_with(&[
+        ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "3"),
+        ("COURIER__APIS__INVENTORY__BREAKER_FAILURE_THRESHOLD", "3"),
+        ("COURIER__APIS__INVENTORY__BREAKER_COOLDOWN_MS", &cooldown_ms.to_string()),
+    ]);
+    let health = Health::default();
+    let consumer = app.start_inventory_reporting(&settings, &health);
+    assert!(health.wait_for(WAIT, |p| p.contains_key("breaker.inventory")).await, "the breaker opens");
+    // While open, only probes reach the API: one per cool-down.
+    let before = app.mock.stats(Api::Inventory).calls as usize;
+    let opened = Instant::now();
+    app.mock.wait_for_calls(Api::Inventory, before + 3, WAIT).await.expect("probes come");
+    let took = opened.elapsed();
+    assert!(
+        took >= Duration::from_millis(2 * cooldown_ms),
+        "3 calls within {took:?} while open: more than one probe per {cooldown_ms} ms cool-down"
+    );
+    assert!(!health.is_ready(), "readiness reports the open breaker");
+
+    app.mock.set_faults(Api::Inventory, Faults::default());
+    app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("every event delivered after recovery");
+    assert!(health.wait_for(WAIT, |p| p.is_empty()).await, "the breaker closes");
+    consumer.stop().await.expect("stops cleanly");
+    assert_eq!(app.mock.stats(Api::Inventory).effects as usize, n, "exactly one effect per event");
+    assert_eq!(
+        kafka_probe::record_count(&app.bootstrap, &dlq_of(&app)).await.expect("count"),
+        0,
+        "nothing dead-lettered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_guard_stops_dead_lettering_everything_and_resumes_after_a_probe() {
+    let app = spawn_app().await;
+    // Every call is refused permanently, and there is no breaker: only the guard stands in the way.
+    app.mock.set_faults(
+        Api::Inventory,
+        Faults { fail_body_contains: Some(String::new()), fail_body_status: 422, ..Faults::default() },
+    );
+    let n = 60;
+    let records: Vec<_> = (0..n).map(|k| order_record(&order_event(&format!("key-{k}"), "SEQ-0"), None)).collect();
+    produce(&app.settings, &records).await.expect("produced");
+    let limit = 5;
+    let settings = app.settings_with(&[
+        ("COURIER__APIS__INVENTORY__BREAKER_FAILURE_THRESHOLD", "0"),
+        ("COURIER__DLQ__GUARD_MAX_RECORDS", &limit.to_string()),
+        ("COURIER__DLQ__GUARD_PROBE_INTERVAL_MS", "300"),
+    ]);
+    let health = Health::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let readyz = format!("http://{}/readyz", listener.local_addr().expect("addr"));
+    let stop_health = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(courier::health::serve(listener, health.clone(), stop_health.clone()));
+    let consumer = app.start_inventory_reporting(&settings, &health);
+    assert!(health.wait_for(WAIT, |p| p.contains_key("dlq_guard")).await, "the guard holds");
+    let answer = reqwest::get(&readyz).await.expect("readyz answers");
+    assert_eq!(answer.status(), 503);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert!(body["problems"]["dlq_guard"].is_string(), "{body}");
+    // Probes keep failing while the API refuses everything; nothing more reaches the DLQ.
+    let calls = app.mock.stats(Api::Inventory).calls as usize;
+    app.mock.wait_for_calls(Api::Inventory, calls + 2, WAIT).await.expect("probes come");
+    let dlq = dlq_of(&app);
+    assert_eq!(kafka_probe::record_count(&app.bootstrap, &dlq).await.expect("count"), limit as i64);
+
+    // The API recovers: a probe succeeds, the guard releases, the rest is delivered.
+    app.mock.set_faults(Api::Inventory, Faults::default());
+    app.mock.wait_for_effects(Api::Inventory, n - limit, WAIT).await.expect("the rest delivered");
+    assert!(health.wait_for(WAIT, |p| p.is_empty()).await, "ready again");
+    consumer.stop().await.expect("stops cleanly");
+    stop_health.cancel();
+    assert_eq!(kafka_probe::record_count(&app.bootstrap, &dlq).await.expect("count"), limit as i64);
+    assert_eq!(app.mock.stats(Api::Inventory).effects as usize, n - limit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rate_limit_holds_in_every_second() {
+    let app = spawn_app().await;
+    let n = 90;
+    let records: Vec<_> = (0..n).map(|k| order_record(&order_event(&format!("key-{k}"), "SEQ-0"), None)).collect();
+    produce(&app.settings, &records).await.expect("produced");
+    let (rate, burst) = (20u64, 5u64);
+    let settings = app.settings_with(&[
+        ("COURIER__APIS__INVENTORY__RATE_LIMIT_PER_SEC", &rate.to_string()),
+        ("COURIER__APIS__INVENTORY__RATE_LIMIT_BURST", &burst.to_string()),
+    ]);
+    let consumer = app.start_inventory_reporting(&settings, &Health::default());
+    app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("all delivered");
+    consumer.stop().await.expect("stops cleanly");
+    let times: Vec<u64> = app.mock.calls(Api::Inventory).iter().map(|c| c.received_at_unix_ms).collect();
+    let worst = times.iter().map(|&t| times.iter().filter(|&&u| u >= t && u < t + 1000).count()).max().unwrap_or(0);
+    println!("rate limit {rate}/s, burst {burst}: at most {worst} calls in any one-second window");
+    assert!(worst as u64 <= rate + burst, "{worst} calls within one second");
+    assert!(worst as u64 >= rate / 2, "the limit should not starve the consumer: {worst}");
+}
