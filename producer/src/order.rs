@@ -263,7 +263,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_field() {
-        let cases: Vec<(fn(&mut serde_json::Value), Vec<&str>)> = vec![
+        type Mutation = fn(&mut serde_json::Value);
+        let cases: Vec<(Mutation, Vec<&str>)> = vec![
             (|v| v["items"] = json!([]), vec!["items"]),
             (|v| v["items"][0]["quantity"] = json!(0), vec!["items[0].quantity"]),
             (|v| v["items"][1]["unit_price"] = json!(-1), vec!["items[1].unit_price"]),
