@@ -1,12 +1,18 @@
-//! The inventory consumer: for each `order.created` event, reserve the order's items at the inventory API
-//! (`POST {apis.inventory.base_url}/reservations`) with `Idempotency-Key: inventory:<event id>`.
+//! The inventory consumer (group `inventory`).
+//!
+//! * `order.created` → reserve the order's items: `POST {apis.inventory.base_url}/reservations` with
+//!   `Idempotency-Key: inventory:<event id>`. An unknown sku is answered 409: a permanent failure, so the
+//!   order's event is dead-lettered (the other consumers are unaffected: they are other groups).
+//! * `order.payment_failed` → release the reservation (the saga's compensation):
+//!   `POST {apis.inventory.base_url}/reservations/<order id>/release` with
+//!   `Idempotency-Key: inventory-release:<event id>`; 404 (no such reservation) counts as done.
 
 use courier::delivery::{self, ConsumerSpec, Failure, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
-use courier::events::OrderCreated;
+use courier::events::{DecodeError, EventData, OrderCreated, PaymentFailed};
 use courier::health::Health;
 use courier::settings::Settings;
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +37,17 @@ pub struct ReservationItem<'a> {
     pub quantity: u32,
 }
 
+/// The body of a release request.
+#[derive(Debug, Serialize)]
+pub struct ReleaseRequest<'a> {
+    /// The order whose reservation is released.
+    pub order_id: &'a str,
+    /// Why (the payment's decline reason).
+    pub reason: &'a str,
+    /// The `order.created` event whose charge was declined.
+    pub causing_event_id: &'a str,
+}
+
 /// Maps order events to inventory API calls.
 #[derive(Debug, Clone)]
 pub struct Inventory {
@@ -44,18 +61,15 @@ impl Inventory {
         Ok(Self { api: ApiClient::new(NAME, &settings.apis.inventory, health)? })
     }
 
-    /// What the consumer reads.
+    /// What the consumer reads: new orders, and declined payments to compensate.
     pub fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec { group: settings.kafka.group_id(NAME), topics: vec![settings.topics.orders_created.clone()] }
-    }
-}
-
-impl Handler for Inventory {
-    fn name(&self) -> &str {
-        NAME
+        ConsumerSpec {
+            group: settings.kafka.group_id(NAME),
+            topics: vec![settings.topics.orders_created.clone(), settings.topics.payment_failed.clone()],
+        }
     }
 
-    async fn handle(&self, incoming: &Incoming) -> Outcome {
+    async fn reserve(&self, incoming: &Incoming) -> Outcome {
         let order: OrderCreated = match incoming.event.data() {
             Ok(order) => order,
             Err(error) => return Outcome::Permanent(Failure::from(&error)),
@@ -65,12 +79,56 @@ impl Handler for Inventory {
             items: order.items.iter().map(|i| ReservationItem { sku: &i.sku, quantity: i.quantity }).collect(),
         };
         let call = CallContext { idempotency_key: format!("{NAME}:{}", incoming.event.id), trace: incoming.trace };
-        let result = self.api.send_json(Method::POST, "reservations", &body, &call).await;
-        let outcome = downstream::classify(&result);
+        let outcome = downstream::classify(&self.api.send_json(Method::POST, "reservations", &body, &call).await);
         if outcome == Outcome::Done {
             tracing::info!(order_id = %order.order_id, items = order.items.len(), "stock reserved");
         }
         outcome
+    }
+
+    async fn release(&self, incoming: &Incoming) -> Outcome {
+        let failed: PaymentFailed = match incoming.event.data() {
+            Ok(failed) => failed,
+            Err(error) => return Outcome::Permanent(Failure::from(&error)),
+        };
+        if !failed.order_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+            let message = format!("order id {:?} cannot be used in a URL path", failed.order_id);
+            return Outcome::Permanent(Failure::new("decode", message));
+        }
+        let body = ReleaseRequest {
+            order_id: &failed.order_id,
+            reason: &failed.reason,
+            causing_event_id: &failed.causing_event_id,
+        };
+        let call =
+            CallContext { idempotency_key: format!("{NAME}-release:{}", incoming.event.id), trace: incoming.trace };
+        let path = format!("reservations/{}/release", failed.order_id);
+        let result = self.api.send_json(Method::POST, &path, &body, &call).await;
+        if let Ok(response) = &result
+            && response.status == StatusCode::NOT_FOUND
+        {
+            tracing::info!(order_id = %failed.order_id, "no reservation to release: nothing to compensate");
+            return Outcome::Done;
+        }
+        let outcome = downstream::classify(&result);
+        if outcome == Outcome::Done {
+            tracing::info!(order_id = %failed.order_id, reason = %failed.reason, "reservation released after a declined payment");
+        }
+        outcome
+    }
+}
+
+impl Handler for Inventory {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
+        match incoming.event.event_type.as_str() {
+            OrderCreated::EVENT_TYPE => self.reserve(incoming).await,
+            PaymentFailed::EVENT_TYPE => self.release(incoming).await,
+            other => Outcome::Permanent(Failure::from(&DecodeError::UnknownType(other.to_owned()))),
+        }
     }
 }
 

@@ -7,8 +7,8 @@
 //! * [`startup`]: [`startup::Application`] builds the server from settings (port 0 in tests) and runs it.
 //! * [`routes`]: the HTTP handlers: orders, health and readiness.
 //! * [`order`]: the order request, its validation and the event it becomes.
+//! * publishing uses [`courier::publisher`] of the shared library.
 //! * [`extract`]: reading a JSON body (content type, size limit, syntax) into problem-aware errors.
-//! * [`publisher`]: publishing events to Kafka and checking the broker.
 //! * [`idempotency`]: the `Idempotency-Key` memory that makes a retried request answer the same.
 //! * [`error`]: the API's error type and its problem+json rendering.
 
@@ -16,6 +16,5 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod order;
-pub mod publisher;
 pub mod routes;
 pub mod startup;

@@ -15,8 +15,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::extract::BodyLimit;
 use crate::idempotency::IdempotencyStore;
-use crate::publisher::Publisher;
 use crate::routes::{AppState, health, orders};
+use courier::publisher::Publisher;
 
 /// The order API, bound and ready to serve.
 pub struct Application {
@@ -37,7 +37,7 @@ impl Application {
                 .await
                 .with_context(|| format!("cannot create topic {topic} on {}", settings.kafka.bootstrap_servers))?;
         }
-        let publisher = Publisher::new(settings, topic).context("cannot create the Kafka producer")?;
+        let publisher = Publisher::new(settings, topic, "producer").context("cannot create the Kafka producer")?;
         let state = AppState {
             publisher: publisher.clone(),
             idempotency: IdempotencyStore::new(

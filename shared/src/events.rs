@@ -84,6 +84,22 @@ impl EventData for OrderCreated {
     const EVENT_TYPE: &'static str = "order.created";
 }
 
+/// A payment was declined: the payload of `order.payment_failed`, keyed by order id. The inventory consumer
+/// releases the order's reservation when it reads one (the saga's compensation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentFailed {
+    /// The order whose payment failed.
+    pub order_id: String,
+    /// Why, as the payment API said (e.g. `insufficient_funds`).
+    pub reason: String,
+    /// The id of the `order.created` event whose charge was declined.
+    pub causing_event_id: String,
+}
+
+impl EventData for PaymentFailed {
+    const EVENT_TYPE: &'static str = "order.payment_failed";
+}
+
 /// The customer of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {

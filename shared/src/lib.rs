@@ -10,6 +10,7 @@
 //! * [`settings`]: typed settings, layered `config/default.toml` → optional file → `COURIER__*` environment
 //!   variables, validated at start-up so that a bad value stops the program with the setting's name.
 //! * [`kafka`]: the rdkafka client configuration built from settings, and topic administration.
+//! * [`publisher`]: publishing CloudEvents with an idempotent producer (acks=all), awaiting the broker's ack.
 //! * [`telemetry`]: the `tracing` subscriber and the W3C trace context carried from producer to API.
 //! * [`downstream`]: the HTTP client a consumer uses to call its API (timeouts, `Idempotency-Key`, auth,
 //!   `traceparent`).
@@ -24,6 +25,7 @@ pub mod downstream;
 pub mod events;
 pub mod health;
 pub mod kafka;
+pub mod publisher;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

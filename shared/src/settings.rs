@@ -72,6 +72,8 @@ impl KafkaSettings {
 pub struct TopicSettings {
     /// The topic `order.created` events are published to.
     pub orders_created: String,
+    /// The topic `order.payment_failed` events are published to.
+    pub payment_failed: String,
     /// Partitions of a topic courier creates.
     pub partitions: i32,
     /// Replication factor of a topic courier creates.
@@ -284,6 +286,7 @@ impl Settings {
             "must be at least kafka.session_timeout_ms",
         )?;
         check(!self.topics.orders_created.trim().is_empty(), "topics.orders_created", "must not be empty")?;
+        check(!self.topics.payment_failed.trim().is_empty(), "topics.payment_failed", "must not be empty")?;
         check(self.topics.partitions >= 1, "topics.partitions", "must be at least 1")?;
         check(self.topics.replication_factor >= 1, "topics.replication_factor", "must be at least 1")?;
 

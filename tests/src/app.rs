@@ -38,6 +38,22 @@ pub struct TestApp {
     producer_task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// The consumer binaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumer {
+    /// `inventory`.
+    Inventory,
+    /// `payment`.
+    Payment,
+    /// `notification`.
+    Notification,
+}
+
+impl Consumer {
+    /// All of them.
+    pub const ALL: [Consumer; 3] = [Consumer::Inventory, Consumer::Payment, Consumer::Notification];
+}
+
 /// A consumer running in-process.
 pub struct RunningConsumer {
     /// Cancelling it is the SIGTERM of an in-process consumer.
@@ -117,6 +133,7 @@ pub fn test_settings(
     set("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "1500".into());
     set("COURIER__KAFKA__MAX_POLL_INTERVAL_MS", "15000".into());
     set("COURIER__TOPICS__ORDERS_CREATED", format!("orders.created.t{}", &unique[..12]));
+    set("COURIER__TOPICS__PAYMENT_FAILED", format!("orders.payment-failed.t{}", &unique[..12]));
     set("COURIER__PRODUCER__LISTEN", "127.0.0.1:0".into());
     set("COURIER__CONSUMER__HEALTH_LISTEN", "127.0.0.1:0".into());
     set("COURIER__CONSUMER__COMMIT_INTERVAL_MS", "200".into());
@@ -149,11 +166,20 @@ impl TestApp {
 
     /// Starts the inventory consumer in-process with other settings (e.g. another `max_in_flight`).
     pub fn start_inventory_with(&self, settings: &Settings) -> RunningConsumer {
+        self.start(Consumer::Inventory, settings)
+    }
+
+    /// Starts `consumer` in-process, as its binary would (health server included), with `settings`.
+    pub fn start(&self, consumer: Consumer, settings: &Settings) -> RunningConsumer {
         let settings = settings.clone();
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
-            courier_consumers::inventory::run(&settings, token).await?;
+            match consumer {
+                Consumer::Inventory => courier_consumers::inventory::run(&settings, token).await?,
+                Consumer::Payment => courier_consumers::payment::run(&settings, token).await?,
+                Consumer::Notification => courier_consumers::notification::run(&settings, token).await?,
+            }
             Ok(())
         });
         RunningConsumer { stop, task }

@@ -6,7 +6,7 @@ pub mod orders;
 use std::time::Duration;
 
 use crate::idempotency::IdempotencyStore;
-use crate::publisher::Publisher;
+use courier::publisher::Publisher;
 
 /// What every handler can reach.
 #[derive(Clone)]

@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::idempotency::{self, Remembered};
 use crate::order;
-use crate::publisher::PublishError;
+use courier::publisher::PublishError;
 
 /// Request header that makes a retried request answer the same.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `courier.dlq.original.topic` / `.partition` / `.offset` / `.timestamp` | where the record was (timestamp in ms since the epoch) |
 //! | `courier.dlq.group`, `courier.dlq.consumer` | who gave up on it |
+//! | `courier.dlq.channel` | the channel that failed, for a consumer with several (e-mail, SMS) |
 //! | `courier.dlq.error.kind` | `http_status`, `timeout`, `connect`, `transport`, `decode`, `unknown_type`, `unknown_version`, … |
 //! | `courier.dlq.error.message` | what happened, in words |
 //! | `courier.dlq.http.status`, `courier.dlq.http.body` | the last response's status and first KiB of body (when there was one) |
@@ -36,6 +37,10 @@ use crate::settings::{Settings, TopicSettings};
 
 /// Prefix of every header courier adds to a dead letter.
 pub const HEADER_PREFIX: &str = "courier.dlq.";
+/// The header naming the channel of a dead letter; a replayed dead letter re-runs only that channel.
+pub const CHANNEL_HEADER: &str = "courier.dlq.channel";
+/// The header naming the consumer that dead-lettered a record.
+pub const CONSUMER_HEADER: &str = "courier.dlq.consumer";
 
 /// The dead-letter topic of `group` reading `topic`.
 pub fn dlq_topic(topic: &str, group: &str) -> String {
@@ -115,12 +120,11 @@ pub fn dlq_headers(record: &FailedRecord<'_>, group: &str, consumer: &str) -> Ve
     if let Some(ts) = record.timestamp_ms {
         headers.push(("original.timestamp", ts.to_string()));
     }
-    headers.extend([
-        ("group", group.to_owned()),
-        ("consumer", consumer.to_owned()),
-        ("error.kind", f.kind.to_owned()),
-        ("error.message", f.message.clone()),
-    ]);
+    headers.extend([("group", group.to_owned()), ("consumer", consumer.to_owned())]);
+    if let Some(channel) = record.channel {
+        headers.push(("channel", channel.to_owned()));
+    }
+    headers.extend([("error.kind", f.kind.to_owned()), ("error.message", f.message.clone())]);
     if let Some(status) = f.http_status {
         headers.push(("http.status", status.to_string()));
     }
@@ -171,6 +175,7 @@ impl FailureRoute for DeadLetterRoute {
                     offset = record.offset,
                     event_id = record.event_id.unwrap_or(""),
                     attempts = record.attempts,
+                    channel = record.channel.unwrap_or(""),
                     error.kind = record.failure.kind,
                     error.message = %record.failure.message,
                     "event could not be delivered: dead-lettered"

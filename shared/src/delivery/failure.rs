@@ -30,6 +30,8 @@ pub struct FailedRecord<'a> {
     pub event_id: Option<&'a str>,
     /// Attempts made (0 when the record could not be decoded).
     pub attempts: u32,
+    /// The channel that failed, for handlers with several (see [`super::Handler::channels`]).
+    pub channel: Option<&'a str>,
     /// The last failure.
     pub failure: &'a Failure,
     /// When the first attempt failed (or the record was found undecodable).
@@ -57,6 +59,7 @@ impl FailureRoute for LogFailureRoute {
             offset = record.offset,
             event_id = record.event_id.unwrap_or(""),
             attempts = record.attempts,
+            channel = record.channel.unwrap_or(""),
             error.kind = record.failure.kind,
             error.message = %record.failure.message,
             http.status = record.failure.http_status,

@@ -26,12 +26,21 @@ pub struct Incoming {
 
 /// What a consumer does with an event. The runtime calls `handle` once per attempt; it must be safe to call
 /// again for the same event (the downstream call carries an idempotency key derived from the event id).
+///
+/// An event may need several independent deliveries ("channels", e.g. an e-mail and an SMS): the runtime
+/// runs each concurrently with its own retries, circuit breaker and dead letter, and the event is finished
+/// when every channel is (delivered or dead-lettered). A replayed dead letter re-runs only its channel.
 pub trait Handler: Send + Sync + 'static {
     /// The consumer's name: its consumer group and the prefix of its idempotency keys.
     fn name(&self) -> &str;
 
-    /// Handles one attempt at delivering `incoming`.
-    fn handle(&self, incoming: &Incoming) -> impl Future<Output = Outcome> + Send;
+    /// The channels `incoming` needs; empty (the default) means one unnamed delivery.
+    fn channels(&self, _incoming: &Incoming) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// Handles one attempt at delivering `incoming` on `channel` (`None` for the unnamed delivery).
+    fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> impl Future<Output = Outcome> + Send;
 }
 
 /// How one attempt ended.

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::dlq::{CHANNEL_HEADER, CONSUMER_HEADER};
 use super::dlq_guard::{DlqGuard, Turn};
 use super::failure::{FailedRecord, FailureRoute};
 use super::handler::{Failure, Handler, Incoming, Outcome};
@@ -76,7 +77,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             Err(error) => {
                 let now = Utc::now();
                 let verdict = Verdict { failure: Failure::from(&error), attempts: 0, first: now, last: now };
-                return self.fail(record, None, verdict, cancel).await;
+                return self.fail(record, None, None, verdict, cancel).await;
             }
         };
         let trace = record.trace.unwrap_or_else(TraceContext::new_root);
@@ -97,15 +98,53 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             partition = incoming.partition,
             offset = incoming.offset,
         );
+        if let Some(other) = replayed_for_another(record, self.handler.name()) {
+            span.in_scope(
+                || tracing::info!(dead_lettered_by = %other, "a replayed dead letter of another consumer: skipped"),
+            );
+            return Delivery::Handled;
+        }
+        let mut channels = self.handler.channels(&incoming);
+        if let Some(only) = replayed_channel(record) {
+            // A replayed dead letter re-runs only the channel that failed.
+            channels.retain(|c| *c == only);
+            if channels.is_empty() {
+                span.in_scope(|| tracing::info!(channel = %only, "replayed channel no longer applies: nothing to do"));
+                return Delivery::Handled;
+            }
+        }
+        if channels.len() <= 1 {
+            return self.deliver_channel(record, &incoming, channels.first().copied(), &span, cancel).await;
+        }
+        let deliveries =
+            channels.iter().map(|channel| self.deliver_channel(record, &incoming, Some(channel), &span, cancel));
+        let results = futures::future::join_all(deliveries).await;
+        if results.iter().all(|d| *d == Delivery::Handled) { Delivery::Handled } else { Delivery::Abandoned }
+    }
+
+    /// Delivers one channel of an event: attempts, retries, and the failure route (or, while the guard
+    /// holds, waiting and probing).
+    async fn deliver_channel(
+        &self,
+        record: &Record,
+        incoming: &Incoming,
+        channel: Option<&'static str>,
+        span: &tracing::Span,
+        cancel: &CancellationToken,
+    ) -> Delivery {
+        let span = match channel {
+            Some(channel) => tracing::info_span!(parent: span, "channel", channel),
+            None => span.clone(),
+        };
         loop {
-            let verdict = match self.attempt_until_verdict(&incoming, &span, cancel).await {
+            let verdict = match self.attempt_until_verdict(incoming, channel, &span, cancel).await {
                 Some(Ok(())) => return Delivery::Handled,
                 Some(Err(verdict)) => verdict,
                 None => return Delivery::Abandoned,
             };
             if self.guard.try_admit() {
                 let id = incoming.event.id.clone();
-                return self.fail(record, Some(&id), verdict, cancel).instrument(span).await;
+                return self.fail(record, Some(&id), channel, verdict, cancel).instrument(span).await;
             }
             // The guard holds: this event waits, maybe probing, until the guard releases.
             loop {
@@ -120,7 +159,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                             () = cancel.cancelled() => { self.guard.probe_failed(); return Delivery::Abandoned }
                             permit = self.in_flight.acquire() => permit,
                         };
-                        let outcome = self.handler.handle(&incoming).instrument(span.clone()).await;
+                        let outcome = self.handler.handle(incoming, channel).instrument(span.clone()).await;
                         drop(permit);
                         if outcome == Outcome::Done {
                             self.guard.probe_succeeded();
@@ -138,6 +177,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
     async fn attempt_until_verdict(
         &self,
         incoming: &Incoming,
+        channel: Option<&'static str>,
         span: &tracing::Span,
         cancel: &CancellationToken,
     ) -> Option<Result<(), Verdict>> {
@@ -150,7 +190,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 () = cancel.cancelled() => return None,
                 permit = self.in_flight.acquire() => permit,
             };
-            let outcome = self.handler.handle(incoming).instrument(span.clone()).await;
+            let outcome = self.handler.handle(incoming, channel).instrument(span.clone()).await;
             drop(permit);
             let (failure, permanent) = match outcome {
                 Outcome::Done => {
@@ -206,6 +246,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         &self,
         record: &Record,
         event_id: Option<&str>,
+        channel: Option<&str>,
         verdict: Verdict,
         cancel: &CancellationToken,
     ) -> Delivery {
@@ -221,6 +262,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 timestamp_ms: record.timestamp_ms,
                 event_id,
                 attempts: verdict.attempts,
+                channel,
                 failure: &verdict.failure,
                 first_failure_at: verdict.first,
                 last_failure_at: verdict.last,
@@ -247,6 +289,26 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             }
         }
     }
+}
+
+/// The value of header `name`, as text.
+fn header<'r>(record: &'r Record, name: &str) -> Option<&'r str> {
+    record
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.as_deref())
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// The consumer that dead-lettered this (replayed) record, when it is not `me`.
+fn replayed_for_another<'r>(record: &'r Record, me: &str) -> Option<&'r str> {
+    header(record, CONSUMER_HEADER).filter(|consumer| *consumer != me)
+}
+
+/// The channel a replayed dead letter was dead-lettered on.
+fn replayed_channel(record: &Record) -> Option<&str> {
+    header(record, CHANNEL_HEADER)
 }
 
 /// Up to a tenth of `wait`, so that events blocked by one breaker do not all wake at once.

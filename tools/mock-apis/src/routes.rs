@@ -1,17 +1,22 @@
-//! The HTTP surface: the four API endpoints and the admin, stats and effects endpoints, as one axum
-//! [`Router`].
+//! The HTTP surface: the API endpoints (the four APIs and the release of a reservation) and the admin,
+//! stats, effects, declines and calls endpoints, as one axum [`Router`].
 //!
 //! A request to an API endpoint goes: counted and marked in flight → checked (`Idempotency-Key`, JSON
 //! object body; else 400) → fault picked (`fail_body_contains`, then `fail_first_per_key`, then the random
-//! draw) → `latency_ms` + jitter waited → injected failure answered if picked (not remembered) → effect
-//! recorded or first answer replayed → `hang_ms` waited if it hangs → answered → added to the call
+//! draw) → `latency_ms` + jitter waited → injected failure answered if picked (not remembered) → first
+//! answer replayed, or the business rules applied (see [`crate::api`]: effect, decline, nothing to do, or
+//! a refusal that is not remembered) → `hang_ms` waited if it hangs → answered → added to the call
 //! journal and no longer in flight.
+//!
+//! A release (`POST /inventory/reservations/{order_id}/release`) takes its order id from the path: it is
+//! added to the body when the body leaves `order_id` out, and a body naming another order is refused 400.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::api::Api;
+use crate::api::{Api, order_id_text};
 use crate::faults::{Faults, FaultsPatch, Injection};
 use crate::problem::problem;
 use crate::store::{Arrival, InFlight, Outcome, Request, Store};
@@ -70,12 +75,26 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/admin/faults", get(all_faults))
         .route("/admin/faults/{api}", get(get_faults).put(put_faults).patch(patch_faults));
     for api in Api::ALL {
+        let endpoint = if api == Api::InventoryRelease {
+            post(
+                move |State(state): State<AppState>,
+                      order_id: Result<Path<String>, PathRejection>,
+                      headers: HeaderMap,
+                      body: Bytes| {
+                    let order_id = order_id.map(|Path(id)| id).map_err(|e| e.body_text());
+                    serve_call(state, api, Some(order_id), headers, body)
+                },
+            )
+        } else {
+            post(move |State(state): State<AppState>, headers: HeaderMap, body: Bytes| {
+                serve_call(state, api, None, headers, body)
+            })
+        };
         router = router
+            .route(api.endpoint_path(), endpoint)
             .route(
-                api.endpoint_path(),
-                post(move |State(state): State<AppState>, headers: HeaderMap, body: Bytes| {
-                    serve_call(state, api, headers, body)
-                }),
+                &format!("/{api}/declines"),
+                get(move |State(state): State<AppState>| async move { Json(state.store.declines(api)) }),
             )
             .route(
                 &format!("/{api}/effects"),
@@ -90,8 +109,15 @@ pub(crate) fn router(state: AppState) -> Router {
 }
 
 /// `POST` to an API endpoint: counts the call and keeps it in flight (and, once answered, in the journal)
-/// while [`answer_call`] answers it.
-async fn serve_call(state: AppState, api: Api, headers: HeaderMap, body: Bytes) -> Response {
+/// while [`answer_call`] answers it. `order_id` is the order id of a release's path (or why it is
+/// unusable); `None` for the other APIs.
+async fn serve_call(
+    state: AppState,
+    api: Api,
+    order_id: Option<Result<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let received = SystemTime::now();
     let json = serde_json::from_slice::<Value>(&body).map_err(|e| format!("body is not valid JSON: {e}"));
     let arrival = Arrival {
@@ -100,6 +126,10 @@ async fn serve_call(state: AppState, api: Api, headers: HeaderMap, body: Bytes) 
         received,
     };
     let mut call = state.store.arrive(api, arrival);
+    let json = match order_id {
+        Some(order_id) => json.and_then(|json| with_path_order_id(json, order_id)),
+        None => json,
+    };
     let response = answer_call(&state, api, &mut call, &headers, &body, json, received).await;
     call.answer(response.status());
     response
@@ -163,7 +193,28 @@ fn verdict(store: &Store, api: Api, faults: &Faults, key: &str, body: &[u8]) -> 
     }
 }
 
-/// Answers a `POST` to an API endpoint: checks it, applies the faults, records or replays its effect.
+/// The body of a release, `json`, with the order id of its path, `order_id` (or why it is unusable):
+/// added as `order_id` when the body leaves it out (or sets it `null`); refused when the body names
+/// another order. A body that is not an object is left for [`parse_request`] to refuse.
+fn with_path_order_id(mut json: Value, order_id: Result<String, String>) -> Result<Value, String> {
+    let order_id = order_id.map_err(|e| format!("the order id in the path is unusable: {e}"))?;
+    let Some(fields) = json.as_object_mut() else {
+        return Ok(json);
+    };
+    match fields.get("order_id") {
+        None | Some(Value::Null) => {
+            fields.insert("order_id".to_owned(), Value::String(order_id));
+        }
+        Some(given) if order_id_text(Some(given)).as_deref() == Some(order_id.as_str()) => {}
+        Some(given) => {
+            return Err(format!("the body's order_id {given} is not the order {order_id:?} of the path"));
+        }
+    }
+    Ok(json)
+}
+
+/// Answers a `POST` to an API endpoint: checks it, applies the faults, decides it by the business rules
+/// or replays the first answer.
 async fn answer_call(
     state: &AppState,
     api: Api,
@@ -207,6 +258,18 @@ async fn answer_call(
     let (answer, replayed) = match state.store.apply(api, request) {
         Outcome::Applied { answer, effect } => {
             tracing::info!("{api}: {} (key {key})", api.describe(&effect.body));
+            (answer, false)
+        }
+        Outcome::Declined { answer, decline } => {
+            tracing::info!("{api}: {} (key {key})", api.describe_decline(&decline.body, &answer.body));
+            (answer, false)
+        }
+        Outcome::Unchanged(answer) => {
+            tracing::info!("{api}: nothing to do, {} (key {key})", answer.body);
+            (answer, false)
+        }
+        Outcome::Refused(answer) => {
+            tracing::info!("{api}: refused {} {} (key {key}, not remembered)", answer.status.as_u16(), answer.body);
             (answer, false)
         }
         Outcome::Replayed(answer) => {
@@ -275,7 +338,7 @@ async fn stats(State(state): State<AppState>) -> Response {
 /// `POST /admin/reset`.
 async fn reset(State(state): State<AppState>) -> StatusCode {
     state.store.reset();
-    tracing::info!("reset: effects, idempotency keys and counters cleared");
+    tracing::info!("reset: effects, declines, releases, idempotency keys and counters cleared");
     StatusCode::NO_CONTENT
 }
 

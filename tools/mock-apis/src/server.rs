@@ -130,14 +130,31 @@ impl MockApis {
     }
 
     /// The base URL of one API, `base_url()/api`, e.g. `http://127.0.0.1:PORT/inventory` (what courier's
-    /// `apis.<name>.base_url` setting expects). Takes a name or an [`Api`].
+    /// `apis.<name>.base_url` setting expects). Takes a name or an [`Api`]. For
+    /// [`Api::InventoryRelease`] (or `"inventory_release"`) it is the inventory API's base URL,
+    /// `http://127.0.0.1:PORT/inventory`, under which a consumer calls
+    /// `/reservations/{order_id}/release` (see [`Api::base_path`]); its effects and calls are under
+    /// `base_url()/inventory_release/…` instead.
     pub fn api_url(&self, api: impl fmt::Display) -> String {
-        format!("{}/{}", self.base_url(), api.to_string().trim_matches('/'))
+        let name = api.to_string();
+        let path = match name.parse::<Api>() {
+            Ok(api) => api.base_path().trim_matches('/'),
+            Err(_) => name.trim_matches('/'),
+        };
+        format!("{}/{path}", self.base_url())
     }
 
-    /// The full URL of an API's `POST` endpoint, e.g. `http://127.0.0.1:PORT/inventory/reservations`.
+    /// The full URL of an API's `POST` endpoint, e.g. `http://127.0.0.1:PORT/inventory/reservations`. For
+    /// [`Api::InventoryRelease`] it holds the template `{order_id}`; [`MockApis::release_url`] gives the
+    /// URL releasing one order.
     pub fn endpoint_url(&self, api: Api) -> String {
         format!("{}{}", self.base_url(), api.endpoint_path())
+    }
+
+    /// The URL releasing the reservation of `order_id` (the endpoint of [`Api::InventoryRelease`]), e.g.
+    /// `http://127.0.0.1:PORT/inventory/reservations/o-1/release`; the order id is percent-encoded.
+    pub fn release_url(&self, order_id: &str) -> String {
+        format!("{}{}", self.base_url(), Api::release_path(order_id))
     }
 
     /// Replaces the faults of `api` (the in-process `PUT /admin/faults/{api}`). Rates outside 0.0–1.0
@@ -168,9 +185,18 @@ impl MockApis {
         self.store.all_stats()
     }
 
-    /// A snapshot of the effects of `api`, in the order they were recorded.
+    /// A snapshot of the effects of `api`, in the order they were recorded (declined charges are not
+    /// effects: see [`MockApis::declines`]).
     pub fn effects(&self, api: Api) -> Vec<Effect> {
         self.store.effects(api)
+    }
+
+    /// A snapshot of the declines of `api` (what `GET /{api}/declines` serves): the requests declined by
+    /// a business rule since start or the last reset, in the order they were recorded. Only the payment
+    /// API declines (charges answered 402, see [`crate::DECLINED_AMOUNT_SUFFIX`]); they are not among
+    /// its [`effects`](MockApis::effects) and are counted in [`ApiStats::declines`].
+    pub fn declines(&self, api: Api) -> Vec<Effect> {
+        self.store.declines(api)
     }
 
     /// A snapshot of the call journal of `api` (what `GET /{api}/calls` serves): every `POST` answered
@@ -179,9 +205,9 @@ impl MockApis {
         self.store.calls(api)
     }
 
-    /// Forgets every effect, idempotency key, call and counter (the in-process `POST /admin/reset`);
-    /// faults are kept. Requests still in flight stay counted in `in_flight` (and set
-    /// `peak_in_flight`) but do not enter the new journal.
+    /// Forgets every effect, decline, release, idempotency key, call and counter (the in-process
+    /// `POST /admin/reset`); faults are kept. Requests still in flight stay counted in `in_flight` (and
+    /// set `peak_in_flight`) but do not enter the new journal.
     pub fn reset(&self) {
         self.store.reset();
     }

@@ -1,9 +1,12 @@
-//! What the server remembers, per API: the effects, the answer given to each idempotency key, the
-//! calls with each key, the journal of every call, the counters and the current faults. Every change
+//! What the server remembers, per API: the effects, the declines, the answer given to each idempotency
+//! key, the calls with each key, the journal of every call, the released orders, the counters and the
+//! current faults. Every change
 //! wakes whoever waits on the API (see [`Store::wait_until`]).
 //!
 //! Checking a key and recording its effect happen under one per-API lock with no `.await` inside, so two
-//! concurrent requests with the same key can never both take effect.
+//! concurrent requests with the same key can never both take effect. The business rules of
+//! [`Api::decide`] run under that lock too; a release also reads the inventory API's effects, taking its
+//! lock inside the release API's (the only place two locks are held, always in that order).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -14,16 +17,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::api::Api;
+use crate::api::{Api, Decision, Reservation, order_id_text};
 use crate::clock;
 use crate::faults::Faults;
 
-/// One request that took effect (the first one with its idempotency key).
+/// One request that took effect (the first one with its idempotency key), as listed by
+/// [`crate::MockApis::effects`]; or one that was declined (a charge declined with 402), as listed by
+/// [`crate::MockApis::declines`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Effect {
     /// The request's `Idempotency-Key` header.
     pub idempotency_key: String,
-    /// The request body, as received.
+    /// The request body, as received (every field kept, e.g. the `to` of an e-mail or SMS). For
+    /// [`Api::InventoryRelease`], the path's `order_id` is added when the body leaves it out.
     pub body: Value,
     /// When the request arrived, RFC 3339 in UTC with milliseconds.
     pub received_at: String,
@@ -31,7 +37,7 @@ pub struct Effect {
     pub received_at_unix_ms: u64,
     /// The request's `traceparent` header, if it had one.
     pub traceparent: Option<String>,
-    /// The body answered (with the id the API assigned); a replay answers the same.
+    /// The body answered (with the id the API assigned, or the decline); a replay answers the same.
     pub response: Value,
 }
 
@@ -64,10 +70,20 @@ impl Call {
 /// Counters of one API since start or the last reset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiStats {
-    /// Every `POST` to the API's endpoint, whatever its answer.
+    /// Every `POST` to the API's endpoint, whatever its answer. Once answered, each is also counted in
+    /// exactly one of `rejected`, `injected_failures`, `effects`, `declines`, `refused` and `duplicates`,
+    /// but for an `already_released` answer of `inventory_release`, which is counted only here.
     pub calls: u64,
     /// Requests that took effect (one per idempotency key).
     pub effects: u64,
+    /// Requests declined by a business rule, with no effect but remembered under their key (a replay
+    /// counts as a duplicate): charges answered 402 `card_declined` (see
+    /// [`DECLINED_AMOUNT_SUFFIX`](crate::DECLINED_AMOUNT_SUFFIX)). Listed by
+    /// [`declines`](crate::MockApis::declines).
+    pub declines: u64,
+    /// Requests refused by a business rule, with no effect and not remembered (a retry is decided
+    /// afresh): 409 `unknown_sku` on `inventory`, 404 `reservation_not_found` on `inventory_release`.
+    pub refused: u64,
     /// Requests with an already used key, answered with the first answer and no new effect.
     pub duplicates: u64,
     /// Requests answered with an injected failure, with no effect: 503 or 429 from the rates, and the
@@ -95,6 +111,9 @@ pub struct Stats {
     pub email: ApiStats,
     /// Counters of the SMS API.
     pub sms: ApiStats,
+    /// Counters of the releases of reservations (`POST /inventory/reservations/{order_id}/release`).
+    #[serde(default)]
+    pub inventory_release: ApiStats,
 }
 
 impl Stats {
@@ -105,6 +124,7 @@ impl Stats {
             Api::Payment => &self.payment,
             Api::Email => &self.email,
             Api::Sms => &self.sms,
+            Api::InventoryRelease => &self.inventory_release,
         }
     }
 }
@@ -130,6 +150,19 @@ pub(crate) enum Outcome {
     },
     /// The key was used before: the first answer, no new effect.
     Replayed(Answer),
+    /// First use of the key, declined by a business rule: the answer is remembered for the key and the
+    /// request recorded among the declines.
+    Declined {
+        /// The answer, now remembered for the key.
+        answer: Answer,
+        /// The decline recorded.
+        decline: Effect,
+    },
+    /// First use of the key, with nothing left to do (a release of an already released reservation): the
+    /// answer is remembered for the key, nothing is recorded.
+    Unchanged(Answer),
+    /// Refused by a business rule: nothing recorded, the key not remembered.
+    Refused(Answer),
 }
 
 /// A request that arrived, not yet accepted: its key, body and headers.
@@ -149,7 +182,18 @@ pub(crate) struct Request {
 #[derive(Debug)]
 pub(crate) struct Store {
     /// One slot per API, indexed by [`Api::index`].
-    slots: [Slot; 4],
+    slots: [Slot; Api::ALL.len()],
+}
+
+/// What [`Store::release_check`] found about the order a release names.
+#[derive(Debug)]
+struct ReleaseCheck {
+    /// The order id, as text; `None` when the body names none.
+    order_id: Option<String>,
+    /// How many reservations of the order the inventory API has recorded.
+    reservations: usize,
+    /// Where the order's reservation stands.
+    reservation: Reservation,
 }
 
 /// What a waiter sees of one API's state (see [`Store::wait_until`]).
@@ -181,6 +225,11 @@ struct SlotState {
     stats: ApiStats,
     /// Effects in the order they were recorded.
     effects: Vec<Effect>,
+    /// Declined requests in the order they were recorded.
+    declines: Vec<Effect>,
+    /// For [`Api::InventoryRelease`]: per released order id, how many reservations of the order the
+    /// inventory API had recorded when it was last released.
+    released: HashMap<String, usize>,
     /// First answer per idempotency key.
     answers: HashMap<String, Answer>,
     /// Calls per idempotency key that reached the `fail_first_per_key` check.
@@ -286,16 +335,20 @@ impl Store {
         self.update(api, |state| state.stats.hangs += 1);
     }
 
-    /// Records the effect of `request` if its key is new, or finds the answer given to the key before.
+    /// Decides `request` by the business rules of `api` if its key is new (recording its effect or
+    /// decline, and remembering the answer unless it is refused), or finds the answer given to the key
+    /// before.
     pub fn apply(&self, api: Api, request: Request) -> Outcome {
         self.update(api, |state| {
             if let Some(answer) = state.answers.get(&request.idempotency_key) {
                 state.stats.duplicates += 1;
                 return Outcome::Replayed(answer.clone());
             }
-            let (status, body) = api.respond(&request.body);
-            let answer = Answer { status, body };
-            let effect = Effect {
+            let release = (api == Api::InventoryRelease).then(|| self.release_check(state, &request.body));
+            let decision = api.decide(&request.body, release.as_ref().map_or(Reservation::Missing, |r| r.reservation));
+            let (status, body) = decision.answer();
+            let answer = Answer { status, body: body.clone() };
+            let record = |request: Request| Effect {
                 idempotency_key: request.idempotency_key,
                 body: request.body,
                 received_at: clock::rfc3339(request.received),
@@ -303,11 +356,56 @@ impl Store {
                 traceparent: request.traceparent,
                 response: answer.body.clone(),
             };
-            state.answers.insert(effect.idempotency_key.clone(), answer.clone());
-            state.effects.push(effect.clone());
-            state.stats.effects += 1;
-            Outcome::Applied { answer, effect }
+            match decision {
+                Decision::Refuse(..) => {
+                    state.stats.refused += 1;
+                    Outcome::Refused(answer)
+                }
+                Decision::Unchanged(..) => {
+                    state.answers.insert(request.idempotency_key, answer.clone());
+                    Outcome::Unchanged(answer)
+                }
+                Decision::Decline(..) => {
+                    let decline = record(request);
+                    state.answers.insert(decline.idempotency_key.clone(), answer.clone());
+                    state.declines.push(decline.clone());
+                    state.stats.declines += 1;
+                    Outcome::Declined { answer, decline }
+                }
+                Decision::Effect(..) => {
+                    let effect = record(request);
+                    state.answers.insert(effect.idempotency_key.clone(), answer.clone());
+                    state.effects.push(effect.clone());
+                    state.stats.effects += 1;
+                    if let Some(ReleaseCheck { order_id: Some(order_id), reservations, .. }) = release {
+                        state.released.insert(order_id, reservations);
+                    }
+                    Outcome::Applied { answer, effect }
+                }
+            }
         })
+    }
+
+    /// Where the reservation of the order a release `body` names stands: counts the inventory effects
+    /// with that `order_id` and compares with what `release_state` (the release API's state) released.
+    /// Takes the inventory API's lock: call it only under the release API's lock, never the other way.
+    fn release_check(&self, release_state: &SlotState, body: &Value) -> ReleaseCheck {
+        let Some(order_id) = order_id_text(body.get("order_id")) else {
+            return ReleaseCheck { order_id: None, reservations: 0, reservation: Reservation::Missing };
+        };
+        let reservations = lock(&self.slot(Api::Inventory).state)
+            .effects
+            .iter()
+            .filter(|effect| order_id_text(effect.body.get("order_id")).as_deref() == Some(order_id.as_str()))
+            .count();
+        let reservation = if reservations == 0 {
+            Reservation::Missing
+        } else if release_state.released.get(&order_id).is_some_and(|&released| released >= reservations) {
+            Reservation::Released
+        } else {
+            Reservation::Held
+        };
+        ReleaseCheck { order_id: Some(order_id), reservations, reservation }
     }
 
     /// The current faults of `api`.
@@ -332,6 +430,7 @@ impl Store {
             payment: self.stats(Api::Payment),
             email: self.stats(Api::Email),
             sms: self.stats(Api::Sms),
+            inventory_release: self.stats(Api::InventoryRelease),
         }
     }
 
@@ -340,12 +439,18 @@ impl Store {
         lock(&self.slot(api).state).effects.clone()
     }
 
+    /// A snapshot of the declines of `api` (requests declined by a business rule), in the order they were
+    /// recorded.
+    pub fn declines(&self, api: Api) -> Vec<Effect> {
+        lock(&self.slot(api).state).declines.clone()
+    }
+
     /// A snapshot of the call journal of `api`, in arrival order.
     pub fn calls(&self, api: Api) -> Vec<Call> {
         lock(&self.slot(api).state).calls.clone()
     }
 
-    /// Forgets every effect, key, call and counter (requests still in flight stay counted in
+    /// Forgets every effect, decline, key, call, released order and counter (requests still in flight stay counted in
     /// `in_flight`, but will not enter the journal). Faults are kept.
     pub fn reset(&self) {
         for api in Api::ALL {
@@ -480,17 +585,99 @@ mod tests {
         let store = Store::new(Faults::none());
         let first = match store.apply(Api::Inventory, request("k")) {
             Outcome::Applied { answer, .. } => answer,
-            Outcome::Replayed(_) => panic!("first use replayed"),
+            other => panic!("first use not applied: {other:?}"),
         };
         match store.apply(Api::Inventory, request("k")) {
             Outcome::Replayed(answer) => assert_eq!(answer, first),
-            Outcome::Applied { .. } => panic!("second use applied"),
+            other => panic!("second use not replayed: {other:?}"),
         }
         // Keys are per API.
         assert!(matches!(store.apply(Api::Payment, request("k")), Outcome::Applied { .. }));
         let stats = store.stats(Api::Inventory);
         assert_eq!((stats.effects, stats.duplicates), (1, 1));
         assert_eq!(store.effects(Api::Inventory).len(), 1);
+    }
+
+    fn request_with(key: &str, body: Value) -> Request {
+        Request { body, ..request(key) }
+    }
+
+    fn release(key: &str, order: &str) -> Outcome {
+        store_release(&Store::new(Faults::none()), key, order)
+    }
+
+    fn store_release(store: &Store, key: &str, order: &str) -> Outcome {
+        store.apply(Api::InventoryRelease, request_with(key, json!({"order_id": order})))
+    }
+
+    fn status(outcome: &Outcome) -> (&'static str, Option<&str>) {
+        match outcome {
+            Outcome::Applied { answer, .. } => ("applied", answer.body["status"].as_str()),
+            Outcome::Replayed(answer) => ("replayed", answer.body["status"].as_str()),
+            Outcome::Declined { answer, .. } => ("declined", answer.body["error"].as_str()),
+            Outcome::Unchanged(answer) => ("unchanged", answer.body["status"].as_str()),
+            Outcome::Refused(answer) => ("refused", answer.body["error"].as_str()),
+        }
+    }
+
+    #[test]
+    fn declines_are_remembered_but_are_not_effects() {
+        let store = Store::new(Faults::none());
+        let charge = json!({"order_id": "o-1", "amount": 2013, "currency": "EUR"});
+        let first = store.apply(Api::Payment, request_with("k", charge.clone()));
+        assert_eq!(status(&first), ("declined", Some("card_declined")));
+        assert_eq!(status(&store.apply(Api::Payment, request_with("k", charge.clone()))), ("replayed", None));
+        let stats = store.stats(Api::Payment);
+        assert_eq!((stats.effects, stats.declines, stats.duplicates, stats.refused), (0, 1, 1, 0));
+        assert!(store.effects(Api::Payment).is_empty());
+        let declines = store.declines(Api::Payment);
+        assert_eq!(declines.len(), 1);
+        assert_eq!((declines[0].idempotency_key.as_str(), &declines[0].body), ("k", &charge));
+        store.reset();
+        assert!(store.declines(Api::Payment).is_empty());
+        assert_eq!(store.stats(Api::Payment), ApiStats::default());
+    }
+
+    #[test]
+    fn refusals_are_not_remembered() {
+        let store = Store::new(Faults::none());
+        let unknown = json!({"order_id": "o-1", "items": [{"sku": "UNKNOWN-1", "quantity": 1}]});
+        for _ in 0..2 {
+            let outcome = store.apply(Api::Inventory, request_with("k", unknown.clone()));
+            assert_eq!(status(&outcome), ("refused", Some("unknown_sku")));
+        }
+        // The key was not used up: a good body with it takes effect.
+        assert_eq!(status(&store.apply(Api::Inventory, request("k"))), ("applied", None));
+        let stats = store.stats(Api::Inventory);
+        assert_eq!((stats.effects, stats.refused, stats.duplicates), (1, 2, 0));
+    }
+
+    #[test]
+    fn releases_follow_the_reservations_of_the_order() {
+        assert_eq!(status(&release("r", "o-1")), ("refused", Some("reservation_not_found")));
+        let store = Store::new(Faults::none());
+        assert_eq!(status(&store_release(&store, "r-0", "o-1")), ("refused", Some("reservation_not_found")));
+        // `request` reserves for o-1.
+        store.apply(Api::Inventory, request("reserve-1"));
+        assert_eq!(status(&store_release(&store, "r-1", "o-1")), ("applied", Some("released")));
+        assert_eq!(status(&store_release(&store, "r-1", "o-1")), ("replayed", Some("released")));
+        assert_eq!(status(&store_release(&store, "r-2", "o-1")), ("unchanged", Some("already_released")));
+        assert_eq!(status(&store_release(&store, "r-2", "o-1")), ("replayed", Some("already_released")));
+        assert_eq!(status(&store_release(&store, "r-3", "o-2")), ("refused", Some("reservation_not_found")));
+        // A new reservation of the order can be released again.
+        store.apply(Api::Inventory, request("reserve-2"));
+        assert_eq!(status(&store_release(&store, "r-4", "o-1")), ("applied", Some("released")));
+        // An order id given as a number matches the same number in the reservation.
+        store.apply(Api::Inventory, request_with("reserve-3", json!({"order_id": 7})));
+        assert_eq!(status(&store_release(&store, "r-5", "7")), ("applied", Some("released")));
+        let stats = store.stats(Api::InventoryRelease);
+        assert_eq!((stats.effects, stats.duplicates, stats.refused), (3, 2, 2));
+        assert_eq!(store.effects(Api::InventoryRelease).len(), 3);
+        assert_eq!(store.stats(Api::Inventory).effects, 3);
+        assert_eq!(store.all_stats().inventory_release, stats);
+        // A reset forgets reservations and releases alike.
+        store.reset();
+        assert_eq!(status(&store_release(&store, "r-6", "o-1")), ("refused", Some("reservation_not_found")));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use mock_apis::{Api, Call, Effect, Faults, MockApis, MockApisConfig, Stats};
+use mock_apis::{
+    Api, Call, DECLINED_AMOUNT_SUFFIX, Effect, Faults, MockApis, MockApisConfig, Stats, UNKNOWN_SKU_PREFIX,
+};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -287,8 +289,17 @@ async fn stats_effects_reset_and_health_over_http() {
     assert_eq!((stats.inventory.calls, stats.inventory.effects, stats.inventory.duplicates), (2, 1, 1));
     assert_eq!(stats.payment, Default::default());
     let raw: Value = client.get(format!("{base}/stats")).send().await.expect("answered").json().await.expect("JSON");
-    for api in ["inventory", "payment", "email", "sms"] {
-        for field in ["calls", "effects", "duplicates", "injected_failures", "in_flight", "peak_in_flight"] {
+    for api in ["inventory", "payment", "email", "sms", "inventory_release"] {
+        for field in [
+            "calls",
+            "effects",
+            "declines",
+            "refused",
+            "duplicates",
+            "injected_failures",
+            "in_flight",
+            "peak_in_flight",
+        ] {
             assert!(raw[api][field].is_u64(), "{api}.{field} in {raw}");
         }
     }
@@ -794,5 +805,260 @@ async fn in_flight_counts_requests_during_latency_and_peaks_reset_per_phase() {
     let phase_two = send("d");
     assert_eq!(phase_two.await.expect("task ends").expect("answered"), StatusCode::CREATED);
     assert_eq!(server.stats(Api::Inventory).peak_in_flight, 1);
+    server.shutdown().await;
+}
+
+fn replayed(response: &Response) -> bool {
+    response.headers().get("idempotent-replayed").is_some_and(|v| v.as_bytes() == b"true")
+}
+
+async fn release(client: &Client, server: &MockApis, order: &str, key: &str, body: &Value) -> Response {
+    client
+        .post(server.release_url(order))
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("request is answered")
+}
+
+#[tokio::test]
+async fn a_declined_charge_answers_402_is_replayed_and_counted_apart_from_effects() {
+    let server = start().await;
+    let client = Client::new();
+    let amount = 12 * 100 + DECLINED_AMOUNT_SUFFIX;
+    let body = json!({"order_id": "o-13", "amount": amount, "currency": "EUR", "card": "tok_visa"});
+    let declined = post(&client, &server, Api::Payment, Some("payment:o-13"), &body).await;
+    assert_eq!(declined.status(), StatusCode::PAYMENT_REQUIRED);
+    assert!(!replayed(&declined));
+    assert_eq!(declined.headers().get("content-type").map(|v| v.as_bytes()), Some(&b"application/json"[..]));
+    let answer = json_of(declined).await;
+    assert_eq!(answer, json!({"error": "card_declined", "decline_reason": "insufficient_funds", "order_id": "o-13"}));
+
+    // Remembered like a success: the same key gets the same 402, as a duplicate.
+    let replay = post(&client, &server, Api::Payment, Some("payment:o-13"), &body).await;
+    assert_eq!(replay.status(), StatusCode::PAYMENT_REQUIRED);
+    assert!(replayed(&replay));
+    assert_eq!(json_of(replay).await, answer);
+
+    // Another amount is charged.
+    let charged =
+        post(&client, &server, Api::Payment, Some("payment:o-14"), &json!({"order_id": "o-14", "amount": 1214})).await;
+    assert_eq!(charged.status(), StatusCode::CREATED);
+
+    let stats = server.stats(Api::Payment);
+    assert_eq!((stats.calls, stats.effects, stats.declines, stats.duplicates, stats.refused), (3, 1, 1, 1, 0));
+    let effects = server.effects(Api::Payment);
+    assert_eq!(effects.len(), 1);
+    assert_eq!(effects[0].body["order_id"], "o-14");
+    let declines = server.declines(Api::Payment);
+    assert_eq!(declines.len(), 1);
+    assert_eq!((declines[0].idempotency_key.as_str(), &declines[0].body), ("payment:o-13", &body));
+    assert_eq!(declines[0].response, answer);
+    assert!(server.declines(Api::Inventory).is_empty());
+    let served: Vec<Effect> = client
+        .get(server.api_url(Api::Payment) + "/declines")
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("declines");
+    assert_eq!(served, declines);
+    let statuses: Vec<u16> = server.calls(Api::Payment).iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [402, 402, 201]);
+
+    server.reset();
+    assert!(server.declines(Api::Payment).is_empty());
+    assert_eq!(server.stats(Api::Payment).declines, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unknown_sku_answers_409_every_time_without_effect() {
+    let server = start().await;
+    let client = Client::new();
+    let sku = format!("{UNKNOWN_SKU_PREFIX}-42");
+    let body = json!({"order_id": "o-1", "items": [{"sku": "SKU-1", "quantity": 1}, {"sku": sku, "quantity": 2}]});
+    for _ in 0..2 {
+        let refused = post(&client, &server, Api::Inventory, Some("inventory:o-1"), &body).await;
+        assert_eq!(refused.status(), StatusCode::CONFLICT);
+        assert!(!replayed(&refused), "a refusal is not remembered");
+        assert_eq!(json_of(refused).await, json!({"error": "unknown_sku", "sku": sku}));
+    }
+    let stats = server.stats(Api::Inventory);
+    assert_eq!((stats.calls, stats.effects, stats.refused, stats.duplicates), (2, 0, 2, 0));
+    assert!(server.effects(Api::Inventory).is_empty());
+    // The key was not used up: a reservation without the unknown SKU takes effect with it.
+    let fixed = post(&client, &server, Api::Inventory, Some("inventory:o-1"), &reservation("o-1")).await;
+    assert_eq!(fixed.status(), StatusCode::CREATED);
+    assert!(!replayed(&fixed));
+    let statuses: Vec<u16> = server.calls(Api::Inventory).iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [409, 409, 201]);
+    assert_eq!(server.stats(Api::Inventory).effects, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn releasing_a_reservation_needs_one_and_is_idempotent() {
+    let server = start().await;
+    let client = Client::new();
+    let body = json!({"order_id": "o-7", "reason": "order cancelled"});
+
+    // No reservation yet: 404, not remembered.
+    let missing = release(&client, &server, "o-7", "release:o-7", &body).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(!replayed(&missing));
+    assert_eq!(json_of(missing).await, json!({"error": "reservation_not_found", "order_id": "o-7"}));
+    assert!(server.effects(Api::InventoryRelease).is_empty());
+
+    // Reserved: the same key now releases it.
+    post(&client, &server, Api::Inventory, Some("inventory:o-7"), &reservation("o-7")).await;
+    let released = release(&client, &server, "o-7", "release:o-7", &body).await;
+    assert_eq!(released.status(), StatusCode::OK);
+    assert!(!replayed(&released));
+    let answer = json_of(released).await;
+    assert_eq!(answer, json!({"order_id": "o-7", "status": "released"}));
+
+    // The same key again: the first answer, replayed.
+    let replay = release(&client, &server, "o-7", "release:o-7", &body).await;
+    assert_eq!(replay.status(), StatusCode::OK);
+    assert!(replayed(&replay));
+    assert_eq!(json_of(replay).await, answer);
+
+    // A new key for the released order: a success that changes nothing (and is remembered under its key).
+    let again = release(&client, &server, "o-7", "release:o-7:again", &json!({})).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert!(!replayed(&again));
+    assert_eq!(json_of(again).await, json!({"order_id": "o-7", "status": "already_released"}));
+    let again_replay = release(&client, &server, "o-7", "release:o-7:again", &json!({})).await;
+    assert!(replayed(&again_replay));
+
+    let effects = server.effects(Api::InventoryRelease);
+    assert_eq!(effects.len(), 1, "one release, one effect");
+    assert_eq!(effects[0].body, body);
+    assert_eq!(effects[0].response, answer);
+    let stats = server.stats(Api::InventoryRelease);
+    assert_eq!((stats.calls, stats.effects, stats.duplicates, stats.refused), (5, 1, 2, 1));
+    // Releases are counted apart from reservations.
+    let inventory = server.stats(Api::Inventory);
+    assert_eq!((inventory.calls, inventory.effects), (1, 1));
+    let statuses: Vec<u16> = server.calls(Api::InventoryRelease).iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [404, 200, 200, 200, 200]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_release_takes_its_order_from_the_path() {
+    let server = start().await;
+    let client = Client::new();
+    let order = "o 8/β";
+    post(&client, &server, Api::Inventory, Some("inventory:o-8"), &reservation(order)).await;
+    // An empty body will do: the stored body gets the path's order id.
+    let released = release(&client, &server, order, "release:o-8", &json!({})).await;
+    assert_eq!(released.status(), StatusCode::OK);
+    assert_eq!(json_of(released).await["order_id"], order);
+    assert_eq!(server.effects(Api::InventoryRelease)[0].body, json!({"order_id": order}));
+    // The journal keeps the body as received.
+    assert_eq!(server.calls(Api::InventoryRelease)[0].body, json!({}));
+
+    // Malformed: another order in the body, no key, not an object.
+    let other = release(&client, &server, order, "release:o-8:other", &json!({"order_id": "o-9"})).await;
+    assert_eq!(other.status(), StatusCode::BAD_REQUEST);
+    assert!(json_of(other).await["detail"].as_str().is_some_and(|d| d.contains("o-9")));
+    let url = server.release_url(order);
+    let no_key = client.post(&url).json(&json!({})).send().await.expect("answered");
+    assert_eq!(no_key.status(), StatusCode::BAD_REQUEST);
+    let not_object = client.post(&url).header("Idempotency-Key", "k").json(&json!([1])).send().await.expect("answered");
+    assert_eq!(not_object.status(), StatusCode::BAD_REQUEST);
+    let stats = server.stats(Api::InventoryRelease);
+    assert_eq!((stats.calls, stats.rejected, stats.effects), (4, 3, 1));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_release_api_has_its_own_stats_effects_and_faults() {
+    let server = start().await;
+    let client = Client::new();
+    let base = server.base_url();
+    assert_eq!(server.api_url(Api::InventoryRelease), server.api_url(Api::Inventory));
+    assert_eq!(server.api_url("inventory_release"), format!("{base}/inventory"));
+    assert_eq!(server.release_url("o-1"), server.api_url(Api::InventoryRelease) + "/reservations/o-1/release");
+
+    server.set_faults(Api::InventoryRelease, Faults { error_rate: 1.0, ..Faults::default() });
+    let reserved = post(&client, &server, Api::Inventory, Some("inventory:o-1"), &reservation("o-1")).await;
+    assert_eq!(reserved.status(), StatusCode::CREATED, "reservations keep their own faults");
+    let failed = release(&client, &server, "o-1", "release:o-1", &json!({})).await;
+    assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let faults: Faults = client
+        .get(format!("{base}/admin/faults/inventory_release"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("faults");
+    assert_eq!(faults.error_rate, 1.0);
+    let patched =
+        client.patch(format!("{base}/admin/faults/inventory_release")).json(&json!({"error_rate": 0.0})).send().await;
+    assert_eq!(patched.expect("answered").status(), StatusCode::OK);
+    let all: Value =
+        client.get(format!("{base}/admin/faults")).send().await.expect("answered").json().await.expect("JSON");
+    assert_eq!(all["inventory_release"]["error_rate"], 0.0);
+    let released = release(&client, &server, "o-1", "release:o-1", &json!({})).await;
+    assert_eq!(released.status(), StatusCode::OK);
+
+    let raw: Value = client.get(format!("{base}/stats")).send().await.expect("answered").json().await.expect("JSON");
+    assert_eq!(raw["inventory_release"]["calls"], 2);
+    assert_eq!(raw["inventory_release"]["effects"], 1);
+    assert_eq!(raw["inventory_release"]["injected_failures"], 1);
+    assert_eq!(raw["inventory"]["effects"], 1);
+    let stats: Stats = serde_json::from_value(raw).expect("stats");
+    assert_eq!(stats, server.all_stats());
+    assert_eq!(stats.get(Api::InventoryRelease).effects, 1);
+
+    let effects: Vec<Effect> = client
+        .get(format!("{base}/inventory_release/effects"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("effects");
+    assert_eq!(effects, server.effects(Api::InventoryRelease));
+    assert_eq!(effects[0].idempotency_key, "release:o-1");
+    let calls: Vec<Call> = client
+        .get(format!("{base}/inventory_release/calls"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("calls");
+    assert_eq!(calls.len(), 2);
+    let waited = server.wait_for_effects(Api::InventoryRelease, 1, WAIT).await.expect("the release is there");
+    assert_eq!(waited, effects);
+
+    // A reset forgets reservations and releases.
+    server.reset();
+    let missing = release(&client, &server, "o-1", "release:o-1", &json!({})).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn messages_keep_their_recipient() {
+    let server = start().await;
+    let client = Client::new();
+    let email = json!({"to": "ada@example.com", "subject": "Your order", "body": "Thanks"});
+    let sms = json!({"to": "+15550100", "text": "Shipped"});
+    post(&client, &server, Api::Email, Some("email:o-1"), &email).await;
+    post(&client, &server, Api::Sms, Some("sms:o-1"), &sms).await;
+    let sent = server.effects(Api::Email);
+    assert_eq!((&sent[0].body["to"], &sent[0].response["to"]), (&json!("ada@example.com"), &json!("ada@example.com")));
+    assert_eq!(Api::Email.describe(&sent[0].body), "e-mail to ada@example.com: Your order");
+    let texted = server.effects(Api::Sms);
+    assert_eq!(texted[0].body["to"], "+15550100");
+    assert_eq!(Api::Sms.describe(&texted[0].body), "SMS to +15550100: Shipped");
     server.shutdown().await;
 }

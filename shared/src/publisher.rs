@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use courier::events::{CLOUDEVENTS_CONTENT_TYPE, CloudEvent, EventData};
-use courier::settings::Settings;
-use courier::telemetry::{TRACEPARENT, TraceContext};
+use crate::events::{CLOUDEVENTS_CONTENT_TYPE, CloudEvent, EventData};
+use crate::settings::Settings;
+use crate::telemetry::{TRACEPARENT, TraceContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -43,10 +43,10 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Creates the producer for `topic` from settings.
-    pub fn new(settings: &Settings, topic: &str) -> Result<Self, KafkaError> {
+    /// Creates the producer for `topic` from settings; `role` names the client in broker logs.
+    pub fn new(settings: &Settings, topic: &str, role: &str) -> Result<Self, KafkaError> {
         let timeout = Duration::from_millis(settings.producer.publish_timeout_ms);
-        let producer = courier::kafka::producer_config(&settings.kafka, "producer", timeout).create()?;
+        let producer = crate::kafka::producer_config(&settings.kafka, role, timeout).create()?;
         Ok(Self { producer, topic: topic.to_owned(), timeout })
     }
 

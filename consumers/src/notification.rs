@@ -1,0 +1,134 @@
+//! The notification consumer (group `notification`, topic `orders.created`): confirms each order by e-mail
+//! and, when the customer gave a phone number, by SMS.
+//!
+//! The two are independent channels of the runtime: they go out concurrently, each with its own retries,
+//! circuit breaker (`apis.email`, `apis.sms`), idempotency key (`notification-email:<event id>`,
+//! `notification-sms:<event id>`) and dead letter (header `courier.dlq.channel`). An SMS outage therefore
+//! neither delays the e-mails nor sends one twice, and a replayed dead letter re-sends only its channel.
+
+use courier::delivery::{self, ConsumerSpec, Failure, Handler, Incoming, Outcome};
+use courier::downstream::{self, ApiClient, CallContext};
+use courier::events::{DecodeError, EventData, OrderCreated};
+use courier::health::Health;
+use courier::settings::Settings;
+use reqwest::Method;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+/// The consumer's name: its consumer group and the prefix of its idempotency keys.
+pub const NAME: &str = "notification";
+/// The e-mail channel.
+pub const EMAIL: &str = "email";
+/// The SMS channel.
+pub const SMS: &str = "sms";
+
+/// The body of an e-mail request.
+#[derive(Debug, Serialize)]
+pub struct EmailRequest<'a> {
+    /// Recipient address.
+    pub to: &'a str,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+}
+
+/// The body of an SMS request.
+#[derive(Debug, Serialize)]
+pub struct SmsRequest<'a> {
+    /// Recipient phone number (E.164).
+    pub to: &'a str,
+    /// Message text.
+    pub text: String,
+}
+
+/// Maps order events to e-mails and SMS.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// Client of the e-mail API.
+    email: ApiClient,
+    /// Client of the SMS API.
+    sms: ApiClient,
+}
+
+impl Notification {
+    /// The handler, calling the e-mail and SMS APIs of `settings`; their breakers report to `health`.
+    pub fn new(settings: &Settings, health: &Health) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            email: ApiClient::new(EMAIL, &settings.apis.email, health)?,
+            sms: ApiClient::new(SMS, &settings.apis.sms, health)?,
+        })
+    }
+
+    /// What the consumer reads.
+    pub fn spec(settings: &Settings) -> ConsumerSpec {
+        ConsumerSpec { group: settings.kafka.group_id(NAME), topics: vec![settings.topics.orders_created.clone()] }
+    }
+}
+
+/// A short human summary of an order, for messages.
+fn summary(order: &OrderCreated) -> String {
+    let units: u64 = order.items.iter().map(|i| u64::from(i.quantity)).sum();
+    let major = order.total / 100;
+    let minor = order.total % 100;
+    format!("{units} item(s), total {major}.{minor:02} {}", order.currency)
+}
+
+impl Handler for Notification {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn channels(&self, incoming: &Incoming) -> Vec<&'static str> {
+        match incoming.event.data::<OrderCreated>() {
+            Ok(order) if order.customer.phone.is_some() => vec![EMAIL, SMS],
+            Ok(_) => vec![EMAIL],
+            // Not an order: one unnamed delivery, which `handle` fails permanently.
+            Err(_) => Vec::new(),
+        }
+    }
+
+    async fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
+        if incoming.event.event_type != OrderCreated::EVENT_TYPE {
+            return Outcome::Permanent(Failure::from(&DecodeError::UnknownType(incoming.event.event_type.clone())));
+        }
+        let order: OrderCreated = match incoming.event.data() {
+            Ok(order) => order,
+            Err(error) => return Outcome::Permanent(Failure::from(&error)),
+        };
+        let key = |channel: &str| CallContext {
+            idempotency_key: format!("{NAME}-{channel}:{}", incoming.event.id),
+            trace: incoming.trace,
+        };
+        let (result, to) = match channel {
+            Some(SMS) => {
+                let Some(phone) = order.customer.phone.as_deref() else { return Outcome::Done };
+                let body =
+                    SmsRequest { to: phone, text: format!("Order {} confirmed: {}.", order.order_id, summary(&order)) };
+                (self.sms.send_json(Method::POST, "messages", &body, &key(SMS)).await, phone)
+            }
+            _ => {
+                let body = EmailRequest {
+                    to: &order.customer.email,
+                    subject: format!("Your order {} is confirmed", order.order_id),
+                    body: format!("Thank you for your order: {}.", summary(&order)),
+                };
+                (
+                    self.email.send_json(Method::POST, "messages", &body, &key(EMAIL)).await,
+                    order.customer.email.as_str(),
+                )
+            }
+        };
+        let outcome = downstream::classify(&result);
+        if outcome == Outcome::Done {
+            tracing::info!(order_id = %order.order_id, channel = channel.unwrap_or(EMAIL), to, "order confirmation sent");
+        }
+        outcome
+    }
+}
+
+/// Runs the notification consumer (and its health server) until `shutdown` is cancelled.
+pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(), delivery::RunError> {
+    let spec = Notification::spec(settings);
+    delivery::run_service(settings, &spec, |health| Notification::new(settings, health), shutdown).await
+}

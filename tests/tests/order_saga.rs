@@ -1,0 +1,201 @@
+//! The whole order flow: one order event, three independent consumer groups — inventory, payment,
+//! notification (e-mail + SMS) — each calling its own API, failing and recovering on its own; a declined
+//! payment releases the reservation again.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use courier::delivery::dlq::dlq_topic;
+use courier_tests::app::{Consumer, RunningConsumer, sample_order};
+use courier_tests::kafka_probe;
+use courier_tests::{TestApp, spawn_app};
+use mock_apis::{Api, Faults};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Posts `orders` and returns (order id → event id), in order.
+async fn post_all(app: &TestApp, orders: &[Value]) -> Vec<(String, String)> {
+    let mut ids = Vec::with_capacity(orders.len());
+    for order in orders {
+        let response = app.post_order(order, None).await;
+        assert_eq!(response.status(), 202);
+        let answer: Value = response.json().await.expect("json");
+        ids.push((
+            answer["order_id"].as_str().expect("id").to_owned(),
+            answer["event_id"].as_str().expect("id").to_owned(),
+        ));
+    }
+    ids
+}
+
+/// Order `i`, with a phone number when `phone`.
+fn order(i: usize, phone: bool) -> Value {
+    let mut order = sample_order(i);
+    if !phone {
+        order["customer"].as_object_mut().expect("customer").remove("phone");
+    }
+    order
+}
+
+fn start_all(app: &TestApp, overrides: &[(&str, &str)]) -> Vec<RunningConsumer> {
+    let settings = app.settings_with(overrides);
+    Consumer::ALL.iter().map(|c| app.start(*c, &settings)).collect()
+}
+
+async fn stop_all(consumers: Vec<RunningConsumer>) {
+    for c in consumers {
+        c.stop().await.expect("consumer stops cleanly");
+    }
+}
+
+/// Order id → number of effects at `api` for it.
+fn effects_by_order(app: &TestApp, api: Api, field: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for e in app.mock.effects(api) {
+        *counts.entry(e.body[field].as_str().unwrap_or("").to_owned()).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_order_is_reserved_charged_and_notified_once() {
+    let app = spawn_app().await;
+    let orders: Vec<Value> = (0..24).map(|i| order(i, i % 3 != 0)).collect();
+    let with_phone = orders.iter().filter(|o| o["customer"]["phone"].is_string()).count();
+    let consumers = start_all(&app, &[]);
+    let ids = post_all(&app, &orders).await;
+    let n = ids.len();
+    app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("reservations");
+    app.mock.wait_for_effects(Api::Payment, n, WAIT).await.expect("charges");
+    app.mock.wait_for_effects(Api::Email, n, WAIT).await.expect("e-mails");
+    app.mock.wait_for_effects(Api::Sms, with_phone, WAIT).await.expect("SMS");
+    stop_all(consumers).await;
+
+    let reservations = effects_by_order(&app, Api::Inventory, "order_id");
+    let charges = effects_by_order(&app, Api::Payment, "order_id");
+    for (order_id, event_id) in &ids {
+        assert_eq!(reservations.get(order_id), Some(&1), "one reservation for {order_id}");
+        assert_eq!(charges.get(order_id), Some(&1), "one charge for {order_id}");
+        let keys: Vec<String> = app.mock.effects(Api::Email).into_iter().map(|e| e.idempotency_key).collect();
+        assert!(keys.contains(&format!("notification-email:{event_id}")), "e-mail for {order_id}");
+    }
+    for api in [Api::Inventory, Api::Payment, Api::Email] {
+        assert_eq!(app.mock.stats(api).effects as usize, n, "{api}: one effect per order");
+    }
+    assert_eq!(app.mock.stats(Api::Sms).effects as usize, with_phone, "one SMS per order with a phone");
+    let charge = &app.mock.effects(Api::Payment)[0].body;
+    assert!(charge["amount"].as_u64().is_some() && charge["currency"] == "EUR", "{charge}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_declined_payment_releases_the_reservation_exactly_once() {
+    let app = spawn_app().await;
+    // A total ending in 13 is declined by the mock payment API.
+    let declined = json!({"customer": {"id": "c-broke", "email": "broke@example.com"},
+                          "items": [{"sku": "SKU-1", "quantity": 1, "unit_price": 1313}], "currency": "EUR"});
+    let ids = post_all(&app, &[declined, order(1, false)]).await;
+    let (declined_id, _) = &ids[0];
+    // Reserve first, then charge: a release needs a reservation to release.
+    let inventory = app.start(Consumer::Inventory, &app.settings);
+    app.mock.wait_for_effects(Api::Inventory, 2, WAIT).await.expect("reservations");
+    let payment = app.start(Consumer::Payment, &app.settings);
+    let releases = app.mock.wait_for_effects(Api::InventoryRelease, 1, WAIT).await.expect("the release");
+    app.mock.wait_for_effects(Api::Payment, 1, WAIT).await.expect("the other order is charged");
+    payment.stop().await.expect("stops");
+    inventory.stop().await.expect("stops");
+
+    assert_eq!(releases.len(), 1);
+    assert!(releases[0].idempotency_key.starts_with("inventory-release:"), "{}", releases[0].idempotency_key);
+    assert_eq!(app.mock.stats(Api::InventoryRelease).effects, 1, "exactly one release");
+    assert_eq!(app.mock.stats(Api::Payment).declines, 1);
+    let topic = &app.settings.topics.payment_failed;
+    let failed = kafka_probe::read_all(&app.bootstrap, topic, 1, WAIT).await.expect("payment-failed readable");
+    assert_eq!(failed.len(), 1, "one order.payment_failed event");
+    assert_eq!(failed[0].key.as_deref(), Some(declined_id.as_bytes()), "keyed by order id");
+    let event: Value = serde_json::from_slice(failed[0].value.as_deref().unwrap_or_default()).expect("CloudEvent");
+    assert_eq!(event["type"], "order.payment_failed");
+    assert_eq!(event["data"]["order_id"], declined_id.as_str());
+    assert_eq!(event["data"]["reason"], "insufficient_funds");
+    let payment_dlq = dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("payment"));
+    assert_eq!(
+        kafka_probe::record_count(&app.bootstrap, &payment_dlq).await.expect("count"),
+        0,
+        "a decline is no failure"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sms_outage_delays_no_email_and_every_sms_arrives_once_after_it() {
+    let app = spawn_app().await;
+    app.mock.set_faults(Api::Sms, Faults { error_rate: 1.0, ..Faults::default() });
+    let settings = app.settings_with(&[
+        ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "3"),
+        ("COURIER__APIS__SMS__BREAKER_FAILURE_THRESHOLD", "3"),
+        ("COURIER__APIS__SMS__BREAKER_COOLDOWN_MS", "500"),
+    ]);
+    let notification = app.start(Consumer::Notification, &settings);
+    let orders: Vec<Value> = (0..30).map(|i| order(i, true)).collect();
+    let n = post_all(&app, &orders).await.len();
+    app.mock.wait_for_effects(Api::Email, n, WAIT).await.expect("every e-mail while SMS is down");
+    assert_eq!(app.mock.stats(Api::Sms).effects, 0, "no SMS got through the outage");
+    assert!(app.mock.stats(Api::Sms).calls < n as u64, "the open breaker kept calls away from the SMS API");
+
+    app.mock.set_faults(Api::Sms, Faults::default());
+    app.mock.wait_for_effects(Api::Sms, n, WAIT).await.expect("every SMS after recovery");
+    notification.stop().await.expect("stops");
+    let email = app.mock.stats(Api::Email);
+    assert_eq!((email.effects, email.calls), (n as u64, n as u64), "each e-mail sent once, never re-sent");
+    assert_eq!(app.mock.stats(Api::Sms).effects as usize, n, "each SMS exactly once");
+    let dlq = dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("notification"));
+    assert_eq!(kafka_probe::record_count(&app.bootstrap, &dlq).await.expect("count"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unknown_sku_dead_letters_the_reservation_only() {
+    let app = spawn_app().await;
+    let unknown = json!({"customer": {"id": "c-1", "email": "ada@example.com"},
+                         "items": [{"sku": "UNKNOWN-42", "quantity": 1, "unit_price": 500}], "currency": "EUR"});
+    let consumers = start_all(&app, &[]);
+    let ids = post_all(&app, &[unknown, order(1, false)]).await;
+    let (unknown_id, _) = &ids[0];
+    let dlq = dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("inventory"));
+    let letters = kafka_probe::read_all(&app.bootstrap, &dlq, 1, WAIT).await.expect("inventory DLQ readable");
+    app.mock.wait_for_effects(Api::Payment, 2, WAIT).await.expect("both orders charged");
+    app.mock.wait_for_effects(Api::Email, 2, WAIT).await.expect("both orders confirmed");
+    app.mock.wait_for_effects(Api::Inventory, 1, WAIT).await.expect("the other order reserved");
+    stop_all(consumers).await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].key.as_deref(), Some(unknown_id.as_bytes()));
+    assert_eq!(letters[0].header("courier.dlq.http.status").as_deref(), Some("409"));
+    assert_eq!(letters[0].header("courier.dlq.consumer").as_deref(), Some("inventory"));
+    assert_eq!(effects_by_order(&app, Api::Payment, "order_id").get(unknown_id), Some(&1), "payment unaffected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_consumer_killed_mid_stream_and_restarted_keeps_effects_exactly_once() {
+    let app = spawn_app().await;
+    for api in [Api::Inventory, Api::Payment, Api::Email, Api::Sms] {
+        app.mock.set_faults(api, Faults { latency_ms: 20, latency_jitter_ms: 20, ..Faults::default() });
+    }
+    let orders: Vec<Value> = (0..150).map(|i| order(i, true)).collect();
+    let n = post_all(&app, &orders).await.len();
+    let overrides = [("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")];
+    let first = start_all(&app, &overrides);
+    app.mock.wait_for_effects(Api::Inventory, 40, WAIT).await.expect("progress");
+    for consumer in first {
+        consumer.abort();
+    }
+    let done = app.mock.stats(Api::Inventory).effects as usize;
+    assert!(done < n, "the kill must come mid-stream ({done} of {n})");
+    let second = start_all(&app, &overrides);
+    for api in [Api::Inventory, Api::Payment, Api::Email, Api::Sms] {
+        app.mock.wait_for_effects(api, n, WAIT).await.unwrap_or_else(|e| panic!("{api}: {e}"));
+    }
+    stop_all(second).await;
+    for api in [Api::Inventory, Api::Payment, Api::Email, Api::Sms] {
+        let stats = app.mock.stats(api);
+        assert_eq!(stats.effects as usize, n, "{api}: exactly one effect per order");
+        println!("{api}: {} effects, {} duplicate calls absorbed", stats.effects, stats.duplicates);
+    }
+}
