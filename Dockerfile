@@ -6,10 +6,10 @@
 #
 #   DOCKER_BUILDKIT=1 docker build -t courier .
 #   docker run --rm -p 8080:8080 -e COURIER__KAFKA__BOOTSTRAP_SERVERS=broker:9092 courier
-#   docker run --rm courier inventory
+#   docker run --rm courier inventory        # likewise payment, notification
 #
-# New binaries (payment, notification) are added to the `cargo build` line below and then named by a
-# compose service's `command:` (tests/tests/compose.rs checks the two agree).
+# A new binary is added to the `cargo build` line and the `cp` below and then named by a compose service's
+# `command:` (tests/tests/compose.rs checks the two agree).
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
@@ -34,9 +34,11 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin producer --bin inventory --bin mock-apis \
+    cargo build --release --locked \
+        --bin producer --bin inventory --bin payment --bin notification --bin mock-apis \
  && mkdir -p /out \
- && cp target/release/producer target/release/inventory target/release/mock-apis /out/
+ && cp target/release/producer target/release/inventory target/release/payment \
+       target/release/notification target/release/mock-apis /out/
 
 # ---------------------------------------------------------------------------------------------------------
 # Runtime: glibc, OpenSSL 3 and the CA bundle (native-tls); librdkafka is linked in statically.
@@ -60,9 +62,10 @@ COPY --from=builder /out/ /usr/local/bin/
 USER 10001:10001
 WORKDIR /
 
-# The producer's order API (COURIER__PRODUCER__LISTEN, default 0.0.0.0:8080). mock-apis listens where its
-# --listen says (compose: 0.0.0.0:8090); consumers listen on nothing.
-EXPOSE 8080
+# The producer's order API (COURIER__PRODUCER__LISTEN, default 0.0.0.0:8080) and a consumer's health server
+# (COURIER__CONSUMER__HEALTH_LISTEN, default 0.0.0.0:8081: GET /healthz, GET /readyz). mock-apis listens where
+# its --listen says (compose: 0.0.0.0:8090).
+EXPOSE 8080 8081
 
 # No wrapper entrypoint: the binary is PID 1 and receives SIGTERM from `docker stop` itself
 # (compose adds `init: true` to reap zombies and forward signals).

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs courier locally: builds it, installs and starts the Tansu broker (sqlite storage under .local/),
-# starts the mock APIs, the producer and the inventory consumer, sends sample orders and shows them arrive.
+# starts the mock APIs, the producer and the inventory, payment and notification consumers, sends sample orders
+# (one with a declined payment) and shows what arrived at each API.
 # Keeps running until Ctrl-C, then stops every process it started.
 #
 # Settings: any COURIER__* variable (see config/default.toml) is passed on to the services. Ports:
-#   COURIER_KAFKA_PORT (9092), COURIER_PRODUCER_PORT (8080), COURIER_MOCK_PORT (8090); data: COURIER_DATA_DIR.
+#   COURIER_KAFKA_PORT (9092), COURIER_PRODUCER_PORT (8080), COURIER_MOCK_PORT (8090), COURIER_HEALTH_PORT
+#   (8081; the consumers' health servers use it and the next two); data: COURIER_DATA_DIR.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -13,9 +15,10 @@ data=${COURIER_DATA_DIR:-$root/.local}
 kafka_port=${COURIER_KAFKA_PORT:-9092}
 producer_port=${COURIER_PRODUCER_PORT:-8080}
 mock_port=${COURIER_MOCK_PORT:-8090}
+health_base=${COURIER_HEALTH_PORT:-8081}
 export PATH="$HOME/.cargo/bin:$PATH"
 
-for port in "$kafka_port" "$producer_port" "$mock_port"; do
+for port in "$kafka_port" "$producer_port" "$mock_port" "$health_base" $((health_base + 1)) $((health_base + 2)); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use: stop what listens there or choose another port (see the top of $0)" >&2
     exit 1
@@ -24,7 +27,7 @@ done
 
 scripts/install-tansu.sh
 echo "building courier (release)…"
-cargo build --release --locked --bin producer --bin inventory --bin mock-apis --bin demo
+cargo build --release --locked --bin producer --bin inventory --bin payment --bin notification --bin mock-apis --bin demo
 bin=$root/target/release
 
 mkdir -p "$data/tansu" "$data/logs"
@@ -84,9 +87,13 @@ setsid "$bin/producer" >"$data/logs/producer.log" 2>&1 &
 pids+=($!)
 wait_for_port producer "$producer_port"
 
-echo "starting the inventory consumer"
-setsid "$bin/inventory" >"$data/logs/inventory.log" 2>&1 &
-pids+=($!)
+health_port=$health_base
+for consumer in inventory payment notification; do
+  echo "starting the $consumer consumer (health: http://127.0.0.1:$health_port/readyz)"
+  COURIER__CONSUMER__HEALTH_LISTEN="127.0.0.1:$health_port" setsid "$bin/$consumer" >"$data/logs/$consumer.log" 2>&1 &
+  pids+=($!)
+  health_port=$((health_port + 1))
+done
 
 "$bin/demo" --producer "http://127.0.0.1:$producer_port" --apis "http://127.0.0.1:$mock_port" --orders "${DEMO_ORDERS:-5}"
 
@@ -95,6 +102,7 @@ cat <<MSG
 courier is running:
   order API      http://127.0.0.1:$producer_port/v1/orders   (try: $bin/demo --orders 10)
   mock APIs      http://127.0.0.1:$mock_port/stats
+  consumers      inventory, payment, notification; readiness on :$health_base, :$((health_base + 1)), :$((health_base + 2)) /readyz
   broker         127.0.0.1:$kafka_port (Tansu, sqlite in $data/tansu)
   logs           $data/logs/
 Press Ctrl-C to stop everything.

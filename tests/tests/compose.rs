@@ -5,8 +5,10 @@
 //! tests read the workspace's manifests (every `[[bin]] name` of every `[workspace] members` entry) and check:
 //!
 //! * every compose service built from the Dockerfile runs one of those binaries, and the image builds it;
-//! * the services `kafka`, `kafka-init`, `producer`, `inventory` and `mock-apis` exist;
-//! * `inventory` has no `container_name` and no host `ports`, so it scales;
+//! * the services `kafka`, `kafka-init`, `producer`, `inventory`, `payment`, `notification` and `mock-apis`
+//!   exist;
+//! * every consumer service (`inventory`, `payment`, `notification`) has no `container_name` and no host
+//!   `ports`, so it scales, and has a `healthcheck`;
 //! * `kafka-init` creates the courier topics;
 //! * every `depends_on` names a defined service;
 //! * the Dockerfile's `cargo build` names only existing binaries, and its runtime stage runs as a non-root
@@ -19,7 +21,11 @@ use std::path::{Path, PathBuf};
 use serde_norway::{Mapping, Value};
 
 /// Services the local run and the docs rely on.
-const REQUIRED_SERVICES: &[&str] = &["kafka", "kafka-init", "producer", "inventory", "mock-apis"];
+const REQUIRED_SERVICES: &[&str] =
+    &["kafka", "kafka-init", "producer", "inventory", "payment", "notification", "mock-apis"];
+
+/// The consumer services: scaled with `--scale`, each replica a member of its service's consumer group.
+const CONSUMER_SERVICES: &[&str] = &["inventory", "payment", "notification"];
 
 /// Topics `kafka-init` must create: the event topics and their dead-letter topics.
 const TOPICS: &[&str] = &[
@@ -236,23 +242,50 @@ fn required_services_exist() {
 }
 
 #[test]
-fn inventory_can_scale() {
+fn consumers_can_scale() {
     let compose = compose();
-    let inventory = service(&compose, "inventory");
-    assert!(
-        inventory.get("container_name").is_none(),
-        "service `inventory` sets `container_name`, so `docker compose up --scale inventory=3` fails: remove it"
-    );
-    let ports = inventory.get("ports");
-    let publishes = match ports {
-        None | Some(Value::Null) => false,
-        Some(Value::Sequence(ports)) => !ports.is_empty(),
-        Some(_) => true,
-    };
-    assert!(
-        !publishes,
-        "service `inventory` publishes host ports {ports:?}, so its replicas collide on them when scaled: remove `ports`"
-    );
+    for name in CONSUMER_SERVICES {
+        let consumer = service(&compose, name);
+        assert!(
+            consumer.get("container_name").is_none(),
+            "service `{name}` sets `container_name`, so `docker compose up --scale {name}=3` fails: remove it"
+        );
+        let ports = consumer.get("ports");
+        let publishes = match ports {
+            None | Some(Value::Null) => false,
+            Some(Value::Sequence(ports)) => !ports.is_empty(),
+            Some(_) => true,
+        };
+        assert!(
+            !publishes,
+            "service `{name}` publishes host ports {ports:?}, so its replicas collide on them when scaled: remove `ports`"
+        );
+    }
+}
+
+#[test]
+fn consumers_have_a_healthcheck() {
+    let compose = compose();
+    for name in CONSUMER_SERVICES {
+        let consumer = service(&compose, name);
+        let healthcheck = consumer
+            .get("healthcheck")
+            .unwrap_or_else(|| panic!("service `{name}` has no `healthcheck`; its health server is on port 8081"));
+        let healthcheck = healthcheck
+            .as_mapping()
+            .unwrap_or_else(|| panic!("service `{name}`: `healthcheck` is not a mapping but {healthcheck:?}"));
+        assert_ne!(
+            healthcheck.get("disable").and_then(Value::as_bool),
+            Some(true),
+            "service `{name}` disables its `healthcheck`"
+        );
+        let test = arguments(name, "healthcheck.test", healthcheck.get("test"))
+            .unwrap_or_else(|| panic!("service `{name}`: `healthcheck` has no `test`"));
+        assert!(
+            !matches!(test.first().map(String::as_str), None | Some("NONE")),
+            "service `{name}`: `healthcheck.test` {test:?} checks nothing"
+        );
+    }
 }
 
 #[test]

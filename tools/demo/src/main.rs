@@ -1,9 +1,11 @@
-//! `demo`: sends a handful of sample orders to the producer and shows what arrived at the downstream APIs.
+//! `demo`: sends a handful of sample orders to the producer — one of them with a payment the mock payment
+//! API declines — and shows what arrived at each downstream API: reservations, charges, declines and the
+//! compensating releases, e-mails and SMS.
 //!
 //! Used by `scripts/run-local.sh`; it can be run again at any time against a running stack:
 //! `target/release/demo --orders 10`.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -19,7 +21,7 @@ struct Args {
     /// Base URL of the mock APIs.
     #[arg(long, default_value = "http://127.0.0.1:8090")]
     apis: String,
-    /// How many orders to send.
+    /// How many orders to send (the last one's payment is declined, when there are at least two).
     #[arg(long, default_value_t = 5)]
     orders: usize,
     /// How long to wait for the producer to be ready and for the orders to arrive, in seconds.
@@ -36,6 +38,18 @@ const CUSTOMERS: [(&str, &str, Option<&str>); 5] = [
 ];
 const SKUS: [(&str, u64); 4] =
     [("SKU-KEYBOARD", 8999), ("SKU-MOUSE", 2499), ("SKU-CABLE", 999), ("SKU-MONITOR", 21900)];
+/// A unit price whose total the mock payment API declines (it declines totals ending in 13).
+const DECLINED_PRICE: u64 = 4913;
+
+/// What the demo expects at each API, and how to describe an arrival.
+struct Expectation {
+    /// Path of the API's effects (or declines) list under the mock APIs.
+    path: &'static str,
+    /// Heading.
+    title: &'static str,
+    /// How many arrivals for the sent orders.
+    expected: usize,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -45,15 +59,26 @@ async fn main() -> anyhow::Result<()> {
 
     wait_until_ready(&http, &args.producer, deadline).await?;
     println!("\n== sending {} orders to {}/v1/orders", args.orders, args.producer);
-    let mut sent: HashMap<String, String> = HashMap::new();
+    let mut sent: HashSet<String> = HashSet::new();
+    let (mut phones, declined) = (0, usize::from(args.orders > 1));
     for i in 0..args.orders {
+        if i + 1 == args.orders && declined == 1 {
+            // The declined order goes last, once the others are reserved: its release needs its reservation,
+            // and the inventory consumer is surely consuming by then.
+            let reserved = Expectation { path: "inventory/effects", title: "reservations", expected: sent.len() };
+            wait_for(&http, &args.apis, &reserved, &sent, deadline).await?;
+        }
         let (id, email, phone) = CUSTOMERS[i % CUSTOMERS.len()];
-        let (sku, price) = SKUS[i % SKUS.len()];
+        let (sku, mut price) = SKUS[i % SKUS.len()];
+        let mut quantity = 1 + i % 3;
+        if i + 1 == args.orders && declined == 1 {
+            (price, quantity) = (DECLINED_PRICE, 1);
+        }
         let mut customer = json!({"id": id, "email": email});
         if let Some(phone) = phone {
             customer["phone"] = json!(phone);
+            phones += 1;
         }
-        let quantity = 1 + i % 3;
         let order = json!({"customer": customer, "items": [{"sku": sku, "quantity": quantity, "unit_price": price}], "currency": "EUR"});
         let response = http.post(format!("{}/v1/orders", args.producer)).json(&order).send().await?;
         let status = response.status();
@@ -62,47 +87,102 @@ async fn main() -> anyhow::Result<()> {
             bail!("order {i} was refused with {status}: {answer}");
         }
         let order_id = answer["order_id"].as_str().unwrap_or_default().to_owned();
+        let total = price * quantity as u64;
         println!(
-            "sent     order {order_id}  {quantity} × {sku:<13} for {id:<10} → partition {} offset {}",
-            answer["partition"], answer["offset"]
+            "sent     order {order_id}  {quantity} × {sku:<13} {:>7.2} EUR  for {id:<10}{}  → partition {} offset {}",
+            total as f64 / 100.0,
+            if phone.is_some() { " (phone)" } else { "        " },
+            answer["partition"],
+            answer["offset"]
         );
-        sent.insert(order_id, format!("{quantity} × {sku}"));
+        sent.insert(order_id);
     }
 
-    println!("\n== waiting for them at the inventory API ({}/inventory/effects)", args.apis);
-    let mut shown = std::collections::HashSet::new();
-    while shown.len() < sent.len() {
-        if Instant::now() > deadline {
-            bail!("only {} of {} orders arrived within {} s", shown.len(), sent.len(), args.timeout_secs);
+    let expectations = [
+        Expectation { path: "inventory/effects", title: "inventory API: reservations", expected: sent.len() },
+        Expectation { path: "payment/effects", title: "payment API: charges", expected: sent.len() - declined },
+        Expectation {
+            path: "payment/declines",
+            title: "payment API: declines (→ order.payment_failed)",
+            expected: declined,
+        },
+        Expectation {
+            path: "inventory_release/effects",
+            title: "inventory API: releases (compensation)",
+            expected: declined,
+        },
+        Expectation { path: "email/effects", title: "e-mail API", expected: sent.len() },
+        Expectation { path: "sms/effects", title: "SMS API", expected: phones },
+    ];
+    for expectation in &expectations {
+        let arrivals = wait_for(&http, &args.apis, expectation, &sent, deadline).await?;
+        println!("\n== {} ({} of {})", expectation.title, arrivals.len(), expectation.expected);
+        for effect in arrivals {
+            println!(
+                "arrived  {}   key {}",
+                describe(expectation.path, &effect["body"]),
+                effect["idempotency_key"].as_str().unwrap_or("?")
+            );
         }
-        let effects: Vec<Value> = match http.get(format!("{}/inventory/effects", args.apis)).send().await {
+    }
+    let stats: Value = http.get(format!("{}/stats", args.apis)).send().await?.json().await?;
+    println!("\n== everything arrived. Per-API counters: {stats}");
+    Ok(())
+}
+
+/// The arrivals at one API that belong to the sent orders, once there are as many as expected.
+async fn wait_for(
+    http: &reqwest::Client,
+    apis: &str,
+    expectation: &Expectation,
+    sent: &HashSet<String>,
+    deadline: Instant,
+) -> anyhow::Result<Vec<Value>> {
+    loop {
+        let list: Vec<Value> = match http.get(format!("{apis}/{}", expectation.path)).send().await {
             Ok(r) => r.json().await.unwrap_or_default(),
             Err(_) => Vec::new(),
         };
-        for effect in effects {
-            let order_id = effect["body"]["order_id"].as_str().unwrap_or_default().to_owned();
-            if sent.contains_key(&order_id) && shown.insert(order_id.clone()) {
-                let items: Vec<String> = effect["body"]["items"]
-                    .as_array()
-                    .map(|items| {
-                        items
-                            .iter()
-                            .map(|i| format!("{} × {}", i["quantity"], i["sku"].as_str().unwrap_or("?")))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                println!(
-                    "arrived  order {order_id}  reserved {:<18} key {}",
-                    items.join(", "),
-                    effect["idempotency_key"].as_str().unwrap_or("?")
-                );
-            }
+        let ours: Vec<Value> = list.into_iter().filter(|e| belongs(&e["body"], sent)).collect();
+        if ours.len() >= expectation.expected {
+            return Ok(ours);
+        }
+        if Instant::now() > deadline {
+            bail!("{}: {} of {} arrived in time", expectation.title, ours.len(), expectation.expected);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let stats: Value = http.get(format!("{}/stats", args.apis)).send().await?.json().await?;
-    println!("\n== all {} orders arrived. Inventory API stats: {}", sent.len(), stats["inventory"]);
-    Ok(())
+}
+
+/// Whether an arrival is about one of the sent orders (e-mail and SMS name the order in their text).
+fn belongs(body: &Value, sent: &HashSet<String>) -> bool {
+    if let Some(id) = body["order_id"].as_str() {
+        return sent.contains(id);
+    }
+    let text = format!("{} {}", body["subject"].as_str().unwrap_or(""), body["text"].as_str().unwrap_or(""));
+    sent.iter().any(|id| text.contains(id.as_str()))
+}
+
+fn describe(path: &str, body: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+    match path {
+        "inventory/effects" => {
+            let items: Vec<String> = body["items"]
+                .as_array()
+                .map(|items| items.iter().map(|i| format!("{} × {}", i["quantity"], s(&i["sku"]))).collect())
+                .unwrap_or_default();
+            format!("order {}  reserved {}", s(&body["order_id"]), items.join(", "))
+        }
+        "payment/effects" | "payment/declines" => format!(
+            "order {}  {:.2} {}",
+            s(&body["order_id"]),
+            body["amount"].as_u64().unwrap_or(0) as f64 / 100.0,
+            s(&body["currency"])
+        ),
+        "inventory_release/effects" => format!("order {}  released ({})", s(&body["order_id"]), s(&body["reason"])),
+        "email/effects" => format!("to {:<22} {}", s(&body["to"]), s(&body["subject"])),
+        _ => format!("to {:<15} {}", s(&body["to"]), s(&body["text"])),
+    }
 }
 
 /// Polls the producer's readiness until it says ready.
