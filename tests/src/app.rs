@@ -75,6 +75,16 @@ impl RunningConsumer {
     }
 }
 
+/// Spawns a consumer task that `run` drives until its token is cancelled.
+fn spawn_consumer<F>(run: impl FnOnce(CancellationToken) -> F) -> RunningConsumer
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run(stop.clone()));
+    RunningConsumer { stop, task }
+}
+
 /// Installs a test log subscriber when `TEST_LOG` is set.
 pub fn init_test_log() {
     static ONCE: Once = Once::new();
@@ -172,59 +182,38 @@ impl TestApp {
     /// Starts `consumer` in-process, as its binary would (health server included), with `settings`.
     pub fn start(&self, consumer: Consumer, settings: &Settings) -> RunningConsumer {
         let settings = settings.clone();
-        let stop = CancellationToken::new();
-        let token = stop.clone();
-        let task = tokio::spawn(async move {
+        spawn_consumer(async move |token| {
             match consumer {
                 Consumer::Inventory => courier_consumers::inventory::run(&settings, token).await?,
                 Consumer::Payment => courier_consumers::payment::run(&settings, token).await?,
                 Consumer::Notification => courier_consumers::notification::run(&settings, token).await?,
             }
             Ok(())
-        });
-        RunningConsumer { stop, task }
+        })
     }
 
     /// Starts the inventory handler in-process with `route` as its failure route; problems are reported to
     /// `health`.
     pub fn start_inventory_with_route<R: FailureRoute>(&self, route: R, health: &Health) -> RunningConsumer {
-        self.start_inventory_custom(&self.settings, route, health)
-    }
-
-    /// Starts the inventory handler in-process with other settings, `route` and `health`.
-    pub fn start_inventory_custom<R: FailureRoute>(
-        &self,
-        settings: &Settings,
-        route: R,
-        health: &Health,
-    ) -> RunningConsumer {
-        let settings = settings.clone();
-        let health = health.clone();
-        let stop = CancellationToken::new();
-        let token = stop.clone();
-        let task = tokio::spawn(async move {
+        let (settings, health) = (self.settings.clone(), health.clone());
+        spawn_consumer(async move |token| {
             let handler = Inventory::new(&settings, &health)?;
             let spec = Inventory::spec(&settings);
             courier::delivery::run_with_route(&settings, &spec, handler, route, &health, token).await?;
             Ok(())
-        });
-        RunningConsumer { stop, task }
+        })
     }
 
     /// Starts the inventory handler in-process with the standard routes (dead-letter topic), reporting to
     /// `health`.
     pub fn start_inventory_reporting(&self, settings: &Settings, health: &Health) -> RunningConsumer {
-        let settings = settings.clone();
-        let health = health.clone();
-        let stop = CancellationToken::new();
-        let token = stop.clone();
-        let task = tokio::spawn(async move {
+        let (settings, health) = (settings.clone(), health.clone());
+        spawn_consumer(async move |token| {
             let handler = Inventory::new(&settings, &health)?;
             let spec = Inventory::spec(&settings);
             courier::delivery::run(&settings, &spec, handler, &health, token).await?;
             Ok(())
-        });
-        RunningConsumer { stop, task }
+        })
     }
 
     /// These settings with `overrides` (`COURIER__…` names) applied on top.

@@ -210,14 +210,23 @@ async fn an_outage_opens_the_breaker_and_dead_letters_nothing() {
         ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "3"),
         ("COURIER__APIS__INVENTORY__BREAKER_FAILURE_THRESHOLD", "3"),
         ("COURIER__APIS__INVENTORY__BREAKER_COOLDOWN_MS", &cooldown_ms.to_string()),
+        // One call at a time: no call admitted before the breaker opened can arrive after it.
+        ("COURIER__CONSUMER__MAX_IN_FLIGHT", "1"),
     ]);
     let health = Health::default();
     let consumer = app.start_inventory_reporting(&settings, &health);
     assert!(health.wait_for(WAIT, |p| p.contains_key("breaker.inventory")).await, "the breaker opens");
     // While open, only probes reach the API: one per cool-down.
-    let before = app.mock.stats(Api::Inventory).calls as usize;
+    let opened_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).expect("after 1970");
     let opened = Instant::now();
-    app.mock.wait_for_calls(Api::Inventory, before + 3, WAIT).await.expect("probes come");
+    let mut seen = app.mock.calls(Api::Inventory).len();
+    loop {
+        let calls = app.mock.wait_for_calls(Api::Inventory, seen + 1, WAIT).await.expect("probes come");
+        seen = calls.len();
+        if calls.iter().filter(|c| c.received_at_unix_ms > opened_ms).count() >= 3 {
+            break;
+        }
+    }
     let took = opened.elapsed();
     assert!(
         took >= Duration::from_millis(2 * cooldown_ms),
