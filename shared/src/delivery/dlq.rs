@@ -166,20 +166,8 @@ impl FailureRoute for DeadLetterRoute {
         }
         match self.producer.send(out, Timeout::After(self.timeout)).await {
             Ok(delivery) => {
-                tracing::error!(
-                    dlq.topic = %topic,
-                    dlq.partition = delivery.partition,
-                    dlq.offset = delivery.offset,
-                    topic = record.topic,
-                    partition = record.partition,
-                    offset = record.offset,
-                    event_id = record.event_id.unwrap_or(""),
-                    attempts = record.attempts,
-                    channel = record.channel.unwrap_or(""),
-                    error.kind = record.failure.kind,
-                    error.message = %record.failure.message,
-                    "event could not be delivered: dead-lettered"
-                );
+                let dead_letter = format!("{topic}/{}@{}", delivery.partition, delivery.offset);
+                record.log(&format!("event could not be delivered: dead-lettered to {dead_letter}"));
                 Ok(())
             }
             Err((error, _)) => Err(format!("dead letter to {topic} not acknowledged: {error}")),

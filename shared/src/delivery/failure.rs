@@ -53,19 +53,26 @@ pub struct LogFailureRoute;
 
 impl FailureRoute for LogFailureRoute {
     async fn route(&self, record: FailedRecord<'_>) -> Result<(), String> {
-        tracing::error!(
-            topic = record.topic,
-            partition = record.partition,
-            offset = record.offset,
-            event_id = record.event_id.unwrap_or(""),
-            attempts = record.attempts,
-            channel = record.channel.unwrap_or(""),
-            error.kind = record.failure.kind,
-            error.message = %record.failure.message,
-            http.status = record.failure.http_status,
-            endpoint = record.failure.endpoint.as_deref().unwrap_or(""),
-            "event could not be delivered and is skipped"
-        );
+        record.log("event could not be delivered and is skipped");
         Ok(())
+    }
+}
+
+impl FailedRecord<'_> {
+    /// Logs the record's coordinates and its last failure, with `what` happened to it.
+    pub fn log(&self, what: &str) {
+        tracing::error!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            event_id = self.event_id.unwrap_or(""),
+            attempts = self.attempts,
+            channel = self.channel.unwrap_or(""),
+            error.kind = self.failure.kind,
+            error.message = %self.failure.message,
+            http.status = self.failure.http_status,
+            endpoint = self.failure.endpoint.as_deref().unwrap_or(""),
+            "{what}"
+        );
     }
 }

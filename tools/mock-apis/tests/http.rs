@@ -1,35 +1,19 @@
 //! The mock APIs over HTTP: a server per test on a free port, called with reqwest, checked through both
 //! the HTTP admin endpoints and the in-process handle.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use mock_apis::{
     Api, Call, DECLINED_AMOUNT_SUFFIX, Effect, Faults, MockApis, MockApisConfig, Stats, UNKNOWN_SKU_PREFIX,
 };
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn start() -> MockApis {
-    MockApis::start(MockApisConfig::default()).await.expect("server starts")
-}
-
-fn reservation(order: &str) -> Value {
-    json!({"order_id": order, "items": [{"sku": "SKU-1", "quantity": 2}]})
-}
-
-async fn post(client: &Client, server: &MockApis, api: Api, key: Option<&str>, body: &Value) -> Response {
-    let mut request = client.post(server.endpoint_url(api)).json(body);
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    request.send().await.expect("request is answered")
-}
-
-async fn json_of(response: Response) -> Value {
-    response.json().await.expect("body is JSON")
-}
+use support::{
+    WAIT, admin_url, answered, charge, email, fetch, get, header, json_of, keyed, now_ms, post, post_timing_out,
+    problem_of, release, replayed, reservation, retry_after, sms, spawn_status, start, statuses,
+};
 
 #[tokio::test]
 async fn every_api_answers_its_first_call() {
@@ -37,14 +21,9 @@ async fn every_api_answers_its_first_call() {
     let client = Client::new();
     let cases = [
         (Api::Inventory, reservation("o-1"), StatusCode::CREATED, "reservation_id"),
-        (Api::Payment, json!({"order_id": "o-1", "amount": 1250, "currency": "EUR"}), StatusCode::CREATED, "charge_id"),
-        (
-            Api::Email,
-            json!({"to": "a@example.com", "subject": "Hi", "body": "Thanks"}),
-            StatusCode::ACCEPTED,
-            "message_id",
-        ),
-        (Api::Sms, json!({"to": "+15550100", "text": "Shipped"}), StatusCode::ACCEPTED, "message_id"),
+        (Api::Payment, charge("o-1", 1250, "EUR"), StatusCode::CREATED, "charge_id"),
+        (Api::Email, email("a@example.com", "Hi", "Thanks"), StatusCode::ACCEPTED, "message_id"),
+        (Api::Sms, sms("+15550100", "Shipped"), StatusCode::ACCEPTED, "message_id"),
     ];
     for (api, body, status, id_field) in cases {
         let response = post(&client, &server, api, Some("k-1"), &body).await;
@@ -70,26 +49,19 @@ async fn a_replayed_key_gets_the_first_answer_and_counts_a_duplicate() {
     let client = Client::new();
     let first = post(&client, &server, Api::Inventory, Some("inventory:e-1"), &reservation("o-1")).await;
     assert_eq!(first.status(), StatusCode::CREATED);
-    assert!(first.headers().get("idempotent-replayed").is_none());
+    assert!(header(&first, "idempotent-replayed").is_none());
     let first_body = json_of(first).await;
 
     let second = post(&client, &server, Api::Inventory, Some("inventory:e-1"), &reservation("o-1")).await;
     assert_eq!(second.status(), StatusCode::CREATED);
-    assert_eq!(second.headers().get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
+    assert_eq!(header(&second, "idempotent-replayed"), Some(&b"true"[..]));
     assert_eq!(json_of(second).await, first_body);
 
     let stats = server.stats(Api::Inventory);
     assert_eq!((stats.calls, stats.effects, stats.duplicates), (2, 1, 1));
     assert_eq!(server.effects(Api::Inventory).len(), 1);
     // Keys are per API: the same key on another API is a first call there.
-    let other = post(
-        &client,
-        &server,
-        Api::Payment,
-        Some("inventory:e-1"),
-        &json!({"order_id": "o-1", "amount": 1, "currency": "EUR"}),
-    )
-    .await;
+    let other = post(&client, &server, Api::Payment, Some("inventory:e-1"), &charge("o-1", 1, "EUR")).await;
     assert_eq!(other.status(), StatusCode::CREATED);
     assert_eq!(server.stats(Api::Payment).duplicates, 0);
     server.shutdown().await;
@@ -103,13 +75,10 @@ async fn concurrent_calls_with_one_key_make_one_effect() {
     let url = server.endpoint_url(Api::Payment);
     let calls: Vec<_> = (0..8)
         .map(|_| {
-            let request = client
-                .post(&url)
-                .header("Idempotency-Key", "payment:e-42")
-                .json(&json!({"order_id": "o-42", "amount": 999, "currency": "USD"}));
+            let request = keyed(&client, &url, "payment:e-42").json(&charge("o-42", 999, "USD"));
             tokio::spawn(async move {
-                let response = request.send().await.expect("answered");
-                (response.status(), response.json::<Value>().await.expect("JSON"))
+                let response = answered(request).await;
+                (response.status(), json_of(response).await)
             })
         })
         .collect();
@@ -133,11 +102,9 @@ async fn injected_errors_answer_503_without_effect_and_are_not_remembered() {
     let server = start().await;
     server.set_faults(Api::Email, Faults { error_rate: 1.0, ..Faults::none() });
     let client = Client::new();
-    let body = json!({"to": "a@example.com", "subject": "Hi", "body": "…"});
+    let body = email("a@example.com", "Hi", "…");
     let failed = post(&client, &server, Api::Email, Some("email:e-1"), &body).await;
-    assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(failed.headers().get("content-type").map(|v| v.as_bytes()), Some(&b"application/problem+json"[..]));
-    assert_eq!(json_of(failed).await["status"], 503);
+    problem_of(failed, StatusCode::SERVICE_UNAVAILABLE).await;
     let stats = server.stats(Api::Email);
     assert_eq!((stats.calls, stats.effects, stats.injected_failures), (1, 0, 1));
     assert!(server.effects(Api::Email).is_empty());
@@ -161,9 +128,9 @@ async fn throttling_answers_429_with_retry_after() {
     .await
     .expect("server starts");
     let client = Client::new();
-    let response = post(&client, &server, Api::Sms, Some("sms:e-1"), &json!({"to": "+1", "text": "hi"})).await;
+    let response = post(&client, &server, Api::Sms, Some("sms:e-1"), &sms("+1", "hi")).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(response.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"7"[..]));
+    assert_eq!(header(&response, "retry-after"), Some(&b"7"[..]));
     let stats = server.stats(Api::Sms);
     assert_eq!((stats.effects, stats.injected_failures), (0, 1));
     server.shutdown().await;
@@ -191,20 +158,12 @@ async fn malformed_calls_are_answered_400_problem_json() {
     let server = start().await;
     let client = Client::new();
     let url = server.endpoint_url(Api::Inventory);
-    let no_key = client.post(&url).json(&reservation("o-1")).send().await.expect("answered");
-    let not_json = client.post(&url).header("Idempotency-Key", "k").body("order=o-1").send().await.expect("answered");
-    let not_object =
-        client.post(&url).header("Idempotency-Key", "k").json(&json!([1, 2])).send().await.expect("answered");
-    let empty_key =
-        client.post(&url).header("Idempotency-Key", "  ").json(&reservation("o-1")).send().await.expect("answered");
+    let no_key = answered(client.post(&url).json(&reservation("o-1"))).await;
+    let not_json = answered(keyed(&client, &url, "k").body("order=o-1")).await;
+    let not_object = answered(keyed(&client, &url, "k").json(&json!([1, 2]))).await;
+    let empty_key = answered(keyed(&client, &url, "  ").json(&reservation("o-1"))).await;
     for response in [no_key, not_json, not_object, empty_key] {
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(
-            response.headers().get("content-type").map(|v| v.as_bytes()),
-            Some(&b"application/problem+json"[..])
-        );
-        let problem = json_of(response).await;
-        assert_eq!(problem["status"], 400);
+        let problem = problem_of(response, StatusCode::BAD_REQUEST).await;
         assert!(problem["detail"].is_string(), "{problem}");
     }
     let stats = server.stats(Api::Inventory);
@@ -216,26 +175,17 @@ async fn malformed_calls_are_answered_400_problem_json() {
 async fn faults_are_read_and_changed_over_http() {
     let server = start().await;
     let client = Client::new();
-    let url = format!("{}/admin/faults/payment", server.base_url());
+    let url = admin_url(&server, "faults/payment");
 
-    let put = client.put(&url).json(&json!({"error_rate": 0.25, "latency_ms": 10})).send().await.expect("answered");
+    let put = answered(client.put(&url).json(&json!({"error_rate": 0.25, "latency_ms": 10}))).await;
     assert_eq!(put.status(), StatusCode::OK);
     let expected = Faults { error_rate: 0.25, latency_ms: 10, ..Faults::none() };
     assert_eq!(put.json::<Faults>().await.expect("faults"), expected);
     assert_eq!(server.faults(Api::Payment), expected);
-    let got = client.get(&url).send().await.expect("answered");
-    assert_eq!(got.json::<Faults>().await.expect("faults"), expected);
+    assert_eq!(get::<Faults>(&client, &url, "faults").await, expected);
 
     // PATCH keeps the fields it does not name; PUT resets them.
-    let patched = client
-        .patch(&url)
-        .json(&json!({"hang_rate": 0.1, "hang_ms": 2000}))
-        .send()
-        .await
-        .expect("answered")
-        .json::<Faults>()
-        .await
-        .expect("faults");
+    let patched: Faults = fetch(client.patch(&url).json(&json!({"hang_rate": 0.1, "hang_ms": 2000})), "faults").await;
     assert_eq!(patched, Faults { hang_rate: 0.1, hang_ms: 2000, ..expected });
     // Other APIs are untouched.
     assert_eq!(server.faults(Api::Inventory), Faults::none());
@@ -243,25 +193,18 @@ async fn faults_are_read_and_changed_over_http() {
     let status = |body: &'static str, path: &'static str| {
         let request =
             client.put(format!("{}{path}", server.base_url())).header("content-type", "application/json").body(body);
-        async move { request.send().await.expect("answered").status() }
+        async move { answered(request).await.status() }
     };
     assert_eq!(status(r#"{"error_rate": 2}"#, "/admin/faults/payment").await, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(status(r#"{"eror_rate": 0.1}"#, "/admin/faults/payment").await, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(status("{not json", "/admin/faults/payment").await, StatusCode::BAD_REQUEST);
     assert_eq!(status("{}", "/admin/faults/shipping").await, StatusCode::NOT_FOUND);
-    let unknown = client.get(format!("{}/admin/faults/shipping", server.base_url())).send().await.expect("answered");
+    let unknown = answered(client.get(admin_url(&server, "faults/shipping"))).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     // Refused updates changed nothing.
     assert_eq!(server.faults(Api::Payment), patched);
 
-    let all: Value = client
-        .get(format!("{}/admin/faults", server.base_url()))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("JSON");
+    let all: Value = get(&client, admin_url(&server, "faults"), "JSON").await;
     assert_eq!(all["payment"]["hang_ms"], 2000);
     assert_eq!(all["sms"]["error_rate"], 0.0);
     server.shutdown().await;
@@ -273,22 +216,17 @@ async fn stats_effects_reset_and_health_over_http() {
     let client = Client::new();
     let base = server.base_url();
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let response = client
-        .post(server.endpoint_url(Api::Inventory))
-        .header("Idempotency-Key", "inventory:e-7")
-        .header("traceparent", traceparent)
-        .json(&reservation("o-7"))
-        .send()
-        .await
-        .expect("answered");
+    let traced =
+        keyed(&client, server.endpoint_url(Api::Inventory), "inventory:e-7").header("traceparent", traceparent);
+    let response = answered(traced.json(&reservation("o-7"))).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     post(&client, &server, Api::Inventory, Some("inventory:e-7"), &reservation("o-7")).await;
 
-    let stats: Stats = client.get(format!("{base}/stats")).send().await.expect("answered").json().await.expect("stats");
+    let stats: Stats = get(&client, format!("{base}/stats"), "stats").await;
     assert_eq!(stats, server.all_stats());
     assert_eq!((stats.inventory.calls, stats.inventory.effects, stats.inventory.duplicates), (2, 1, 1));
     assert_eq!(stats.payment, Default::default());
-    let raw: Value = client.get(format!("{base}/stats")).send().await.expect("answered").json().await.expect("JSON");
+    let raw: Value = get(&client, format!("{base}/stats"), "JSON").await;
     for api in ["inventory", "payment", "email", "sms", "inventory_release"] {
         for field in [
             "calls",
@@ -304,14 +242,7 @@ async fn stats_effects_reset_and_health_over_http() {
         }
     }
 
-    let effects: Vec<Effect> = client
-        .get(server.api_url("inventory") + "/effects")
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("effects");
+    let effects: Vec<Effect> = get(&client, server.api_url("inventory") + "/effects", "effects").await;
     assert_eq!(effects, server.effects(Api::Inventory));
     assert_eq!(effects.len(), 1);
     assert_eq!(effects[0].idempotency_key, "inventory:e-7");
@@ -319,19 +250,19 @@ async fn stats_effects_reset_and_health_over_http() {
     assert!(effects[0].received_at.ends_with('Z') && effects[0].received_at.len() == 24);
     assert!(effects[0].received_at_unix_ms > 1_700_000_000_000);
 
-    let reset = client.post(format!("{base}/admin/reset")).send().await.expect("answered");
+    let reset = answered(client.post(admin_url(&server, "reset"))).await;
     assert_eq!(reset.status(), StatusCode::NO_CONTENT);
     assert_eq!(server.all_stats(), Stats::default());
     assert!(server.effects(Api::Inventory).is_empty());
     // The key is forgotten too: the same call takes effect again.
     let again = post(&client, &server, Api::Inventory, Some("inventory:e-7"), &reservation("o-7")).await;
-    assert!(again.headers().get("idempotent-replayed").is_none());
+    assert!(header(&again, "idempotent-replayed").is_none());
     assert_eq!(server.stats(Api::Inventory).effects, 1);
 
-    let health = client.get(format!("{base}/healthz")).send().await.expect("answered");
+    let health = answered(client.get(format!("{base}/healthz"))).await;
     assert_eq!(health.status(), StatusCode::OK);
     for path in ["/shipping/effects", "/nowhere"] {
-        let missing = client.get(format!("{base}{path}")).send().await.expect("answered");
+        let missing = answered(client.get(format!("{base}{path}"))).await;
         assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{path}");
     }
     server.shutdown().await;
@@ -341,16 +272,8 @@ async fn stats_effects_reset_and_health_over_http() {
 async fn a_hang_takes_effect_but_answers_after_the_client_gave_up() {
     let server = start().await;
     server.set_faults(Api::Payment, Faults { hang_rate: 1.0, hang_ms: 30_000, ..Faults::none() });
-    let impatient = Client::builder().timeout(Duration::from_millis(300)).build().expect("client");
-    let body = json!({"order_id": "o-9", "amount": 5, "currency": "EUR"});
-    let error = impatient
-        .post(server.endpoint_url(Api::Payment))
-        .header("Idempotency-Key", "payment:e-9")
-        .json(&body)
-        .send()
-        .await
-        .expect_err("the client times out");
-    assert!(error.is_timeout(), "{error}");
+    let body = charge("o-9", 5, "EUR");
+    post_timing_out(&server, Api::Payment, "payment:e-9", &body, Duration::from_millis(300)).await;
     // The effect happened although the client saw a timeout.
     let effects = server.wait_for_effects(Api::Payment, 1, WAIT).await.expect("effect recorded");
     assert_eq!(server.stats(Api::Payment).hangs, 1);
@@ -369,11 +292,7 @@ async fn a_hang_takes_effect_but_answers_after_the_client_gave_up() {
 async fn shutdown_cuts_a_hang_short() {
     let server = start().await;
     server.set_faults(Api::Sms, Faults { hang_rate: 1.0, ..Faults::none() });
-    let request = Client::new()
-        .post(server.endpoint_url(Api::Sms))
-        .header("Idempotency-Key", "sms:e-1")
-        .json(&json!({"to": "+1", "text": "hi"}));
-    let call = tokio::spawn(async move { request.send().await.map(|r| r.status()) });
+    let call = spawn_status(keyed(&Client::new(), server.endpoint_url(Api::Sms), "sms:e-1").json(&sms("+1", "hi")));
     server.wait_for_stats(Api::Sms, WAIT, |s| s.hangs == 1).await.expect("request hangs");
     let started = Instant::now();
     server.shutdown().await;
@@ -401,7 +320,7 @@ async fn urls_point_at_the_bound_port() {
     assert_eq!(server.api_url("inventory"), format!("http://127.0.0.1:{port}/inventory"));
     assert_eq!(server.api_url(Api::Sms), format!("http://127.0.0.1:{port}/sms"));
     assert_eq!(server.endpoint_url(Api::Payment), format!("http://127.0.0.1:{port}/payment/charges"));
-    let health = Client::new().get(format!("{}/healthz", server.base_url())).send().await.expect("answered");
+    let health = answered(Client::new().get(format!("{}/healthz", server.base_url()))).await;
     assert_eq!(health.status(), StatusCode::OK);
     server.shutdown().await;
     assert!(
@@ -412,28 +331,17 @@ async fn urls_point_at_the_bound_port() {
     assert!(MockApis::start(bad_faults).await.is_err());
 }
 
-fn retry_after(response: &Response) -> Option<&str> {
-    response.headers().get("retry-after").and_then(|v| v.to_str().ok())
-}
-
 #[tokio::test]
 async fn latency_jitter_spreads_answers_between_latency_and_latency_plus_jitter() {
     let server = start().await;
     let client = Client::new();
     // Set over HTTP, to check the admin JSON takes the field.
-    let faults: Faults = client
-        .patch(format!("{}/admin/faults/sms", server.base_url()))
-        .json(&json!({"latency_ms": 40, "latency_jitter_ms": 80}))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("faults");
+    let jitter =
+        client.patch(admin_url(&server, "faults/sms")).json(&json!({"latency_ms": 40, "latency_jitter_ms": 80}));
+    let faults: Faults = fetch(jitter, "faults").await;
     assert_eq!((faults.latency_ms, faults.latency_jitter_ms), (40, 80));
     for i in 0..6 {
-        let response =
-            post(&client, &server, Api::Sms, Some(&format!("sms:{i}")), &json!({"to": "+1", "text": "hi"})).await;
+        let response = post(&client, &server, Api::Sms, Some(&format!("sms:{i}")), &sms("+1", "hi")).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
     }
     let calls = server.calls(Api::Sms);
@@ -455,11 +363,8 @@ async fn a_body_containing_the_text_fails_with_the_status_and_no_effect() {
     );
     let client = Client::new();
     let poisoned = post(&client, &server, Api::Inventory, Some("k-1"), &reservation("o-poison")).await;
-    assert_eq!(poisoned.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(retry_after(&poisoned), None, "no Retry-After with a 422");
-    assert_eq!(poisoned.headers().get("content-type").map(|v| v.as_bytes()), Some(&b"application/problem+json"[..]));
-    let problem = json_of(poisoned).await;
-    assert_eq!(problem["status"], 422);
+    let problem = problem_of(poisoned, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(problem["detail"].as_str().is_some_and(|d| d.contains("o-poison")), "{problem}");
     let fine = post(&client, &server, Api::Inventory, Some("k-2"), &reservation("o-fine")).await;
     assert_eq!(fine.status(), StatusCode::CREATED);
@@ -472,23 +377,20 @@ async fn a_body_containing_the_text_fails_with_the_status_and_no_effect() {
         Api::Inventory,
         Faults { fail_body_contains: Some(r#""quantity":2"#.to_owned()), retry_after_secs: 4, ..Faults::default() },
     );
-    let raw = client
-        .post(server.endpoint_url(Api::Inventory))
-        .header("Idempotency-Key", "k-3")
-        .header("content-type", "application/json")
-        .body(r#"{"order_id":"o-3","items":[{"sku":"S","quantity":2}]}"#)
-        .send()
-        .await
-        .expect("answered");
+    let raw = answered(
+        keyed(&client, server.endpoint_url(Api::Inventory), "k-3")
+            .header("content-type", "application/json")
+            .body(r#"{"order_id":"o-3","items":[{"sku":"S","quantity":2}]}"#),
+    )
+    .await;
     assert_eq!(raw.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(retry_after(&raw), Some("4"));
     // Not remembered: once the fault is gone, the same key takes effect.
     server.set_faults(Api::Inventory, Faults::default());
     let retried = post(&client, &server, Api::Inventory, Some("k-3"), &reservation("o-3")).await;
     assert_eq!(retried.status(), StatusCode::CREATED);
-    assert!(retried.headers().get("idempotent-replayed").is_none());
-    let statuses: Vec<u16> = server.calls(Api::Inventory).iter().map(|c| c.status).collect();
-    assert_eq!(statuses, [422, 201, 503, 201]);
+    assert!(header(&retried, "idempotent-replayed").is_none());
+    assert_eq!(statuses(&server, Api::Inventory), [422, 201, 503, 201]);
     server.shutdown().await;
 }
 
@@ -500,7 +402,7 @@ async fn the_first_calls_of_each_key_fail_then_go_through() {
         Faults { fail_first_per_key: 2, fail_first_status: 429, retry_after_secs: 3, ..Faults::default() },
     );
     let client = Client::new();
-    let body = json!({"order_id": "o-1", "amount": 5, "currency": "EUR"});
+    let body = charge("o-1", 5, "EUR");
     let mut statuses = Vec::new();
     for key in ["a", "b", "a", "a", "b", "b", "a"] {
         let response = post(&client, &server, Api::Payment, Some(key), &body).await;
@@ -554,8 +456,8 @@ async fn body_failures_come_before_first_call_failures_which_come_before_the_dra
         },
     );
     let client = Client::new();
-    let poison = json!({"to": "a@example.com", "subject": "poison", "body": "…"});
-    let plain = json!({"to": "a@example.com", "subject": "hello", "body": "…"});
+    let poison = email("a@example.com", "poison", "…");
+    let plain = email("a@example.com", "hello", "…");
     let mut statuses = Vec::new();
     for (key, body) in [("k", &poison), ("k", &poison), ("k", &plain), ("k", &plain), ("j", &plain)] {
         statuses.push(post(&client, &server, Api::Email, Some(key), body).await.status().as_u16());
@@ -571,27 +473,23 @@ async fn body_failures_come_before_first_call_failures_which_come_before_the_dra
 async fn failure_statuses_are_validated_over_http() {
     let server = start().await;
     let client = Client::new();
-    let url = format!("{}/admin/faults/email", server.base_url());
+    let url = admin_url(&server, "faults/email");
     for body in [json!({"fail_body_status": 200}), json!({"fail_first_status": 600}), json!({"fail_first_status": 399})]
     {
         for request in [client.put(&url), client.patch(&url)] {
-            let response = request.json(&body).send().await.expect("answered");
+            let response = answered(request.json(&body)).await;
             assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         }
     }
     assert_eq!(server.faults(Api::Email), Faults::default());
 
-    let put: Faults = client
-        .put(&url)
-        .json(&json!({"fail_body_contains": "x", "fail_body_status": 400,
-                      "fail_first_per_key": 3, "fail_first_status": 599,
-                      "latency_jitter_ms": 1}))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("faults");
+    let put: Faults = fetch(
+        client.put(&url).json(&json!({"fail_body_contains": "x", "fail_body_status": 400,
+                                      "fail_first_per_key": 3, "fail_first_status": 599,
+                                      "latency_jitter_ms": 1})),
+        "faults",
+    )
+    .await;
     let expected = Faults {
         fail_body_contains: Some("x".to_owned()),
         fail_body_status: 400,
@@ -603,18 +501,10 @@ async fn failure_statuses_are_validated_over_http() {
     assert_eq!(put, expected);
     assert_eq!(server.faults(Api::Email), expected);
     // PATCH: null turns the body failure off and keeps the rest.
-    let patched: Faults = client
-        .patch(&url)
-        .json(&json!({"fail_body_contains": null}))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("faults");
+    let patched: Faults = fetch(client.patch(&url).json(&json!({"fail_body_contains": null})), "faults").await;
     assert_eq!(patched, Faults { fail_body_contains: None, ..expected.clone() });
     // PUT leaves out what it does not name.
-    let reset: Faults = client.put(&url).json(&json!({})).send().await.expect("answered").json().await.expect("faults");
+    let reset: Faults = fetch(client.put(&url).json(&json!({})), "faults").await;
     assert_eq!(reset, Faults::default());
     // In process, a status out of range becomes 503.
     server.set_faults(Api::Email, Faults { fail_first_status: 200, ..Faults::default() });
@@ -629,9 +519,9 @@ async fn the_journal_keeps_every_call_in_arrival_order() {
     let url = server.endpoint_url(Api::Inventory);
     let before = now_ms();
     // Malformed: no key; not JSON; not an object.
-    client.post(&url).json(&reservation("o-0")).send().await.expect("answered");
-    client.post(&url).header("Idempotency-Key", " k-x ").body("order=o-1").send().await.expect("answered");
-    client.post(&url).header("Idempotency-Key", "k-y").json(&json!([1])).send().await.expect("answered");
+    answered(client.post(&url).json(&reservation("o-0"))).await;
+    answered(keyed(&client, &url, " k-x ").body("order=o-1")).await;
+    answered(keyed(&client, &url, "k-y").json(&json!([1]))).await;
     // Taken, replayed, failed.
     post(&client, &server, Api::Inventory, Some("k-1"), &reservation("o-1")).await;
     post(&client, &server, Api::Inventory, Some("k-1"), &reservation("o-1")).await;
@@ -667,54 +557,28 @@ async fn the_journal_keeps_every_call_in_arrival_order() {
     let stats = server.stats(Api::Inventory);
     assert_eq!(stats.calls, calls.len() as u64);
 
-    let served: Vec<Call> = client
-        .get(server.api_url(Api::Inventory) + "/calls")
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("calls");
+    let served: Vec<Call> = get(&client, server.api_url(Api::Inventory) + "/calls", "calls").await;
     assert_eq!(served, calls);
-    let raw: Value = client
-        .get(server.api_url(Api::Inventory) + "/calls")
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("JSON");
+    let raw: Value = get(&client, server.api_url(Api::Inventory) + "/calls", "JSON").await;
     for field in ["idempotency_key", "status", "received_at_unix_ms", "answered_at_unix_ms", "body"] {
         assert!(raw[0].get(field).is_some(), "{field} in {raw}");
     }
     assert!(server.calls(Api::Payment).is_empty());
 
-    let reset = client.post(format!("{}/admin/reset", server.base_url())).send().await.expect("answered");
+    let reset = answered(client.post(admin_url(&server, "reset"))).await;
     assert_eq!(reset.status(), StatusCode::NO_CONTENT);
     assert!(server.calls(Api::Inventory).is_empty());
     server.shutdown().await;
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis()
-        .try_into()
-        .expect("fits in u64")
 }
 
 #[tokio::test]
 async fn concurrent_calls_are_journaled_in_arrival_order() {
     let server = start().await;
     let client = Client::new();
-    let body = json!({"to": "+1", "text": "hi"});
+    let body = sms("+1", "hi");
     // The first call is slow, the second fast: the second is answered first but listed second.
     server.set_faults(Api::Sms, Faults { latency_ms: 400, ..Faults::default() });
-    let slow = {
-        let request = client.post(server.endpoint_url(Api::Sms)).header("Idempotency-Key", "slow").json(&body);
-        tokio::spawn(async move { request.send().await.map(|r| r.status()) })
-    };
+    let slow = spawn_status(keyed(&client, server.endpoint_url(Api::Sms), "slow").json(&body));
     server.wait_for_stats(Api::Sms, WAIT, |s| s.in_flight == 1).await.expect("the slow call arrives");
     server.set_faults(Api::Sms, Faults::default());
     let fast = post(&client, &server, Api::Sms, Some("fast"), &body).await;
@@ -734,13 +598,7 @@ async fn waiting_for_calls_wakes_on_answers_and_times_out() {
     let url = server.endpoint_url(Api::Email);
     let calls = tokio::spawn(async move {
         for _ in 0..2 {
-            client
-                .post(&url)
-                .header("Idempotency-Key", "email:e-1")
-                .json(&json!({"to": "a@example.com", "subject": "Hi", "body": "…"}))
-                .send()
-                .await
-                .expect("answered");
+            answered(keyed(&client, &url, "email:e-1").json(&email("a@example.com", "Hi", "…"))).await;
         }
     });
     let journal = server.wait_for_calls(Api::Email, 2, WAIT).await.expect("both calls answered");
@@ -759,15 +617,7 @@ async fn waiting_for_calls_wakes_on_answers_and_times_out() {
 async fn a_call_abandoned_during_a_hang_is_journaled_with_its_answer() {
     let server = start().await;
     server.set_faults(Api::Payment, Faults { hang_rate: 1.0, hang_ms: 30_000, ..Faults::default() });
-    let impatient = Client::builder().timeout(Duration::from_millis(200)).build().expect("client");
-    let error = impatient
-        .post(server.endpoint_url(Api::Payment))
-        .header("Idempotency-Key", "payment:e-1")
-        .json(&json!({"order_id": "o-1", "amount": 5, "currency": "EUR"}))
-        .send()
-        .await
-        .expect_err("the client times out");
-    assert!(error.is_timeout(), "{error}");
+    post_timing_out(&server, Api::Payment, "payment:e-1", &charge("o-1", 5, "EUR"), Duration::from_millis(200)).await;
     // The server notices the client leaving and drops the request mid-hang (well before `hang_ms`); the
     // call is journaled at once, with the answer of the effect it had recorded.
     let calls = server.wait_for_calls(Api::Payment, 1, WAIT).await.expect("the abandoned call is journaled");
@@ -783,9 +633,7 @@ async fn in_flight_counts_requests_during_latency_and_peaks_reset_per_phase() {
     server.set_faults(Api::Inventory, Faults { latency_ms: 400, ..Faults::default() });
     let client = Client::new();
     let send = |key: &'static str| {
-        let request =
-            client.post(server.endpoint_url(Api::Inventory)).header("Idempotency-Key", key).json(&reservation(key));
-        tokio::spawn(async move { request.send().await.map(|r| r.status()) })
+        spawn_status(keyed(&client, server.endpoint_url(Api::Inventory), key).json(&reservation(key)))
     };
     let phase_one = [send("a"), send("b"), send("c")];
     let during = server
@@ -808,20 +656,6 @@ async fn in_flight_counts_requests_during_latency_and_peaks_reset_per_phase() {
     server.shutdown().await;
 }
 
-fn replayed(response: &Response) -> bool {
-    response.headers().get("idempotent-replayed").is_some_and(|v| v.as_bytes() == b"true")
-}
-
-async fn release(client: &Client, server: &MockApis, order: &str, key: &str, body: &Value) -> Response {
-    client
-        .post(server.release_url(order))
-        .header("Idempotency-Key", key)
-        .json(body)
-        .send()
-        .await
-        .expect("request is answered")
-}
-
 #[tokio::test]
 async fn a_declined_charge_answers_402_is_replayed_and_counted_apart_from_effects() {
     let server = start().await;
@@ -831,7 +665,7 @@ async fn a_declined_charge_answers_402_is_replayed_and_counted_apart_from_effect
     let declined = post(&client, &server, Api::Payment, Some("payment:o-13"), &body).await;
     assert_eq!(declined.status(), StatusCode::PAYMENT_REQUIRED);
     assert!(!replayed(&declined));
-    assert_eq!(declined.headers().get("content-type").map(|v| v.as_bytes()), Some(&b"application/json"[..]));
+    assert_eq!(header(&declined, "content-type"), Some(&b"application/json"[..]));
     let answer = json_of(declined).await;
     assert_eq!(answer, json!({"error": "card_declined", "decline_reason": "insufficient_funds", "order_id": "o-13"}));
 
@@ -856,17 +690,9 @@ async fn a_declined_charge_answers_402_is_replayed_and_counted_apart_from_effect
     assert_eq!((declines[0].idempotency_key.as_str(), &declines[0].body), ("payment:o-13", &body));
     assert_eq!(declines[0].response, answer);
     assert!(server.declines(Api::Inventory).is_empty());
-    let served: Vec<Effect> = client
-        .get(server.api_url(Api::Payment) + "/declines")
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("declines");
+    let served: Vec<Effect> = get(&client, server.api_url(Api::Payment) + "/declines", "declines").await;
     assert_eq!(served, declines);
-    let statuses: Vec<u16> = server.calls(Api::Payment).iter().map(|c| c.status).collect();
-    assert_eq!(statuses, [402, 402, 201]);
+    assert_eq!(statuses(&server, Api::Payment), [402, 402, 201]);
 
     server.reset();
     assert!(server.declines(Api::Payment).is_empty());
@@ -893,8 +719,7 @@ async fn an_unknown_sku_answers_409_every_time_without_effect() {
     let fixed = post(&client, &server, Api::Inventory, Some("inventory:o-1"), &reservation("o-1")).await;
     assert_eq!(fixed.status(), StatusCode::CREATED);
     assert!(!replayed(&fixed));
-    let statuses: Vec<u16> = server.calls(Api::Inventory).iter().map(|c| c.status).collect();
-    assert_eq!(statuses, [409, 409, 201]);
+    assert_eq!(statuses(&server, Api::Inventory), [409, 409, 201]);
     assert_eq!(server.stats(Api::Inventory).effects, 1);
     server.shutdown().await;
 }
@@ -943,8 +768,7 @@ async fn releasing_a_reservation_needs_one_and_is_idempotent() {
     // Releases are counted apart from reservations.
     let inventory = server.stats(Api::Inventory);
     assert_eq!((inventory.calls, inventory.effects), (1, 1));
-    let statuses: Vec<u16> = server.calls(Api::InventoryRelease).iter().map(|c| c.status).collect();
-    assert_eq!(statuses, [404, 200, 200, 200, 200]);
+    assert_eq!(statuses(&server, Api::InventoryRelease), [404, 200, 200, 200, 200]);
     server.shutdown().await;
 }
 
@@ -967,9 +791,9 @@ async fn a_release_takes_its_order_from_the_path() {
     assert_eq!(other.status(), StatusCode::BAD_REQUEST);
     assert!(json_of(other).await["detail"].as_str().is_some_and(|d| d.contains("o-9")));
     let url = server.release_url(order);
-    let no_key = client.post(&url).json(&json!({})).send().await.expect("answered");
+    let no_key = answered(client.post(&url).json(&json!({}))).await;
     assert_eq!(no_key.status(), StatusCode::BAD_REQUEST);
-    let not_object = client.post(&url).header("Idempotency-Key", "k").json(&json!([1])).send().await.expect("answered");
+    let not_object = answered(keyed(&client, &url, "k").json(&json!([1]))).await;
     assert_eq!(not_object.status(), StatusCode::BAD_REQUEST);
     let stats = server.stats(Api::InventoryRelease);
     assert_eq!((stats.calls, stats.rejected, stats.effects), (4, 3, 1));
@@ -990,25 +814,17 @@ async fn the_release_api_has_its_own_stats_effects_and_faults() {
     assert_eq!(reserved.status(), StatusCode::CREATED, "reservations keep their own faults");
     let failed = release(&client, &server, "o-1", "release:o-1", &json!({})).await;
     assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let faults: Faults = client
-        .get(format!("{base}/admin/faults/inventory_release"))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("faults");
+    let faults: Faults = get(&client, admin_url(&server, "faults/inventory_release"), "faults").await;
     assert_eq!(faults.error_rate, 1.0);
     let patched =
-        client.patch(format!("{base}/admin/faults/inventory_release")).json(&json!({"error_rate": 0.0})).send().await;
-    assert_eq!(patched.expect("answered").status(), StatusCode::OK);
-    let all: Value =
-        client.get(format!("{base}/admin/faults")).send().await.expect("answered").json().await.expect("JSON");
+        answered(client.patch(admin_url(&server, "faults/inventory_release")).json(&json!({"error_rate": 0.0})));
+    assert_eq!(patched.await.status(), StatusCode::OK);
+    let all: Value = get(&client, admin_url(&server, "faults"), "JSON").await;
     assert_eq!(all["inventory_release"]["error_rate"], 0.0);
     let released = release(&client, &server, "o-1", "release:o-1", &json!({})).await;
     assert_eq!(released.status(), StatusCode::OK);
 
-    let raw: Value = client.get(format!("{base}/stats")).send().await.expect("answered").json().await.expect("JSON");
+    let raw: Value = get(&client, format!("{base}/stats"), "JSON").await;
     assert_eq!(raw["inventory_release"]["calls"], 2);
     assert_eq!(raw["inventory_release"]["effects"], 1);
     assert_eq!(raw["inventory_release"]["injected_failures"], 1);
@@ -1017,24 +833,10 @@ async fn the_release_api_has_its_own_stats_effects_and_faults() {
     assert_eq!(stats, server.all_stats());
     assert_eq!(stats.get(Api::InventoryRelease).effects, 1);
 
-    let effects: Vec<Effect> = client
-        .get(format!("{base}/inventory_release/effects"))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("effects");
+    let effects: Vec<Effect> = get(&client, format!("{base}/inventory_release/effects"), "effects").await;
     assert_eq!(effects, server.effects(Api::InventoryRelease));
     assert_eq!(effects[0].idempotency_key, "release:o-1");
-    let calls: Vec<Call> = client
-        .get(format!("{base}/inventory_release/calls"))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("calls");
+    let calls: Vec<Call> = get(&client, format!("{base}/inventory_release/calls"), "calls").await;
     assert_eq!(calls.len(), 2);
     let waited = server.wait_for_effects(Api::InventoryRelease, 1, WAIT).await.expect("the release is there");
     assert_eq!(waited, effects);
@@ -1050,8 +852,8 @@ async fn the_release_api_has_its_own_stats_effects_and_faults() {
 async fn messages_keep_their_recipient() {
     let server = start().await;
     let client = Client::new();
-    let email = json!({"to": "ada@example.com", "subject": "Your order", "body": "Thanks"});
-    let sms = json!({"to": "+15550100", "text": "Shipped"});
+    let email = email("ada@example.com", "Your order", "Thanks");
+    let sms = sms("+15550100", "Shipped");
     post(&client, &server, Api::Email, Some("email:o-1"), &email).await;
     post(&client, &server, Api::Sms, Some("sms:o-1"), &sms).await;
     let sent = server.effects(Api::Email);
