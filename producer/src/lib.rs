@@ -7,7 +7,6 @@
 //! * [`startup`]: [`startup::Application`] builds the server from settings (port 0 in tests) and runs it.
 //! * [`routes`]: the HTTP handlers: orders, health and readiness.
 //! * [`order`]: the order request, its validation and the event it becomes.
-//! * publishing uses [`courier::publisher`] of the shared library.
 //! * [`extract`]: reading a JSON body (content type, size limit, syntax) into problem-aware errors.
 //! * [`idempotency`]: the `Idempotency-Key` memory that makes a retried request answer the same.
 //! * [`error`]: the API's error type and its problem+json rendering.

@@ -122,9 +122,9 @@ pub async fn run<H: Handler>(
         let route = DeadLetterRoute::new(settings, &spec.group, handler.name(), &spec.topics)
             .await
             .map_err(RunError::DeadLetter)?;
-        run_with_route(settings, spec, handler, route, health, shutdown).await
+        consume(settings, spec, handler, route, health, shutdown).await
     } else {
-        run_with_route(settings, spec, handler, LogFailureRoute, health, shutdown).await
+        consume(settings, spec, handler, LogFailureRoute, health, shutdown).await
     }
 }
 
@@ -148,6 +148,18 @@ pub async fn run_with_route<H: Handler, R: FailureRoute>(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     ensure_topics(settings, spec).await?;
+    consume(settings, spec, handler, route, health, shutdown).await
+}
+
+/// Runs the consumer over topics that exist already.
+async fn consume<H: Handler, R: FailureRoute>(
+    settings: &Settings,
+    spec: &ConsumerSpec,
+    handler: H,
+    route: R,
+    health: &Health,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let c = &settings.consumer;
     let d = &settings.dlq;
     let guard = DlqGuard::new(
