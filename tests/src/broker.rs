@@ -159,6 +159,13 @@ cd / && rm -rf "$DATA_DIR"
         Ok(Self { bootstrap: format!("127.0.0.1:{port}"), child: Mutex::new(child), dir })
     }
 
+    /// The broker's process id (the supervising shell's child), once it has started.
+    pub fn broker_pid(&self) -> Option<u32> {
+        let shell = self.child.lock().ok()?.id();
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    }
+
     /// The broker's log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("broker.log")

@@ -177,8 +177,13 @@ async fn consume<H: Handler, R: FailureRoute>(
         health: health.clone(),
     };
     let events = shutdown.child_token();
-    let dispatcher =
-        Dispatcher::new(worker, c.max_buffered_per_partition, tokio::runtime::Handle::current(), events.clone());
+    let dispatcher = Dispatcher::new(
+        worker,
+        budget(c),
+        c.max_buffered_per_partition,
+        tokio::runtime::Handle::current(),
+        events.clone(),
+    );
     let abandoned = Arc::new(AtomicBool::new(false));
     let context = RuntimeContext {
         dispatcher: Arc::clone(&dispatcher),
@@ -232,6 +237,17 @@ async fn consume<H: Handler, R: FailureRoute>(
             Ok(())
         }
     }
+}
+
+/// Unfinished events per `max_in_flight` slot the consumer holds before it waits for one to finish: queued
+/// work for every slot while events of a busy key wait their turn.
+const BUFFERED_PER_SLOT: usize = 4;
+
+/// The consumer-wide budget of unfinished events: `BUFFERED_PER_SLOT` per slot, and at most half of
+/// `max_buffered_per_partition`, so that healthy traffic never reaches the per-partition backstop (whose
+/// pause makes librdkafka drop and fetch again what it had prefetched).
+fn budget(c: &crate::settings::ConsumerSettings) -> usize {
+    c.max_in_flight.saturating_mul(BUFFERED_PER_SLOT).min(c.max_buffered_per_partition / 2).max(1)
 }
 
 /// How long committing and leaving the group may take after the drain, before the consumer gives up on it.
@@ -341,7 +357,10 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
         let poll_timeout = Duration::from_millis(100);
         let mut last_commit = Instant::now();
         while !self.shutdown.is_cancelled() && !self.abandoned.load(Ordering::SeqCst) {
-            if let Some(result) = self.consumer.poll(poll_timeout) {
+            // At the budget, wait for an event to finish rather than take more; after `poll_timeout` poll anyway
+            // (callbacks, rebalances), taking at most one record, which the per-partition backstop bounds.
+            let room = self.dispatcher.wait_for_room(poll_timeout);
+            if let Some(result) = self.consumer.poll(if room { poll_timeout } else { Duration::ZERO }) {
                 match result {
                     Ok(message) => {
                         let topic = match self.topics.get(message.topic()) {

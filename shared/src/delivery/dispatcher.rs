@@ -6,9 +6,18 @@
 //! concurrently (the in-flight bound is the worker's semaphore). Records without a key share one queue per
 //! partition, so they keep partition order.
 //!
-//! Each partition tracks its offsets ([`OffsetTracker`]); when its started-but-unfinished events reach
-//! `max_buffered_per_partition`, the partition is paused and resumed once half has drained. The poll thread
-//! applies pause/resume and commits; on a revoke or shutdown the dispatcher stops starting work for the
+//! Memory is bounded at two levels:
+//! * everyday flow control is consumer-wide: the poll thread stops taking records while `budget` events are
+//!   unfinished ([`Dispatcher::wait_for_room`]) and goes on as soon as one finishes. Nothing is paused, so
+//!   librdkafka keeps what it prefetched and goes on fetching in the background;
+//! * a backstop per partition, for a partition whose events do not finish (a key retrying for long) while the
+//!   poll thread still takes a record now and then to serve callbacks: when its started-but-unfinished events
+//!   reach `max_buffered_per_partition` (more than `budget`, so healthy traffic never gets there), the
+//!   partition is paused, and resumed once half has drained. A paused partition's events no longer count
+//!   against the budget, so the other partitions keep flowing. Pausing makes librdkafka drop what it had
+//!   prefetched for the partition and fetch it again on resume, which is why it is not the everyday tool.
+//!
+//! Each partition tracks its offsets ([`OffsetTracker`]). The poll thread applies pause/resume and commits; on a revoke or shutdown the dispatcher stops starting work for the
 //! partitions concerned, waits (bounded) for their running events, and hands back their watermarks.
 
 use std::collections::hash_map::Entry;
@@ -52,6 +61,15 @@ struct State {
     to_pause: Vec<TopicPartition>,
     /// Partitions the poll thread must resume.
     to_resume: Vec<TopicPartition>,
+    /// Whether the poll thread waits for an event to finish (see [`Dispatcher::wait_for_room`]).
+    waiting_for_room: bool,
+}
+
+impl State {
+    /// Unfinished events of the partitions that are not paused: what counts against the budget.
+    fn unfinished(&self) -> usize {
+        self.partitions.values().filter(|p| !p.paused).map(|p| p.offsets.unfinished()).sum()
+    }
 }
 
 /// Pause/resume requests for the poll thread.
@@ -69,6 +87,10 @@ pub struct Dispatcher<H, R> {
     state: Mutex<State>,
     /// Signalled whenever a partition's running task count drops.
     idle: Condvar,
+    /// Signalled when an event finishes while the poll thread waits for room.
+    room: Condvar,
+    /// Unfinished events (of partitions not paused) at which the poll thread stops taking records.
+    budget: usize,
     /// Delivers single events.
     worker: Worker<H, R>,
     /// Bound of started-but-unfinished events per partition.
@@ -80,11 +102,20 @@ pub struct Dispatcher<H, R> {
 }
 
 impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
-    /// A dispatcher spawning event tasks on `runtime`; `shutdown` stops them all.
-    pub fn new(worker: Worker<H, R>, max_buffered: usize, runtime: Handle, shutdown: CancellationToken) -> Arc<Self> {
+    /// A dispatcher spawning event tasks on `runtime`; `shutdown` stops them all. The poll thread stops
+    /// taking records at `budget` unfinished events; a partition is paused at `max_buffered` of its own.
+    pub fn new(
+        worker: Worker<H, R>,
+        budget: usize,
+        max_buffered: usize,
+        runtime: Handle,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             idle: Condvar::new(),
+            room: Condvar::new(),
+            budget: budget.max(1),
             worker,
             max_buffered: max_buffered.max(1),
             runtime,
@@ -154,14 +185,21 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             let delivery = self.worker.deliver(&record, &cancel).await;
             let mut state = self.lock();
             let max_buffered = self.max_buffered;
-            let State { partitions, to_resume, .. } = &mut *state;
-            let Some(partition) = partitions.get_mut(&record.tp).filter(|p| p.epoch == epoch) else {
+            let Some(partition) = state.partitions.get_mut(&record.tp).filter(|p| p.epoch == epoch) else {
                 // The partition was revoked and given up on while this event ran: its new owner has it.
                 return;
             };
             if delivery == Delivery::Handled {
                 partition.offsets.finish(record.offset);
             }
+            if state.waiting_for_room && state.unfinished() < self.budget {
+                state.waiting_for_room = false;
+                self.room.notify_one();
+            }
+            let State { partitions, to_resume, .. } = &mut *state;
+            let Some(partition) = partitions.get_mut(&record.tp) else {
+                return;
+            };
             if partition.paused && partition.offsets.unfinished() <= max_buffered / 2 {
                 partition.paused = false;
                 to_resume.push(record.tp.clone());
@@ -183,6 +221,26 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
                     return;
                 }
             }
+        }
+    }
+
+    /// Waits until fewer than `budget` events are unfinished, at most `limit`; returns whether there is room.
+    /// The poll thread calls it before taking a record, and polls anyway after `limit` (for callbacks).
+    pub fn wait_for_room(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut state = self.lock();
+        loop {
+            if state.unfinished() < self.budget {
+                state.waiting_for_room = false;
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                state.waiting_for_room = false;
+                return false;
+            }
+            state.waiting_for_room = true;
+            state = self.room.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use clap::Args;
 use courier::settings::Settings;
-use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -49,9 +49,7 @@ fn consumer(settings: &Settings, group: &str, store_after_call: bool) -> anyhow:
     if store_after_call {
         config.set("enable.auto.offset.store", "false");
     }
-    let consumer: StreamConsumer = config.create()?;
-    consumer.subscribe(&[&settings.topics.orders_created])?;
-    Ok(consumer)
+    Ok(config.create()?)
 }
 
 /// The reservation call every worker makes for one record.
@@ -67,13 +65,19 @@ async fn call(http: &reqwest::Client, url: &str, payload: Option<&[u8]>) {
     let _ = http.post(url).header("Idempotency-Key", key).json(&body).send().await.and_then(|r| r.error_for_status());
 }
 
-/// One sequential consumer per partition in one group: recv → call → store the offset.
+/// One sequential consumer per partition in one group: recv → call → store the offset (committed every 5 s).
+///
+/// Each consumer is assigned its partition rather than subscribing, so the measurement sees the steady state
+/// of such a deployment and not the group's rebalancing as its members join one by one.
 async fn baseline(settings: &Settings, group: &str) -> anyhow::Result<()> {
     let url = format!("{}/reservations", settings.apis.inventory.base_url);
     let http = reqwest::Client::new();
     let mut tasks = Vec::new();
-    for _ in 0..settings.topics.partitions {
+    for partition in 0..settings.topics.partitions {
         let consumer = consumer(settings, group, true)?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&settings.topics.orders_created, partition, Offset::Stored)?;
+        consumer.assign(&assignment)?;
         let (http, url) = (http.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             loop {
@@ -93,6 +97,7 @@ async fn ceiling(settings: &Settings, group: &str) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let slots = Arc::new(Semaphore::new(settings.consumer.max_in_flight));
     let consumer = consumer(settings, group, false)?;
+    consumer.subscribe(&[&settings.topics.orders_created])?;
     loop {
         let Ok(message) = consumer.recv().await else { continue };
         let payload = message.payload().map(<[u8]>::to_vec);

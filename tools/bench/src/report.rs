@@ -1,0 +1,239 @@
+//! Markdown tables of the figures, and the verdict on each target.
+
+use crate::producer_side::Requests;
+use crate::scenario::{CpuShare, Latency, Mode, Scenario, Throughput};
+
+/// One point of the matrix: the three workers on the same backlog.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// One sequential consumer per partition (C does not apply).
+    pub baseline: Throughput,
+    /// courier.
+    pub courier: Throughput,
+    /// The unordered ceiling.
+    pub ceiling: Throughput,
+}
+
+fn shares(cpu: &CpuShare) -> String {
+    format!("{:.2} / {:.2} / {:.2}", cpu.worker, cpu.broker, cpu.harness)
+}
+
+fn notes(t: &Throughput) -> String {
+    let mut notes = Vec::new();
+    if t.ran_dry {
+        notes.push("ran out of events (a lower bound)".to_owned());
+    }
+    if t.duplicates > 0 {
+        notes.push(format!("{} repeated", t.duplicates));
+    }
+    if t.out_of_order > 0 {
+        notes.push(format!("{} out of key order", t.out_of_order));
+    }
+    notes.join(", ")
+}
+
+/// Prints the header of the matrix table.
+pub fn matrix_header() {
+    println!(
+        "| L ms | K | C | baseline /s | courier /s | ceiling /s | courier/baseline | courier/ceiling | efficiency | \
+         courier CPU ms/1k | ceiling CPU ms/1k | courier RSS MiB (peak) | CPU courier run | notes |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+}
+
+/// Prints one matrix row.
+pub fn matrix_row(row: &Row) {
+    let Row { scenario, baseline, courier, ceiling } = row;
+    let efficiency = if scenario.latency_ms == 0 {
+        "n/a (L = 0)".to_owned()
+    } else {
+        format!("{:.0} %", 100.0 * courier.per_sec / scenario.bound())
+    };
+    let mut note = Vec::new();
+    for (name, t) in [("baseline", baseline), ("courier", courier), ("ceiling", ceiling)] {
+        let n = notes(t);
+        if !n.is_empty() {
+            note.push(format!("{name}: {n}"));
+        }
+    }
+    println!(
+        "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.1}× | {:.0} % | {} | {:.0} | {:.0} | {:.1} ({:.1}) | {} | {} |",
+        scenario.latency_ms,
+        scenario.keys,
+        scenario.max_in_flight,
+        baseline.per_sec,
+        courier.per_sec,
+        ceiling.per_sec,
+        courier.per_sec / baseline.per_sec,
+        100.0 * courier.per_sec / ceiling.per_sec,
+        efficiency,
+        courier.cpu_per_1000 * 1000.0,
+        ceiling.cpu_per_1000 * 1000.0,
+        courier.memory_end.now_mib,
+        courier.memory_end.peak_mib,
+        shares(&courier.cpu),
+        note.join("; ")
+    );
+}
+
+/// Prints every figure of the workers of the target scenario.
+pub fn detail_table(workers: &[(Mode, Throughput)]) {
+    println!(
+        "| worker | events/s | CPU ms per 1,000 | RSS MiB start → end of window (peak) | CPU worker / broker / sink | \
+         repeated | out of key order |"
+    );
+    println!("|---|---:|---:|---:|---|---:|---:|");
+    for (mode, t) in workers {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.1} → {:.1} ({:.1}) | {} | {} | {} |",
+            mode.label(),
+            t.per_sec,
+            t.cpu_per_1000 * 1000.0,
+            t.memory_start.now_mib,
+            t.memory_end.now_mib,
+            t.memory_end.peak_mib,
+            shares(&t.cpu),
+            t.duplicates,
+            t.out_of_order
+        );
+    }
+}
+
+/// Prints the header of the latency table.
+pub fn latency_header() {
+    println!(
+        "| worker | rate /s | events measured | missing | p50 ms | p99 ms | max ms | CPU worker / broker / harness |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+}
+
+/// Prints one latency row.
+pub fn latency_row(mode: Mode, l: &Latency) {
+    println!(
+        "| {} | {:.0} | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+        mode.label(),
+        l.rate,
+        l.measured,
+        l.missing,
+        l.p50_ms,
+        l.p99_ms,
+        l.max_ms,
+        shares(&l.cpu)
+    );
+}
+
+/// Prints the producer-side comparison.
+pub fn producer_table(concurrency: usize, api: &Requests, direct: &Requests) {
+    println!("| path ({concurrency} in flight) | acknowledged /s | p50 ms | p99 ms | errors |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, r) in [("POST /v1/orders (202 after the broker's ack)", api), ("direct rdkafka produce loop", direct)] {
+        println!("| {name} | {:.0} | {:.1} | {:.1} | {} |", r.per_sec, r.p50_ms, r.p99_ms, r.errors);
+    }
+    println!(
+        "\norder API / direct loop = {:.0} % of the throughput; p99 {:.1} ms vs {:.1} ms",
+        100.0 * api.per_sec / direct.per_sec,
+        api.p99_ms,
+        direct.p99_ms
+    );
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "**met**" } else { "**not met**" }
+}
+
+/// Judges each target from what was measured (a target whose scenario did not run is said so).
+pub fn targets(
+    rows: &[Row],
+    target: Option<(Throughput, Throughput, Throughput)>,
+    latencies: &[(Mode, Latency)],
+    producer: Option<&(Requests, Requests)>,
+) {
+    let target_row = rows
+        .iter()
+        .find(|r| r.scenario.latency_ms == 20 && r.scenario.keys == 10_000 && r.scenario.max_in_flight == 512);
+    match target_row {
+        Some(r) => {
+            let (x, pct) = (r.courier.per_sec / r.baseline.per_sec, 100.0 * r.courier.per_sec / r.ceiling.per_sec);
+            println!(
+                "- L = 20, K = 10,000, C = 512: courier/baseline = {x:.1}× (≥ 25×), courier/ceiling = {pct:.0} % (≥ 75 %): {}. \
+                 CPU worker / broker / sink in courier's window: {}.",
+                verdict(x >= 25.0 && pct >= 75.0),
+                shares(&r.courier.cpu)
+            );
+        }
+        None => println!("- L = 20, K = 10,000, C = 512: not in this run's matrix."),
+    }
+    match (target, target_row) {
+        (Some((baseline, defaults, deep)), Some(r)) => {
+            let (x, pct) = (defaults.per_sec / baseline.per_sec, 100.0 * defaults.per_sec / r.ceiling.per_sec);
+            println!(
+                "- the same with every setting at its default: {x:.1}× the baseline, {pct:.0} % of the ceiling: {}.",
+                verdict(x >= 25.0 && pct >= 75.0)
+            );
+            println!(
+                "- (diagnosis) with max_buffered_per_partition = {}: {:.1}× the baseline, {:.0} % of the ceiling, \
+                 peak RSS {:.1} MiB.",
+                crate::scenario::DEEP_BUFFER,
+                deep.per_sec / baseline.per_sec,
+                100.0 * deep.per_sec / r.ceiling.per_sec,
+                deep.memory_end.peak_mib
+            );
+        }
+        _ => println!("- defaults: the target scenario did not run."),
+    }
+    let at_zero: Vec<&Row> = rows.iter().filter(|r| r.scenario.latency_ms == 0).collect();
+    if at_zero.is_empty() {
+        println!("- L = 0, CPU per event: no L = 0 scenario in this run.");
+    } else {
+        let worst = at_zero.iter().map(|r| r.courier.cpu_per_1000 * 1000.0).fold(0.0, f64::max);
+        let list: Vec<String> = at_zero
+            .iter()
+            .map(|r| {
+                format!(
+                    "K={} C={}: {:.0} µs",
+                    r.scenario.keys,
+                    r.scenario.max_in_flight,
+                    r.courier.cpu_per_1000 * 1000.0
+                )
+            })
+            .collect();
+        println!(
+            "- L = 0: worker CPU per delivered event ≤ 50 µs: worst {worst:.0} µs ({}): {}.",
+            list.join(", "),
+            verdict(worst <= 50.0)
+        );
+    }
+    let courier_runs: Vec<&Throughput> =
+        rows.iter().map(|r| &r.courier).chain(target.as_ref().map(|(_, d, _)| d)).collect();
+    if !courier_runs.is_empty() {
+        let peak = courier_runs.iter().map(|t| t.memory_end.peak_mib).fold(0.0, f64::max);
+        let growth =
+            courier_runs.iter().map(|t| t.memory_end.now_mib - t.memory_start.now_mib).fold(f64::MIN, f64::max);
+        println!(
+            "- worker RSS ≤ 64 MiB and flat: highest peak {peak:.1} MiB over {} courier runs, largest growth across a \
+             window {growth:+.1} MiB: {}.",
+            courier_runs.len(),
+            verdict(peak <= 64.0 && growth <= 4.0)
+        );
+    }
+    match latencies.iter().find(|(m, _)| *m == Mode::CourierDefaults) {
+        Some((_, l)) => println!(
+            "- p99 produce-to-API latency ≤ L + 10 ms at half load: {:.1} ms at {:.0} events/s (p50 {:.1}, max {:.1}, {} missing): {}.",
+            l.p99_ms,
+            l.rate,
+            l.p50_ms,
+            l.max_ms,
+            l.missing,
+            verdict(l.p99_ms <= 30.0 && l.missing == 0)
+        ),
+        None => println!("- latency: the open-loop run did not run."),
+    }
+    if let Some((api, direct)) = producer {
+        println!(
+            "- producer side (no numeric target): the order API acknowledges {:.0} % of what a direct produce loop does.",
+            100.0 * api.per_sec / direct.per_sec
+        );
+    }
+}

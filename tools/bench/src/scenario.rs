@@ -1,0 +1,363 @@
+//! The harness (broker, sink, worker processes) and the two kinds of run it measures: a closed-loop run
+//! over a preloaded backlog (throughput, CPU, memory) and an open-loop run at a fixed rate (latency).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use courier::settings::Settings;
+use courier_tests::broker::TansuProcess;
+use tokio::process::Child;
+
+use crate::load::Loader;
+use crate::process::{self, Memory};
+use crate::sink::{Run, Sink};
+
+/// The worker being measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One sequential consumer per partition in one group.
+    Baseline,
+    /// courier's inventory consumer with `max_in_flight` set by the scenario.
+    Courier,
+    /// courier's inventory consumer with nothing tuned: every setting at its default.
+    CourierDefaults,
+    /// courier's inventory consumer with a deeper per-partition buffer (see BENCHMARKS.md).
+    CourierDeepBuffer,
+    /// One consumer, a task per record, `max_in_flight` at once, no order, no offsets.
+    Ceiling,
+}
+
+/// `max_buffered_per_partition` of [`Mode::CourierDeepBuffer`]: more than one Tansu fetch brings (≈ 12,000).
+pub const DEEP_BUFFER: usize = 16_000;
+
+impl Mode {
+    /// The name printed in tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Baseline => "baseline",
+            Mode::Courier => "courier",
+            Mode::CourierDefaults => "courier (defaults)",
+            Mode::CourierDeepBuffer => "courier (max_buffered_per_partition = 16,000)",
+            Mode::Ceiling => "ceiling",
+        }
+    }
+
+    /// The `bench worker --mode` value.
+    fn worker(self) -> &'static str {
+        match self {
+            Mode::Baseline => "baseline",
+            Mode::Courier | Mode::CourierDefaults | Mode::CourierDeepBuffer => "courier",
+            Mode::Ceiling => "ceiling",
+        }
+    }
+}
+
+/// One point of the scenario matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scenario {
+    /// API latency in ms.
+    pub latency_ms: u64,
+    /// Calls in flight allowed to courier and the ceiling.
+    pub max_in_flight: usize,
+    /// Distinct keys.
+    pub keys: usize,
+}
+
+impl Scenario {
+    /// min(max_in_flight, K)·1000/L: what key-ordered concurrency allows before the CPU binds (∞ at L = 0).
+    pub fn bound(self) -> f64 {
+        (self.max_in_flight.min(self.keys) as f64) * 1000.0 / self.latency_ms as f64
+    }
+}
+
+/// How long runs last.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// From the first delivery to the start of the measurement (group joins, connection pools, caches).
+    pub warmup: Duration,
+    /// The measured window.
+    pub window: Duration,
+}
+
+/// Share of one core each process took during a window (1.0 = a whole core).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuShare {
+    /// The worker.
+    pub worker: f64,
+    /// The broker.
+    pub broker: f64,
+    /// This process: the sink, and in open-loop runs the producer.
+    pub harness: f64,
+}
+
+/// What a closed-loop run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Throughput {
+    /// Events delivered per second in the window.
+    pub per_sec: f64,
+    /// Worker CPU seconds per 1,000 events delivered in the window.
+    pub cpu_per_1000: f64,
+    /// CPU share of each process in the window.
+    pub cpu: CpuShare,
+    /// Worker memory at the start of the window.
+    pub memory_start: Memory,
+    /// Worker memory at the end of the window (its peak is over the whole run).
+    pub memory_end: Memory,
+    /// Repeated deliveries over the whole run.
+    pub duplicates: u64,
+    /// Deliveries that overtook a later event of their key.
+    pub out_of_order: u64,
+    /// The backlog ran out before the window ended: the rate is a lower bound.
+    pub ran_dry: bool,
+}
+
+/// What an open-loop run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    /// Events produced per second.
+    pub rate: f64,
+    /// Events produced in the window (their latency is measured).
+    pub measured: usize,
+    /// Of those, events that never arrived.
+    pub missing: usize,
+    /// Produce-to-API latency percentiles, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Worst, ms.
+    pub max_ms: f64,
+    /// CPU share of each process while events were produced.
+    pub cpu: CpuShare,
+}
+
+/// The broker, the sink and what every worker is told.
+pub struct Harness {
+    /// The broker (Tansu, sqlite storage).
+    tansu: TansuProcess,
+    /// The API.
+    pub sink: Sink,
+    /// Partitions of every topic.
+    partitions: i32,
+    /// Whether records carry the order API's four headers.
+    headers: bool,
+    /// Run lengths.
+    pub timing: Timing,
+    /// Topics and groups named so far (each gets a fresh name).
+    topics: std::sync::atomic::AtomicUsize,
+}
+
+/// Process figures at one instant.
+struct Snapshot {
+    /// When.
+    at: Instant,
+    /// Events delivered so far.
+    delivered: u64,
+    /// CPU seconds of the worker, the broker and this process.
+    cpu: [f64; 3],
+    /// Worker memory.
+    memory: Memory,
+}
+
+impl Harness {
+    /// Starts the broker and the sink.
+    pub async fn start(partitions: i32, headers: bool, timing: Timing) -> anyhow::Result<Self> {
+        let tansu = TansuProcess::start()?;
+        courier_tests::broker::wait_until_reachable(&tansu.bootstrap, Duration::from_secs(60)).await?;
+        let sink = Sink::start().await?;
+        Ok(Self { tansu, sink, partitions, headers, timing, topics: Default::default() })
+    }
+
+    /// A fresh topic name.
+    pub fn topic(&self, kind: &str) -> String {
+        let n = self.topics.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("bench.{kind}.{}.{n}", std::process::id())
+    }
+
+    /// The settings every process gets, as `COURIER__…` variables: broker, topic, API, quiet logs.
+    fn environment(&self, topic: &str) -> Vec<(String, String)> {
+        [
+            ("COURIER__KAFKA__BOOTSTRAP_SERVERS", self.tansu.bootstrap.clone()),
+            ("COURIER__TOPICS__ORDERS_CREATED", topic.to_owned()),
+            ("COURIER__TOPICS__PARTITIONS", self.partitions.to_string()),
+            ("COURIER__CONSUMER__HEALTH_LISTEN", "127.0.0.1:0".to_owned()),
+            ("COURIER__PRODUCER__LISTEN", "127.0.0.1:0".to_owned()),
+            ("COURIER__TELEMETRY__LOG_LEVEL", "warn".to_owned()),
+            ("COURIER__APIS__INVENTORY__BASE_URL", self.sink.url()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Settings for `topic`, for this process's own clients.
+    pub fn settings(&self, topic: &str) -> anyhow::Result<Settings> {
+        Ok(Settings::load_with_env(None, Some(self.environment(topic).into_iter().collect()))?)
+    }
+
+    /// Creates `topic` and puts `events` events with `keys` keys on it.
+    pub async fn preload(&self, topic: &str, events: usize, keys: usize) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        Loader::new(&self.settings(topic)?, topic, keys, self.headers).await?.preload(events).await?;
+        Ok(started.elapsed())
+    }
+
+    /// Starts worker `mode` on `topic` in a fresh group.
+    fn spawn(&self, mode: Mode, topic: &str, scenario: Scenario) -> anyhow::Result<Child> {
+        // A fresh group per run: a killed worker's group is never joined again.
+        let group =
+            format!("{}-{}-{}", topic, mode.worker(), self.topics.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let mut env = self.environment(topic);
+        if mode != Mode::CourierDefaults {
+            env.push(("COURIER__CONSUMER__MAX_IN_FLIGHT".to_owned(), scenario.max_in_flight.to_string()));
+        }
+        if mode == Mode::CourierDeepBuffer {
+            env.push(("COURIER__CONSUMER__MAX_BUFFERED_PER_PARTITION".to_owned(), DEEP_BUFFER.to_string()));
+        }
+        let mut command = tokio::process::Command::new(std::env::current_exe()?);
+        // Settings in the caller's environment reach courier (to try a tuning), never the defaults run.
+        if mode == Mode::CourierDefaults {
+            for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("COURIER__")) {
+                command.env_remove(key);
+            }
+        }
+        Ok(command.args(["worker", "--mode", mode.worker(), "--group", &group]).envs(env).kill_on_drop(true).spawn()?)
+    }
+
+    fn snapshot(&self, worker: u32, run: &Run) -> anyhow::Result<Snapshot> {
+        let broker = self.tansu.broker_pid().context("the broker's process id")?;
+        Ok(Snapshot {
+            at: Instant::now(),
+            delivered: run.delivered(),
+            cpu: [
+                process::cpu_seconds(worker)?,
+                process::cpu_seconds(broker)?,
+                process::cpu_seconds(std::process::id())?,
+            ],
+            memory: process::memory(worker)?,
+        })
+    }
+
+    /// Runs `mode` over the `events` preloaded on `topic`; measures the window after the warm-up.
+    pub async fn closed_loop(
+        &self,
+        mode: Mode,
+        topic: &str,
+        events: usize,
+        scenario: Scenario,
+    ) -> anyhow::Result<Throughput> {
+        self.sink.set_latency(Duration::from_millis(scenario.latency_ms));
+        let run = self.sink.start_run(events, scenario.keys);
+        let mut worker = self.spawn(mode, topic, scenario)?;
+        let pid = worker.id().context("worker pid")?;
+        run.wait_for(1, Duration::from_secs(120)).await.with_context(|| format!("{} never started", mode.label()))?;
+        tokio::time::sleep(self.timing.warmup).await;
+        let start = self.snapshot(pid, &run)?;
+        tokio::time::sleep(self.timing.window).await;
+        let end = self.snapshot(pid, &run)?;
+        worker.kill().await?;
+        if run.unknown() > 0 {
+            eprintln!("warning: {} requests of {} named no event of its run", run.unknown(), mode.label());
+        }
+        let seconds = end.at.duration_since(start.at).as_secs_f64();
+        let delivered = end.delivered.saturating_sub(start.delivered);
+        Ok(Throughput {
+            per_sec: delivered as f64 / seconds,
+            cpu_per_1000: (end.cpu[0] - start.cpu[0]) * 1000.0 / (delivered.max(1) as f64),
+            cpu: share(&start, &end, seconds),
+            memory_start: start.memory,
+            memory_end: end.memory,
+            duplicates: run.duplicates(),
+            out_of_order: run.out_of_order(),
+            ran_dry: end.delivered >= events as u64,
+        })
+    }
+
+    /// Runs `mode` while events are produced at `rate` per second (K = `scenario.keys`); measures the
+    /// produce-to-API latency of the events produced after the warm-up.
+    pub async fn open_loop(&self, mode: Mode, scenario: Scenario, rate: f64) -> anyhow::Result<Latency> {
+        let topic = self.topic("open");
+        let loader = Loader::new(&self.settings(&topic)?, &topic, scenario.keys, self.headers).await?;
+        let Timing { warmup, window } = self.timing;
+        // Room for the primers, then the events of the run.
+        let primers = 1_000;
+        let total = primers + (rate * (warmup + window).as_secs_f64()).round() as usize + 1;
+        self.sink.set_latency(Duration::from_millis(scenario.latency_ms));
+        let run: Arc<Run> = self.sink.start_run(total, scenario.keys);
+        let mut worker = self.spawn(mode, &topic, scenario)?;
+        let pid = worker.id().context("worker pid")?;
+        // One event at a time until the worker answers, so that the run starts with the worker in its group.
+        let mut primed = 0;
+        loop {
+            anyhow::ensure!(primed < primers, "{} did not start within {primers} primer events", mode.label());
+            loader.one(primed).await?;
+            primed += 1;
+            if run.wait_for(1, Duration::from_millis(200)).await.is_ok() {
+                break;
+            }
+        }
+        // Whatever primers are still on their way arrive before the run starts.
+        run.wait_for(primed as u64, Duration::from_secs(60)).await?;
+        let start = self.snapshot(pid, &run)?;
+        let stamps = loader.open_loop(primed, rate, warmup + window).await?;
+        let end = self.snapshot(pid, &run)?;
+        let measured_from = stamps.first().copied().unwrap_or(0) + warmup.as_micros() as u64;
+        let measured: Vec<(usize, u64)> =
+            (primed..).zip(stamps.iter().copied()).filter(|&(_, stamp)| stamp >= measured_from).collect();
+        // Every event produced is waited for (a late one is a latency figure, not a loss), within reason.
+        let _ = run.wait_for((primed + stamps.len()) as u64, Duration::from_secs(30)).await;
+        worker.kill().await?;
+        let mut latencies: Vec<f64> = measured
+            .iter()
+            .filter_map(|&(seq, stamp)| run.arrival(seq).map(|at| at.saturating_sub(stamp) as f64 / 1000.0))
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let seconds = end.at.duration_since(start.at).as_secs_f64();
+        Ok(Latency {
+            rate,
+            measured: measured.len(),
+            missing: measured.len() - latencies.len(),
+            p50_ms: percentile(&latencies, 0.50),
+            p99_ms: percentile(&latencies, 0.99),
+            max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+            cpu: share(&start, &end, seconds),
+        })
+    }
+}
+
+/// CPU share of each process between two snapshots `seconds` apart.
+fn share(start: &Snapshot, end: &Snapshot, seconds: f64) -> CpuShare {
+    let of = |i: usize| (end.cpu[i] - start.cpu[i]) / seconds;
+    CpuShare { worker: of(0), broker: of(1), harness: of(2) }
+}
+
+/// The `q` quantile of sorted `values` (nearest rank); NaN when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.50), 50.0);
+        assert_eq!(percentile(&values, 0.99), 99.0);
+        assert_eq!(percentile(&values, 1.0), 100.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn the_bound_is_key_ordered_concurrency_over_latency() {
+        let s = Scenario { latency_ms: 20, max_in_flight: 512, keys: 10_000 };
+        assert_eq!(s.bound(), 25_600.0);
+        assert_eq!(Scenario { keys: 1, ..s }.bound(), 50.0);
+    }
+}

@@ -1,0 +1,261 @@
+//! The API every worker calls: answers each request after L ms and notes, per event, when it first
+//! arrived, how often it came again, and whether it overtook an earlier event of its key.
+//!
+//! It is lean on purpose (no journal, no bodies kept, no JSON tree): it shares the two cores with the broker
+//! and the worker being measured, so what it costs is taken from them. Requests carry the reservation body
+//! of the inventory API: `{"order_id": "k<key>", "items": [{"sku": "e<sequence number>", …}]}`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// The sink's HTTP server.
+pub struct Sink {
+    /// What the handlers share.
+    state: Arc<SinkState>,
+    /// Where it listens.
+    addr: SocketAddr,
+    /// Stops the server when dropped.
+    _stop: tokio_util::sync::DropGuard,
+}
+
+/// What the handlers share.
+struct SinkState {
+    /// Milliseconds to wait before answering.
+    latency_ms: AtomicU64,
+    /// The run requests are counted in.
+    run: RwLock<Arc<Run>>,
+}
+
+/// What the sink saw during one worker's run.
+pub struct Run {
+    /// Microseconds since the Unix epoch of the first arrival of each event, by sequence number; 0 = not yet.
+    first_arrival: Vec<AtomicU64>,
+    /// The highest sequence number that arrived per key, or -1.
+    last_per_key: Mutex<Vec<i64>>,
+    /// Events that arrived at least once.
+    delivered: AtomicU64,
+    /// Arrivals of an event that had arrived before.
+    duplicates: AtomicU64,
+    /// First arrivals of an event whose key had already seen a later event (per-key order broken).
+    out_of_order: AtomicU64,
+    /// Requests that named no event of this run.
+    unknown: AtomicU64,
+    /// The number of delivered events a waiter waits for.
+    target: AtomicU64,
+    /// Woken when `delivered` reaches `target`.
+    reached: Notify,
+}
+
+/// The part of a reservation body the sink reads.
+#[derive(Deserialize)]
+struct Body<'a> {
+    /// `k<key>`.
+    #[serde(borrow)]
+    order_id: &'a str,
+    /// The first item's sku is `e<sequence number>`.
+    #[serde(borrow)]
+    items: Vec<Item<'a>>,
+}
+
+/// One reservation line.
+#[derive(Deserialize)]
+struct Item<'a> {
+    /// `e<sequence number>`.
+    #[serde(borrow)]
+    sku: &'a str,
+}
+
+/// The key and sequence number a reservation body names.
+fn parse(body: &[u8]) -> Option<(usize, usize)> {
+    let body: Body<'_> = serde_json::from_slice(body).ok()?;
+    let key = body.order_id.strip_prefix('k')?.parse().ok()?;
+    let seq = body.items.first()?.sku.strip_prefix('e')?.parse().ok()?;
+    Some((key, seq))
+}
+
+/// Microseconds since the Unix epoch.
+pub fn unix_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+impl Run {
+    /// A run over `events` events with `keys` keys.
+    fn new(events: usize, keys: usize) -> Self {
+        Self {
+            first_arrival: (0..events).map(|_| AtomicU64::new(0)).collect(),
+            last_per_key: Mutex::new(vec![-1; keys]),
+            delivered: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            out_of_order: AtomicU64::new(0),
+            unknown: AtomicU64::new(0),
+            target: AtomicU64::new(u64::MAX),
+            reached: Notify::new(),
+        }
+    }
+
+    /// Notes that event `seq` of `key` arrived at `now` (µs since the epoch).
+    fn arrive(&self, key: usize, seq: usize, now: u64) {
+        let Some(slot) = self.first_arrival.get(seq) else {
+            self.unknown.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if slot.compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_err() {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        {
+            let mut last = self.last_per_key.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(last) = last.get_mut(key) {
+                if (seq as i64) < *last {
+                    self.out_of_order.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    *last = seq as i64;
+                }
+            }
+        }
+        if self.delivered.fetch_add(1, Ordering::Relaxed) + 1 == self.target.load(Ordering::Relaxed) {
+            self.reached.notify_one();
+        }
+    }
+
+    /// Events that arrived at least once.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Arrivals of events that had arrived before.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.load(Ordering::Relaxed)
+    }
+
+    /// First arrivals that overtook a later event of the same key.
+    pub fn out_of_order(&self) -> u64 {
+        self.out_of_order.load(Ordering::Relaxed)
+    }
+
+    /// Requests naming no event of this run.
+    pub fn unknown(&self) -> u64 {
+        self.unknown.load(Ordering::Relaxed)
+    }
+
+    /// When event `seq` first arrived (µs since the epoch), if it did.
+    pub fn arrival(&self, seq: usize) -> Option<u64> {
+        self.first_arrival.get(seq).map(|a| a.load(Ordering::Relaxed)).filter(|&a| a > 0)
+    }
+
+    /// Waits until `n` events were delivered, at most `limit`; one waiter at a time.
+    pub async fn wait_for(&self, n: u64, limit: Duration) -> anyhow::Result<()> {
+        self.target.store(n, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // A wake-up may be stale (left by an earlier target): the count is checked again after each.
+            let reached = self.reached.notified();
+            if self.delivered() >= n {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, reached).await.is_err() {
+                anyhow::bail!("{} of {n} events reached the sink within {limit:?}", self.delivered());
+            }
+        }
+    }
+}
+
+async fn receive(State(state): State<Arc<SinkState>>, body: Bytes) -> StatusCode {
+    let now = unix_micros();
+    let Some((key, seq)) = parse(&body) else {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    };
+    let run = Arc::clone(&state.run.read().unwrap_or_else(PoisonError::into_inner));
+    run.arrive(key, seq, now);
+    let latency = state.latency_ms.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    StatusCode::CREATED
+}
+
+impl Sink {
+    /// Starts the sink on a free loopback port.
+    pub async fn start() -> anyhow::Result<Self> {
+        let state = Arc::new(SinkState { latency_ms: AtomicU64::new(0), run: RwLock::new(Arc::new(Run::new(0, 0))) });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = Router::new().fallback(receive).with_state(Arc::clone(&state));
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(stopped.cancelled_owned()).await;
+            if let Err(e) = served {
+                eprintln!("sink stopped: {e}");
+            }
+        });
+        Ok(Self { state, addr, _stop: stop.drop_guard() })
+    }
+
+    /// The base URL workers call.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers every request after `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.latency_ms.store(latency.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Starts counting a new run over `events` events with `keys` keys; returns it.
+    pub fn start_run(&self, events: usize, keys: usize) -> Arc<Run> {
+        let run = Arc::new(Run::new(events, keys));
+        *self.state.run.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&run);
+        run
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_first_arrivals_repeats_and_overtaking() {
+        let run = Run::new(10, 2);
+        run.arrive(0, 2, 100);
+        run.arrive(0, 0, 110); // overtook by event 2 of the same key
+        run.arrive(1, 1, 120);
+        run.arrive(0, 2, 130); // a repeat: not a new delivery, not an order violation
+        run.arrive(1, 99, 140); // not an event of this run
+        assert_eq!((run.delivered(), run.duplicates(), run.out_of_order(), run.unknown()), (3, 1, 1, 1));
+        assert_eq!(run.arrival(2), Some(100));
+        assert_eq!(run.arrival(3), None);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_wakes_when_its_count_is_reached() {
+        let run = Arc::new(Run::new(10, 1));
+        run.arrive(0, 0, 1);
+        run.wait_for(1, Duration::from_millis(10)).await.expect("already reached");
+        let waiter = tokio::spawn({
+            let run = Arc::clone(&run);
+            async move { run.wait_for(3, Duration::from_secs(5)).await }
+        });
+        run.arrive(0, 1, 2);
+        run.arrive(0, 2, 3);
+        waiter.await.unwrap().expect("woken at 3");
+        assert!(run.wait_for(11, Duration::from_millis(20)).await.is_err(), "only 10 events exist");
+    }
+
+    #[test]
+    fn reads_key_and_sequence_from_a_reservation_body() {
+        assert_eq!(parse(br#"{"order_id":"k7","items":[{"sku":"e42","quantity":1}]}"#), Some((7, 42)));
+        assert_eq!(parse(br#"{"order_id":"7","items":[]}"#), None);
+        assert_eq!(parse(b"not json"), None);
+    }
+}

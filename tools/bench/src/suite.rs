@@ -1,0 +1,152 @@
+//! The whole benchmark: the closed-loop scenario matrix, the untuned defaults, the open-loop latency runs
+//! and the producer side, in one run against one broker, printed as Markdown as it goes.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::report::{self, Row};
+use crate::scenario::{Harness, Mode, Scenario, Throughput, Timing};
+
+/// The benchmark's options.
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// A small run (the target scenario only, short windows) that finishes in under two minutes.
+    #[arg(long)]
+    quick: bool,
+    /// API latencies L to run, ms.
+    #[arg(long, value_delimiter = ',', default_values_t = [0, 5, 20, 50])]
+    latency_ms: Vec<u64>,
+    /// Calls in flight C for courier and the ceiling.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 64, 512])]
+    max_in_flight: Vec<usize>,
+    /// Distinct keys K.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 100, 10_000])]
+    keys: Vec<usize>,
+    /// Partitions P of every topic.
+    #[arg(long, default_value_t = 8)]
+    partitions: i32,
+    /// Seconds from a worker's first delivery to the start of its measured window.
+    #[arg(long, default_value_t = 2)]
+    warmup_s: u64,
+    /// Seconds each measured window lasts.
+    #[arg(long, default_value_t = 10)]
+    window_s: u64,
+    /// Events preloaded per key count; by default enough for 20,000 events/s over a whole run.
+    #[arg(long)]
+    events: Option<usize>,
+    /// Give every record the four headers the order API sets (see BENCHMARKS.md: Tansu 0.6.0 looks headers
+    /// up with a scan of every header it stores, which then dominates).
+    #[arg(long)]
+    headers: bool,
+    /// Skip the open-loop latency runs.
+    #[arg(long)]
+    no_open_loop: bool,
+    /// Skip the producer side.
+    #[arg(long)]
+    no_producer: bool,
+    /// Requests in flight for the producer side.
+    #[arg(long, default_value_t = 64)]
+    producer_concurrency: usize,
+}
+
+/// The scenario the targets are stated for.
+const TARGET: Scenario = Scenario { latency_ms: 20, max_in_flight: 512, keys: 10_000 };
+
+/// Runs the benchmark.
+pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
+    if args.quick {
+        args.latency_ms = vec![TARGET.latency_ms];
+        args.max_in_flight = vec![TARGET.max_in_flight];
+        args.keys = vec![TARGET.keys];
+        args.warmup_s = args.warmup_s.min(1);
+        args.window_s = args.window_s.min(3);
+    }
+    let timing = Timing { warmup: Duration::from_secs(args.warmup_s), window: Duration::from_secs(args.window_s) };
+    let run_seconds = (args.warmup_s + args.window_s + 4) as usize;
+    let events = args.events.unwrap_or(20_000 * run_seconds);
+    let harness = Harness::start(args.partitions, args.headers, timing).await?;
+    println!("# courier benchmark\n");
+    println!("- machine: {}", crate::process::machine());
+    println!(
+        "- broker: Tansu (sqlite) on this machine; P = {} partitions; {events} events preloaded per key count; \
+         records {} headers",
+        args.partitions,
+        if args.headers { "with the order API's four" } else { "without" }
+    );
+    println!(
+        "- each run: a fresh consumer group from offset 0; {} s warm-up after the first delivery, then a {} s window",
+        args.warmup_s, args.window_s
+    );
+    println!("- CPU shares are of one core (1.00 = a whole core) over the window: worker / broker / sink\n");
+
+    let mut rows = Vec::new();
+    let mut target = None;
+    println!("## Throughput (closed loop over a preloaded backlog)\n");
+    report::matrix_header();
+    for &keys in &args.keys {
+        let topic = harness.topic(&format!("k{keys}"));
+        let took = harness.preload(&topic, events, keys).await?;
+        eprintln!("preloaded {events} events with {keys} keys in {:.1} s", took.as_secs_f64());
+        for &latency_ms in &args.latency_ms {
+            let first = Scenario { latency_ms, max_in_flight: args.max_in_flight[0], keys };
+            let baseline = harness.closed_loop(Mode::Baseline, &topic, events, first).await?;
+            for &max_in_flight in &args.max_in_flight {
+                let scenario = Scenario { latency_ms, max_in_flight, keys };
+                let courier = harness.closed_loop(Mode::Courier, &topic, events, scenario).await?;
+                let ceiling = harness.closed_loop(Mode::Ceiling, &topic, events, scenario).await?;
+                let row = Row { scenario, baseline, courier, ceiling };
+                report::matrix_row(&row);
+                rows.push(row);
+            }
+            if latency_ms == TARGET.latency_ms && keys == TARGET.keys {
+                let defaults = harness.closed_loop(Mode::CourierDefaults, &topic, events, TARGET).await?;
+                let deep = harness.closed_loop(Mode::CourierDeepBuffer, &topic, events, TARGET).await?;
+                target = Some((baseline, defaults, deep, rows.iter().rev().find(|r| r.scenario == TARGET).copied()));
+            }
+        }
+    }
+
+    let mut latencies = Vec::new();
+    if let Some((baseline, defaults, deep, row)) = target {
+        let ceiling = row.map(|r| r.ceiling);
+        println!("\n## The target scenario: L = 20 ms, K = 10,000, P = {}, C = 512\n", args.partitions);
+        let workers: Vec<(Mode, Throughput)> = [
+            (Mode::Baseline, Some(baseline)),
+            (Mode::CourierDefaults, Some(defaults)),
+            (Mode::CourierDeepBuffer, Some(deep)),
+        ]
+        .into_iter()
+        .chain(row.map(|r| (Mode::Courier, Some(r.courier))))
+        .chain(std::iter::once((Mode::Ceiling, ceiling)))
+        .filter_map(|(mode, t)| t.map(|t| (mode, t)))
+        .collect();
+        report::detail_table(&workers);
+        if !args.no_open_loop {
+            println!("\n## Latency (open loop: events produced at half of each worker's own maximum)\n");
+            report::latency_header();
+            for (mode, throughput) in workers.iter().filter(|(m, _)| *m != Mode::Courier) {
+                // At half its own maximum, as every worker.
+                let latency = harness.open_loop(*mode, TARGET, throughput.per_sec / 2.0).await?;
+                report::latency_row(*mode, &latency);
+                latencies.push((*mode, latency));
+            }
+        }
+    }
+
+    let mut producer = None;
+    if !args.no_producer {
+        println!("\n## Producer side: `POST /v1/orders` against a direct rdkafka produce loop\n");
+        let topic = harness.topic("http");
+        let settings = harness.settings(&topic)?;
+        let (api, direct) =
+            crate::producer_side::measure(&settings, args.producer_concurrency, Duration::from_secs(args.window_s))
+                .await?;
+        report::producer_table(args.producer_concurrency, &api, &direct);
+        producer = Some((api, direct));
+    }
+
+    println!("\n## Targets\n");
+    report::targets(&rows, target.map(|(b, d, deep, _)| (b, d, deep)), &latencies, producer.as_ref());
+    Ok(())
+}
