@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs the benchmark (courier vs. a per-partition baseline and an unordered ceiling, in one run).
-# Installs Tansu when missing, builds in release mode, and passes its arguments on, e.g.:
-#   scripts/bench.sh --quick
-#   scripts/bench.sh --events 50000 --keys 10000 --latency-ms 20 --max-in-flight 512
+# Runs the benchmark (courier vs. a per-partition baseline and an unordered ceiling, in one run; see
+# BENCHMARKS.md). Installs Tansu when missing, builds in release mode, and passes its arguments on, e.g.:
+#   scripts/bench.sh                 # the full matrix, open-loop latency and producer side (about 30 minutes)
+#   scripts/bench.sh --quick         # the target scenario only, short windows (under two minutes)
+#   scripts/bench.sh --latency-ms 20 --keys 10000 --max-in-flight 64,512 --no-producer
+# It prints Markdown; `target/release/bench --help` lists every option.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"

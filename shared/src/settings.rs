@@ -57,6 +57,8 @@ pub struct KafkaSettings {
     pub heartbeat_interval_ms: u32,
     /// Longest time between polls before a consumer is considered stuck and leaves the group.
     pub max_poll_interval_ms: u32,
+    /// Longest time the broker may hold a consumer's fetch request while it has no new records.
+    pub fetch_wait_max_ms: u32,
 }
 
 impl KafkaSettings {
@@ -285,6 +287,7 @@ impl Settings {
             "kafka.max_poll_interval_ms",
             "must be at least kafka.session_timeout_ms",
         )?;
+        check(k.fetch_wait_max_ms <= 300_000, "kafka.fetch_wait_max_ms", "must be at most 300000")?;
         check(!self.topics.orders_created.trim().is_empty(), "topics.orders_created", "must not be empty")?;
         check(!self.topics.payment_failed.trim().is_empty(), "topics.payment_failed", "must not be empty")?;
         check(self.topics.partitions >= 1, "topics.partitions", "must be at least 1")?;

@@ -10,11 +10,13 @@
 //! * everyday flow control is consumer-wide: the poll thread stops taking records while `budget` events are
 //!   unfinished ([`Dispatcher::wait_for_room`]) and goes on as soon as one finishes. Nothing is paused, so
 //!   librdkafka keeps what it prefetched and goes on fetching in the background;
-//! * a backstop per partition, for a partition whose events do not finish (a key retrying for long) while the
-//!   poll thread still takes a record now and then to serve callbacks: when its started-but-unfinished events
-//!   reach `max_buffered_per_partition` (more than `budget`, so healthy traffic never gets there), the
-//!   partition is paused, and resumed once half has drained. A paused partition's events no longer count
-//!   against the budget, so the other partitions keep flowing. Pausing makes librdkafka drop what it had
+//! * pausing a partition, when waiting would waste slots: a paused partition's events no longer count against
+//!   the budget, so the other partitions' records come in. It is done in two cases: when the budget is full
+//!   but its events sit on too few keys to keep `max_in_flight` calls busy (the records at the head of the
+//!   fetched data belong to one partition with few keys), the partition holding the most is paused until half
+//!   of them have finished; and as a backstop, when a partition's events stop finishing (a key retrying for
+//!   long) while the poll thread still takes a record now and then to serve callbacks, it is paused at
+//!   `max_buffered_per_partition` and resumed once half has drained. Pausing makes librdkafka drop what it had
 //!   prefetched for the partition and fetch it again on resume, which is why it is not the everyday tool.
 //!
 //! Each partition tracks its offsets ([`OffsetTracker`]). The poll thread applies pause/resume and commits; on a revoke or shutdown the dispatcher stops starting work for the
@@ -46,6 +48,8 @@ struct PartitionState {
     running: usize,
     /// Whether the dispatcher asked the poll thread to pause the partition.
     paused: bool,
+    /// While paused: resume once this many events or fewer are unfinished.
+    resume_at: usize,
     /// Fires on revoke or shutdown: start nothing new for this partition.
     cancel: CancellationToken,
 }
@@ -70,6 +74,28 @@ impl State {
     fn unfinished(&self) -> usize {
         self.partitions.values().filter(|p| !p.paused).map(|p| p.offsets.unfinished()).sum()
     }
+
+    /// Keys with a task (running, waiting for a slot or for their retry), over every partition.
+    fn running(&self) -> usize {
+        self.partitions.values().map(|p| p.running).sum()
+    }
+
+    /// Pauses the unpaused partition with the most unfinished events until half of them have finished;
+    /// returns whether there was one.
+    fn pause_largest(&mut self) -> bool {
+        let State { partitions, to_pause, .. } = self;
+        let largest = partitions
+            .iter_mut()
+            .filter(|(_, p)| !p.paused && p.offsets.unfinished() > 0)
+            .max_by_key(|(_, p)| p.offsets.unfinished());
+        let Some((tp, partition)) = largest else {
+            return false;
+        };
+        partition.paused = true;
+        partition.resume_at = partition.offsets.unfinished() / 2;
+        to_pause.push(tp.clone());
+        true
+    }
 }
 
 /// Pause/resume requests for the poll thread.
@@ -91,6 +117,8 @@ pub struct Dispatcher<H, R> {
     room: Condvar,
     /// Unfinished events (of partitions not paused) at which the poll thread stops taking records.
     budget: usize,
+    /// Calls in flight at once (`max_in_flight`): fewer busy keys than this leave slots idle.
+    slots: usize,
     /// Delivers single events.
     worker: Worker<H, R>,
     /// Bound of started-but-unfinished events per partition.
@@ -103,10 +131,12 @@ pub struct Dispatcher<H, R> {
 
 impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     /// A dispatcher spawning event tasks on `runtime`; `shutdown` stops them all. The poll thread stops
-    /// taking records at `budget` unfinished events; a partition is paused at `max_buffered` of its own.
+    /// taking records at `budget` unfinished events, `slots` calls run at once, and a partition is paused at
+    /// `max_buffered` of its own.
     pub fn new(
         worker: Worker<H, R>,
         budget: usize,
+        slots: usize,
         max_buffered: usize,
         runtime: Handle,
         shutdown: CancellationToken,
@@ -116,6 +146,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             idle: Condvar::new(),
             room: Condvar::new(),
             budget: budget.max(1),
+            slots: slots.max(1),
             worker,
             max_buffered: max_buffered.max(1),
             runtime,
@@ -143,6 +174,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
                 keys: HashMap::new(),
                 running: 0,
                 paused: false,
+                resume_at: 0,
                 cancel: self.shutdown.child_token(),
             };
             state.partitions.insert(tp.clone(), partition);
@@ -164,6 +196,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         }
         if partition.offsets.unfinished() >= max_buffered && !partition.paused {
             partition.paused = true;
+            partition.resume_at = max_buffered / 2;
             to_pause.push(record.tp.clone());
         }
         match partition.keys.entry(record.key.clone()) {
@@ -184,7 +217,6 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         loop {
             let delivery = self.worker.deliver(&record, &cancel).await;
             let mut state = self.lock();
-            let max_buffered = self.max_buffered;
             let Some(partition) = state.partitions.get_mut(&record.tp).filter(|p| p.epoch == epoch) else {
                 // The partition was revoked and given up on while this event ran: its new owner has it.
                 return;
@@ -200,7 +232,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             let Some(partition) = partitions.get_mut(&record.tp) else {
                 return;
             };
-            if partition.paused && partition.offsets.unfinished() <= max_buffered / 2 {
+            if partition.paused && partition.offsets.unfinished() <= partition.resume_at {
                 partition.paused = false;
                 to_resume.push(record.tp.clone());
             }
@@ -233,6 +265,10 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             if state.unfinished() < self.budget {
                 state.waiting_for_room = false;
                 return true;
+            }
+            // Full, yet too few keys are busy to use every slot: make room by pausing the largest partition.
+            if state.running() < self.slots && state.pause_largest() {
+                continue;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -321,5 +357,131 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     /// Event tasks running, over all partitions.
     pub fn running(&self) -> usize {
         self.lock().partitions.values().map(|p| p.running).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::delivery::dlq_guard::DlqGuard;
+    use crate::delivery::failure::LogFailureRoute;
+    use crate::delivery::handler::{Incoming, Outcome};
+    use crate::delivery::retry::RetryPolicy;
+    use crate::events::{CloudEvent, Customer, OrderCreated, OrderItem, PRODUCER_SOURCE};
+    use crate::health::Health;
+
+    /// A handler whose calls finish only as the test hands out permits.
+    struct Gate(Arc<Semaphore>);
+
+    impl Handler for Gate {
+        fn name(&self) -> &str {
+            "gate"
+        }
+
+        async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
+            if let Ok(permit) = self.0.acquire().await {
+                permit.forget();
+            }
+            Outcome::Done
+        }
+    }
+
+    fn record(partition: i32, offset: i64) -> Record {
+        let now = Utc::now();
+        let data = OrderCreated {
+            order_id: format!("o-{offset}"),
+            customer: Customer { id: "c".into(), email: "c@example.com".into(), phone: None },
+            items: vec![OrderItem { sku: "s".into(), quantity: 1, unit_price: 1 }],
+            currency: "EUR".into(),
+            total: 1,
+            created_at: now,
+        };
+        let event = CloudEvent::new(uuid::Uuid::now_v7(), PRODUCER_SOURCE, now, None, data);
+        Record {
+            tp: (Arc::from("t"), partition),
+            offset,
+            key: Some(format!("k{offset}").into_bytes()),
+            value: Some(serde_json::to_vec(&event).expect("serializes")),
+            trace: None,
+            timestamp_ms: None,
+            headers: Vec::new(),
+        }
+    }
+
+    fn gated_worker(gate: &Arc<Semaphore>) -> Worker<Gate, LogFailureRoute> {
+        let health = Health::default();
+        Worker {
+            handler: Gate(Arc::clone(gate)),
+            route: LogFailureRoute,
+            policy: RetryPolicy {
+                initial_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(1),
+                max_attempts: 1,
+                max_elapsed: Duration::from_secs(1),
+            },
+            in_flight: Arc::new(Semaphore::new(100)),
+            guard: DlqGuard::new(100, Duration::from_secs(60), Duration::from_secs(60), health.clone()),
+            health,
+        }
+    }
+
+    #[test]
+    fn the_budget_holds_back_the_poll_thread_and_only_a_stuck_partition_is_paused() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let gate = Arc::new(Semaphore::new(0));
+        let worker = gated_worker(&gate);
+        // Four slots: four busy keys use them all, so a full budget is waited out, not paused away.
+        let dispatcher = Dispatcher::new(worker, 4, 4, 10, runtime.handle().clone(), CancellationToken::new());
+        let (p0, p1): (TopicPartition, TopicPartition) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
+        dispatcher.assign(&[p0.clone(), p1.clone()]);
+
+        for offset in 0..3 {
+            dispatcher.submit(record(0, offset));
+        }
+        assert!(dispatcher.wait_for_room(Duration::from_millis(10)), "3 unfinished, budget 4");
+        dispatcher.submit(record(1, 0));
+        assert!(!dispatcher.wait_for_room(Duration::from_millis(50)), "4 unfinished over two partitions: full");
+        assert!(dispatcher.take_flow_changes().pause.is_empty(), "the budget pauses nothing");
+
+        gate.add_permits(1);
+        assert!(dispatcher.wait_for_room(Duration::from_secs(5)), "one finished: room again, without polling");
+
+        // Records taken while full (the poll thread polls now and then) pile up on partition 0 until its
+        // backstop pauses it; its events then stop counting, so partition 1 has room again.
+        for offset in 3..12 {
+            dispatcher.submit(record(0, offset));
+        }
+        assert_eq!(dispatcher.take_flow_changes().pause, vec![p0.clone()]);
+        assert!(dispatcher.is_paused(&p0) && !dispatcher.is_paused(&p1));
+        assert!(dispatcher.wait_for_room(Duration::from_millis(10)), "a paused partition holds no one back");
+
+        gate.add_permits(100);
+        assert!(dispatcher.wait_until_idle(Duration::from_secs(5)), "everything finishes");
+        assert_eq!(dispatcher.take_flow_changes().resume, vec![p0.clone()], "resumed once half drained");
+        assert_eq!(dispatcher.watermarks().into_iter().collect::<HashMap<_, _>>(), HashMap::from([(p0, 12), (p1, 1)]));
+    }
+
+    #[test]
+    fn a_full_budget_on_too_few_keys_pauses_the_largest_partition() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let gate = Arc::new(Semaphore::new(0));
+        let dispatcher =
+            Dispatcher::new(gated_worker(&gate), 4, 8, 100, runtime.handle().clone(), CancellationToken::new());
+        let (p0, p1): (TopicPartition, TopicPartition) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
+        dispatcher.assign(&[p0.clone(), p1.clone()]);
+        // Partition 0: four events of one key (one busy key for eight slots); partition 1: one event.
+        for offset in 0..4 {
+            dispatcher.submit(Record { key: Some(b"same".to_vec()), ..record(0, offset) });
+        }
+        assert!(dispatcher.wait_for_room(Duration::from_millis(10)), "partition 0 paused to make room");
+        assert_eq!(dispatcher.take_flow_changes().pause, vec![p0.clone()]);
+        dispatcher.submit(record(1, 0));
+        assert!(!dispatcher.is_paused(&p1), "the partition with room is not paused");
+        gate.add_permits(100);
+        assert!(dispatcher.wait_until_idle(Duration::from_secs(5)), "everything finishes");
+        assert_eq!(dispatcher.take_flow_changes().resume, vec![p0], "resumed once half had finished");
     }
 }

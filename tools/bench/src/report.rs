@@ -166,19 +166,11 @@ pub fn targets(
         None => println!("- L = 20, K = 10,000, C = 512: not in this run's matrix."),
     }
     match (target, target_row) {
-        (Some((baseline, defaults, deep)), Some(r)) => {
+        (Some((baseline, defaults, _)), Some(r)) => {
             let (x, pct) = (defaults.per_sec / baseline.per_sec, 100.0 * defaults.per_sec / r.ceiling.per_sec);
             println!(
                 "- the same with every setting at its default: {x:.1}× the baseline, {pct:.0} % of the ceiling: {}.",
                 verdict(x >= 25.0 && pct >= 75.0)
-            );
-            println!(
-                "- (diagnosis) with max_buffered_per_partition = {}: {:.1}× the baseline, {:.0} % of the ceiling, \
-                 peak RSS {:.1} MiB.",
-                crate::scenario::DEEP_BUFFER,
-                deep.per_sec / baseline.per_sec,
-                100.0 * deep.per_sec / r.ceiling.per_sec,
-                deep.memory_end.peak_mib
             );
         }
         _ => println!("- defaults: the target scenario did not run."),
@@ -218,17 +210,22 @@ pub fn targets(
             verdict(peak <= 64.0 && growth <= 4.0)
         );
     }
-    match latencies.iter().find(|(m, _)| *m == Mode::CourierDefaults) {
-        Some((_, l)) => println!(
-            "- p99 produce-to-API latency ≤ L + 10 ms at half load: {:.1} ms at {:.0} events/s (p50 {:.1}, max {:.1}, {} missing): {}.",
+    for (mode, l) in latencies.iter().filter(|(m, _)| matches!(m, Mode::CourierDefaults | Mode::CourierShortFetchWait))
+    {
+        println!(
+            "- p99 produce-to-API latency ≤ L + 10 ms at half load, {}: {:.1} ms at {:.0} events/s (p50 {:.1}, max {:.1}, \
+             {} missing): {}.",
+            mode.label(),
             l.p99_ms,
             l.rate,
             l.p50_ms,
             l.max_ms,
             l.missing,
             verdict(l.p99_ms <= 30.0 && l.missing == 0)
-        ),
-        None => println!("- latency: the open-loop run did not run."),
+        );
+    }
+    if latencies.is_empty() {
+        println!("- latency: the open-loop run did not run.");
     }
     if let Some((api, direct)) = producer {
         println!(

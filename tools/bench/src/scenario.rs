@@ -22,14 +22,14 @@ pub enum Mode {
     Courier,
     /// courier's inventory consumer with nothing tuned: every setting at its default.
     CourierDefaults,
-    /// courier's inventory consumer with a deeper per-partition buffer (see BENCHMARKS.md).
-    CourierDeepBuffer,
+    /// courier's inventory consumer with every default but `kafka.fetch_wait_max_ms` (see BENCHMARKS.md).
+    CourierShortFetchWait,
     /// One consumer, a task per record, `max_in_flight` at once, no order, no offsets.
     Ceiling,
 }
 
-/// `max_buffered_per_partition` of [`Mode::CourierDeepBuffer`]: more than one Tansu fetch brings (≈ 12,000).
-pub const DEEP_BUFFER: usize = 16_000;
+/// `kafka.fetch_wait_max_ms` of [`Mode::CourierShortFetchWait`].
+pub const SHORT_FETCH_WAIT_MS: u32 = 10;
 
 impl Mode {
     /// The name printed in tables.
@@ -38,7 +38,7 @@ impl Mode {
             Mode::Baseline => "baseline",
             Mode::Courier => "courier",
             Mode::CourierDefaults => "courier (defaults)",
-            Mode::CourierDeepBuffer => "courier (max_buffered_per_partition = 16,000)",
+            Mode::CourierShortFetchWait => "courier (defaults, fetch_wait_max_ms = 10)",
             Mode::Ceiling => "ceiling",
         }
     }
@@ -47,7 +47,7 @@ impl Mode {
     fn worker(self) -> &'static str {
         match self {
             Mode::Baseline => "baseline",
-            Mode::Courier | Mode::CourierDefaults | Mode::CourierDeepBuffer => "courier",
+            Mode::Courier | Mode::CourierDefaults | Mode::CourierShortFetchWait => "courier",
             Mode::Ceiling => "ceiling",
         }
     }
@@ -208,15 +208,15 @@ impl Harness {
         let group =
             format!("{}-{}-{}", topic, mode.worker(), self.topics.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let mut env = self.environment(topic);
-        if mode != Mode::CourierDefaults {
+        if !matches!(mode, Mode::CourierDefaults | Mode::CourierShortFetchWait) {
             env.push(("COURIER__CONSUMER__MAX_IN_FLIGHT".to_owned(), scenario.max_in_flight.to_string()));
         }
-        if mode == Mode::CourierDeepBuffer {
-            env.push(("COURIER__CONSUMER__MAX_BUFFERED_PER_PARTITION".to_owned(), DEEP_BUFFER.to_string()));
+        if mode == Mode::CourierShortFetchWait {
+            env.push(("COURIER__KAFKA__FETCH_WAIT_MAX_MS".to_owned(), SHORT_FETCH_WAIT_MS.to_string()));
         }
         let mut command = tokio::process::Command::new(std::env::current_exe()?);
         // Settings in the caller's environment reach courier (to try a tuning), never the defaults run.
-        if mode == Mode::CourierDefaults {
+        if matches!(mode, Mode::CourierDefaults | Mode::CourierShortFetchWait) {
             for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("COURIER__")) {
                 command.env_remove(key);
             }

@@ -101,20 +101,20 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
             }
             if latency_ms == TARGET.latency_ms && keys == TARGET.keys {
                 let defaults = harness.closed_loop(Mode::CourierDefaults, &topic, events, TARGET).await?;
-                let deep = harness.closed_loop(Mode::CourierDeepBuffer, &topic, events, TARGET).await?;
-                target = Some((baseline, defaults, deep, rows.iter().rev().find(|r| r.scenario == TARGET).copied()));
+                let short = harness.closed_loop(Mode::CourierShortFetchWait, &topic, events, TARGET).await?;
+                target = Some((baseline, defaults, short, rows.iter().rev().find(|r| r.scenario == TARGET).copied()));
             }
         }
     }
 
     let mut latencies = Vec::new();
-    if let Some((baseline, defaults, deep, row)) = target {
+    if let Some((baseline, defaults, short, row)) = target {
         let ceiling = row.map(|r| r.ceiling);
         println!("\n## The target scenario: L = 20 ms, K = 10,000, P = {}, C = 512\n", args.partitions);
         let workers: Vec<(Mode, Throughput)> = [
             (Mode::Baseline, Some(baseline)),
             (Mode::CourierDefaults, Some(defaults)),
-            (Mode::CourierDeepBuffer, Some(deep)),
+            (Mode::CourierShortFetchWait, Some(short)),
         ]
         .into_iter()
         .chain(row.map(|r| (Mode::Courier, Some(r.courier))))
@@ -147,6 +147,6 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
     }
 
     println!("\n## Targets\n");
-    report::targets(&rows, target.map(|(b, d, deep, _)| (b, d, deep)), &latencies, producer.as_ref());
+    report::targets(&rows, target.map(|(b, d, short, _)| (b, d, short)), &latencies, producer.as_ref());
     Ok(())
 }
