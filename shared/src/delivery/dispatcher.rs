@@ -113,7 +113,7 @@ pub struct Dispatcher<H, R> {
     state: Mutex<State>,
     /// Signalled whenever a partition's running task count drops.
     idle: Condvar,
-    /// Signalled when an event finishes while the poll thread waits for room.
+    /// Signalled when a quarter of the budget has finished while the poll thread waits for room.
     room: Condvar,
     /// Unfinished events (of partitions not paused) at which the poll thread stops taking records.
     budget: usize,
@@ -224,7 +224,9 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             if delivery == Delivery::Handled {
                 partition.offsets.finish(record.offset);
             }
-            if state.waiting_for_room && state.unfinished() < self.budget {
+            // The waiting poll thread is woken once a quarter of the budget has finished, so that it takes
+            // records in batches rather than one context switch per event.
+            if state.waiting_for_room && state.unfinished() <= self.budget - self.budget / 4 {
                 state.waiting_for_room = false;
                 self.room.notify_one();
             }
