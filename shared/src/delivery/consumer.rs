@@ -180,7 +180,6 @@ async fn consume<H: Handler, R: FailureRoute>(
     let dispatcher = Dispatcher::new(
         worker,
         budget(c),
-        c.max_in_flight,
         c.max_buffered_per_partition,
         tokio::runtime::Handle::current(),
         events.clone(),

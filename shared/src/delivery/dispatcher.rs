@@ -10,13 +10,11 @@
 //! * everyday flow control is consumer-wide: the poll thread stops taking records while `budget` events are
 //!   unfinished ([`Dispatcher::wait_for_room`]) and goes on as soon as one finishes. Nothing is paused, so
 //!   librdkafka keeps what it prefetched and goes on fetching in the background;
-//! * pausing a partition, when waiting would waste slots: a paused partition's events no longer count against
-//!   the budget, so the other partitions' records come in. It is done in two cases: when the budget is full
-//!   but its events sit on too few keys to keep `max_in_flight` calls busy (the records at the head of the
-//!   fetched data belong to one partition with few keys), the partition holding the most is paused until half
-//!   of them have finished; and as a backstop, when a partition's events stop finishing (a key retrying for
-//!   long) while the poll thread still takes a record now and then to serve callbacks, it is paused at
-//!   `max_buffered_per_partition` and resumed once half has drained. Pausing makes librdkafka drop what it had
+//! * a backstop per partition, for a partition whose events do not finish (a key retrying for long) while the
+//!   poll thread still takes a record now and then to serve callbacks: when its started-but-unfinished events
+//!   reach `max_buffered_per_partition` (more than `budget`, so healthy traffic never gets there), the
+//!   partition is paused, and resumed once half has drained. A paused partition's events no longer count
+//!   against the budget, so the other partitions keep flowing. Pausing makes librdkafka drop what it had
 //!   prefetched for the partition and fetch it again on resume, which is why it is not the everyday tool.
 //!
 //! Each partition tracks its offsets ([`OffsetTracker`]). The poll thread applies pause/resume and commits; on a revoke or shutdown the dispatcher stops starting work for the
@@ -48,8 +46,6 @@ struct PartitionState {
     running: usize,
     /// Whether the dispatcher asked the poll thread to pause the partition.
     paused: bool,
-    /// While paused: resume once this many events or fewer are unfinished.
-    resume_at: usize,
     /// Fires on revoke or shutdown: start nothing new for this partition.
     cancel: CancellationToken,
 }
@@ -74,28 +70,6 @@ impl State {
     fn unfinished(&self) -> usize {
         self.partitions.values().filter(|p| !p.paused).map(|p| p.offsets.unfinished()).sum()
     }
-
-    /// Keys with a task (running, waiting for a slot or for their retry), over every partition.
-    fn running(&self) -> usize {
-        self.partitions.values().map(|p| p.running).sum()
-    }
-
-    /// Pauses the unpaused partition with the most unfinished events until half of them have finished;
-    /// returns whether there was one.
-    fn pause_largest(&mut self) -> bool {
-        let State { partitions, to_pause, .. } = self;
-        let largest = partitions
-            .iter_mut()
-            .filter(|(_, p)| !p.paused && p.offsets.unfinished() > 0)
-            .max_by_key(|(_, p)| p.offsets.unfinished());
-        let Some((tp, partition)) = largest else {
-            return false;
-        };
-        partition.paused = true;
-        partition.resume_at = partition.offsets.unfinished() / 2;
-        to_pause.push(tp.clone());
-        true
-    }
 }
 
 /// Pause/resume requests for the poll thread.
@@ -117,8 +91,6 @@ pub struct Dispatcher<H, R> {
     room: Condvar,
     /// Unfinished events (of partitions not paused) at which the poll thread stops taking records.
     budget: usize,
-    /// Calls in flight at once (`max_in_flight`): fewer busy keys than this leave slots idle.
-    slots: usize,
     /// Delivers single events.
     worker: Worker<H, R>,
     /// Bound of started-but-unfinished events per partition.
@@ -131,12 +103,10 @@ pub struct Dispatcher<H, R> {
 
 impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     /// A dispatcher spawning event tasks on `runtime`; `shutdown` stops them all. The poll thread stops
-    /// taking records at `budget` unfinished events, `slots` calls run at once, and a partition is paused at
-    /// `max_buffered` of its own.
+    /// taking records at `budget` unfinished events; a partition is paused at `max_buffered` of its own.
     pub fn new(
         worker: Worker<H, R>,
         budget: usize,
-        slots: usize,
         max_buffered: usize,
         runtime: Handle,
         shutdown: CancellationToken,
@@ -146,7 +116,6 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             idle: Condvar::new(),
             room: Condvar::new(),
             budget: budget.max(1),
-            slots: slots.max(1),
             worker,
             max_buffered: max_buffered.max(1),
             runtime,
@@ -174,7 +143,6 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
                 keys: HashMap::new(),
                 running: 0,
                 paused: false,
-                resume_at: 0,
                 cancel: self.shutdown.child_token(),
             };
             state.partitions.insert(tp.clone(), partition);
@@ -196,7 +164,6 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         }
         if partition.offsets.unfinished() >= max_buffered && !partition.paused {
             partition.paused = true;
-            partition.resume_at = max_buffered / 2;
             to_pause.push(record.tp.clone());
         }
         match partition.keys.entry(record.key.clone()) {
@@ -234,7 +201,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             let Some(partition) = partitions.get_mut(&record.tp) else {
                 return;
             };
-            if partition.paused && partition.offsets.unfinished() <= partition.resume_at {
+            if partition.paused && partition.offsets.unfinished() <= self.max_buffered / 2 {
                 partition.paused = false;
                 to_resume.push(record.tp.clone());
             }
@@ -267,10 +234,6 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             if state.unfinished() < self.budget {
                 state.waiting_for_room = false;
                 return true;
-            }
-            // Full, yet too few keys are busy to use every slot: make room by pausing the largest partition.
-            if state.running() < self.slots && state.pause_largest() {
-                continue;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -435,8 +398,7 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let gate = Arc::new(Semaphore::new(0));
         let worker = gated_worker(&gate);
-        // Four slots: four busy keys use them all, so a full budget is waited out, not paused away.
-        let dispatcher = Dispatcher::new(worker, 4, 4, 10, runtime.handle().clone(), CancellationToken::new());
+        let dispatcher = Dispatcher::new(worker, 4, 10, runtime.handle().clone(), CancellationToken::new());
         let (p0, p1): (TopicPartition, TopicPartition) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
         dispatcher.assign(&[p0.clone(), p1.clone()]);
 
@@ -464,26 +426,5 @@ mod tests {
         assert!(dispatcher.wait_until_idle(Duration::from_secs(5)), "everything finishes");
         assert_eq!(dispatcher.take_flow_changes().resume, vec![p0.clone()], "resumed once half drained");
         assert_eq!(dispatcher.watermarks().into_iter().collect::<HashMap<_, _>>(), HashMap::from([(p0, 12), (p1, 1)]));
-    }
-
-    #[test]
-    fn a_full_budget_on_too_few_keys_pauses_the_largest_partition() {
-        let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let gate = Arc::new(Semaphore::new(0));
-        let dispatcher =
-            Dispatcher::new(gated_worker(&gate), 4, 8, 100, runtime.handle().clone(), CancellationToken::new());
-        let (p0, p1): (TopicPartition, TopicPartition) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
-        dispatcher.assign(&[p0.clone(), p1.clone()]);
-        // Partition 0: four events of one key (one busy key for eight slots); partition 1: one event.
-        for offset in 0..4 {
-            dispatcher.submit(Record { key: Some(b"same".to_vec()), ..record(0, offset) });
-        }
-        assert!(dispatcher.wait_for_room(Duration::from_millis(10)), "partition 0 paused to make room");
-        assert_eq!(dispatcher.take_flow_changes().pause, vec![p0.clone()]);
-        dispatcher.submit(record(1, 0));
-        assert!(!dispatcher.is_paused(&p1), "the partition with room is not paused");
-        gate.add_permits(100);
-        assert!(dispatcher.wait_until_idle(Duration::from_secs(5)), "everything finishes");
-        assert_eq!(dispatcher.take_flow_changes().resume, vec![p0], "resumed once half had finished");
     }
 }
