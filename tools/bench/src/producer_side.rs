@@ -9,9 +9,9 @@ use chrono::Utc;
 use courier::events::{CloudEvent, Customer, OrderCreated, OrderItem, PRODUCER_SOURCE};
 use courier::settings::Settings;
 use courier_producer::startup::Application;
+use courier_tests::app::sample_order;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::scenario::percentile;
@@ -70,18 +70,6 @@ where
     }
 }
 
-/// An order as a client sends it.
-fn order(i: usize) -> serde_json::Value {
-    json!({
-        "customer": {"id": format!("c-{i}"), "email": format!("customer{i}@example.com"), "phone": "+15550100"},
-        "items": [
-            {"sku": format!("SKU-{}", i % 7), "quantity": 1 + i % 3, "unit_price": 1299},
-            {"sku": "SKU-GIFT", "quantity": 1, "unit_price": 0}
-        ],
-        "currency": "EUR"
-    })
-}
-
 /// The event the order API publishes for order `i`.
 fn event(i: usize) -> (String, Vec<u8>) {
     let now = Utc::now();
@@ -117,14 +105,14 @@ pub async fn measure(
         let (http, url) = (http.clone(), url.clone());
         move |i| {
             let (http, url) = (http.clone(), url.clone());
-            async move { http.post(&url).json(&order(i)).send().await.is_ok() }
+            async move { http.post(&url).json(&sample_order(i)).send().await.is_ok() }
         }
     })
     .await;
     let api = drive(concurrency, duration, move |i| {
         let (http, url) = (http.clone(), url.clone());
         async move {
-            matches!(http.post(&url).json(&order(i)).send().await, Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED)
+            matches!(http.post(&url).json(&sample_order(i)).send().await, Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED)
         }
     })
     .await;
