@@ -9,9 +9,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::Utc;
-use courier::events::{CloudEvent, Customer, OrderCreated, OrderItem, PRODUCER_SOURCE};
 use courier::settings::Settings;
+use courier_tests::produce::order_event;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -33,16 +32,7 @@ pub struct Loader {
 /// The value of event `seq` and its key.
 fn event(seq: usize, keys: usize) -> (String, Vec<u8>) {
     let order_id = format!("k{}", seq % keys.max(1));
-    let now = Utc::now();
-    let data = OrderCreated {
-        order_id: order_id.clone(),
-        customer: Customer { id: format!("c{}", seq % 1000), email: "bench@example.com".into(), phone: None },
-        items: vec![OrderItem { sku: format!("e{seq}"), quantity: 1, unit_price: 1299 }],
-        currency: "EUR".into(),
-        total: 1299,
-        created_at: now,
-    };
-    let event = CloudEvent::new(uuid::Uuid::now_v7(), PRODUCER_SOURCE, now, Some(order_id.clone()), data);
+    let event = order_event(&order_id, &format!("e{seq}"));
     (order_id, serde_json::to_vec(&event).expect("an event serializes"))
 }
 

@@ -150,9 +150,7 @@ pub fn targets(
     latencies: &[(Mode, Latency)],
     producer: Option<&(Requests, Requests)>,
 ) {
-    let target_row = rows
-        .iter()
-        .find(|r| r.scenario.latency_ms == 20 && r.scenario.keys == 10_000 && r.scenario.max_in_flight == 512);
+    let target_row = rows.iter().find(|r| r.scenario == crate::suite::TARGET);
     match target_row {
         Some(r) => {
             let (x, pct) = (r.courier.per_sec / r.baseline.per_sec, 100.0 * r.courier.per_sec / r.ceiling.per_sec);

@@ -51,7 +51,7 @@ pub struct SuiteArgs {
 }
 
 /// The scenario the targets are stated for.
-const TARGET: Scenario = Scenario { latency_ms: 20, max_in_flight: 512, keys: 10_000 };
+pub const TARGET: Scenario = Scenario { latency_ms: 20, max_in_flight: 512, keys: 10_000 };
 
 /// Runs the benchmark.
 pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
