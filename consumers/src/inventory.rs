@@ -5,7 +5,16 @@
 //!   order's event is dead-lettered (the other consumers are unaffected: they are other groups).
 //! * `order.payment_failed` → release the reservation (the saga's compensation):
 //!   `POST {apis.inventory.base_url}/reservations/<order id>/release` with
-//!   `Idempotency-Key: inventory-release:<event id>`; 404 (no such reservation) counts as done.
+//!   `Idempotency-Key: inventory-release:<event id>`.
+//!
+//! The two topics are not ordered with each other: a declined payment can be read before its order's
+//! reservation (the inventory API was slow or down, or the `orders.created` partition lags). So a 404 on
+//! release (no reservation of the order yet) is not taken as "nothing to release": it is retried like a
+//! transient failure, with backoff, for as long as the event's retry budget lasts (`retry_max_attempts`,
+//! `retry_max_elapsed_ms`), while the reservation may still be on its way; once the reservation lands, the
+//! next try releases it. When the budget is spent, the release is dead-lettered with kind `no_reservation`,
+//! so that an operator sees a compensation that found nothing to compensate (e.g. the reservation itself
+//! was dead-lettered) rather than a reservation silently kept.
 
 use courier::delivery::{self, ConsumerSpec, Failure, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
@@ -18,6 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The consumer's name: its consumer group and the prefix of its idempotency keys.
 pub const NAME: &str = "inventory";
+
+/// The failure kind of a release that found no reservation (see the module doc).
+pub const NO_RESERVATION: &str = "no_reservation";
 
 /// The body of a reservation request.
 #[derive(Debug, Serialize)]
@@ -107,8 +119,20 @@ impl Inventory {
         if let Ok(response) = &result
             && response.status == StatusCode::NOT_FOUND
         {
-            tracing::info!(order_id = %failed.order_id, "no reservation to release: nothing to compensate");
-            return Outcome::Done;
+            tracing::info!(
+                order_id = %failed.order_id,
+                "no reservation of the order yet: the release is retried while the reservation may be on its way"
+            );
+            let failure = Failure {
+                kind: NO_RESERVATION,
+                message: format!(
+                    "order {} has no reservation to release (yet): retried while its reservation may still be on \
+                     its way, dead-lettered when the retry budget is spent",
+                    failed.order_id
+                ),
+                ..Failure::http(&response.endpoint, 404, downstream::excerpt(&response.body))
+            };
+            return Outcome::Retry(failure);
         }
         let outcome = downstream::classify(&result);
         if outcome == Outcome::Done {

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use courier::settings::Settings;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::extract::BodyLimit;
@@ -26,6 +28,8 @@ pub struct Application {
     router: Router,
     /// The publisher, flushed at shutdown.
     publisher: Publisher,
+    /// How long requests in flight may take after shutdown.
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -53,12 +57,18 @@ impl Application {
             .route("/readyz", get(health::readyz))
             .layer(DefaultBodyLimit::max(limit))
             .layer(Extension(BodyLimit(limit)))
+            // A slow client cannot hold a request, and the memory of its half-read body, for long.
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                Duration::from_millis(settings.producer.request_timeout_ms),
+            ))
             .layer(TraceLayer::new_for_http())
             .with_state(state);
         let listener = TcpListener::bind(&settings.producer.listen)
             .await
             .with_context(|| format!("cannot listen on producer.listen = {}", settings.producer.listen))?;
-        Ok(Self { listener, router, publisher })
+        let shutdown_timeout = Duration::from_millis(settings.producer.shutdown_timeout_ms);
+        Ok(Self { listener, router, publisher, shutdown_timeout })
     }
 
     /// The address the API listens on.
@@ -66,13 +76,22 @@ impl Application {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Serves until `shutdown` is cancelled, lets in-flight requests finish, then flushes the producer.
+    /// Serves until `shutdown` is cancelled, lets in-flight requests finish (for up to
+    /// `producer.shutdown_timeout_ms`), then flushes the producer.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(address = %self.local_addr(), "order API listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .context("the HTTP server failed")?;
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(self.shutdown_timeout).await;
+        };
+        tokio::select! {
+            served = server => served.context("the HTTP server failed")?,
+            () = deadline => tracing::warn!(
+                timeout_ms = u64::try_from(self.shutdown_timeout.as_millis()).unwrap_or(u64::MAX),
+                "requests still in flight at the shutdown timeout: stopping anyway"
+            ),
+        }
         self.publisher.flush();
         tracing::info!("order API stopped");
         Ok(())

@@ -28,6 +28,9 @@ use crate::telemetry::{TRACEPARENT, TraceContext};
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// How much of an error response's body is kept for logs and dead letters.
 pub const BODY_EXCERPT_BYTES: usize = 1024;
+/// How much of any response body is read: a handler needs a small JSON answer at most, and an API that
+/// answers with megabytes must not grow the consumer's memory by that much per call in flight.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// The failure kind of a call refused because the API's circuit breaker is open.
 pub const CIRCUIT_OPEN: &str = "circuit_open";
 
@@ -72,10 +75,10 @@ pub struct ApiResponse {
     pub status: StatusCode,
     /// Response headers.
     pub headers: HeaderMap,
-    /// Response body.
+    /// Response body, its first [`MAX_RESPONSE_BYTES`] at most.
     pub body: Bytes,
-    /// Whether the API's circuit breaker was open once this call ended.
-    pub breaker_open: bool,
+    /// Whether this call was the half-open breaker's probe: its failure spends no attempt of the event.
+    pub probe: bool,
 }
 
 /// A call that got no response.
@@ -85,8 +88,8 @@ pub struct CallError {
     pub endpoint: String,
     /// What went wrong.
     pub kind: CallErrorKind,
-    /// Whether the API's circuit breaker was open once this call ended.
-    pub breaker_open: bool,
+    /// Whether this call was the half-open breaker's probe: its failure spends no attempt of the event.
+    pub probe: bool,
 }
 
 /// Why a call got no response.
@@ -117,8 +120,7 @@ impl ApiClient {
             let path = format!("{}/", base_url.path());
             base_url.set_path(&path);
         }
-        let breaker =
-            CircuitBreaker::new(name, settings.breaker_failure_threshold, settings.breaker_cooldown(), health.clone());
+        let breaker = CircuitBreaker::new(name, settings.breaker_policy(), health.clone());
         let limiter = NonZeroU32::new(settings.rate_limit_per_sec).map(|rate| {
             let burst = NonZeroU32::new(settings.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
             Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
@@ -151,10 +153,10 @@ impl ApiClient {
     ) -> Result<ApiResponse, CallError> {
         let url = self.url(path);
         let endpoint = endpoint_label(&method, &url);
-        let ticket = match self.breaker.admit() {
+        let ticket = match self.breaker.admit(&call.idempotency_key) {
             Ok(ticket) => ticket,
             Err(retry_in) => {
-                return Err(CallError { endpoint, kind: CallErrorKind::CircuitOpen { retry_in }, breaker_open: true });
+                return Err(CallError { endpoint, kind: CallErrorKind::CircuitOpen { retry_in }, probe: false });
             }
         };
         if let Some(limiter) = &self.limiter {
@@ -170,23 +172,25 @@ impl ApiClient {
             request = request.bearer_auth(token.expose_secret());
         }
         let result = async {
-            let response = request.send().await?;
+            let mut response = request.send().await?;
             let status = response.status();
             let headers = response.headers().clone();
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
+            let mut body = Vec::new();
+            while body.len() < MAX_RESPONSE_BYTES {
+                let Some(chunk) = response.chunk().await? else {
+                    break;
+                };
+                body.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE_BYTES - body.len())]);
+            }
+            Ok::<_, reqwest::Error>((status, headers, Bytes::from(body)))
         }
         .await;
-        let mut result = match result {
-            Ok((status, headers, body)) => Ok(ApiResponse { endpoint, status, headers, body, breaker_open: false }),
-            Err(error) => Err(CallError { endpoint, kind: CallErrorKind::Transport(error), breaker_open: false }),
+        let probe = ticket.is_probe();
+        let result = match result {
+            Ok((status, headers, body)) => Ok(ApiResponse { endpoint, status, headers, body, probe }),
+            Err(error) => Err(CallError { endpoint, kind: CallErrorKind::Transport(error), probe }),
         };
         ticket.finish(breaker_verdict(&result));
-        let open = self.breaker.is_open();
-        match &mut result {
-            Ok(r) => r.breaker_open = open,
-            Err(e) => e.breaker_open = open,
-        }
         result
     }
 }
@@ -230,13 +234,15 @@ pub fn classify_response(response: &ApiResponse) -> Outcome {
     }
     let failure = Failure::http(&response.endpoint, status.as_u16(), excerpt(&response.body))
         .with_retry_after(retry_after(&response.headers, SystemTime::now()));
-    retry_or_permanent(failure, is_transient_status(status), response.breaker_open)
+    retry_or_permanent(failure, is_transient_status(status), response.probe)
 }
 
-/// A transient failure is retried (spending no attempt when it left the breaker open); any other is
-/// permanent.
-fn retry_or_permanent(failure: Failure, transient: bool, breaker_open: bool) -> Outcome {
-    match (transient, breaker_open) {
+/// A transient failure is retried; any other is permanent. A call made through the closed breaker spends
+/// one of the event's attempts (even the one whose failure opens it); while the breaker is open because many
+/// events failed, waiting spends nothing, and neither does the half-open probe, which tests the API on
+/// behalf of every waiting event.
+fn retry_or_permanent(failure: Failure, transient: bool, probe: bool) -> Outcome {
+    match (transient, probe) {
         (true, true) => Outcome::Retry(failure.uncharged()),
         (true, false) => Outcome::Retry(failure),
         (false, _) => Outcome::Permanent(failure),
@@ -272,7 +278,7 @@ pub fn classify_error(error: &CallError) -> Outcome {
         ("request", false)
     };
     let failure = Failure::new(kind, format!("{e}")).with_endpoint(&error.endpoint);
-    retry_or_permanent(failure, transient, error.breaker_open)
+    retry_or_permanent(failure, transient, error.probe)
 }
 
 /// The first [`BODY_EXCERPT_BYTES`] of a body as text (cut at a character boundary).
@@ -305,7 +311,7 @@ mod tests {
             status: StatusCode::from_u16(status).expect("status"),
             headers,
             body: Bytes::from_static(b"{\"error\":\"nope\"}"),
-            breaker_open: false,
+            probe: false,
         }
     }
 
@@ -367,7 +373,10 @@ mod tests {
             connect_timeout_ms: 500,
             request_timeout_ms: 500,
             token: Some(SecretString::from("s3cret")),
-            breaker_failure_threshold: 1,
+            breaker_failure_rate_percent: 50,
+            breaker_minimum_calls: 1,
+            breaker_minimum_failing_keys: 1,
+            breaker_window_ms: 10_000,
             breaker_cooldown_ms: 60_000,
             rate_limit_per_sec: 0,
             rate_limit_burst: 1,
@@ -380,12 +389,12 @@ mod tests {
         match classify(&result) {
             Outcome::Retry(f) => {
                 assert_eq!(f.kind, "connect");
-                assert!(!f.charged, "the failure that opened the breaker spends no attempt");
+                assert!(f.charged, "a call that was made spends an attempt, even the one that opened the breaker");
                 assert_eq!(f.endpoint.as_deref(), Some("POST http://127.0.0.1:1/api/reservations"));
             }
             other => panic!("a refused connection must be retried, got {other:?}"),
         }
-        // One failure reached the threshold: the breaker is open and the next call is not made.
+        // One failed call of one event meets this breaker's minimums: it is open and the next call is not made.
         let result = client.send_json(Method::POST, "reservations", &serde_json::json!({}), &call).await;
         match classify(&result) {
             Outcome::Retry(f) => {

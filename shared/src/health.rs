@@ -1,10 +1,13 @@
 //! Health and readiness of a consumer process.
 //!
 //! Components report problems by name ([`Health::set_problem`], [`Health::clear`]): an open circuit breaker,
-//! the dead-letter guard holding. [`serve`] answers `GET /healthz` (the process is alive) and `GET /readyz`
-//! (200 without problems, 503 listing them), for orchestrators and operators.
+//! the dead-letter guard throttling, no Kafka broker answering. The consumer also reports how many partitions
+//! it is assigned ([`Health::set_assigned`]). [`serve`] answers `GET /healthz` (the process is alive, with its
+//! assigned partitions) and `GET /readyz` (200 without problems, 503 listing them), for orchestrators and
+//! operators.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -24,11 +27,13 @@ pub struct Health {
     problems: Arc<Mutex<BTreeMap<String, String>>>,
     /// Bumped on every change, so that tests and servers can await one.
     changed: Arc<watch::Sender<u64>>,
+    /// Partitions the consumer is assigned now.
+    assigned: Arc<AtomicUsize>,
 }
 
 impl Default for Health {
     fn default() -> Self {
-        Self { problems: Arc::default(), changed: Arc::new(watch::channel(0).0) }
+        Self { problems: Arc::default(), changed: Arc::new(watch::channel(0).0), assigned: Arc::default() }
     }
 }
 
@@ -51,6 +56,25 @@ impl Health {
         if removed {
             self.changed.send_modify(|v| *v += 1);
         }
+    }
+
+    /// Records how many partitions the consumer is assigned now.
+    pub fn set_assigned(&self, partitions: usize) {
+        if self.assigned.swap(partitions, Ordering::SeqCst) != partitions {
+            self.changed.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// How many partitions the consumer is assigned now.
+    pub fn assigned(&self) -> usize {
+        self.assigned.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the number of assigned partitions satisfies `condition`, or `timeout` passes; returns
+    /// whether it did.
+    pub async fn wait_for_assigned(&self, timeout: std::time::Duration, condition: impl Fn(usize) -> bool) -> bool {
+        let this = self.clone();
+        self.wait_for(timeout, move |_| condition(this.assigned())).await
     }
 
     /// The current problems.
@@ -88,11 +112,12 @@ impl Health {
 
 /// Serves `/healthz` and `/readyz` on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, health: Health, shutdown: CancellationToken) -> std::io::Result<()> {
-    let router = Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "alive"})) }))
-        .route("/readyz", get(readyz))
-        .with_state(health);
+    let router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(health);
     axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+async fn healthz(State(health): State<Health>) -> Json<Value> {
+    Json(json!({"status": "alive", "assigned_partitions": health.assigned()}))
 }
 
 async fn readyz(State(health): State<Health>) -> (StatusCode, Json<Value>) {

@@ -1,4 +1,9 @@
 //! Kafka client set-up: the rdkafka configuration built from [`KafkaSettings`], and topic administration.
+//!
+//! [`headers`] reads and writes record headers byte for byte (rdkafka's safe API panics on a key that is not
+//! UTF-8).
+
+pub mod headers;
 
 use std::time::Duration;
 

@@ -14,6 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
+
+use crate::delivery::breaker::BreakerPolicy;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -92,6 +94,10 @@ pub struct ProducerSettings {
     pub listen: String,
     /// Longest wait for the broker's acknowledgement before answering 503.
     pub publish_timeout_ms: u64,
+    /// Longest time one request may take, reading its body included; past it the API answers 408.
+    pub request_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish before the server stops anyway.
+    pub shutdown_timeout_ms: u64,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Seconds the producer remembers an `Idempotency-Key` and its answer.
@@ -109,6 +115,9 @@ pub struct ConsumerSettings {
     /// Most started-but-unfinished events per partition; the partition is paused at this bound and resumed
     /// when half of it drained, so memory stays bounded whatever the lag.
     pub max_buffered_per_partition: usize,
+    /// Most started-but-unfinished events of the whole process, over all partitions (paused ones included);
+    /// at this bound every partition is paused until half of it finished.
+    pub max_buffered_total: usize,
     /// How often the watermark of finished events is committed.
     pub commit_interval_ms: u64,
     /// Delay cap of the first retry of a transient failure; doubles with each attempt (full jitter).
@@ -171,9 +180,16 @@ pub struct ApiSettings {
     /// Bearer token sent as `Authorization`, when the API needs one. Never printed.
     #[serde(default)]
     pub token: Option<SecretString>,
-    /// Consecutive transient failures (5xx, timeout, connection error) that open the API's circuit
-    /// breaker; 0 disables the breaker.
-    pub breaker_failure_threshold: u32,
+    /// Share of failed calls (5xx, timeout, connection error), in percent, within `breaker_window_ms` that
+    /// opens the API's circuit breaker; 0 disables the breaker.
+    pub breaker_failure_rate_percent: u8,
+    /// Calls that must have ended within the window before the failure rate is judged.
+    pub breaker_minimum_calls: u32,
+    /// Different events whose calls must have failed within the window: one event's retries alone never
+    /// open the breaker.
+    pub breaker_minimum_failing_keys: u32,
+    /// The breaker's sliding window.
+    pub breaker_window_ms: u64,
     /// How long an open breaker waits before letting one probe call through.
     pub breaker_cooldown_ms: u64,
     /// Most requests per second sent to the API by one consumer process; 0 means no limit.
@@ -193,9 +209,15 @@ impl ApiSettings {
         Duration::from_millis(self.request_timeout_ms)
     }
 
-    /// The breaker cool-down as a duration.
-    pub fn breaker_cooldown(&self) -> Duration {
-        Duration::from_millis(self.breaker_cooldown_ms)
+    /// When the API's circuit breaker opens, and for how long.
+    pub fn breaker_policy(&self) -> BreakerPolicy {
+        BreakerPolicy {
+            failure_rate_percent: self.breaker_failure_rate_percent,
+            minimum_calls: self.breaker_minimum_calls,
+            minimum_failing_keys: self.breaker_minimum_failing_keys,
+            window: Duration::from_millis(self.breaker_window_ms),
+            cooldown: Duration::from_millis(self.breaker_cooldown_ms),
+        }
     }
 }
 
@@ -206,13 +228,12 @@ pub struct DlqSettings {
     /// Whether undeliverable events go to the dead-letter topic `<topic>.<group>.dlq` (else they are logged
     /// and skipped).
     pub enabled: bool,
-    /// Most events one consumer may dead-letter within `guard_window_ms` before it stops dead-lettering and
-    /// pauses (a downstream outage or a bad deploy is not a stream of poison pills); 0 disables the guard.
+    /// Most events one consumer may dead-letter within any `guard_window_ms`; past it, events bound for the
+    /// dead-letter topic wait their turn (a downstream outage or a bad deploy is not a stream of poison
+    /// pills to dump at full speed); 0 disables the guard.
     pub guard_max_records: u32,
-    /// The guard's window.
+    /// The guard's sliding window.
     pub guard_window_ms: u64,
-    /// While the guard holds, how often one held event is tried again at its API; success resumes.
-    pub guard_probe_interval_ms: u64,
 }
 
 /// `[telemetry]`: logging.
@@ -278,9 +299,10 @@ impl Settings {
         check(!k.bootstrap_servers.trim().is_empty(), "kafka.bootstrap_servers", "must name at least one broker")?;
         check(k.session_timeout_ms > 0, "kafka.session_timeout_ms", "must be positive")?;
         check(
-            k.heartbeat_interval_ms > 0 && k.heartbeat_interval_ms < k.session_timeout_ms,
+            k.heartbeat_interval_ms > 0 && u64::from(k.heartbeat_interval_ms) * 3 <= u64::from(k.session_timeout_ms),
             "kafka.heartbeat_interval_ms",
-            "must be positive and below kafka.session_timeout_ms",
+            "must be positive and at most a third of kafka.session_timeout_ms (a member must get several heartbeats \
+             through before its session expires)",
         )?;
         check(
             k.max_poll_interval_ms >= k.session_timeout_ms,
@@ -298,11 +320,51 @@ impl Settings {
             return Err(invalid("producer.listen", format!("{:?} is not ip:port ({e})", p.listen)));
         }
         check(p.publish_timeout_ms > 0, "producer.publish_timeout_ms", "must be positive")?;
+        check(
+            p.request_timeout_ms > p.publish_timeout_ms,
+            "producer.request_timeout_ms",
+            "must be above producer.publish_timeout_ms (a request waits for the broker's acknowledgement)",
+        )?;
         check(p.max_body_bytes > 0, "producer.max_body_bytes", "must be positive")?;
         check(p.idempotency_capacity > 0, "producer.idempotency_capacity", "must be positive")?;
 
         let c = &self.consumer;
+        check(c.max_in_flight >= 1, "consumer.max_in_flight", "must be at least 1 (0 would deliver nothing)")?;
+        check(c.max_buffered_per_partition >= 1, "consumer.max_buffered_per_partition", "must be at least 1")?;
+        check(
+            c.max_buffered_total >= c.max_buffered_per_partition,
+            "consumer.max_buffered_total",
+            "must be at least consumer.max_buffered_per_partition",
+        )?;
+        for (name, ms) in [
+            ("consumer.commit_interval_ms", c.commit_interval_ms),
+            ("consumer.retry_initial_backoff_ms", c.retry_initial_backoff_ms),
+            ("consumer.retry_max_backoff_ms", c.retry_max_backoff_ms),
+            ("consumer.retry_max_elapsed_ms", c.retry_max_elapsed_ms),
+            ("consumer.rebalance_timeout_ms", c.rebalance_timeout_ms),
+            ("consumer.drain_timeout_ms", c.drain_timeout_ms),
+            ("producer.publish_timeout_ms", p.publish_timeout_ms),
+            ("producer.request_timeout_ms", p.request_timeout_ms),
+            ("producer.shutdown_timeout_ms", p.shutdown_timeout_ms),
+            ("dlq.guard_window_ms", self.dlq.guard_window_ms),
+        ] {
+            check_duration(name, ms)?;
+        }
         check(c.commit_interval_ms > 0, "consumer.commit_interval_ms", "must be positive")?;
+        check(
+            c.rebalance_timeout_ms < u64::from(k.max_poll_interval_ms),
+            "consumer.rebalance_timeout_ms",
+            "must be below kafka.max_poll_interval_ms: the revoke waits on the poll thread, and a member that does \
+             not poll within max_poll_interval_ms is thrown out of its group",
+        )?;
+        check(
+            c.drain_timeout_ms <= MAX_STOP_MS,
+            "consumer.drain_timeout_ms",
+            &format!(
+                "must be at most {MAX_STOP_MS} ms: with the final commit after it, a longer drain outlasts a \
+                 container's stop (Kubernetes' default grace period is 30 s) and ends in SIGKILL"
+            ),
+        )?;
         check(c.retry_initial_backoff_ms > 0, "consumer.retry_initial_backoff_ms", "must be positive")?;
         check(
             c.retry_max_backoff_ms >= c.retry_initial_backoff_ms,
@@ -334,6 +396,27 @@ impl Settings {
             }
             check(api.connect_timeout_ms > 0, &format!("apis.{name}.connect_timeout_ms"), "must be positive")?;
             check(api.request_timeout_ms > 0, &format!("apis.{name}.request_timeout_ms"), "must be positive")?;
+            for (key, ms) in [
+                ("connect_timeout_ms", api.connect_timeout_ms),
+                ("request_timeout_ms", api.request_timeout_ms),
+                ("breaker_window_ms", api.breaker_window_ms),
+                ("breaker_cooldown_ms", api.breaker_cooldown_ms),
+            ] {
+                check_duration(&format!("apis.{name}.{key}"), ms)?;
+            }
+            check(
+                api.breaker_failure_rate_percent <= 100,
+                &format!("apis.{name}.breaker_failure_rate_percent"),
+                "must be a percentage, 0 (no breaker) to 100",
+            )?;
+            if api.breaker_failure_rate_percent > 0 {
+                let field = |key: &str| format!("apis.{name}.{key}");
+                let why = "must be positive while the breaker is on (breaker_failure_rate_percent > 0)";
+                check(api.breaker_cooldown_ms > 0, &field("breaker_cooldown_ms"), why)?;
+                check(api.breaker_window_ms > 0, &field("breaker_window_ms"), why)?;
+                check(api.breaker_minimum_calls > 0, &field("breaker_minimum_calls"), why)?;
+                check(api.breaker_minimum_failing_keys > 0, &field("breaker_minimum_failing_keys"), why)?;
+            }
         }
 
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level) {
@@ -341,6 +424,18 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The longest duration any `*_ms` setting may have: a week. Longer values are surely mistakes, and values
+/// near `u64::MAX` would overflow the clock arithmetic of timers.
+const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// The longest drain a container stop allows for (Kubernetes' default grace period is 30 s; the final
+/// commit and leaving the group follow the drain).
+const MAX_STOP_MS: u64 = 25_000;
+
+fn check_duration(setting: &str, ms: u64) -> Result<(), SettingsError> {
+    check(ms <= MAX_DURATION_MS, setting, &format!("must be at most {MAX_DURATION_MS} ms (a week)"))
 }
 
 fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> SettingsError {
@@ -373,6 +468,7 @@ mod tests {
             env(&[
                 ("COURIER__KAFKA__BOOTSTRAP_SERVERS", "broker-1:9092,broker-2:9092"),
                 ("COURIER__KAFKA__SESSION_TIMEOUT_MS", "6000"),
+                ("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "1500"),
                 ("COURIER__APIS__PAYMENT__BASE_URL", "https://pay.example.com/v2"),
             ]),
         )
@@ -415,6 +511,19 @@ mod tests {
             ("COURIER__APIS__EMAIL__BASE_URL", "not a url", "apis.email.base_url"),
             ("COURIER__TELEMETRY__LOG_FORMAT", "xml", "telemetry.log_format"),
             ("COURIER__KAFKA__BOOTSTRAP_SERVER", "typo:9092", "bootstrap_server"),
+            ("COURIER__CONSUMER__MAX_IN_FLIGHT", "0", "consumer.max_in_flight"),
+            ("COURIER__CONSUMER__RETRY_MAX_ELAPSED_MS", "18446744073709551615", "consumer.retry_max_elapsed_ms"),
+            ("COURIER__APIS__SMS__REQUEST_TIMEOUT_MS", "18446744073709551615", "apis.sms.request_timeout_ms"),
+            ("COURIER__APIS__PAYMENT__BREAKER_COOLDOWN_MS", "0", "apis.payment.breaker_cooldown_ms"),
+            (
+                "COURIER__APIS__PAYMENT__BREAKER_FAILURE_RATE_PERCENT",
+                "150",
+                "apis.payment.breaker_failure_rate_percent",
+            ),
+            ("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "20000", "kafka.heartbeat_interval_ms"),
+            ("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "400000", "consumer.rebalance_timeout_ms"),
+            ("COURIER__CONSUMER__DRAIN_TIMEOUT_MS", "60000", "consumer.drain_timeout_ms"),
+            ("COURIER__CONSUMER__MAX_BUFFERED_TOTAL", "10", "consumer.max_buffered_total"),
         ];
         for (key, value, setting) in cases {
             let err = Settings::load_with_env(None, env(&[(key, value)])).expect_err(key).to_string();

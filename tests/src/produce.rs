@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use courier::events::{CloudEvent, Customer, OrderCreated, OrderItem, PRODUCER_SOURCE};
+use courier::kafka::headers::RawHeader;
 use courier::settings::Settings;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -16,8 +17,13 @@ pub struct TestRecord {
     pub value: Vec<u8>,
     /// Its partition; the default partitioner (by key) when `None`.
     pub partition: Option<i32>,
-    /// Its headers.
-    pub headers: Vec<(String, String)>,
+    /// Its headers, keys and values byte for byte (a key need not be UTF-8).
+    pub headers: Vec<RawHeader>,
+}
+
+/// The header every test record carries: `x-test-origin: courier-tests`.
+pub fn origin_header() -> RawHeader {
+    (b"x-test-origin".to_vec(), Some(b"courier-tests".to_vec()))
 }
 
 /// An `order.created` event for order `order_id` whose single item has `sku`; the event id is fresh.
@@ -40,7 +46,7 @@ pub fn order_record(event: &CloudEvent<OrderCreated>, partition: Option<i32>) ->
         key: Some(event.data.order_id.clone()),
         value: serde_json::to_vec(event).expect("event serializes"),
         partition,
-        headers: vec![("x-test-origin".to_owned(), "courier-tests".to_owned())],
+        headers: vec![origin_header()],
     }
 }
 
@@ -53,10 +59,7 @@ pub async fn produce(settings: &Settings, records: &[TestRecord]) -> anyhow::Res
         courier::kafka::producer_config(&settings.kafka, "test-producer", Duration::from_secs(30)).create()?;
     let mut pending = Vec::with_capacity(records.len());
     for record in records {
-        let mut headers = rdkafka::message::OwnedHeaders::new();
-        for (k, v) in &record.headers {
-            headers = headers.insert(rdkafka::message::Header { key: k, value: Some(v.as_bytes()) });
-        }
+        let headers = courier::kafka::headers::to_owned(record.headers.iter().map(|(k, v)| (k, v.as_ref())));
         let mut r = FutureRecord::to(topic).payload(&record.value).headers(headers);
         if let Some(key) = &record.key {
             r = r.key(key);

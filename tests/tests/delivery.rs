@@ -4,6 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use courier::health::Health;
+use courier_tests::kafka_probe;
 use courier_tests::produce::{TestRecord, order_event, order_record, produce};
 use courier_tests::recording_route::RecordingRoute;
 use courier_tests::{TestApp, spawn_app};
@@ -215,4 +217,83 @@ async fn a_member_leaving_the_group_mid_stream_loses_nothing() {
     let delivered: HashSet<&str> = effects.iter().filter_map(|e| e.body["order_id"].as_str()).collect();
     assert_eq!(delivered.len(), n);
     assert_eq!(app.mock.stats(Api::Inventory).effects as usize, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partition_paused_by_its_backstop_resumes_after_a_rebalance() {
+    let app = spawn_app().await;
+    app.mock.set_faults(
+        Api::Inventory,
+        Faults { fail_body_contains: Some("key-stuck".into()), fail_body_status: 503, ..Faults::default() },
+    );
+    let n = 30;
+    let records: Vec<_> =
+        (0..n).map(|i| order_record(&order_event("key-stuck", &format!("SEQ-{i}")), Some(0))).collect();
+    produce(&app.settings, &records).await.expect("produced");
+    // A backstop of 4: the stuck key's queue pauses partition 0 almost at once.
+    let settings = app.settings_with(&[
+        ("COURIER__CONSUMER__MAX_BUFFERED_PER_PARTITION", "4"),
+        ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "1000"),
+    ]);
+    let group = settings.kafka.group_id("inventory");
+    let (staying_health, joining_health) = (Health::default(), Health::default());
+    let staying = app.start_inventory_reporting(&settings, &staying_health);
+    app.mock.wait_for_calls(Api::Inventory, 3, WAIT).await.expect("the stuck key is retried");
+    // A second member joins and leaves: partition 0 is revoked and assigned again.
+    let joining = app.start_inventory_reporting(&settings, &joining_health);
+    assert!(joining_health.wait_for_assigned(WAIT, |n| n > 0).await, "the second member gets partitions");
+    joining.stop().await.expect("the second member stops cleanly");
+    let all = app.settings.topics.partitions as usize * 2;
+    assert!(staying_health.wait_for_assigned(WAIT, |n| n == all).await, "the first member gets them all back");
+    // The API recovers: the partition's lag drains.
+    app.mock.set_faults(Api::Inventory, Faults::default());
+    app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("every event of the paused partition delivered");
+    staying.stop().await.expect("stops cleanly");
+    let topic = &app.settings.topics.orders_created;
+    let committed = kafka_probe::committed(&app.bootstrap, &group, topic, 0).await.expect("committed readable");
+    assert_eq!(committed, Some(n as i64), "the partition's lag drained");
+    let ok_calls = app.mock.calls(Api::Inventory).iter().filter(|c| c.status < 300).count();
+    assert_eq!(ok_calls, n, "one successful raw call per event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keys_calls_never_overlap_across_owners() {
+    let app = spawn_app().await;
+    // Every call hangs far past the rebalance timeout.
+    app.mock.set_faults(Api::Inventory, Faults { hang_rate: 1.0, hang_ms: 8000, ..Faults::default() });
+    let partitions = app.settings.topics.partitions;
+    let records: Vec<_> =
+        (0..partitions).map(|p| order_record(&order_event(&format!("key-{p}"), "SEQ-0"), Some(p))).collect();
+    produce(&app.settings, &records).await.expect("produced");
+    let settings = app.settings_with(&[("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "1000")]);
+    let first = app.start_inventory_with(&settings);
+    let all_in_flight = |s: &mock_apis::ApiStats| s.in_flight >= partitions as u64;
+    app.mock.wait_for_stats(Api::Inventory, WAIT, all_in_flight).await.expect("every event's call hangs");
+    let second_health = Health::default();
+    let second = app.start_inventory_reporting(&settings, &second_health);
+    assert!(second_health.wait_for_assigned(WAIT, |n| n > 0).await, "the second member gets partitions");
+    app.mock.set_faults(Api::Inventory, Faults::default());
+    app.mock.wait_for_effects(Api::Inventory, partitions as usize, WAIT).await.expect("every event delivered");
+    second.stop().await.expect("stops cleanly");
+    first.stop().await.expect("stops cleanly");
+
+    let mut by_key: HashMap<String, Vec<mock_apis::Call>> = HashMap::new();
+    for call in app.mock.calls(Api::Inventory) {
+        by_key.entry(call.idempotency_key.clone().unwrap_or_default()).or_default().push(call);
+    }
+    let mut repeated = 0;
+    for (key, mut calls) in by_key {
+        calls.sort_by_key(|c| c.received_at_unix_ms);
+        repeated += calls.len() - 1;
+        for pair in calls.windows(2) {
+            assert!(
+                pair[1].received_at_unix_ms >= pair[0].answered_at_unix_ms,
+                "{key}: a call arrived at {} while the previous one ran until {}",
+                pair[1].received_at_unix_ms,
+                pair[0].answered_at_unix_ms
+            );
+        }
+    }
+    assert!(repeated >= 1, "the rebalance made some keys be called again");
+    assert_eq!(app.mock.stats(Api::Inventory).effects as usize, partitions as usize, "one effect per event");
 }

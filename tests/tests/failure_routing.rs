@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use chrono::DateTime;
 use courier::delivery::dlq::dlq_topic;
 use courier::health::Health;
+use courier::kafka::headers::RawHeader;
 use courier_tests::kafka_probe::{self, ReadRecord};
-use courier_tests::produce::{TestRecord, order_event, order_record, produce};
+use courier_tests::produce::{TestRecord, order_event, order_record, origin_header, produce};
 use courier_tests::{TestApp, spawn_app};
 use mock_apis::{Api, Faults};
 use serde_json::json;
@@ -15,12 +16,7 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(120);
 
 fn raw(key: &str, value: &[u8]) -> TestRecord {
-    TestRecord {
-        key: Some(key.to_owned()),
-        value: value.to_vec(),
-        partition: Some(0),
-        headers: vec![("x-test-origin".to_owned(), "courier-tests".to_owned())],
-    }
+    TestRecord { key: Some(key.to_owned()), value: value.to_vec(), partition: Some(0), headers: vec![origin_header()] }
 }
 
 fn dlq_of(app: &TestApp) -> String {
@@ -148,13 +144,7 @@ async fn an_event_whose_retry_budget_is_spent_is_dead_lettered() {
         status: Some("503"),
         attempts: "3",
     }];
-    dead_letters(
-        &app,
-        poison,
-        10,
-        &[("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "3"), ("COURIER__APIS__INVENTORY__BREAKER_FAILURE_THRESHOLD", "0")],
-    )
-    .await;
+    dead_letters(&app, poison, 10, &[("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "3")]).await;
     let calls = app.mock.calls(Api::Inventory).iter().filter(|c| c.body["order_id"] == "key-exhausted").count();
     assert_eq!(calls, 3, "three attempts, then the dead letter");
 }
@@ -208,7 +198,7 @@ async fn an_outage_opens_the_breaker_and_dead_letters_nothing() {
     let cooldown_ms = 700u64;
     let settings = app.settings_with(&[
         ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "3"),
-        ("COURIER__APIS__INVENTORY__BREAKER_FAILURE_THRESHOLD", "3"),
+        ("COURIER__APIS__INVENTORY__BREAKER_MINIMUM_CALLS", "3"),
         ("COURIER__APIS__INVENTORY__BREAKER_COOLDOWN_MS", &cooldown_ms.to_string()),
         // One call at a time: no call admitted before the breaker opened can arrive after it.
         ("COURIER__CONSUMER__MAX_IN_FLIGHT", "1"),
@@ -247,47 +237,52 @@ async fn an_outage_opens_the_breaker_and_dead_letters_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_guard_stops_dead_lettering_everything_and_resumes_after_a_probe() {
+async fn a_flood_of_poison_is_throttled_never_held_and_good_orders_flow() {
     let app = spawn_app().await;
-    // Every call is refused permanently, and there is no breaker: only the guard stands in the way.
+    // 150 poison orders the API refuses for good, then 50 good ones.
     app.mock.set_faults(
         Api::Inventory,
-        Faults { fail_body_contains: Some(String::new()), fail_body_status: 422, ..Faults::default() },
+        Faults { fail_body_contains: Some("key-poison".into()), fail_body_status: 422, ..Faults::default() },
     );
-    let n = 60;
-    let records: Vec<_> = (0..n).map(|k| order_record(&order_event(&format!("key-{k}"), "SEQ-0"), None)).collect();
+    let (poison, good) = (150usize, 50usize);
+    let mut records: Vec<_> =
+        (0..poison).map(|k| order_record(&order_event(&format!("key-poison-{k}"), "SEQ-0"), None)).collect();
+    records.extend((0..good).map(|k| order_record(&order_event(&format!("key-good-{k}"), "SEQ-0"), None)));
     produce(&app.settings, &records).await.expect("produced");
-    let limit = 5;
+    let (limit, window_ms) = (50usize, 1500u64);
     let settings = app.settings_with(&[
-        ("COURIER__APIS__INVENTORY__BREAKER_FAILURE_THRESHOLD", "0"),
         ("COURIER__DLQ__GUARD_MAX_RECORDS", &limit.to_string()),
-        ("COURIER__DLQ__GUARD_PROBE_INTERVAL_MS", "300"),
+        ("COURIER__DLQ__GUARD_WINDOW_MS", &window_ms.to_string()),
     ]);
     let health = Health::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let readyz = format!("http://{}/readyz", listener.local_addr().expect("addr"));
     let stop_health = tokio_util::sync::CancellationToken::new();
     tokio::spawn(courier::health::serve(listener, health.clone(), stop_health.clone()));
+    let started = Instant::now();
     let consumer = app.start_inventory_reporting(&settings, &health);
-    assert!(health.wait_for(WAIT, |p| p.contains_key("dlq_guard")).await, "the guard holds");
+    assert!(health.wait_for(WAIT, |p| p.contains_key("dlq_guard")).await, "the guard throttles");
     let answer = reqwest::get(&readyz).await.expect("readyz answers");
-    assert_eq!(answer.status(), 503);
+    assert_eq!(answer.status(), 503, "readiness says it throttles");
     let body: serde_json::Value = answer.json().await.expect("json");
-    assert!(body["problems"]["dlq_guard"].is_string(), "{body}");
-    // Probes keep failing while the API refuses everything; nothing more reaches the DLQ.
-    let calls = app.mock.stats(Api::Inventory).calls as usize;
-    app.mock.wait_for_calls(Api::Inventory, calls + 2, WAIT).await.expect("probes come");
-    let dlq = dlq_of(&app);
-    assert_eq!(kafka_probe::record_count(&app.bootstrap, &dlq).await.expect("count"), limit as i64);
+    assert!(body["problems"]["dlq_guard"].as_str().is_some_and(|p| p.contains("throttled")), "{body}");
 
-    // The API recovers: a probe succeeds, the guard releases, the rest is delivered.
-    app.mock.set_faults(Api::Inventory, Faults::default());
-    app.mock.wait_for_effects(Api::Inventory, n - limit, WAIT).await.expect("the rest delivered");
-    assert!(health.wait_for(WAIT, |p| p.is_empty()).await, "ready again");
+    // Nothing is held for good: every good order flows, and every poison order ends in the DLQ.
+    app.mock.wait_for_effects(Api::Inventory, good, WAIT).await.expect("the good orders flow");
+    let dlq = dlq_of(&app);
+    let letters = kafka_probe::read_all(&app.bootstrap, &dlq, poison, WAIT).await.expect("DLQ readable");
+    let took = started.elapsed();
+    assert!(health.wait_for(WAIT, |p| p.is_empty()).await, "ready again once nothing waits");
     consumer.stop().await.expect("stops cleanly");
     stop_health.cancel();
-    assert_eq!(kafka_probe::record_count(&app.bootstrap, &dlq).await.expect("count"), limit as i64);
-    assert_eq!(app.mock.stats(Api::Inventory).effects as usize, n - limit);
+    assert_eq!(letters.len(), poison, "every poison order dead-lettered");
+    assert_eq!(kafka_probe::record_count(&app.bootstrap, &dlq).await.expect("count"), poison as i64, "once each");
+    // 150 dead letters at 50 per window: the last ones waited for at least two windows to slide.
+    assert!(took >= Duration::from_millis(2 * window_ms), "150 dead letters within {took:?}: not throttled");
+    let stats = app.mock.stats(Api::Inventory);
+    assert_eq!(stats.effects as usize, good, "one effect per good order");
+    let good_calls = app.mock.calls(Api::Inventory).iter().filter(|c| c.status < 300).count();
+    assert_eq!(good_calls, good, "one raw call per good order: none repeated");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -309,4 +304,167 @@ async fn the_rate_limit_holds_in_every_second() {
     println!("rate limit {rate}/s, burst {burst}: at most {worst} calls in any one-second window");
     assert!(worst as u64 <= rate + burst, "{worst} calls within one second");
     assert!(worst as u64 >= rate / 2, "the limit should not starve the consumer: {worst}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_header_key_that_is_not_utf8_neither_stops_the_consumer_nor_is_lost() {
+    let app = spawn_app().await;
+    let odd: RawHeader = (vec![0xff, 0xfe, b'k', 0x80], Some(vec![0x00, 0xc3, 0x28]));
+    let mut poison = raw("key-odd-poison", b"\xff not json");
+    poison.headers.push(odd.clone());
+    let mut good = order_record(&order_event("key-odd-good", "SEQ-0"), Some(0));
+    good.headers.push(odd.clone());
+    produce(&app.settings, &[poison.clone(), good]).await.expect("produced");
+    let consumer = app.start_inventory_reporting(&app.settings, &Health::default());
+    let letters = kafka_probe::read_all(&app.bootstrap, &dlq_of(&app), 1, WAIT).await.expect("DLQ readable");
+    app.mock.wait_for_effects(Api::Inventory, 1, WAIT).await.expect("the good event is delivered");
+    consumer.stop().await.expect("the consumer is still running and stops cleanly");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].value.as_deref(), Some(poison.value.as_slice()));
+    assert_eq!(letters[0].headers[..2], poison.headers[..], "the original headers, byte for byte, first");
+    assert_eq!(letters[0].header("courier.dlq.error.kind").as_deref(), Some("decode"));
+    assert_eq!(app.mock.stats(Api::Inventory).calls, 1, "one raw call for the good event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lone_event_that_always_fails_is_dead_lettered_with_the_breaker_on() {
+    let app = spawn_app().await;
+    app.mock.set_faults(
+        Api::Inventory,
+        Faults { fail_body_contains: Some("key-lone".into()), fail_body_status: 503, ..Faults::default() },
+    );
+    produce(&app.settings, &[order_record(&order_event("key-lone", "SEQ-0"), Some(0))]).await.expect("produced");
+    // Default breaker and attempts; only the test's shorter backoff.
+    let health = Health::default();
+    let consumer = app.start_inventory_reporting(&app.settings, &health);
+    let letters = kafka_probe::read_all(&app.bootstrap, &dlq_of(&app), 1, WAIT).await.expect("DLQ readable");
+    let group = app.settings.kafka.group_id("inventory");
+    let topic = app.settings.topics.orders_created.clone();
+    let mut committed = None;
+    for _ in 0..100 {
+        committed = kafka_probe::committed(&app.bootstrap, &group, &topic, 0).await.expect("readable");
+        if committed == Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(health.is_ready(), "one event never opened the breaker: {:?}", health.problems());
+    consumer.stop().await.expect("stops cleanly");
+    assert_eq!(letters.len(), 1);
+    let attempts = app.settings.consumer.retry_max_attempts;
+    assert_eq!(letters[0].header("courier.dlq.attempts"), Some(attempts.to_string()));
+    assert_eq!(app.mock.stats(Api::Inventory).calls, u64::from(attempts), "each attempt one raw call");
+    assert_eq!(committed, Some(1), "the partition commits past the dead letter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_failing_key_does_not_stop_the_others() {
+    let app = spawn_app().await;
+    app.mock.set_faults(
+        Api::Inventory,
+        Faults { fail_body_contains: Some("key-sick".into()), fail_body_status: 503, ..Faults::default() },
+    );
+    // Default breaker; the failing key keeps retrying for its whole budget (it does not give up first).
+    let settings = app.settings_with(&[("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "1000")]);
+    let health = Health::default();
+    produce(&app.settings, &[order_record(&order_event("key-sick", "SEQ-0"), Some(0))]).await.expect("produced");
+    let consumer = app.start_inventory_reporting(&settings, &health);
+    // More consecutive failures than any "N in a row" breaker would tolerate.
+    app.mock.wait_for_calls(Api::Inventory, 8, WAIT).await.expect("the failing key keeps failing");
+    assert!(health.is_ready(), "one key never opens the breaker: {:?}", health.problems());
+    let others = 300usize;
+    let records: Vec<_> =
+        (0..others).map(|k| order_record(&order_event(&format!("key-well-{k}"), "SEQ-0"), None)).collect();
+    produce(&app.settings, &records).await.expect("produced");
+    tokio::select! {
+        delivered = app.mock.wait_for_effects(Api::Inventory, others, WAIT) => {
+            delivered.expect("the other keys flow while one fails");
+        }
+        _ = health.wait_for(WAIT, |p| p.contains_key("breaker.inventory")) => {
+            panic!("the breaker opened while one key failed: {:?}", health.problems());
+        }
+    }
+    assert!(app.mock.stats(Api::Inventory).effects as usize == others, "the failing key has not recovered yet");
+    app.mock.set_faults(Api::Inventory, Faults::default());
+    app.mock.wait_for_effects(Api::Inventory, others + 1, WAIT).await.expect("the failing key recovers");
+    consumer.stop().await.expect("stops cleanly");
+    let ok_calls = app.mock.calls(Api::Inventory).iter().filter(|c| c.status < 300).count();
+    assert_eq!(ok_calls, others + 1, "one successful raw call per event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_after_of_an_hour_is_capped_by_the_max_backoff() {
+    let app = spawn_app().await;
+    // Every call: 503 with Retry-After: 3600, for many events at once, so the breaker opens too.
+    app.mock.set_faults(
+        Api::Inventory,
+        Faults {
+            fail_body_contains: Some(String::new()),
+            fail_body_status: 503,
+            retry_after_secs: 3600,
+            ..Faults::default()
+        },
+    );
+    let n = 30;
+    let records: Vec<_> = (0..n).map(|k| order_record(&order_event(&format!("key-{k}"), "SEQ-0"), None)).collect();
+    produce(&app.settings, &records).await.expect("produced");
+    let settings = app.settings_with(&[
+        ("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "5000"),
+        ("COURIER__APIS__INVENTORY__BREAKER_MINIMUM_CALLS", "10"),
+        ("COURIER__APIS__INVENTORY__BREAKER_COOLDOWN_MS", "2000"),
+    ]);
+    let health = Health::default();
+    let consumer = app.start_inventory_reporting(&settings, &health);
+    app.mock.wait_for_calls(Api::Inventory, n, WAIT).await.expect("every event tried");
+    assert!(health.wait_for(WAIT, |p| p.contains_key("breaker.inventory")).await, "the breaker opens");
+    app.mock.set_faults(Api::Inventory, Faults::default());
+    let recovered = Instant::now();
+    app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("every event delivered");
+    let took = recovered.elapsed();
+    consumer.stop().await.expect("stops cleanly");
+    assert!(took < Duration::from_secs(20), "delivered {took:?} after recovery: a wait was not capped");
+    assert_eq!(kafka_probe::record_count(&app.bootstrap, &dlq_of(&app)).await.expect("count"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_letter_too_large_to_publish_goes_without_its_value() {
+    let app = spawn_app().await;
+    // ~1 MB: the source topic holds it, but not with the dead-letter headers on top at librdkafka's default
+    // message.max.bytes. 3 MB: beyond what the dead-letter producer may send at all.
+    let near_limit = vec![b'x'; 999_000];
+    let too_large = vec![b'y'; 3_000_000];
+    let records = [raw("key-near-limit", &near_limit), raw("key-too-large", &too_large)];
+    produce_large(&app.settings, &records).await;
+    produce(&app.settings, &[order_record(&order_event("key-after", "SEQ-0"), Some(0))]).await.expect("produced");
+    let consumer = app.start_inventory_reporting(&app.settings, &Health::default());
+    let letters = kafka_probe::read_all(&app.bootstrap, &dlq_of(&app), 2, WAIT).await.expect("DLQ readable");
+    app.mock.wait_for_effects(Api::Inventory, 1, WAIT).await.expect("the partition does not stall");
+    consumer.stop().await.expect("stops cleanly");
+    assert_eq!(letters.len(), 2, "both dead-lettered");
+    let near = letters.iter().find(|r| r.key.as_deref() == Some(&b"key-near-limit"[..])).expect("near-limit letter");
+    assert_eq!(near.value.as_deref(), Some(near_limit.as_slice()), "fits with its value");
+    assert_eq!(near.header("courier.dlq.value_omitted"), None);
+    let large = letters.iter().find(|r| r.key.as_deref() == Some(&b"key-too-large"[..])).expect("large letter");
+    assert_eq!(large.value, None, "published without its value");
+    assert_eq!(large.header("courier.dlq.value_omitted").as_deref(), Some("3000000"), "marked, with the size");
+    assert_eq!(large.header("courier.dlq.original.offset").as_deref(), Some("1"), "with the source coordinates");
+    assert_eq!(large.header("x-test-origin").as_deref(), Some("courier-tests"));
+}
+
+/// Produces records larger than librdkafka's default `message.max.bytes` to partition 0 of the orders topic.
+async fn produce_large(settings: &courier::settings::Settings, records: &[TestRecord]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let topic = &settings.topics.orders_created;
+    courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[topic]).await.expect("topic");
+    let mut config = courier::kafka::producer_config(&settings.kafka, "test-large", Duration::from_secs(30));
+    config.set("message.max.bytes", "10000000");
+    let producer: FutureProducer = config.create().expect("producer");
+    for r in records {
+        let headers = courier::kafka::headers::to_owned(r.headers.iter().map(|(k, v)| (k, v.as_ref())));
+        let mut out = FutureRecord::to(topic).payload(&r.value).partition(0).headers(headers);
+        if let Some(key) = &r.key {
+            out = out.key(key);
+        }
+        producer.send(out, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("large record produced");
+    }
 }

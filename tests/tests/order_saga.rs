@@ -126,12 +126,48 @@ async fn a_declined_payment_releases_the_reservation_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_release_that_arrives_before_its_reservation_still_releases_it() {
+    let app = spawn_app().await;
+    // The declined order's reservation is refused (503) until the release has been tried: the release
+    // reaches the API first and finds nothing to release yet.
+    app.mock.set_faults(
+        Api::Inventory,
+        Faults { fail_body_contains: Some("SKU-SLOW".into()), fail_body_status: 503, ..Faults::default() },
+    );
+    let declined = json!({"customer": {"id": "c-broke", "email": "broke@example.com"},
+                          "items": [{"sku": "SKU-SLOW", "quantity": 1, "unit_price": 1313}], "currency": "EUR"});
+    let ids = post_all(&app, &[declined, order(1, false)]).await;
+    let (declined_id, _) = &ids[0];
+    let consumers = start_all(&app, &[("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "1000")]);
+    let refused = |calls: &[mock_apis::Call]| calls.iter().any(|c| c.status == 404);
+    let mut seen = 1;
+    loop {
+        let calls = app.mock.wait_for_calls(Api::InventoryRelease, seen, WAIT).await.expect("the release is tried");
+        if refused(&calls) {
+            break;
+        }
+        seen = calls.len() + 1;
+    }
+    app.mock.set_faults(Api::Inventory, Faults::default());
+    let releases = app.mock.wait_for_effects(Api::InventoryRelease, 1, WAIT).await.expect("released in the end");
+    app.mock.wait_for_effects(Api::Inventory, 2, WAIT).await.expect("both reserved");
+    stop_all(consumers).await;
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0].body["order_id"], declined_id.as_str());
+    let reservations = effects_by_order(&app, Api::Inventory, "order_id");
+    assert_eq!(reservations.get(declined_id), Some(&1), "reserved once, late");
+    assert_eq!(app.mock.stats(Api::InventoryRelease).effects, 1, "and released once: the stock is not kept");
+    let dlq = dlq_topic(&app.settings.topics.payment_failed, &app.settings.kafka.group_id("inventory"));
+    assert_eq!(kafka_probe::record_count(&app.bootstrap, &dlq).await.expect("count"), 0, "no release dead-lettered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_sms_outage_delays_no_email_and_every_sms_arrives_once_after_it() {
     let app = spawn_app().await;
     app.mock.set_faults(Api::Sms, Faults { error_rate: 1.0, ..Faults::default() });
     let settings = app.settings_with(&[
         ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "3"),
-        ("COURIER__APIS__SMS__BREAKER_FAILURE_THRESHOLD", "3"),
+        ("COURIER__APIS__SMS__BREAKER_MINIMUM_CALLS", "3"),
         ("COURIER__APIS__SMS__BREAKER_COOLDOWN_MS", "500"),
     ]);
     let notification = app.start(Consumer::Notification, &settings);

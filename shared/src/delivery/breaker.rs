@@ -1,10 +1,24 @@
-//! A circuit breaker per downstream API.
+//! A circuit breaker per downstream API, judging the API by what many calls say.
 //!
-//! Closed: calls go through; `threshold` consecutive transient failures (5xx, timeout, connection error)
-//! open it. Open: no call goes to the API for `cooldown`; callers are told how long to wait and spend no retry
-//! attempt. Then half-open: exactly one probe call goes through; success closes the breaker, failure opens it
-//! again. State changes are logged and reported to [`Health`] (so `/readyz` shows an open breaker).
+//! Closed: calls go through, and the breaker keeps a sliding window (`window`, in ten buckets) of how many
+//! calls ended and how many of them failed (5xx, timeout, connection error), plus which events (idempotency
+//! keys) the failed calls were made for. It opens only when all of these hold within the window:
+//! * at least `minimum_calls` calls ended;
+//! * at least `failure_rate_percent` of them failed;
+//! * the failed calls came from at least `minimum_failing_keys` different events.
+//!
+//! The last condition is what keeps one bad event from stopping everyone: a single key whose calls keep
+//! failing while hundreds of others succeed (or after they drained) never opens the breaker. Its failures
+//! are its own: they spend its retry attempts and, in the end, dead-letter it (see `worker`). A real outage
+//! fails many events at once and opens the breaker within a window.
+//!
+//! Open: no call goes to the API for `cooldown`; callers are told how long to wait and spend no attempt
+//! while they wait. Then half-open: exactly one probe call goes through; success closes the breaker (with an
+//! empty window), failure opens it again. State changes are logged and reported to [`Health`] (so `/readyz`
+//! shows an open breaker).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,9 +35,55 @@ pub enum CallResult {
     Neutral,
 }
 
+/// When a breaker opens and how long it stays open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// Share of failed calls (1–100) within the window that opens the breaker; 0 disables the breaker.
+    pub failure_rate_percent: u8,
+    /// Calls that must have ended within the window before the failure rate is judged.
+    pub minimum_calls: u32,
+    /// Different events (idempotency keys) whose calls must have failed within the window.
+    pub minimum_failing_keys: u32,
+    /// The sliding window.
+    pub window: Duration,
+    /// How long the breaker stays open before it lets one probe call through.
+    pub cooldown: Duration,
+}
+
+/// Buckets of the sliding window.
+const BUCKETS: u32 = 10;
+
+/// Calls and failures counted in one slice of the window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    /// Which slice of time (`elapsed / slice`) the counts belong to.
+    slice: u64,
+    /// Calls that ended in it.
+    calls: u32,
+    /// Of those, failed calls.
+    failures: u32,
+}
+
+/// The closed breaker's view of recent calls.
+#[derive(Debug)]
+struct Window {
+    /// The start of slice 0.
+    epoch: Instant,
+    /// One bucket per slice, reused round-robin.
+    buckets: [Bucket; BUCKETS as usize],
+    /// Hash of each event whose call failed → the slice of its last failure.
+    failing: HashMap<u64, u64>,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self { epoch: Instant::now(), buckets: [Bucket::default(); BUCKETS as usize], failing: HashMap::new() }
+    }
+}
+
+#[derive(Debug)]
 enum State {
-    Closed { failures: u32 },
+    Closed(Window),
     Open { until: Instant },
     HalfOpen { probing: bool },
 }
@@ -33,12 +93,12 @@ enum State {
 pub struct CircuitBreaker {
     /// The API's name.
     name: Arc<str>,
-    /// Consecutive failures that open it; 0 disables it.
-    threshold: u32,
-    /// How long it stays open before a probe.
-    cooldown: Duration,
+    /// When it opens and for how long.
+    policy: BreakerPolicy,
     /// Current state.
     state: Arc<Mutex<State>>,
+    /// Hashes idempotency keys (the window keeps hashes, not keys).
+    hasher: RandomState,
     /// Where an open breaker is reported.
     health: Health,
 }
@@ -49,6 +109,8 @@ pub struct CircuitBreaker {
 pub struct Ticket {
     /// The breaker it came from.
     breaker: CircuitBreaker,
+    /// Hash of the call's idempotency key.
+    key: u64,
     /// Whether this call is the half-open probe.
     probe: bool,
     /// Whether the result was reported.
@@ -57,29 +119,39 @@ pub struct Ticket {
 
 impl CircuitBreaker {
     /// A closed breaker for API `name`.
-    pub fn new(name: &str, threshold: u32, cooldown: Duration, health: Health) -> Self {
+    pub fn new(name: &str, policy: BreakerPolicy, health: Health) -> Self {
         Self {
             name: Arc::from(name),
-            threshold,
-            cooldown,
-            state: Arc::new(Mutex::new(State::Closed { failures: 0 })),
+            policy,
+            state: Arc::new(Mutex::new(State::Closed(Window::new()))),
+            hasher: RandomState::new(),
             health,
         }
+    }
+
+    fn enabled(&self) -> bool {
+        self.policy.failure_rate_percent > 0
     }
 
     fn component(&self) -> String {
         format!("breaker.{}", self.name)
     }
 
-    /// Asks to make a call: a ticket, or how long to wait before asking again.
-    pub fn admit(&self) -> Result<Ticket, Duration> {
-        if self.threshold == 0 {
-            return Ok(Ticket { breaker: self.clone(), probe: false, finished: false });
+    fn slice_length(&self) -> Duration {
+        (self.policy.window / BUCKETS).max(Duration::from_millis(1))
+    }
+
+    /// Asks to make a call for the event with idempotency key `key`: a ticket, or how long to wait before
+    /// asking again.
+    pub fn admit(&self, key: &str) -> Result<Ticket, Duration> {
+        let ticket = |probe| Ticket { breaker: self.clone(), key: self.hasher.hash_one(key), probe, finished: false };
+        if !self.enabled() {
+            return Ok(ticket(false));
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let probe = match *state {
-            State::Closed { .. } => false,
+            State::Closed(_) => false,
             State::Open { until } if now < until => return Err(until - now),
             State::Open { .. } | State::HalfOpen { probing: false } => {
                 *state = State::HalfOpen { probing: true };
@@ -88,67 +160,104 @@ impl CircuitBreaker {
             }
             // A probe is out: wait a fraction of the cool-down for its verdict.
             State::HalfOpen { probing: true } => {
-                return Err((self.cooldown / 10).max(Duration::from_millis(50)));
+                return Err((self.policy.cooldown / 10).max(Duration::from_millis(50)));
             }
         };
-        Ok(Ticket { breaker: self.clone(), probe, finished: false })
+        Ok(ticket(probe))
     }
 
-    fn record(&self, probe: bool, result: CallResult) {
-        if self.threshold == 0 {
+    fn record(&self, key: u64, probe: bool, result: CallResult) {
+        if !self.enabled() {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match (*state, result) {
+        match (&mut *state, result) {
             (State::HalfOpen { .. }, CallResult::Healthy) if probe => {
-                *state = State::Closed { failures: 0 };
+                *state = State::Closed(Window::new());
                 drop(state);
                 tracing::info!(api = %self.name, "circuit breaker closed: the probe call succeeded");
                 self.health.clear(&self.component());
             }
             (State::HalfOpen { .. }, CallResult::Failed) if probe => self.open(&mut state, "the probe call failed"),
             (State::HalfOpen { .. }, CallResult::Neutral) if probe => *state = State::HalfOpen { probing: false },
-            (State::Closed { failures }, CallResult::Failed) => {
-                let failures = failures + 1;
-                if failures >= self.threshold {
-                    self.open(&mut state, &format!("{failures} consecutive failures"));
-                } else {
-                    *state = State::Closed { failures };
+            (State::Closed(window), CallResult::Healthy | CallResult::Failed) => {
+                if let Some(why) = self.count(window, key, result == CallResult::Failed) {
+                    self.open(&mut state, &why);
                 }
             }
-            (State::Closed { .. }, CallResult::Healthy) => *state = State::Closed { failures: 0 },
             _ => {}
         }
     }
 
+    /// Counts one call in the window; says why the breaker must open, when it must.
+    fn count(&self, window: &mut Window, key: u64, failed: bool) -> Option<String> {
+        let slice_length = self.slice_length();
+        let slice = u64::try_from(window.epoch.elapsed().as_nanos() / slice_length.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = &mut window.buckets[(slice % u64::from(BUCKETS)) as usize];
+        if bucket.slice != slice {
+            *bucket = Bucket { slice, calls: 0, failures: 0 };
+        }
+        bucket.calls += 1;
+        if !failed {
+            return None;
+        }
+        bucket.failures += 1;
+        window.failing.insert(key, slice);
+        let oldest = slice.saturating_sub(u64::from(BUCKETS) - 1);
+        let live = window.buckets.iter().filter(|b| b.slice >= oldest && b.slice <= slice);
+        let (calls, failures) =
+            live.fold((0u64, 0u64), |(c, f), b| (c + u64::from(b.calls), f + u64::from(b.failures)));
+        let p = &self.policy;
+        if calls < u64::from(p.minimum_calls) || failures * 100 < calls * u64::from(p.failure_rate_percent) {
+            return None;
+        }
+        // Forget events whose last failure left the window, then count the rest.
+        if window.failing.len() > 4 * p.minimum_failing_keys as usize + 64 {
+            window.failing.retain(|_, last| *last >= oldest);
+        }
+        let keys = window.failing.values().filter(|last| **last >= oldest).count();
+        if keys < p.minimum_failing_keys as usize {
+            return None;
+        }
+        Some(format!(
+            "{failures} of {calls} calls failed within {} ms, for {keys} different events",
+            p.window.as_millis()
+        ))
+    }
+
     fn open(&self, state: &mut State, why: &str) {
-        *state = State::Open { until: Instant::now() + self.cooldown };
+        *state = State::Open { until: Instant::now() + self.policy.cooldown };
         tracing::warn!(
             api = %self.name,
-            cooldown_ms = u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX),
-            "circuit breaker opened after {why}: no calls until the cool-down ends"
+            cooldown_ms = u64::try_from(self.policy.cooldown.as_millis()).unwrap_or(u64::MAX),
+            "circuit breaker opened ({why}): no calls until the cool-down ends"
         );
         self.health.set_problem(&self.component(), format!("circuit breaker of API {} is open ({why})", self.name));
     }
 
     /// Whether the breaker is open or half-open now.
     pub fn is_open(&self) -> bool {
-        !matches!(*self.state.lock().unwrap_or_else(|e| e.into_inner()), State::Closed { .. })
+        !matches!(*self.state.lock().unwrap_or_else(|e| e.into_inner()), State::Closed(_))
     }
 }
 
 impl Ticket {
+    /// Whether this call is the half-open breaker's probe.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+
     /// Reports how the call ended.
     pub fn finish(mut self, result: CallResult) {
         self.finished = true;
-        self.breaker.record(self.probe, result);
+        self.breaker.record(self.key, self.probe, result);
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.finished {
-            self.breaker.record(self.probe, CallResult::Neutral);
+            self.breaker.record(self.key, self.probe, CallResult::Neutral);
         }
     }
 }
@@ -157,43 +266,94 @@ impl Drop for Ticket {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn opens_probes_and_closes() {
-        let health = Health::default();
-        let breaker = CircuitBreaker::new("inventory", 3, Duration::from_millis(100), health.clone());
-        for _ in 0..2 {
-            breaker.admit().expect("closed").finish(CallResult::Failed);
+    fn policy(cooldown_ms: u64) -> BreakerPolicy {
+        BreakerPolicy {
+            failure_rate_percent: 50,
+            minimum_calls: 10,
+            minimum_failing_keys: 3,
+            window: Duration::from_secs(60),
+            cooldown: Duration::from_millis(cooldown_ms),
         }
-        breaker.admit().expect("closed").finish(CallResult::Healthy);
-        for _ in 0..2 {
-            breaker.admit().expect("closed").finish(CallResult::Failed);
-        }
-        assert!(health.is_ready(), "a success in between resets the count");
-        breaker.admit().expect("closed").finish(CallResult::Failed);
-        let wait = breaker.admit().expect_err("open");
-        assert!(wait <= Duration::from_millis(100));
-        assert!(!health.is_ready());
+    }
 
-        tokio::time::sleep(wait).await;
-        let probe = breaker.admit().expect("half-open lets one probe through");
-        assert!(breaker.admit().is_err(), "only one probe at a time");
-        probe.finish(CallResult::Failed);
-        let wait = breaker.admit().expect_err("re-opened");
-        tokio::time::sleep(wait).await;
-        let probe = breaker.admit().expect("probe");
-        drop(probe);
-        let probe = breaker.admit().expect("an abandoned probe frees the slot");
-        probe.finish(CallResult::Healthy);
-        assert!(!breaker.is_open());
-        assert!(health.is_ready());
-        breaker.admit().expect("closed").finish(CallResult::Healthy);
+    fn call(breaker: &CircuitBreaker, key: &str, result: CallResult) {
+        breaker.admit(key).expect("closed").finish(result);
     }
 
     #[test]
-    fn threshold_zero_disables() {
-        let breaker = CircuitBreaker::new("x", 0, Duration::from_secs(1), Health::default());
-        for _ in 0..100 {
-            breaker.admit().expect("always admitted").finish(CallResult::Failed);
+    fn one_failing_key_never_opens_it() {
+        let health = Health::default();
+        let breaker = CircuitBreaker::new("inventory", policy(100), health.clone());
+        for k in 0..300 {
+            call(&breaker, &format!("ok-{k}"), CallResult::Healthy);
+            call(&breaker, "bad", CallResult::Failed);
+        }
+        // The others drained: only the failing key's retries remain, far above the rate and the minimum.
+        for _ in 0..1000 {
+            call(&breaker, "bad", CallResult::Failed);
+        }
+        assert!(!breaker.is_open() && health.is_ready(), "one event's failures are its own");
+    }
+
+    #[test]
+    fn many_failing_events_open_it_and_a_probe_closes_it() {
+        let health = Health::default();
+        let breaker = CircuitBreaker::new("inventory", policy(100), health.clone());
+        for k in 0..9 {
+            call(&breaker, &format!("k-{k}"), CallResult::Failed);
+        }
+        assert!(!breaker.is_open(), "9 calls: below the minimum of 10");
+        call(&breaker, "k-9", CallResult::Failed);
+        let wait = breaker.admit("k-10").expect_err("open");
+        assert!(wait <= Duration::from_millis(100));
+        assert!(!health.is_ready());
+
+        std::thread::sleep(wait);
+        let probe = breaker.admit("k-1").expect("half-open lets one probe through");
+        assert!(breaker.admit("k-2").is_err(), "only one probe at a time");
+        probe.finish(CallResult::Failed);
+        let wait = breaker.admit("k-1").expect_err("re-opened");
+        std::thread::sleep(wait);
+        drop(breaker.admit("k-1").expect("probe"));
+        let probe = breaker.admit("k-1").expect("an abandoned probe frees the slot");
+        probe.finish(CallResult::Healthy);
+        assert!(!breaker.is_open());
+        assert!(health.is_ready());
+        call(&breaker, "k-1", CallResult::Failed);
+        assert!(!breaker.is_open(), "closing starts an empty window");
+    }
+
+    #[test]
+    fn a_low_failure_rate_keeps_it_closed() {
+        let breaker = CircuitBreaker::new("inventory", policy(100), Health::default());
+        for k in 0..100 {
+            let result = if k % 3 == 0 { CallResult::Failed } else { CallResult::Healthy };
+            call(&breaker, &format!("k-{k}"), result);
+        }
+        assert!(!breaker.is_open(), "a third failed: below 50 %");
+    }
+
+    #[test]
+    fn failures_leave_the_window() {
+        let breaker = CircuitBreaker::new(
+            "x",
+            BreakerPolicy { window: Duration::from_millis(50), ..policy(100) },
+            Health::default(),
+        );
+        for k in 0..9 {
+            call(&breaker, &format!("k-{k}"), CallResult::Failed);
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        call(&breaker, "k-9", CallResult::Failed);
+        assert!(!breaker.is_open(), "the first nine left the window");
+    }
+
+    #[test]
+    fn rate_zero_disables() {
+        let breaker =
+            CircuitBreaker::new("x", BreakerPolicy { failure_rate_percent: 0, ..policy(1000) }, Health::default());
+        for k in 0..100 {
+            call(&breaker, &format!("k-{k}"), CallResult::Failed);
         }
     }
 }

@@ -4,10 +4,14 @@
 //! dispatcher's pause/resume requests, and commits the partitions' watermarks every
 //! `consumer.commit_interval_ms` (auto-commit is off: only the contiguous finished prefix is ever committed).
 //! Rebalance callbacks run on this thread too: on revoke, the revoked partitions start no new work, their
-//! running events get up to `consumer.rebalance_timeout_ms` to finish, and their watermark is committed
-//! synchronously before the partitions go; on assign, consumption starts from the committed offsets.
+//! running events get up to `consumer.rebalance_timeout_ms` to finish, the calls still in flight are then
+//! aborted, and the watermark is committed synchronously before the partitions go — unless the assignment
+//! was lost (the member was evicted and another owns the partitions already): then calls are aborted at once
+//! and nothing is committed. On assign, consumption starts from the committed offsets, and the partitions
+//! are resumed (librdkafka keeps a pause across revoke and assign; the new assignment starts unpaused).
 //!
-//! While the dead-letter guard holds, every partition is paused; its release resumes them.
+//! A failed asynchronous commit is noticed in the commit callback and its watermark committed again. When
+//! librdkafka reports every broker down, readiness says so until the cluster answers again.
 //!
 //! On shutdown the thread pauses every partition (no more fetching), keeps polling (heartbeats, rebalances)
 //! while running events finish for up to `consumer.drain_timeout_ms`, commits the watermarks, and closes the
@@ -19,8 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio::net::TcpListener;
 
 use super::dispatcher::Dispatcher;
+use super::dispatcher::Limits;
 use super::dlq::DeadLetterRoute;
 use super::dlq_guard::DlqGuard;
 use super::failure::{FailureRoute, LogFailureRoute};
@@ -162,33 +168,25 @@ async fn consume<H: Handler, R: FailureRoute>(
 ) -> Result<(), RunError> {
     let c = &settings.consumer;
     let d = &settings.dlq;
-    let guard = DlqGuard::new(
-        d.guard_max_records,
-        Duration::from_millis(d.guard_window_ms),
-        Duration::from_millis(d.guard_probe_interval_ms),
-        health.clone(),
-    );
+    let guard = DlqGuard::new(d.guard_max_records, Duration::from_millis(d.guard_window_ms), health.clone());
     let worker = Worker {
         handler,
         route,
         policy: RetryPolicy::from_settings(c),
         in_flight: Arc::new(Semaphore::new(c.max_in_flight)),
-        guard: guard.clone(),
+        guard,
         health: health.clone(),
     };
     let events = shutdown.child_token();
-    let dispatcher = Dispatcher::new(
-        worker,
-        budget(c),
-        c.max_buffered_per_partition,
-        tokio::runtime::Handle::current(),
-        events.clone(),
-    );
+    let limits = Limits { budget: budget(c), per_partition: c.max_buffered_per_partition, total: c.max_buffered_total };
+    let dispatcher = Dispatcher::new(worker, limits, tokio::runtime::Handle::current(), events.clone());
     let abandoned = Arc::new(AtomicBool::new(false));
     let context = RuntimeContext {
         dispatcher: Arc::clone(&dispatcher),
         rebalance_timeout: c.rebalance_timeout(),
         abandoned: Arc::clone(&abandoned),
+        health: health.clone(),
+        brokers_down: Arc::new(AtomicBool::new(false)),
     };
     let consumer: BaseConsumer<RuntimeContext<H, R>> =
         kafka::consumer_config(&settings.kafka, &spec.group).create_with_context(context).map_err(RunError::Create)?;
@@ -202,8 +200,6 @@ async fn consume<H: Handler, R: FailureRoute>(
         shutdown: shutdown.clone(),
         events,
         abandoned: Arc::clone(&abandoned),
-        guard,
-        held: false,
         commit_interval: c.commit_interval(),
         drain_timeout: c.drain_timeout(),
         group: spec.group.clone(),
@@ -270,9 +266,27 @@ struct RuntimeContext<H, R> {
     rebalance_timeout: Duration,
     /// Set when the consumer was abandoned: closing it then revokes without waiting or committing.
     abandoned: Arc<AtomicBool>,
+    /// Where an unreachable cluster is reported.
+    health: Health,
+    /// Set when librdkafka reports every broker down; the poll thread clears it once the cluster answers.
+    brokers_down: Arc<AtomicBool>,
 }
 
-impl<H: Handler, R: FailureRoute> ClientContext for RuntimeContext<H, R> {}
+/// Name under which an unreachable cluster is reported to [`Health`].
+const KAFKA: &str = "kafka";
+
+impl<H: Handler, R: FailureRoute> ClientContext for RuntimeContext<H, R> {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            if !self.brokers_down.swap(true, Ordering::SeqCst) {
+                tracing::error!(%error, reason, "no Kafka broker answers: not ready until the cluster is back");
+                self.health.set_problem(KAFKA, format!("no Kafka broker answers: {reason}"));
+            }
+        } else {
+            tracing::warn!(%error, reason, "kafka client error");
+        }
+    }
+}
 
 impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -282,26 +296,62 @@ impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
             }
             let partitions = partitions_of(list);
             let started = Instant::now();
-            let watermarks = self.dispatcher.revoke(&partitions, self.rebalance_timeout);
-            commit(consumer, &watermarks, CommitMode::Sync);
+            let lost = consumer.assignment_lost();
+            let watermarks = self.dispatcher.revoke(&partitions, self.rebalance_timeout, lost);
+            let listed = watermarks.iter().map(|(tp, o)| format!("{}/{}@{o}", tp.0, tp.1)).collect::<Vec<_>>();
+            let waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            if lost {
+                // Another member owns them already: a commit now could only move its offsets under it.
+                tracing::warn!(
+                    partitions = partitions.len(), not_committed = ?listed, waited_ms,
+                    "assignment lost: partitions dropped without committing; their new owner redelivers what was unfinished"
+                );
+                self.health.set_assigned(self.dispatcher.assigned());
+                return;
+            }
+            let committed = commit(consumer, &watermarks, CommitMode::Sync);
             tracing::info!(
                 partitions = partitions.len(),
-                committed = ?watermarks.iter().map(|(tp, o)| format!("{}/{}@{o}", tp.0, tp.1)).collect::<Vec<_>>(),
-                waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "partitions revoked: running events finished or given up, watermarks committed"
+                watermarks = ?listed,
+                committed,
+                waited_ms,
+                "partitions revoked: running events finished or aborted, watermarks committed{}",
+                if committed { "" } else { " (the commit failed: their new owner redelivers from the last commit)" }
             );
+            self.health.set_assigned(self.dispatcher.assigned());
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
                 let partitions = partitions_of(list);
                 self.dispatcher.assign(&partitions);
+                // librdkafka keeps the application's pause of a partition across revoke and assign, and the
+                // dispatcher starts every assignment unpaused: resume, or a partition paused before the
+                // rebalance would never be fetched again.
+                if let Err(error) = consumer.resume(list) {
+                    tracing::warn!(%error, "cannot resume newly assigned partitions");
+                }
                 tracing::info!(partitions = partitions.len(), "partitions assigned");
+                self.health.set_assigned(self.dispatcher.assigned());
             }
             Rebalance::Error(error) => tracing::warn!(%error, "rebalance error"),
             Rebalance::Revoke(_) => {}
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::debug!(partitions = offsets.count(), "watermarks committed"),
+            Err(error) => {
+                let partitions = partitions_of(offsets);
+                tracing::warn!(
+                    %error, partitions = partitions.len(),
+                    "commit failed: these watermarks are committed again with the next periodic commit"
+                );
+                self.dispatcher.commit_failed(&partitions);
+            }
         }
     }
 }
@@ -310,19 +360,29 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
     list.elements().iter().map(|e| (Arc::from(e.topic()), e.partition())).collect()
 }
 
-fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>, watermarks: &[(TopicPartition, i64)], mode: CommitMode) {
+/// Commits `watermarks`; `false` when the commit could not be sent or (synchronous) was refused. The result
+/// of an asynchronous commit arrives in the commit callback.
+fn commit<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    watermarks: &[(TopicPartition, i64)],
+    mode: CommitMode,
+) -> bool {
     if watermarks.is_empty() {
-        return;
+        return true;
     }
     let mut list = TopicPartitionList::with_capacity(watermarks.len());
     for ((topic, partition), offset) in watermarks {
         if let Err(error) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
             tracing::warn!(%error, "cannot build the commit list");
-            return;
+            return false;
         }
     }
-    if let Err(error) = consumer.commit(&list, mode) {
-        tracing::warn!(%error, "commit failed; the next commit carries the same or later offsets");
+    match consumer.commit(&list, mode) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, ?mode, "commit failed");
+            false
+        }
     }
 }
 
@@ -338,10 +398,6 @@ struct PollLoop<H: Handler, R: FailureRoute> {
     events: CancellationToken,
     /// Set when the owning future was dropped: stop without draining or committing.
     abandoned: Arc<AtomicBool>,
-    /// The dead-letter guard: while it holds, every partition is paused.
-    guard: DlqGuard,
-    /// Whether the partitions are paused for the guard.
-    held: bool,
     /// How often watermarks are committed.
     commit_interval: Duration,
     /// How long running events may take after shutdown.
@@ -377,14 +433,18 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
                 }
             }
             self.apply_flow_changes();
-            self.apply_guard();
             if last_commit.elapsed() >= self.commit_interval {
-                commit(&self.consumer, &self.dispatcher.take_commits(), CommitMode::Async);
+                let watermarks = self.dispatcher.take_commits();
+                if !commit(&self.consumer, &watermarks, CommitMode::Async) {
+                    self.dispatcher.commit_failed(&watermarks.into_iter().map(|(tp, _)| tp).collect::<Vec<_>>());
+                }
+                self.check_brokers();
                 last_commit = Instant::now();
             }
         }
         if self.abandoned.load(Ordering::SeqCst) {
             self.events.cancel();
+            self.dispatcher.abort_all();
             tracing::warn!(group = %self.group, "consumer abandoned: stopping without drain or commit");
             return;
         }
@@ -411,29 +471,17 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
         }
     }
 
-    /// Pauses every partition while the dead-letter guard holds; resumes those the dispatcher does not hold
-    /// paused when it releases.
-    fn apply_guard(&mut self) {
-        let holding = self.guard.is_holding();
-        if holding == self.held {
+    /// While librdkafka reports every broker down, asks the cluster for its metadata (briefly: this blocks
+    /// the poll thread) and, when it answers, clears the readiness problem.
+    fn check_brokers(&self) {
+        let context = self.consumer.context();
+        if !context.brokers_down.load(Ordering::SeqCst) {
             return;
         }
-        self.held = holding;
-        let Ok(assignment) = self.consumer.assignment() else {
-            return;
-        };
-        if holding {
-            let _ = self.consumer.pause(&assignment);
-            tracing::warn!(partitions = assignment.count(), "consumption paused: the dead-letter guard holds");
-        } else {
-            let mut resume = TopicPartitionList::new();
-            for e in assignment.elements() {
-                if !self.dispatcher.is_paused(&(Arc::from(e.topic()), e.partition())) {
-                    resume.add_partition(e.topic(), e.partition());
-                }
-            }
-            let _ = self.consumer.resume(&resume);
-            tracing::info!(partitions = resume.count(), "consumption resumed: the dead-letter guard released");
+        if self.consumer.fetch_metadata(None, Duration::from_millis(500)).is_ok() {
+            context.brokers_down.store(false, Ordering::SeqCst);
+            context.health.clear(KAFKA);
+            tracing::info!(group = %self.group, "the Kafka cluster answers again: ready");
         }
     }
 
@@ -458,6 +506,12 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
                 break;
             }
             let _ = self.consumer.poll(Duration::ZERO);
+        }
+        if !self.dispatcher.abort_all() {
+            tracing::error!(
+                running = self.dispatcher.running(),
+                "event tasks did not end after their calls were aborted"
+            );
         }
         let watermarks = self.dispatcher.watermarks();
         commit(&self.consumer, &watermarks, CommitMode::Sync);

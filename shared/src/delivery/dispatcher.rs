@@ -15,10 +15,16 @@
 //!   reach `max_buffered_per_partition` (more than `budget`, so healthy traffic never gets there), the
 //!   partition is paused, and resumed once half has drained. A paused partition's events no longer count
 //!   against the budget, so the other partitions keep flowing. Pausing makes librdkafka drop what it had
-//!   prefetched for the partition and fetch it again on resume, which is why it is not the everyday tool.
+//!   prefetched for the partition and fetch it again on resume, which is why it is not the everyday tool;
+//! * a bound for the whole process: when the unfinished events of all partitions, paused ones included,
+//!   reach `max_total` (several partitions stuck at once in a long outage), every partition is paused until
+//!   half of that has finished. So memory stays bounded whatever the number of partitions.
 //!
-//! Each partition tracks its offsets ([`OffsetTracker`]). The poll thread applies pause/resume and commits; on a revoke or shutdown the dispatcher stops starting work for the
-//! partitions concerned, waits (bounded) for their running events, and hands back their watermarks.
+//! Each partition tracks its offsets ([`OffsetTracker`]). The poll thread applies pause/resume and commits.
+//! On a revoke or shutdown the dispatcher stops starting work for the partitions concerned, waits (bounded)
+//! for their running events, then aborts the calls still in flight (dropping an HTTP call closes its
+//! request), so that a key's calls never overlap with those of the partition's next owner, and hands back
+//! the watermarks.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -32,7 +38,7 @@ use super::failure::FailureRoute;
 use super::handler::Handler;
 use super::offsets::OffsetTracker;
 use super::record::{Record, TopicPartition};
-use super::worker::{Delivery, Worker};
+use super::worker::{Delivery, Stops, Worker};
 
 /// Scheduling state of one assigned partition.
 struct PartitionState {
@@ -44,10 +50,12 @@ struct PartitionState {
     keys: HashMap<Option<Vec<u8>>, VecDeque<Record>>,
     /// Tasks running for this partition (one per busy key).
     running: usize,
-    /// Whether the dispatcher asked the poll thread to pause the partition.
+    /// Whether the dispatcher asked the poll thread to pause the partition (its own backstop).
     paused: bool,
     /// Fires on revoke or shutdown: start nothing new for this partition.
     cancel: CancellationToken,
+    /// Fires when the partition's calls still in flight must be dropped (revoke, or the drain timed out).
+    abort: CancellationToken,
 }
 
 /// Everything behind the lock.
@@ -63,12 +71,22 @@ struct State {
     to_resume: Vec<TopicPartition>,
     /// Whether the poll thread waits for an event to finish (see [`Dispatcher::wait_for_room`]).
     waiting_for_room: bool,
+    /// Whether every partition is paused because the process holds `max_total` unfinished events.
+    over_total: bool,
 }
 
 impl State {
     /// Unfinished events of the partitions that are not paused: what counts against the budget.
     fn unfinished(&self) -> usize {
+        if self.over_total {
+            return 0;
+        }
         self.partitions.values().filter(|p| !p.paused).map(|p| p.offsets.unfinished()).sum()
+    }
+
+    /// Unfinished events of every partition.
+    fn total_unfinished(&self) -> usize {
+        self.partitions.values().map(|p| p.offsets.unfinished()).sum()
     }
 }
 
@@ -95,31 +113,44 @@ pub struct Dispatcher<H, R> {
     worker: Worker<H, R>,
     /// Bound of started-but-unfinished events per partition.
     max_buffered: usize,
+    /// Bound of started-but-unfinished events of the whole process.
+    max_total: usize,
     /// Where event tasks are spawned.
     runtime: Handle,
     /// Parent of every partition's cancel token: shutdown.
     shutdown: CancellationToken,
+    /// Parent of every partition's abort token.
+    abort: CancellationToken,
 }
 
+/// Bounds of the unfinished events a dispatcher holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Unfinished events (of partitions not paused) at which the poll thread stops taking records.
+    pub budget: usize,
+    /// Unfinished events of one partition at which it is paused.
+    pub per_partition: usize,
+    /// Unfinished events of the whole process at which every partition is paused.
+    pub total: usize,
+}
+
+/// How long aborted calls get to notice and end.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
+
 impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
-    /// A dispatcher spawning event tasks on `runtime`; `shutdown` stops them all. The poll thread stops
-    /// taking records at `budget` unfinished events; a partition is paused at `max_buffered` of its own.
-    pub fn new(
-        worker: Worker<H, R>,
-        budget: usize,
-        max_buffered: usize,
-        runtime: Handle,
-        shutdown: CancellationToken,
-    ) -> Arc<Self> {
+    /// A dispatcher spawning event tasks on `runtime`, within `limits`; `shutdown` stops them all.
+    pub fn new(worker: Worker<H, R>, limits: Limits, runtime: Handle, shutdown: CancellationToken) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             idle: Condvar::new(),
             room: Condvar::new(),
-            budget: budget.max(1),
+            budget: limits.budget.max(1),
             worker,
-            max_buffered: max_buffered.max(1),
+            max_buffered: limits.per_partition.max(1),
+            max_total: limits.total.max(1),
             runtime,
             shutdown,
+            abort: CancellationToken::new(),
         })
     }
 
@@ -137,6 +168,9 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
                 continue;
             }
             state.next_epoch += 1;
+            if state.over_total {
+                state.to_pause.push(tp.clone());
+            }
             let partition = PartitionState {
                 epoch: state.next_epoch,
                 offsets: OffsetTracker::default(),
@@ -144,6 +178,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
                 running: 0,
                 paused: false,
                 cancel: self.shutdown.child_token(),
+                abort: self.abort.child_token(),
             };
             state.partitions.insert(tp.clone(), partition);
         }
@@ -155,7 +190,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     pub fn submit(self: &Arc<Self>, record: Record) {
         let mut state = self.lock();
         let max_buffered = self.max_buffered;
-        let State { partitions, to_pause, .. } = &mut *state;
+        let State { partitions, to_pause, over_total, .. } = &mut *state;
         let Some(partition) = partitions.get_mut(&record.tp) else {
             return;
         };
@@ -164,25 +199,37 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         }
         if partition.offsets.unfinished() >= max_buffered && !partition.paused {
             partition.paused = true;
-            to_pause.push(record.tp.clone());
+            if !*over_total {
+                to_pause.push(record.tp.clone());
+            }
         }
         match partition.keys.entry(record.key.clone()) {
             Entry::Occupied(mut waiting) => waiting.get_mut().push_back(record),
             Entry::Vacant(slot) => {
                 slot.insert(VecDeque::new());
                 partition.running += 1;
-                let (epoch, cancel) = (partition.epoch, partition.cancel.clone());
+                let stops = Stops { cancel: partition.cancel.clone(), abort: partition.abort.clone() };
+                let epoch = partition.epoch;
                 let this = Arc::clone(self);
-                self.runtime.spawn(async move { this.run_key(record, epoch, cancel).await });
+                self.runtime.spawn(async move { this.run_key(record, epoch, stops).await });
             }
+        }
+        if !state.over_total && state.total_unfinished() >= self.max_total {
+            state.over_total = true;
+            let State { partitions, to_pause, .. } = &mut *state;
+            to_pause.extend(partitions.iter().filter(|(_, p)| !p.paused).map(|(tp, _)| tp.clone()));
+            tracing::warn!(
+                unfinished = self.max_total,
+                "the process holds its most unfinished events (consumer.max_buffered_total): every partition paused"
+            );
         }
     }
 
     /// Runs the events of one key of one partition, one after the other, until its queue is empty.
-    async fn run_key(self: Arc<Self>, first: Record, epoch: u64, cancel: CancellationToken) {
+    async fn run_key(self: Arc<Self>, first: Record, epoch: u64, stops: Stops) {
         let mut record = first;
         loop {
-            let delivery = self.worker.deliver(&record, &cancel).await;
+            let delivery = self.worker.deliver(&record, &stops).await;
             let mut state = self.lock();
             let Some(partition) = state.partitions.get_mut(&record.tp).filter(|p| p.epoch == epoch) else {
                 // The partition was revoked and given up on while this event ran: its new owner has it.
@@ -197,16 +244,24 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
                 state.waiting_for_room = false;
                 self.room.notify_one();
             }
-            let State { partitions, to_resume, .. } = &mut *state;
+            if state.over_total && state.total_unfinished() <= self.max_total / 2 {
+                state.over_total = false;
+                let State { partitions, to_resume, .. } = &mut *state;
+                to_resume.extend(partitions.iter().filter(|(_, p)| !p.paused).map(|(tp, _)| tp.clone()));
+                tracing::info!("half of the process's unfinished events finished: partitions resumed");
+            }
+            let State { partitions, to_resume, over_total, .. } = &mut *state;
             let Some(partition) = partitions.get_mut(&record.tp) else {
                 return;
             };
             if partition.paused && partition.offsets.unfinished() <= self.max_buffered / 2 {
                 partition.paused = false;
-                to_resume.push(record.tp.clone());
+                if !*over_total {
+                    to_resume.push(record.tp.clone());
+                }
             }
             let next = match delivery {
-                Delivery::Handled if !cancel.is_cancelled() => {
+                Delivery::Handled if !stops.cancel.is_cancelled() => {
                     partition.keys.get_mut(&record.key).and_then(VecDeque::pop_front)
                 }
                 _ => None,
@@ -257,29 +312,65 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         state.partitions.iter_mut().filter_map(|(tp, p)| p.offsets.take_commit().map(|w| (tp.clone(), w))).collect()
     }
 
-    /// Stops starting work for `partitions`, waits up to `timeout` for their running events, forgets them and
-    /// returns their watermarks (to commit before the partitions go).
-    pub fn revoke(&self, partitions: &[TopicPartition], timeout: Duration) -> Vec<(TopicPartition, i64)> {
+    /// Stops starting work for `partitions`, waits up to `timeout` for their running events, aborts the calls
+    /// still in flight (at once when the assignment was `lost`: another member owns the partitions already),
+    /// forgets the partitions and returns their watermarks (to commit before the partitions go).
+    pub fn revoke(&self, partitions: &[TopicPartition], timeout: Duration, lost: bool) -> Vec<(TopicPartition, i64)> {
         let mut state = self.lock();
         for tp in partitions {
             if let Some(p) = state.partitions.get(tp) {
                 p.cancel.cancel();
             }
         }
-        state = self.wait_idle(state, partitions, timeout);
+        if !lost {
+            state = self.wait_idle(state, partitions, timeout);
+        }
+        let mut aborted = 0;
+        for tp in partitions {
+            if let Some(p) = state.partitions.get(tp).filter(|p| p.running > 0) {
+                aborted += p.running;
+                p.abort.cancel();
+            }
+        }
+        if aborted > 0 {
+            state = self.wait_idle(state, partitions, ABORT_GRACE);
+            tracing::warn!(
+                aborted,
+                lost,
+                "calls of revoked partitions aborted{}: their new owner delivers those events again (same idempotency keys)",
+                if lost { " at once, the assignment was lost" } else { " after the rebalance timeout" }
+            );
+        }
         partitions
             .iter()
             .filter_map(|tp| {
                 let p = state.partitions.remove(tp)?;
                 if p.running > 0 {
-                    tracing::warn!(
+                    tracing::error!(
                         topic = %tp.0, partition = tp.1, running = p.running,
-                        "events still running after the rebalance timeout: their new owner will deliver them again"
+                        "event tasks of a revoked partition did not end after their calls were aborted"
                     );
                 }
                 p.offsets.watermark().map(|w| (tp.clone(), w))
             })
             .collect()
+    }
+
+    /// Aborts every call still in flight (shutdown, after the drain timeout) and waits briefly for the tasks
+    /// to end; `true` when none runs any more.
+    pub fn abort_all(&self) -> bool {
+        self.abort.cancel();
+        self.wait_until_idle(ABORT_GRACE)
+    }
+
+    /// An asynchronous commit of `partitions` failed: their watermarks will be committed again.
+    pub fn commit_failed(&self, partitions: &[TopicPartition]) {
+        let mut state = self.lock();
+        for tp in partitions {
+            if let Some(p) = state.partitions.get_mut(tp) {
+                p.offsets.commit_failed();
+            }
+        }
     }
 
     /// Waits up to `timeout` until no event of any partition runs (shutdown must have been signalled, so
@@ -319,6 +410,11 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         self.lock().partitions.get(tp).is_some_and(|p| p.paused)
     }
 
+    /// Partitions assigned now.
+    pub fn assigned(&self) -> usize {
+        self.lock().partitions.len()
+    }
+
     /// Event tasks running, over all partitions.
     pub fn running(&self) -> usize {
         self.lock().partitions.values().map(|p| p.running).sum()
@@ -327,6 +423,8 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use chrono::Utc;
     use tokio::sync::Semaphore;
 
@@ -388,7 +486,7 @@ mod tests {
                 max_elapsed: Duration::from_secs(1),
             },
             in_flight: Arc::new(Semaphore::new(100)),
-            guard: DlqGuard::new(100, Duration::from_secs(60), Duration::from_secs(60), health.clone()),
+            guard: DlqGuard::new(100, Duration::from_secs(60), health.clone()),
             health,
         }
     }
@@ -398,7 +496,8 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let gate = Arc::new(Semaphore::new(0));
         let worker = gated_worker(&gate);
-        let dispatcher = Dispatcher::new(worker, 4, 10, runtime.handle().clone(), CancellationToken::new());
+        let limits = Limits { budget: 4, per_partition: 10, total: 1000 };
+        let dispatcher = Dispatcher::new(worker, limits, runtime.handle().clone(), CancellationToken::new());
         let (p0, p1): (TopicPartition, TopicPartition) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
         dispatcher.assign(&[p0.clone(), p1.clone()]);
 
@@ -426,5 +525,40 @@ mod tests {
         assert!(dispatcher.wait_until_idle(Duration::from_secs(5)), "everything finishes");
         assert_eq!(dispatcher.take_flow_changes().resume, vec![p0.clone()], "resumed once half drained");
         assert_eq!(dispatcher.watermarks().into_iter().collect::<HashMap<_, _>>(), HashMap::from([(p0, 12), (p1, 1)]));
+    }
+
+    #[test]
+    fn the_process_bound_pauses_every_partition_until_half_has_finished() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let gate = Arc::new(Semaphore::new(0));
+        let limits = Limits { budget: 4, per_partition: 5, total: 8 };
+        let dispatcher =
+            Dispatcher::new(gated_worker(&gate), limits, runtime.handle().clone(), CancellationToken::new());
+        let parts: Vec<TopicPartition> = (0..3).map(|p| (Arc::from("t"), p)).collect();
+        dispatcher.assign(&parts);
+        // Partitions 0 and 1 take four records each, below their own backstop of 5 (as the poll thread takes
+        // a record now and then past the budget): on the 8th unfinished event of the process, every partition
+        // is paused.
+        for offset in 0..4 {
+            dispatcher.submit(record(0, offset));
+            dispatcher.submit(record(1, offset));
+        }
+        let paused: HashSet<TopicPartition> = dispatcher.take_flow_changes().pause.into_iter().collect();
+        assert_eq!(paused, parts.iter().cloned().collect(), "8 unfinished: every partition paused");
+        dispatcher.submit(record(2, 0));
+        assert_eq!(dispatcher.running(), 9, "a record already fetched is still taken");
+        assert!(dispatcher.take_flow_changes().pause.is_empty(), "nothing left to pause");
+
+        // Half of the bound finished: every partition not held by its own backstop resumes.
+        gate.add_permits(5);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut resumed = HashSet::new();
+        while resumed.len() < 3 && Instant::now() < deadline {
+            resumed.extend(dispatcher.take_flow_changes().resume);
+            dispatcher.wait_until_idle(Duration::from_millis(10));
+        }
+        assert_eq!(resumed, parts.iter().cloned().collect::<HashSet<_>>(), "all resumed once half finished");
+        gate.add_permits(100);
+        assert!(dispatcher.wait_until_idle(Duration::from_secs(5)));
     }
 }

@@ -19,6 +19,13 @@
 //!
 //! The source offset counts as finished only once the broker acknowledged the dead letter (idempotent
 //! producer, acks=all); a failed publish keeps the event unfinished and is tried again.
+//!
+//! A dead letter is larger than its record (the headers above come on top), so the dead-letter producer may
+//! send up to [`MAX_DEAD_LETTER_BYTES`], room for the largest record a topic holds by default plus the
+//! headers. When a dead letter is still refused for its size (by the producer, or by a broker whose topic
+//! holds less), it is published without its value and marked `courier.dlq.value_omitted` (the value's size
+//! in bytes); its coordinates say where the original is. It is never dropped, and its partition never
+//! stalls on it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,12 +34,12 @@ use std::time::Duration;
 use chrono::SecondsFormat;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
 use super::failure::{FailedRecord, FailureRoute};
-use crate::kafka;
+use crate::kafka::{self, headers};
 use crate::settings::{Settings, TopicSettings};
 
 /// Prefix of every header courier adds to a dead letter.
@@ -41,6 +48,11 @@ pub const HEADER_PREFIX: &str = "courier.dlq.";
 pub const CHANNEL_HEADER: &str = "courier.dlq.channel";
 /// The header naming the consumer that dead-lettered a record.
 pub const CONSUMER_HEADER: &str = "courier.dlq.consumer";
+/// The header marking a dead letter published without its value (too large), holding the value's size.
+pub const VALUE_OMITTED_HEADER: &str = "courier.dlq.value_omitted";
+/// The largest dead letter the dead-letter producer sends: Kafka's default largest record (1 MB,
+/// `message.max.bytes`) plus room for the `courier.dlq.*` headers.
+pub const MAX_DEAD_LETTER_BYTES: usize = 1_048_588 + 256 * 1024;
 
 /// The dead-letter topic of `group` reading `topic`.
 pub fn dlq_topic(topic: &str, group: &str) -> String {
@@ -83,7 +95,9 @@ impl DeadLetterRoute {
             let partitions = partition_count(settings, &dlq).await?.unwrap_or(0);
             topics.insert(source.clone(), (dlq, partitions));
         }
-        let producer = kafka::producer_config(&settings.kafka, &format!("{group}-dlq"), timeout).create()?;
+        let producer = kafka::producer_config(&settings.kafka, &format!("{group}-dlq"), timeout)
+            .set("message.max.bytes", MAX_DEAD_LETTER_BYTES.to_string())
+            .create()?;
         Ok(Self { producer, group: Arc::from(group), consumer: Arc::from(consumer), topics: Arc::new(topics), timeout })
     }
 
@@ -142,35 +156,65 @@ pub fn dlq_headers(record: &FailedRecord<'_>, group: &str, consumer: &str) -> Ve
     headers.into_iter().map(|(k, v)| (format!("{HEADER_PREFIX}{k}"), v)).collect()
 }
 
-impl FailureRoute for DeadLetterRoute {
-    async fn route(&self, record: FailedRecord<'_>) -> Result<(), String> {
-        let (topic, partitions) =
-            self.topics.get(record.topic).cloned().unwrap_or_else(|| (dlq_topic(record.topic, &self.group), 0));
-        let added = dlq_headers(&record, &self.group, &self.consumer);
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + added.len());
-        for (key, value) in record.headers {
-            headers = headers.insert(Header { key, value: value.as_deref() });
+impl DeadLetterRoute {
+    /// Publishes the dead letter of `record`, with its value or (`omit_value`) without it, marked.
+    async fn publish(
+        &self,
+        record: &FailedRecord<'_>,
+        topic: &str,
+        partitions: i32,
+        omit_value: bool,
+    ) -> Result<(i32, i64), KafkaError> {
+        let mut added = dlq_headers(record, &self.group, &self.consumer);
+        if omit_value {
+            added.push((VALUE_OMITTED_HEADER.to_owned(), record.value.map_or(0, <[u8]>::len).to_string()));
         }
-        for (key, value) in &added {
-            headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
-        }
-        let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(headers);
+        let original = record.headers.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
+        let headers = headers::to_owned(original.chain(added.iter().map(|(k, v)| (k.as_bytes(), Some(v.as_bytes())))));
+        let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
         if let Some(key) = record.key {
             out = out.key(key);
         }
-        if let Some(value) = record.value {
+        if let Some(value) = record.value.filter(|_| !omit_value) {
             out = out.payload(value);
         }
         if record.partition < partitions {
             out = out.partition(record.partition);
         }
-        match self.producer.send(out, Timeout::After(self.timeout)).await {
-            Ok(delivery) => {
-                let dead_letter = format!("{topic}/{}@{}", delivery.partition, delivery.offset);
-                record.log(&format!("event could not be delivered: dead-lettered to {dead_letter}"));
+        let delivery = self.producer.send(out, Timeout::After(self.timeout)).await.map_err(|(error, _)| error)?;
+        Ok((delivery.partition, delivery.offset))
+    }
+}
+
+/// Whether the producer or the broker refused a record for its size.
+fn too_large(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+    )
+}
+
+impl FailureRoute for DeadLetterRoute {
+    async fn route(&self, record: FailedRecord<'_>) -> Result<(), String> {
+        let (topic, partitions) =
+            self.topics.get(record.topic).cloned().unwrap_or_else(|| (dlq_topic(record.topic, &self.group), 0));
+        let mut published = self.publish(&record, &topic, partitions, false).await;
+        if let Err(error) = &published
+            && too_large(error)
+        {
+            tracing::warn!(
+                %error, topic = record.topic, partition = record.partition, offset = record.offset,
+                size = record.value.map_or(0, <[u8]>::len),
+                "dead letter too large to publish: publishing it without its value, marked {VALUE_OMITTED_HEADER}"
+            );
+            published = self.publish(&record, &topic, partitions, true).await;
+        }
+        match published {
+            Ok((partition, offset)) => {
+                record.log(&format!("event could not be delivered: dead-lettered to {topic}/{partition}@{offset}"));
                 Ok(())
             }
-            Err((error, _)) => Err(format!("dead letter to {topic} not acknowledged: {error}")),
+            Err(error) => Err(format!("dead letter to {topic} not acknowledged: {error}")),
         }
     }
 }

@@ -1,42 +1,28 @@
-//! The dead-letter guard: a limit on how many events one consumer may dead-letter within a window.
+//! The dead-letter guard: a limit on the rate of dead letters of one consumer.
 //!
-//! A downstream outage or a bad deploy makes every event fail; dead-lettering them all would empty the topic
-//! into the DLQ and leave an operator to replay everything. So when more than `max` events would be
-//! dead-lettered within `window`, the guard *holds*: no more dead letters, the consumer pauses and reports
-//! not-ready, and every `probe_interval` one held event is tried again at its API. When a probe succeeds the
-//! guard releases: held events start their delivery over, consumption resumes.
+//! A downstream outage or a bad deploy can make every event fail for good; dead-lettering them all at full
+//! speed would empty the topic into the DLQ and leave an operator to replay everything. So at most `max`
+//! events are dead-lettered within any `window`; past that, an event bound for the dead-letter topic waits
+//! its turn (its offset stays uncommitted, and its wait takes room in the consumer's budget, which slows
+//! consumption down when most events fail). Nothing is held for good: as the window slides, the waiting
+//! events are dead-lettered one by one, and events that succeed keep flowing meanwhile. While events wait,
+//! the guard is reported to [`Health`] (`/readyz` answers 503 with the reason) and the log says so.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use tokio::sync::watch;
 
 use crate::health::Health;
 
 /// Name under which the guard reports to [`Health`].
 const COMPONENT: &str = "dlq_guard";
 
-/// What a held event should do next.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Turn {
-    /// Try the event at its API once; report with [`DlqGuard::probe_succeeded`] or
-    /// [`DlqGuard::probe_failed`].
-    Probe,
-    /// The guard released: deliver the event from the start.
-    Released,
-}
-
 #[derive(Debug, Default)]
 struct State {
-    /// When the events admitted within the window were admitted.
+    /// When the dead letters admitted within the window were admitted.
     admitted: VecDeque<Instant>,
-    /// Whether the guard holds.
-    holding: bool,
-    /// Whether a probe is out.
-    probing: bool,
-    /// When the last probe was let out.
-    last_probe: Option<Instant>,
+    /// Events waiting for their turn now.
+    waiting: usize,
 }
 
 /// The guard of one consumer; clones share it.
@@ -44,108 +30,85 @@ struct State {
 pub struct DlqGuard {
     /// Most dead letters within `window`; 0 disables the guard.
     max: u32,
-    /// The counting window.
+    /// The sliding window.
     window: Duration,
-    /// Time between probes while holding.
-    probe_interval: Duration,
-    /// Counters and state.
+    /// Admissions and waiters.
     state: Arc<Mutex<State>>,
-    /// Whether the guard holds, for the poll thread and waiting events.
-    holding: Arc<watch::Sender<bool>>,
-    /// Where holding is reported.
+    /// Where throttling is reported.
     health: Health,
+}
+
+/// Counts an event as waiting while it lives.
+struct Waiting<'g>(&'g DlqGuard);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.waiting -= 1;
+        if state.waiting == 0 {
+            drop(state);
+            tracing::info!("dead-letter guard: no event waits any more; dead letters flow freely");
+            self.0.health.clear(COMPONENT);
+        }
+    }
 }
 
 impl DlqGuard {
     /// A guard allowing `max` dead letters per `window` (0: no limit).
-    pub fn new(max: u32, window: Duration, probe_interval: Duration, health: Health) -> Self {
-        Self { max, window, probe_interval, state: Arc::default(), holding: Arc::new(watch::channel(false).0), health }
+    pub fn new(max: u32, window: Duration, health: Health) -> Self {
+        Self { max, window, state: Arc::default(), health }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks to dead-letter one event: `true` (counted) when within the limit; `false` when the guard holds
-    /// (it starts holding when this event would pass the limit).
-    pub fn try_admit(&self) -> bool {
-        if self.max == 0 {
-            return true;
-        }
+    /// Takes one dead letter's turn now, or says how long until the oldest admission leaves the window.
+    fn try_admit(&self) -> Result<(), Duration> {
         let mut state = self.lock();
-        if state.holding {
-            return false;
-        }
         let now = Instant::now();
-        while state.admitted.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+        while state.admitted.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
             state.admitted.pop_front();
         }
         if state.admitted.len() < self.max as usize {
             state.admitted.push_back(now);
-            return true;
+            return Ok(());
         }
-        state.holding = true;
-        state.last_probe = Some(now);
-        drop(state);
-        let why = format!(
-            "more than {} events would be dead-lettered within {} s: dead-lettering stopped, consumption paused, \
-             probing every {} s",
-            self.max,
-            self.window.as_secs(),
-            self.probe_interval.as_secs_f32()
-        );
-        tracing::error!("dead-letter guard holds: {why}");
-        self.health.set_problem(COMPONENT, why);
-        self.holding.send_replace(true);
-        false
+        let oldest = state.admitted.front().copied().unwrap_or(now);
+        Err((oldest + self.window).saturating_duration_since(now).max(Duration::from_millis(1)))
     }
 
-    /// Whether the guard holds now.
-    pub fn is_holding(&self) -> bool {
-        *self.holding.borrow()
-    }
-
-    /// For a held event: waits for its turn to probe, or for the guard to release.
-    pub async fn next_turn(&self) -> Turn {
-        let mut holding = self.holding.subscribe();
+    /// Waits until one more event may be dead-lettered. Cancel it by dropping the future.
+    pub async fn admit(&self) {
+        if self.max == 0 {
+            return;
+        }
+        let Err(mut wait) = self.try_admit() else {
+            return;
+        };
+        let waiting = {
+            let mut state = self.lock();
+            state.waiting += 1;
+            if state.waiting == 1 {
+                let why = format!(
+                    "more than {} events would be dead-lettered within {} ms: dead letters are throttled, and \
+                     events bound for the dead-letter topic wait their turn",
+                    self.max,
+                    self.window.as_millis()
+                );
+                tracing::warn!("dead-letter guard throttles: {why}");
+                self.health.set_problem(COMPONENT, why);
+            }
+            Waiting(self)
+        };
         loop {
-            let wait = {
-                let mut state = self.lock();
-                if !state.holding {
-                    return Turn::Released;
-                }
-                let due = state.last_probe.map_or(Duration::ZERO, |t| self.probe_interval.saturating_sub(t.elapsed()));
-                if !state.probing && due.is_zero() {
-                    state.probing = true;
-                    state.last_probe = Some(Instant::now());
-                    return Turn::Probe;
-                }
-                if state.probing { self.probe_interval } else { due }
-            };
-            tokio::select! {
-                _ = holding.changed() => {}
-                () = tokio::time::sleep(wait) => {}
+            tokio::time::sleep(wait).await;
+            match self.try_admit() {
+                Ok(()) => break,
+                Err(again) => wait = again,
             }
         }
-    }
-
-    /// A probe was delivered: release the guard.
-    pub fn probe_succeeded(&self) {
-        {
-            let mut state = self.lock();
-            state.holding = false;
-            state.probing = false;
-            state.admitted.clear();
-        }
-        tracing::info!("dead-letter guard released: a probe was delivered; resuming consumption");
-        self.health.clear(COMPONENT);
-        self.holding.send_replace(false);
-    }
-
-    /// A probe failed again: keep holding.
-    pub fn probe_failed(&self) {
-        self.lock().probing = false;
-        tracing::warn!("dead-letter guard still holds: the probe failed");
+        drop(waiting);
     }
 }
 
@@ -154,29 +117,38 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn holds_after_the_limit_probes_and_releases() {
+    async fn throttles_to_the_rate_and_never_holds_for_good() {
         let health = Health::default();
-        let guard = DlqGuard::new(3, Duration::from_secs(60), Duration::from_millis(20), health.clone());
-        assert!((0..3).all(|_| guard.try_admit()));
-        assert!(!guard.try_admit(), "the 4th within the window is held");
-        assert!(guard.is_holding());
-        assert!(!health.is_ready());
-        assert_eq!(guard.next_turn().await, Turn::Probe);
-        guard.probe_failed();
-        assert_eq!(guard.next_turn().await, Turn::Probe);
+        let window = Duration::from_millis(200);
+        let guard = DlqGuard::new(3, window, health.clone());
+        let started = Instant::now();
+        for _ in 0..3 {
+            guard.admit().await;
+        }
+        assert!(started.elapsed() < window, "the first three pass at once");
         let waiter = {
-            let g = guard.clone();
-            tokio::spawn(async move { g.next_turn().await })
+            let guard = guard.clone();
+            tokio::spawn(async move { guard.admit().await })
         };
-        guard.probe_succeeded();
-        assert_eq!(waiter.await.expect("joins"), Turn::Released);
-        assert!(health.is_ready());
-        assert!(guard.try_admit(), "the count starts over");
+        assert!(
+            health.wait_for(Duration::from_secs(5), |p| p.contains_key(COMPONENT)).await,
+            "readiness says it throttles"
+        );
+        waiter.await.expect("joins");
+        assert!(started.elapsed() >= window, "the fourth waited for the window to slide");
+        assert!(health.is_ready(), "nobody waits: ready again");
+        // Seven more: at most three per window, and every one passes.
+        for _ in 0..7 {
+            guard.admit().await;
+        }
+        assert!(started.elapsed() >= window * 3, "11 dead letters at 3 per window take at least 3 windows");
     }
 
-    #[test]
-    fn zero_disables() {
-        let guard = DlqGuard::new(0, Duration::from_secs(1), Duration::from_secs(1), Health::default());
-        assert!((0..1000).all(|_| guard.try_admit()));
+    #[tokio::test]
+    async fn zero_disables() {
+        let guard = DlqGuard::new(0, Duration::from_secs(60), Health::default());
+        for _ in 0..1000 {
+            guard.admit().await;
+        }
     }
 }

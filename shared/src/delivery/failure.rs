@@ -8,6 +8,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use super::handler::Failure;
+use crate::kafka::headers::RawHeader;
 
 /// Where a record that could not be delivered is reported.
 #[derive(Debug, Clone)]
@@ -22,8 +23,8 @@ pub struct FailedRecord<'a> {
     pub key: Option<&'a [u8]>,
     /// Its value, byte for byte.
     pub value: Option<&'a [u8]>,
-    /// Its headers, in order.
-    pub headers: &'a [(String, Option<Vec<u8>>)],
+    /// Its headers, in order, byte for byte.
+    pub headers: &'a [RawHeader],
     /// Its timestamp (milliseconds since the epoch).
     pub timestamp_ms: Option<i64>,
     /// The event id, when the value could be decoded that far.

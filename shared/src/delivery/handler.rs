@@ -80,9 +80,9 @@ pub struct Failure {
     pub http_body: Option<String>,
     /// How long the server asked us to wait (`Retry-After`).
     pub retry_after: Option<Duration>,
-    /// Whether the failure spends one of the event's attempts. It does not when the API's circuit breaker is
-    /// open: the call was refused before it was made, or it was the failure that opened (or re-opened) the
-    /// breaker; such waits never dead-letter an event.
+    /// Whether the failure spends one of the event's attempts. A call made through the API's closed circuit
+    /// breaker does; a call the open breaker refused, and the half-open breaker's probe, do not, so waiting
+    /// out an outage never dead-letters an event.
     pub charged: bool,
 }
 

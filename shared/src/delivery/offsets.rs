@@ -46,6 +46,11 @@ impl OffsetTracker {
         self.unfinished.len()
     }
 
+    /// The commit of the last watermark taken failed: the next [`OffsetTracker::take_commit`] hands it out again.
+    pub fn commit_failed(&mut self) {
+        self.committed = None;
+    }
+
     /// The watermark, when it moved past the last one taken; marks it taken.
     pub fn take_commit(&mut self) -> Option<i64> {
         let watermark = self.watermark()?;

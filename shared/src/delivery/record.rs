@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use rdkafka::Message;
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::BorrowedMessage;
 
+use crate::kafka::headers::{self, RawHeader};
 use crate::telemetry::{TRACEPARENT, TraceContext};
 
 /// A topic and partition.
@@ -25,23 +26,15 @@ pub struct Record {
     pub trace: Option<TraceContext>,
     /// Its timestamp (milliseconds since the epoch), when it has one.
     pub timestamp_ms: Option<i64>,
-    /// Its headers, in order, byte for byte.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Its headers, in order, keys and values byte for byte (a key need not be UTF-8).
+    pub headers: Vec<RawHeader>,
 }
 
 impl Record {
     /// Copies a record out of the client; `topic` is the interned topic name.
     pub fn from_message(topic: Arc<str>, message: &BorrowedMessage<'_>) -> Self {
-        let headers: Vec<(String, Option<Vec<u8>>)> = message
-            .headers()
-            .map(|headers| headers.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect())
-            .unwrap_or_default();
-        let trace = headers
-            .iter()
-            .find(|(key, _)| key == TRACEPARENT)
-            .and_then(|(_, value)| value.as_deref())
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(TraceContext::parse);
+        let headers = headers::read(message);
+        let trace = headers::text(&headers, TRACEPARENT).and_then(TraceContext::parse);
         Self {
             tp: (topic, message.partition()),
             offset: message.offset(),

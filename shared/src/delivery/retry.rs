@@ -35,17 +35,18 @@ impl RetryPolicy {
         attempts < self.max_attempts && elapsed < self.max_elapsed
     }
 
-    /// The delay before attempt `attempts + 1`, after `attempts` failed ones: the server's Retry-After when it
-    /// sent one, else a uniformly random delay up to `initial · 2^(attempts-1)` ("full jitter", so that many
-    /// consumers failing together do not retry together); capped by `max_backoff` either way.
+    /// The delay before attempt `attempts + 1`, after `attempts` failed ones: a uniformly random delay up to
+    /// `initial · 2^(attempts-1)` ("full jitter", so that many consumers failing together do not retry
+    /// together), or the server's Retry-After when it asks for longer; capped by `max_backoff` either way.
+    ///
+    /// A Retry-After never makes the retries faster than the backoff would: a storm of `429 Retry-After: 1`
+    /// spends an event's attempts no faster than any other transient failure.
     pub fn delay(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(wait) = retry_after {
-            return wait.min(self.max_backoff);
-        }
         let exponent = attempts.saturating_sub(1).min(31);
         let ceiling = self.initial_backoff.saturating_mul(1u32 << exponent).min(self.max_backoff);
         let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
+        let backoff = Duration::from_millis(rand::rng().random_range(0..=ceiling_ms));
+        backoff.max(retry_after.unwrap_or(Duration::ZERO)).min(self.max_backoff)
     }
 }
 
@@ -75,6 +76,16 @@ mod tests {
     fn retry_after_wins_but_is_capped() {
         assert_eq!(POLICY.delay(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
         assert_eq!(POLICY.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(5));
+        assert_eq!(POLICY.delay(1, Some(Duration::from_secs(3600))), Duration::from_secs(5), "never an hour");
+    }
+
+    #[test]
+    fn a_short_retry_after_does_not_speed_up_the_backoff() {
+        // After 6 failures the backoff draws up to 3.2 s: a `Retry-After: 0` must not shorten that.
+        let delays: Vec<Duration> = (0..200).map(|_| POLICY.delay(6, Some(Duration::ZERO))).collect();
+        assert!(delays.iter().max().is_some_and(|d| *d > Duration::from_secs(1)), "the backoff still applies");
+        let with_one: Vec<Duration> = (0..200).map(|_| POLICY.delay(6, Some(Duration::from_secs(1)))).collect();
+        assert!(with_one.iter().all(|d| *d >= Duration::from_secs(1)), "and the server's wait is a floor");
     }
 
     #[test]

@@ -1,7 +1,14 @@
 //! Delivering one event to the end: decode it, call the handler, retry transient failures with backoff
 //! (other keys keep flowing meanwhile: a waiting event holds no in-flight slot), wait out an open circuit
-//! breaker without spending attempts, and hand what cannot be delivered to the failure route — unless the
-//! dead-letter guard holds, in which case the event waits and may serve as the guard's probe.
+//! breaker without spending attempts, and hand what cannot be delivered to the failure route once the
+//! dead-letter guard gives it a turn.
+//!
+//! The retry budget (`retry_max_attempts`, `retry_max_elapsed_ms`) counts the calls an event made through
+//! the closed breaker and the time spent on them and their backoff. Waiting while the API's breaker is open,
+//! and the half-open probe made on behalf of every waiting event, spend nothing. Since one event's failures
+//! never open the breaker by themselves (see `breaker`), an event whose own calls keep failing always ends
+//! in the failure route, breaker or not; only an outage that fails many events makes them wait without
+//! spending their budget.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,13 +19,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::dlq::{CHANNEL_HEADER, CONSUMER_HEADER};
-use super::dlq_guard::{DlqGuard, Turn};
+use super::dlq_guard::DlqGuard;
 use super::failure::{FailedRecord, FailureRoute};
 use super::handler::{Failure, Handler, Incoming, Outcome};
 use super::record::Record;
 use super::retry::RetryPolicy;
 use crate::events;
 use crate::health::Health;
+use crate::kafka::headers;
 use crate::telemetry::TraceContext;
 
 /// What every event's delivery shares.
@@ -31,7 +39,7 @@ pub struct Worker<H, R> {
     pub policy: RetryPolicy,
     /// One permit per handler call in flight (`consumer.max_in_flight`).
     pub in_flight: Arc<Semaphore>,
-    /// The limit on dead letters.
+    /// The limit on the rate of dead letters.
     pub guard: DlqGuard,
     /// Where a failing failure route is reported.
     pub health: Health,
@@ -39,6 +47,15 @@ pub struct Worker<H, R> {
 
 /// Name under which a failing failure route is reported to [`Health`].
 pub const FAILURE_ROUTE: &str = "failure_route";
+
+/// When an event's delivery must stop.
+#[derive(Debug, Clone)]
+pub struct Stops {
+    /// Fires on revoke or shutdown: no new attempt, no more waiting.
+    pub cancel: CancellationToken,
+    /// Fires when the call in flight must be dropped too (revoke after its timeout, or the drain timed out).
+    pub abort: CancellationToken,
+}
 
 /// How the delivery of one event ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +87,10 @@ async fn pause(delay: Duration, cancel: &CancellationToken) -> bool {
 }
 
 impl<H: Handler, R: FailureRoute> Worker<H, R> {
-    /// Delivers `record`, giving up (without handling it) when `cancel` fires between attempts.
-    pub async fn deliver(&self, record: &Record, cancel: &CancellationToken) -> Delivery {
+    /// Delivers `record`, giving up (without handling it) when `stops.cancel` fires between attempts or
+    /// `stops.abort` during one.
+    pub async fn deliver(&self, record: &Record, stops: &Stops) -> Delivery {
+        let cancel = &stops.cancel;
         let event = match events::decode_envelope(record.value.as_deref()) {
             Ok(event) => event,
             Err(error) => {
@@ -114,73 +133,46 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             }
         }
         if channels.len() <= 1 {
-            return self.deliver_channel(record, &incoming, channels.first().copied(), &span, cancel).await;
+            return self.deliver_channel(record, &incoming, channels.first().copied(), &span, stops).await;
         }
         let deliveries =
-            channels.iter().map(|channel| self.deliver_channel(record, &incoming, Some(channel), &span, cancel));
+            channels.iter().map(|channel| self.deliver_channel(record, &incoming, Some(channel), &span, stops));
         let results = futures::future::join_all(deliveries).await;
         if results.iter().all(|d| *d == Delivery::Handled) { Delivery::Handled } else { Delivery::Abandoned }
     }
 
-    /// Delivers one channel of an event: attempts, retries, and the failure route (or, while the guard
-    /// holds, waiting and probing).
+    /// Delivers one channel of an event: attempts, retries, and the failure route.
     async fn deliver_channel(
         &self,
         record: &Record,
         incoming: &Incoming,
         channel: Option<&'static str>,
         span: &tracing::Span,
-        cancel: &CancellationToken,
+        stops: &Stops,
     ) -> Delivery {
         let span = match channel {
             Some(channel) => tracing::info_span!(parent: span, "channel", channel),
             None => span.clone(),
         };
-        loop {
-            let verdict = match self.attempt_until_verdict(incoming, channel, &span, cancel).await {
-                Some(Ok(())) => return Delivery::Handled,
-                Some(Err(verdict)) => verdict,
-                None => return Delivery::Abandoned,
-            };
-            if self.guard.try_admit() {
-                let id = incoming.event.id.clone();
-                return self.fail(record, Some(&id), channel, verdict, cancel).instrument(span).await;
-            }
-            // The guard holds: this event waits, maybe probing, until the guard releases.
-            loop {
-                let turn = tokio::select! {
-                    () = cancel.cancelled() => return Delivery::Abandoned,
-                    turn = self.guard.next_turn() => turn,
-                };
-                match turn {
-                    Turn::Released => break,
-                    Turn::Probe => {
-                        let permit = tokio::select! {
-                            () = cancel.cancelled() => { self.guard.probe_failed(); return Delivery::Abandoned }
-                            permit = self.in_flight.acquire() => permit,
-                        };
-                        let outcome = self.handler.handle(incoming, channel).instrument(span.clone()).await;
-                        drop(permit);
-                        if outcome == Outcome::Done {
-                            self.guard.probe_succeeded();
-                            return Delivery::Handled;
-                        }
-                        self.guard.probe_failed();
-                    }
-                }
-            }
-        }
+        let verdict = match self.attempt_until_verdict(incoming, channel, &span, stops).await {
+            Some(Ok(())) => return Delivery::Handled,
+            Some(Err(verdict)) => verdict,
+            None => return Delivery::Abandoned,
+        };
+        let id = incoming.event.id.clone();
+        self.fail(record, Some(&id), channel, verdict, &stops.cancel).instrument(span).await
     }
 
     /// Calls the handler until the event is delivered (`Ok`), fails for good (`Err` with the verdict), or
-    /// `cancel` fires (`None`).
+    /// a stop fires (`None`).
     async fn attempt_until_verdict(
         &self,
         incoming: &Incoming,
         channel: Option<&'static str>,
         span: &tracing::Span,
-        cancel: &CancellationToken,
+        stops: &Stops,
     ) -> Option<Result<(), Verdict>> {
+        let cancel = &stops.cancel;
         let mut started = Instant::now();
         let mut attempts = 0;
         let mut first_failure: Option<DateTime<Utc>> = None;
@@ -190,7 +182,13 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 () = cancel.cancelled() => return None,
                 permit = self.in_flight.acquire() => permit,
             };
-            let outcome = self.handler.handle(incoming, channel).instrument(span.clone()).await;
+            // Dropping the call's future on abort drops its HTTP request: the call ends here, before the
+            // partition's next owner may make it again.
+            let outcome = tokio::select! {
+                biased;
+                () = stops.abort.cancelled() => return None,
+                outcome = self.handler.handle(incoming, channel).instrument(span.clone()) => outcome,
+            };
             drop(permit);
             let (failure, permanent) = match outcome {
                 Outcome::Done => {
@@ -198,8 +196,9 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                     return Some(Ok(()));
                 }
                 Outcome::Retry(failure) if !failure.charged => {
-                    // The API's breaker is open: wait for it, spending neither attempts nor retry time.
-                    let wait = failure.retry_after.unwrap_or(Duration::from_millis(100));
+                    // The API's breaker is open: wait for it, spending neither attempts nor retry time. Like every
+                    // wait, it is capped by `retry_max_backoff_ms`.
+                    let wait = failure.retry_after.unwrap_or(Duration::from_millis(100)).min(self.policy.max_backoff);
                     let waited = Instant::now();
                     if !pause(wait + jitter(wait), cancel).await {
                         return None;
@@ -241,7 +240,8 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         }
     }
 
-    /// Hands a record to the failure route, retrying the route until it accepts or `cancel` fires.
+    /// Hands a record to the failure route once the dead-letter guard gives it a turn, retrying the route
+    /// until it accepts or `cancel` fires.
     async fn fail(
         &self,
         record: &Record,
@@ -250,6 +250,10 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         verdict: Verdict,
         cancel: &CancellationToken,
     ) -> Delivery {
+        tokio::select! {
+            () = cancel.cancelled() => return Delivery::Abandoned,
+            () = self.guard.admit() => {}
+        }
         let mut tries = 0;
         loop {
             let failed = FailedRecord {
@@ -291,24 +295,14 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
     }
 }
 
-/// The value of header `name`, as text.
-fn header<'r>(record: &'r Record, name: &str) -> Option<&'r str> {
-    record
-        .headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.as_deref())
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
-
 /// The consumer that dead-lettered this (replayed) record, when it is not `me`.
 fn replayed_for_another<'r>(record: &'r Record, me: &str) -> Option<&'r str> {
-    header(record, CONSUMER_HEADER).filter(|consumer| *consumer != me)
+    headers::text(&record.headers, CONSUMER_HEADER).filter(|consumer| *consumer != me)
 }
 
 /// The channel a replayed dead letter was dead-lettered on.
 fn replayed_channel(record: &Record) -> Option<&str> {
-    header(record, CHANNEL_HEADER)
+    headers::text(&record.headers, CHANNEL_HEADER)
 }
 
 /// Up to a tenth of `wait`, so that events blocked by one breaker do not all wake at once.
