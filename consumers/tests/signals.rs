@@ -14,10 +14,14 @@ const EVENTS: usize = 400;
 const DRAIN_TIMEOUT_MS: u64 = 5000;
 
 fn start_binary(app: &TestApp) -> Child {
+    start_binary_with(app, &[("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")])
+}
+
+fn start_binary_with(app: &TestApp, overrides: &[(&str, &str)]) -> Child {
     let log = if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() };
     Command::new(env!("CARGO_BIN_EXE_inventory"))
         .envs(&app.env)
-        .env("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")
+        .envs(overrides.iter().copied())
         .env("COURIER__CONSUMER__DRAIN_TIMEOUT_MS", DRAIN_TIMEOUT_MS.to_string())
         .env("COURIER__TELEMETRY__LOG_FORMAT", "pretty")
         .stdout(Stdio::null())
@@ -79,4 +83,71 @@ async fn sigkill_mid_stream_loses_nothing() {
     let done = app.mock.stats(Api::Inventory).effects as usize;
     assert!(done < EVENTS, "SIGKILL must come mid-stream ({done} of {EVENTS})");
     finish_with_a_new_process(&app).await;
+}
+
+/// Waits until the consumer whose health server listens on `port` reports `partitions` assigned partitions;
+/// returns how long that took.
+async fn wait_for_assigned(port: u16, partitions: u64) -> Duration {
+    let started = Instant::now();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let client = reqwest::Client::new();
+    while started.elapsed() < WAIT {
+        if let Ok(response) = client.get(&url).send().await
+            && let Ok(body) = response.json::<serde_json::Value>().await
+            && body["assigned_partitions"].as_u64() == Some(partitions)
+        {
+            return started.elapsed();
+        }
+        // Another process: ask its health server again shortly.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the consumer on port {port} did not get {partitions} partitions within {WAIT:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_and_an_immediate_restart_gets_every_partition_every_time() {
+    // Six kills, restarted at once or 2 s later (as a container restart takes): a one-in-three failure
+    // survives six rounds with a chance of (2/3)^6 = 9 %.
+    const ROUNDS: usize = 6;
+    const TOTAL: usize = 7000;
+    let app = spawn_app().await;
+    // Slow calls: hundreds in flight when the process is killed.
+    app.mock.set_faults(Api::Inventory, Faults { latency_ms: 400, ..Faults::default() });
+    let records: Vec<_> = (0..TOTAL).map(|k| order_record(&order_event(&format!("key-{k}"), "SEQ-0"), None)).collect();
+    produce(&app.settings, &records).await.expect("produced");
+    let partitions = 2 * app.settings.topics.partitions as u64;
+    let mut took = Vec::new();
+    for round in 0..ROUNDS {
+        let port = courier_tests::broker::free_port().expect("a free port");
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = start_binary_with(&app, &[("COURIER__CONSUMER__HEALTH_LISTEN", &listen)]);
+        took.push(wait_for_assigned(port, partitions).await);
+        let done = app.mock.stats(Api::Inventory).effects as usize;
+        app.mock.wait_for_effects(Api::Inventory, done + 200, WAIT).await.expect("progress under load");
+        let in_flight = app.mock.stats(Api::Inventory).in_flight;
+        child.kill().await.expect("SIGKILL");
+        println!("round {round}: assigned after {:?}, killed with {in_flight} calls in flight", took[round]);
+        assert!(in_flight >= 100, "the kill must come under load: {in_flight} calls in flight");
+        if round % 2 == 1 {
+            // Not a synchronisation: the scenario is a restart that comes 2 s after the kill.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    finish(&app, TOTAL).await;
+    let worst = took.iter().max().copied().unwrap_or_default();
+    println!("restarted member got all {partitions} partitions after at most {worst:?} over {ROUNDS} kills");
+    assert!(worst < Duration::from_secs(40), "a restarted member waited {worst:?} for its partitions");
+}
+
+/// Runs a last process until all `total` events are delivered, stops it with SIGTERM, and checks one effect
+/// per event.
+async fn finish(app: &TestApp, total: usize) {
+    let mut last = start_binary_with(app, &[]);
+    app.mock.wait_for_effects(Api::Inventory, total, WAIT).await.expect("every event delivered");
+    send_sigterm(&last).await;
+    let status = tokio::time::timeout(WAIT, last.wait()).await.expect("exits").expect("status");
+    assert!(status.success(), "{status}");
+    let stats = app.mock.stats(Api::Inventory);
+    assert_eq!(stats.effects as usize, total, "exactly one effect per event");
+    println!("{} effects from {} raw calls ({} duplicates absorbed)", stats.effects, stats.calls, stats.duplicates);
 }

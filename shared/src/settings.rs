@@ -61,6 +61,11 @@ pub struct KafkaSettings {
     pub max_poll_interval_ms: u32,
     /// Longest time the broker may hold a consumer's fetch request while it has no new records.
     pub fetch_wait_max_ms: u32,
+    /// When a consumer has had no partition assigned for this long, it leaves its group and joins again;
+    /// 0 (the default) never. A workaround for brokers whose group coordinator can leave a member with an
+    /// empty assignment for good (Tansu 0.6.0; see RELIABILITY.md); on Apache Kafka an idle member (more
+    /// members than partitions) would cause a rebalance this often, so keep it off there.
+    pub rejoin_unassigned_after_ms: u64,
 }
 
 impl KafkaSettings {
@@ -310,6 +315,12 @@ impl Settings {
             "must be at least kafka.session_timeout_ms",
         )?;
         check(k.fetch_wait_max_ms <= 300_000, "kafka.fetch_wait_max_ms", "must be at most 300000")?;
+        check(
+            k.rejoin_unassigned_after_ms == 0 || k.rejoin_unassigned_after_ms >= 2 * u64::from(k.session_timeout_ms),
+            "kafka.rejoin_unassigned_after_ms",
+            "must be 0 (never) or at least twice kafka.session_timeout_ms (a new member's first assignment can take \
+             that long)",
+        )?;
         check(!self.topics.orders_created.trim().is_empty(), "topics.orders_created", "must not be empty")?;
         check(!self.topics.payment_failed.trim().is_empty(), "topics.payment_failed", "must not be empty")?;
         check(self.topics.partitions >= 1, "topics.partitions", "must be at least 1")?;
@@ -347,6 +358,7 @@ impl Settings {
             ("producer.request_timeout_ms", p.request_timeout_ms),
             ("producer.shutdown_timeout_ms", p.shutdown_timeout_ms),
             ("dlq.guard_window_ms", self.dlq.guard_window_ms),
+            ("kafka.rejoin_unassigned_after_ms", k.rejoin_unassigned_after_ms),
         ] {
             check_duration(name, ms)?;
         }

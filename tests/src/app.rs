@@ -142,6 +142,10 @@ pub fn test_settings(
     set("COURIER__KAFKA__SESSION_TIMEOUT_MS", "6000".into());
     set("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "1500".into());
     set("COURIER__KAFKA__MAX_POLL_INTERVAL_MS", "15000".into());
+    // Tansu 0.6.0 can leave a member with an empty assignment for good (RELIABILITY.md): rejoin after 15 s.
+    set("COURIER__KAFKA__REJOIN_UNASSIGNED_AFTER_MS", "15000".into());
+    // A short revoke: Tansu 0.6.0 can lose a member that rejoins late after a rebalance (RELIABILITY.md).
+    set("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "1000".into());
     set("COURIER__TOPICS__ORDERS_CREATED", format!("orders.created.t{}", &unique[..12]));
     set("COURIER__TOPICS__PAYMENT_FAILED", format!("orders.payment-failed.t{}", &unique[..12]));
     set("COURIER__PRODUCER__LISTEN", "127.0.0.1:0".into());

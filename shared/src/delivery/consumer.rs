@@ -202,6 +202,9 @@ async fn consume<H: Handler, R: FailureRoute>(
         abandoned: Arc::clone(&abandoned),
         commit_interval: c.commit_interval(),
         drain_timeout: c.drain_timeout(),
+        rejoin_after: Duration::from_millis(settings.kafka.rejoin_unassigned_after_ms),
+        unassigned_since: Some(Instant::now()),
+        subscription: spec.topics.clone(),
         group: spec.group.clone(),
         topics: HashMap::new(),
     };
@@ -402,6 +405,12 @@ struct PollLoop<H: Handler, R: FailureRoute> {
     commit_interval: Duration,
     /// How long running events may take after shutdown.
     drain_timeout: Duration,
+    /// How long without any assigned partition before leaving and joining the group again (zero: never).
+    rejoin_after: Duration,
+    /// Since when no partition is assigned, while none is.
+    unassigned_since: Option<Instant>,
+    /// The subscribed topics, for joining again.
+    subscription: Vec<String>,
     /// The group, for logs.
     group: String,
     /// Interned topic names.
@@ -439,6 +448,7 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
                     self.dispatcher.commit_failed(&watermarks.into_iter().map(|(tp, _)| tp).collect::<Vec<_>>());
                 }
                 self.check_brokers();
+                self.rejoin_when_unassigned();
                 last_commit = Instant::now();
             }
         }
@@ -469,6 +479,39 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
                 }
             }
         }
+    }
+
+    /// Leaves and joins the group again when no partition has been assigned for `rejoin_after`
+    /// (`kafka.rejoin_unassigned_after_ms`).
+    ///
+    /// Tansu 0.6.0's group coordinator can complete a rebalance with an empty assignment for a member that
+    /// joined while a dead member was still its leader, and then never rebalances again (RELIABILITY.md: the
+    /// cause, and the reproduction without courier). Leaving makes the coordinator drop the member and the
+    /// next join elects it leader, which assigns the partitions. On Apache Kafka the same rejoin is only an
+    /// extra rebalance, which is why the setting is off by default.
+    fn rejoin_when_unassigned(&mut self) {
+        if self.rejoin_after.is_zero() {
+            return;
+        }
+        if self.dispatcher.assigned() > 0 {
+            self.unassigned_since = None;
+            return;
+        }
+        let since = *self.unassigned_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.rejoin_after {
+            return;
+        }
+        tracing::warn!(
+            group = %self.group,
+            unassigned_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "no partition assigned for too long (kafka.rejoin_unassigned_after_ms): leaving and joining the group again"
+        );
+        self.consumer.unsubscribe();
+        let topics: Vec<&str> = self.subscription.iter().map(String::as_str).collect();
+        if let Err(error) = self.consumer.subscribe(&topics) {
+            tracing::error!(%error, group = %self.group, "cannot subscribe again");
+        }
+        self.unassigned_since = Some(Instant::now());
     }
 
     /// While librdkafka reports every broker down, asks the cluster for its metadata (briefly: this blocks
