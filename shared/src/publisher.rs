@@ -1,14 +1,25 @@
 //! Publishing events to Kafka: an idempotent producer (acks=all) whose sends complete only when the broker
 //! acknowledged the record, or fail within the publish timeout.
+//!
+//! An idempotent producer carries state the broker must know (its producer id and sequence numbers). When
+//! the broker keeps refusing every record with an error other than a timeout for a while — it lost that
+//! state, or librdkafka raised a fatal error — the producer is replaced by a new one, with a new producer id,
+//! rather than answering 503 until the process restarts. (Seen with Tansu 0.6.0 after a kill -9 of the
+//! broker: its storage panics on the old producer id, "more or less than one row", and answers every
+//! produce request with an unknown error; RELIABILITY.md.) On Apache Kafka the same replacement is what a
+//! fatal idempotence error requires.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::events::{CLOUDEVENTS_CONTENT_TYPE, CloudEvent, EventData};
 use crate::settings::Settings;
 use crate::telemetry::{TRACEPARENT, TraceContext};
+use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
 /// Where an acknowledged event was written.
@@ -31,11 +42,29 @@ pub enum PublishError {
     Kafka(#[from] KafkaError),
 }
 
+/// Refused records in a row, over at least [`REPLACE_AFTER`], after which the producer is replaced.
+const REPLACE_AFTER_REFUSALS: u32 = 10;
+/// How long the broker must have refused every record before the producer is replaced.
+const REPLACE_AFTER: Duration = Duration::from_secs(5);
+
+/// Records the broker refused in a row (timeouts do not count: the broker may just be away).
+#[derive(Debug, Default)]
+struct Refusals {
+    /// How many.
+    count: u32,
+    /// When the first of them was refused.
+    since: Option<Instant>,
+}
+
 /// Publishes events to one topic.
 #[derive(Clone)]
 pub struct Publisher {
-    /// The idempotent producer.
-    producer: FutureProducer,
+    /// The idempotent producer; replaced when the broker keeps refusing it.
+    producer: Arc<Mutex<FutureProducer>>,
+    /// The producer's configuration, to create a new one.
+    config: ClientConfig,
+    /// Refused records in a row.
+    refusals: Arc<Mutex<Refusals>>,
     /// The topic events go to.
     topic: String,
     /// Longest wait for an acknowledgement, queueing included.
@@ -46,8 +75,57 @@ impl Publisher {
     /// Creates the producer for `topic` from settings; `role` names the client in broker logs.
     pub fn new(settings: &Settings, topic: &str, role: &str) -> Result<Self, KafkaError> {
         let timeout = Duration::from_millis(settings.producer.publish_timeout_ms);
-        let producer = crate::kafka::producer_config(&settings.kafka, role, timeout).create()?;
-        Ok(Self { producer, topic: topic.to_owned(), timeout })
+        let config = crate::kafka::producer_config(&settings.kafka, role, timeout);
+        let producer = config.create()?;
+        Ok(Self {
+            producer: Arc::new(Mutex::new(producer)),
+            config,
+            refusals: Arc::default(),
+            topic: topic.to_owned(),
+            timeout,
+        })
+    }
+
+    fn producer(&self) -> FutureProducer {
+        self.producer.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Counts the outcome of one send; replaces the producer when the broker has refused every record for
+    /// long enough.
+    fn count(&self, result: Result<(), &KafkaError>) {
+        let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let error = match result {
+            Ok(()) => {
+                *refusals = Refusals::default();
+                return;
+            }
+            Err(error) => error,
+        };
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::QueueFull | RDKafkaErrorCode::MessageSizeTooLarge
+            )
+        ) {
+            return;
+        }
+        refusals.count += 1;
+        let since = *refusals.since.get_or_insert_with(Instant::now);
+        if refusals.count < REPLACE_AFTER_REFUSALS || since.elapsed() < REPLACE_AFTER {
+            return;
+        }
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                tracing::warn!(
+                    %error, refused = refusals.count,
+                    "the broker refused every record for {} s: replacing the producer (a new producer id)",
+                    since.elapsed().as_secs()
+                );
+                *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+                *refusals = Refusals::default();
+            }
+            Err(create) => tracing::error!(%create, "cannot create a new producer; keeping the old one"),
+        }
     }
 
     /// The publish timeout.
@@ -71,13 +149,15 @@ impl Publisher {
             .insert(Header { key: "ce_id", value: Some(event.id.as_str()) })
             .insert(Header { key: "ce_type", value: Some(event.event_type.as_str()) });
         let record = FutureRecord::to(&self.topic).key(key).payload(&payload).headers(headers);
-        let delivery = self.producer.send(record, Timeout::After(self.timeout)).await.map_err(|(error, _)| error)?;
+        let sent = self.producer().send(record, Timeout::After(self.timeout)).await.map_err(|(error, _)| error);
+        self.count(sent.as_ref().map(|_| ()));
+        let delivery = sent?;
         Ok(Published { partition: delivery.partition, offset: delivery.offset })
     }
 
     /// Whether the broker answers a metadata request for the topic within `timeout`.
     pub async fn broker_reachable(&self, timeout: Duration) -> Result<(), KafkaError> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || {
             let metadata = producer.client().fetch_metadata(Some(&topic), Timeout::After(timeout))?;
@@ -92,7 +172,7 @@ impl Publisher {
 
     /// Waits up to the publish timeout for records still queued (on shutdown).
     pub fn flush(&self) {
-        if let Err(error) = self.producer.flush(Timeout::After(self.timeout)) {
+        if let Err(error) = self.producer().flush(Timeout::After(self.timeout)) {
             tracing::warn!(%error, "some events were still unacknowledged at shutdown");
         }
     }

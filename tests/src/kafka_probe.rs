@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use courier::kafka::headers::RawHeader;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -38,8 +39,8 @@ pub struct ReadRecord {
     pub key: Option<Vec<u8>>,
     /// Its value.
     pub value: Option<Vec<u8>>,
-    /// Its headers, in order.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Its headers, in order, byte for byte.
+    pub headers: Vec<RawHeader>,
 }
 
 impl ReadRecord {
@@ -48,7 +49,7 @@ impl ReadRecord {
         self.headers
             .iter()
             .rev()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| k.as_slice() == name.as_bytes())
             .and_then(|(_, v)| v.as_deref())
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
@@ -62,7 +63,6 @@ pub async fn read_all(
     timeout: Duration,
 ) -> anyhow::Result<Vec<ReadRecord>> {
     use rdkafka::Message;
-    use rdkafka::message::Headers;
     use rdkafka::{Offset, TopicPartitionList};
     let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || {
@@ -96,10 +96,7 @@ pub async fn read_all(
                     offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),
                     value: m.payload().map(<[u8]>::to_vec),
-                    headers: m
-                        .headers()
-                        .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect())
-                        .unwrap_or_default(),
+                    headers: courier::kafka::headers::read(&m),
                 });
             }
         }

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Plain confluent-kafka clients for the Tansu group-coordinator reproductions (see README.md):
+  clients.py topics BOOTSTRAP            create topics t1 and t2 with 8 partitions each (16 in all)
+  clients.py produce BOOTSTRAP [RATE]    write RATE records per second to each topic until SIGTERM
+  clients.py member NAME BOOTSTRAP ...   one eager consumer-group member of group "repro", until SIGTERM
+  clients.py producer NAME BOOTSTRAP ... one idempotent (or --plain) producer writing to t1, logging outcomes
+A member prints one line per event: <epoch seconds> <name> <event> <details>; the assigned, revoked and
+lost lines end in total=<partitions held>, which the repro scripts read. A producer prints a status line
+every second, each new client error and each new delivery error once, and a done line at the end, all ending in
+sent=N delivered=N failed=N (counts since it started), which repro-c.sh reads."""
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+TOPICS = ("t1", "t2")
+PARTITIONS = 8
+
+
+def topics(args):
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    futures = admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in TOPICS], request_timeout=10)
+    for name, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as e:
+            if "already exists" not in str(e).lower():
+                sys.exit(f"creating topic {name}: {e}")
+
+
+def produce(args):
+    producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 20})
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    i = 0
+    while not stop.is_set():
+        for t in TOPICS:
+            producer.produce(t, key=str(i).encode(), value=b"x" * 100, partition=i % PARTITIONS)
+        i += 1
+        producer.poll(0)
+        time.sleep(1.0 / args.rate)
+    producer.flush(5)
+
+
+def member(args):
+    def log(event, details=""):
+        print(f"{time.time():.3f} {args.name} {event} {details}".rstrip(), flush=True)
+
+    if args.go_file:
+        # Start-up (interpreter, imports) is done before the go signal, so --delay is the real join delay.
+        log("waiting", f"for {args.go_file}")
+        deadline = time.time() + 300
+        while not os.path.exists(args.go_file):
+            if time.time() > deadline:
+                sys.exit("no go signal")
+            time.sleep(0.01)
+        time.sleep(args.delay)
+
+    # Short group timeouts, as in courier's local run and tests; librdkafka's default (eager) assignors.
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": "repro",
+        "client.id": args.client_id or args.name,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1500,
+        "max.poll.interval.ms": 15000,
+        "partition.assignment.strategy": "range,roundrobin",
+        "error_cb": lambda e: log("error", str(e)),
+    })
+    held = set()
+
+    def on_assign(_, parts):
+        held.update((p.topic, p.partition) for p in parts)
+        log("assigned", f"+{len(parts)} total={len(held)}")
+
+    def on_revoke(_, parts):
+        log("revoking", f"-{len(parts)} total={len(held)}")
+        if args.commit == "sync":
+            try:
+                consumer.commit(asynchronous=False)
+            except KafkaException as e:
+                log("commit-failed", str(e))
+        # Stands in for an application finishing its in-flight work before giving partitions up.
+        time.sleep(args.revoke_secs)
+        held.difference_update((p.topic, p.partition) for p in parts)
+        log("revoked", f"-{len(parts)} total={len(held)}")
+
+    def on_lost(_, parts):
+        held.difference_update((p.topic, p.partition) for p in parts)
+        log("lost", f"-{len(parts)} total={len(held)}")
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    consumer.subscribe(list(TOPICS), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+    log("subscribed", f"commit={args.commit} revoke_secs={args.revoke_secs}")
+    consumed, last_commit, last_status = 0, time.time(), time.time()
+    while not stop.is_set():
+        msg = consumer.poll(0.2)
+        if msg is not None and not msg.error():
+            consumer.store_offsets(message=msg)
+            consumed += 1
+        now = time.time()
+        if args.commit == "sync" and held and now - last_commit > 1:
+            last_commit = now
+            try:
+                consumer.commit(asynchronous=True)
+            except KafkaException:
+                pass  # nothing stored yet
+        if now - last_status > 5:
+            last_status = now
+            log("status", f"held={len(held)} consumed={consumed}")
+    log("stopping", f"consumed={consumed}")
+    # Keep polling a little, as a service finishing its work would, then leave the group.
+    end = time.time() + args.drain
+    while time.time() < end:
+        consumer.poll(0.2)
+    consumer.close()
+    log("closed")
+
+
+def producer(args):
+    def log(event, details=""):
+        print(f"{time.time():.3f} {args.name} {event} {details}".rstrip(), flush=True)
+
+    if args.go_file:
+        # Start-up (interpreter, imports) is done before the go signal.
+        log("waiting", f"for {args.go_file}")
+        deadline = time.time() + 300
+        while not os.path.exists(args.go_file):
+            if time.time() > deadline:
+                sys.exit("no go signal")
+            time.sleep(0.01)
+
+    counts = {"sent": 0, "delivered": 0, "failed": 0}
+    seen_errors = {}  # delivery error text -> count
+    seen_client = set()
+
+    def totals():
+        return f"sent={counts['sent']} delivered={counts['delivered']} failed={counts['failed']}"
+
+    def on_error(err):
+        # Client-level errors (connection reset, all brokers down, fatal idempotence errors): each new text once.
+        text = f"{'FATAL ' if err.fatal() else ''}{err.str()}"
+        if text not in seen_client:
+            seen_client.add(text)
+            log("client-error", text)
+
+    def on_delivery(err, _msg):
+        if err is None:
+            counts["delivered"] += 1
+            return
+        counts["failed"] += 1
+        text = err.str()
+        seen_errors[text] = seen_errors.get(text, 0) + 1
+        if seen_errors[text] == 1:
+            log("delivery-error", f"{text} ({err.name()}) {totals()}")
+
+    # As courier's publishers: idempotence and acks=all; librdkafka's defaults otherwise.
+    p = Producer({
+        "bootstrap.servers": args.bootstrap,
+        "client.id": args.name,
+        "enable.idempotence": not args.plain,
+        "acks": "all",
+        "linger.ms": 5,
+        "error_cb": on_error,
+    })
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log("started", f"idempotence={not args.plain} rate={args.rate}")
+    start = last_status = time.time()
+    end = start + args.duration if args.duration else None
+    while not stop.is_set():
+        now = time.time()
+        if end and now >= end or args.count and counts["sent"] >= args.count:
+            break
+        try:
+            p.produce("t1", key=str(counts["sent"]).encode(), value=b"x" * 100,
+                      partition=counts["sent"] % PARTITIONS, on_delivery=on_delivery)
+            counts["sent"] += 1
+        except BufferError:
+            pass  # local queue full: try again after the next poll
+        except KafkaException as e:
+            on_error(e.args[0])
+        p.poll(0)
+        if now - last_status >= 1:
+            last_status = now
+            log("status", f"queued={len(p)} {totals()}")
+        time.sleep(1.0 / args.rate)
+    p.flush(args.flush)
+    errors = ";".join(f"{text}:{n}" for text, n in seen_errors.items()) or "-"
+    log("done", f"undelivered={len(p)} errors={errors} {totals()}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("topics")
+    p.add_argument("bootstrap")
+    p = sub.add_parser("produce")
+    p.add_argument("bootstrap")
+    p.add_argument("rate", type=float, nargs="?", default=100)
+    p = sub.add_parser("member")
+    p.add_argument("name")
+    p.add_argument("bootstrap")
+    p.add_argument("--client-id")
+    p.add_argument("--commit", choices=["sync", "none"], default="none",
+                   help="sync: commit synchronously in the revoke callback and asynchronously every second")
+    p.add_argument("--revoke-secs", type=float, default=0, help="time the revoke callback takes")
+    p.add_argument("--drain", type=float, default=0, help="seconds to keep polling after SIGTERM before closing")
+    p.add_argument("--go-file", help="join only once this file exists (plus --delay)")
+    p.add_argument("--delay", type=float, default=0)
+    p = sub.add_parser("producer")
+    p.add_argument("name")
+    p.add_argument("bootstrap")
+    p.add_argument("--rate", type=float, default=100, help="records per second")
+    p.add_argument("--count", type=int, default=0, help="stop after this many records (0: no limit)")
+    p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: no limit)")
+    p.add_argument("--plain", action="store_true", help="not idempotent (enable.idempotence=false)")
+    p.add_argument("--flush", type=float, default=5, help="seconds to wait for outstanding deliveries at the end")
+    p.add_argument("--go-file", help="start only once this file exists")
+    args = parser.parse_args()
+    {"topics": topics, "produce": produce, "member": member, "producer": producer}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

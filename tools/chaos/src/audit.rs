@@ -1,0 +1,110 @@
+//! Counting what reached each API against what the accepted orders call for: effects (distinct idempotency
+//! keys that took effect), raw calls (every request, duplicates and failures included), lost and doubled.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mock_apis::{Api, MockApis};
+
+use crate::load::Accepted;
+
+/// The APIs and what each accepted order calls for there.
+pub const APIS: [Api; 5] = [Api::Inventory, Api::Payment, Api::Email, Api::Sms, Api::InventoryRelease];
+
+/// One API's figures.
+#[derive(Debug, Clone, Default)]
+pub struct ApiAudit {
+    /// Effects the accepted orders call for.
+    pub expected: usize,
+    /// Of those, present exactly once.
+    pub delivered: usize,
+    /// Of those, missing.
+    pub lost: usize,
+    /// Of those, present more than once (different idempotency keys for one order).
+    pub doubled: usize,
+    /// Every request the API received.
+    pub raw_calls: u64,
+    /// Requests whose idempotency key had taken effect already (absorbed).
+    pub duplicates: u64,
+}
+
+/// The business key of an effect at `api`, and of what an order expects there.
+fn effect_key(api: Api, effect: &mock_apis::Effect) -> String {
+    match api {
+        // Messages are told apart by their idempotency key (`notification-email:<event id>`).
+        Api::Email | Api::Sms => effect.idempotency_key.rsplit(':').next().unwrap_or("").to_owned(),
+        _ => effect.body["order_id"].as_str().unwrap_or("").to_owned(),
+    }
+}
+
+fn expected_key(api: Api, order: &Accepted) -> Option<String> {
+    let id = match api {
+        Api::Inventory | Api::Payment => &order.order_id,
+        Api::Email => &order.event_id,
+        Api::Sms if order.phone => &order.event_id,
+        Api::InventoryRelease if order.declined => &order.order_id,
+        _ => return None,
+    };
+    Some(id.clone())
+}
+
+/// The keys of the effects `orders` call for at `api` that are missing.
+pub fn lost_keys(mock: &MockApis, api: Api, orders: &[Accepted]) -> Vec<String> {
+    let mut effects = mock.effects(api);
+    if api == Api::Payment {
+        effects.extend(mock.declines(api));
+    }
+    let seen: std::collections::HashSet<String> = effects.iter().map(|e| effect_key(api, e)).collect();
+    orders.iter().filter_map(|o| expected_key(api, o)).filter(|k| !seen.contains(k)).collect()
+}
+
+/// Audits `api` against `orders`.
+pub fn audit(mock: &MockApis, api: Api, orders: &[Accepted]) -> ApiAudit {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut effects = mock.effects(api);
+    if api == Api::Payment {
+        // A declined charge is the payment API's answer to it: it counts as the order's effect there.
+        effects.extend(mock.declines(api));
+    }
+    for effect in &effects {
+        *seen.entry(effect_key(api, effect)).or_default() += 1;
+    }
+    let stats = mock.stats(api);
+    let mut audit = ApiAudit { raw_calls: stats.calls, duplicates: stats.duplicates, ..ApiAudit::default() };
+    for key in orders.iter().filter_map(|o| expected_key(api, o)) {
+        audit.expected += 1;
+        match seen.get(&key).copied().unwrap_or(0) {
+            0 => audit.lost += 1,
+            1 => audit.delivered += 1,
+            _ => audit.doubled += 1,
+        }
+    }
+    audit
+}
+
+/// Waits until every API has every effect `orders` call for, or `limit` passes; returns how long it took
+/// (`None`: not complete in time).
+pub async fn wait_until_complete(mock: &MockApis, orders: &[Accepted], limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    while started.elapsed() < limit {
+        let missing: Vec<(Api, usize)> =
+            APIS.iter().map(|api| (*api, audit(mock, *api, orders).lost)).filter(|(_, lost)| *lost > 0).collect();
+        if missing.is_empty() {
+            return Some(started.elapsed());
+        }
+        if last_report.elapsed() >= Duration::from_secs(15) {
+            eprintln!("chaos: still waiting after {:.0} s for {missing:?}", started.elapsed().as_secs_f64());
+            last_report = Instant::now();
+        }
+        // Auditing reads every effect: once a second is plenty.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for api in APIS {
+        let lost = lost_keys(mock, api, orders);
+        if !lost.is_empty() {
+            eprintln!("chaos: {api} never got {} effects, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+        }
+    }
+    None
+}

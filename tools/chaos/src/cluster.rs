@@ -1,0 +1,64 @@
+//! The broker of a chaos run: Tansu on sqlite storage in a directory of its own, on a fixed loopback port,
+//! which the suite can kill with SIGKILL and start again on the same storage.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+/// One Tansu broker.
+pub struct Broker {
+    /// `127.0.0.1:port`.
+    pub bootstrap: String,
+    /// Holds the sqlite file and the log.
+    dir: tempfile::TempDir,
+    /// The running process, when it runs.
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// Starts a broker on a free port and waits until it answers.
+    pub async fn start() -> anyhow::Result<Self> {
+        let port = courier_tests::broker::free_port()?;
+        let dir = tempfile::Builder::new().prefix("courier-chaos-").tempdir()?;
+        let mut broker = Self { bootstrap: format!("127.0.0.1:{port}"), dir, child: None };
+        broker.restart().await?;
+        Ok(broker)
+    }
+
+    /// Starts the broker process again on the same port and storage, and waits until it answers.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let url = format!("tcp://{}", self.bootstrap);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("broker.log"))?;
+        let child = Command::new(tansu_binary())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://courier.db"])
+            .current_dir(self.dir.path())
+            .env_remove("STORAGE_ENGINE")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()?;
+        self.child = Some(child);
+        courier_tests::broker::wait_until_reachable(&self.bootstrap, Duration::from_secs(60)).await
+    }
+
+    /// Kills the broker with SIGKILL (no flush, no goodbye) and waits for it to be gone.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+}
+
+fn tansu_binary() -> PathBuf {
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    match home.map(|h| h.join("bin").join("tansu")) {
+        Ok(path) if path.exists() => path,
+        _ => PathBuf::from("tansu"),
+    }
+}
