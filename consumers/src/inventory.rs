@@ -8,13 +8,16 @@
 //!   `Idempotency-Key: inventory-release:<event id>`.
 //!
 //! The two topics are not ordered with each other: a declined payment can be read before its order's
-//! reservation (the inventory API was slow or down, or the `orders.created` partition lags). So a 404 on
-//! release (no reservation of the order yet) is not taken as "nothing to release": it is retried like a
-//! transient failure, with backoff, for as long as the event's retry budget lasts (`retry_max_attempts`,
-//! `retry_max_elapsed_ms`), while the reservation may still be on its way; once the reservation lands, the
-//! next try releases it. When the budget is spent, the release is dead-lettered with kind `no_reservation`,
+//! reservation (the inventory API was slow or down, or the `orders.created` partition lags behind a crash or
+//! a rebalance). So a 404 on release (no reservation of the order yet) is not taken as "nothing to release":
+//! it is retried like a transient failure, at least [`RELEASE_RETRY_FLOOR`] apart (capped by
+//! `retry_max_backoff_ms`), for as long as the event's retry budget lasts (`retry_max_attempts`,
+//! `retry_max_elapsed_ms`: with the defaults, 90 s to 300 s), while the reservation may still be on its way;
+//! once the reservation lands, the next try releases it. When the budget is spent, the release is dead-lettered with kind `no_reservation`,
 //! so that an operator sees a compensation that found nothing to compensate (e.g. the reservation itself
 //! was dead-lettered) rather than a reservation silently kept.
+
+use std::time::Duration;
 
 use courier::delivery::{self, ConsumerSpec, Failure, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
@@ -30,6 +33,9 @@ pub const NAME: &str = "inventory";
 
 /// The failure kind of a release that found no reservation (see the module doc).
 pub const NO_RESERVATION: &str = "no_reservation";
+/// The least time between two tries of a release that found no reservation: long enough that the retry
+/// budget outlasts the lag of a crash or a rebalance of the `orders.created` partition.
+pub const RELEASE_RETRY_FLOOR: Duration = Duration::from_secs(10);
 
 /// The body of a reservation request.
 #[derive(Debug, Serialize)]
@@ -132,7 +138,7 @@ impl Inventory {
                 ),
                 ..Failure::http(&response.endpoint, 404, downstream::excerpt(&response.body))
             };
-            return Outcome::Retry(failure);
+            return Outcome::Retry(failure.with_retry_after(Some(RELEASE_RETRY_FLOOR)));
         }
         let outcome = downstream::classify(&result);
         if outcome == Outcome::Done {

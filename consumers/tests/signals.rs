@@ -46,14 +46,7 @@ async fn app_with_events() -> TestApp {
 }
 
 async fn finish_with_a_new_process(app: &TestApp) {
-    let mut second = start_binary(app);
-    app.mock.wait_for_effects(Api::Inventory, EVENTS, WAIT).await.expect("every event delivered");
-    send_sigterm(&second).await;
-    let status = tokio::time::timeout(WAIT, second.wait()).await.expect("exits").expect("status");
-    assert!(status.success(), "{status}");
-    let stats = app.mock.stats(Api::Inventory);
-    assert_eq!(stats.effects as usize, EVENTS, "exactly one effect per event");
-    println!("{} effects, {} duplicate calls absorbed by the idempotency key", stats.effects, stats.duplicates);
+    finish(app, EVENTS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

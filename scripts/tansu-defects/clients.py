@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Plain confluent-kafka clients for the Tansu group-coordinator reproductions (see README.md):
+"""Plain confluent-kafka clients for the Tansu 0.6.0 reproductions (see README.md):
   clients.py topics BOOTSTRAP            create topics t1 and t2 with 8 partitions each (16 in all)
   clients.py produce BOOTSTRAP [RATE]    write RATE records per second to each topic until SIGTERM
   clients.py member NAME BOOTSTRAP ...   one eager consumer-group member of group "repro", until SIGTERM
   clients.py producer NAME BOOTSTRAP ... one idempotent (or --plain) producer writing to t1, logging outcomes
 A member prints one line per event: <epoch seconds> <name> <event> <details>; the assigned, revoked and
 lost lines end in total=<partitions held>, which the repro scripts read. A producer prints a status line
-every second, each new client error and each new delivery error once, and a done line at the end, all ending in
-sent=N delivered=N failed=N (counts since it started), which repro-c.sh reads."""
+every second, each new client error and the first delivery error of each kind, and a done line at the end, with
+sent=N delivered=N failed=N errors=NAME:N,... (counts since it started), which repro-c.sh reads."""
 import argparse
 import os
 import signal
@@ -141,11 +141,12 @@ def producer(args):
             time.sleep(0.01)
 
     counts = {"sent": 0, "delivered": 0, "failed": 0}
-    seen_errors = {}  # delivery error text -> count
+    seen_errors = {}  # delivery error name (UNKNOWN, _MSG_TIMED_OUT, ...) -> count
     seen_client = set()
 
     def totals():
-        return f"sent={counts['sent']} delivered={counts['delivered']} failed={counts['failed']}"
+        errors = ",".join(f"{name}:{n}" for name, n in seen_errors.items()) or "-"
+        return f"sent={counts['sent']} delivered={counts['delivered']} failed={counts['failed']} errors={errors}"
 
     def on_error(err):
         # Client-level errors (connection reset, all brokers down, fatal idempotence errors): each new text once.
@@ -159,19 +160,21 @@ def producer(args):
             counts["delivered"] += 1
             return
         counts["failed"] += 1
-        text = err.str()
-        seen_errors[text] = seen_errors.get(text, 0) + 1
-        if seen_errors[text] == 1:
-            log("delivery-error", f"{text} ({err.name()}) {totals()}")
+        seen_errors[err.name()] = seen_errors.get(err.name(), 0) + 1
+        if seen_errors[err.name()] == 1:
+            log("delivery-error", f"name={err.name()} {totals()} {err.str()}")
 
-    # As courier's publishers: idempotence and acks=all; librdkafka's defaults otherwise.
+    # As courier's publishers (shared/src/kafka.rs): idempotence, acks=all, message.timeout.ms from
+    # producer.publish_timeout_ms (5000 by default), linger.ms 5; librdkafka's defaults otherwise.
     p = Producer({
         "bootstrap.servers": args.bootstrap,
         "client.id": args.name,
         "enable.idempotence": not args.plain,
         "acks": "all",
+        "message.timeout.ms": args.message_timeout_ms,
         "linger.ms": 5,
         "error_cb": on_error,
+        **({"debug": args.debug} if args.debug else {}),
     })
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -183,6 +186,12 @@ def producer(args):
         now = time.time()
         if end and now >= end or args.count and counts["sent"] >= args.count:
             break
+        if args.pause_file and os.path.exists(args.pause_file):
+            p.poll(0.1)  # paused: nothing new, deliveries still served
+            if now - last_status >= 1:
+                last_status = now
+                log("status", f"paused queued={len(p)} {totals()}")
+            continue
         try:
             p.produce("t1", key=str(counts["sent"]).encode(), value=b"x" * 100,
                       partition=counts["sent"] % PARTITIONS, on_delivery=on_delivery)
@@ -197,8 +206,7 @@ def producer(args):
             log("status", f"queued={len(p)} {totals()}")
         time.sleep(1.0 / args.rate)
     p.flush(args.flush)
-    errors = ";".join(f"{text}:{n}" for text, n in seen_errors.items()) or "-"
-    log("done", f"undelivered={len(p)} errors={errors} {totals()}")
+    log("done", f"undelivered={len(p)} {totals()}")
 
 
 def main():
@@ -226,8 +234,12 @@ def main():
     p.add_argument("--count", type=int, default=0, help="stop after this many records (0: no limit)")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: no limit)")
     p.add_argument("--plain", action="store_true", help="not idempotent (enable.idempotence=false)")
+    p.add_argument("--message-timeout-ms", type=int, default=5000,
+                   help="librdkafka message.timeout.ms (courier: producer.publish_timeout_ms, 5000)")
     p.add_argument("--flush", type=float, default=5, help="seconds to wait for outstanding deliveries at the end")
     p.add_argument("--go-file", help="start only once this file exists")
+    p.add_argument("--pause-file", help="produce nothing while this file exists")
+    p.add_argument("--debug", help="librdkafka debug contexts, e.g. eos,protocol (to stderr)")
     args = parser.parse_args()
     {"topics": topics, "produce": produce, "member": member, "producer": producer}[args.command](args)
 

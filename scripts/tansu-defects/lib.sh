@@ -1,4 +1,4 @@
-# Sourced by repro-a.sh and repro-b.sh: the Python venv with confluent-kafka (.local/tansu-defects-venv), a
+# Sourced by the repro-*.sh scripts: the Python venv with confluent-kafka (.local/tansu-defects-venv), a
 # private Tansu broker per run (sqlite storage in a temporary directory, a free loopback port), process
 # bookkeeping, and the cleanup that stops everything started here when the script exits.
 
@@ -42,7 +42,7 @@ stop_pids() {
 # Clients first, the broker last.
 stop_run() {
   if [ ${#pids[@]} -gt 1 ]; then stop_pids "${pids[@]:1}"; fi
-  if [ ${#pids[@]} -gt 0 ]; then stop_pids "${pids[0]}"; fi
+  if [ -n "${pids[0]:-}" ]; then stop_pids "${pids[0]}"; fi # empty while a killed broker is down
   pids=()
 }
 
@@ -63,22 +63,32 @@ fail() { # message [log file]
   exit 1
 }
 
-# Starts a broker (pids[0]), creates the topics and starts the producer; sets $run_dir and $bootstrap.
-start_run() { # run number
+# Sets up $run_dir and a free loopback port ($port, $bootstrap) for a run.
+new_run() { # run number
   run_dir=$work/run-$1
   mkdir -p "$run_dir"
-  local port
   port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   bootstrap=127.0.0.1:$port
+}
+
+# Starts Tansu (pids[0]) on $bootstrap with its sqlite storage in $run_dir, and waits until it listens. Called
+# again after a kill, it restarts the broker on the same storage and port (broker.log is appended to).
+start_broker() {
   (cd "$run_dir" && exec tansu broker --listener-url "tcp://$bootstrap" --advertised-listener-url "tcp://$bootstrap" \
-    --storage-engine sqlite://repro.db) >"$run_dir/broker.log" 2>&1 &
-  pids+=($!)
+    --storage-engine sqlite://repro.db) >>"$run_dir/broker.log" 2>&1 &
+  pids[0]=$!
   local up=0
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1 && break; fi
     sleep 0.1
   done
   [ "$up" = 1 ] || fail "tansu did not open $bootstrap" "$run_dir/broker.log"
+}
+
+# Starts a broker (pids[0]), creates the topics and starts the producer; sets $run_dir and $bootstrap.
+start_run() { # run number
+  new_run "$1"
+  start_broker
   "$py" "$here/clients.py" topics "$bootstrap" >"$run_dir/topics.log" 2>&1 || fail "creating topics" "$run_dir/topics.log"
   "$py" "$here/clients.py" produce "$bootstrap" 100 >"$run_dir/producer.log" 2>&1 &
   pids+=($!)

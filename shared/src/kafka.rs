@@ -48,6 +48,7 @@ pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
         .set("heartbeat.interval.ms", kafka.heartbeat_interval_ms.to_string())
         .set("max.poll.interval.ms", kafka.max_poll_interval_ms.to_string())
         .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
+        .set("partition.assignment.strategy", &kafka.partition_assignment_strategy)
         // What librdkafka prefetches ahead of the runtime (its default is 64 MiB): a bound on the consumer's
         // memory that still covers a second of fetching at tens of thousands of events per second.
         .set("queued.max.messages.kbytes", "16384");

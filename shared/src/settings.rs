@@ -61,6 +61,10 @@ pub struct KafkaSettings {
     pub max_poll_interval_ms: u32,
     /// Longest time the broker may hold a consumer's fetch request while it has no new records.
     pub fetch_wait_max_ms: u32,
+    /// How a group's partitions are assigned to its members: `range,roundrobin` (librdkafka's default, eager:
+    /// every rebalance revokes every partition) or `cooperative-sticky` (incremental: a rebalance moves only
+    /// the partitions that change owner).
+    pub partition_assignment_strategy: String,
     /// When a consumer has had no partition assigned for this long, it leaves its group and joins again;
     /// 0 (the default) never. A workaround for brokers whose group coordinator can leave a member with an
     /// empty assignment for good (Tansu 0.6.0; see RELIABILITY.md); on Apache Kafka an idle member (more
@@ -315,6 +319,13 @@ impl Settings {
             "must be at least kafka.session_timeout_ms",
         )?;
         check(k.fetch_wait_max_ms <= 300_000, "kafka.fetch_wait_max_ms", "must be at most 300000")?;
+        let strategies: Vec<&str> = k.partition_assignment_strategy.split(',').map(str::trim).collect();
+        check(
+            strategies.iter().all(|s| matches!(*s, "range" | "roundrobin" | "cooperative-sticky"))
+                && (!strategies.contains(&"cooperative-sticky") || strategies.len() == 1),
+            "kafka.partition_assignment_strategy",
+            "must be range, roundrobin or both (comma-separated), or cooperative-sticky alone",
+        )?;
         check(
             k.rejoin_unassigned_after_ms == 0 || k.rejoin_unassigned_after_ms >= 2 * u64::from(k.session_timeout_ms),
             "kafka.rejoin_unassigned_after_ms",

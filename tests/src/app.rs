@@ -39,7 +39,7 @@ pub struct TestApp {
 }
 
 /// The consumer binaries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Consumer {
     /// `inventory`.
     Inventory,
@@ -52,6 +52,15 @@ pub enum Consumer {
 impl Consumer {
     /// All of them.
     pub const ALL: [Consumer; 3] = [Consumer::Inventory, Consumer::Payment, Consumer::Notification];
+
+    /// The binary's name, which is also the consumer group's.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Consumer::Inventory => "inventory",
+            Consumer::Payment => "payment",
+            Consumer::Notification => "notification",
+        }
+    }
 }
 
 /// A consumer running in-process.

@@ -8,30 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-/// A consumer binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Consumer {
-    /// `inventory`.
-    Inventory,
-    /// `payment`.
-    Payment,
-    /// `notification`.
-    Notification,
-}
-
-impl Consumer {
-    /// Every consumer.
-    pub const ALL: [Consumer; 3] = [Consumer::Inventory, Consumer::Payment, Consumer::Notification];
-
-    /// The binary's name.
-    pub fn binary(self) -> &'static str {
-        match self {
-            Consumer::Inventory => "inventory",
-            Consumer::Payment => "payment",
-            Consumer::Notification => "notification",
-        }
-    }
-}
+pub use courier_tests::app::Consumer;
 
 /// One running consumer process.
 pub struct Member {
