@@ -83,7 +83,7 @@ impl Window {
 
 #[derive(Debug)]
 enum State {
-    Closed(Window),
+    Closed(Box<Window>),
     Open { until: Instant },
     HalfOpen { probing: bool },
 }
@@ -123,7 +123,7 @@ impl CircuitBreaker {
         Self {
             name: Arc::from(name),
             policy,
-            state: Arc::new(Mutex::new(State::Closed(Window::new()))),
+            state: Arc::new(Mutex::new(State::Closed(Box::new(Window::new())))),
             hasher: RandomState::new(),
             health,
         }
@@ -173,7 +173,7 @@ impl CircuitBreaker {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match (&mut *state, result) {
             (State::HalfOpen { .. }, CallResult::Healthy) if probe => {
-                *state = State::Closed(Window::new());
+                *state = State::Closed(Box::new(Window::new()));
                 drop(state);
                 tracing::info!(api = %self.name, "circuit breaker closed: the probe call succeeded");
                 self.health.clear(&self.component());

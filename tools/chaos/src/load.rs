@@ -35,7 +35,7 @@ pub struct Answers {
 /// Order `i`: a phone for two in three customers; every `decline_every`-th order has a total the payment API
 /// declines (ending in 13); 0 declines none.
 pub fn order(i: usize, decline_every: usize) -> (Value, bool, bool) {
-    let phone = i % 3 != 0;
+    let phone = !i.is_multiple_of(3);
     let declined = decline_every > 0 && i % decline_every == decline_every - 1;
     let (price, quantity) = if declined { (1313, 1) } else { (1299, 1 + i % 3) };
     let mut customer = json!({"id": format!("c-{i}"), "email": format!("customer{i}@example.com")});
