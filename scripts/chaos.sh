@@ -3,7 +3,7 @@
 # broker killed, a group scaled, API faults, poison records and the saga race; prints a Markdown report and
 # exits non-zero when a scenario lost or doubled an effect. Installs Tansu when missing, builds in release mode,
 # and passes its arguments on, e.g.:
-#   scripts/chaos.sh                                  # every scenario, full size (about 15 minutes)
+#   scripts/chaos.sh                                  # every scenario, full size (about 10 minutes)
 #   scripts/chaos.sh --quick                          # the short variant (a few minutes)
 #   scripts/chaos.sh --scenario kill-consumers,poison --log-dir /tmp/chaos-logs
 set -euo pipefail

@@ -234,8 +234,17 @@ pub fn classify_response(response: &ApiResponse) -> Outcome {
     }
     let failure = Failure::http(&response.endpoint, status.as_u16(), excerpt(&response.body))
         .with_retry_after(retry_after(&response.headers, SystemTime::now()));
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        // The API is fine and asks us to slow down: waiting as asked (at least a second) spends none of the
+        // event's attempts, so a storm of 429s never dead-letters anything, as an open breaker does not.
+        let wait = failure.retry_after.unwrap_or(THROTTLE_WAIT).max(THROTTLE_WAIT);
+        return Outcome::Retry(failure.with_retry_after(Some(wait)).uncharged());
+    }
     retry_or_permanent(failure, is_transient_status(status), response.probe)
 }
+
+/// The least wait after a 429.
+const THROTTLE_WAIT: Duration = Duration::from_secs(1);
 
 /// A transient failure is retried; any other is permanent. A call made through the closed breaker spends
 /// one of the event's attempts (even the one whose failure opens it); while the breaker is open because many
@@ -360,8 +369,19 @@ mod tests {
         h.insert(http::header::RETRY_AFTER, "soon".parse().expect("v"));
         assert_eq!(retry_after(&h, now), None);
         match classify_response(&response(429, Some("2"))) {
-            Outcome::Retry(f) => assert_eq!(f.retry_after, Some(Duration::from_secs(2))),
+            Outcome::Retry(f) => {
+                assert_eq!(f.retry_after, Some(Duration::from_secs(2)));
+                assert!(!f.charged, "a 429 spends no attempt");
+            }
             other => panic!("429 must be retried, got {other:?}"),
+        }
+        match classify_response(&response(429, None)) {
+            Outcome::Retry(f) => assert_eq!(f.retry_after, Some(Duration::from_secs(1)), "at least a second"),
+            other => panic!("429 must be retried, got {other:?}"),
+        }
+        match classify_response(&response(503, Some("2"))) {
+            Outcome::Retry(f) => assert!(f.charged, "a 503 spends an attempt"),
+            other => panic!("503 must be retried, got {other:?}"),
         }
     }
 

@@ -81,8 +81,8 @@ pub struct Failure {
     /// How long the server asked us to wait (`Retry-After`).
     pub retry_after: Option<Duration>,
     /// Whether the failure spends one of the event's attempts. A call made through the API's closed circuit
-    /// breaker does; a call the open breaker refused, and the half-open breaker's probe, do not, so waiting
-    /// out an outage never dead-letters an event.
+    /// breaker does; a call the open breaker refused, the half-open breaker's probe and a 429 (the API asks
+    /// to slow down) do not, so waiting out an outage or a throttle never dead-letters an event.
     pub charged: bool,
 }
 

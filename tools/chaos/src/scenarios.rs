@@ -79,13 +79,13 @@ pub async fn run(name: &str, options: &Options) -> anyhow::Result<Outcome> {
     let q = options.quick;
     match name {
         "kill-consumers" => {
-            kill_consumers(options, if q { load(3_000, 100) } else { load(20_000, 100) }, if q { 3 } else { 20 }).await
+            kill_consumers(options, if q { load(3_000, 100) } else { load(8_000, 40) }, if q { 3 } else { 20 }).await
         }
-        "kill-broker" => kill_broker(options, if q { load(2_000, 100) } else { load(10_000, 200) }).await,
-        "scale-group" => scale_group(options, if q { load(2_000, 100) } else { load(10_000, 200) }).await,
-        "api-faults" => api_faults(options, if q { load(2_000, 200) } else { load(10_000, 200) }).await,
-        "poison" => poison(options, if q { load(1_000, 200) } else { load(10_000, 200) }, if q { 3 } else { 25 }).await,
-        "saga-race" => saga_race(options, if q { 600 } else { 5_000 }).await,
+        "kill-broker" => kill_broker(options, if q { load(2_000, 100) } else { load(5_000, 100) }).await,
+        "scale-group" => scale_group(options, if q { load(2_000, 100) } else { load(5_000, 100) }).await,
+        "api-faults" => api_faults(options, if q { load(2_000, 200) } else { load(5_000, 100) }).await,
+        "poison" => poison(options, if q { load(1_000, 200) } else { load(5_000, 100) }, if q { 3 } else { 25 }).await,
+        "saga-race" => saga_race(options, if q { 600 } else { 3_000 }).await,
         other => anyhow::bail!("unknown scenario {other:?}; one of {NAMES:?}"),
     }
 }
