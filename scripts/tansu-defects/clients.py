@@ -47,18 +47,23 @@ def produce(args):
     producer.flush(5)
 
 
+def wait_for_go(go_file, log):
+    """Waits for `go_file` to exist (start-up, interpreter and imports, is done before the go signal)."""
+    log("waiting", f"for {go_file}")
+    deadline = time.time() + 300
+    while not os.path.exists(go_file):
+        if time.time() > deadline:
+            sys.exit("no go signal")
+        time.sleep(0.01)
+
+
 def member(args):
     def log(event, details=""):
         print(f"{time.time():.3f} {args.name} {event} {details}".rstrip(), flush=True)
 
     if args.go_file:
-        # Start-up (interpreter, imports) is done before the go signal, so --delay is the real join delay.
-        log("waiting", f"for {args.go_file}")
-        deadline = time.time() + 300
-        while not os.path.exists(args.go_file):
-            if time.time() > deadline:
-                sys.exit("no go signal")
-            time.sleep(0.01)
+        # After the go signal, so --delay is the real join delay.
+        wait_for_go(args.go_file, log)
         time.sleep(args.delay)
 
     # Short group timeouts, as in courier's local run and tests; librdkafka's default (eager) assignors.
@@ -132,13 +137,7 @@ def producer(args):
         print(f"{time.time():.3f} {args.name} {event} {details}".rstrip(), flush=True)
 
     if args.go_file:
-        # Start-up (interpreter, imports) is done before the go signal.
-        log("waiting", f"for {args.go_file}")
-        deadline = time.time() + 300
-        while not os.path.exists(args.go_file):
-            if time.time() > deadline:
-                sys.exit("no go signal")
-            time.sleep(0.01)
+        wait_for_go(args.go_file, log)
 
     counts = {"sent": 0, "delivered": 0, "failed": 0}
     seen_errors = {}  # delivery error name (UNKNOWN, _MSG_TIMED_OUT, ...) -> count
