@@ -221,7 +221,8 @@ async fn scale_group(options: &Options, load: Load) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// (d) Every API: 30 % 503, 5 % calls hanging past the request timeout, bursts of 429 with Retry-After.
+/// (d) Every API: 30 % 503, 5 % calls hanging past the request timeout, 5 % connections reset after the
+/// effect, bursts of 429 with Retry-After.
 async fn api_faults(options: &Options, load: Load) -> anyhow::Result<Outcome> {
     let timeouts: Vec<(String, String)> = ["INVENTORY", "PAYMENT", "EMAIL", "SMS"]
         .iter()
@@ -229,7 +230,14 @@ async fn api_faults(options: &Options, load: Load) -> anyhow::Result<Outcome> {
         .collect();
     let extra: Vec<(&str, &str)> = timeouts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let stage = Stage::up(options, 1, &extra).await?;
-    let faults = Faults { error_rate: 0.3, hang_rate: 0.05, hang_ms: 3000, retry_after_secs: 1, ..Faults::default() };
+    let faults = Faults {
+        error_rate: 0.3,
+        hang_rate: 0.05,
+        hang_ms: 3000,
+        reset_rate: 0.05,
+        retry_after_secs: 1,
+        ..Faults::default()
+    };
     stage.mock.set_all_faults(faults.clone());
     let posting = stage.post(load);
     let mut burst = false;
@@ -241,7 +249,9 @@ async fn api_faults(options: &Options, load: Load) -> anyhow::Result<Outcome> {
     }
     let orders = posting.await?;
     stage.mock.set_all_faults(Faults::default());
-    let chaos = "every API: 30 % 503, 5 % hang 3 s (request timeout 2 s), 429 bursts (50 %, 2 s on / 2 s off)".into();
+    let chaos = "every API: 30 % 503, 5 % hang 3 s (request timeout 2 s), 5 % connection reset after the effect, \
+                 429 bursts (50 %, 2 s on / 2 s off)"
+        .into();
     finish(stage, "api-faults", chaos, orders, 0).await
 }
 

@@ -17,8 +17,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// 2. [`fail_first_per_key`](Faults::fail_first_per_key): it is among the first calls with its key →
 ///    `fail_first_status`;
 /// 3. the random draw: the first `error_rate` of the range answers 503, the next `throttle_rate` answers
-///    429, the next `hang_rate` hangs; the rest answer normally. When the rates add up to more than 1,
-///    the later ones get what is left.
+///    429, the next `hang_rate` hangs, the next `reset_rate` has its connection reset; the rest answer
+///    normally. When the rates add up to more than 1, the later ones get what is left.
 ///
 /// Every answer, failures included, waits `latency_ms` plus a uniform draw from
 /// `0..=latency_jitter_ms` first. Failed requests take no effect and are not remembered, so a retry with
@@ -42,6 +42,10 @@ pub struct Faults {
     pub hang_rate: f64,
     /// How long, in milliseconds, a hanging request waits before answering.
     pub hang_ms: u64,
+    /// Share of requests (0.0–1.0) that take effect, then have their connection reset (TCP RST) instead
+    /// of an answer, as when a proxy or a crashing server drops it: the client sees a connection error
+    /// although the effect happened.
+    pub reset_rate: f64,
     /// When set, every well-formed `POST` whose raw body text contains this text (case-sensitive) is
     /// answered `fail_body_status`, with no effect: a "poison" request. An empty text matches every
     /// body. Checked before every other fault.
@@ -79,6 +83,7 @@ impl Faults {
             retry_after_secs: Self::DEFAULT_RETRY_AFTER_SECS,
             hang_rate: 0.0,
             hang_ms: Self::DEFAULT_HANG_MS,
+            reset_rate: 0.0,
             fail_body_contains: None,
             fail_body_status: Self::DEFAULT_FAIL_STATUS,
             fail_first_per_key: 0,
@@ -89,9 +94,12 @@ impl Faults {
     /// Checks that every rate is a number between 0.0 and 1.0 and every failure status is between 400
     /// and 599.
     pub fn validate(&self) -> Result<(), InvalidFaults> {
-        for (name, rate) in
-            [("error_rate", self.error_rate), ("throttle_rate", self.throttle_rate), ("hang_rate", self.hang_rate)]
-        {
+        for (name, rate) in [
+            ("error_rate", self.error_rate),
+            ("throttle_rate", self.throttle_rate),
+            ("hang_rate", self.hang_rate),
+            ("reset_rate", self.reset_rate),
+        ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(InvalidFaults(format!("{name} must be between 0.0 and 1.0, got {rate}")));
             }
@@ -119,6 +127,7 @@ impl Faults {
             error_rate: clamp(self.error_rate),
             throttle_rate: clamp(self.throttle_rate),
             hang_rate: clamp(self.hang_rate),
+            reset_rate: clamp(self.reset_rate),
             fail_body_status: status(self.fail_body_status),
             fail_first_status: status(self.fail_first_status),
             ..self
@@ -146,12 +155,15 @@ impl Faults {
         let error = self.error_rate;
         let throttle = error + self.throttle_rate;
         let hang = throttle + self.hang_rate;
+        let reset = hang + self.reset_rate;
         if roll < error {
             Injection::Error
         } else if roll < throttle {
             Injection::Throttle
         } else if roll < hang {
             Injection::Hang
+        } else if roll < reset {
+            Injection::Reset
         } else {
             Injection::None
         }
@@ -189,6 +201,8 @@ pub struct FaultsPatch {
     pub hang_rate: Option<f64>,
     /// New [`Faults::hang_ms`], if given.
     pub hang_ms: Option<u64>,
+    /// New [`Faults::reset_rate`], if given.
+    pub reset_rate: Option<f64>,
     /// New [`Faults::fail_body_contains`], if given: `Some(None)` (JSON `null`) turns it off.
     #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub fail_body_contains: Option<Option<String>>,
@@ -221,6 +235,7 @@ impl FaultsPatch {
             retry_after_secs: self.retry_after_secs.unwrap_or(current.retry_after_secs),
             hang_rate: self.hang_rate.unwrap_or(current.hang_rate),
             hang_ms: self.hang_ms.unwrap_or(current.hang_ms),
+            reset_rate: self.reset_rate.unwrap_or(current.reset_rate),
             fail_body_contains: match &self.fail_body_contains {
                 Some(text) => text.clone(),
                 None => current.fail_body_contains,
@@ -243,6 +258,8 @@ pub(crate) enum Injection {
     Throttle,
     /// Take effect, then wait `hang_ms` before answering.
     Hang,
+    /// Take effect, then reset the connection instead of answering.
+    Reset,
 }
 
 /// Faults that cannot be applied, with the reason.
@@ -269,13 +286,14 @@ mod tests {
 
     #[test]
     fn draw_splits_the_range_in_order() {
-        let faults = Faults { error_rate: 0.2, throttle_rate: 0.3, hang_rate: 0.1, ..Faults::none() };
+        let faults = Faults { error_rate: 0.2, throttle_rate: 0.3, hang_rate: 0.1, reset_rate: 0.1, ..Faults::none() };
         assert_eq!(faults.injection(0.0), Injection::Error);
         assert_eq!(faults.injection(0.19), Injection::Error);
         assert_eq!(faults.injection(0.2), Injection::Throttle);
         assert_eq!(faults.injection(0.49), Injection::Throttle);
         assert_eq!(faults.injection(0.55), Injection::Hang);
-        assert_eq!(faults.injection(0.6), Injection::None);
+        assert_eq!(faults.injection(0.65), Injection::Reset);
+        assert_eq!(faults.injection(0.7), Injection::None);
         assert_eq!(Faults::none().injection(0.0), Injection::None);
         let always = Faults { error_rate: 1.0, ..Faults::none() };
         assert_eq!(always.injection(0.999_999), Injection::Error);

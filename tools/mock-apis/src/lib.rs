@@ -1,6 +1,6 @@
 //! Demo downstream APIs for courier: inventory, payment, e-mail and SMS, served by one HTTP server that
 //! behaves like real APIs do: idempotency keys, business answers (declined charges, unknown SKUs,
-//! releases of reservations), latency, errors, throttling and hangs.
+//! releases of reservations), latency, errors, throttling, hangs and connection resets.
 //!
 //! The project's tests start it in-process on a free port ([`MockApis::start`] with
 //! [`MockApisConfig::default`]) and read what it received without HTTP ([`MockApis::effects`],
@@ -61,7 +61,8 @@
 //! * `api`: [`Api`], the APIs: names, endpoints, business rules and answers, and each effect in words for
 //!   the log.
 //! * `faults`: [`Faults`] (latency and jitter, failures by body text and by attempt per key, 503 / 429 /
-//!   hang rates) and the per-request draw.
+//!   hang / reset rates) and the per-request draw.
+//! * `connection`: the accepted connections, which a handler can reset (the `reset_rate` fault).
 //! * `store`: effects, declines, remembered answers, attempts per key, released orders, the call journal
 //!   and counters per API ([`Effect`], [`Call`], [`ApiStats`], [`Stats`]).
 //! * `routes`: the axum router and handlers.
@@ -76,6 +77,7 @@
 
 mod api;
 mod clock;
+mod connection;
 mod faults;
 mod problem;
 mod routes;

@@ -34,6 +34,9 @@ struct Args {
     /// How long a hanging request waits before answering, in milliseconds.
     #[arg(long, env = "MOCK_APIS_HANG_MS", default_value_t = Faults::DEFAULT_HANG_MS)]
     hang_ms: u64,
+    /// Share of requests that take effect, then have their connection reset instead of answered (0.0–1.0).
+    #[arg(long, env = "MOCK_APIS_RESET_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    reset_rate: f64,
     /// Fail every request whose body contains this text, with --fail-body-status.
     #[arg(long, env = "MOCK_APIS_FAIL_BODY_CONTAINS")]
     fail_body_contains: Option<String>,
@@ -69,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         retry_after_secs: args.retry_after_secs,
         hang_rate: args.hang_rate,
         hang_ms: args.hang_ms,
+        reset_rate: args.reset_rate,
         fail_body_contains: args.fail_body_contains,
         fail_body_status: args.fail_body_status,
         fail_first_per_key: args.fail_first_per_key,

@@ -5,8 +5,8 @@
 //! object body; else 400) → fault picked (`fail_body_contains`, then `fail_first_per_key`, then the random
 //! draw) → `latency_ms` + jitter waited → injected failure answered if picked (not remembered) → first
 //! answer replayed, or the business rules applied (see [`crate::api`]: effect, decline, nothing to do, or
-//! a refusal that is not remembered) → `hang_ms` waited if it hangs → answered → added to the call
-//! journal and no longer in flight.
+//! a refusal that is not remembered) → `hang_ms` waited if it hangs → answered (or its connection reset)
+//! → added to the call journal and no longer in flight.
 //!
 //! A release (`POST /inventory/reservations/{order_id}/release`) takes its order id from the path: it is
 //! added to the body when the body leaves `order_id` out, and a body naming another order is refused 400.
@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::api::{Api, order_id_text};
+use crate::connection::ResetSwitch;
 use crate::faults::{Faults, FaultsPatch, Injection};
 use crate::problem::problem;
 use crate::store::{Arrival, InFlight, Outcome, Request, Store};
@@ -78,17 +79,21 @@ pub(crate) fn router(state: AppState) -> Router {
         let endpoint = if api == Api::InventoryRelease {
             post(
                 move |State(state): State<AppState>,
+                      ConnectInfo(connection): ConnectInfo<ResetSwitch>,
                       order_id: Result<Path<String>, PathRejection>,
                       headers: HeaderMap,
                       body: Bytes| {
                     let order_id = order_id.map(|Path(id)| id).map_err(|e| e.body_text());
-                    serve_call(state, api, Some(order_id), headers, body)
+                    serve_call(state, api, connection, Some(order_id), headers, body)
                 },
             )
         } else {
-            post(move |State(state): State<AppState>, headers: HeaderMap, body: Bytes| {
-                serve_call(state, api, None, headers, body)
-            })
+            post(
+                move |State(state): State<AppState>,
+                      ConnectInfo(connection): ConnectInfo<ResetSwitch>,
+                      headers: HeaderMap,
+                      body: Bytes| { serve_call(state, api, connection, None, headers, body) },
+            )
         };
         router = router
             .route(api.endpoint_path(), endpoint)
@@ -109,11 +114,13 @@ pub(crate) fn router(state: AppState) -> Router {
 }
 
 /// `POST` to an API endpoint: counts the call and keeps it in flight (and, once answered, in the journal)
-/// while [`answer_call`] answers it. `order_id` is the order id of a release's path (or why it is
-/// unusable); `None` for the other APIs.
+/// while [`answer_call`] answers it, and resets `connection` instead when the answer is marked
+/// [`ResetConnection`]. `order_id` is the order id of a release's path (or why it is unusable); `None` for
+/// the other APIs.
 async fn serve_call(
     state: AppState,
     api: Api,
+    connection: ResetSwitch,
     order_id: Option<Result<String, String>>,
     headers: HeaderMap,
     body: Bytes,
@@ -132,8 +139,15 @@ async fn serve_call(
     };
     let response = answer_call(&state, api, &mut call, &headers, &body, json, received).await;
     call.answer(response.status());
+    if response.extensions().get::<ResetConnection>().is_some() {
+        connection.pull();
+    }
     response
 }
+
+/// Marks an answer that must not be sent: its connection is reset instead (the `reset_rate` fault).
+#[derive(Debug, Clone, Copy)]
+struct ResetConnection;
 
 /// The fault picked for a well-formed call, in the order they are checked.
 #[derive(Debug)]
@@ -287,6 +301,11 @@ async fn answer_call(
     let mut response = (answer.status, Json(answer.body)).into_response();
     if replayed {
         response.headers_mut().insert(HeaderName::from_static(IDEMPOTENT_REPLAYED), HeaderValue::from_static("true"));
+    }
+    if injection == Injection::Reset {
+        state.store.count_reset(api);
+        tracing::info!("{api}: injected connection reset instead of answering key {key}");
+        response.extensions_mut().insert(ResetConnection);
     }
     response
 }

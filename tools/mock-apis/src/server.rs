@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::Api;
+use crate::connection::{ResetSwitch, ResettableListener};
 use crate::faults::Faults;
 use crate::routes::{AppState, router};
 use crate::store::{ApiStats, Call, Effect, Stats, Store};
@@ -102,7 +103,7 @@ impl MockApis {
         let app = router(AppState { store: Arc::clone(&store), shutdown: stopping.clone() });
         let mut stopping = stopping;
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(ResettableListener(listener), app.into_make_service_with_connect_info::<ResetSwitch>())
                 .with_graceful_shutdown(async move {
                     // An error means the handle is gone: stop as well.
                     let _ = stopping.wait_for(|stop| *stop).await;

@@ -91,6 +91,9 @@ pub struct ApiStats {
     pub injected_failures: u64,
     /// Requests held back `hang_ms` by fault injection (they took effect or were duplicates).
     pub hangs: u64,
+    /// Requests whose connection was reset by fault injection instead of answered (they took effect or
+    /// were duplicates).
+    pub resets: u64,
     /// Requests refused as malformed (400: no `Idempotency-Key`, body not a JSON object).
     pub rejected: u64,
     /// Requests being served right now (latency and hangs included).
@@ -333,6 +336,11 @@ impl Store {
     /// Counts a request held back by fault injection.
     pub fn count_hang(&self, api: Api) {
         self.update(api, |state| state.stats.hangs += 1);
+    }
+
+    /// Counts a request whose connection was reset after it took effect.
+    pub fn count_reset(&self, api: Api) {
+        self.update(api, |state| state.stats.resets += 1);
     }
 
     /// Decides `request` by the business rules of `api` if its key is new (recording its effect or

@@ -289,6 +289,33 @@ async fn a_hang_takes_effect_but_answers_after_the_client_gave_up() {
 }
 
 #[tokio::test]
+async fn a_reset_takes_effect_but_the_client_gets_a_connection_error_not_a_status() {
+    let server = start().await;
+    server.set_faults(Api::Payment, Faults { reset_rate: 1.0, ..Faults::none() });
+    let body = charge("o-10", 5, "EUR");
+    let client = Client::new();
+    let error = keyed(&client, server.endpoint_url(Api::Payment), "payment:e-10")
+        .json(&body)
+        .send()
+        .await
+        .expect_err("the connection is reset, so there is no answer");
+    assert!(!error.is_timeout() && error.status().is_none(), "{error:?}");
+    // The effect happened although the client saw no answer.
+    let effects = server.wait_for_effects(Api::Payment, 1, WAIT).await.expect("effect recorded");
+    assert_eq!(server.stats(Api::Payment).resets, 1);
+
+    // The server goes on serving; the client's retry gets the first answer, not a second charge.
+    server.set_faults(Api::Payment, Faults::none());
+    let retry = post(&client, &server, Api::Payment, Some("payment:e-10"), &body).await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(json_of(retry).await, effects[0].response);
+    let stats = server.stats(Api::Payment);
+    assert_eq!((stats.effects, stats.duplicates, stats.resets), (1, 1, 1));
+    assert_eq!(server.calls(Api::Payment).len(), 2, "both calls are in the journal");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn shutdown_cuts_a_hang_short() {
     let server = start().await;
     server.set_faults(Api::Sms, Faults { hang_rate: 1.0, ..Faults::none() });
