@@ -73,9 +73,6 @@ export COURIER__KAFKA__MAX_POLL_INTERVAL_MS=${COURIER__KAFKA__MAX_POLL_INTERVAL_
 # late after a rebalance (RELIABILITY.md): rejoin when unassigned for 15 s, and keep the revoke short.
 export COURIER__KAFKA__REJOIN_UNASSIGNED_AFTER_MS=${COURIER__KAFKA__REJOIN_UNASSIGNED_AFTER_MS:-15000}
 export COURIER__CONSUMER__REBALANCE_TIMEOUT_MS=${COURIER__CONSUMER__REBALANCE_TIMEOUT_MS:-1000}
-# Cooperative rebalancing: a member that joins or leaves moves only the partitions that change owner, which
-# avoids most of the rebalances in which Tansu 0.6.0 loses track of its group's leader.
-export COURIER__KAFKA__PARTITION_ASSIGNMENT_STRATEGY=${COURIER__KAFKA__PARTITION_ASSIGNMENT_STRATEGY:-cooperative-sticky}
 export COURIER__TOPICS__PARTITIONS=${COURIER__TOPICS__PARTITIONS:-8}
 export COURIER__PRODUCER__LISTEN="127.0.0.1:$producer_port"
 for api in INVENTORY PAYMENT EMAIL SMS; do

@@ -75,7 +75,7 @@ pub struct Inventory {
 
 impl Inventory {
     /// The handler, calling the inventory API of `settings`; its breaker reports to `health`.
-    pub fn new(settings: &Settings, health: &Health) -> Result<Self, reqwest::Error> {
+    pub fn new(settings: &Settings, health: &Health) -> Result<Self, courier::downstream::ClientError> {
         Ok(Self { api: ApiClient::new(NAME, &settings.apis.inventory, health)? })
     }
 

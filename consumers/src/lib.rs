@@ -18,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 /// What every consumer binary does: load settings (exit 2 naming a bad one), run until SIGTERM/SIGINT, exit 0
 /// after a clean stop and 1 when the consumer could not run.
 pub async fn main(
-    binary: &str,
+    binary: &'static str,
+    about: &'static str,
     run: impl AsyncFnOnce(&Settings, CancellationToken) -> Result<(), RunError>,
 ) -> ExitCode {
-    let settings = match courier::cli::start(binary) {
+    let settings = match courier::cli::start(binary, about).await {
         Ok(settings) => settings,
         Err(code) => return code,
     };

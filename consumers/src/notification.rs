@@ -53,7 +53,7 @@ pub struct Notification {
 
 impl Notification {
     /// The handler, calling the e-mail and SMS APIs of `settings`; their breakers report to `health`.
-    pub fn new(settings: &Settings, health: &Health) -> Result<Self, reqwest::Error> {
+    pub fn new(settings: &Settings, health: &Health) -> Result<Self, courier::downstream::ClientError> {
         Ok(Self {
             email: ApiClient::new(EMAIL, &settings.apis.email, health)?,
             sms: ApiClient::new(SMS, &settings.apis.sms, health)?,
@@ -100,12 +100,12 @@ impl Handler for Notification {
             idempotency_key: format!("{NAME}-{channel}:{}", incoming.event.id),
             trace: incoming.trace,
         };
-        let (result, to) = match channel {
+        let result = match channel {
             Some(SMS) => {
                 let Some(phone) = order.customer.phone.as_deref() else { return Outcome::Done };
                 let body =
                     SmsRequest { to: phone, text: format!("Order {} confirmed: {}.", order.order_id, summary(&order)) };
-                (self.sms.send_json(Method::POST, "messages", &body, &key(SMS)).await, phone)
+                self.sms.send_json(Method::POST, "messages", &body, &key(SMS)).await
             }
             _ => {
                 let body = EmailRequest {
@@ -113,15 +113,18 @@ impl Handler for Notification {
                     subject: format!("Your order {} is confirmed", order.order_id),
                     body: format!("Thank you for your order: {}.", summary(&order)),
                 };
-                (
-                    self.email.send_json(Method::POST, "messages", &body, &key(EMAIL)).await,
-                    order.customer.email.as_str(),
-                )
+                self.email.send_json(Method::POST, "messages", &body, &key(EMAIL)).await
             }
         };
         let outcome = downstream::classify(&result);
         if outcome == Outcome::Done {
-            tracing::info!(order_id = %order.order_id, channel = channel.unwrap_or(EMAIL), to, "order confirmation sent");
+            // Ids only: a recipient's address or number is personal data and never logged.
+            tracing::info!(
+                order_id = %order.order_id,
+                customer_id = %order.customer.id,
+                channel = channel.unwrap_or(EMAIL),
+                "order confirmation sent"
+            );
         }
         outcome
     }

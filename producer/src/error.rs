@@ -46,6 +46,15 @@ pub enum ApiError {
     /// The `Idempotency-Key` header is unusable or was used before for a different request.
     #[error("{0}")]
     IdempotencyKey(String),
+    /// No API key was presented while `producer.api_keys` requires one.
+    #[error("this API needs an API key: send it as `Authorization: Bearer <key>` or `X-Api-Key: <key>`")]
+    Unauthenticated,
+    /// The API key presented is not one of `producer.api_keys`.
+    #[error("the API key is not valid")]
+    Forbidden,
+    /// Too many requests are being served at once (`producer.max_concurrent_requests`).
+    #[error("the order API is serving as many requests as it may at once: retry shortly")]
+    Overloaded,
     /// The broker did not acknowledge the event in time.
     #[error("the event could not be published: the broker did not acknowledge it in time")]
     BrokerUnavailable {
@@ -85,6 +94,9 @@ impl ApiError {
             ApiError::IdempotencyKey(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "/problems/idempotency-key", "Unusable Idempotency-Key")
             }
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "/problems/unauthenticated", "API key required"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "/problems/forbidden", "API key not valid"),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "/problems/overloaded", "Order API overloaded"),
             ApiError::BrokerUnavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "/problems/broker-unavailable", "Event broker unavailable")
             }
@@ -107,8 +119,17 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let ApiError::BrokerUnavailable { retry_after_secs } = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        match self {
+            ApiError::BrokerUnavailable { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            ApiError::Overloaded => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
+            ApiError::Unauthenticated => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response
     }

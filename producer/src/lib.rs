@@ -5,15 +5,19 @@
 //! problem+json answer and nothing is published.
 //!
 //! * [`startup`]: [`startup::Application`] builds the server from settings (port 0 in tests) and runs it.
+//! * [`server`]: serving connections: header read timeout, graceful shutdown bounded in time.
+//! * [`auth`]: API keys (`producer.api_keys`): 401 without one, 403 with a wrong one.
 //! * [`routes`]: the HTTP handlers: orders, health and readiness.
 //! * [`order`]: the order request, its validation and the event it becomes.
 //! * [`extract`]: reading a JSON body (content type, size limit, syntax) into problem-aware errors.
 //! * [`idempotency`]: the `Idempotency-Key` memory that makes a retried request answer the same.
 //! * [`error`]: the API's error type and its problem+json rendering.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod order;
 pub mod routes;
+pub mod server;
 pub mod startup;

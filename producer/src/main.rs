@@ -6,7 +6,9 @@ use courier_producer::startup::Application;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match courier::cli::start("producer") {
+    let about = "courier's order API: POST /v1/orders validates an order and publishes an order.created event to \
+                 Kafka, answering 202 once the broker acknowledged it.";
+    let settings = match courier::cli::start("producer", about).await {
         Ok(settings) => settings,
         Err(code) => return code,
     };

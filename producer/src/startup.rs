@@ -5,19 +5,25 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::{BoxError, Extension, Router, middleware};
+use courier::kafka::connectivity::{ClusterError, check_cluster};
 use courier::settings::Settings;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::{self, ApiKeys};
+use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::idempotency::IdempotencyStore;
 use crate::routes::{AppState, health, orders};
+use crate::server::{self, ServerLimits};
 use courier::publisher::Publisher;
 
 /// The order API, bound and ready to serve.
@@ -28,15 +34,26 @@ pub struct Application {
     router: Router,
     /// The publisher, flushed at shutdown.
     publisher: Publisher,
-    /// How long requests in flight may take after shutdown.
-    shutdown_timeout: Duration,
+    /// Header read and shutdown timeouts.
+    limits: ServerLimits,
 }
 
 impl Application {
     /// Creates the topic when asked to, the Kafka producer, and binds `producer.listen`.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let topic = &settings.topics.orders_created;
-        if settings.topics.create {
+        // With a login or TLS, check them first: a refusal is named, and the API starts not ready.
+        let secured = settings.kafka.security_protocol != "plaintext";
+        let check = if secured { check_cluster(&settings.kafka, Duration::from_secs(10)).await } else { Ok(()) };
+        let refused = match check {
+            Err(error @ (ClusterError::Authentication(_) | ClusterError::Tls(_))) => {
+                // Start anyway, not ready: /readyz says why until the cluster lets us in.
+                tracing::error!(%error, "cannot use the Kafka cluster: the order API starts not ready");
+                true
+            }
+            _ => false,
+        };
+        if settings.topics.create && !refused {
             courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[topic])
                 .await
                 .with_context(|| format!("cannot create topic {topic} on {}", settings.kafka.bootstrap_servers))?;
@@ -49,10 +66,21 @@ impl Application {
                 Duration::from_secs(settings.producer.idempotency_ttl_secs),
             ),
             readiness_timeout: Duration::from_secs(2),
+            kafka: settings.kafka.clone(),
         };
         let limit = settings.producer.max_body_bytes;
+        let keys = ApiKeys::new(&settings.producer.api_keys);
+        // Only the order route needs a key and counts against the bound of concurrent requests: health and
+        // readiness answer whatever the load.
+        let orders =
+            post(orders::create_order).route_layer(middleware::from_fn_with_state(keys, auth::require_api_key)).layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(|_: BoxError| async { ApiError::Overloaded }))
+                    .load_shed()
+                    .concurrency_limit(settings.producer.max_concurrent_requests),
+            );
         let router = Router::new()
-            .route("/v1/orders", post(orders::create_order))
+            .route("/v1/orders", orders)
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
             .layer(DefaultBodyLimit::max(limit))
@@ -67,8 +95,11 @@ impl Application {
         let listener = TcpListener::bind(&settings.producer.listen)
             .await
             .with_context(|| format!("cannot listen on producer.listen = {}", settings.producer.listen))?;
-        let shutdown_timeout = Duration::from_millis(settings.producer.shutdown_timeout_ms);
-        Ok(Self { listener, router, publisher, shutdown_timeout })
+        let limits = ServerLimits {
+            header_read_timeout: Duration::from_millis(settings.producer.header_read_timeout_ms),
+            shutdown_timeout: Duration::from_millis(settings.producer.shutdown_timeout_ms),
+        };
+        Ok(Self { listener, router, publisher, limits })
     }
 
     /// The address the API listens on.
@@ -80,17 +111,12 @@ impl Application {
     /// `producer.shutdown_timeout_ms`), then flushes the producer.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(address = %self.local_addr(), "order API listening");
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let deadline = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(self.shutdown_timeout).await;
-        };
-        tokio::select! {
-            served = server => served.context("the HTTP server failed")?,
-            () = deadline => tracing::warn!(
-                timeout_ms = u64::try_from(self.shutdown_timeout.as_millis()).unwrap_or(u64::MAX),
+        let timeout = self.limits.shutdown_timeout;
+        if !server::serve(self.listener, self.router, self.limits, shutdown).await {
+            tracing::warn!(
+                timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
                 "requests still in flight at the shutdown timeout: stopping anyway"
-            ),
+            );
         }
         self.publisher.flush();
         tracing::info!("order API stopped");

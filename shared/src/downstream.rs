@@ -2,9 +2,12 @@
 //! classified into delivery outcomes.
 //!
 //! Every call carries `Idempotency-Key: <consumer>:<event id>` (the same on every attempt, restart and
-//! rebalance, so the API can absorb a redelivery) and the W3C `traceparent` of the event's trace; a bearer
-//! token is sent when the API's settings have one. Each API has its own circuit breaker and, when set, rate
+//! rebalance, so the API can absorb a redelivery) and the W3C `traceparent` of the event's trace, and the
+//! API's credentials ([`auth`]: bearer, a header, basic or OAuth 2.0 client credentials). An API may have its
+//! own CA and a client certificate (mutual TLS). Each API has its own circuit breaker and, when set, rate
 //! limit, layered as: breaker → rate limit → request (with its timeouts).
+
+pub mod auth;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -13,7 +16,6 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use reqwest::{Method, Url};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -23,6 +25,7 @@ use crate::delivery::{Failure, Outcome};
 use crate::health::Health;
 use crate::settings::ApiSettings;
 use crate::telemetry::{TRACEPARENT, TraceContext};
+use auth::{Auth, AuthError};
 
 /// Header that makes a repeated call harmless.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -43,8 +46,8 @@ pub struct ApiClient {
     base_url: Url,
     /// Pooled HTTP client with the API's timeouts.
     http: reqwest::Client,
-    /// Bearer token, when the API needs one.
-    token: Option<SecretString>,
+    /// The API's credentials.
+    auth: Auth,
     /// The API's circuit breaker.
     breaker: CircuitBreaker,
     /// The API's rate limit, when set.
@@ -97,6 +100,8 @@ pub struct CallError {
 pub enum CallErrorKind {
     /// The request failed on the way (connection, timeout, broken body).
     Transport(reqwest::Error),
+    /// No credentials could be had for the call (the OAuth 2.0 token endpoint failed): the call was not made.
+    Auth(AuthError),
     /// The API's circuit breaker is open: the call was not made. Ask again after `retry_in`.
     CircuitOpen {
         /// How long until the breaker may let a call through.
@@ -105,13 +110,30 @@ pub enum CallErrorKind {
 }
 
 impl ApiClient {
-    /// Builds the client for API `name` from its settings; its breaker reports to `health`.
-    pub fn new(name: &str, settings: &ApiSettings, health: &Health) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// Builds the client for API `name` from its settings; its breaker reports to `health`. Fails when a
+    /// certificate file cannot be read or parsed.
+    pub fn new(name: &str, settings: &ApiSettings, health: &Health) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout())
             .timeout(settings.request_timeout())
-            .user_agent(concat!("courier/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("courier/", env!("CARGO_PKG_VERSION")));
+        let read = |setting: &str, path: &str| {
+            std::fs::read(path).map_err(|e| ClientError::Certificate(format!("apis.{name}.{setting} = {path}: {e}")))
+        };
+        if !settings.tls_ca_location.is_empty() {
+            let pem = read("tls_ca_location", &settings.tls_ca_location)?;
+            let ca = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| ClientError::Certificate(format!("apis.{name}.tls_ca_location: {e}")))?;
+            builder = builder.add_root_certificate(ca);
+        }
+        if !settings.tls_certificate_location.is_empty() {
+            let cert = read("tls_certificate_location", &settings.tls_certificate_location)?;
+            let key = read("tls_key_location", &settings.tls_key_location)?;
+            let identity = reqwest::Identity::from_pkcs8_pem(&cert, &key)
+                .map_err(|e| ClientError::Certificate(format!("apis.{name}.tls_certificate_location: {e}")))?;
+            builder = builder.identity(identity);
+        }
+        let http = builder.build().map_err(ClientError::Http)?;
         let mut base_url = Url::parse(&settings.base_url).unwrap_or_else(|_| {
             // Settings::validate has checked the URL already; keep a harmless value rather than panic.
             Url::parse("http://invalid.invalid/").expect("static URL parses")
@@ -125,7 +147,8 @@ impl ApiClient {
             let burst = NonZeroU32::new(settings.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
             Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
         });
-        Ok(Self { name: name.to_owned(), base_url, http, token: settings.token.clone(), breaker, limiter })
+        let auth = Auth::from_settings(settings, http.clone());
+        Ok(Self { name: name.to_owned(), base_url, http, auth, breaker, limiter })
     }
 
     /// The API's circuit breaker.
@@ -143,7 +166,8 @@ impl ApiClient {
         self.base_url.join(path.trim_start_matches('/')).unwrap_or_else(|_| self.base_url.clone())
     }
 
-    /// Sends `body` as JSON with `method` to `path`, with the idempotency key, trace context and token.
+    /// Sends `body` as JSON with `method` to `path`, with the idempotency key, trace context and credentials.
+    /// With OAuth 2.0, a 401 makes the client fetch a new token and send the call once more at once.
     pub async fn send_json<B: Serialize + ?Sized>(
         &self,
         method: Method,
@@ -162,15 +186,35 @@ impl ApiClient {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
-        let mut request = self
+        let mut result = self.call(&method, &url, body, call).await;
+        if matches!(&result, Ok((status, ..)) if *status == StatusCode::UNAUTHORIZED) && self.auth.refused().await {
+            tracing::info!(api = %self.name, "the API refused the OAuth 2.0 token: fetching a new one, calling again");
+            result = self.call(&method, &url, body, call).await;
+        }
+        let probe = ticket.is_probe();
+        let result = match result {
+            Ok((status, headers, body)) => Ok(ApiResponse { endpoint, status, headers, body, probe }),
+            Err(kind) => Err(CallError { endpoint, kind, probe }),
+        };
+        ticket.finish(breaker_verdict(&result));
+        result
+    }
+
+    /// One HTTP call: its status, headers and (capped) body.
+    async fn call<B: Serialize + ?Sized>(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: &B,
+        call: &CallContext,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), CallErrorKind> {
+        let request = self
             .http
-            .request(method, url)
+            .request(method.clone(), url.clone())
             .header(IDEMPOTENCY_KEY, &call.idempotency_key)
             .header(TRACEPARENT, call.trace.child().to_string())
             .json(body);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token.expose_secret());
-        }
+        let request = self.auth.apply(request).await.map_err(CallErrorKind::Auth)?;
         let result = async {
             let mut response = request.send().await?;
             let status = response.status();
@@ -185,14 +229,19 @@ impl ApiClient {
             Ok::<_, reqwest::Error>((status, headers, Bytes::from(body)))
         }
         .await;
-        let probe = ticket.is_probe();
-        let result = match result {
-            Ok((status, headers, body)) => Ok(ApiResponse { endpoint, status, headers, body, probe }),
-            Err(error) => Err(CallError { endpoint, kind: CallErrorKind::Transport(error), probe }),
-        };
-        ticket.finish(breaker_verdict(&result));
-        result
+        result.map_err(CallErrorKind::Transport)
     }
+}
+
+/// Why an API's client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A certificate or key file of the API cannot be read or parsed.
+    #[error("{0}")]
+    Certificate(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(reqwest::Error),
 }
 
 /// What a call's result says about the API's health.
@@ -272,6 +321,11 @@ pub fn classify_error(error: &CallError) -> Outcome {
                 .with_retry_after(Some(*retry_in))
                 .uncharged();
             return Outcome::Retry(failure);
+        }
+        CallErrorKind::Auth(auth) => {
+            // The token endpoint failed: like an outage of the API, transient.
+            let failure = Failure::new("auth", auth.to_string()).with_endpoint(&error.endpoint);
+            return retry_or_permanent(failure, true, error.probe);
         }
         CallErrorKind::Transport(e) => e,
     };
@@ -392,7 +446,7 @@ mod tests {
             base_url: "http://127.0.0.1:1/api".into(),
             connect_timeout_ms: 500,
             request_timeout_ms: 500,
-            token: Some(SecretString::from("s3cret")),
+            token: Some(secrecy::SecretString::from("s3cret")),
             breaker_failure_rate_percent: 50,
             breaker_minimum_calls: 1,
             breaker_minimum_failing_keys: 1,
@@ -400,6 +454,7 @@ mod tests {
             breaker_cooldown_ms: 60_000,
             rate_limit_per_sec: 0,
             rate_limit_burst: 1,
+            ..ApiSettings::default()
         };
         let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
         assert_eq!(client.url("reservations").as_str(), "http://127.0.0.1:1/api/reservations");

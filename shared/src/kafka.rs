@@ -1,9 +1,13 @@
 //! Kafka client set-up: the rdkafka configuration built from [`KafkaSettings`], and topic administration.
 //!
 //! [`headers`] reads and writes record headers byte for byte (rdkafka's safe API panics on a key that is not
-//! UTF-8).
+//! UTF-8); [`security`] holds the security settings (TLS, SASL, further librdkafka properties) and applies them
+//! to every client made here; [`connectivity`] checks that the cluster can be reached and logged into, and
+//! names why not.
 
+pub mod connectivity;
 pub mod headers;
+pub mod security;
 
 use std::time::Duration;
 
@@ -15,21 +19,28 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::settings::{KafkaSettings, TopicSettings};
 
-/// The configuration every client shares: brokers and client id (`<client_id>-<role>`).
+/// The configuration every client shares: brokers, client id (`<client_id>-<role>`), security (protocol, SASL
+/// login, certificates) and `[kafka.properties]`.
 pub fn base_config(kafka: &KafkaSettings, role: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &kafka.bootstrap_servers).set("client.id", format!("{}-{role}", kafka.client_id));
+    kafka.security().apply(&mut config);
     config
 }
 
 /// An idempotent producer that waits for every in-sync replica (`acks=all`): a record acknowledged to the
 /// caller is durable and a retried send never duplicates or reorders it. `delivery_timeout` bounds how long a
 /// record may wait for its acknowledgement before the send fails.
+///
+/// Keys are partitioned as the Java client does (`murmur2_random`: murmur2 of the key, a random partition for
+/// a record without key), not with librdkafka's default (CRC32): a Java producer writing events for the same
+/// order id then uses the same partition, and per-key order holds across both.
 pub fn producer_config(kafka: &KafkaSettings, role: &str, delivery_timeout: Duration) -> ClientConfig {
     let mut config = base_config(kafka, role);
     config
         .set("enable.idempotence", "true")
         .set("acks", "all")
+        .set("partitioner", "murmur2_random")
         .set("message.timeout.ms", delivery_timeout.as_millis().to_string())
         .set("linger.ms", "5");
     config
@@ -43,7 +54,7 @@ pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
+        .set("auto.offset.reset", &kafka.auto_offset_reset)
         .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", kafka.heartbeat_interval_ms.to_string())
         .set("max.poll.interval.ms", kafka.max_poll_interval_ms.to_string())
@@ -52,6 +63,9 @@ pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
         // What librdkafka prefetches ahead of the runtime (its default is 64 MiB): a bound on the consumer's
         // memory that still covers a second of fetching at tens of thousands of events per second.
         .set("queued.max.messages.kbytes", "16384");
+    if !kafka.group_instance_id.is_empty() {
+        config.set("group.instance.id", &kafka.group_instance_id);
+    }
     config
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 
 use crate::delivery::breaker::BreakerPolicy;
+pub use crate::kafka::security::{KafkaProperties, SaslSettings, Security, TlsSettings};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -48,6 +49,15 @@ pub struct Settings {
 pub struct KafkaSettings {
     /// Comma-separated `host:port` list of bootstrap brokers.
     pub bootstrap_servers: String,
+    /// How clients talk to the brokers: `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub security_protocol: String,
+    /// `[kafka.sasl]`: the SASL login, for `sasl_plaintext` and `sasl_ssl`.
+    pub sasl: SaslSettings,
+    /// `[kafka.tls]`: CA and client certificates, for `ssl` and `sasl_ssl`.
+    pub tls: TlsSettings,
+    /// `[kafka.properties]`: any other librdkafka property, given to every client.
+    #[serde(default)]
+    pub properties: KafkaProperties,
     /// Kafka client id prefix, seen in broker logs.
     pub client_id: String,
     /// Prefix of every consumer group id (e.g. `staging-`), so that environments sharing a cluster keep
@@ -61,10 +71,17 @@ pub struct KafkaSettings {
     pub max_poll_interval_ms: u32,
     /// Longest time the broker may hold a consumer's fetch request while it has no new records.
     pub fetch_wait_max_ms: u32,
-    /// How a group's partitions are assigned to its members: `range,roundrobin` (librdkafka's default, eager:
-    /// every rebalance revokes every partition) or `cooperative-sticky` (incremental: a rebalance moves only
-    /// the partitions that change owner).
+    /// How a group's partitions are assigned to its members: `cooperative-sticky` (the default; incremental: a
+    /// rebalance moves only the partitions that change owner) or `range,roundrobin` (librdkafka's default,
+    /// eager: every rebalance revokes every partition).
     pub partition_assignment_strategy: String,
+    /// Where a consumer group with no committed offset for a partition starts: `earliest` (the default: a new
+    /// group delivers everything the topic still retains) or `latest` (only what is published from then on).
+    pub auto_offset_reset: String,
+    /// Static group membership: a stable id of this member (e.g. the pod name), so that a restart within the
+    /// session timeout gets its partitions back without a rebalance. Empty (the default): dynamic membership.
+    /// Must be unique per replica of a consumer.
+    pub group_instance_id: String,
     /// When a consumer has had no partition assigned for this long, it leaves its group and joins again;
     /// 0 (the default) never. A workaround for brokers whose group coordinator can leave a member with an
     /// empty assignment for good (Tansu 0.6.0; see RELIABILITY.md); on Apache Kafka an idle member (more
@@ -73,6 +90,11 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
+    /// The protocol, login, certificates and further properties every client uses.
+    pub fn security(&self) -> Security<'_> {
+        Security { protocol: &self.security_protocol, sasl: &self.sasl, tls: &self.tls, properties: &self.properties }
+    }
+
     /// The consumer group id of consumer `name`.
     pub fn group_id(&self, name: &str) -> String {
         format!("{}{name}", self.group_id_prefix)
@@ -105,6 +127,13 @@ pub struct ProducerSettings {
     pub publish_timeout_ms: u64,
     /// Longest time one request may take, reading its body included; past it the API answers 408.
     pub request_timeout_ms: u64,
+    /// Longest time a client may take to send a request's headers; past it the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// Most requests served at once; beyond, the API answers 503 with `Retry-After` at once.
+    pub max_concurrent_requests: usize,
+    /// API keys that may post orders (several at once, for rotation); empty: no authentication. Secrets.
+    #[serde(default)]
+    pub api_keys: Vec<SecretString>,
     /// On SIGTERM/SIGINT, how long requests in flight may take to finish before the server stops anyway.
     pub shutdown_timeout_ms: u64,
     /// Largest accepted request body.
@@ -177,7 +206,7 @@ pub struct ApisSettings {
 }
 
 /// One downstream API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     /// Base URL; endpoint paths are appended to it.
@@ -186,9 +215,46 @@ pub struct ApiSettings {
     pub connect_timeout_ms: u64,
     /// Longest wait for a whole request, response body included.
     pub request_timeout_ms: u64,
-    /// Bearer token sent as `Authorization`, when the API needs one. Never printed.
+    /// How calls authenticate: `none`, `bearer`, `header`, `basic` or `oauth2`; empty (the default): `bearer`
+    /// when `token` is set, else `none`.
+    #[serde(default)]
+    pub auth: String,
+    /// Bearer token sent as `Authorization` (`auth = "bearer"`). A secret: never printed.
     #[serde(default)]
     pub token: Option<SecretString>,
+    /// Name of the header carrying the credential with `auth = "header"`, e.g. `X-Api-Key`.
+    #[serde(default)]
+    pub auth_header: String,
+    /// Value of that header. A secret: never printed.
+    #[serde(default)]
+    pub auth_header_value: Option<SecretString>,
+    /// User name, with `auth = "basic"`.
+    #[serde(default)]
+    pub username: String,
+    /// Password, with `auth = "basic"`. A secret: never printed.
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// The OAuth 2.0 token endpoint, with `auth = "oauth2"` (client credentials).
+    #[serde(default)]
+    pub oauth2_token_url: String,
+    /// The OAuth 2.0 client id.
+    #[serde(default)]
+    pub oauth2_client_id: String,
+    /// The OAuth 2.0 client secret. A secret: never printed.
+    #[serde(default)]
+    pub oauth2_client_secret: Option<SecretString>,
+    /// Scopes asked for, space-separated; empty: none.
+    #[serde(default)]
+    pub oauth2_scope: String,
+    /// PEM file of CA certificates trusted for this API (beside the system's), e.g. a private CA.
+    #[serde(default)]
+    pub tls_ca_location: String,
+    /// PEM file of a client certificate presented to this API (mutual TLS); with `tls_key_location`.
+    #[serde(default)]
+    pub tls_certificate_location: String,
+    /// PEM file (PKCS#8) of the client certificate's private key.
+    #[serde(default)]
+    pub tls_key_location: String,
     /// Share of failed calls (5xx, timeout, connection error), in percent, within `breaker_window_ms` that
     /// opens the API's circuit breaker; 0 disables the breaker.
     pub breaker_failure_rate_percent: u8,
@@ -295,7 +361,13 @@ impl Settings {
             builder = builder.add_source(File::from(path).required(true));
         }
         builder = builder.add_source(
-            Environment::with_prefix("COURIER").prefix_separator("__").separator("__").try_parsing(true).source(env),
+            Environment::with_prefix("COURIER")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("producer.api_keys")
+                .source(env),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
@@ -306,6 +378,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         let k = &self.kafka;
         check(!k.bootstrap_servers.trim().is_empty(), "kafka.bootstrap_servers", "must name at least one broker")?;
+        k.security().check().map_err(|(setting, reason)| invalid(setting, reason))?;
         check(k.session_timeout_ms > 0, "kafka.session_timeout_ms", "must be positive")?;
         check(
             k.heartbeat_interval_ms > 0 && u64::from(k.heartbeat_interval_ms) * 3 <= u64::from(k.session_timeout_ms),
@@ -325,6 +398,17 @@ impl Settings {
                 && (!strategies.contains(&"cooperative-sticky") || strategies.len() == 1),
             "kafka.partition_assignment_strategy",
             "must be range, roundrobin or both (comma-separated), or cooperative-sticky alone",
+        )?;
+        check(
+            matches!(k.auto_offset_reset.as_str(), "earliest" | "latest"),
+            "kafka.auto_offset_reset",
+            "must be earliest or latest",
+        )?;
+        check(
+            k.group_instance_id.len() <= 249
+                && k.group_instance_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')),
+            "kafka.group_instance_id",
+            "must be at most 249 characters of ASCII letters, digits, '.', '_' and '-' (empty: dynamic membership)",
         )?;
         check(
             k.rejoin_unassigned_after_ms == 0 || k.rejoin_unassigned_after_ms >= 2 * u64::from(k.session_timeout_ms),
@@ -348,6 +432,17 @@ impl Settings {
             "must be above producer.publish_timeout_ms (a request waits for the broker's acknowledgement)",
         )?;
         check(p.max_body_bytes > 0, "producer.max_body_bytes", "must be positive")?;
+        check(p.header_read_timeout_ms > 0, "producer.header_read_timeout_ms", "must be positive")?;
+        check(p.max_concurrent_requests >= 1, "producer.max_concurrent_requests", "must be at least 1")?;
+        {
+            use secrecy::ExposeSecret;
+            check(
+                p.api_keys.iter().all(|key| key.expose_secret().trim().len() >= 16),
+                "producer.api_keys",
+                "every key must have at least 16 characters (and is a secret: set them with \
+                 COURIER__PRODUCER__API_KEYS=key1,key2)",
+            )?;
+        }
         check(p.idempotency_capacity > 0, "producer.idempotency_capacity", "must be positive")?;
 
         let c = &self.consumer;
@@ -368,6 +463,7 @@ impl Settings {
             ("producer.publish_timeout_ms", p.publish_timeout_ms),
             ("producer.request_timeout_ms", p.request_timeout_ms),
             ("producer.shutdown_timeout_ms", p.shutdown_timeout_ms),
+            ("producer.header_read_timeout_ms", p.header_read_timeout_ms),
             ("dlq.guard_window_ms", self.dlq.guard_window_ms),
             ("kafka.rejoin_unassigned_after_ms", k.rejoin_unassigned_after_ms),
         ] {
@@ -417,6 +513,23 @@ impl Settings {
                     ));
                 }
             }
+            crate::downstream::auth::check(name, api).map_err(|(setting, reason)| invalid(setting, reason))?;
+            for (key, path) in [
+                ("tls_ca_location", &api.tls_ca_location),
+                ("tls_certificate_location", &api.tls_certificate_location),
+                ("tls_key_location", &api.tls_key_location),
+            ] {
+                check(
+                    path.is_empty() || Path::new(path).is_file(),
+                    &format!("apis.{name}.{key}"),
+                    &format!("{path} is not a readable file"),
+                )?;
+            }
+            check(
+                api.tls_certificate_location.is_empty() == api.tls_key_location.is_empty(),
+                &format!("apis.{name}.tls_key_location"),
+                "a client certificate needs both tls_certificate_location and tls_key_location",
+            )?;
             check(api.connect_timeout_ms > 0, &format!("apis.{name}.connect_timeout_ms"), "must be positive")?;
             check(api.request_timeout_ms > 0, &format!("apis.{name}.request_timeout_ms"), "must be positive")?;
             for (key, ms) in [
@@ -524,6 +637,40 @@ mod tests {
     }
 
     #[test]
+    fn security_settings_and_lists_come_from_the_environment() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("COURIER__KAFKA__SECURITY_PROTOCOL", "sasl_ssl"),
+                ("COURIER__KAFKA__SASL__MECHANISM", "SCRAM-SHA-256"),
+                ("COURIER__KAFKA__SASL__USERNAME", "svc"),
+                ("COURIER__KAFKA__SASL__PASSWORD", "123456"),
+                ("COURIER__KAFKA__PROPERTIES__CLIENT_RACK", "use1-az1"),
+                ("COURIER__PRODUCER__API_KEYS", "first-key-0123456789,second-key-0123456789"),
+                ("COURIER__APIS__PAYMENT__AUTH", "header"),
+                ("COURIER__APIS__PAYMENT__AUTH_HEADER", "X-Api-Key"),
+                ("COURIER__APIS__PAYMENT__AUTH_HEADER_VALUE", "pay-secret"),
+            ]),
+        )
+        .expect("valid");
+        use secrecy::ExposeSecret;
+        let password = s.kafka.sasl.password.as_ref().map(|p| p.expose_secret().to_owned());
+        assert_eq!(password.as_deref(), Some("123456"), "a numeric password stays text");
+        let properties: Vec<(String, String)> = s.kafka.properties.iter().map(|(k, v)| (k, v.to_owned())).collect();
+        assert_eq!(properties, [("client.rack".to_owned(), "use1-az1".to_owned())]);
+        assert_eq!(s.producer.api_keys.len(), 2);
+        let printed = format!("{s:?}");
+        for secret in ["123456", "first-key-0123456789", "pay-secret"] {
+            assert!(!printed.contains(secret), "{secret} printed");
+        }
+        let mut config = rdkafka::ClientConfig::new();
+        s.kafka.security().apply(&mut config);
+        assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(config.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+        assert_eq!(config.get("client.rack"), Some("use1-az1"));
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         let cases = [
             ("COURIER__KAFKA__SESSION_TIMEOUT_MS", "soon", "kafka.session_timeout_ms"),
@@ -547,6 +694,16 @@ mod tests {
             ("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "400000", "consumer.rebalance_timeout_ms"),
             ("COURIER__CONSUMER__DRAIN_TIMEOUT_MS", "60000", "consumer.drain_timeout_ms"),
             ("COURIER__CONSUMER__MAX_BUFFERED_TOTAL", "10", "consumer.max_buffered_total"),
+            ("COURIER__KAFKA__AUTO_OFFSET_RESET", "none", "kafka.auto_offset_reset"),
+            ("COURIER__KAFKA__GROUP_INSTANCE_ID", "pod 1", "kafka.group_instance_id"),
+            ("COURIER__KAFKA__SECURITY_PROTOCOL", "SASL-SSL", "kafka.security_protocol"),
+            ("COURIER__KAFKA__PROPERTIES__ENABLE_AUTO_COMMIT", "true", "kafka.properties.enable.auto.commit"),
+            ("COURIER__KAFKA__PROPERTIES__CLIENT_RAK", "az1", "kafka.properties.client.rak"),
+            ("COURIER__PRODUCER__API_KEYS", "short", "producer.api_keys"),
+            ("COURIER__PRODUCER__MAX_CONCURRENT_REQUESTS", "0", "producer.max_concurrent_requests"),
+            ("COURIER__APIS__PAYMENT__AUTH", "basic", "apis.payment.username"),
+            ("COURIER__APIS__PAYMENT__AUTH", "kerberos", "apis.payment.auth"),
+            ("COURIER__APIS__SMS__TLS_CA_LOCATION", "/nowhere/ca.pem", "apis.sms.tls_ca_location"),
         ];
         for (key, value, setting) in cases {
             let err = Settings::load_with_env(None, env(&[(key, value)])).expect_err(key).to_string();

@@ -114,10 +114,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], with extra `COURIER__…` settings layered over the test defaults.
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    init_test_log();
     let broker = broker::broker().await;
+    spawn_app_on(&broker.bootstrap, overrides).await
+}
+
+/// Like [`spawn_app_with`], on the broker at `bootstrap` (a broker of the test's own, e.g. one requiring
+/// logins).
+pub async fn spawn_app_on(bootstrap: &str, overrides: &[(&str, &str)]) -> TestApp {
+    init_test_log();
     let mock = MockApis::start(MockApisConfig::default()).await.expect("mock APIs start");
-    let (settings, env) = test_settings(&broker.bootstrap, &mock, overrides);
+    let (settings, env) = test_settings(bootstrap, &mock, overrides);
     let app = courier_producer::startup::Application::build(&settings).await.expect("producer builds");
     let address = format!("http://{}", app.local_addr());
     let producer_stop = CancellationToken::new();
@@ -128,7 +134,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         address,
         mock,
         http: reqwest::Client::new(),
-        bootstrap: broker.bootstrap.clone(),
+        bootstrap: bootstrap.to_owned(),
         producer_stop,
         producer_task: Some(producer_task),
     }

@@ -123,28 +123,66 @@ pub struct TansuProcess {
     dir: PathBuf,
 }
 
+/// How to start a [`TansuProcess`] beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct TansuOptions {
+    /// A SCRAM-SHA-512 user (name, password): the broker is started once without authentication to create it,
+    /// then again on the same storage with `--authentication`, so every client must log in.
+    pub scram_user: Option<(String, String)>,
+    /// The port advertised to clients in metadata, when they reach the broker through a proxy; the broker's
+    /// own port when `None`.
+    pub advertised_port: Option<u16>,
+}
+
 impl TansuProcess {
     /// Starts Tansu (`tansu` on PATH or in `~/.cargo/bin`).
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(&TansuOptions::default())
+    }
+
+    /// Starts Tansu with `options`.
+    pub fn start_with(options: &TansuOptions) -> anyhow::Result<Self> {
         let port = free_port()?;
         // The supervising shell removes the directory once the broker has stopped.
         let dir = tempfile::Builder::new().prefix("courier-tansu-").tempdir()?.keep();
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://127.0.0.1:{}", options.advertised_port.unwrap_or(port));
         let tansu = tansu_binary();
+        // With a SCRAM user: a first broker without authentication takes the user (`tansu user create` is
+        // retried until that broker listens, at most 30 s), then stops; the real one requires logins.
         let script = r#"
-"$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$URL" --storage-engine sqlite://courier.db >broker.log 2>&1 &
+# Always run in the background: `exec` makes the background job the broker itself, so `$!` is its pid.
+broker() { exec "$TANSU_BIN" broker --listener-url "$URL" --advertised-listener-url "$ADVERTISED" --storage-engine sqlite://courier.db "$@"; }
+if [ -n "$SCRAM_USER" ]; then
+  broker >setup.log 2>&1 &
+  pid=$!
+  tries=0
+  until "$TANSU_BIN" user create --broker "$URL" "$SCRAM_USER" "$SCRAM_PASSWORD" --mechanism scram512 >>setup.log 2>&1; do
+    tries=$((tries + 1))
+    [ "$tries" -ge 150 ] && break
+    sleep 0.2
+  done
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  set -- --authentication
+fi
+broker "$@" >broker.log 2>&1 &
 pid=$!
 read -r _ignored
 kill "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 cd / && rm -rf "$DATA_DIR"
 "#;
+        let (user, password) = options.scram_user.clone().unwrap_or_default();
         let child = Command::new("sh")
             .arg("-c")
             .arg(script)
             .current_dir(&dir)
             .env("TANSU_BIN", &tansu)
             .env("URL", &url)
+            .env("ADVERTISED", &advertised)
+            .env("SCRAM_USER", user)
+            .env("SCRAM_PASSWORD", password)
             .env("DATA_DIR", &dir)
             .env_remove("STORAGE_ENGINE")
             .env_remove("LISTENER_URL")

@@ -7,14 +7,20 @@
 //!   pointing at them, unique topic and group names per test, and helpers to run consumers in-process.
 //! * [`produce`]: producing chosen records (keys, partitions, raw bytes) straight to a topic.
 //! * [`recording_route`]: a failure route that records what it is given.
+//! * [`tls_proxy`]: certificates made by the test and a TLS-terminating proxy in front of a broker, for TLS and
+//!   mutual TLS to Kafka.
 //! * [`kafka_probe`]: reading a topic's watermarks to check what was (not) published.
+//! * [`java_partitioner`]: the partition the Java client's default partitioner picks for a key (an oracle
+//!   checked against the Java client's own murmur2 vectors).
 //!
 //! Logs are printed only when `TEST_LOG` is set.
 
 pub mod app;
 pub mod broker;
+pub mod java_partitioner;
 pub mod kafka_probe;
 pub mod produce;
 pub mod recording_route;
+pub mod tls_proxy;
 
 pub use app::{TestApp, spawn_app};

@@ -265,7 +265,13 @@ async fn a_keys_calls_never_overlap_across_owners() {
     let records: Vec<_> =
         (0..partitions).map(|p| order_record(&order_event(&format!("key-{p}"), "SEQ-0"), Some(p))).collect();
     produce(&app.settings, &records).await.expect("produced");
-    let settings = app.settings_with(&[("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "1000")]);
+    // Eager assignment: the range assignor splits the orders topic itself between the two members, so calls in
+    // flight change owner (cooperative-sticky may move only partitions of the other, empty topic; its own test
+    // is a_member_joins_and_another_leaves_under_load).
+    let settings = app.settings_with(&[
+        ("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "1000"),
+        ("COURIER__KAFKA__PARTITION_ASSIGNMENT_STRATEGY", "range,roundrobin"),
+    ]);
     let first = app.start_inventory_with(&settings);
     let all_in_flight = |s: &mock_apis::ApiStats| s.in_flight >= partitions as u64;
     app.mock.wait_for_stats(Api::Inventory, WAIT, all_in_flight).await.expect("every event's call hangs");
@@ -277,9 +283,17 @@ async fn a_keys_calls_never_overlap_across_owners() {
     second.stop().await.expect("stops cleanly");
     first.stop().await.expect("stops cleanly");
 
-    let mut by_key: HashMap<String, Vec<mock_apis::Call>> = HashMap::new();
-    for call in app.mock.calls(Api::Inventory) {
-        by_key.entry(call.idempotency_key.clone().unwrap_or_default()).or_default().push(call);
+    let repeated = repeats_without_overlap(&app.mock.calls(Api::Inventory));
+    assert!(repeated >= 1, "the rebalance made some keys be called again");
+    assert_eq!(app.mock.stats(Api::Inventory).effects as usize, partitions as usize, "one effect per event");
+}
+
+/// The calls made again with a key already called, after checking that no call with a key arrived while an
+/// earlier one with the same key was still running (two owners of a partition calling at once).
+fn repeats_without_overlap(calls: &[mock_apis::Call]) -> usize {
+    let mut by_key: HashMap<&str, Vec<&mock_apis::Call>> = HashMap::new();
+    for call in calls {
+        by_key.entry(call.idempotency_key.as_deref().unwrap_or_default()).or_default().push(call);
     }
     let mut repeated = 0;
     for (key, mut calls) in by_key {
@@ -294,6 +308,63 @@ async fn a_keys_calls_never_overlap_across_owners() {
             );
         }
     }
-    assert!(repeated >= 1, "the rebalance made some keys be called again");
-    assert_eq!(app.mock.stats(Api::Inventory).effects as usize, partitions as usize, "one effect per event");
+    repeated
+}
+
+/// A member joins a group under load and the first member leaves, with `strategy`: every event has exactly
+/// one effect, a key's calls never overlap, and only calls in flight when their partition moved are repeated.
+async fn a_member_joins_and_another_leaves_under_load(strategy: &str) {
+    let app = spawn_app().await;
+    // ~100 ms a call, 16 at a time: ~160 events/s, so the stream outlasts a join and a leave (seconds each).
+    app.mock.set_faults(Api::Inventory, Faults { latency_ms: 80, latency_jitter_ms: 40, ..Faults::default() });
+    let n = 1500;
+    produce_keyed(&app, n, 1).await;
+    let in_flight = 16;
+    let settings = app.settings_with(&[
+        ("COURIER__KAFKA__PARTITION_ASSIGNMENT_STRATEGY", strategy),
+        ("COURIER__CONSUMER__MAX_IN_FLIGHT", "16"),
+    ]);
+    let (first_health, second_health) = (Health::default(), Health::default());
+    let first = app.start_inventory_reporting(&settings, &first_health);
+    app.mock.wait_for_effects(Api::Inventory, 100, WAIT).await.expect("the first member makes progress");
+    // Every partition of the two topics inventory reads.
+    let partitions = first_health.assigned();
+    assert_eq!(partitions, 2 * app.settings.topics.partitions as usize);
+    let second = app.start_inventory_reporting(&settings, &second_health);
+    assert!(second_health.wait_for_assigned(WAIT, |n| n > 0).await, "the joining member gets partitions");
+    assert!(
+        first_health.wait_for_assigned(WAIT, |n| n + second_health.assigned() <= partitions).await,
+        "no partition is owned twice once the join settled"
+    );
+    assert!(first_health.assigned() < partitions, "the first member gave some partitions up");
+    let joined = app.mock.stats(Api::Inventory).effects as usize;
+    app.mock.wait_for_effects(Api::Inventory, joined + 100, WAIT).await.expect("both members make progress");
+    first.stop().await.expect("the leaving member stops cleanly");
+    let left = app.mock.stats(Api::Inventory).effects as usize;
+    assert!(left < n, "the leave must come mid-stream ({left} of {n} done)");
+    assert!(second_health.wait_for_assigned(WAIT, |n| n == partitions).await, "the survivor gets every partition");
+    let effects = app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("every event delivered");
+    second.stop().await.expect("stops cleanly");
+
+    let delivered: HashSet<&str> = effects.iter().filter_map(|e| e.body["order_id"].as_str()).collect();
+    assert_eq!(delivered.len(), n, "no event lost");
+    assert_eq!(app.mock.stats(Api::Inventory).effects as usize, n, "exactly one effect per event");
+    let calls = app.mock.calls(Api::Inventory);
+    let repeated = repeats_without_overlap(&calls);
+    // A call is repeated only when its partition moved while it ran: at most `in_flight` per member per
+    // rebalance (a join and a leave, each revoking from one member; a spare rebalance for the broker's extra
+    // rounds). Commits that did not follow revocations would repeat hundreds.
+    assert_eq!(calls.len(), n + repeated);
+    assert!(repeated <= 4 * in_flight, "{strategy}: {repeated} repeated calls of {n}");
+    println!("{strategy}: {n} events, {} raw calls, {repeated} repeated", calls.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cooperative_sticky_a_member_joining_and_leaving_under_load_loses_and_overlaps_nothing() {
+    a_member_joins_and_another_leaves_under_load("cooperative-sticky").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eager_a_member_joining_and_leaving_under_load_loses_and_overlaps_nothing() {
+    a_member_joins_and_another_leaves_under_load("range,roundrobin").await;
 }

@@ -113,3 +113,94 @@ async fn an_unreachable_broker_gives_503_with_retry_after() {
     let health = app.http.get(format!("{}/healthz", app.address)).send().await.expect("answer");
     assert_eq!(health.status(), 200, "alive even without a broker");
 }
+
+/// A POST of order `i` with `headers`.
+async fn post_with(app: &courier_tests::TestApp, i: usize, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = app.http.post(format!("{}/v1/orders", app.address)).json(&sample_order(i));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_guard_the_order_route_and_scope_idempotency_keys() {
+    let (old, new) = ("old-key-0123456789abcdef", "new-key-0123456789abcdef");
+    let keys = format!("{old},{new}");
+    let app = spawn_app_with(&[("COURIER__PRODUCER__API_KEYS", keys.as_str())]).await;
+
+    let missing = post_with(&app, 1, &[]).await;
+    assert_eq!(missing.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
+    assert_problem(missing, 401).await;
+    assert_problem(post_with(&app, 1, &[("x-api-key", "wrong-key-0123456789abcdef")]).await, 403).await;
+    assert_problem(post_with(&app, 1, &[("authorization", "Bearer wrong-key-0123456789")]).await, 403).await;
+    assert_eq!(app.orders_on_topic().await, 0, "nothing published for a refused request");
+
+    let bearer = format!("Bearer {old}");
+    assert_eq!(post_with(&app, 1, &[("authorization", bearer.as_str())]).await.status(), 202);
+    assert_eq!(post_with(&app, 2, &[("x-api-key", new)]).await.status(), 202, "both keys work during a rotation");
+    for open in ["healthz", "readyz"] {
+        let answer = app.http.get(format!("{}/{open}", app.address)).send().await.expect("answer");
+        assert_eq!(answer.status(), 200, "/{open} needs no key");
+    }
+
+    // The same Idempotency-Key from two API keys: two orders; repeated with the first key: the first answer.
+    let order_of = async |key: &str| {
+        let response = post_with(&app, 3, &[("x-api-key", key), ("idempotency-key", "same-key")]).await;
+        assert_eq!(response.status(), 202);
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        let body: Value = response.json().await.expect("JSON");
+        (body["order_id"].as_str().expect("order id").to_owned(), replayed)
+    };
+    let (first, first_replayed) = order_of(old).await;
+    let (again, again_replayed) = order_of(old).await;
+    let (other, _) = order_of(new).await;
+    assert_eq!((first.as_str(), first_replayed, again_replayed), (again.as_str(), false, true));
+    assert_ne!(first, other, "another API key's Idempotency-Key is another order");
+    assert_eq!(app.orders_on_topic().await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_bound_of_concurrent_requests_the_answer_is_503_at_once() {
+    let dead = format!("127.0.0.1:{}", free_port().expect("free port"));
+    let app = spawn_app_with(&[
+        ("COURIER__KAFKA__BOOTSTRAP_SERVERS", dead.as_str()),
+        ("COURIER__TOPICS__CREATE", "false"),
+        ("COURIER__PRODUCER__PUBLISH_TIMEOUT_MS", "3000"),
+        ("COURIER__PRODUCER__MAX_CONCURRENT_REQUESTS", "1"),
+    ])
+    .await;
+    // Two at once: one holds the only slot until its publish times out; the other is turned away at once.
+    let timed = async |i| {
+        let started = std::time::Instant::now();
+        let response = post_with(&app, i, &[]).await;
+        let elapsed = started.elapsed();
+        let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (assert_problem(response, 503).await, elapsed, retry_after)
+    };
+    let (a, b) = tokio::join!(timed(1), timed(2));
+    let (mut shed, mut waited) = (a, b);
+    if shed.0["type"] != "/problems/overloaded" {
+        std::mem::swap(&mut shed, &mut waited);
+    }
+    assert_eq!(shed.0["type"], "/problems/overloaded", "{} / {}", shed.0, waited.0);
+    assert_eq!(shed.2.as_deref(), Some("1"));
+    assert!(shed.1 < std::time::Duration::from_secs(1), "turned away at once, not queued: {:?}", shed.1);
+    assert_eq!(waited.0["type"], "/problems/broker-unavailable");
+    assert!(waited.1 >= std::time::Duration::from_secs(3), "{:?}", waited.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(&[("COURIER__PRODUCER__HEADER_READ_TIMEOUT_MS", "500")]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut connection = tokio::net::TcpStream::connect(&address).await.expect("connects");
+    connection.write_all(b"POST /v1/orders HTTP/1.1\r\nHost: courier\r\nContent-Type: appl").await.expect("writes");
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), connection.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the server closed the connection");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400), "{:?}", started.elapsed());
+    assert!(!String::from_utf8_lossy(&rest).contains("202"), "no order was taken");
+}

@@ -4,5 +4,6 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    courier_consumers::main("notification", courier_consumers::notification::run).await
+    let about = "courier's notification consumer: sends each order's confirmation by e-mail and SMS (orders.created) through the two APIs, each channel on its own.";
+    courier_consumers::main("notification", about, courier_consumers::notification::run).await
 }

@@ -4,5 +4,6 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    courier_consumers::main("payment", courier_consumers::payment::run).await
+    let about = "courier's payment consumer: charges each order (orders.created) through the payment API and publishes order.payment_failed when a charge is declined.";
+    courier_consumers::main("payment", about, courier_consumers::payment::run).await
 }

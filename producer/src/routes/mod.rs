@@ -17,4 +17,6 @@ pub struct AppState {
     pub idempotency: IdempotencyStore<orders::OrderAccepted>,
     /// Longest wait of a readiness probe for the broker.
     pub readiness_timeout: Duration,
+    /// The cluster settings, to say why the broker cannot be used when readiness fails.
+    pub kafka: courier::settings::KafkaSettings,
 }

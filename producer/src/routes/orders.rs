@@ -1,5 +1,6 @@
 //! `POST /v1/orders`: validate, publish `order.created`, answer 202 once the broker acknowledged.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use super::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::idempotency::{self, Remembered};
@@ -38,6 +40,7 @@ pub struct OrderAccepted {
 /// Handles `POST /v1/orders`.
 pub async fn create_order(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -46,7 +49,8 @@ pub async fn create_order(
         Some(value) => {
             let key = value.to_str().map_err(|_| ApiError::IdempotencyKey("Idempotency-Key must be ASCII".into()))?;
             idempotency::validate_key(key).map_err(ApiError::IdempotencyKey)?;
-            Some(key.to_owned())
+            // Scoped per API key: two clients using the same key get two orders, never each other's answer.
+            Some(caller.scope(key))
         }
     };
     let fingerprint = key.as_ref().map(|_| idempotency::fingerprint(&body));

@@ -123,6 +123,9 @@ pub async fn run<H: Handler>(
     health: &Health,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    if !wait_for_cluster(settings, health, &shutdown).await {
+        return Ok(());
+    }
     ensure_topics(settings, spec).await?;
     if settings.dlq.enabled {
         let route = DeadLetterRoute::new(settings, &spec.group, handler.name(), &spec.topics)
@@ -133,6 +136,40 @@ pub async fn run<H: Handler>(
         consume(settings, spec, handler, LogFailureRoute, health, shutdown).await
     }
 }
+
+/// Waits until the cluster can be reached and logged into, checking every few seconds; until then the consumer
+/// is not ready and says why (a wrong password, a TLS failure, no broker). False when `shutdown` came first.
+async fn wait_for_cluster(settings: &Settings, health: &Health, shutdown: &CancellationToken) -> bool {
+    let mut reported: Option<String> = None;
+    loop {
+        match kafka::connectivity::check_cluster(&settings.kafka, CLUSTER_CHECK_TIMEOUT).await {
+            Ok(()) => {
+                if reported.is_some() {
+                    tracing::info!("the Kafka cluster answers: starting");
+                    health.clear(KAFKA);
+                }
+                return true;
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if reported.as_deref() != Some(text.as_str()) {
+                    tracing::error!(%error, "cannot use the Kafka cluster: not ready, checking again every few seconds");
+                    health.set_problem(KAFKA, text.clone());
+                    reported = Some(text);
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(CLUSTER_RETRY) => {}
+        }
+    }
+}
+
+/// How long one start-up check of the cluster waits for an answer.
+const CLUSTER_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between two start-up checks of the cluster.
+const CLUSTER_RETRY: Duration = Duration::from_secs(3);
 
 async fn ensure_topics(settings: &Settings, spec: &ConsumerSpec) -> Result<(), RunError> {
     if settings.topics.create {
@@ -153,6 +190,9 @@ pub async fn run_with_route<H: Handler, R: FailureRoute>(
     health: &Health,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    if !wait_for_cluster(settings, health, &shutdown).await {
+        return Ok(());
+    }
     ensure_topics(settings, spec).await?;
     consume(settings, spec, handler, route, health, shutdown).await
 }
@@ -284,6 +324,13 @@ impl<H: Handler, R: FailureRoute> ClientContext for RuntimeContext<H, R> {
             if !self.brokers_down.swap(true, Ordering::SeqCst) {
                 tracing::error!(%error, reason, "no Kafka broker answers: not ready until the cluster is back");
                 self.health.set_problem(KAFKA, format!("no Kafka broker answers: {reason}"));
+            }
+        } else if let Some(failure) = kafka::connectivity::security_failure(&error, reason) {
+            // A login refused or a TLS failure mid-run (credentials rotated, a certificate expired): not ready
+            // until the cluster answers again (the poll thread checks, as for brokers down).
+            if !self.brokers_down.swap(true, Ordering::SeqCst) {
+                tracing::error!(%failure, "cannot use the Kafka cluster: not ready until it answers again");
+                self.health.set_problem(KAFKA, failure.to_string());
             }
         } else {
             tracing::warn!(%error, reason, "kafka client error");

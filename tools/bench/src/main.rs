@@ -28,7 +28,7 @@ use clap::{Parser, Subcommand};
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(about = "courier's benchmark: courier vs. a per-partition baseline and an unordered ceiling")]
+#[command(version, about = "courier's benchmark: courier vs. a per-partition baseline and an unordered ceiling")]
 struct Args {
     /// What to run; the whole benchmark when absent.
     #[command(subcommand)]

@@ -6,7 +6,7 @@ use clap::Parser;
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(about = "courier's chaos suite: kill, restart, scale, fault and poison; count what arrives")]
+#[command(version, about = "courier's chaos suite: kill, restart, scale, fault and poison; count what arrives")]
 struct Args {
     /// The short variant (CI): fewer orders, kills and poison records.
     #[arg(long)]

@@ -55,13 +55,13 @@ impl Stage {
             env.insert(k.to_owned(), v.to_owned());
         };
         set("COURIER__KAFKA__BOOTSTRAP_SERVERS", &broker.bootstrap);
-        // Tansu needs short group timeouts and three workarounds (RELIABILITY.md); everything else is default.
+        // Tansu needs short group timeouts and two workarounds (RELIABILITY.md; the third, cooperative-sticky
+        // assignment, is the default); everything else is default.
         set("COURIER__KAFKA__SESSION_TIMEOUT_MS", "6000");
         set("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "1500");
         set("COURIER__KAFKA__MAX_POLL_INTERVAL_MS", "15000");
         set("COURIER__KAFKA__REJOIN_UNASSIGNED_AFTER_MS", "15000");
         set("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "1000");
-        set("COURIER__KAFKA__PARTITION_ASSIGNMENT_STRATEGY", "cooperative-sticky");
         set("COURIER__TELEMETRY__LOG_FORMAT", "json");
         for api in ["inventory", "payment", "email", "sms"] {
             set(&format!("COURIER__APIS__{}__BASE_URL", api.to_uppercase()), &mock.api_url(api));

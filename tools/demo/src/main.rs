@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 
 /// Sends sample orders and shows them arrive.
 #[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "courier's demo: sends sample orders to the order API and shows what each downstream API received"
+)]
 struct Args {
     /// Base URL of the producer (the order API).
     #[arg(long, default_value = "http://127.0.0.1:8080")]

@@ -1,0 +1,105 @@
+//! No personal data and no secret in logs: the whole order flow runs (retries and a dead letter included) with
+//! every service's log captured at the level users run (info; courier's own crates at debug), and no line may
+//! hold a customer's e-mail address or phone number or any configured secret.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use courier_tests::app::{Consumer, spawn_app_with};
+use mock_apis::{Api, Faults};
+use serde_json::json;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Every log line of the test process.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_log_line_holds_a_recipient_or_a_secret() {
+    let captured = Captured::default();
+    tracing_subscriber::fmt()
+        .json()
+        // The mock APIs stand for third parties, whose logs are not courier's: left out.
+        .with_env_filter("info,courier=debug,courier_consumers=debug,courier_producer=debug,mock_apis=off")
+        .with_writer(captured.clone())
+        .init();
+    let api_key = "api-key-9f8e7d6c5b4a3210";
+    let (email_token, sms_token) = ("email-token-5e3cr3t", "sms-token-5e3cr3t");
+    let app = spawn_app_with(&[
+        ("COURIER__PRODUCER__API_KEYS", api_key),
+        ("COURIER__APIS__EMAIL__TOKEN", email_token),
+        ("COURIER__APIS__SMS__TOKEN", sms_token),
+    ])
+    .await;
+    // The first call of every e-mail and SMS fails (retries log their failures); one order's e-mail is refused
+    // for good (a dead letter).
+    app.mock.set_faults(Api::Sms, Faults { fail_first_per_key: 1, fail_first_status: 429, ..Faults::default() });
+    let refused = "refused.customer@example.org";
+    app.mock.set_faults(
+        Api::Email,
+        Faults {
+            fail_first_per_key: 1,
+            fail_body_contains: Some(refused.into()),
+            fail_body_status: 422,
+            ..Faults::default()
+        },
+    );
+    let consumers: Vec<_> = Consumer::ALL.iter().map(|c| app.start(*c, &app.settings)).collect();
+    let n = 8;
+    let mut personal = Vec::new();
+    for i in 0..n {
+        let email = if i == 0 { refused.to_owned() } else { format!("jane.doe.{i}@example.net") };
+        let phone = format!("+1555010{i:04}");
+        let order = json!({
+            "customer": {"id": format!("c-{i}"), "email": email, "phone": phone},
+            "items": [{"sku": "SKU-1", "quantity": 1, "unit_price": 1299}],
+            "currency": "EUR"
+        });
+        let response = app
+            .http
+            .post(format!("{}/v1/orders", app.address))
+            .header("x-api-key", api_key)
+            .json(&order)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), 202);
+        personal.extend([email, phone]);
+    }
+    app.mock.wait_for_effects(Api::Email, n - 1, WAIT).await.expect("e-mails");
+    app.mock.wait_for_effects(Api::Sms, n, WAIT).await.expect("SMS");
+    app.mock.wait_for_effects(Api::Payment, n, WAIT).await.expect("charges");
+    for consumer in consumers {
+        consumer.stop().await.expect("stops cleanly");
+    }
+
+    let log = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("UTF-8 log");
+    assert!(log.lines().count() > 50, "the flow was logged ({} lines)", log.lines().count());
+    assert!(log.contains("order confirmation sent"), "the notifications were logged");
+    assert!(log.contains("dead-lettered"), "the refused e-mail was dead-lettered and logged");
+    let secrets = [api_key, email_token, sms_token];
+    for needle in personal.iter().map(String::as_str).chain(secrets) {
+        let hits: Vec<&str> = log.lines().filter(|line| line.contains(needle)).take(3).collect();
+        assert!(hits.is_empty(), "{needle} is in the log:\n{}", hits.join("\n"));
+    }
+}
