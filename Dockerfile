@@ -15,8 +15,8 @@ ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
 
 # ---------------------------------------------------------------------------------------------------------
-# Build: librdkafka is compiled from source by rdkafka-sys (C toolchain, make, zlib headers); reqwest uses
-# native-tls (OpenSSL headers, pkg-config).
+# Build: librdkafka is compiled from source by rdkafka-sys (C toolchain, make, zlib headers) with TLS and SASL
+# SCRAM (OpenSSL headers) and zstd (built from source); reqwest uses native-tls (OpenSSL headers, pkg-config).
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS builder
 
 RUN apt-get update \
@@ -41,7 +41,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
        target/release/notification target/release/mock-apis /out/
 
 # ---------------------------------------------------------------------------------------------------------
-# Runtime: glibc, OpenSSL 3 and the CA bundle (native-tls); librdkafka is linked in statically.
+# Runtime: glibc, OpenSSL 3 and the CA bundle (native-tls, and librdkafka's TLS to Kafka, which finds the system's
+# CAs); librdkafka itself is linked in statically.
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 
 LABEL org.opencontainers.image.title="courier" \

@@ -92,3 +92,38 @@ pub async fn ensure_topics(kafka: &KafkaSettings, topics: &TopicSettings, names:
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let env = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Settings::load_with_env(None, Some(env)).expect("valid settings")
+    }
+
+    #[test]
+    fn consumers_take_the_group_settings_and_producers_partition_as_java_does() {
+        let defaults = settings(&[]);
+        let consumer = consumer_config(&defaults.kafka, "inventory");
+        assert_eq!(consumer.get("partition.assignment.strategy"), Some("cooperative-sticky"));
+        assert_eq!(consumer.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(consumer.get("group.instance.id"), None, "dynamic membership by default");
+        assert_eq!(consumer.get("enable.auto.commit"), Some("false"));
+        let producer = producer_config(&defaults.kafka, "producer", Duration::from_secs(5));
+        assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
+        assert_eq!((producer.get("acks"), producer.get("enable.idempotence")), (Some("all"), Some("true")));
+
+        let custom = settings(&[
+            ("COURIER__KAFKA__AUTO_OFFSET_RESET", "latest"),
+            ("COURIER__KAFKA__GROUP_INSTANCE_ID", "inventory-0"),
+            ("COURIER__KAFKA__PROPERTIES__CLIENT_RACK", "az1"),
+        ]);
+        let consumer = consumer_config(&custom.kafka, "inventory");
+        assert_eq!(consumer.get("auto.offset.reset"), Some("latest"));
+        assert_eq!(consumer.get("group.instance.id"), Some("inventory-0"));
+        assert_eq!(consumer.get("client.rack"), Some("az1"), "properties reach every client");
+        assert_eq!(base_config(&custom.kafka, "admin").get("client.rack"), Some("az1"));
+    }
+}

@@ -21,6 +21,7 @@
 //! | `GET /{api}/calls` | the API's call journal: a [`Call`] per `POST`, in arrival order |
 //! | `GET /stats` | [`Stats`]: an [`ApiStats`] per API |
 //! | `GET` / `PUT` / `PATCH /admin/faults/{api}`, `GET /admin/faults` | the API's [`Faults`] |
+//! | `POST /oauth2/token` `grant_type=client_credentials` (HTTP basic client auth) | 200 `{"access_token","token_type","expires_in"}`; 401 `{"error":"invalid_client"}` (see [`MockApis::set_oauth2_client`]) |
 //! | `POST /admin/reset` | 204; forgets effects, declines, releases, keys, calls and counters |
 //! | `GET /healthz` | 200 `{"status":"ok"}` |
 //!
@@ -63,6 +64,7 @@
 //! * `faults`: [`Faults`] (latency and jitter, failures by body text and by attempt per key, 503 / 429 /
 //!   hang / reset rates) and the per-request draw.
 //! * `connection`: the accepted connections, which a handler can reset (the `reset_rate` fault).
+//! * `credentials`: what each API requires of its callers ([`Required`]) and the OAuth 2.0 token endpoint.
 //! * `store`: effects, declines, remembered answers, attempts per key, released orders, the call journal
 //!   and counters per API ([`Effect`], [`Call`], [`ApiStats`], [`Stats`]).
 //! * `routes`: the axum router and handlers.
@@ -78,6 +80,7 @@
 mod api;
 mod clock;
 mod connection;
+mod credentials;
 mod faults;
 mod problem;
 mod routes;
@@ -85,6 +88,7 @@ mod server;
 mod store;
 
 pub use api::{Api, DECLINED_AMOUNT_SUFFIX, UNKNOWN_SKU_PREFIX, UnknownApi, is_declined_amount};
+pub use credentials::Required;
 pub use faults::{Faults, FaultsPatch, InvalidFaults, parse_rate};
 pub use routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, MAX_IDEMPOTENCY_KEY_LEN, TRACEPARENT};
 pub use server::{DEFAULT_LISTEN, MockApis, MockApisConfig, WaitTimeout};

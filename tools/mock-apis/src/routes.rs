@@ -20,7 +20,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::api::{Api, order_id_text};
 use crate::connection::ResetSwitch;
+use crate::credentials::Credentials;
 use crate::faults::{Faults, FaultsPatch, Injection};
 use crate::problem::problem;
 use crate::store::{Arrival, InFlight, Outcome, Request, Store};
@@ -46,6 +47,8 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 pub(crate) struct AppState {
     /// Effects, keys, counters and faults.
     pub store: Arc<Store>,
+    /// What each API requires of its callers; the OAuth 2.0 token endpoint's state.
+    pub credentials: Arc<Credentials>,
     /// Turns `true` when the server stops; cuts latency and hangs short.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -73,6 +76,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/stats", get(stats))
         .route("/admin/reset", post(reset))
+        .route("/oauth2/token", post(token))
         .route("/admin/faults", get(all_faults))
         .route("/admin/faults/{api}", get(get_faults).put(put_faults).patch(patch_faults));
     for api in Api::ALL {
@@ -238,6 +242,11 @@ async fn answer_call(
     json: Result<Value, String>,
     received: SystemTime,
 ) -> Response {
+    if !state.credentials.allows(api, headers) {
+        state.store.count_unauthorized(api);
+        tracing::info!("{api}: refused a call without the credentials the API requires");
+        return problem(StatusCode::UNAUTHORIZED, "missing or wrong credentials".to_owned());
+    }
     let request = match parse_request(headers, json, received) {
         Ok(request) => request,
         Err(detail) => {
@@ -350,6 +359,21 @@ async fn healthz() -> Json<Value> {
 }
 
 /// `GET /stats`.
+/// `POST /oauth2/token`: a token for the client credentials grant, or 401 `invalid_client`.
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> Response {
+    match state.credentials.issue(&headers, form.get("grant_type").map(String::as_str)) {
+        Some((token, ttl)) => {
+            tracing::info!("oauth2: issued a token for {} s", ttl.as_secs());
+            Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl.as_secs()})).into_response()
+        }
+        None => (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response(),
+    }
+}
+
 async fn stats(State(state): State<AppState>) -> Response {
     Json(state.store.all_stats()).into_response()
 }

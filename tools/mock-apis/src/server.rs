@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::Api;
 use crate::connection::{ResetSwitch, ResettableListener};
+use crate::credentials::{Credentials, Required};
 use crate::faults::Faults;
 use crate::routes::{AppState, router};
 use crate::store::{ApiStats, Call, Effect, Stats, Store};
@@ -59,6 +60,8 @@ pub struct MockApis {
     addr: SocketAddr,
     /// Effects, keys, counters and faults, shared with the handlers.
     store: Arc<Store>,
+    /// What each API requires of its callers, and the OAuth 2.0 token endpoint's state.
+    credentials: Arc<Credentials>,
     /// Set to `true` to stop the server.
     stop: watch::Sender<bool>,
     /// The server task; `None` once awaited.
@@ -100,7 +103,12 @@ impl MockApis {
         let addr = listener.local_addr().context("cannot read the bound address")?;
         let store = Arc::new(Store::new(config.faults));
         let (stop, stopping) = watch::channel(false);
-        let app = router(AppState { store: Arc::clone(&store), shutdown: stopping.clone() });
+        let credentials = Arc::new(Credentials::default());
+        let app = router(AppState {
+            store: Arc::clone(&store),
+            credentials: Arc::clone(&credentials),
+            shutdown: stopping.clone(),
+        });
         let mut stopping = stopping;
         let server = tokio::spawn(async move {
             axum::serve(ResettableListener(listener), app.into_make_service_with_connect_info::<ResetSwitch>())
@@ -111,7 +119,7 @@ impl MockApis {
                 .await
         });
         tracing::info!("mock APIs listening on http://{addr}");
-        Ok(MockApis { addr, store, stop, server: Some(server) })
+        Ok(MockApis { addr, store, credentials, stop, server: Some(server) })
     }
 
     /// The address the server is bound to.
@@ -169,6 +177,33 @@ impl MockApis {
         for api in Api::ALL {
             self.store.set_faults(api, faults.clone());
         }
+    }
+
+    /// Makes calls to `api` require `required`; a call without it is answered 401 and counted in
+    /// [`ApiStats::unauthorized`].
+    pub fn require(&self, api: Api, required: Required) {
+        self.credentials.require(api, required);
+    }
+
+    /// Makes `POST /oauth2/token` ([`MockApis::oauth2_token_url`]) issue tokens living `ttl` to the client
+    /// `client_id` / `client_secret` (HTTP basic client authentication, `grant_type=client_credentials`).
+    pub fn set_oauth2_client(&self, client_id: &str, client_secret: &str, ttl: Duration) {
+        self.credentials.set_client(client_id, client_secret, ttl);
+    }
+
+    /// Revokes every OAuth 2.0 token issued so far: the next call with one is answered 401.
+    pub fn revoke_tokens(&self) {
+        self.credentials.revoke_tokens();
+    }
+
+    /// OAuth 2.0 tokens issued since start.
+    pub fn tokens_issued(&self) -> u64 {
+        self.credentials.issued()
+    }
+
+    /// The URL of the OAuth 2.0 token endpoint.
+    pub fn oauth2_token_url(&self) -> String {
+        format!("{}/oauth2/token", self.base_url())
     }
 
     /// The current faults of `api`.

@@ -96,6 +96,8 @@ pub struct ApiStats {
     pub resets: u64,
     /// Requests refused as malformed (400: no `Idempotency-Key`, body not a JSON object).
     pub rejected: u64,
+    /// Requests refused 401 for lacking the credentials the API requires.
+    pub unauthorized: u64,
     /// Requests being served right now (latency and hangs included).
     pub in_flight: u64,
     /// Highest `in_flight` seen since start, the last reset or the last
@@ -326,6 +328,11 @@ impl Store {
     /// Counts a request refused as malformed.
     pub fn count_rejected(&self, api: Api) {
         self.update(api, |state| state.stats.rejected += 1);
+    }
+
+    /// Counts a request refused 401 for its credentials.
+    pub fn count_unauthorized(&self, api: Api) {
+        self.update(api, |state| state.stats.unauthorized += 1);
     }
 
     /// Counts a failure answered by fault injection.
