@@ -52,6 +52,9 @@ pub enum ApiError {
     /// The API key presented is not one of `producer.api_keys`.
     #[error("the API key is not valid")]
     Forbidden,
+    /// The request took longer than `producer.request_timeout_ms` (a body sent too slowly, for one).
+    #[error("the request took longer than the API allows (producer.request_timeout_ms): send the body at once")]
+    RequestTimeout,
     /// Too many requests are being served at once (`producer.max_concurrent_requests`).
     #[error("the order API is serving as many requests as it may at once: retry shortly")]
     Overloaded,
@@ -96,6 +99,7 @@ impl ApiError {
             }
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "/problems/unauthenticated", "API key required"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "/problems/forbidden", "API key not valid"),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "/problems/request-timeout", "Request timeout"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "/problems/overloaded", "Order API overloaded"),
             ApiError::BrokerUnavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "/problems/broker-unavailable", "Event broker unavailable")
@@ -133,4 +137,12 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Gives the bare 408 of the request-timeout layer a problem+json body, as every other error has.
+pub async fn problem_for_timeouts(response: Response) -> Response {
+    if response.status() == StatusCode::REQUEST_TIMEOUT && !response.headers().contains_key(header::CONTENT_TYPE) {
+        return ApiError::RequestTimeout.into_response();
+    }
+    response
 }

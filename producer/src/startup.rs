@@ -90,6 +90,7 @@ impl Application {
                 StatusCode::REQUEST_TIMEOUT,
                 Duration::from_millis(settings.producer.request_timeout_ms),
             ))
+            .layer(middleware::map_response(crate::error::problem_for_timeouts))
             .layer(TraceLayer::new_for_http())
             .with_state(state);
         let listener = TcpListener::bind(&settings.producer.listen)

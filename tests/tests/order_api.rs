@@ -204,3 +204,42 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(400), "{:?}", started.elapsed());
     assert!(!String::from_utf8_lossy(&rest).contains("202"), "no order was taken");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_too_slowly_gets_a_408_problem() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(&[
+        ("COURIER__PRODUCER__PUBLISH_TIMEOUT_MS", "1000"),
+        ("COURIER__PRODUCER__REQUEST_TIMEOUT_MS", "1500"),
+    ])
+    .await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut connection = tokio::net::TcpStream::connect(&address).await.expect("connects");
+    let head =
+        "POST /v1/orders HTTP/1.1\r\nHost: courier\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n";
+    connection.write_all(head.as_bytes()).await.expect("writes");
+    connection.write_all(b"{\"customer\":").await.expect("writes part of the body, then nothing");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buffer = [0u8; 4096];
+        // Read until the problem body has arrived (the connection may stay open).
+        while !String::from_utf8_lossy(&answer).contains("request-timeout") {
+            let n = connection.read(&mut buffer).await.expect("reads");
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buffer[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "answered within the request timeout: {}", String::from_utf8_lossy(&answer));
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(text.starts_with("http/1.1 408"), "{text}");
+    assert!(
+        text.contains("content-type: application/problem+json") && text.contains("/problems/request-timeout"),
+        "{text}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1400), "{:?}", started.elapsed());
+    assert_eq!(app.orders_on_topic().await, 0, "nothing published");
+}
