@@ -249,10 +249,14 @@ async fn api_faults(options: &Options, load: Load) -> anyhow::Result<Outcome> {
     }
     let orders = posting.await?;
     stage.mock.set_all_faults(Faults::default());
-    let chaos = "every API: 30 % 503, 5 % hang 3 s (request timeout 2 s), 5 % connection reset after the effect, \
-                 429 bursts (50 %, 2 s on / 2 s off)"
-        .into();
-    finish(stage, "api-faults", chaos, orders, 0).await
+    let resets = |stage: &Stage| Api::ALL.iter().map(|api| stage.mock.stats(*api).resets as usize).sum();
+    let mut outcome = finish_keeping(stage, "api-faults", orders, 0, resets).await?;
+    outcome.chaos = format!(
+        "every API: 30 % 503, 5 % hang 3 s (request timeout 2 s), 5 % connection reset after the effect ({} resets), \
+         429 bursts (50 %, 2 s on / 2 s off)",
+        outcome.observed
+    );
+    Ok(outcome)
 }
 
 /// (e) Poison records of every class produced among the orders: not JSON, a header key that is not UTF-8,
