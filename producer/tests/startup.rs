@@ -32,3 +32,30 @@ fn a_missing_settings_file_is_named() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("/nonexistent/courier.toml"), "{stderr}");
 }
+
+#[test]
+fn the_binary_says_its_version_and_what_it_is_and_checks_its_settings_without_printing_secrets() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_producer"))
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("COURIER_CONFIG")
+            .output()
+            .expect("producer binary runs");
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        (output.status.code(), text(output.stdout), text(output.stderr))
+    };
+    let (code, out, _) = run(&["--version"], &[]);
+    assert_eq!((code, out.trim()), (Some(0), concat!("producer ", env!("CARGO_PKG_VERSION"))));
+    let (code, out, _) = run(&["--help"], &[]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("order API") && out.contains("--check"), "{out}");
+
+    // Nothing listens on port 1: the check names the unreachable broker, and no API key is printed.
+    let key = "a-producer-api-key-never-printed";
+    let env = [("COURIER__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1"), ("COURIER__PRODUCER__API_KEYS", key)];
+    let (code, out, err) = run(&["--check"], &env);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(out.contains("api_keys") && !out.contains(key) && !err.contains(key), "{out}");
+    assert!(err.contains("no Kafka broker answered at 127.0.0.1:1"), "{err}");
+}
