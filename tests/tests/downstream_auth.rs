@@ -51,8 +51,10 @@ async fn each_auth_mode_reaches_its_api_and_an_oauth2_token_is_cached_and_renewe
     }
     for api in [Api::Inventory, Api::Payment, Api::Email, Api::Sms] {
         app.mock.wait_for_effects(api, n, WAIT).await.unwrap_or_else(|e| panic!("{api}: {e}"));
+        // A call enters the journal once answered, a moment after its effect: wait for the answers too.
+        let calls = app.mock.wait_for_calls(api, n, WAIT).await.unwrap_or_else(|e| panic!("{api}: {e}"));
+        assert_eq!(calls.len(), n, "{api}: one call per order");
         assert_eq!(app.mock.stats(api).unauthorized, 0, "{api}: every call carried its credential");
-        assert_eq!(app.mock.calls(api).len(), n, "{api}: one call per order");
     }
     assert_eq!(app.mock.tokens_issued(), 1, "one token served every call");
 
