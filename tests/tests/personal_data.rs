@@ -6,7 +6,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use courier::delivery::dlq::dlq_topic;
 use courier_tests::app::{Consumer, spawn_app_with};
+use courier_tests::kafka_probe::read_all;
 use mock_apis::{Api, Faults};
 use serde_json::json;
 use tracing_subscriber::fmt::MakeWriter;
@@ -89,6 +91,10 @@ async fn no_log_line_holds_a_recipient_or_a_secret() {
     app.mock.wait_for_effects(Api::Email, n - 1, WAIT).await.expect("e-mails");
     app.mock.wait_for_effects(Api::Sms, n, WAIT).await.expect("SMS");
     app.mock.wait_for_effects(Api::Payment, n, WAIT).await.expect("charges");
+    // The refused e-mail's dead letter has landed (and been logged) before the consumers stop.
+    let dlq = dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("notification"));
+    let dead = read_all(&app.bootstrap, &dlq, 1, WAIT).await.expect("the dead-letter topic reads");
+    assert_eq!(dead.len(), 1, "the refused e-mail is dead-lettered");
     for consumer in consumers {
         consumer.stop().await.expect("stops cleanly");
     }
