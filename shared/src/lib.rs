@@ -6,10 +6,11 @@
 //!
 //! * [`events`]: the CloudEvents 1.0 JSON envelope and the event payloads (`OrderCreated`), with a decoder
 //!   that turns any record value into a typed event or a [`events::DecodeError`] saying what is wrong.
-//! * [`cli`]: what every binary does first: arguments, settings, logging.
+//! * [`cli`]: what every binary does first: arguments (`--help`, `--version`, `--check`), settings, logging.
 //! * [`settings`]: typed settings, layered `config/default.toml` → optional file → `COURIER__*` environment
 //!   variables, validated at start-up so that a bad value stops the program with the setting's name.
-//! * [`kafka`]: the rdkafka client configuration built from settings, and topic administration.
+//! * [`kafka`]: the rdkafka client configuration built from settings (security: TLS, SASL, further
+//!   properties), the cluster check that names a refused login or TLS failure, and topic administration.
 //! * [`publisher`]: publishing CloudEvents with an idempotent producer (acks=all), awaiting the broker's ack.
 //! * [`telemetry`]: the `tracing` subscriber and the W3C trace context carried from producer to API.
 //! * [`downstream`]: the HTTP client a consumer uses to call its API (timeouts, `Idempotency-Key`, auth,
