@@ -138,7 +138,7 @@ const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
 /// The SASL mechanisms courier's librdkafka supports.
 const MECHANISMS: [&str; 4] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
-/// Everything that secures a client: what [`apply`] needs.
+/// Everything that secures a client: what [`Security::apply`] needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Security<'a> {
     /// `kafka.security_protocol`.
