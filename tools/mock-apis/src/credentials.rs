@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 
 use crate::api::Api;
+use crate::store::lock;
 
 /// What an API requires of a call.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -66,10 +67,6 @@ pub(crate) struct Credentials {
     tokens: Mutex<HashMap<String, Instant>>,
     /// Tokens issued since start.
     issued: Mutex<u64>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Credentials {

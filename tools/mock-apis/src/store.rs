@@ -264,7 +264,7 @@ impl SlotState {
 
 /// Locks `mutex`, going on with the data if a holder panicked (the data stays consistent: every update
 /// under these locks is a handful of assignments).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
