@@ -30,6 +30,10 @@ WORKDIR /src
 # mounts, so a source change rebuilds only the courier crates.
 COPY . .
 
+# The commit the binaries report in courier_build_info (`--build-arg COURIER_GIT_SHA=$(git rev-parse HEAD)`).
+ARG COURIER_GIT_SHA=unknown
+ENV COURIER_GIT_SHA=${COURIER_GIT_SHA}
+
 # The cache mount for target/ is not part of the image: the binaries are copied out in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \

@@ -27,6 +27,8 @@ done
 
 scripts/install-tansu.sh
 echo "building courier (release)…"
+# The commit the binaries report in courier_build_info.
+export COURIER_GIT_SHA=${COURIER_GIT_SHA:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 cargo build --release --locked --bin producer --bin inventory --bin payment --bin notification --bin mock-apis --bin demo
 bin=$root/target/release
 

@@ -96,7 +96,7 @@ impl Inventory {
             order_id: &order.order_id,
             items: order.items.iter().map(|i| ReservationItem { sku: &i.sku, quantity: i.quantity }).collect(),
         };
-        let call = CallContext { idempotency_key: format!("{NAME}:{}", incoming.event.id), trace: incoming.trace };
+        let call = CallContext { idempotency_key: format!("{NAME}:{}", incoming.event.id) };
         let outcome = downstream::classify(&self.api.send_json(Method::POST, "reservations", &body, &call).await);
         if outcome == Outcome::Done {
             tracing::info!(order_id = %order.order_id, items = order.items.len(), "stock reserved");
@@ -118,8 +118,7 @@ impl Inventory {
             reason: &failed.reason,
             causing_event_id: &failed.causing_event_id,
         };
-        let call =
-            CallContext { idempotency_key: format!("{NAME}-release:{}", incoming.event.id), trace: incoming.trace };
+        let call = CallContext { idempotency_key: format!("{NAME}-release:{}", incoming.event.id) };
         let path = format!("reservations/{}/release", failed.order_id);
         let result = self.api.send_json(Method::POST, &path, &body, &call).await;
         if let Ok(response) = &result

@@ -26,11 +26,13 @@ pub async fn main(
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    match run(&settings, courier::shutdown::on_signal()).await {
+    let code = match run(&settings, courier::shutdown::on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "{binary} consumer failed");
             ExitCode::FAILURE
         }
-    }
+    };
+    courier::telemetry::shutdown();
+    code
 }

@@ -96,10 +96,7 @@ impl Handler for Notification {
             Ok(order) => order,
             Err(error) => return Outcome::Permanent(Failure::from(&error)),
         };
-        let key = |channel: &str| CallContext {
-            idempotency_key: format!("{NAME}-{channel}:{}", incoming.event.id),
-            trace: incoming.trace,
-        };
+        let key = |channel: &str| CallContext { idempotency_key: format!("{NAME}-{channel}:{}", incoming.event.id) };
         let result = match channel {
             Some(SMS) => {
                 let Some(phone) = order.customer.phone.as_deref() else { return Outcome::Done };

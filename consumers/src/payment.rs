@@ -67,7 +67,7 @@ impl Payment {
         let data =
             PaymentFailed { order_id: order.order_id.clone(), reason, causing_event_id: incoming.event.id.clone() };
         let event = CloudEvent::new(id, SOURCE, Utc::now(), Some(order.order_id.clone()), data);
-        match self.publisher.publish(&order.order_id, &event, &incoming.trace.child()).await {
+        match self.publisher.publish(&order.order_id, &event).await {
             Ok(published) => {
                 tracing::warn!(
                     order_id = %order.order_id,
@@ -113,7 +113,7 @@ impl Handler for Payment {
             amount: order.total,
             currency: &order.currency,
         };
-        let call = CallContext { idempotency_key: format!("{NAME}:{}", incoming.event.id), trace: incoming.trace };
+        let call = CallContext { idempotency_key: format!("{NAME}:{}", incoming.event.id) };
         let result = self.api.send_json(Method::POST, "charges", &body, &call).await;
         if let Some(reason) = result.as_ref().ok().and_then(decline_reason) {
             return self.declined(incoming, &order, reason).await;

@@ -135,8 +135,15 @@ async fn sigkill_under_load_and_an_immediate_restart_gets_every_partition_every_
 /// Runs a last process until all `total` events are delivered, stops it with SIGTERM, and checks one effect
 /// per event.
 async fn finish(app: &TestApp, total: usize) {
-    let mut last = start_binary_with(app, &[]);
+    let port = courier_tests::broker::free_port().expect("a free port");
+    let mut last = start_binary_with(app, &[("COURIER__CONSUMER__HEALTH_LISTEN", &format!("127.0.0.1:{port}"))]);
     app.mock.wait_for_effects(Api::Inventory, total, WAIT).await.expect("every event delivered");
+    // The binary serves Prometheus metrics beside its health: its build, its process, what it delivered.
+    let metrics = courier_tests::scrape::scrape(&format!("http://127.0.0.1:{port}/metrics")).await.expect("/metrics");
+    assert_eq!(metrics.sum("courier_build_info", &[("binary", "inventory")]), 1.0);
+    assert!(metrics.sum("process_resident_memory_bytes", &[]) > 0.0);
+    let done = metrics.sum("courier_events_finished_total", &[("consumer", "inventory"), ("outcome", "done")]);
+    assert!(done >= 1.0, "the last process counted its deliveries: {done}");
     send_sigterm(&last).await;
     let status = tokio::time::timeout(WAIT, last.wait()).await.expect("exits").expect("status");
     assert!(status.success(), "{status}");

@@ -5,6 +5,7 @@
 //! problem+json answer and nothing is published.
 //!
 //! * [`startup`]: [`startup::Application`] builds the server from settings (port 0 in tests) and runs it.
+//! * [`access_log`]: the server span, access log line and request metrics of every request.
 //! * [`server`]: serving connections: header read timeout, graceful shutdown bounded in time.
 //! * [`auth`]: API keys (`producer.api_keys`): 401 without one, 403 with a wrong one.
 //! * [`routes`]: the HTTP handlers: orders, health and readiness.
@@ -13,6 +14,7 @@
 //! * [`idempotency`]: the `Idempotency-Key` memory that makes a retried request answer the same.
 //! * [`error`]: the API's error type and its problem+json rendering.
 
+pub mod access_log;
 pub mod auth;
 pub mod error;
 pub mod extract;

@@ -19,11 +19,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match app.run_until_stopped(courier::shutdown::on_signal()).await {
+    let code = match app.run_until_stopped(courier::shutdown::on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "producer stopped with an error");
             ExitCode::FAILURE
         }
-    }
+    };
+    courier::telemetry::shutdown();
+    code
 }

@@ -15,8 +15,8 @@ use courier::settings::Settings;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::auth::{self, ApiKeys};
 use crate::error::ApiError;
@@ -79,10 +79,13 @@ impl Application {
                     .load_shed()
                     .concurrency_limit(settings.producer.max_concurrent_requests),
             );
+        courier::telemetry::metrics::install("producer");
+        let request_id = http::HeaderName::from_static(crate::access_log::REQUEST_ID);
         let router = Router::new()
             .route("/v1/orders", orders)
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
+            .route("/metrics", get(courier::telemetry::metrics::scrape))
             .layer(DefaultBodyLimit::max(limit))
             .layer(Extension(BodyLimit(limit)))
             // A slow client cannot hold a request, and the memory of its half-read body, for long.
@@ -91,7 +94,11 @@ impl Application {
                 Duration::from_millis(settings.producer.request_timeout_ms),
             ))
             .layer(middleware::map_response(crate::error::problem_for_timeouts))
-            .layer(TraceLayer::new_for_http())
+            // Outermost: every request, timed-out and refused ones included, is spanned, logged and counted,
+            // under an `x-request-id` (the client's, or a new one) that the answer carries back.
+            .layer(middleware::from_fn(crate::access_log::access_log))
+            .layer(PropagateRequestIdLayer::new(request_id.clone()))
+            .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
             .with_state(state);
         let listener = TcpListener::bind(&settings.producer.listen)
             .await

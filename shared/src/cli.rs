@@ -1,5 +1,5 @@
 //! What every binary does first: read its command line (`--help`, `--version`, `--config FILE`,
-//! `--check`), load and validate settings, start logging.
+//! `--check`), load and validate settings, start logging, tracing and the metrics recorder.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,7 +49,8 @@ pub async fn start(binary: &'static str, about: &'static str) -> Result<Settings
     if args.check {
         return Err(check(binary, &settings).await);
     }
-    telemetry::init(&settings.telemetry);
+    telemetry::init(&settings.telemetry, binary);
+    telemetry::metrics::install(binary);
     tracing::info!(binary, version = env!("CARGO_PKG_VERSION"), "starting");
     Ok(settings)
 }

@@ -24,8 +24,10 @@ use crate::delivery::breaker::{CallResult, CircuitBreaker};
 use crate::delivery::{Failure, Outcome};
 use crate::health::Health;
 use crate::settings::ApiSettings;
-use crate::telemetry::{TRACEPARENT, TraceContext};
+use crate::telemetry::metrics::{self, Label};
+use crate::telemetry::propagation;
 use auth::{Auth, AuthError};
+use tracing::Instrument;
 
 /// Header that makes a repeated call harmless.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -40,8 +42,8 @@ pub const CIRCUIT_OPEN: &str = "circuit_open";
 /// A client for one downstream API.
 #[derive(Clone)]
 pub struct ApiClient {
-    /// The API's name in settings and logs (`inventory`, `payment`, …).
-    name: String,
+    /// The API's name in settings, logs and metrics (`inventory`, `payment`, …).
+    name: Label,
     /// Base URL endpoint paths are joined to; always ends with `/`.
     base_url: Url,
     /// Pooled HTTP client with the API's timeouts.
@@ -60,13 +62,12 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
-/// What identifies one call: the idempotency key and the trace it belongs to.
+/// What identifies one call: its idempotency key. (The trace it belongs to is the current span's: the call
+/// is sent as a child span of it.)
 #[derive(Debug, Clone)]
 pub struct CallContext {
     /// `Idempotency-Key` header value.
     pub idempotency_key: String,
-    /// Trace context of the event; the call is sent as a child span.
-    pub trace: TraceContext,
 }
 
 /// A response as the handler sees it: the status, the headers and the whole body.
@@ -148,7 +149,7 @@ impl ApiClient {
             Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
         });
         let auth = Auth::from_settings(settings, http.clone());
-        Ok(Self { name: name.to_owned(), base_url, http, auth, breaker, limiter })
+        Ok(Self { name: Label::from(name), base_url, http, auth, breaker, limiter })
     }
 
     /// The API's circuit breaker.
@@ -180,16 +181,17 @@ impl ApiClient {
         let ticket = match self.breaker.admit(&call.idempotency_key) {
             Ok(ticket) => ticket,
             Err(retry_in) => {
+                metrics::call(&self.name, CIRCUIT_OPEN, None, None);
                 return Err(CallError { endpoint, kind: CallErrorKind::CircuitOpen { retry_in }, probe: false });
             }
         };
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
-        let mut result = self.call(&method, &url, body, call).await;
+        let mut result = self.call(&method, &url, &endpoint, body, call).await;
         if matches!(&result, Ok((status, ..)) if *status == StatusCode::UNAUTHORIZED) && self.auth.refused().await {
             tracing::info!(api = %self.name, "the API refused the OAuth 2.0 token: fetching a new one, calling again");
-            result = self.call(&method, &url, body, call).await;
+            result = self.call(&method, &url, &endpoint, body, call).await;
         }
         let probe = ticket.is_probe();
         let result = match result {
@@ -200,21 +202,38 @@ impl ApiClient {
         result
     }
 
-    /// One HTTP call: its status, headers and (capped) body.
+    /// One HTTP call, as a client span of the current one whose context it sends (`traceparent`): its
+    /// status, headers and (capped) body. Counted and timed in the call metrics.
     async fn call<B: Serialize + ?Sized>(
         &self,
         method: &Method,
         url: &Url,
+        endpoint: &str,
         body: &B,
         call: &CallContext,
     ) -> Result<(StatusCode, HeaderMap, Bytes), CallErrorKind> {
-        let request = self
-            .http
-            .request(method.clone(), url.clone())
-            .header(IDEMPOTENCY_KEY, &call.idempotency_key)
-            .header(TRACEPARENT, call.trace.child().to_string())
-            .json(body);
-        let request = self.auth.apply(request).await.map_err(CallErrorKind::Auth)?;
+        let span = tracing::info_span!(
+            "http call",
+            otel.kind = "client",
+            otel.name = %method,
+            api = %self.name,
+            http.request.method = %method,
+            url.full = endpoint,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let mut request =
+            self.http.request(method.clone(), url.clone()).header(IDEMPOTENCY_KEY, &call.idempotency_key).json(body);
+        for (name, value) in propagation::headers_of(&span) {
+            request = request.header(name, value);
+        }
+        let request = match self.auth.apply(request).await {
+            Ok(request) => request,
+            Err(error) => {
+                metrics::call(&self.name, "auth", None, None);
+                return Err(CallErrorKind::Auth(error));
+            }
+        };
+        let started = std::time::Instant::now();
         let result = async {
             let mut response = request.send().await?;
             let status = response.status();
@@ -228,7 +247,16 @@ impl ApiClient {
             }
             Ok::<_, reqwest::Error>((status, headers, Bytes::from(body)))
         }
+        .instrument(span.clone())
         .await;
+        let elapsed = Some(started.elapsed());
+        match &result {
+            Ok((status, ..)) => {
+                span.record("http.response.status_code", status.as_u16());
+                metrics::call(&self.name, status_class(*status), Some(status.as_u16()), elapsed);
+            }
+            Err(error) => metrics::call(&self.name, transport_class(error), None, elapsed),
+        }
         result.map_err(CallErrorKind::Transport)
     }
 }
@@ -242,6 +270,30 @@ pub enum ClientError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(reqwest::Error),
+}
+
+/// A response's outcome class, as `courier_downstream_calls_total` labels it.
+fn status_class(status: StatusCode) -> &'static str {
+    if status.is_success() {
+        "success"
+    } else if status == StatusCode::TOO_MANY_REQUESTS {
+        "throttled"
+    } else if is_transient_status(status) {
+        "server_error"
+    } else {
+        "client_error"
+    }
+}
+
+/// A call without a response, as `courier_downstream_calls_total` labels it.
+fn transport_class(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connection"
+    } else {
+        "transport"
+    }
 }
 
 /// What a call's result says about the API's health.
@@ -459,7 +511,7 @@ mod tests {
         let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
         assert_eq!(client.url("reservations").as_str(), "http://127.0.0.1:1/api/reservations");
         assert!(!format!("{client:?}").contains("s3cret"));
-        let call = CallContext { idempotency_key: "test:1".into(), trace: TraceContext::new_root() };
+        let call = CallContext { idempotency_key: "test:1".into() };
         let result = client.send_json(Method::POST, "reservations", &serde_json::json!({}), &call).await;
         match classify(&result) {
             Outcome::Retry(f) => {

@@ -4,7 +4,7 @@
 //! the dead-letter guard throttling, no Kafka broker answering. The consumer also reports how many partitions
 //! it is assigned ([`Health::set_assigned`]). [`serve`] answers `GET /healthz` (the process is alive, with its
 //! assigned partitions) and `GET /readyz` (200 without problems, 503 listing them), for orchestrators and
-//! operators.
+//! operators, and `GET /metrics` for Prometheus.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -110,9 +110,13 @@ impl Health {
     }
 }
 
-/// Serves `/healthz` and `/readyz` on `listener` until `shutdown`.
+/// Serves `/healthz`, `/readyz` and `/metrics` (Prometheus) on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, health: Health, shutdown: CancellationToken) -> std::io::Result<()> {
-    let router = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(health);
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::telemetry::metrics::scrape))
+        .with_state(health);
     axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 

@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 
 use crate::events::{CLOUDEVENTS_CONTENT_TYPE, CloudEvent, EventData};
 use crate::settings::Settings;
-use crate::telemetry::{TRACEPARENT, TraceContext};
+use crate::telemetry::metrics::{self, Label};
+use crate::telemetry::propagation;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
+use tracing::Instrument;
 
 /// Where an acknowledged event was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +68,7 @@ pub struct Publisher {
     /// Refused records in a row.
     refusals: Arc<Mutex<Refusals>>,
     /// The topic events go to.
-    topic: String,
+    topic: Label,
     /// Longest wait for an acknowledgement, queueing included.
     timeout: Duration,
 }
@@ -81,7 +83,7 @@ impl Publisher {
             producer: Arc::new(Mutex::new(producer)),
             config,
             refusals: Arc::default(),
-            topic: topic.to_owned(),
+            topic: Label::from(topic),
             timeout,
         })
     }
@@ -133,23 +135,34 @@ impl Publisher {
         self.timeout
     }
 
-    /// Publishes `event` keyed by `key`, with `content-type` and `traceparent` headers, and waits for the
-    /// broker's acknowledgement.
-    pub async fn publish<T: EventData>(
-        &self,
-        key: &str,
-        event: &CloudEvent<T>,
-        trace: &TraceContext,
-    ) -> Result<Published, PublishError> {
+    /// Publishes `event` keyed by `key`, with `content-type`, CloudEvents and trace context headers, and
+    /// waits for the broker's acknowledgement. The publish is a producer span of the current span; its context
+    /// is what the record's `traceparent` carries, so the consumers' spans are its children.
+    pub async fn publish<T: EventData>(&self, key: &str, event: &CloudEvent<T>) -> Result<Published, PublishError> {
+        let span = tracing::info_span!(
+            "publish",
+            otel.kind = "producer",
+            otel.name = %format_args!("publish {}", self.topic),
+            messaging.destination.name = %self.topic,
+            event_type = %event.event_type,
+        );
         let payload = serde_json::to_vec(event)?;
-        let traceparent = trace.to_string();
-        let headers = OwnedHeaders::new()
+        let mut headers = OwnedHeaders::new()
             .insert(Header { key: "content-type", value: Some(CLOUDEVENTS_CONTENT_TYPE) })
-            .insert(Header { key: TRACEPARENT, value: Some(traceparent.as_str()) })
             .insert(Header { key: "ce_id", value: Some(event.id.as_str()) })
             .insert(Header { key: "ce_type", value: Some(event.event_type.as_str()) });
+        for (name, value) in propagation::headers_of(&span) {
+            headers = headers.insert(Header { key: name, value: Some(value.as_str()) });
+        }
         let record = FutureRecord::to(&self.topic).key(key).payload(&payload).headers(headers);
-        let sent = self.producer().send(record, Timeout::After(self.timeout)).await.map_err(|(error, _)| error);
+        let started = Instant::now();
+        let sent = self
+            .producer()
+            .send(record, Timeout::After(self.timeout))
+            .instrument(span)
+            .await
+            .map_err(|(error, _)| error);
+        metrics::published(&self.topic, sent.is_ok(), started.elapsed());
         self.count(sent.as_ref().map(|_| ()));
         let delivery = sent?;
         Ok(Published { partition: delivery.partition, offset: delivery.offset })

@@ -311,7 +311,7 @@ pub struct DlqSettings {
     pub guard_window_ms: u64,
 }
 
-/// `[telemetry]`: logging.
+/// `[telemetry]`: logs, traces and metrics.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetrySettings {
@@ -319,6 +319,11 @@ pub struct TelemetrySettings {
     pub log_level: String,
     /// `json` (one JSON object a line, for containers) or `pretty` (for people).
     pub log_format: LogFormat,
+    /// OTLP/gRPC endpoint traces are exported to (e.g. `http://otel-collector:4317`); empty: not exported
+    /// unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub otlp_endpoint: String,
+    /// How often a consumer reads librdkafka's statistics for `courier_consumer_lag` (0: no lag metric).
+    pub statistics_interval_ms: u64,
 }
 
 /// How log lines are written.
@@ -557,6 +562,15 @@ impl Settings {
 
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level) {
             return Err(invalid("telemetry.log_level", e.to_string()));
+        }
+        let endpoint = self.telemetry.otlp_endpoint.trim();
+        if !endpoint.is_empty()
+            && reqwest::Url::parse(endpoint).map_or(true, |u| !["http", "https"].contains(&u.scheme()))
+        {
+            return Err(invalid("telemetry.otlp_endpoint", format!("{endpoint:?} is not an http(s) URL")));
+        }
+        if self.telemetry.statistics_interval_ms > MAX_DURATION_MS {
+            return Err(invalid("telemetry.statistics_interval_ms", "longer than a week".to_owned()));
         }
         Ok(())
     }

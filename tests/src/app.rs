@@ -9,7 +9,7 @@ use std::sync::Once;
 
 use courier::delivery::failure::FailureRoute;
 use courier::health::Health;
-use courier::settings::Settings;
+use courier::settings::{LogFormat, Settings, TelemetrySettings};
 use courier_consumers::inventory::Inventory;
 use mock_apis::{MockApis, MockApisConfig};
 use serde_json::{Value, json};
@@ -94,16 +94,19 @@ where
     RunningConsumer { stop, task }
 }
 
-/// Installs a test log subscriber when `TEST_LOG` is set.
+/// Installs courier's subscriber as the binaries do: spans carry the trace context (to Kafka records and HTTP
+/// calls) whatever the log level; log lines are written only when `TEST_LOG` is set (`RUST_LOG` filters them).
 pub fn init_test_log() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
-                .with_test_writer()
-                .try_init();
-        }
+        let log_level = if std::env::var_os("TEST_LOG").is_some() { "info" } else { "off" };
+        let telemetry = TelemetrySettings {
+            log_level: log_level.into(),
+            log_format: LogFormat::Pretty,
+            otlp_endpoint: String::new(),
+            statistics_interval_ms: 0,
+        };
+        courier::telemetry::init(&telemetry, "courier-tests");
     });
 }
 

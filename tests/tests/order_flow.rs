@@ -58,7 +58,7 @@ async fn every_valid_order_is_reserved_once_with_its_items() {
             .collect();
         assert_eq!(reserved, expected, "items of order {order_id}");
         let traceparent = effect.traceparent.as_deref().expect("traceparent sent downstream");
-        assert!(courier::telemetry::TraceContext::parse(traceparent).is_some(), "{traceparent}");
+        assert!(courier::telemetry::propagation::trace_id_of(traceparent).is_some(), "{traceparent}");
     }
     assert_eq!(seen.len(), sent.len());
     assert_eq!(app.mock.stats(Api::Inventory).effects, sent.len() as u64);

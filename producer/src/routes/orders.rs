@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use courier::events::{CloudEvent, PRODUCER_SOURCE};
-use courier::telemetry::{TRACEPARENT, TraceContext};
+use courier::telemetry::{metrics, propagation};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
@@ -55,21 +55,17 @@ pub async fn create_order(
     };
     let fingerprint = key.as_ref().map(|_| idempotency::fingerprint(&body));
     let valid = order::parse(body)?;
-    let trace = headers
-        .get(TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceContext::parse)
-        .map(|parent| parent.child())
-        .unwrap_or_else(TraceContext::new_root);
     let (order_id, event_id) = idempotency::ids_for(key.as_deref());
+    // A child of the request's server span (see `access_log`), so it shares the caller's trace.
     let span =
-        tracing::info_span!("order", order_id = %order_id, event_id = %event_id, trace_id = %trace.trace_id_hex());
+        tracing::info_span!("order", order_id = %order_id, event_id = %event_id, trace_id = tracing::field::Empty);
+    span.record("trace_id", propagation::trace_id(&span).as_str());
 
     let publish = async {
         let now = Utc::now();
         let data = valid.into_event(order_id.to_string(), now);
         let event = CloudEvent::new(event_id, PRODUCER_SOURCE, now, Some(order_id.to_string()), data);
-        let published = state.publisher.publish(&event.data.order_id, &event, &trace).await.map_err(|error| {
+        let published = state.publisher.publish(&event.data.order_id, &event).await.map_err(|error| {
             tracing::warn!(%error, "order not accepted: the event was not acknowledged by the broker");
             error
         })?;
@@ -110,6 +106,7 @@ pub async fn create_order(
             }
             if !fresh {
                 span.in_scope(|| tracing::info!("repeated Idempotency-Key: answering with the first response"));
+                metrics::idempotent_replay();
             }
             (remembered, !fresh)
         }

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::health::Health;
+use crate::telemetry::metrics::{self, BreakerState};
 
 /// How a call ended, as the breaker counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +121,10 @@ pub struct Ticket {
 impl CircuitBreaker {
     /// A closed breaker for API `name`.
     pub fn new(name: &str, policy: BreakerPolicy, health: Health) -> Self {
+        let name: Arc<str> = Arc::from(name);
+        metrics::breaker(&name, BreakerState::Closed, false);
         Self {
-            name: Arc::from(name),
+            name,
             policy,
             state: Arc::new(Mutex::new(State::Closed(Box::new(Window::new())))),
             hasher: RandomState::new(),
@@ -154,6 +157,9 @@ impl CircuitBreaker {
             State::Closed(_) => false,
             State::Open { until } if now < until => return Err(until - now),
             State::Open { .. } | State::HalfOpen { probing: false } => {
+                if matches!(*state, State::Open { .. }) {
+                    metrics::breaker(&self.name, BreakerState::HalfOpen, true);
+                }
                 *state = State::HalfOpen { probing: true };
                 tracing::info!(api = %self.name, "circuit breaker half-open: letting one probe call through");
                 true
@@ -176,6 +182,7 @@ impl CircuitBreaker {
                 *state = State::Closed(Box::new(Window::new()));
                 drop(state);
                 tracing::info!(api = %self.name, "circuit breaker closed: the probe call succeeded");
+                metrics::breaker(&self.name, BreakerState::Closed, true);
                 self.health.clear(&self.component());
             }
             (State::HalfOpen { .. }, CallResult::Failed) if probe => self.open(&mut state, "the probe call failed"),
@@ -227,6 +234,7 @@ impl CircuitBreaker {
 
     fn open(&self, state: &mut State, why: &str) {
         *state = State::Open { until: Instant::now() + self.policy.cooldown };
+        metrics::breaker(&self.name, BreakerState::Open, true);
         tracing::warn!(
             api = %self.name,
             cooldown_ms = u64::try_from(self.policy.cooldown.as_millis()).unwrap_or(u64::MAX),

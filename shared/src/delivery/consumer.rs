@@ -44,6 +44,7 @@ use super::worker::Worker;
 use crate::health::{self, Health};
 use crate::kafka;
 use crate::settings::Settings;
+use crate::telemetry::metrics::{self, Label};
 
 /// What a consumer reads.
 #[derive(Debug, Clone)]
@@ -105,6 +106,8 @@ where
 {
     let health = Health::default();
     let handler = make_handler(&health).map_err(|e| RunError::Handler(e.to_string()))?;
+    // The binary installed it already (`cli::start`); a consumer run by a test or the bench installs it here.
+    metrics::install("consumer");
     let listen = &settings.consumer.health_listen;
     let listener = TcpListener::bind(listen).await.map_err(|e| RunError::Health(format!("{listen}: {e}")))?;
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "health server listening");
@@ -208,9 +211,12 @@ async fn consume<H: Handler, R: FailureRoute>(
 ) -> Result<(), RunError> {
     let c = &settings.consumer;
     let d = &settings.dlq;
-    let guard = DlqGuard::new(d.guard_max_records, Duration::from_millis(d.guard_window_ms), health.clone());
+    let consumer_label: Label = Arc::from(handler.name());
+    let window = Duration::from_millis(d.guard_window_ms);
+    let guard = DlqGuard::new(d.guard_max_records, window, consumer_label.clone(), health.clone());
     let worker = Worker {
         handler,
+        consumer: consumer_label.clone(),
         route,
         policy: RetryPolicy::from_settings(c),
         in_flight: Arc::new(Semaphore::new(c.max_in_flight)),
@@ -227,9 +233,14 @@ async fn consume<H: Handler, R: FailureRoute>(
         abandoned: Arc::clone(&abandoned),
         health: health.clone(),
         brokers_down: Arc::new(AtomicBool::new(false)),
+        consumer: consumer_label.clone(),
     };
-    let consumer: BaseConsumer<RuntimeContext<H, R>> =
-        kafka::consumer_config(&settings.kafka, &spec.group).create_with_context(context).map_err(RunError::Create)?;
+    let mut config = kafka::consumer_config(&settings.kafka, &spec.group);
+    if settings.telemetry.statistics_interval_ms > 0 {
+        // The statistics carry each partition's lag (courier_consumer_lag).
+        config.set("statistics.interval.ms", settings.telemetry.statistics_interval_ms.to_string());
+    }
+    let consumer: BaseConsumer<RuntimeContext<H, R>> = config.create_with_context(context).map_err(RunError::Create)?;
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(|source| RunError::Subscribe { topics: spec.topics.clone(), source })?;
     tracing::info!(group = %spec.group, topics = ?spec.topics, max_in_flight = c.max_in_flight, "consumer started");
@@ -247,6 +258,8 @@ async fn consume<H: Handler, R: FailureRoute>(
         subscription: spec.topics.clone(),
         group: spec.group.clone(),
         topics: HashMap::new(),
+        consumer_label,
+        max_in_flight: c.max_in_flight,
     };
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -313,12 +326,26 @@ struct RuntimeContext<H, R> {
     health: Health,
     /// Set when librdkafka reports every broker down; the poll thread clears it once the cluster answers.
     brokers_down: Arc<AtomicBool>,
+    /// The consumer, as its metrics are labelled.
+    consumer: Label,
 }
 
 /// Name under which an unreachable cluster is reported to [`Health`].
 const KAFKA: &str = "kafka";
 
 impl<H: Handler, R: FailureRoute> ClientContext for RuntimeContext<H, R> {
+    /// librdkafka's statistics (every `telemetry.statistics_interval_ms`): the lag of each assigned partition.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                // Partition -1 is librdkafka's internal one; `desired` marks the assigned partitions.
+                if *partition >= 0 && p.desired && p.consumer_lag >= 0 {
+                    metrics::consumer_lag(&self.consumer, topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             if !self.brokers_down.swap(true, Ordering::SeqCst) {
@@ -347,6 +374,11 @@ impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
             let partitions = partitions_of(list);
             let started = Instant::now();
             let lost = consumer.assignment_lost();
+            metrics::rebalance(&self.consumer, if lost { "lost" } else { "revoke" });
+            // Their lag is their next owner's to report now.
+            for (topic, partition) in &partitions {
+                metrics::consumer_lag(&self.consumer, topic, *partition, 0);
+            }
             let watermarks = self.dispatcher.revoke(&partitions, self.rebalance_timeout, lost);
             let listed = watermarks.iter().map(|(tp, o)| format!("{}/{}@{o}", tp.0, tp.1)).collect::<Vec<_>>();
             let waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -359,7 +391,7 @@ impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
                 self.health.set_assigned(self.dispatcher.assigned());
                 return;
             }
-            let committed = commit(consumer, &watermarks, CommitMode::Sync);
+            let committed = commit(consumer, &self.consumer, &watermarks, CommitMode::Sync);
             tracing::info!(
                 partitions = partitions.len(),
                 watermarks = ?listed,
@@ -375,6 +407,7 @@ impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
+                metrics::rebalance(&self.consumer, "assign");
                 let partitions = partitions_of(list);
                 self.dispatcher.assign(&partitions);
                 // librdkafka keeps the application's pause of a partition across revoke and assign, and the
@@ -395,6 +428,7 @@ impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
         match result {
             Ok(()) => tracing::debug!(partitions = offsets.count(), "watermarks committed"),
             Err(error) => {
+                metrics::commit_refused(&self.consumer);
                 let partitions = partitions_of(offsets);
                 tracing::warn!(
                     %error, partitions = partitions.len(),
@@ -410,10 +444,11 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
     list.elements().iter().map(|e| (Arc::from(e.topic()), e.partition())).collect()
 }
 
-/// Commits `watermarks`; `false` when the commit could not be sent or (synchronous) was refused. The result
-/// of an asynchronous commit arrives in the commit callback.
+/// Commits `watermarks` of the consumer `label`s metrics name; `false` when the commit could not be sent or
+/// (synchronous) was refused. The result of an asynchronous commit arrives in the commit callback.
 fn commit<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
+    label: &Label,
     watermarks: &[(TopicPartition, i64)],
     mode: CommitMode,
 ) -> bool {
@@ -428,9 +463,13 @@ fn commit<C: ConsumerContext>(
         }
     }
     match consumer.commit(&list, mode) {
-        Ok(()) => true,
+        Ok(()) => {
+            metrics::committed(label, watermarks);
+            true
+        }
         Err(error) => {
             tracing::warn!(%error, ?mode, "commit failed");
+            metrics::commit_refused(label);
             false
         }
     }
@@ -462,6 +501,10 @@ struct PollLoop<H: Handler, R: FailureRoute> {
     group: String,
     /// Interned topic names.
     topics: HashMap<String, Arc<str>>,
+    /// The consumer, as its metrics are labelled.
+    consumer_label: Label,
+    /// `consumer.max_in_flight`, for the in-flight gauge.
+    max_in_flight: usize,
 }
 
 impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
@@ -491,11 +534,12 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
             self.apply_flow_changes();
             if last_commit.elapsed() >= self.commit_interval {
                 let watermarks = self.dispatcher.take_commits();
-                if !commit(&self.consumer, &watermarks, CommitMode::Async) {
+                if !commit(&self.consumer, &self.consumer_label, &watermarks, CommitMode::Async) {
                     self.dispatcher.commit_failed(&watermarks.into_iter().map(|(tp, _)| tp).collect::<Vec<_>>());
                 }
                 self.check_brokers();
                 self.rejoin_when_unassigned();
+                metrics::occupancy(&self.consumer_label, self.dispatcher.occupancy(self.max_in_flight));
                 last_commit = Instant::now();
             }
         }
@@ -604,7 +648,7 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
             );
         }
         let watermarks = self.dispatcher.watermarks();
-        commit(&self.consumer, &watermarks, CommitMode::Sync);
+        commit(&self.consumer, &self.consumer_label, &watermarks, CommitMode::Sync);
         tracing::info!(
             group = %self.group,
             committed = ?watermarks.iter().map(|(tp, o)| format!("{}/{}@{o}", tp.0, tp.1)).collect::<Vec<_>>(),

@@ -39,6 +39,7 @@ use super::handler::Handler;
 use super::offsets::OffsetTracker;
 use super::record::{Record, TopicPartition};
 use super::worker::{Delivery, Stops, Worker};
+use crate::telemetry::metrics::Occupancy;
 
 /// Scheduling state of one assigned partition.
 struct PartitionState {
@@ -300,6 +301,21 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         }
     }
 
+    /// How full the runtime is now, for the occupancy gauges: `max_in_flight` is the size of the worker's
+    /// in-flight semaphore.
+    pub fn occupancy(&self, max_in_flight: usize) -> Occupancy {
+        let in_flight = max_in_flight.saturating_sub(self.worker.in_flight.available_permits());
+        let state = self.lock();
+        let partitions = state.partitions.values();
+        Occupancy {
+            in_flight,
+            buffered: state.total_unfinished(),
+            keys_waiting: partitions.clone().map(|p| p.keys.values().filter(|q| !q.is_empty()).count()).sum(),
+            assigned: state.partitions.len(),
+            paused: if state.over_total { state.partitions.len() } else { partitions.filter(|p| p.paused).count() },
+        }
+    }
+
     /// Pause/resume requests since the last call.
     pub fn take_flow_changes(&self) -> FlowChanges {
         let mut state = self.lock();
@@ -468,7 +484,6 @@ mod tests {
             offset,
             key: Some(format!("k{offset}").into_bytes()),
             value: Some(serde_json::to_vec(&event).expect("serializes")),
-            trace: None,
             timestamp_ms: None,
             headers: Vec::new(),
         }
@@ -478,6 +493,7 @@ mod tests {
         let health = Health::default();
         Worker {
             handler: Gate(Arc::clone(gate)),
+            consumer: Arc::from("gate"),
             route: LogFailureRoute,
             policy: RetryPolicy {
                 initial_backoff: Duration::from_millis(1),
@@ -486,7 +502,7 @@ mod tests {
                 max_elapsed: Duration::from_secs(1),
             },
             in_flight: Arc::new(Semaphore::new(100)),
-            guard: DlqGuard::new(100, Duration::from_secs(60), health.clone()),
+            guard: DlqGuard::new(100, Duration::from_secs(60), Arc::from("gate"), health.clone()),
             health,
         }
     }

@@ -195,6 +195,10 @@ fn too_large(error: &KafkaError) -> bool {
 }
 
 impl FailureRoute for DeadLetterRoute {
+    fn outcome(&self) -> &'static str {
+        "dead_lettered"
+    }
+
     async fn route(&self, record: FailedRecord<'_>) -> Result<(), String> {
         let (topic, partitions) =
             self.topics.get(record.topic).cloned().unwrap_or_else(|| (dlq_topic(record.topic, &self.group), 0));

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::health::Health;
+use crate::telemetry::metrics::{self, Label};
 
 /// Name under which the guard reports to [`Health`].
 const COMPONENT: &str = "dlq_guard";
@@ -36,6 +37,8 @@ pub struct DlqGuard {
     state: Arc<Mutex<State>>,
     /// Where throttling is reported.
     health: Health,
+    /// The consumer, as `courier_dlq_guard_waiting` is labelled.
+    consumer: Label,
 }
 
 /// Counts an event as waiting while it lives.
@@ -45,6 +48,7 @@ impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         let mut state = self.0.lock();
         state.waiting -= 1;
+        metrics::dlq_guard_waiting(&self.0.consumer, state.waiting);
         if state.waiting == 0 {
             drop(state);
             tracing::info!("dead-letter guard: no event waits any more; dead letters flow freely");
@@ -54,9 +58,10 @@ impl Drop for Waiting<'_> {
 }
 
 impl DlqGuard {
-    /// A guard allowing `max` dead letters per `window` (0: no limit).
-    pub fn new(max: u32, window: Duration, health: Health) -> Self {
-        Self { max, window, state: Arc::default(), health }
+    /// A guard of `consumer` allowing `max` dead letters per `window` (0: no limit).
+    pub fn new(max: u32, window: Duration, consumer: Label, health: Health) -> Self {
+        metrics::dlq_guard_waiting(&consumer, 0);
+        Self { max, window, state: Arc::default(), health, consumer }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -89,6 +94,7 @@ impl DlqGuard {
         let waiting = {
             let mut state = self.lock();
             state.waiting += 1;
+            metrics::dlq_guard_waiting(&self.consumer, state.waiting);
             if state.waiting == 1 {
                 let why = format!(
                     "more than {} events would be dead-lettered within {} ms: dead letters are throttled, and \
@@ -120,7 +126,7 @@ mod tests {
     async fn throttles_to_the_rate_and_never_holds_for_good() {
         let health = Health::default();
         let window = Duration::from_millis(200);
-        let guard = DlqGuard::new(3, window, health.clone());
+        let guard = DlqGuard::new(3, window, Arc::from("test"), health.clone());
         let started = Instant::now();
         for _ in 0..3 {
             guard.admit().await;
@@ -146,7 +152,7 @@ mod tests {
 
     #[tokio::test]
     async fn zero_disables() {
-        let guard = DlqGuard::new(0, Duration::from_secs(60), Health::default());
+        let guard = DlqGuard::new(0, Duration::from_secs(60), Arc::from("test"), Health::default());
         for _ in 0..1000 {
             guard.admit().await;
         }

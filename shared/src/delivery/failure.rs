@@ -46,6 +46,11 @@ pub struct FailedRecord<'a> {
 pub trait FailureRoute: Send + Sync + 'static {
     /// Reports one failed record.
     fn route(&self, record: FailedRecord<'_>) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// How a record this route accepted is counted in `courier_events_finished_total`.
+    fn outcome(&self) -> &'static str {
+        "failed"
+    }
 }
 
 /// Logs failed records and drops them.

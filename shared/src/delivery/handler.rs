@@ -5,7 +5,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::events::{DecodeError, RawEvent};
-use crate::telemetry::TraceContext;
 
 /// One event read from Kafka, with where it came from.
 #[derive(Debug, Clone)]
@@ -18,8 +17,9 @@ pub struct Incoming {
     pub offset: i64,
     /// The record key (the order id), when it has one and it is UTF-8.
     pub key: Option<String>,
-    /// The trace the event belongs to (from its `traceparent` header, or a new one).
-    pub trace: TraceContext,
+    /// The id of the trace the event belongs to (32 hex digits; empty when tracing is off), for logs. The
+    /// handler runs inside the event's span: HTTP calls and publishes continue the trace by themselves.
+    pub trace_id: String,
     /// The decoded envelope; `data` is decoded by the handler for the types it handles.
     pub event: RawEvent,
 }

@@ -6,7 +6,6 @@ use rdkafka::Message;
 use rdkafka::message::BorrowedMessage;
 
 use crate::kafka::headers::{self, RawHeader};
-use crate::telemetry::{TRACEPARENT, TraceContext};
 
 /// A topic and partition.
 pub type TopicPartition = (Arc<str>, i32);
@@ -22,8 +21,6 @@ pub struct Record {
     pub key: Option<Vec<u8>>,
     /// Its value, byte for byte.
     pub value: Option<Vec<u8>>,
-    /// The trace context from its `traceparent` header, when valid.
-    pub trace: Option<TraceContext>,
     /// Its timestamp (milliseconds since the epoch), when it has one.
     pub timestamp_ms: Option<i64>,
     /// Its headers, in order, keys and values byte for byte (a key need not be UTF-8).
@@ -34,13 +31,11 @@ impl Record {
     /// Copies a record out of the client; `topic` is the interned topic name.
     pub fn from_message(topic: Arc<str>, message: &BorrowedMessage<'_>) -> Self {
         let headers = headers::read(message);
-        let trace = headers::text(&headers, TRACEPARENT).and_then(TraceContext::parse);
         Self {
             tp: (topic, message.partition()),
             offset: message.offset(),
             key: message.key().map(<[u8]>::to_vec),
             value: message.payload().map(<[u8]>::to_vec),
-            trace,
             timestamp_ms: message.timestamp().to_millis(),
             headers,
         }

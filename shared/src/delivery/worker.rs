@@ -27,12 +27,15 @@ use super::retry::RetryPolicy;
 use crate::events;
 use crate::health::Health;
 use crate::kafka::headers;
-use crate::telemetry::TraceContext;
+use crate::telemetry::metrics::{self, Label};
+use crate::telemetry::propagation;
 
 /// What every event's delivery shares.
 pub struct Worker<H, R> {
     /// The consumer's domain mapping.
     pub handler: H,
+    /// The consumer's name, as its metrics are labelled.
+    pub consumer: Label,
     /// Where undeliverable events go.
     pub route: R,
     /// The retry budget and schedule.
@@ -91,6 +94,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
     /// `stops.abort` during one.
     pub async fn deliver(&self, record: &Record, stops: &Stops) -> Delivery {
         let cancel = &stops.cancel;
+        metrics::event_received(&self.consumer, &record.tp.0);
         let event = match events::decode_envelope(record.value.as_deref()) {
             Ok(event) => event,
             Err(error) => {
@@ -99,28 +103,34 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 return self.fail(record, None, None, verdict, cancel).await;
             }
         };
-        let trace = record.trace.unwrap_or_else(TraceContext::new_root);
+        // The event's span continues the trace of its `traceparent` header (the order API's publish span), so
+        // every log line and HTTP call of the event belongs to the order's trace.
+        let span = tracing::info_span!(
+            "event",
+            otel.kind = "consumer",
+            consumer = %self.consumer,
+            event_id = %event.id,
+            event_type = %event.event_type,
+            trace_id = tracing::field::Empty,
+            topic = %record.topic(),
+            partition = record.partition(),
+            offset = record.offset,
+        );
+        let trace_id = propagation::continue_trace(&span, propagation::from_record(&record.headers));
+        span.record("trace_id", trace_id.as_str());
         let incoming = Incoming {
             topic: record.topic().to_owned(),
             partition: record.partition(),
             offset: record.offset,
             key: record.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()).map(str::to_owned),
-            trace,
+            trace_id,
             event,
         };
-        let span = tracing::info_span!(
-            "event",
-            event_id = %incoming.event.id,
-            event_type = %incoming.event.event_type,
-            trace_id = %trace.trace_id_hex(),
-            topic = %incoming.topic,
-            partition = incoming.partition,
-            offset = incoming.offset,
-        );
         if let Some(other) = replayed_for_another(record, self.handler.name()) {
             span.in_scope(
                 || tracing::info!(dead_lettered_by = %other, "a replayed dead letter of another consumer: skipped"),
             );
+            metrics::event_finished(&self.consumer, &record.tp.0, None, "skipped");
             return Delivery::Handled;
         }
         let mut channels = self.handler.channels(&incoming);
@@ -129,6 +139,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             channels.retain(|c| *c == only);
             if channels.is_empty() {
                 span.in_scope(|| tracing::info!(channel = %only, "replayed channel no longer applies: nothing to do"));
+                metrics::event_finished(&self.consumer, &record.tp.0, None, "skipped");
                 return Delivery::Handled;
             }
         }
@@ -155,7 +166,14 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             None => span.clone(),
         };
         let verdict = match self.attempt_until_verdict(incoming, channel, &span, stops).await {
-            Some(Ok(())) => return Delivery::Handled,
+            Some(Ok(())) => {
+                metrics::event_finished(&self.consumer, &record.tp.0, channel, "done");
+                if let Some(written) = record.timestamp_ms {
+                    let elapsed = Utc::now().timestamp_millis().saturating_sub(written).max(0);
+                    metrics::end_to_end(&self.consumer, &record.tp.0, Duration::from_millis(elapsed.unsigned_abs()));
+                }
+                return Delivery::Handled;
+            }
             Some(Err(verdict)) => verdict,
             None => return Delivery::Abandoned,
         };
@@ -196,6 +214,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                     return Some(Ok(()));
                 }
                 Outcome::Retry(failure) if !failure.charged => {
+                    metrics::retry(&self.consumer, failure.kind);
                     // The API's breaker is open: wait for it, spending neither attempts nor retry time. Like every
                     // wait, it is capped by `retry_max_backoff_ms`.
                     let wait = failure.retry_after.unwrap_or(Duration::from_millis(100)).min(self.policy.max_backoff);
@@ -225,6 +244,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 return Some(Err(Verdict { failure, attempts, first, last: now }));
             }
             let delay = self.policy.delay(attempts, failure.retry_after);
+            metrics::retry(&self.consumer, failure.kind);
             span.in_scope(|| {
                 tracing::warn!(
                     attempts,
@@ -246,7 +266,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         &self,
         record: &Record,
         event_id: Option<&str>,
-        channel: Option<&str>,
+        channel: Option<&'static str>,
         verdict: Verdict,
         cancel: &CancellationToken,
     ) -> Delivery {
@@ -276,6 +296,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                     if tries > 0 {
                         self.health.clear(FAILURE_ROUTE);
                     }
+                    metrics::event_finished(&self.consumer, &record.tp.0, channel, self.route.outcome());
                     return Delivery::Handled;
                 }
                 Err(error) => {

@@ -28,7 +28,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let mut env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("COURIER__")).collect();
     env.insert("COURIER__KAFKA__GROUP_ID_PREFIX".into(), format!("{}-", args.group));
     let settings = Settings::load_with_env(None, Some(env))?;
-    courier::telemetry::init(&settings.telemetry);
+    courier::telemetry::init(&settings.telemetry, "bench");
     match args.mode.as_str() {
         "courier" => Ok(courier_consumers::inventory::run(&settings, CancellationToken::new()).await?),
         "baseline" => baseline(&settings, &args.group).await,

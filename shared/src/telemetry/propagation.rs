@@ -1,0 +1,113 @@
+//! The W3C trace context across process boundaries, with OpenTelemetry's propagator: written into Kafka
+//! record headers and HTTP request headers from a span, read back from them as the parent of the next span.
+
+use std::sync::LazyLock;
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::kafka::headers::RawHeader;
+
+/// Name of the record header and HTTP header that carry the trace context.
+pub const TRACEPARENT: &str = "traceparent";
+
+static PROPAGATOR: LazyLock<TraceContextPropagator> = LazyLock::new(TraceContextPropagator::new);
+
+/// The trace context of `span`, as the headers to send: `traceparent` (and `tracestate` when there is one).
+/// Empty when the span is not traced (no subscriber).
+pub fn headers_of(span: &tracing::Span) -> Vec<(&'static str, String)> {
+    struct Collect(Vec<(&'static str, String)>);
+    impl Injector for Collect {
+        fn set(&mut self, key: &str, value: String) {
+            // The propagator only writes its own two fields.
+            let key = if key == TRACEPARENT { TRACEPARENT } else { "tracestate" };
+            self.0.push((key, value));
+        }
+    }
+    let mut collect = Collect(Vec::with_capacity(1));
+    PROPAGATOR.inject_context(&span.context(), &mut collect);
+    collect.0
+}
+
+/// The remote parent carried by a record's headers (none: an empty context, and the span starts a trace).
+pub fn from_record(headers: &[RawHeader]) -> opentelemetry::Context {
+    struct Headers<'a>(&'a [RawHeader]);
+    impl Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
+                .and_then(|(_, v)| v.as_deref())
+                .and_then(|v| std::str::from_utf8(v).ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.iter().filter_map(|(k, _)| std::str::from_utf8(k).ok()).collect()
+        }
+    }
+    PROPAGATOR.extract(&Headers(headers))
+}
+
+/// The remote parent carried by HTTP request headers.
+pub fn from_http(headers: &http::HeaderMap) -> opentelemetry::Context {
+    struct Headers<'a>(&'a http::HeaderMap);
+    impl Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.to_str().ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(http::HeaderName::as_str).collect()
+        }
+    }
+    PROPAGATOR.extract(&Headers(headers))
+}
+
+/// Makes `parent` (from [`from_record`] or [`from_http`]) the parent of `span`, which must not have been
+/// entered yet, and returns the trace id `span` belongs to (32 hex digits), for logs. A context without a
+/// valid span leaves `span` the root of a new trace.
+pub fn continue_trace(span: &tracing::Span, parent: opentelemetry::Context) -> String {
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+    trace_id(span)
+}
+
+/// The trace id of `span` (32 hex digits), or empty when it is not traced.
+pub fn trace_id(span: &tracing::Span) -> String {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    if span_context.is_valid() { span_context.trace_id().to_string() } else { String::new() }
+}
+
+/// The trace id a `traceparent` value names (32 hex digits), when it is a valid one.
+pub fn trace_id_of(traceparent: &str) -> Option<String> {
+    let headers = [(TRACEPARENT.as_bytes().to_vec(), Some(traceparent.as_bytes().to_vec()))];
+    let context = from_record(&headers);
+    let span = context.span();
+    let parent = span.span_context();
+    parent.is_valid().then(|| parent.trace_id().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_traceparent_is_read_and_a_malformed_one_ignored() {
+        let known = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let headers = vec![(b"traceparent".to_vec(), Some(known.as_bytes().to_vec()))];
+        let context = from_record(&headers);
+        let span = context.span();
+        let parent = span.span_context();
+        assert!(parent.is_valid());
+        assert_eq!(parent.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(parent.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(parent.is_remote() && parent.is_sampled());
+        for bad in ["", "00-xyz", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"] {
+            let headers = vec![(b"traceparent".to_vec(), Some(bad.as_bytes().to_vec()))];
+            assert!(!from_record(&headers).span().span_context().is_valid(), "{bad}");
+        }
+        assert!(!from_record(&[]).span().span_context().is_valid());
+    }
+}

@@ -1,0 +1,79 @@
+//! The OpenTelemetry side of courier's spans: the tracer provider and the `tracing` layer that feeds it.
+//!
+//! Spans are exported over OTLP/gRPC when `telemetry.otlp_endpoint` is set, or when the standard
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` variable is (the other `OTEL_*`
+//! variables — `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`, the exporter's
+//! headers and timeout — work as the OpenTelemetry SDK documents them). Without an endpoint the spans still
+//! get trace and span ids, so the trace context reaches Kafka records, HTTP calls and log lines; nothing is
+//! exported.
+
+use std::sync::OnceLock;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Subscriber;
+use tracing_subscriber::Layer;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::settings::TelemetrySettings;
+
+/// The process's tracer provider, kept to flush it at shutdown.
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+/// Where spans go: the setting, else the standard variables, else nowhere.
+fn endpoint(settings: &TelemetrySettings) -> Option<String> {
+    let from_env = || {
+        ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    };
+    Some(settings.otlp_endpoint.trim().to_owned()).filter(|e| !e.is_empty()).or_else(from_env)
+}
+
+/// The tracer provider for `service`: exporting in batches to the OTLP endpoint when there is one.
+fn provider(settings: &TelemetrySettings, service: &'static str) -> SdkTracerProvider {
+    let mut resource = Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        resource = resource.with_service_name(service);
+    }
+    let builder = SdkTracerProvider::builder().with_resource(resource.build());
+    let Some(endpoint) = endpoint(settings) else {
+        return builder.build();
+    };
+    match SpanExporter::builder().with_tonic().with_endpoint(endpoint.clone()).build() {
+        Ok(exporter) => {
+            eprintln!("{service}: exporting traces over OTLP to {endpoint}");
+            builder.with_batch_exporter(exporter).build()
+        }
+        Err(error) => {
+            // Logging is not installed yet: say it on stderr, and run without exporting.
+            eprintln!("{service}: cannot export traces to telemetry.otlp_endpoint = {endpoint}: {error}");
+            builder.build()
+        }
+    }
+}
+
+/// The layer that turns `tracing` spans into OpenTelemetry spans of `service`.
+pub fn layer<S>(settings: &TelemetrySettings, service: &'static str) -> impl Layer<S>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+{
+    let provider = PROVIDER.get_or_init(|| provider(settings, service));
+    let tracer = provider.tracer("courier");
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+}
+
+/// Exports the spans still buffered (at shutdown; tests call it before reading the collector).
+pub fn flush() {
+    if let Some(provider) = PROVIDER.get()
+        && let Err(error) = provider.force_flush()
+    {
+        tracing::warn!(%error, "cannot send the last trace spans to the collector");
+    }
+}
