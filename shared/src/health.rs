@@ -65,6 +65,11 @@ impl Health {
         }
     }
 
+    /// A receiver that sees every change (problems or assignment).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     /// How many partitions the consumer is assigned now.
     pub fn assigned(&self) -> usize {
         self.assigned.load(Ordering::SeqCst)

@@ -12,12 +12,15 @@
 //! * [`kafka`]: the rdkafka client configuration built from settings (security: TLS, SASL, further
 //!   properties), the cluster check that names a refused login or TLS failure, and topic administration.
 //! * [`publisher`]: publishing CloudEvents with an idempotent producer (acks=all), awaiting the broker's ack.
-//! * [`telemetry`]: the `tracing` subscriber and the W3C trace context carried from producer to API.
+//! * [`telemetry`]: logs, traces and metrics: the `tracing` subscriber with its OpenTelemetry bridge (OTLP
+//!   export), the W3C trace context carried from the order API through Kafka to every HTTP call, and the
+//!   Prometheus metrics every process serves at `/metrics`.
 //! * [`downstream`]: the HTTP client a consumer uses to call its API (timeouts, `Idempotency-Key`, auth,
 //!   `traceparent`).
 //! * [`delivery`]: the runtime a consumer runs on: the [`delivery::Handler`] trait a consumer implements,
 //!   and the loop that reads records, hands them to the handler and stores offsets only after success.
-//! * [`health`]: a consumer's problems (open breakers, the dead-letter guard) and its `/readyz` server.
+//! * [`health`]: a consumer's problems (open breakers, the dead-letter guard) and its server: `/healthz`,
+//!   `/readyz`, `/metrics`.
 //! * [`shutdown`]: the signal that tells every task to stop (SIGTERM / SIGINT).
 
 pub mod cli;

@@ -10,8 +10,11 @@
 //! and nothing is committed. On assign, consumption starts from the committed offsets, and the partitions
 //! are resumed (librdkafka keeps a pause across revoke and assign; the new assignment starts unpaused).
 //!
-//! A failed asynchronous commit is noticed in the commit callback and its watermark committed again. When
-//! librdkafka reports every broker down, readiness says so until the cluster answers again.
+//! librdkafka reports the result of a manual asynchronous commit only to an `offset_commit_cb`, which rdkafka's
+//! event API never sets, so a failed periodic commit goes unnoticed where it happens. Instead, every
+//! [`RECOMMIT_EVERY`] the poll thread commits every watermark again, moved or not: a lost commit is repaired
+//! within that time (the commit callback still handles a reported failure, should one come). When librdkafka
+//! reports every broker down, readiness says so until the cluster answers again.
 //!
 //! On shutdown the thread pauses every partition (no more fetching), keeps polling (heartbeats, rebalances)
 //! while running events finish for up to `consumer.drain_timeout_ms`, commits the watermarks, and closes the
@@ -112,9 +115,22 @@ where
     let listener = TcpListener::bind(listen).await.map_err(|e| RunError::Health(format!("{listen}: {e}")))?;
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "health server listening");
     let server = tokio::spawn(health::serve(listener, health.clone(), shutdown.clone()));
+    let readiness = tokio::spawn(report_readiness(health.clone(), Arc::from(handler.name())));
     let result = run(settings, spec, handler, &health, shutdown).await;
     server.abort();
+    readiness.abort();
     result
+}
+
+/// Keeps `courier_ready` equal to what `/readyz` answers.
+async fn report_readiness(health: Health, consumer: Label) {
+    let mut changes = health.subscribe();
+    loop {
+        metrics::ready(&consumer, health.is_ready());
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Runs `handler` over `spec`'s topics until `shutdown` is cancelled. Undeliverable events go to the
@@ -301,6 +317,9 @@ const BUFFERED_PER_SLOT: usize = 4;
 fn budget(c: &crate::settings::ConsumerSettings) -> usize {
     c.max_in_flight.saturating_mul(BUFFERED_PER_SLOT).min(c.max_buffered_per_partition / 2).max(1)
 }
+
+/// How often every watermark is committed again, moved or not (see the module doc).
+pub const RECOMMIT_EVERY: Duration = Duration::from_secs(10);
 
 /// How long committing and leaving the group may take after the drain, before the consumer gives up on it.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -511,6 +530,7 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
     fn run(mut self) {
         let poll_timeout = Duration::from_millis(100);
         let mut last_commit = Instant::now();
+        let mut last_recommit = Instant::now();
         while !self.shutdown.is_cancelled() && !self.abandoned.load(Ordering::SeqCst) {
             // At the budget, wait for an event to finish rather than take more; after `poll_timeout` poll anyway
             // (callbacks, rebalances), taking at most one record, which the per-partition backstop bounds.
@@ -533,7 +553,12 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
             }
             self.apply_flow_changes();
             if last_commit.elapsed() >= self.commit_interval {
-                let watermarks = self.dispatcher.take_commits();
+                let mut watermarks = self.dispatcher.take_commits();
+                if last_recommit.elapsed() >= RECOMMIT_EVERY {
+                    // All of them, moved or not: a failed asynchronous commit is not reported (see the module).
+                    watermarks = self.dispatcher.watermarks();
+                    last_recommit = Instant::now();
+                }
                 if !commit(&self.consumer, &self.consumer_label, &watermarks, CommitMode::Async) {
                     self.dispatcher.commit_failed(&watermarks.into_iter().map(|(tp, _)| tp).collect::<Vec<_>>());
                 }

@@ -61,6 +61,8 @@ catalogue! {
         "Circuit breaker of an API: 0 closed, 1 open, 2 half-open.";
     BREAKER_TRANSITIONS = "courier_breaker_transitions_total", "counter", ["api", "to"],
         "Circuit breaker state changes, by the state entered.";
+    READY = "courier_ready", "gauge", ["consumer"],
+        "1 while the consumer's /readyz answers 200, 0 while it reports a problem (breaker, guard, broker).";
     DLQ_GUARD_WAITING = "courier_dlq_guard_waiting", "gauge", ["consumer"],
         "Events waiting for the dead-letter guard's turn (above 0: dead letters are throttled).";
     IN_FLIGHT = "courier_events_in_flight", "gauge", ["consumer"],
@@ -202,6 +204,11 @@ pub fn retry(consumer: &Label, reason: &'static str) {
     counter!(RETRIES, "consumer" => consumer.clone(), "reason" => reason).increment(1);
 }
 
+/// Whether the consumer is ready now.
+pub fn ready(consumer: &Label, ready: bool) {
+    gauge!(READY, "consumer" => consumer.clone()).set(if ready { 1.0 } else { 0.0 });
+}
+
 /// Events waiting for the dead-letter guard now.
 pub fn dlq_guard_waiting(consumer: &Label, waiting: usize) {
     gauge!(DLQ_GUARD_WAITING, "consumer" => consumer.clone()).set(waiting as f64);
@@ -262,7 +269,7 @@ pub fn rebalance(consumer: &Label, kind: &'static str) {
 /// A call to `api` ended: its outcome class, its status (when it got a response) and, when it reached the
 /// API, how long it took.
 pub fn call(api: &Label, outcome: &'static str, status: Option<u16>, elapsed: Option<Duration>) {
-    let status = status.map_or(metrics::SharedString::const_str("none"), |s| status_label(s).into());
+    let status = status.map_or(metrics::SharedString::const_str("none"), status_label);
     counter!(CALLS, "api" => api.clone(), "outcome" => outcome, "status" => status).increment(1);
     if let Some(elapsed) = elapsed {
         histogram!(CALL_DURATION, "api" => api.clone()).record(seconds(elapsed));

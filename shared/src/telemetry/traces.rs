@@ -62,10 +62,15 @@ where
 {
     let provider = PROVIDER.get_or_init(|| provider(settings, service));
     let tracer = provider.tracer("courier");
+    // Per-event cost matters (the runtime enters an event's span at every poll of its future): no OpenTelemetry
+    // context is activated on entry (parents come from the span tree, and injection reads the span's own
+    // context), and no source location, thread, target or busy/idle timing is recorded.
     tracing_opentelemetry::layer()
         .with_tracer(tracer)
+        .with_context_activation(false)
         .with_location(false)
         .with_threads(false)
+        .with_target(false)
         .with_tracked_inactivity(false)
 }
 
