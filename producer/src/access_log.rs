@@ -36,9 +36,9 @@ pub async fn access_log(request: Request, next: Next) -> Response {
         trace_id = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
     );
-    let trace_id = propagation::continue_trace(&span, propagation::from_http(request.headers()));
-    span.record("trace_id", trace_id.as_str());
-    let response = next.run(request).instrument(span.clone()).await;
+    let trace = propagation::continue_trace(&span, propagation::from_http(request.headers()));
+    span.record("trace_id", trace.id().as_str());
+    let response = trace.scope(next.run(request).instrument(span.clone())).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::events::{CLOUDEVENTS_CONTENT_TYPE, CloudEvent, EventData};
 use crate::settings::Settings;
 use crate::telemetry::metrics::{self, Label};
-use crate::telemetry::propagation;
+use crate::telemetry::{propagation, traces};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -136,16 +136,22 @@ impl Publisher {
     }
 
     /// Publishes `event` keyed by `key`, with `content-type`, CloudEvents and trace context headers, and
-    /// waits for the broker's acknowledgement. The publish is a producer span of the current span; its context
-    /// is what the record's `traceparent` carries, so the consumers' spans are its children.
+    /// waits for the broker's acknowledgement. With spans exported, the publish is a producer span of the
+    /// current span; its context is what the record's `traceparent` carries, so the consumers' spans are its
+    /// children. Without, the record carries the current trace ([`propagation::Trace`]).
     pub async fn publish<T: EventData>(&self, key: &str, event: &CloudEvent<T>) -> Result<Published, PublishError> {
-        let span = tracing::info_span!(
-            "publish",
-            otel.kind = "producer",
-            otel.name = %format_args!("publish {}", self.topic),
-            messaging.destination.name = %self.topic,
-            event_type = %event.event_type,
-        );
+        let span = if traces::exporting() {
+            tracing::info_span!(
+                "publish",
+                otel.kind = "producer",
+                otel.name = %format_args!("publish {}", self.topic),
+                messaging.destination.name = %self.topic,
+                event_type = %event.event_type,
+            )
+        } else {
+            // Nobody receives it, and nothing is logged inside it: the record carries the current trace.
+            tracing::Span::none()
+        };
         let payload = serde_json::to_vec(event)?;
         let mut headers = OwnedHeaders::new()
             .insert(Header { key: "content-type", value: Some(CLOUDEVENTS_CONTENT_TYPE) })

@@ -1,17 +1,18 @@
 //! Logs, traces and metrics.
 //!
 //! [`init`] installs the `tracing` subscriber: log lines (JSON or human-readable, filtered by
-//! `telemetry.log_level`) and, beside them, the OpenTelemetry bridge that turns courier's spans into trace
-//! spans ([`traces`]: exported over OTLP when `telemetry.otlp_endpoint` or the standard `OTEL_*` variables
-//! say where; otherwise the spans only carry the trace context). [`propagation`] moves that context across
-//! process boundaries as a W3C `traceparent`: from the order API's request into the Kafka record, from the
-//! record into the consumer's span, from there into every HTTP call. [`metrics`] is the Prometheus side.
+//! `telemetry.log_level`) and, when spans are exported (`telemetry.otlp_endpoint` or the standard `OTEL_*`
+//! variables say where), the OpenTelemetry bridge that turns courier's spans into trace spans ([`traces`]).
+//! [`propagation`] moves the trace context across process boundaries as a W3C `traceparent`, exported or
+//! not: from the order API's request into the Kafka record, from the record into the consumer's event, from
+//! there into every HTTP call. [`metrics`] is the Prometheus side.
 
 pub mod metrics;
 pub mod propagation;
 pub mod traces;
 
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing::Level;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
@@ -33,8 +34,12 @@ pub fn init(settings: &TelemetrySettings, service: &'static str) {
         LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).boxed(),
         LogFormat::Pretty => logs.compact().boxed(),
     };
-    // Trace spans do not depend on the log level: `log_level = "warn"` must not cut a trace in two.
-    let spans = traces::layer(settings, service).with_filter(LevelFilter::INFO);
+    // Trace spans do not depend on the log level: `log_level = "warn"` must not cut a trace in two. Log lines
+    // become span events from `warn` up only: the routine ones ("stock reserved") stay in the logs, found by
+    // their trace id, and cost the trace nothing.
+    let traced = filter_fn(|meta| meta.level() <= if meta.is_span() { &Level::INFO } else { &Level::WARN });
+    let spans =
+        traces::layer(settings, service).map(|layer| layer.with_filter(traced.with_max_level_hint(LevelFilter::INFO)));
     let _ = Registry::default().with(logs.with_filter(filter)).with(spans).try_init();
 }
 

@@ -116,7 +116,8 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             partition = record.partition(),
             offset = record.offset,
         );
-        let trace_id = propagation::continue_trace(&span, propagation::from_record(&record.headers));
+        let trace = propagation::continue_trace(&span, propagation::from_record(&record.headers));
+        let trace_id = trace.id();
         span.record("trace_id", trace_id.as_str());
         let incoming = Incoming {
             topic: record.topic().to_owned(),
@@ -144,11 +145,12 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             }
         }
         if channels.len() <= 1 {
-            return self.deliver_channel(record, &incoming, channels.first().copied(), &span, stops).await;
+            let delivery = self.deliver_channel(record, &incoming, channels.first().copied(), &span, stops);
+            return trace.scope(delivery).await;
         }
         let deliveries =
             channels.iter().map(|channel| self.deliver_channel(record, &incoming, Some(channel), &span, stops));
-        let results = futures::future::join_all(deliveries).await;
+        let results = trace.scope(futures::future::join_all(deliveries)).await;
         if results.iter().all(|d| *d == Delivery::Handled) { Delivery::Handled } else { Delivery::Abandoned }
     }
 

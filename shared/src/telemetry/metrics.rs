@@ -112,6 +112,24 @@ impl std::fmt::Debug for Metrics {
 
 static INSTALLED: OnceLock<Metrics> = OnceLock::new();
 
+/// How often the recorder's histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds the histogram samples recorded since the last time into their buckets every [`UPKEEP_EVERY`]: the
+/// recorder keeps every sample until then, so without it a process nobody scrapes would grow by two samples
+/// per event. A thread of its own, so it runs whatever runtime (if any) the process has.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let upkeep = move || {
+        loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        }
+    };
+    if let Err(error) = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(upkeep) {
+        tracing::warn!(%error, "cannot start the metrics upkeep thread: histograms are folded at each scrape only");
+    }
+}
+
 /// Installs the process-wide recorder, once, for `binary`; later calls return the first one. Returns `None`
 /// when another recorder was installed first (then nothing is rendered).
 pub fn install(binary: &'static str) -> Option<Metrics> {
@@ -132,6 +150,7 @@ pub fn install(binary: &'static str) -> Option<Metrics> {
     process.describe();
     describe();
     gauge!(BUILD_INFO, "binary" => binary, "version" => env!("CARGO_PKG_VERSION"), "git_sha" => git_sha()).set(1.0);
+    spawn_upkeep(handle.clone());
     let metrics = Metrics { handle, process: Arc::new(process) };
     Some(INSTALLED.get_or_init(|| metrics).clone())
 }

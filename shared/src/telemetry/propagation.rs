@@ -1,13 +1,18 @@
 //! The W3C trace context across process boundaries, with OpenTelemetry's propagator: written into Kafka
 //! record headers and HTTP request headers from a span, read back from them as the parent of the next span.
+//! When spans are not exported there are no OpenTelemetry spans: a unit of work runs in its [`Trace`] (the
+//! context it came with), which its records and calls then carry on.
 
 use std::sync::LazyLock;
 
+use opentelemetry::context::{FutureExt, WithContext};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::traces;
 use crate::kafka::headers::RawHeader;
 
 /// Name of the record header and HTTP header that carry the trace context.
@@ -16,7 +21,7 @@ pub const TRACEPARENT: &str = "traceparent";
 static PROPAGATOR: LazyLock<TraceContextPropagator> = LazyLock::new(TraceContextPropagator::new);
 
 /// The trace context of `span`, as the headers to send: `traceparent` (and `tracestate` when there is one).
-/// Empty when the span is not traced (no subscriber).
+/// Without exported spans, the context of the current [`Trace`]; empty outside any.
 pub fn headers_of(span: &tracing::Span) -> Vec<(&'static str, String)> {
     struct Collect(Vec<(&'static str, String)>);
     impl Injector for Collect {
@@ -27,7 +32,7 @@ pub fn headers_of(span: &tracing::Span) -> Vec<(&'static str, String)> {
         }
     }
     let mut collect = Collect(Vec::with_capacity(1));
-    PROPAGATOR.inject_context(&span.context(), &mut collect);
+    PROPAGATOR.inject_context(&context_of(span), &mut collect);
     collect.0
 }
 
@@ -63,19 +68,54 @@ pub fn from_http(headers: &http::HeaderMap) -> opentelemetry::Context {
     PROPAGATOR.extract(&Headers(headers))
 }
 
-/// Makes `parent` (from [`from_record`] or [`from_http`]) the parent of `span`, which must not have been
-/// entered yet, and returns the trace id `span` belongs to (32 hex digits), for logs. A context without a
-/// valid span leaves `span` the root of a new trace.
-pub fn continue_trace(span: &tracing::Span, parent: opentelemetry::Context) -> String {
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
+/// The trace a unit of work (a consumed event, an order request) belongs to: the context its HTTP calls and
+/// publishes continue. With exported spans it is the context of the work's own span; without, the one the
+/// work came with, passed through unchanged (courier makes no span of its own then), or a new trace when it
+/// came with none.
+#[derive(Clone, Debug)]
+pub struct Trace(opentelemetry::Context);
+
+impl Trace {
+    /// The trace id (32 hex digits).
+    pub fn id(&self) -> String {
+        self.0.span().span_context().trace_id().to_string()
     }
-    trace_id(span)
+
+    /// Runs `work` in this trace: the headers made inside it ([`headers_of`]) carry its context.
+    pub fn scope<F>(&self, work: F) -> WithContext<F> {
+        work.with_context(self.0.clone())
+    }
 }
 
-/// The trace id of `span` (32 hex digits), or empty when it is not traced.
+/// Makes `parent` (from [`from_record`] or [`from_http`]) the parent of `span`, which must not have been
+/// entered yet, and returns the trace the work belongs to. A context without a valid span starts a new trace.
+pub fn continue_trace(span: &tracing::Span, parent: opentelemetry::Context) -> Trace {
+    let continued = parent.span().span_context().is_valid();
+    if traces::exporting() {
+        if continued {
+            let _ = span.set_parent(parent);
+        }
+        return Trace(span.context());
+    }
+    Trace(if continued { parent } else { new_trace() })
+}
+
+/// A new trace, for work that came without one while spans are not exported: random ids, sampled (so that
+/// the APIs called record their side).
+fn new_trace() -> opentelemetry::Context {
+    let ids = RandomIdGenerator::default();
+    let root = SpanContext::new(ids.new_trace_id(), ids.new_span_id(), TraceFlags::SAMPLED, false, TraceState::NONE);
+    opentelemetry::Context::new().with_remote_span_context(root)
+}
+
+/// The context `span` sends: its own when spans are exported, else the current [`Trace`]'s.
+fn context_of(span: &tracing::Span) -> opentelemetry::Context {
+    if traces::exporting() { span.context() } else { opentelemetry::Context::current() }
+}
+
+/// The trace id of `span` (32 hex digits), or empty when it is in no trace.
 pub fn trace_id(span: &tracing::Span) -> String {
-    let context = span.context();
+    let context = context_of(span);
     let span_context = context.span().span_context().clone();
     if span_context.is_valid() { span_context.trace_id().to_string() } else { String::new() }
 }
