@@ -464,7 +464,8 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<TopicPartition> {
 }
 
 /// Commits `watermarks` of the consumer `label`s metrics name; `false` when the commit could not be sent or
-/// (synchronous) was refused. The result of an asynchronous commit arrives in the commit callback.
+/// (synchronous) was refused. An asynchronous commit's result is not reported (see the module): the poll loop
+/// sends every watermark again every [`RECOMMIT_EVERY`].
 fn commit<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     label: &Label,
