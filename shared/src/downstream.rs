@@ -213,7 +213,7 @@ impl ApiClient {
         body: &B,
         call: &CallContext,
     ) -> Result<(StatusCode, HeaderMap, Bytes), CallErrorKind> {
-        let span = if traces::exporting() {
+        let span = traces::exported_span(|| {
             tracing::info_span!(
                 "http call",
                 otel.kind = "client",
@@ -223,10 +223,7 @@ impl ApiClient {
                 url.full = endpoint,
                 http.response.status_code = tracing::field::Empty,
             )
-        } else {
-            // Nobody receives it, and nothing is logged inside it.
-            tracing::Span::none()
-        };
+        });
         let mut request =
             self.http.request(method.clone(), url.clone()).header(IDEMPOTENCY_KEY, &call.idempotency_key).json(body);
         for (name, value) in propagation::headers_of(&span) {

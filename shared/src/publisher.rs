@@ -140,7 +140,7 @@ impl Publisher {
     /// current span; its context is what the record's `traceparent` carries, so the consumers' spans are its
     /// children. Without, the record carries the current trace ([`propagation::Trace`]).
     pub async fn publish<T: EventData>(&self, key: &str, event: &CloudEvent<T>) -> Result<Published, PublishError> {
-        let span = if traces::exporting() {
+        let span = traces::exported_span(|| {
             tracing::info_span!(
                 "publish",
                 otel.kind = "producer",
@@ -148,10 +148,7 @@ impl Publisher {
                 messaging.destination.name = %self.topic,
                 event_type = %event.event_type,
             )
-        } else {
-            // Nobody receives it, and nothing is logged inside it: the record carries the current trace.
-            tracing::Span::none()
-        };
+        });
         let payload = serde_json::to_vec(event)?;
         let mut headers = OwnedHeaders::new()
             .insert(Header { key: "content-type", value: Some(CLOUDEVENTS_CONTENT_TYPE) })

@@ -28,6 +28,12 @@ pub fn exporting() -> bool {
     matches!(PROVIDER.get(), Some(Some(_)))
 }
 
+/// The span `make` builds when spans are exported, else none: for spans that exist only for the trace
+/// (nothing is logged inside them), which would cost every event for nobody otherwise.
+pub fn exported_span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    if exporting() { make() } else { tracing::Span::none() }
+}
+
 /// Where spans go: the setting, else the standard variables, else nowhere.
 fn endpoint(settings: &TelemetrySettings) -> Option<String> {
     let from_env = || {
