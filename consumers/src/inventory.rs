@@ -76,7 +76,7 @@ pub struct Inventory {
 impl Inventory {
     /// The handler, calling the inventory API of `settings`; its breaker reports to `health`.
     pub fn new(settings: &Settings, health: &Health) -> Result<Self, courier::downstream::ClientError> {
-        Ok(Self { api: ApiClient::new(NAME, &settings.apis.inventory, health)? })
+        Ok(Self { api: ApiClient::new(NAME, settings.apis.get(NAME)?, health)? })
     }
 
     /// What the consumer reads: new orders, and declined payments to compensate.

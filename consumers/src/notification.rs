@@ -55,8 +55,8 @@ impl Notification {
     /// The handler, calling the e-mail and SMS APIs of `settings`; their breakers report to `health`.
     pub fn new(settings: &Settings, health: &Health) -> Result<Self, courier::downstream::ClientError> {
         Ok(Self {
-            email: ApiClient::new(EMAIL, &settings.apis.email, health)?,
-            sms: ApiClient::new(SMS, &settings.apis.sms, health)?,
+            email: ApiClient::new(EMAIL, settings.apis.get(EMAIL)?, health)?,
+            sms: ApiClient::new(SMS, settings.apis.get(SMS)?, health)?,
         })
     }
 

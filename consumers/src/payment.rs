@@ -52,7 +52,7 @@ impl Payment {
     /// The handler, calling the payment API and publishing declines to `topics.payment_failed`.
     pub fn new(settings: &Settings, health: &Health) -> anyhow::Result<Self> {
         Ok(Self {
-            api: ApiClient::new(NAME, &settings.apis.payment, health)?,
+            api: ApiClient::new(NAME, settings.apis.get(NAME)?, health)?,
             publisher: Publisher::new(settings, &settings.topics.payment_failed, NAME)?,
         })
     }

@@ -15,8 +15,8 @@
 //! * [`telemetry`]: logs, traces and metrics: the `tracing` subscriber with its OpenTelemetry bridge (OTLP
 //!   export), the W3C trace context carried from the order API through Kafka to every HTTP call, and the
 //!   Prometheus metrics every process serves at `/metrics`.
-//! * [`downstream`]: the HTTP client a consumer uses to call its API (timeouts, `Idempotency-Key`, auth,
-//!   `traceparent`).
+//! * [`downstream`]: calling a consumer's APIs: the HTTP client (timeouts, `Idempotency-Key`, auth,
+//!   `traceparent`), the circuit breaker of each API, and the classification of results into outcomes.
 //! * [`delivery`]: the runtime a consumer runs on: the [`delivery::Handler`] trait a consumer implements,
 //!   and the loop that reads records, hands them to the handler and stores offsets only after success.
 //! * [`health`]: a consumer's problems (open breakers, the dead-letter guard) and its server: `/healthz`,

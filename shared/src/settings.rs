@@ -8,14 +8,14 @@
 //! [`Settings::load`] rejects unknown keys (a typo must not be ignored silently) and checks every value, so a
 //! bad or missing setting stops the program with an error that names the setting.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 
-use crate::delivery::breaker::BreakerPolicy;
+use crate::downstream::breaker::BreakerPolicy;
 pub use crate::kafka::security::{KafkaProperties, SaslSettings, Security, TlsSettings};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -191,18 +191,53 @@ impl ConsumerSettings {
     }
 }
 
-/// `[apis]`: one section per downstream API.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[apis]`: the downstream APIs by name, `[apis.<name>]`, each on top of `[apis.defaults]` (the layering is
+/// done as settings load, so the environment can set either: `COURIER__APIS__<NAME>__<KEY>`).
+#[derive(Debug, Clone, Default)]
 pub struct ApisSettings {
-    /// The inventory API (reservations).
-    pub inventory: ApiSettings,
-    /// The payment API (charges).
-    pub payment: ApiSettings,
-    /// The e-mail API.
-    pub email: ApiSettings,
-    /// The SMS API.
-    pub sms: ApiSettings,
+    /// `[apis.defaults]`: what an API has unless its own block sets it.
+    pub defaults: ApiSettings,
+    /// Every configured API by name, defaults filled in.
+    named: BTreeMap<String, ApiSettings>,
+}
+
+/// The block under `[apis]` that holds what every API has by default.
+pub const API_DEFAULTS: &str = "defaults";
+
+impl<'de> Deserialize<'de> for ApisSettings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut named = BTreeMap::<String, ApiSettings>::deserialize(deserializer)?;
+        let defaults = named.remove(API_DEFAULTS).unwrap_or_default();
+        Ok(Self { defaults, named })
+    }
+}
+
+impl ApisSettings {
+    /// The API called `name`, or the error that names the missing block.
+    pub fn get(&self, name: &str) -> Result<&ApiSettings, SettingsError> {
+        self.named.get(name).ok_or_else(|| {
+            invalid(
+                format!("apis.{name}.base_url"),
+                format!(
+                    "no API named {name:?} is configured: add an [apis.{name}] block with its base_url (or set \
+                     COURIER__APIS__{}__BASE_URL)",
+                    name.to_uppercase()
+                ),
+            )
+        })
+    }
+
+    /// The API called `name`, to change; added with the defaults when it is not configured (tests and tools
+    /// that build settings in code).
+    pub fn get_mut(&mut self, name: &str) -> &mut ApiSettings {
+        let defaults = &self.defaults;
+        self.named.entry(name.to_owned()).or_insert_with(|| defaults.clone())
+    }
+
+    /// Every configured API, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ApiSettings)> {
+        self.named.iter().map(|(name, api)| (name.as_str(), api))
+    }
 }
 
 /// One downstream API.
@@ -210,6 +245,7 @@ pub struct ApisSettings {
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     /// Base URL; endpoint paths are appended to it.
+    #[serde(default)]
     pub base_url: String,
     /// Longest wait for a TCP/TLS connection.
     pub connect_timeout_ms: u64,
@@ -336,6 +372,22 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// `layered` with every key of `[apis.defaults]` filled into each `[apis.<name>]` that does not set it.
+fn with_api_defaults(layered: Config) -> Result<Config, SettingsError> {
+    let apis = layered.get_table("apis").unwrap_or_default();
+    let Some(defaults) = apis.get(API_DEFAULTS).cloned() else {
+        return Ok(layered);
+    };
+    let defaults = defaults.into_table()?;
+    let mut builder = Config::builder().add_source(layered);
+    for name in apis.keys().filter(|name| name.as_str() != API_DEFAULTS) {
+        for (key, value) in &defaults {
+            builder = builder.set_default(format!("apis.{name}.{key}"), value.clone())?;
+        }
+    }
+    Ok(builder.build()?)
+}
+
 /// Why settings could not be loaded. The message always names the setting at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -374,7 +426,8 @@ impl Settings {
                 .with_list_parse_key("producer.api_keys")
                 .source(env),
         );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let layered = with_api_defaults(builder.build()?)?;
+        let settings: Settings = layered.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -497,12 +550,7 @@ impl Settings {
         )?;
         check(c.retry_max_attempts >= 1, "consumer.retry_max_attempts", "must be at least 1")?;
 
-        for (name, api) in [
-            ("inventory", &self.apis.inventory),
-            ("payment", &self.apis.payment),
-            ("email", &self.apis.email),
-            ("sms", &self.apis.sms),
-        ] {
+        for (name, api) in self.apis.iter() {
             match reqwest::Url::parse(&api.base_url) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") => {}
                 Ok(url) => {
@@ -608,7 +656,9 @@ mod tests {
     fn defaults_load_and_validate() {
         let s = Settings::load_with_env(None, env(&[])).expect("defaults are valid");
         assert_eq!(s.topics.orders_created, "orders.created");
-        assert!(s.apis.inventory.token.is_none());
+        assert!(s.apis.get("inventory").expect("inventory").token.is_none());
+        let names: Vec<&str> = s.apis.iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["email", "inventory", "payment", "sms"], "[apis.defaults] is not an API");
     }
 
     #[test]
@@ -625,7 +675,7 @@ mod tests {
         .expect("valid");
         assert_eq!(s.kafka.bootstrap_servers, "broker-1:9092,broker-2:9092");
         assert_eq!(s.kafka.session_timeout_ms, 6000);
-        assert_eq!(s.apis.payment.base_url, "https://pay.example.com/v2");
+        assert_eq!(s.apis.get("payment").expect("payment").base_url, "https://pay.example.com/v2");
     }
 
     #[test]
@@ -642,12 +692,49 @@ mod tests {
     }
 
     #[test]
+    fn apis_are_named_blocks_on_top_of_the_defaults() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("courier.toml");
+        std::fs::write(&path, "[apis.shipping]\nbase_url = \"http://labels.example.com\"\nrate_limit_per_sec = 5\n")
+            .expect("write settings file");
+        let s = Settings::load_with_env(
+            Some(&path),
+            env(&[
+                ("COURIER__APIS__DEFAULTS__REQUEST_TIMEOUT_MS", "5000"),
+                ("COURIER__APIS__PAYMENT__REQUEST_TIMEOUT_MS", "7000"),
+                ("COURIER__APIS__AUTH__BASE_URL", "https://auth.example.com"),
+            ]),
+        )
+        .expect("valid");
+        let api = |name: &str| s.apis.get(name).expect(name).clone();
+        assert_eq!(api("shipping").base_url, "http://labels.example.com");
+        assert_eq!(api("shipping").rate_limit_per_sec, 5, "its own block wins");
+        assert_eq!(api("shipping").request_timeout_ms, 5000, "the defaults fill in the rest");
+        assert_eq!(api("shipping").connect_timeout_ms, 2000);
+        assert_eq!(api("payment").request_timeout_ms, 7000);
+        assert_eq!(api("inventory").request_timeout_ms, 5000);
+        assert_eq!(api("auth").base_url, "https://auth.example.com", "an API can come from the environment alone");
+        assert_eq!(api("auth").breaker_failure_rate_percent, 50);
+        let missing = s.apis.get("labels").expect_err("not configured").to_string();
+        assert!(
+            missing.contains("apis.labels.base_url") && missing.contains("COURIER__APIS__LABELS__BASE_URL"),
+            "{missing}"
+        );
+        let no_url = Settings::load_with_env(None, env(&[("COURIER__APIS__CRM__TOKEN", "t0ken")]));
+        let error = no_url.expect_err("an API without a base URL").to_string();
+        assert!(error.contains("apis.crm.base_url"), "{error}");
+    }
+
+    #[test]
     fn secrets_never_print() {
         let s = Settings::load_with_env(None, env(&[("COURIER__APIS__SMS__TOKEN", "hunter2")])).expect("valid");
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         use secrecy::ExposeSecret;
-        assert_eq!(s.apis.sms.token.as_ref().map(|t| t.expose_secret().to_owned()), Some("hunter2".into()));
+        assert_eq!(
+            s.apis.get("sms").expect("sms").token.as_ref().map(|t| t.expose_secret().to_owned()),
+            Some("hunter2".into())
+        );
     }
 
     #[test]

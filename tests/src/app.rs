@@ -2,7 +2,7 @@
 //!
 //! The mock APIs and the producer listen on port 0; the settings point at them and at the shared test broker,
 //! with a topic and a consumer-group prefix unique to the test and the short group timeouts Tansu needs
-//! (GUIDE §3). Consumers are started and stopped in-process through their library `run` functions.
+//! (Tansu's known defects). Consumers are started and stopped in-process through their library `run` functions.
 
 use std::collections::HashMap;
 use std::sync::Once;

@@ -493,7 +493,7 @@ mod tests {
         let health = Health::default();
         Worker {
             handler: Gate(Arc::clone(gate)),
-            consumer: Arc::from("gate"),
+            metrics: crate::telemetry::metrics::EventMetrics::new(Arc::from("gate")),
             route: LogFailureRoute,
             policy: RetryPolicy {
                 initial_backoff: Duration::from_millis(1),

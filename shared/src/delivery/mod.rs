@@ -1,7 +1,9 @@
 //! The delivery runtime a consumer runs on.
 //!
 //! * [`handler`]: the [`Handler`] trait a consumer implements and the [`Outcome`] it returns.
-//! * [`consumer`]: the poll thread: reads records, commits watermarks, handles rebalances and shutdown.
+//! * [`consumer`]: running a consumer: the entry points and the wiring of its parts.
+//! * `poll_loop`: the poll thread: reads records, commits watermarks, shutdown.
+//! * `kafka_context`: librdkafka's callbacks: rebalances, statistics (lag), errors.
 //! * [`dispatcher`]: key-ordered scheduling (one event per key at a time, keys concurrently), pause/resume
 //!   backpressure.
 //! * [`offsets`]: the per-partition contiguous watermark that may be committed.
@@ -10,17 +12,17 @@
 //! * [`failure`]: where an event goes when it cannot be delivered: the [`failure::FailureRoute`] trait.
 //! * [`dlq`]: the dead-letter topic route, with the original record and `courier.dlq.*` headers.
 //! * [`dlq_guard`]: the limit that stops a consumer from dead-lettering everything during an outage.
-//! * [`breaker`]: the circuit breaker of each downstream API.
 //! * [`record`]: a Kafka record owned by the runtime.
 
-pub mod breaker;
 pub mod consumer;
 pub mod dispatcher;
 pub mod dlq;
 pub mod dlq_guard;
 pub mod failure;
 pub mod handler;
+mod kafka_context;
 pub mod offsets;
+mod poll_loop;
 pub mod record;
 pub mod retry;
 pub mod worker;

@@ -27,15 +27,15 @@ use super::retry::RetryPolicy;
 use crate::events;
 use crate::health::Health;
 use crate::kafka::headers;
-use crate::telemetry::metrics::{self, Label};
+use crate::telemetry::metrics::EventMetrics;
 use crate::telemetry::propagation;
 
 /// What every event's delivery shares.
 pub struct Worker<H, R> {
     /// The consumer's domain mapping.
     pub handler: H,
-    /// The consumer's name, as its metrics are labelled.
-    pub consumer: Label,
+    /// The consumer's per-event metrics (labelled with its name).
+    pub metrics: EventMetrics,
     /// Where undeliverable events go.
     pub route: R,
     /// The retry budget and schedule.
@@ -94,7 +94,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
     /// `stops.abort` during one.
     pub async fn deliver(&self, record: &Record, stops: &Stops) -> Delivery {
         let cancel = &stops.cancel;
-        metrics::event_received(&self.consumer, &record.tp.0);
+        self.metrics.received(&record.tp.0);
         let event = match events::decode_envelope(record.value.as_deref()) {
             Ok(event) => event,
             Err(error) => {
@@ -108,7 +108,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         let span = tracing::info_span!(
             "event",
             otel.kind = "consumer",
-            consumer = %self.consumer,
+            consumer = %self.metrics.consumer(),
             event_id = %event.id,
             event_type = %event.event_type,
             trace_id = tracing::field::Empty,
@@ -131,7 +131,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             span.in_scope(
                 || tracing::info!(dead_lettered_by = %other, "a replayed dead letter of another consumer: skipped"),
             );
-            metrics::event_finished(&self.consumer, &record.tp.0, None, "skipped");
+            self.metrics.finished(&record.tp.0, None, "skipped");
             return Delivery::Handled;
         }
         let mut channels = self.handler.channels(&incoming);
@@ -140,7 +140,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             channels.retain(|c| *c == only);
             if channels.is_empty() {
                 span.in_scope(|| tracing::info!(channel = %only, "replayed channel no longer applies: nothing to do"));
-                metrics::event_finished(&self.consumer, &record.tp.0, None, "skipped");
+                self.metrics.finished(&record.tp.0, None, "skipped");
                 return Delivery::Handled;
             }
         }
@@ -169,10 +169,10 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         };
         let verdict = match self.attempt_until_verdict(incoming, channel, &span, stops).await {
             Some(Ok(())) => {
-                metrics::event_finished(&self.consumer, &record.tp.0, channel, "done");
+                self.metrics.finished(&record.tp.0, channel, "done");
                 if let Some(written) = record.timestamp_ms {
                     let elapsed = Utc::now().timestamp_millis().saturating_sub(written).max(0);
-                    metrics::end_to_end(&self.consumer, &record.tp.0, Duration::from_millis(elapsed.unsigned_abs()));
+                    self.metrics.end_to_end(&record.tp.0, Duration::from_millis(elapsed.unsigned_abs()));
                 }
                 return Delivery::Handled;
             }
@@ -216,7 +216,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                     return Some(Ok(()));
                 }
                 Outcome::Retry(failure) if !failure.charged => {
-                    metrics::retry(&self.consumer, failure.kind);
+                    self.metrics.retry(failure.kind);
                     // The API's breaker is open: wait for it, spending neither attempts nor retry time. Like every
                     // wait, it is capped by `retry_max_backoff_ms`.
                     let wait = failure.retry_after.unwrap_or(Duration::from_millis(100)).min(self.policy.max_backoff);
@@ -246,7 +246,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 return Some(Err(Verdict { failure, attempts, first, last: now }));
             }
             let delay = self.policy.delay(attempts, failure.retry_after);
-            metrics::retry(&self.consumer, failure.kind);
+            self.metrics.retry(failure.kind);
             span.in_scope(|| {
                 tracing::warn!(
                     attempts,
@@ -298,7 +298,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                     if tries > 0 {
                         self.health.clear(FAILURE_ROUTE);
                     }
-                    metrics::event_finished(&self.consumer, &record.tp.0, channel, self.route.outcome());
+                    self.metrics.finished(&record.tp.0, channel, self.route.outcome());
                     return Delivery::Handled;
                 }
                 Err(error) => {
@@ -333,4 +333,275 @@ fn jitter(wait: Duration) -> Duration {
     use rand::Rng;
     let max = u64::try_from((wait / 10).as_millis()).unwrap_or(0);
     Duration::from_millis(rand::rng().random_range(0..=max))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The worker's state machine on its own: attempts, the retry budget, waits that spend nothing, the
+    //! failure route (and its refusals), the dead-letter guard, cancellation, channels and replays. Time is
+    //! tokio's paused clock, so backoffs pass at once.
+
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::events::{CloudEvent, Customer, OrderCreated, OrderItem, PRODUCER_SOURCE};
+
+    /// A handler that answers each channel's calls from a script (then `Done`), counting the calls.
+    #[derive(Default)]
+    struct Scripted {
+        /// Outcomes still to give, per channel (`None`: the single channel).
+        script: Mutex<HashMap<Option<&'static str>, VecDeque<Outcome>>>,
+        /// Calls made, per channel.
+        calls: Mutex<HashMap<Option<&'static str>, u32>>,
+        /// The channels an event has.
+        channels: Vec<&'static str>,
+    }
+
+    impl Scripted {
+        fn new(channel: Option<&'static str>, outcomes: Vec<Outcome>) -> Self {
+            let this = Self::default();
+            this.script.lock().expect("lock").insert(channel, outcomes.into());
+            this
+        }
+
+        fn calls(&self, channel: Option<&'static str>) -> u32 {
+            self.calls.lock().expect("lock").get(&channel).copied().unwrap_or(0)
+        }
+    }
+
+    impl Handler for Scripted {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+
+        fn channels(&self, _incoming: &Incoming) -> Vec<&'static str> {
+            self.channels.clone()
+        }
+
+        async fn handle(&self, _incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
+            *self.calls.lock().expect("lock").entry(channel).or_default() += 1;
+            let next = self.script.lock().expect("lock").get_mut(&channel).and_then(VecDeque::pop_front);
+            next.unwrap_or(Outcome::Done)
+        }
+    }
+
+    /// What the route was given, and how many times it refuses before accepting.
+    #[derive(Default)]
+    struct Recorded {
+        /// (channel, attempts, failure kind) of every record accepted.
+        accepted: Mutex<Vec<(Option<String>, u32, &'static str)>>,
+        /// Calls to `route`, refused or not.
+        offered: Mutex<u32>,
+        /// Refusals still to make.
+        refusals: Mutex<u32>,
+    }
+
+    impl FailureRoute for Arc<Recorded> {
+        async fn route(&self, record: FailedRecord<'_>) -> Result<(), String> {
+            *self.offered.lock().expect("lock") += 1;
+            let mut refusals = self.refusals.lock().expect("lock");
+            if *refusals > 0 {
+                *refusals -= 1;
+                return Err("the dead-letter topic is unavailable".into());
+            }
+            let entry = (record.channel.map(str::to_owned), record.attempts, record.failure.kind);
+            self.accepted.lock().expect("lock").push(entry);
+            Ok(())
+        }
+    }
+
+    impl Recorded {
+        fn accepted(&self) -> Vec<(Option<String>, u32, &'static str)> {
+            self.accepted.lock().expect("lock").clone()
+        }
+    }
+
+    fn worker(
+        handler: Scripted,
+        max_attempts: u32,
+        guard_max: u32,
+    ) -> (Worker<Scripted, Arc<Recorded>>, Arc<Recorded>) {
+        let route = Arc::new(Recorded::default());
+        let health = Health::default();
+        let worker = Worker {
+            handler,
+            metrics: EventMetrics::new(Arc::from("scripted")),
+            route: Arc::clone(&route),
+            policy: RetryPolicy {
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                max_attempts,
+                max_elapsed: Duration::from_secs(3600),
+            },
+            in_flight: Arc::new(Semaphore::new(8)),
+            guard: DlqGuard::new(guard_max, Duration::from_secs(3600), Arc::from("scripted"), health.clone()),
+            health,
+        };
+        (worker, route)
+    }
+
+    fn record(offset: i64) -> Record {
+        let now = Utc::now();
+        let data = OrderCreated {
+            order_id: format!("o-{offset}"),
+            customer: Customer { id: "c".into(), email: "c@example.com".into(), phone: None },
+            items: vec![OrderItem { sku: "s".into(), quantity: 1, unit_price: 1 }],
+            currency: "EUR".into(),
+            total: 1,
+            created_at: now,
+        };
+        let event = CloudEvent::new(uuid::Uuid::now_v7(), PRODUCER_SOURCE, now, None, data);
+        Record {
+            tp: (Arc::from("orders"), 0),
+            offset,
+            key: Some(b"k".to_vec()),
+            value: Some(serde_json::to_vec(&event).expect("serializes")),
+            timestamp_ms: Some(now.timestamp_millis()),
+            headers: Vec::new(),
+        }
+    }
+
+    fn stops() -> Stops {
+        Stops { cancel: CancellationToken::new(), abort: CancellationToken::new() }
+    }
+
+    fn transient() -> Outcome {
+        Outcome::Retry(Failure::http("POST http://api/x", 503, String::new()))
+    }
+
+    fn breaker_open() -> Outcome {
+        Outcome::Retry(Failure::new("circuit_open", "open").with_retry_after(Some(Duration::from_secs(5))).uncharged())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_retried_until_delivered() {
+        let (worker, route) = worker(Scripted::new(None, vec![transient(), transient()]), 5, 0);
+        assert_eq!(worker.deliver(&record(1), &stops()).await, Delivery::Handled);
+        assert_eq!(worker.handler.calls(None), 3);
+        assert!(route.accepted().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_routes_the_event_with_its_attempts() {
+        let (worker, route) = worker(Scripted::new(None, vec![transient(); 10]), 3, 0);
+        assert_eq!(worker.deliver(&record(1), &stops()).await, Delivery::Handled);
+        assert_eq!(worker.handler.calls(None), 3, "exactly max_attempts calls");
+        assert_eq!(route.accepted(), vec![(None, 3, "http_status")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_failure_is_routed_after_one_call() {
+        let permanent = Outcome::Permanent(Failure::http("POST http://api/x", 422, "no".into()));
+        let (worker, route) = worker(Scripted::new(None, vec![permanent]), 5, 0);
+        assert_eq!(worker.deliver(&record(1), &stops()).await, Delivery::Handled);
+        assert_eq!(worker.handler.calls(None), 1);
+        assert_eq!(route.accepted(), vec![(None, 1, "http_status")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_an_open_breaker_spends_no_attempts() {
+        let mut script = vec![breaker_open(); 6];
+        script.extend([transient(), transient()]);
+        let (worker, route) = worker(Scripted::new(None, script), 2, 0);
+        assert_eq!(worker.deliver(&record(1), &stops()).await, Delivery::Handled);
+        assert_eq!(worker.handler.calls(None), 8, "six waits, then the two attempts of the budget");
+        assert_eq!(route.accepted(), vec![(None, 2, "http_status")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_undecodable_record_is_routed_without_a_call() {
+        let (worker, route) = worker(Scripted::default(), 5, 0);
+        let mut bad = record(1);
+        bad.value = Some(b"not json".to_vec());
+        assert_eq!(worker.deliver(&bad, &stops()).await, Delivery::Handled);
+        assert_eq!(worker.handler.calls(None), 0);
+        assert_eq!(route.accepted(), vec![(None, 0, "decode")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusing_route_is_tried_again_and_reported_until_it_accepts() {
+        let permanent = Outcome::Permanent(Failure::http("POST http://api/x", 400, String::new()));
+        let (worker, route) = worker(Scripted::new(None, vec![permanent]), 5, 0);
+        *route.refusals.lock().expect("lock") = 2;
+        let worker = Arc::new(worker);
+        let delivery = tokio::spawn({
+            let worker = Arc::clone(&worker);
+            async move { worker.deliver(&record(1), &stops()).await }
+        });
+        let reported = worker.health.wait_for(Duration::from_secs(60), |p| p.contains_key(FAILURE_ROUTE)).await;
+        assert!(reported, "the refusal is reported to health");
+        assert_eq!(delivery.await.expect("delivery"), Delivery::Handled);
+        assert_eq!(*route.offered.lock().expect("lock"), 3);
+        assert_eq!(route.accepted().len(), 1);
+        assert!(worker.health.is_ready(), "the problem is cleared once the route accepts");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelling_during_a_backoff_abandons_the_event() {
+        let (worker, route) = worker(Scripted::new(None, vec![transient(); 10]), 10, 0);
+        let stops = stops();
+        let cancel = stops.cancel.clone();
+        let worker = Arc::new(worker);
+        let delivery = tokio::spawn({
+            let worker = Arc::clone(&worker);
+            async move { worker.deliver(&record(1), &stops).await }
+        });
+        // The first call fails; cancel while the event waits for its second.
+        while worker.handler.calls(None) == 0 {
+            tokio::task::yield_now().await;
+        }
+        cancel.cancel();
+        assert_eq!(delivery.await.expect("delivery"), Delivery::Abandoned);
+        assert!(route.accepted().is_empty());
+        assert_eq!(worker.handler.calls(None), 1, "no call after the cancel");
+    }
+
+    #[tokio::test]
+    async fn the_guard_holds_dead_letters_past_its_limit_until_cancelled() {
+        let permanent = || Outcome::Permanent(Failure::http("POST http://api/x", 400, String::new()));
+        let (worker, route) = worker(Scripted::new(None, vec![permanent(), permanent()]), 5, 1);
+        assert_eq!(worker.deliver(&record(1), &stops()).await, Delivery::Handled);
+        let worker = Arc::new(worker);
+        let stops = stops();
+        let cancel = stops.cancel.clone();
+        let second = tokio::spawn({
+            let worker = Arc::clone(&worker);
+            async move { worker.deliver(&record(2), &stops).await }
+        });
+        let throttled = worker.health.wait_for(Duration::from_secs(10), |p| p.contains_key("dlq_guard")).await;
+        assert!(throttled, "the guard reports that dead letters wait");
+        cancel.cancel();
+        assert_eq!(second.await.expect("delivery"), Delivery::Abandoned);
+        assert_eq!(route.accepted().len(), 1, "only the first event was dead-lettered");
+        assert!(worker.health.is_ready(), "no event waits any more");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_channel_is_delivered_and_routed_on_its_own() {
+        let mut handler = Scripted::new(Some("sms"), vec![Outcome::Permanent(Failure::new("http", "no"))]);
+        handler.channels = vec!["email", "sms"];
+        let (worker, route) = worker(handler, 5, 0);
+        assert_eq!(worker.deliver(&record(1), &stops()).await, Delivery::Handled);
+        assert_eq!((worker.handler.calls(Some("email")), worker.handler.calls(Some("sms"))), (1, 1));
+        assert_eq!(route.accepted(), vec![(Some("sms".to_owned()), 1, "http")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replayed_dead_letter_is_handled_only_by_its_consumer_and_channel() {
+        let handler = Scripted { channels: vec!["email", "sms"], ..Scripted::default() };
+        let (worker, route) = worker(handler, 5, 0);
+        let mut other = record(1);
+        other.headers = vec![(CONSUMER_HEADER.as_bytes().to_vec(), Some(b"payment".to_vec()))];
+        assert_eq!(worker.deliver(&other, &stops()).await, Delivery::Handled);
+        assert_eq!((worker.handler.calls(Some("email")), worker.handler.calls(Some("sms"))), (0, 0));
+        let mut mine = record(2);
+        mine.headers = vec![
+            (CONSUMER_HEADER.as_bytes().to_vec(), Some(b"scripted".to_vec())),
+            (CHANNEL_HEADER.as_bytes().to_vec(), Some(b"sms".to_vec())),
+        ];
+        assert_eq!(worker.deliver(&mine, &stops()).await, Delivery::Handled);
+        assert_eq!((worker.handler.calls(Some("email")), worker.handler.calls(Some("sms"))), (0, 1));
+        assert!(route.accepted().is_empty());
+    }
 }

@@ -9,10 +9,10 @@
 //! buckets that resolve 5 ms to 30 s, the process collector (CPU, memory, open file descriptors) and
 //! `courier_build_info`. [`Metrics::render`] is what `GET /metrics` answers.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use metrics::{Unit, counter, gauge, histogram};
+use metrics::{Counter, Histogram, Unit, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Bucket bounds (seconds) of the latency histograms: 5 ms to 30 s.
@@ -201,26 +201,86 @@ fn seconds(elapsed: Duration) -> f64 {
 /// Labels shared by the metrics of one consumer.
 pub type Label = Arc<str>;
 
-/// A record was taken from Kafka and started.
-pub fn event_received(consumer: &Label, topic: &Label) {
-    counter!(EVENTS_RECEIVED, "consumer" => consumer.clone(), "topic" => topic.clone()).increment(1);
+/// Metric handles registered once per label set and found again by their labels without building a
+/// registry key: the metrics recorded for every event and every call use these, since a registry lookup
+/// (allocate the labels, hash them, find the entry) costs about a microsecond a time. Few entries (topics,
+/// channels, outcome classes, status codes), read far more often than written.
+struct Handles<K, H>(RwLock<Vec<(K, H)>>);
+
+impl<K: PartialEq + Clone, H: Clone> Handles<K, H> {
+    /// An empty set.
+    fn new() -> Self {
+        Self(RwLock::new(Vec::new()))
+    }
+
+    /// The handle for `labels`, registered with `register` the first time.
+    fn get(&self, labels: &K, register: impl FnOnce() -> H) -> H {
+        let known = |all: &[(K, H)]| all.iter().find(|(k, _)| k == labels).map(|(_, h)| h.clone());
+        if let Some(handle) = known(&self.0.read().unwrap_or_else(PoisonError::into_inner)) {
+            return handle;
+        }
+        let mut all = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = known(&all) {
+            return handle;
+        }
+        let handle = register();
+        all.push((labels.clone(), handle.clone()));
+        handle
+    }
 }
 
-/// A delivery (one channel of an event) ended with `outcome`.
-pub fn event_finished(consumer: &Label, topic: &Label, channel: Option<&'static str>, outcome: &'static str) {
-    let channel = channel.unwrap_or("default");
-    counter!(EVENTS_FINISHED, "consumer" => consumer.clone(), "topic" => topic.clone(), "channel" => channel, "outcome" => outcome)
-        .increment(1);
+/// The per-event metrics of one consumer: events received, finished, retried, and the end-to-end latency.
+pub struct EventMetrics {
+    /// The consumer's name, the `consumer` label.
+    consumer: Label,
+    /// Per topic: events received, and the end-to-end latency.
+    topics: Handles<Label, (Counter, Histogram)>,
+    /// Per topic, channel and outcome: events finished.
+    finished: Handles<(Label, Option<&'static str>, &'static str), Counter>,
 }
 
-/// An event was delivered `elapsed` after its record's timestamp.
-pub fn end_to_end(consumer: &Label, topic: &Label, elapsed: Duration) {
-    histogram!(END_TO_END, "consumer" => consumer.clone(), "topic" => topic.clone()).record(seconds(elapsed));
-}
+impl EventMetrics {
+    /// The metrics of `consumer`.
+    pub fn new(consumer: Label) -> Self {
+        Self { consumer, topics: Handles::new(), finished: Handles::new() }
+    }
 
-/// An attempt failed transiently and will be tried again.
-pub fn retry(consumer: &Label, reason: &'static str) {
-    counter!(RETRIES, "consumer" => consumer.clone(), "reason" => reason).increment(1);
+    /// The consumer's name.
+    pub fn consumer(&self) -> &Label {
+        &self.consumer
+    }
+
+    /// The handles of `topic`.
+    fn topic(&self, topic: &Label) -> (Counter, Histogram) {
+        self.topics.get(topic, || {
+            let labels = [("consumer", self.consumer.clone()), ("topic", topic.clone())];
+            (counter!(EVENTS_RECEIVED, &labels), histogram!(END_TO_END, &labels))
+        })
+    }
+
+    /// A record of `topic` was taken from Kafka and started.
+    pub fn received(&self, topic: &Label) {
+        self.topic(topic).0.increment(1);
+    }
+
+    /// A delivery (one channel of an event of `topic`) ended with `outcome`.
+    pub fn finished(&self, topic: &Label, channel: Option<&'static str>, outcome: &'static str) {
+        let counter = self.finished.get(&(topic.clone(), channel, outcome), || {
+            let channel = channel.unwrap_or("default");
+            counter!(EVENTS_FINISHED, "consumer" => self.consumer.clone(), "topic" => topic.clone(), "channel" => channel, "outcome" => outcome)
+        });
+        counter.increment(1);
+    }
+
+    /// An event of `topic` was delivered `elapsed` after its record's timestamp.
+    pub fn end_to_end(&self, topic: &Label, elapsed: Duration) {
+        self.topic(topic).1.record(seconds(elapsed));
+    }
+
+    /// An attempt failed transiently and will be tried again.
+    pub fn retry(&self, reason: &'static str) {
+        counter!(RETRIES, "consumer" => self.consumer.clone(), "reason" => reason).increment(1);
+    }
 }
 
 /// Whether the consumer is ready now.
@@ -285,13 +345,34 @@ pub fn rebalance(consumer: &Label, kind: &'static str) {
 
 // ---- downstream APIs -----------------------------------------------------------------------------------
 
-/// A call to `api` ended: its outcome class, its status (when it got a response) and, when it reached the
-/// API, how long it took.
-pub fn call(api: &Label, outcome: &'static str, status: Option<u16>, elapsed: Option<Duration>) {
-    let status = status.map_or(metrics::SharedString::const_str("none"), status_label);
-    counter!(CALLS, "api" => api.clone(), "outcome" => outcome, "status" => status).increment(1);
-    if let Some(elapsed) = elapsed {
-        histogram!(CALL_DURATION, "api" => api.clone()).record(seconds(elapsed));
+/// The call metrics of one API: calls by outcome class and status code, and their latency.
+pub struct CallMetrics {
+    /// The API's name, the `api` label.
+    api: Label,
+    /// Call latency.
+    duration: Histogram,
+    /// Per outcome class and status code: calls.
+    calls: Handles<(&'static str, Option<u16>), Counter>,
+}
+
+impl CallMetrics {
+    /// The metrics of `api`.
+    pub fn new(api: Label) -> Self {
+        let duration = histogram!(CALL_DURATION, "api" => api.clone());
+        Self { api, duration, calls: Handles::new() }
+    }
+
+    /// A call ended: its outcome class, its status (when it got a response) and, when it reached the API,
+    /// how long it took.
+    pub fn call(&self, outcome: &'static str, status: Option<u16>, elapsed: Option<Duration>) {
+        let counter = self.calls.get(&(outcome, status), || {
+            let status = status.map_or(metrics::SharedString::const_str("none"), status_label);
+            counter!(CALLS, "api" => self.api.clone(), "outcome" => outcome, "status" => status)
+        });
+        counter.increment(1);
+        if let Some(elapsed) = elapsed {
+            self.duration.record(seconds(elapsed));
+        }
     }
 }
 

@@ -1,37 +1,26 @@
-//! Calling a downstream API: one pooled HTTP client per API, and the one place where HTTP results are
-//! classified into delivery outcomes.
-//!
-//! Every call carries `Idempotency-Key: <consumer>:<event id>` (the same on every attempt, restart and
-//! rebalance, so the API can absorb a redelivery) and the W3C `traceparent` of the event's trace, and the
-//! API's credentials ([`auth`]: bearer, a header, basic or OAuth 2.0 client credentials). An API may have its
-//! own CA and a client certificate (mutual TLS). Each API has its own circuit breaker and, when set, rate
-//! limit, layered as: breaker → rate limit → request (with its timeouts).
-
-pub mod auth;
+//! The HTTP client of one downstream API: breaker → rate limit → request (with its timeouts), each call
+//! carrying the event's idempotency key, its trace context and the API's credentials.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::{HeaderMap, StatusCode};
 use reqwest::{Method, Url};
 use serde::Serialize;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-
-use crate::delivery::breaker::{CallResult, CircuitBreaker};
-use crate::delivery::{Failure, Outcome};
+use super::auth::{Auth, AuthError};
+use super::breaker::{CallResult, CircuitBreaker};
+use super::classification::is_transient_status;
 use crate::health::Health;
 use crate::settings::ApiSettings;
 use crate::telemetry::metrics::{self, Label};
 use crate::telemetry::{propagation, traces};
-use auth::{Auth, AuthError};
 
 /// Header that makes a repeated call harmless.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
-/// How much of an error response's body is kept for logs and dead letters.
-pub const BODY_EXCERPT_BYTES: usize = 1024;
 /// How much of any response body is read: a handler needs a small JSON answer at most, and an API that
 /// answers with megabytes must not grow the consumer's memory by that much per call in flight.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -53,6 +42,8 @@ pub struct ApiClient {
     breaker: CircuitBreaker,
     /// The API's rate limit, when set.
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// The API's call metrics.
+    metrics: Arc<metrics::CallMetrics>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -148,7 +139,9 @@ impl ApiClient {
             Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
         });
         let auth = Auth::from_settings(settings, http.clone());
-        Ok(Self { name: Label::from(name), base_url, http, auth, breaker, limiter })
+        let name = Label::from(name);
+        let metrics = Arc::new(metrics::CallMetrics::new(name.clone()));
+        Ok(Self { name, base_url, http, auth, breaker, limiter, metrics })
     }
 
     /// The API's circuit breaker.
@@ -180,7 +173,7 @@ impl ApiClient {
         let ticket = match self.breaker.admit(&call.idempotency_key) {
             Ok(ticket) => ticket,
             Err(retry_in) => {
-                metrics::call(&self.name, CIRCUIT_OPEN, None, None);
+                self.metrics.call(CIRCUIT_OPEN, None, None);
                 return Err(CallError { endpoint, kind: CallErrorKind::CircuitOpen { retry_in }, probe: false });
             }
         };
@@ -232,7 +225,7 @@ impl ApiClient {
         let request = match self.auth.apply(request).await {
             Ok(request) => request,
             Err(error) => {
-                metrics::call(&self.name, "auth", None, None);
+                self.metrics.call("auth", None, None);
                 return Err(CallErrorKind::Auth(error));
             }
         };
@@ -255,9 +248,9 @@ impl ApiClient {
         match &result {
             Ok((status, ..)) => {
                 span.record("http.response.status_code", status.as_u16());
-                metrics::call(&self.name, status_class(*status), Some(status.as_u16()), elapsed);
+                self.metrics.call(status_class(*status), Some(status.as_u16()), elapsed);
             }
-            Err(error) => metrics::call(&self.name, transport_class(error), None, elapsed),
+            Err(error) => self.metrics.call(transport_class(error), None, elapsed),
         }
         result.map_err(CallErrorKind::Transport)
     }
@@ -266,6 +259,9 @@ impl ApiClient {
 /// Why an API's client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The API is not configured (no `[apis.<name>]` block).
+    #[error(transparent)]
+    NotConfigured(#[from] crate::settings::SettingsError),
     /// A certificate or key file of the API cannot be read or parsed.
     #[error("{0}")]
     Certificate(String),
@@ -319,179 +315,11 @@ fn endpoint_label(method: &Method, url: &Url) -> String {
     format!("{method} {clean}")
 }
 
-/// Classifies the result of a call: 2xx is done; 408, 429 and 5xx are transient (with the server's
-/// Retry-After when it sent one); any other status is permanent; a timeout or a connection error is
-/// transient; any other transport error (a request that could not be built) is permanent.
-pub fn classify(result: &Result<ApiResponse, CallError>) -> Outcome {
-    match result {
-        Ok(response) => classify_response(response),
-        Err(error) => classify_error(error),
-    }
-}
-
-/// Classifies a response by its status.
-pub fn classify_response(response: &ApiResponse) -> Outcome {
-    let status = response.status;
-    if status.is_success() {
-        return Outcome::Done;
-    }
-    let failure = Failure::http(&response.endpoint, status.as_u16(), excerpt(&response.body))
-        .with_retry_after(retry_after(&response.headers, SystemTime::now()));
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        // The API is fine and asks us to slow down: waiting as asked (at least a second) spends none of the
-        // event's attempts, so a storm of 429s never dead-letters anything, as an open breaker does not.
-        let wait = failure.retry_after.unwrap_or(THROTTLE_WAIT).max(THROTTLE_WAIT);
-        return Outcome::Retry(failure.with_retry_after(Some(wait)).uncharged());
-    }
-    retry_or_permanent(failure, is_transient_status(status), response.probe)
-}
-
-/// The least wait after a 429.
-const THROTTLE_WAIT: Duration = Duration::from_secs(1);
-
-/// A transient failure is retried; any other is permanent. A call made through the closed breaker spends
-/// one of the event's attempts (even the one whose failure opens it); while the breaker is open because many
-/// events failed, waiting spends nothing, and neither does the half-open probe, which tests the API on
-/// behalf of every waiting event.
-fn retry_or_permanent(failure: Failure, transient: bool, probe: bool) -> Outcome {
-    match (transient, probe) {
-        (true, true) => Outcome::Retry(failure.uncharged()),
-        (true, false) => Outcome::Retry(failure),
-        (false, _) => Outcome::Permanent(failure),
-    }
-}
-
-/// Whether a status is worth retrying.
-pub fn is_transient_status(status: StatusCode) -> bool {
-    status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS
-}
-
-/// Classifies a call that got no response.
-pub fn classify_error(error: &CallError) -> Outcome {
-    let e = match &error.kind {
-        CallErrorKind::CircuitOpen { retry_in } => {
-            let failure = Failure::new(CIRCUIT_OPEN, "the API's circuit breaker is open: call not made")
-                .with_endpoint(&error.endpoint)
-                .with_retry_after(Some(*retry_in))
-                .uncharged();
-            return Outcome::Retry(failure);
-        }
-        CallErrorKind::Auth(auth) => {
-            // The token endpoint failed: like an outage of the API, transient.
-            let failure = Failure::new("auth", auth.to_string()).with_endpoint(&error.endpoint);
-            return retry_or_permanent(failure, true, error.probe);
-        }
-        CallErrorKind::Transport(e) => e,
-    };
-    let (kind, transient) = if e.is_timeout() {
-        ("timeout", true)
-    } else if e.is_connect() {
-        ("connect", true)
-    } else if e.is_request() || e.is_body() || e.is_decode() {
-        // The connection broke while sending or reading: the server may or may not have acted; the
-        // idempotency key makes a retry safe.
-        ("transport", true)
-    } else {
-        ("request", false)
-    };
-    let failure = Failure::new(kind, format!("{e}")).with_endpoint(&error.endpoint);
-    retry_or_permanent(failure, transient, error.probe)
-}
-
-/// The first [`BODY_EXCERPT_BYTES`] of a body as text (cut at a character boundary).
-pub fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_EXCERPT_BYTES)]);
-    text.trim_end_matches('\u{FFFD}').to_owned()
-}
-
-/// The delay a `Retry-After` header asks for: delta-seconds or an HTTP date (relative to `now`).
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn response(status: u16, retry_after_value: Option<&str>) -> ApiResponse {
-        let mut headers = HeaderMap::new();
-        if let Some(v) = retry_after_value {
-            headers.insert(http::header::RETRY_AFTER, v.parse().expect("header value"));
-        }
-        ApiResponse {
-            endpoint: "POST http://api/x".into(),
-            status: StatusCode::from_u16(status).expect("status"),
-            headers,
-            body: Bytes::from_static(b"{\"error\":\"nope\"}"),
-            probe: false,
-        }
-    }
-
-    #[test]
-    fn statuses_are_classified() {
-        // (status, expected class)
-        let table = [
-            (200, "done"),
-            (201, "done"),
-            (202, "done"),
-            (204, "done"),
-            (400, "permanent"),
-            (401, "permanent"),
-            (403, "permanent"),
-            (404, "permanent"),
-            (409, "permanent"),
-            (422, "permanent"),
-            (408, "retry"),
-            (429, "retry"),
-            (500, "retry"),
-            (502, "retry"),
-            (503, "retry"),
-            (504, "retry"),
-        ];
-        for (status, class) in table {
-            let outcome = classify_response(&response(status, None));
-            assert_eq!(outcome.class(), class, "status {status}");
-            if let Outcome::Retry(f) | Outcome::Permanent(f) = &outcome {
-                assert_eq!(f.http_status, Some(status));
-                assert_eq!(f.kind, "http_status");
-                assert_eq!(f.http_body.as_deref(), Some("{\"error\":\"nope\"}"));
-            }
-        }
-    }
-
-    #[test]
-    fn retry_after_is_read_as_seconds_or_date() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h, now), None);
-        h.insert(http::header::RETRY_AFTER, "2".parse().expect("v"));
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(2)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        h.insert(http::header::RETRY_AFTER, later.parse().expect("v"));
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
-        h.insert(http::header::RETRY_AFTER, "soon".parse().expect("v"));
-        assert_eq!(retry_after(&h, now), None);
-        match classify_response(&response(429, Some("2"))) {
-            Outcome::Retry(f) => {
-                assert_eq!(f.retry_after, Some(Duration::from_secs(2)));
-                assert!(!f.charged, "a 429 spends no attempt");
-            }
-            other => panic!("429 must be retried, got {other:?}"),
-        }
-        match classify_response(&response(429, None)) {
-            Outcome::Retry(f) => assert_eq!(f.retry_after, Some(Duration::from_secs(1)), "at least a second"),
-            other => panic!("429 must be retried, got {other:?}"),
-        }
-        match classify_response(&response(503, Some("2"))) {
-            Outcome::Retry(f) => assert!(f.charged, "a 503 spends an attempt"),
-            other => panic!("503 must be retried, got {other:?}"),
-        }
-    }
+    use crate::delivery::Outcome;
+    use crate::downstream::classify;
 
     #[tokio::test]
     async fn transport_errors_are_classified() {
@@ -538,13 +366,5 @@ mod tests {
     fn endpoint_label_hides_credentials_and_query() {
         let url = Url::parse("https://user:pw@api.example.com/v1/charges?api_key=x").expect("url");
         assert_eq!(endpoint_label(&Method::POST, &url), "POST https://api.example.com/v1/charges");
-    }
-
-    #[test]
-    fn excerpt_is_bounded() {
-        let body = "é".repeat(2000);
-        let e = excerpt(body.as_bytes());
-        assert!(e.len() <= BODY_EXCERPT_BYTES);
-        assert!(e.chars().all(|c| c == 'é'));
     }
 }
