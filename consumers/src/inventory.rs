@@ -19,14 +19,13 @@
 
 use std::time::Duration;
 
-use courier::delivery::{self, ConsumerSpec, Failure, Handler, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
 use courier::events::{DecodeError, EventData, OrderCreated, PaymentFailed};
 use courier::health::Health;
 use courier::settings::Settings;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 /// The consumer's name: its consumer group and the prefix of its idempotency keys.
 pub const NAME: &str = "inventory";
@@ -73,20 +72,24 @@ pub struct Inventory {
     api: ApiClient,
 }
 
-impl Inventory {
-    /// The handler, calling the inventory API of `settings`; its breaker reports to `health`.
-    pub fn new(settings: &Settings, health: &Health) -> Result<Self, courier::downstream::ClientError> {
-        Ok(Self { api: ApiClient::new(NAME, settings.apis.get(NAME)?, health)? })
-    }
+impl Consumer for Inventory {
+    const NAME: &'static str = NAME;
 
-    /// What the consumer reads: new orders, and declined payments to compensate.
-    pub fn spec(settings: &Settings) -> ConsumerSpec {
+    /// New orders, and declined payments to compensate.
+    fn spec(settings: &Settings) -> ConsumerSpec {
         ConsumerSpec {
             group: settings.kafka.group_id(NAME),
             topics: vec![settings.topics.orders_created.clone(), settings.topics.payment_failed.clone()],
+            publishes: Vec::new(),
         }
     }
 
+    fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
+        Ok(Self { api: ApiClient::new(NAME, settings.apis.get(NAME)?, health)? })
+    }
+}
+
+impl Inventory {
     async fn reserve(&self, incoming: &Incoming) -> Outcome {
         let order: OrderCreated = match incoming.event.data() {
             Ok(order) => order,
@@ -159,10 +162,4 @@ impl Handler for Inventory {
             other => Outcome::Permanent(Failure::from(&DecodeError::UnknownType(other.to_owned()))),
         }
     }
-}
-
-/// Runs the inventory consumer (and its health server) until `shutdown` is cancelled.
-pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(), delivery::RunError> {
-    let spec = Inventory::spec(settings);
-    delivery::run_service(settings, &spec, |health| Inventory::new(settings, health), shutdown).await
 }

@@ -6,14 +6,13 @@
 //! `notification-sms:<event id>`) and dead letter (header `courier.dlq.channel`). An SMS outage therefore
 //! neither delays the e-mails nor sends one twice, and a replayed dead letter re-sends only its channel.
 
-use courier::delivery::{self, ConsumerSpec, Failure, Handler, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
 use courier::events::{DecodeError, EventData, OrderCreated};
 use courier::health::Health;
 use courier::settings::Settings;
 use reqwest::Method;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 /// The consumer's name: its consumer group and the prefix of its idempotency keys.
 pub const NAME: &str = "notification";
@@ -51,18 +50,19 @@ pub struct Notification {
     sms: ApiClient,
 }
 
-impl Notification {
-    /// The handler, calling the e-mail and SMS APIs of `settings`; their breakers report to `health`.
-    pub fn new(settings: &Settings, health: &Health) -> Result<Self, courier::downstream::ClientError> {
+impl Consumer for Notification {
+    const NAME: &'static str = NAME;
+
+    fn spec(settings: &Settings) -> ConsumerSpec {
+        let topics = vec![settings.topics.orders_created.clone()];
+        ConsumerSpec { group: settings.kafka.group_id(NAME), topics, publishes: Vec::new() }
+    }
+
+    fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
         Ok(Self {
             email: ApiClient::new(EMAIL, settings.apis.get(EMAIL)?, health)?,
             sms: ApiClient::new(SMS, settings.apis.get(SMS)?, health)?,
         })
-    }
-
-    /// What the consumer reads.
-    pub fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec { group: settings.kafka.group_id(NAME), topics: vec![settings.topics.orders_created.clone()] }
     }
 }
 
@@ -125,10 +125,4 @@ impl Handler for Notification {
         }
         outcome
     }
-}
-
-/// Runs the notification consumer (and its health server) until `shutdown` is cancelled.
-pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(), delivery::RunError> {
-    let spec = Notification::spec(settings);
-    delivery::run_service(settings, &spec, |health| Notification::new(settings, health), shutdown).await
 }

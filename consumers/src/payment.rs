@@ -8,7 +8,7 @@
 //! inventory API absorbs through `inventory-release:<event id>`.
 
 use chrono::Utc;
-use courier::delivery::{self, ConsumerSpec, Failure, Handler, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, ApiResponse, CallContext};
 use courier::events::{CloudEvent, OrderCreated, PaymentFailed};
 use courier::health::Health;
@@ -16,7 +16,6 @@ use courier::publisher::Publisher;
 use courier::settings::Settings;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The consumer's name: its consumer group and the prefix of its idempotency keys.
@@ -48,20 +47,27 @@ pub struct Payment {
     publisher: Publisher,
 }
 
-impl Payment {
-    /// The handler, calling the payment API and publishing declines to `topics.payment_failed`.
-    pub fn new(settings: &Settings, health: &Health) -> anyhow::Result<Self> {
+impl Consumer for Payment {
+    const NAME: &'static str = NAME;
+
+    /// New orders in; declines out, to `topics.payment_failed`.
+    fn spec(settings: &Settings) -> ConsumerSpec {
+        ConsumerSpec {
+            group: settings.kafka.group_id(NAME),
+            topics: vec![settings.topics.orders_created.clone()],
+            publishes: vec![settings.topics.payment_failed.clone()],
+        }
+    }
+
+    fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
         Ok(Self {
             api: ApiClient::new(NAME, settings.apis.get(NAME)?, health)?,
             publisher: Publisher::new(settings, &settings.topics.payment_failed, NAME)?,
         })
     }
+}
 
-    /// What the consumer reads.
-    pub fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec { group: settings.kafka.group_id(NAME), topics: vec![settings.topics.orders_created.clone()] }
-    }
-
+impl Payment {
     async fn declined(&self, incoming: &Incoming, order: &OrderCreated, reason: String) -> Outcome {
         let id = Uuid::new_v5(&PAYMENT_FAILED_NAMESPACE, incoming.event.id.as_bytes());
         let data =
@@ -124,16 +130,4 @@ impl Handler for Payment {
         }
         outcome
     }
-}
-
-/// Runs the payment consumer (and its health server) until `shutdown` is cancelled.
-pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(), delivery::RunError> {
-    if settings.topics.create {
-        let topic = &settings.topics.payment_failed;
-        courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[topic])
-            .await
-            .map_err(|source| delivery::RunError::Topics { topics: vec![topic.clone()], source })?;
-    }
-    let spec = Payment::spec(settings);
-    delivery::run_service(settings, &spec, |health| Payment::new(settings, health), shutdown).await
 }

@@ -38,9 +38,16 @@ pub fn init(settings: &TelemetrySettings, service: &'static str) {
     // become span events from `warn` up only: the routine ones ("stock reserved") stay in the logs, found by
     // their trace id, and cost the trace nothing.
     let traced = filter_fn(|meta| meta.level() <= if meta.is_span() { &Level::INFO } else { &Level::WARN });
-    let spans =
-        traces::layer(settings, service).map(|layer| layer.with_filter(traced.with_max_level_hint(LevelFilter::INFO)));
-    let _ = Registry::default().with(logs.with_filter(filter)).with(spans).try_init();
+    let _ = match traces::layer(settings, service) {
+        Some(spans) => Registry::default()
+            .with(logs.with_filter(filter))
+            .with(spans.with_filter(traced.with_max_level_hint(LevelFilter::INFO)))
+            .try_init(),
+        // Without exported spans the log filter is the only one, and global: a span or line below the log level
+        // is then disabled where it is written and costs nothing. (Behind a per-layer filter, every event's span
+        // would still be made, and entered at each poll: 10–15 µs of CPU per event in the benchmark.)
+        None => Registry::default().with(logs).with(filter).try_init(),
+    };
 }
 
 /// Sends the spans still buffered to the collector (at shutdown).

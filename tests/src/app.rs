@@ -2,15 +2,18 @@
 //!
 //! The mock APIs and the producer listen on port 0; the settings point at them and at the shared test broker,
 //! with a topic and a consumer-group prefix unique to the test and the short group timeouts Tansu needs
-//! (Tansu's known defects). Consumers are started and stopped in-process through their library `run` functions.
+//! (Tansu's known defects). Consumers are started and stopped in-process, as their binaries run them (`courier::delivery::run`).
 
 use std::collections::HashMap;
 use std::sync::Once;
 
 use courier::delivery::failure::FailureRoute;
+use courier::delivery::{Consumer as _, Runner};
 use courier::health::Health;
 use courier::settings::{LogFormat, Settings, TelemetrySettings};
 use courier_consumers::inventory::Inventory;
+use courier_consumers::notification::Notification;
+use courier_consumers::payment::Payment;
 use mock_apis::{MockApis, MockApisConfig};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -206,9 +209,9 @@ impl TestApp {
         let settings = settings.clone();
         spawn_consumer(async move |token| {
             match consumer {
-                Consumer::Inventory => courier_consumers::inventory::run(&settings, token).await?,
-                Consumer::Payment => courier_consumers::payment::run(&settings, token).await?,
-                Consumer::Notification => courier_consumers::notification::run(&settings, token).await?,
+                Consumer::Inventory => courier::delivery::run::<Inventory>(&settings, token).await?,
+                Consumer::Payment => courier::delivery::run::<Payment>(&settings, token).await?,
+                Consumer::Notification => courier::delivery::run::<Notification>(&settings, token).await?,
             }
             Ok(())
         })
@@ -219,9 +222,11 @@ impl TestApp {
     pub fn start_inventory_with_route<R: FailureRoute>(&self, route: R, health: &Health) -> RunningConsumer {
         let (settings, health) = (self.settings.clone(), health.clone());
         spawn_consumer(async move |token| {
-            let handler = Inventory::new(&settings, &health)?;
-            let spec = Inventory::spec(&settings);
-            courier::delivery::run_with_route(&settings, &spec, handler, route, &health, token).await?;
+            Runner::new(&settings, Inventory::spec(&settings))
+                .health(&health)
+                .failure_route(route)
+                .run(|health| Inventory::build(&settings, health), token)
+                .await?;
             Ok(())
         })
     }
@@ -231,9 +236,10 @@ impl TestApp {
     pub fn start_inventory_reporting(&self, settings: &Settings, health: &Health) -> RunningConsumer {
         let (settings, health) = (settings.clone(), health.clone());
         spawn_consumer(async move |token| {
-            let handler = Inventory::new(&settings, &health)?;
-            let spec = Inventory::spec(&settings);
-            courier::delivery::run(&settings, &spec, handler, &health, token).await?;
+            Runner::new(&settings, Inventory::spec(&settings))
+                .health(&health)
+                .run(|health| Inventory::build(&settings, health), token)
+                .await?;
             Ok(())
         })
     }

@@ -1,43 +1,62 @@
-//! Running a consumer: the entry points, and the wiring of one consumer's parts. One thread polls Kafka and
-//! feeds the [`Dispatcher`]; event tasks run on the tokio runtime.
+//! Running a consumer. A consumer is a [`Handler`] (its domain mapping) that also implements [`Consumer`]:
+//! its name, what it reads and writes, and how it is built from settings. [`run`] runs one as its binary does;
+//! a [`Runner`] is the same with what a test or a tool changes (the [`Health`] it reports to, its failure
+//! route, a handler built by hand).
 //!
-//! * [`super::poll_loop`]: the poll thread: records in, pause/resume, commits, shutdown.
-//! * [`super::kafka_context`]: librdkafka's callbacks: rebalances, statistics (lag), errors.
+//! A run serves `/healthz`, `/readyz` and `/metrics` on `consumer.health_listen`, waits for the cluster,
+//! creates the topics, and then one thread polls Kafka and feeds the dispatcher while event tasks run on the
+//! tokio runtime:
+//!
+//! * `runtime`: the wiring of one consumer's parts (worker, dispatcher, rdkafka consumer, poll thread);
+//! * `poll_loop`: the poll thread: records in, pause/resume, commits, shutdown;
+//! * `kafka_context`: librdkafka's callbacks: rebalances, statistics (lag), errors.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use tokio::net::TcpListener;
-
-use super::dispatcher::Dispatcher;
-use super::dispatcher::Limits;
 use super::dlq::DeadLetterRoute;
-use super::dlq_guard::DlqGuard;
 use super::failure::{FailureRoute, LogFailureRoute};
 use super::handler::Handler;
-use super::kafka_context::{KAFKA, RuntimeContext};
-use super::poll_loop::PollLoop;
-use super::retry::RetryPolicy;
-use super::worker::Worker;
+pub use super::poll_loop::RECOMMIT_EVERY;
+use super::runtime::{consume, ensure_topics, report_readiness, wait_for_cluster};
 use crate::health::{self, Health};
-use crate::kafka;
 use crate::settings::Settings;
-use crate::telemetry::metrics::{self, Label};
+use crate::telemetry::metrics;
 
-/// What a consumer reads.
+/// A consumer: its name, what it reads and writes, how it is built. Its [`Handler`] is its domain mapping;
+/// [`run`] does the rest (retries, breaker, dead letters, commits, health, metrics, shutdown).
+pub trait Consumer: Handler + Sized {
+    /// Its name: its consumer group (after `kafka.group_id_prefix`), the prefix of its idempotency keys, its
+    /// metrics' `consumer` label, and the consumer its dead letters name.
+    const NAME: &'static str;
+
+    /// What it reads (and publishes, when it does).
+    fn spec(settings: &Settings) -> ConsumerSpec;
+
+    /// Builds it from `settings`; its API clients report to `health`.
+    fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError>;
+}
+
+/// Why a consumer could not be built (an API not configured, a certificate that does not load, …).
+pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs consumer `C` until `shutdown` is cancelled, as its binary does.
+pub async fn run<C: Consumer>(settings: &Settings, shutdown: CancellationToken) -> Result<(), RunError> {
+    Runner::new(settings, C::spec(settings)).run(|health| C::build(settings, health), shutdown).await
+}
+
+/// What a consumer reads and writes.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
     /// Consumer group id.
     pub group: String,
     /// Topics to subscribe to.
     pub topics: Vec<String>,
+    /// Topics it publishes to: created at start-up with those it reads (`topics.create`).
+    pub publishes: Vec<String>,
 }
 
 /// Why a consumer could not run.
@@ -76,238 +95,79 @@ pub enum RunError {
     Health(String),
 }
 
-/// Runs a consumer service: the health server on `consumer.health_listen` and the runtime over `spec`, with
-/// the handler `make_handler` builds (its API clients report to the process's [`Health`]).
-pub async fn run_service<H, E, F>(
-    settings: &Settings,
-    spec: &ConsumerSpec,
-    make_handler: F,
-    shutdown: CancellationToken,
-) -> Result<(), RunError>
-where
-    H: Handler,
-    E: std::fmt::Display,
-    F: FnOnce(&Health) -> Result<H, E>,
-{
-    let health = Health::default();
-    let handler = make_handler(&health).map_err(|e| RunError::Handler(e.to_string()))?;
-    // The binary installed it already (`cli::start`); a consumer run by a test or the bench installs it here.
-    metrics::install("consumer");
-    let listen = &settings.consumer.health_listen;
-    let listener = TcpListener::bind(listen).await.map_err(|e| RunError::Health(format!("{listen}: {e}")))?;
-    tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "health server listening");
-    let server = tokio::spawn(health::serve(listener, health.clone(), shutdown.clone()));
-    let readiness = tokio::spawn(report_readiness(health.clone(), Arc::from(handler.name())));
-    let result = run(settings, spec, handler, &health, shutdown).await;
-    server.abort();
-    readiness.abort();
-    result
+/// Runs a consumer over `spec` with what a test or tool changes; [`run`] is `Runner::new(…).run(…)`.
+pub struct Runner<'s, R = LogFailureRoute> {
+    /// The settings it runs with.
+    settings: &'s Settings,
+    /// What it reads and writes.
+    spec: ConsumerSpec,
+    /// Where its problems are reported: a new [`Health`] unless given.
+    health: Option<Health>,
+    /// Where undeliverable events go: by `dlq.enabled` (the dead-letter topic, or the log) unless given.
+    route: Option<R>,
 }
 
-/// Keeps `courier_ready` equal to what `/readyz` answers.
-async fn report_readiness(health: Health, consumer: Label) {
-    let mut changes = health.subscribe();
-    loop {
-        metrics::ready(&consumer, health.is_ready());
-        if changes.changed().await.is_err() {
-            return;
-        }
+impl<'s> Runner<'s> {
+    /// A run of a consumer over `spec` with `settings`.
+    pub fn new(settings: &'s Settings, spec: ConsumerSpec) -> Self {
+        Self { settings, spec, health: None, route: None }
     }
 }
 
-/// Runs `handler` over `spec`'s topics until `shutdown` is cancelled. Undeliverable events go to the
-/// dead-letter topic (`dlq.enabled`) or are logged and skipped.
-pub async fn run<H: Handler>(
-    settings: &Settings,
-    spec: &ConsumerSpec,
-    handler: H,
-    health: &Health,
-    shutdown: CancellationToken,
-) -> Result<(), RunError> {
-    if !wait_for_cluster(settings, health, &shutdown).await {
-        return Ok(());
+impl<'s, R: FailureRoute> Runner<'s, R> {
+    /// Reports problems (open breakers, the dead-letter guard, the cluster) to `health`, which the caller
+    /// can watch, instead of a [`Health`] of its own.
+    pub fn health(mut self, health: &Health) -> Self {
+        self.health = Some(health.clone());
+        self
     }
-    ensure_topics(settings, spec).await?;
-    if settings.dlq.enabled {
-        let route = DeadLetterRoute::new(settings, &spec.group, handler.name(), &spec.topics)
-            .await
-            .map_err(RunError::DeadLetter)?;
-        consume(settings, spec, handler, route, health, shutdown).await
-    } else {
-        consume(settings, spec, handler, LogFailureRoute, health, shutdown).await
-    }
-}
 
-/// Waits until the cluster can be reached and logged into, checking every few seconds; until then the consumer
-/// is not ready and says why (a wrong password, a TLS failure, no broker). False when `shutdown` came first.
-async fn wait_for_cluster(settings: &Settings, health: &Health, shutdown: &CancellationToken) -> bool {
-    let mut reported: Option<String> = None;
-    loop {
-        match kafka::connectivity::check_cluster(&settings.kafka, CLUSTER_CHECK_TIMEOUT).await {
-            Ok(()) => {
-                if reported.is_some() {
-                    tracing::info!("the Kafka cluster answers: starting");
-                    health.clear(KAFKA);
-                }
-                return true;
+    /// Hands undeliverable events to `route` instead of the dead-letter topic (or the log).
+    pub fn failure_route<R2: FailureRoute>(self, route: R2) -> Runner<'s, R2> {
+        Runner { settings: self.settings, spec: self.spec, health: self.health, route: Some(route) }
+    }
+
+    /// Builds the handler with `make_handler` and runs it until `shutdown` is cancelled: the health server on
+    /// `consumer.health_listen`, then, once the cluster answers, the topics and the consumer itself.
+    pub async fn run<H, E>(
+        self,
+        make_handler: impl FnOnce(&Health) -> Result<H, E>,
+        shutdown: CancellationToken,
+    ) -> Result<(), RunError>
+    where
+        H: Handler,
+        E: std::fmt::Display,
+    {
+        let Self { settings, spec, health, route } = self;
+        let health = health.unwrap_or_default();
+        let handler = make_handler(&health).map_err(|e| RunError::Handler(e.to_string()))?;
+        // The binary installed it already (`cli::start`); a consumer run by a test or the bench installs it here.
+        metrics::install("consumer");
+        let listen = &settings.consumer.health_listen;
+        let listener = TcpListener::bind(listen).await.map_err(|e| RunError::Health(format!("{listen}: {e}")))?;
+        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(%address, "health server listening");
+        let server = tokio::spawn(health::serve(listener, health.clone(), shutdown.clone()));
+        let readiness = tokio::spawn(report_readiness(health.clone(), Arc::from(handler.name())));
+        let result = async {
+            if !wait_for_cluster(settings, &health, &shutdown).await {
+                return Ok(());
             }
-            Err(error) => {
-                let text = error.to_string();
-                if reported.as_deref() != Some(text.as_str()) {
-                    tracing::error!(%error, "cannot use the Kafka cluster: not ready, checking again every few seconds");
-                    health.set_problem(KAFKA, text.clone());
-                    reported = Some(text);
+            ensure_topics(settings, &spec).await?;
+            match route {
+                Some(route) => consume(settings, &spec, handler, route, &health, shutdown).await,
+                None if settings.dlq.enabled => {
+                    let route = DeadLetterRoute::new(settings, &spec.group, handler.name(), &spec.topics)
+                        .await
+                        .map_err(RunError::DeadLetter)?;
+                    consume(settings, &spec, handler, route, &health, shutdown).await
                 }
+                None => consume(settings, &spec, handler, LogFailureRoute, &health, shutdown).await,
             }
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return false,
-            () = tokio::time::sleep(CLUSTER_RETRY) => {}
-        }
-    }
-}
-
-/// How long one start-up check of the cluster waits for an answer.
-const CLUSTER_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause between two start-up checks of the cluster.
-const CLUSTER_RETRY: Duration = Duration::from_secs(3);
-
-async fn ensure_topics(settings: &Settings, spec: &ConsumerSpec) -> Result<(), RunError> {
-    if settings.topics.create {
-        let names: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
-        kafka::ensure_topics(&settings.kafka, &settings.topics, &names)
-            .await
-            .map_err(|source| RunError::Topics { topics: spec.topics.clone(), source })?;
-    }
-    Ok(())
-}
-
-/// Like [`run`], with undeliverable events handed to `route`.
-pub async fn run_with_route<H: Handler, R: FailureRoute>(
-    settings: &Settings,
-    spec: &ConsumerSpec,
-    handler: H,
-    route: R,
-    health: &Health,
-    shutdown: CancellationToken,
-) -> Result<(), RunError> {
-    if !wait_for_cluster(settings, health, &shutdown).await {
-        return Ok(());
-    }
-    ensure_topics(settings, spec).await?;
-    consume(settings, spec, handler, route, health, shutdown).await
-}
-
-/// Runs the consumer over topics that exist already.
-async fn consume<H: Handler, R: FailureRoute>(
-    settings: &Settings,
-    spec: &ConsumerSpec,
-    handler: H,
-    route: R,
-    health: &Health,
-    shutdown: CancellationToken,
-) -> Result<(), RunError> {
-    let c = &settings.consumer;
-    let d = &settings.dlq;
-    let consumer_label: Label = Arc::from(handler.name());
-    let window = Duration::from_millis(d.guard_window_ms);
-    let guard = DlqGuard::new(d.guard_max_records, window, consumer_label.clone(), health.clone());
-    let worker = Worker {
-        handler,
-        metrics: metrics::EventMetrics::new(consumer_label.clone()),
-        route,
-        policy: RetryPolicy::from_settings(c),
-        in_flight: Arc::new(Semaphore::new(c.max_in_flight)),
-        guard,
-        health: health.clone(),
-    };
-    let events = shutdown.child_token();
-    let limits = Limits { budget: budget(c), per_partition: c.max_buffered_per_partition, total: c.max_buffered_total };
-    let dispatcher = Dispatcher::new(worker, limits, tokio::runtime::Handle::current(), events.clone());
-    let abandoned = Arc::new(AtomicBool::new(false));
-    let context = RuntimeContext {
-        dispatcher: Arc::clone(&dispatcher),
-        rebalance_timeout: c.rebalance_timeout(),
-        abandoned: Arc::clone(&abandoned),
-        health: health.clone(),
-        brokers_down: Arc::new(AtomicBool::new(false)),
-        consumer: consumer_label.clone(),
-    };
-    let mut config = kafka::consumer_config(&settings.kafka, &spec.group);
-    if settings.telemetry.statistics_interval_ms > 0 {
-        // The statistics carry each partition's lag (courier_consumer_lag).
-        config.set("statistics.interval.ms", settings.telemetry.statistics_interval_ms.to_string());
-    }
-    let consumer: BaseConsumer<RuntimeContext<H, R>> = config.create_with_context(context).map_err(RunError::Create)?;
-    let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).map_err(|source| RunError::Subscribe { topics: spec.topics.clone(), source })?;
-    tracing::info!(group = %spec.group, topics = ?spec.topics, max_in_flight = c.max_in_flight, "consumer started");
-
-    let poll = PollLoop {
-        consumer,
-        dispatcher,
-        shutdown: shutdown.clone(),
-        events,
-        abandoned: Arc::clone(&abandoned),
-        commit_interval: c.commit_interval(),
-        drain_timeout: c.drain_timeout(),
-        rejoin_after: Duration::from_millis(settings.kafka.rejoin_unassigned_after_ms),
-        unassigned_since: Some(Instant::now()),
-        subscription: spec.topics.clone(),
-        group: spec.group.clone(),
-        topics: HashMap::new(),
-        consumer_label,
-        max_in_flight: c.max_in_flight,
-    };
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name(format!("{}-poll", spec.group))
-        .spawn(move || {
-            poll.run();
-            let _ = done_tx.send(());
-        })
-        .map_err(|e| RunError::Thread(e.to_string()))?;
-    // If this future is dropped (the task aborted), the poll thread stops at once without draining or
-    // committing, as a crashed process would.
-    let _abandon_on_drop = AbandonGuard(abandoned);
-    // After shutdown, the drain is bounded by the drain timeout, but the final commit and leaving the group
-    // need the broker; if it is gone, do not wait for it forever: nothing unfinished was committed, so
-    // exiting without the final commit only means redelivery.
-    let close_deadline = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(c.drain_timeout() + CLOSE_GRACE).await;
-    };
-    tokio::select! {
-        done = done_rx => done.map_err(|_| RunError::Thread("the poll thread panicked".into())),
-        () = close_deadline => {
-            tracing::error!(
-                group = %spec.group,
-                "the consumer did not close in time (is the broker reachable?): stopping without the final commit"
-            );
-            Ok(())
-        }
-    }
-}
-
-/// Unfinished events per `max_in_flight` slot the consumer holds before it waits for one to finish: queued
-/// work for every slot while events of a busy key wait their turn.
-const BUFFERED_PER_SLOT: usize = 4;
-
-/// The consumer-wide budget of unfinished events: `BUFFERED_PER_SLOT` per slot, and at most half of
-/// `max_buffered_per_partition`, so that healthy traffic never reaches the per-partition backstop (whose
-/// pause makes librdkafka drop and fetch again what it had prefetched).
-fn budget(c: &crate::settings::ConsumerSettings) -> usize {
-    c.max_in_flight.saturating_mul(BUFFERED_PER_SLOT).min(c.max_buffered_per_partition / 2).max(1)
-}
-
-/// How long committing and leaving the group may take after the drain, before the consumer gives up on it.
-const CLOSE_GRACE: Duration = Duration::from_secs(10);
-
-/// Sets the flag when dropped.
-struct AbandonGuard(Arc<AtomicBool>);
-
-impl Drop for AbandonGuard {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
+        .await;
+        server.abort();
+        readiness.abort();
+        result
     }
 }

@@ -1,7 +1,8 @@
 //! The delivery runtime a consumer runs on.
 //!
 //! * [`handler`]: the [`Handler`] trait a consumer implements and the [`Outcome`] it returns.
-//! * [`consumer`]: running a consumer: the entry points and the wiring of its parts.
+//! * [`consumer`]: running a consumer: the [`Consumer`] trait, [`run`] and the [`consumer::Runner`].
+//! * `runtime`: the wiring of one consumer's parts.
 //! * `poll_loop`: the poll thread: reads records, commits watermarks, shutdown.
 //! * `kafka_context`: librdkafka's callbacks: rebalances, statistics (lag), errors.
 //! * [`dispatcher`]: key-ordered scheduling (one event per key at a time, keys concurrently), pause/resume
@@ -25,7 +26,8 @@ pub mod offsets;
 mod poll_loop;
 pub mod record;
 pub mod retry;
+mod runtime;
 pub mod worker;
 
-pub use consumer::{ConsumerSpec, RunError, run, run_service, run_with_route};
+pub use consumer::{BuildError, Consumer, ConsumerSpec, RunError, Runner, run};
 pub use handler::{Failure, Handler, Incoming, Outcome};

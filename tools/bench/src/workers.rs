@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use courier::settings::Settings;
+use courier_consumers::inventory::Inventory;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -30,7 +31,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let settings = Settings::load_with_env(None, Some(env))?;
     courier::telemetry::init(&settings.telemetry, "bench");
     match args.mode.as_str() {
-        "courier" => Ok(courier_consumers::inventory::run(&settings, CancellationToken::new()).await?),
+        "courier" => Ok(courier::delivery::run::<Inventory>(&settings, CancellationToken::new()).await?),
         "baseline" => baseline(&settings, &args.group).await,
         "ceiling" => ceiling(&settings, &args.group).await,
         other => anyhow::bail!("unknown worker mode {other:?}"),

@@ -1,0 +1,196 @@
+//! The wiring of one consumer's parts: the worker (retries, breaker waits, failure route), the dispatcher
+//! (key order, bounded memory), the rdkafka consumer with its context, and the poll thread; and what a run
+//! does before it: wait for the cluster, create the topics.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::consumer::{ConsumerSpec, RunError};
+use super::dispatcher::{Dispatcher, Limits};
+use super::dlq_guard::DlqGuard;
+use super::failure::FailureRoute;
+use super::handler::Handler;
+use super::kafka_context::{KAFKA, RuntimeContext};
+use super::poll_loop::PollLoop;
+use super::retry::RetryPolicy;
+use super::worker::Worker;
+use crate::health::Health;
+use crate::kafka;
+use crate::settings::Settings;
+use crate::telemetry::metrics::{self, Label};
+
+/// Keeps `courier_ready` equal to what `/readyz` answers.
+pub(super) async fn report_readiness(health: Health, consumer: Label) {
+    let mut changes = health.subscribe();
+    loop {
+        metrics::ready(&consumer, health.is_ready());
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits until the cluster can be reached and logged into, checking every few seconds; until then the consumer
+/// is not ready and says why (a wrong password, a TLS failure, no broker). False when `shutdown` came first.
+pub(super) async fn wait_for_cluster(settings: &Settings, health: &Health, shutdown: &CancellationToken) -> bool {
+    let mut reported: Option<String> = None;
+    loop {
+        match kafka::connectivity::check_cluster(&settings.kafka, CLUSTER_CHECK_TIMEOUT).await {
+            Ok(()) => {
+                if reported.is_some() {
+                    tracing::info!("the Kafka cluster answers: starting");
+                    health.clear(KAFKA);
+                }
+                return true;
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if reported.as_deref() != Some(text.as_str()) {
+                    tracing::error!(%error, "cannot use the Kafka cluster: not ready, checking again every few seconds");
+                    health.set_problem(KAFKA, text.clone());
+                    reported = Some(text);
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(CLUSTER_RETRY) => {}
+        }
+    }
+}
+
+/// How long one start-up check of the cluster waits for an answer.
+const CLUSTER_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between two start-up checks of the cluster.
+const CLUSTER_RETRY: Duration = Duration::from_secs(3);
+
+/// Creates the topics `spec` reads and writes, when `topics.create`.
+pub(super) async fn ensure_topics(settings: &Settings, spec: &ConsumerSpec) -> Result<(), RunError> {
+    if settings.topics.create {
+        let names: Vec<&str> = spec.topics.iter().chain(&spec.publishes).map(String::as_str).collect();
+        kafka::ensure_topics(&settings.kafka, &settings.topics, &names)
+            .await
+            .map_err(|source| RunError::Topics { topics: spec.topics.clone(), source })?;
+    }
+    Ok(())
+}
+
+/// Runs the consumer over topics that exist already.
+pub(super) async fn consume<H: Handler, R: FailureRoute>(
+    settings: &Settings,
+    spec: &ConsumerSpec,
+    handler: H,
+    route: R,
+    health: &Health,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let c = &settings.consumer;
+    let d = &settings.dlq;
+    let consumer_label: Label = Arc::from(handler.name());
+    let window = Duration::from_millis(d.guard_window_ms);
+    let guard = DlqGuard::new(d.guard_max_records, window, consumer_label.clone(), health.clone());
+    let worker = Worker {
+        handler,
+        metrics: metrics::EventMetrics::new(consumer_label.clone()),
+        route,
+        policy: RetryPolicy::from_settings(c),
+        in_flight: Arc::new(Semaphore::new(c.max_in_flight)),
+        guard,
+        health: health.clone(),
+    };
+    let events = shutdown.child_token();
+    let limits = Limits { budget: budget(c), per_partition: c.max_buffered_per_partition, total: c.max_buffered_total };
+    let dispatcher = Dispatcher::new(worker, limits, tokio::runtime::Handle::current(), events.clone());
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let context = RuntimeContext {
+        dispatcher: Arc::clone(&dispatcher),
+        rebalance_timeout: c.rebalance_timeout(),
+        abandoned: Arc::clone(&abandoned),
+        health: health.clone(),
+        brokers_down: Arc::new(AtomicBool::new(false)),
+        consumer: consumer_label.clone(),
+    };
+    let mut config = kafka::consumer_config(&settings.kafka, &spec.group);
+    if settings.telemetry.statistics_interval_ms > 0 {
+        // The statistics carry each partition's lag (courier_consumer_lag).
+        config.set("statistics.interval.ms", settings.telemetry.statistics_interval_ms.to_string());
+    }
+    let consumer: BaseConsumer<RuntimeContext<H, R>> = config.create_with_context(context).map_err(RunError::Create)?;
+    let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(|source| RunError::Subscribe { topics: spec.topics.clone(), source })?;
+    tracing::info!(group = %spec.group, topics = ?spec.topics, max_in_flight = c.max_in_flight, "consumer started");
+
+    let poll = PollLoop {
+        consumer,
+        dispatcher,
+        shutdown: shutdown.clone(),
+        events,
+        abandoned: Arc::clone(&abandoned),
+        commit_interval: c.commit_interval(),
+        drain_timeout: c.drain_timeout(),
+        rejoin_after: Duration::from_millis(settings.kafka.rejoin_unassigned_after_ms),
+        unassigned_since: Some(Instant::now()),
+        subscription: spec.topics.clone(),
+        group: spec.group.clone(),
+        topics: HashMap::new(),
+        consumer_label,
+        max_in_flight: c.max_in_flight,
+    };
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("{}-poll", spec.group))
+        .spawn(move || {
+            poll.run();
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| RunError::Thread(e.to_string()))?;
+    // If this future is dropped (the task aborted), the poll thread stops at once without draining or
+    // committing, as a crashed process would.
+    let _abandon_on_drop = AbandonGuard(abandoned);
+    // After shutdown, the drain is bounded by the drain timeout, but the final commit and leaving the group
+    // need the broker; if it is gone, do not wait for it forever: nothing unfinished was committed, so
+    // exiting without the final commit only means redelivery.
+    let close_deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(c.drain_timeout() + CLOSE_GRACE).await;
+    };
+    tokio::select! {
+        done = done_rx => done.map_err(|_| RunError::Thread("the poll thread panicked".into())),
+        () = close_deadline => {
+            tracing::error!(
+                group = %spec.group,
+                "the consumer did not close in time (is the broker reachable?): stopping without the final commit"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Unfinished events per `max_in_flight` slot the consumer holds before it waits for one to finish: queued
+/// work for every slot while events of a busy key wait their turn.
+const BUFFERED_PER_SLOT: usize = 4;
+
+/// The consumer-wide budget of unfinished events: `BUFFERED_PER_SLOT` per slot, and at most half of
+/// `max_buffered_per_partition`, so that healthy traffic never reaches the per-partition backstop (whose
+/// pause makes librdkafka drop and fetch again what it had prefetched).
+fn budget(c: &crate::settings::ConsumerSettings) -> usize {
+    c.max_in_flight.saturating_mul(BUFFERED_PER_SLOT).min(c.max_buffered_per_partition / 2).max(1)
+}
+
+/// How long committing and leaving the group may take after the drain, before the consumer gives up on it.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// Sets the flag when dropped.
+struct AbandonGuard(Arc<AtomicBool>);
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
