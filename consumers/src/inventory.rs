@@ -91,26 +91,24 @@ impl Consumer for Inventory {
 
 impl Inventory {
     async fn reserve(&self, incoming: &Incoming) -> Outcome {
-        let order: OrderCreated = match incoming.event.data() {
+        let order: OrderCreated = match incoming.data() {
             Ok(order) => order,
-            Err(error) => return Outcome::Permanent(Failure::from(&error)),
+            Err(outcome) => return outcome,
         };
         let body = ReservationRequest {
             order_id: &order.order_id,
             items: order.items.iter().map(|i| ReservationItem { sku: &i.sku, quantity: i.quantity }).collect(),
         };
-        let call = CallContext { idempotency_key: format!("{NAME}:{}", incoming.event.id) };
-        let outcome = downstream::classify(&self.api.send_json(Method::POST, "reservations", &body, &call).await);
-        if outcome == Outcome::Done {
-            tracing::info!(order_id = %order.order_id, items = order.items.len(), "stock reserved");
-        }
-        outcome
+        let call = CallContext::for_event(NAME, incoming);
+        let result = self.api.send_json(Method::POST, "reservations", &body, &call).await;
+        downstream::classify(&result)
+            .on_done(|| tracing::info!(order_id = %order.order_id, items = order.items.len(), "stock reserved"))
     }
 
     async fn release(&self, incoming: &Incoming) -> Outcome {
-        let failed: PaymentFailed = match incoming.event.data() {
+        let failed: PaymentFailed = match incoming.data() {
             Ok(failed) => failed,
-            Err(error) => return Outcome::Permanent(Failure::from(&error)),
+            Err(outcome) => return outcome,
         };
         if !failed.order_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
             let message = format!("order id {:?} cannot be used in a URL path", failed.order_id);
@@ -121,7 +119,7 @@ impl Inventory {
             reason: &failed.reason,
             causing_event_id: &failed.causing_event_id,
         };
-        let call = CallContext { idempotency_key: format!("{NAME}-release:{}", incoming.event.id) };
+        let call = CallContext::for_event(&format!("{NAME}-release"), incoming);
         let path = format!("reservations/{}/release", failed.order_id);
         let result = self.api.send_json(Method::POST, &path, &body, &call).await;
         if let Ok(response) = &result
@@ -142,11 +140,9 @@ impl Inventory {
             };
             return Outcome::Retry(failure.with_retry_after(Some(RELEASE_RETRY_FLOOR)));
         }
-        let outcome = downstream::classify(&result);
-        if outcome == Outcome::Done {
-            tracing::info!(order_id = %failed.order_id, reason = %failed.reason, "reservation released after a declined payment");
-        }
-        outcome
+        downstream::classify(&result).on_done(|| {
+            tracing::info!(order_id = %failed.order_id, reason = %failed.reason, "reservation released after a declined payment")
+        })
     }
 }
 

@@ -92,11 +92,11 @@ impl Handler for Notification {
         if incoming.event.event_type != OrderCreated::EVENT_TYPE {
             return Outcome::Permanent(Failure::from(&DecodeError::UnknownType(incoming.event.event_type.clone())));
         }
-        let order: OrderCreated = match incoming.event.data() {
+        let order: OrderCreated = match incoming.data() {
             Ok(order) => order,
-            Err(error) => return Outcome::Permanent(Failure::from(&error)),
+            Err(outcome) => return outcome,
         };
-        let key = |channel: &str| CallContext { idempotency_key: format!("{NAME}-{channel}:{}", incoming.event.id) };
+        let key = |channel: &str| CallContext::for_event(&format!("{NAME}-{channel}"), incoming);
         let result = match channel {
             Some(SMS) => {
                 let Some(phone) = order.customer.phone.as_deref() else { return Outcome::Done };
@@ -113,16 +113,10 @@ impl Handler for Notification {
                 self.email.send_json(Method::POST, "messages", &body, &key(EMAIL)).await
             }
         };
-        let outcome = downstream::classify(&result);
-        if outcome == Outcome::Done {
-            // Ids only: a recipient's address or number is personal data and never logged.
-            tracing::info!(
-                order_id = %order.order_id,
-                customer_id = %order.customer.id,
-                channel = channel.unwrap_or(EMAIL),
-                "order confirmation sent"
-            );
-        }
-        outcome
+        // Ids only: a recipient's address or number is personal data and never logged.
+        downstream::classify(&result).on_done(|| {
+            let channel = channel.unwrap_or(EMAIL);
+            tracing::info!(order_id = %order.order_id, customer_id = %order.customer.id, channel, "order confirmation sent")
+        })
     }
 }

@@ -109,9 +109,9 @@ impl Handler for Payment {
     }
 
     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
-        let order: OrderCreated = match incoming.event.data() {
+        let order: OrderCreated = match incoming.data() {
             Ok(order) => order,
-            Err(error) => return Outcome::Permanent(Failure::from(&error)),
+            Err(outcome) => return outcome,
         };
         let body = ChargeRequest {
             order_id: &order.order_id,
@@ -119,15 +119,13 @@ impl Handler for Payment {
             amount: order.total,
             currency: &order.currency,
         };
-        let call = CallContext { idempotency_key: format!("{NAME}:{}", incoming.event.id) };
+        let call = CallContext::for_event(NAME, incoming);
         let result = self.api.send_json(Method::POST, "charges", &body, &call).await;
         if let Some(reason) = result.as_ref().ok().and_then(decline_reason) {
             return self.declined(incoming, &order, reason).await;
         }
-        let outcome = downstream::classify(&result);
-        if outcome == Outcome::Done {
-            tracing::info!(order_id = %order.order_id, amount = order.total, currency = %order.currency, "payment charged");
-        }
-        outcome
+        downstream::classify(&result).on_done(|| {
+            tracing::info!(order_id = %order.order_id, amount = order.total, currency = %order.currency, "payment charged")
+        })
     }
 }

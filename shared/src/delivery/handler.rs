@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::events::{DecodeError, RawEvent};
+use crate::events::{DecodeError, EventData, RawEvent};
 
 /// One event read from Kafka, with where it came from.
 #[derive(Debug, Clone)]
@@ -22,6 +22,15 @@ pub struct Incoming {
     pub trace_id: String,
     /// The decoded envelope; `data` is decoded by the handler for the types it handles.
     pub event: RawEvent,
+}
+
+impl Incoming {
+    /// The event's data as `T`, or the outcome that ends the delivery when the event is not a valid `T` (a
+    /// permanent failure naming what is wrong, which dead-letters it):
+    /// `let order: OrderCreated = match incoming.data() { Ok(order) => order, Err(outcome) => return outcome };`
+    pub fn data<T: EventData>(&self) -> Result<T, Outcome> {
+        self.event.data().map_err(|error| Outcome::Permanent(Failure::from(&error)))
+    }
 }
 
 /// What a consumer does with an event. The runtime calls `handle` once per attempt; it must be safe to call
@@ -62,6 +71,15 @@ impl Outcome {
             Outcome::Retry(_) => "retry",
             Outcome::Permanent(_) => "permanent",
         }
+    }
+
+    /// Runs `delivered` when the outcome is [`Outcome::Done`] (to log what was done), and passes the outcome on.
+    #[must_use]
+    pub fn on_done(self, delivered: impl FnOnce()) -> Self {
+        if self == Outcome::Done {
+            delivered();
+        }
+        self
     }
 }
 
@@ -137,5 +155,42 @@ impl From<&DecodeError> for Failure {
             _ => "decode",
         };
         Failure::new(kind, error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{OrderCreated, decode_envelope};
+
+    fn incoming(data: &str) -> Incoming {
+        let value = format!(
+            r#"{{"specversion":"1.0","id":"e-1","source":"/t","type":"order.created","time":"2026-12-03T00:00:00Z","datacontenttype":"application/json","data":{data}}}"#
+        );
+        let event = decode_envelope(Some(value.as_bytes())).expect("an envelope");
+        Incoming { topic: "t".into(), partition: 0, offset: 0, key: None, trace_id: String::new(), event }
+    }
+
+    #[test]
+    fn data_that_is_not_the_type_ends_the_delivery_for_good() {
+        match incoming(r#"{"order_id":1}"#).data::<OrderCreated>() {
+            Err(Outcome::Permanent(failure)) => assert_eq!(failure.kind, "decode", "{failure:?}"),
+            other => panic!("expected a permanent failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn on_done_runs_only_for_a_delivered_event() {
+        let mut ran = 0;
+        assert_eq!(Outcome::Done.on_done(|| ran += 1), Outcome::Done);
+        let retry = Outcome::Retry(Failure::new("timeout", "slow"));
+        assert_eq!(retry.clone().on_done(|| ran += 10), retry);
+        assert_eq!(ran, 1);
+    }
+
+    #[test]
+    fn a_call_for_an_event_is_keyed_by_prefix_and_event_id() {
+        let call = crate::downstream::CallContext::for_event("inventory-release", &incoming("{}"));
+        assert_eq!(call.idempotency_key, "inventory-release:e-1");
     }
 }

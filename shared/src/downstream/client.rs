@@ -60,6 +60,14 @@ pub struct CallContext {
     pub idempotency_key: String,
 }
 
+impl CallContext {
+    /// The call made for `incoming` by the consumer (or its channel or step) `prefix`:
+    /// `Idempotency-Key: <prefix>:<event id>`, the same on every attempt and redelivery.
+    pub fn for_event(prefix: &str, incoming: &crate::delivery::Incoming) -> Self {
+        Self { idempotency_key: format!("{prefix}:{}", incoming.event.id) }
+    }
+}
+
 /// A response as the handler sees it: the status, the headers and the whole body.
 #[derive(Debug, Clone)]
 pub struct ApiResponse {
