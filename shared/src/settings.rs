@@ -195,8 +195,6 @@ impl ConsumerSettings {
 /// done as settings load, so the environment can set either: `COURIER__APIS__<NAME>__<KEY>`).
 #[derive(Debug, Clone, Default)]
 pub struct ApisSettings {
-    /// `[apis.defaults]`: what an API has unless its own block sets it.
-    pub defaults: ApiSettings,
     /// Every configured API by name, defaults filled in.
     named: BTreeMap<String, ApiSettings>,
 }
@@ -207,8 +205,9 @@ pub const API_DEFAULTS: &str = "defaults";
 impl<'de> Deserialize<'de> for ApisSettings {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut named = BTreeMap::<String, ApiSettings>::deserialize(deserializer)?;
-        let defaults = named.remove(API_DEFAULTS).unwrap_or_default();
-        Ok(Self { defaults, named })
+        // Its keys were filled into every API as the settings loaded (`with_api_defaults`); it is not an API.
+        named.remove(API_DEFAULTS);
+        Ok(Self { named })
     }
 }
 
@@ -225,13 +224,6 @@ impl ApisSettings {
                 ),
             )
         })
-    }
-
-    /// The API called `name`, to change; added with the defaults when it is not configured (tests and tools
-    /// that build settings in code).
-    pub fn get_mut(&mut self, name: &str) -> &mut ApiSettings {
-        let defaults = &self.defaults;
-        self.named.entry(name.to_owned()).or_insert_with(|| defaults.clone())
     }
 
     /// Every configured API, by name.

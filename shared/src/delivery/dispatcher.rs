@@ -441,7 +441,6 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
 mod tests {
     use std::collections::HashSet;
 
-    use chrono::Utc;
     use tokio::sync::Semaphore;
 
     use super::*;
@@ -449,7 +448,6 @@ mod tests {
     use crate::delivery::failure::LogFailureRoute;
     use crate::delivery::handler::{Incoming, Outcome};
     use crate::delivery::retry::RetryPolicy;
-    use crate::events::{CloudEvent, Customer, OrderCreated, OrderItem, PRODUCER_SOURCE};
     use crate::health::Health;
 
     /// A handler whose calls finish only as the test hands out permits.
@@ -469,24 +467,7 @@ mod tests {
     }
 
     fn record(partition: i32, offset: i64) -> Record {
-        let now = Utc::now();
-        let data = OrderCreated {
-            order_id: format!("o-{offset}"),
-            customer: Customer { id: "c".into(), email: "c@example.com".into(), phone: None },
-            items: vec![OrderItem { sku: "s".into(), quantity: 1, unit_price: 1 }],
-            currency: "EUR".into(),
-            total: 1,
-            created_at: now,
-        };
-        let event = CloudEvent::new(uuid::Uuid::now_v7(), PRODUCER_SOURCE, now, None, data);
-        Record {
-            tp: (Arc::from("t"), partition),
-            offset,
-            key: Some(format!("k{offset}").into_bytes()),
-            value: Some(serde_json::to_vec(&event).expect("serializes")),
-            timestamp_ms: None,
-            headers: Vec::new(),
-        }
+        crate::delivery::record::order_record((Arc::from("t"), partition), offset, &format!("k{offset}"))
     }
 
     fn gated_worker(gate: &Arc<Semaphore>) -> Worker<Gate, LogFailureRoute> {

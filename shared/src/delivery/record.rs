@@ -51,3 +51,27 @@ impl Record {
         self.tp.1
     }
 }
+
+/// An `order.created` record of `tp` at `offset` with `key`, for unit tests of the runtime.
+#[cfg(test)]
+pub(crate) fn order_record(tp: TopicPartition, offset: i64, key: &str) -> Record {
+    use crate::events::{CloudEvent, Customer, OrderCreated, OrderItem, PRODUCER_SOURCE};
+    let now = chrono::Utc::now();
+    let data = OrderCreated {
+        order_id: format!("o-{offset}"),
+        customer: Customer { id: "c".into(), email: "c@example.com".into(), phone: None },
+        items: vec![OrderItem { sku: "s".into(), quantity: 1, unit_price: 1 }],
+        currency: "EUR".into(),
+        total: 1,
+        created_at: now,
+    };
+    let event = CloudEvent::new(uuid::Uuid::now_v7(), PRODUCER_SOURCE, now, None, data);
+    Record {
+        tp,
+        offset,
+        key: Some(key.as_bytes().to_vec()),
+        value: Some(serde_json::to_vec(&event).expect("serializes")),
+        timestamp_ms: Some(now.timestamp_millis()),
+        headers: Vec::new(),
+    }
+}

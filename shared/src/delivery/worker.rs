@@ -345,7 +345,6 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::events::{CloudEvent, Customer, OrderCreated, OrderItem, PRODUCER_SOURCE};
 
     /// A handler that answers each channel's calls from a script (then `Done`), counting the calls.
     #[derive(Default)]
@@ -442,24 +441,7 @@ mod tests {
     }
 
     fn record(offset: i64) -> Record {
-        let now = Utc::now();
-        let data = OrderCreated {
-            order_id: format!("o-{offset}"),
-            customer: Customer { id: "c".into(), email: "c@example.com".into(), phone: None },
-            items: vec![OrderItem { sku: "s".into(), quantity: 1, unit_price: 1 }],
-            currency: "EUR".into(),
-            total: 1,
-            created_at: now,
-        };
-        let event = CloudEvent::new(uuid::Uuid::now_v7(), PRODUCER_SOURCE, now, None, data);
-        Record {
-            tp: (Arc::from("orders"), 0),
-            offset,
-            key: Some(b"k".to_vec()),
-            value: Some(serde_json::to_vec(&event).expect("serializes")),
-            timestamp_ms: Some(now.timestamp_millis()),
-            headers: Vec::new(),
-        }
+        crate::delivery::record::order_record((Arc::from("orders"), 0), offset, "k")
     }
 
     fn stops() -> Stops {
