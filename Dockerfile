@@ -6,10 +6,10 @@
 #
 #   DOCKER_BUILDKIT=1 docker build -t courier .
 #   docker run --rm -p 8080:8080 -e COURIER__KAFKA__BOOTSTRAP_SERVERS=broker:9092 courier
-#   docker run --rm courier inventory        # likewise payment, notification
+#   docker run --rm courier inventory        # likewise payment, notification, shipping, forward
 #
-# A new binary is added to the `cargo build` line and the `cp` below and then named by a compose service's
-# `command:` (tests/tests/compose.rs checks the two agree).
+# The image holds the producer, mock-apis and every consumer binary (consumers/src/bin/*.rs), so a new
+# consumer needs no change here; a compose service names it by its `command:` (tests/tests/e2e/compose.rs checks they exist).
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
@@ -38,11 +38,9 @@ ENV COURIER_GIT_SHA=${COURIER_GIT_SHA}
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked \
-        --bin producer --bin inventory --bin payment --bin notification --bin mock-apis \
+    cargo build --release --locked --bins -p courier-producer -p courier-consumers -p mock-apis \
  && mkdir -p /out \
- && cp target/release/producer target/release/inventory target/release/payment \
-       target/release/notification target/release/mock-apis /out/
+ && for bin in producer mock-apis $(basename -s .rs consumers/src/bin/*.rs); do cp "target/release/$bin" /out/; done
 
 # ---------------------------------------------------------------------------------------------------------
 # Runtime: glibc, OpenSSL 3 and the CA bundle (native-tls, and librdkafka's TLS to Kafka, which finds the system's

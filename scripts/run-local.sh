@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs courier locally: builds it, installs and starts the Tansu broker (sqlite storage under .local/),
-# starts the mock APIs, the producer and the inventory, payment and notification consumers, sends sample orders
-# (one with a declined payment) and shows what arrived at each API.
+# starts the mock APIs, the producer and the consumers (the list below follows consumers/src/registry.rs: a test
+# checks it), sends sample orders (one with a declined payment) and shows what arrived at each API.
 # Keeps running until Ctrl-C, then stops every process it started.
 #
 # Settings: any COURIER__* variable (see config/default.toml) is passed on to the services. Ports:
 #   COURIER_KAFKA_PORT (9092), COURIER_PRODUCER_PORT (8080), COURIER_MOCK_PORT (8090), COURIER_HEALTH_PORT
-#   (8081; the consumers' health servers use it and the next two); data: COURIER_DATA_DIR.
+#   (8081; the consumers' health servers use it and the next ports, one each); data: COURIER_DATA_DIR.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,8 +17,12 @@ producer_port=${COURIER_PRODUCER_PORT:-8080}
 mock_port=${COURIER_MOCK_PORT:-8090}
 health_base=${COURIER_HEALTH_PORT:-8081}
 export PATH="$HOME/.cargo/bin:$PATH"
+consumers="inventory payment notification shipping"
+read -r -a consumer_list <<<"$consumers"
+health_ports=()
+for ((i = 0; i < ${#consumer_list[@]}; i++)); do health_ports+=($((health_base + i))); done
 
-for port in "$kafka_port" "$producer_port" "$mock_port" "$health_base" $((health_base + 1)) $((health_base + 2)); do
+for port in "$kafka_port" "$producer_port" "$mock_port" "${health_ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use: stop what listens there or choose another port (see the top of $0)" >&2
     exit 1
@@ -29,7 +33,7 @@ scripts/install-tansu.sh
 echo "building courier (release)…"
 # The commit the binaries report in courier_build_info.
 export COURIER_GIT_SHA=${COURIER_GIT_SHA:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
-cargo build --release --locked --bin producer --bin inventory --bin payment --bin notification --bin mock-apis --bin demo
+cargo build --release --locked --bin producer --bin mock-apis --bin demo --bin ${consumers// / --bin }
 bin=$root/target/release
 
 mkdir -p "$data/tansu" "$data/logs"
@@ -77,7 +81,7 @@ export COURIER__KAFKA__REJOIN_UNASSIGNED_AFTER_MS=${COURIER__KAFKA__REJOIN_UNASS
 export COURIER__CONSUMER__REBALANCE_TIMEOUT_MS=${COURIER__CONSUMER__REBALANCE_TIMEOUT_MS:-1000}
 export COURIER__TOPICS__PARTITIONS=${COURIER__TOPICS__PARTITIONS:-8}
 export COURIER__PRODUCER__LISTEN="127.0.0.1:$producer_port"
-for api in INVENTORY PAYMENT EMAIL SMS; do
+for api in INVENTORY PAYMENT EMAIL SMS SHIPPING AUTH; do
   lower=$(echo "$api" | tr '[:upper:]' '[:lower:]')
   export "COURIER__APIS__${api}__BASE_URL=http://127.0.0.1:$mock_port/$lower"
 done
@@ -94,7 +98,7 @@ pids+=($!)
 wait_for_port producer "$producer_port"
 
 health_port=$health_base
-for consumer in inventory payment notification; do
+for consumer in "${consumer_list[@]}"; do
   echo "starting the $consumer consumer (health: http://127.0.0.1:$health_port/readyz)"
   COURIER__CONSUMER__HEALTH_LISTEN="127.0.0.1:$health_port" setsid "$bin/$consumer" >"$data/logs/$consumer.log" 2>&1 &
   pids+=($!)
@@ -108,7 +112,7 @@ cat <<MSG
 courier is running:
   order API      http://127.0.0.1:$producer_port/v1/orders   (try: $bin/demo --orders 10)
   mock APIs      http://127.0.0.1:$mock_port/stats
-  consumers      inventory, payment, notification; readiness on :$health_base, :$((health_base + 1)), :$((health_base + 2)) /readyz
+  consumers      $consumers; readiness on :${health_ports[*]} (/readyz)
   broker         127.0.0.1:$kafka_port (Tansu, sqlite in $data/tansu)
   logs           $data/logs/
 Press Ctrl-C to stop everything.

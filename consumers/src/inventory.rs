@@ -19,16 +19,13 @@
 
 use std::time::Duration;
 
-use courier::delivery::{BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Failure, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
 use courier::events::{DecodeError, EventData, OrderCreated, PaymentFailed};
 use courier::health::Health;
 use courier::settings::Settings;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
-
-/// The consumer's name: its consumer group and the prefix of its idempotency keys.
-pub const NAME: &str = "inventory";
 
 /// The failure kind of a release that found no reservation (see the module doc).
 pub const NO_RESERVATION: &str = "no_reservation";
@@ -73,19 +70,23 @@ pub struct Inventory {
 }
 
 impl Consumer for Inventory {
-    const NAME: &'static str = NAME;
+    const NAME: &'static str = "inventory";
 
     /// New orders, and declined payments to compensate.
     fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec {
-            group: settings.kafka.group_id(NAME),
-            topics: vec![settings.topics.orders_created.clone(), settings.topics.payment_failed.clone()],
-            publishes: Vec::new(),
-        }
+        ConsumerSpec::reads(settings, Self::NAME, &[&settings.topics.orders_created, &settings.topics.payment_failed])
     }
 
     fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
-        Ok(Self { api: ApiClient::new(NAME, settings.apis.get(NAME)?, health)? })
+        Ok(Self { api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)? })
+    }
+
+    async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
+        match incoming.event.event_type.as_str() {
+            OrderCreated::EVENT_TYPE => self.reserve(incoming).await,
+            PaymentFailed::EVENT_TYPE => self.release(incoming).await,
+            other => Outcome::Permanent(Failure::from(&DecodeError::UnknownType(other.to_owned()))),
+        }
     }
 }
 
@@ -99,7 +100,7 @@ impl Inventory {
             order_id: &order.order_id,
             items: order.items.iter().map(|i| ReservationItem { sku: &i.sku, quantity: i.quantity }).collect(),
         };
-        let call = CallContext::for_event(NAME, incoming);
+        let call = CallContext::for_event(Self::NAME, incoming);
         let result = self.api.send_json(Method::POST, "reservations", &body, &call).await;
         downstream::classify(&result)
             .on_done(|| tracing::info!(order_id = %order.order_id, items = order.items.len(), "stock reserved"))
@@ -110,25 +111,17 @@ impl Inventory {
             Ok(failed) => failed,
             Err(outcome) => return outcome,
         };
-        if !failed.order_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
-            let message = format!("order id {:?} cannot be used in a URL path", failed.order_id);
-            return Outcome::Permanent(Failure::new("decode", message));
-        }
         let body = ReleaseRequest {
             order_id: &failed.order_id,
             reason: &failed.reason,
             causing_event_id: &failed.causing_event_id,
         };
-        let call = CallContext::for_event(&format!("{NAME}-release"), incoming);
-        let path = format!("reservations/{}/release", failed.order_id);
+        let call = CallContext::for_event("inventory-release", incoming);
+        let path = format!("reservations/{}/release", downstream::path_segment(&failed.order_id));
         let result = self.api.send_json(Method::POST, &path, &body, &call).await;
         if let Ok(response) = &result
             && response.status == StatusCode::NOT_FOUND
         {
-            tracing::info!(
-                order_id = %failed.order_id,
-                "no reservation of the order yet: the release is retried while the reservation may be on its way"
-            );
             let failure = Failure {
                 kind: NO_RESERVATION,
                 message: format!(
@@ -143,19 +136,5 @@ impl Inventory {
         downstream::classify(&result).on_done(|| {
             tracing::info!(order_id = %failed.order_id, reason = %failed.reason, "reservation released after a declined payment")
         })
-    }
-}
-
-impl Handler for Inventory {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
-        match incoming.event.event_type.as_str() {
-            OrderCreated::EVENT_TYPE => self.reserve(incoming).await,
-            PaymentFailed::EVENT_TYPE => self.release(incoming).await,
-            other => Outcome::Permanent(Failure::from(&DecodeError::UnknownType(other.to_owned()))),
-        }
     }
 }

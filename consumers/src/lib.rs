@@ -3,29 +3,47 @@
 //! [`courier::delivery::Consumer`], and its binary in `src/bin/` is one line, `main::<Payment>(about)`.
 //!
 //! * [`inventory`]: reserves an order's items; releases them when the payment was declined.
-//! * [`payment`]: charges the order; publishes `order.payment_failed` when the charge is declined.
+//! * [`payment`]: charges the order; publishes `order.paid`, or `order.payment_failed` when it is declined.
 //! * [`notification`]: confirms the order by e-mail and, with a phone number, by SMS (two channels).
+//! * [`shipping`]: creates the shipping label of each paid order (`order.paid`).
+//!
+//! [`registry`] is the one list of them that the tests, scripts and deployment files follow. Beside them,
+//! [`forward`] needs no code: it delivers the events its `[forward.routes]` settings name to their APIs.
 
+pub mod forward;
 pub mod inventory;
 pub mod notification;
 pub mod payment;
+pub mod registry;
+pub mod shipping;
 
 use std::process::ExitCode;
 
-use courier::delivery::Consumer;
+use courier::delivery::{Consumer, RunError};
+use courier::settings::Settings;
+use tokio_util::sync::CancellationToken;
 
 /// What every consumer binary does: read its command line (`--help` opens with `about`), load settings (exit
 /// 2 naming a bad one), run consumer `C` until SIGTERM/SIGINT, exit 0 after a clean stop and 1 when it could
 /// not run.
 pub async fn main<C: Consumer>(about: &'static str) -> ExitCode {
-    let settings = match courier::cli::start(C::NAME, about).await {
+    main_with(C::NAME, about, async |settings, shutdown| courier::delivery::run::<C>(settings, shutdown).await).await
+}
+
+/// [`main`] for a program that runs `run` rather than one [`Consumer`] (`forward` runs one per route).
+pub async fn main_with(
+    name: &'static str,
+    about: &'static str,
+    run: impl AsyncFnOnce(&Settings, CancellationToken) -> Result<(), RunError>,
+) -> ExitCode {
+    let settings = match courier::cli::start(name, about).await {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let code = match courier::delivery::run::<C>(&settings, courier::shutdown::on_signal()).await {
+    let code = match run(&settings, courier::shutdown::on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "{} consumer failed", C::NAME);
+            tracing::error!(error = format!("{error:#}"), "{name} consumer failed");
             ExitCode::FAILURE
         }
     };

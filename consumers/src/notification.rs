@@ -6,16 +6,14 @@
 //! `notification-sms:<event id>`) and dead letter (header `courier.dlq.channel`). An SMS outage therefore
 //! neither delays the e-mails nor sends one twice, and a replayed dead letter re-sends only its channel.
 
-use courier::delivery::{BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
-use courier::events::{DecodeError, EventData, OrderCreated};
+use courier::events::OrderCreated;
 use courier::health::Health;
 use courier::settings::Settings;
 use reqwest::Method;
 use serde::Serialize;
 
-/// The consumer's name: its consumer group and the prefix of its idempotency keys.
-pub const NAME: &str = "notification";
 /// The e-mail channel.
 pub const EMAIL: &str = "email";
 /// The SMS channel.
@@ -51,11 +49,10 @@ pub struct Notification {
 }
 
 impl Consumer for Notification {
-    const NAME: &'static str = NAME;
+    const NAME: &'static str = "notification";
 
     fn spec(settings: &Settings) -> ConsumerSpec {
-        let topics = vec![settings.topics.orders_created.clone()];
-        ConsumerSpec { group: settings.kafka.group_id(NAME), topics, publishes: Vec::new() }
+        ConsumerSpec::reads(settings, Self::NAME, &[&settings.topics.orders_created])
     }
 
     fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
@@ -63,20 +60,6 @@ impl Consumer for Notification {
             email: ApiClient::new(EMAIL, settings.apis.get(EMAIL)?, health)?,
             sms: ApiClient::new(SMS, settings.apis.get(SMS)?, health)?,
         })
-    }
-}
-
-/// A short human summary of an order, for messages.
-fn summary(order: &OrderCreated) -> String {
-    let units: u64 = order.items.iter().map(|i| u64::from(i.quantity)).sum();
-    let major = order.total / 100;
-    let minor = order.total % 100;
-    format!("{units} item(s), total {major}.{minor:02} {}", order.currency)
-}
-
-impl Handler for Notification {
-    fn name(&self) -> &str {
-        NAME
     }
 
     fn channels(&self, incoming: &Incoming) -> Vec<&'static str> {
@@ -89,14 +72,11 @@ impl Handler for Notification {
     }
 
     async fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
-        if incoming.event.event_type != OrderCreated::EVENT_TYPE {
-            return Outcome::Permanent(Failure::from(&DecodeError::UnknownType(incoming.event.event_type.clone())));
-        }
         let order: OrderCreated = match incoming.data() {
             Ok(order) => order,
             Err(outcome) => return outcome,
         };
-        let key = |channel: &str| CallContext::for_event(&format!("{NAME}-{channel}"), incoming);
+        let key = |channel: &str| CallContext::for_event(&format!("{}-{channel}", Self::NAME), incoming);
         let result = match channel {
             Some(SMS) => {
                 let Some(phone) = order.customer.phone.as_deref() else { return Outcome::Done };
@@ -119,4 +99,12 @@ impl Handler for Notification {
             tracing::info!(order_id = %order.order_id, customer_id = %order.customer.id, channel, "order confirmation sent")
         })
     }
+}
+
+/// A short human summary of an order, for messages.
+fn summary(order: &OrderCreated) -> String {
+    let units: u64 = order.items.iter().map(|i| u64::from(i.quantity)).sum();
+    let major = order.total / 100;
+    let minor = order.total % 100;
+    format!("{units} item(s), total {major}.{minor:02} {}", order.currency)
 }

@@ -1,29 +1,29 @@
 //! The payment consumer (group `payment`, topic `orders.created`): charges each order's total in its currency
-//! (`POST {apis.payment.base_url}/charges`, `Idempotency-Key: payment:<event id>`).
+//! (`POST {apis.payment.base_url}/charges`, `Idempotency-Key: payment:<event id>`), and says how it went:
 //!
-//! A decline — 402, or 422 whose body carries a `decline_reason` — is a business outcome, not a failure: the
-//! consumer publishes an `order.payment_failed` event (order id, reason, causing event id) to
-//! `orders.payment-failed`, keyed by order id, and only then counts the order event as finished. Its event id
-//! is derived from the order event's id, so a redelivered decline publishes the same event again, which the
-//! inventory API absorbs through `inventory-release:<event id>`.
+//! * a charge accepted → an `order.paid` event (the order, the amount, the charge id) to `orders.paid`, which
+//!   the shipping consumer reads;
+//! * a decline — 402, or 422 whose body carries a `decline_reason` — is a business outcome, not a failure: an
+//!   `order.payment_failed` event (order id, reason, causing event id) to `orders.payment-failed`, which the
+//!   inventory consumer reads to release the reservation.
+//!
+//! Both are keyed by order id, and the order event counts as finished only once the broker acknowledged
+//! them (until then the charge is retried: the payment API answers a repeated key with its first answer).
+//! Their ids derive from the order event's id, so a redelivered order publishes the same event again, which
+//! its consumers' idempotency keys absorb.
 
-use chrono::Utc;
-use courier::delivery::{BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, ApiResponse, CallContext};
-use courier::events::{CloudEvent, OrderCreated, PaymentFailed};
+use courier::events::{OrderCreated, OrderPaid, PaymentFailed};
 use courier::health::Health;
 use courier::publisher::Publisher;
 use courier::settings::Settings;
+use courier::telemetry::metrics::Label;
 use reqwest::{Method, StatusCode};
-use serde::Serialize;
-use uuid::Uuid;
+use serde::{Deserialize, Serialize};
 
-/// The consumer's name: its consumer group and the prefix of its idempotency keys.
-pub const NAME: &str = "payment";
 /// The `source` of the events this consumer publishes.
 pub const SOURCE: &str = "/courier/payment";
-/// Namespace of the ids of `order.payment_failed` events (derived from the causing event's id).
-const PAYMENT_FAILED_NAMESPACE: Uuid = Uuid::from_u128(0x2c1b_7e4a_9d3f_4e2a_8b6c_5d4e_3f2a_1b0c);
 
 /// The body of a charge request.
 #[derive(Debug, Serialize)]
@@ -38,74 +38,44 @@ pub struct ChargeRequest<'a> {
     pub currency: &'a str,
 }
 
-/// Maps order events to charges, and declines to `order.payment_failed` events.
+/// What the payment API answers (the fields the consumer reads).
+#[derive(Debug, Default, Deserialize)]
+pub struct ChargeResponse {
+    /// The charge's id, on success.
+    pub charge_id: Option<String>,
+    /// Why the charge was declined, on a decline.
+    pub decline_reason: Option<String>,
+}
+
+/// Maps order events to charges, and their outcomes to `order.paid` and `order.payment_failed` events.
 #[derive(Clone)]
 pub struct Payment {
     /// Client of the payment API.
     api: ApiClient,
-    /// Publishes `order.payment_failed`.
+    /// Publishes the outcomes.
     publisher: Publisher,
+    /// Where `order.paid` goes (`topics.orders_paid`).
+    paid: Label,
+    /// Where `order.payment_failed` goes (`topics.payment_failed`).
+    failed: Label,
 }
 
 impl Consumer for Payment {
-    const NAME: &'static str = NAME;
+    const NAME: &'static str = "payment";
 
-    /// New orders in; declines out, to `topics.payment_failed`.
+    /// New orders in; their outcomes out.
     fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec {
-            group: settings.kafka.group_id(NAME),
-            topics: vec![settings.topics.orders_created.clone()],
-            publishes: vec![settings.topics.payment_failed.clone()],
-        }
+        let t = &settings.topics;
+        ConsumerSpec::reads(settings, Self::NAME, &[&t.orders_created]).publishing(&[&t.orders_paid, &t.payment_failed])
     }
 
     fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
         Ok(Self {
-            api: ApiClient::new(NAME, settings.apis.get(NAME)?, health)?,
-            publisher: Publisher::new(settings, &settings.topics.payment_failed, NAME)?,
+            api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)?,
+            publisher: Publisher::new(settings, &settings.topics.orders_paid, Self::NAME)?,
+            paid: Label::from(settings.topics.orders_paid.as_str()),
+            failed: Label::from(settings.topics.payment_failed.as_str()),
         })
-    }
-}
-
-impl Payment {
-    async fn declined(&self, incoming: &Incoming, order: &OrderCreated, reason: String) -> Outcome {
-        let id = Uuid::new_v5(&PAYMENT_FAILED_NAMESPACE, incoming.event.id.as_bytes());
-        let data =
-            PaymentFailed { order_id: order.order_id.clone(), reason, causing_event_id: incoming.event.id.clone() };
-        let event = CloudEvent::new(id, SOURCE, Utc::now(), Some(order.order_id.clone()), data);
-        match self.publisher.publish(&order.order_id, &event).await {
-            Ok(published) => {
-                tracing::warn!(
-                    order_id = %order.order_id,
-                    reason = %event.data.reason,
-                    payment_failed.id = %event.id,
-                    partition = published.partition,
-                    offset = published.offset,
-                    "payment declined: order.payment_failed published for the compensation"
-                );
-                Outcome::Done
-            }
-            Err(error) => {
-                Outcome::Retry(Failure::new("publish", format!("order.payment_failed not acknowledged: {error}")))
-            }
-        }
-    }
-}
-
-/// The decline reason, when the payment API declined the charge (402, or 422 with a `decline_reason`).
-pub fn decline_reason(response: &ApiResponse) -> Option<String> {
-    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
-    let reason = body["decline_reason"].as_str().map(str::to_owned);
-    match response.status {
-        StatusCode::PAYMENT_REQUIRED => Some(reason.unwrap_or_else(|| "declined".to_owned())),
-        StatusCode::UNPROCESSABLE_ENTITY => reason,
-        _ => None,
-    }
-}
-
-impl Handler for Payment {
-    fn name(&self) -> &str {
-        NAME
     }
 
     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
@@ -119,13 +89,43 @@ impl Handler for Payment {
             amount: order.total,
             currency: &order.currency,
         };
-        let call = CallContext::for_event(NAME, incoming);
+        let call = CallContext::for_event(Self::NAME, incoming);
         let result = self.api.send_json(Method::POST, "charges", &body, &call).await;
-        if let Some(reason) = result.as_ref().ok().and_then(decline_reason) {
-            return self.declined(incoming, &order, reason).await;
+        let answer: ChargeResponse = result.as_ref().ok().and_then(ApiResponse::json).unwrap_or_default();
+        let (id, cause) = (order.order_id.clone(), incoming.event.id.clone());
+        if let Some(reason) = result.as_ref().ok().and_then(|r| decline_reason(r, answer.decline_reason)) {
+            let failed = PaymentFailed { order_id: id.clone(), reason: reason.clone(), causing_event_id: cause };
+            return self.publisher.publish_caused(&self.failed, incoming, SOURCE, &id, failed).await.on_done(
+                || tracing::warn!(order_id = %id, %reason, "payment declined: order.payment_failed published"),
+            );
         }
-        downstream::classify(&result).on_done(|| {
-            tracing::info!(order_id = %order.order_id, amount = order.total, currency = %order.currency, "payment charged")
-        })
+        let charged = downstream::classify(&result);
+        if charged != Outcome::Done {
+            return charged;
+        }
+        let (amount, currency) = (order.total, order.currency);
+        let paid = OrderPaid {
+            order_id: id.clone(),
+            customer: order.customer,
+            items: order.items,
+            amount,
+            currency: currency.clone(),
+            charge_id: answer.charge_id,
+            causing_event_id: cause,
+        };
+        self.publisher
+            .publish_caused(&self.paid, incoming, SOURCE, &id, paid)
+            .await
+            .on_done(|| tracing::info!(order_id = %id, amount, %currency, "payment charged: order.paid published"))
+    }
+}
+
+/// The decline reason, when the payment API declined the charge: 402 (with its `decline_reason`, or
+/// "declined"), or 422 with a `decline_reason`.
+pub fn decline_reason(response: &ApiResponse, reason: Option<String>) -> Option<String> {
+    match response.status {
+        StatusCode::PAYMENT_REQUIRED => Some(reason.unwrap_or_else(|| "declined".to_owned())),
+        StatusCode::UNPROCESSABLE_ENTITY => reason,
+        _ => None,
     }
 }

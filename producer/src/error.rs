@@ -1,4 +1,4 @@
-//! The order API's errors and their RFC 9457 problem+json rendering. Internal details (broker errors) are
+//! The API's errors and their RFC 9457 problem+json rendering. Internal details (broker errors) are
 //! logged, never sent to the client.
 
 use axum::Json;
@@ -40,9 +40,19 @@ pub enum ApiError {
     /// The content type is not JSON.
     #[error("the request content type must be application/json, not {0:?}")]
     UnsupportedMediaType(String),
+    /// `POST /v1/events` got neither a structured nor a binary-mode CloudEvent.
+    #[error(
+        "send a CloudEvent: structured (Content-Type: application/cloudevents+json) or binary mode (ce-specversion, \
+         ce-id, ce-source and ce-type headers, the data as the body); not {0:?}"
+    )]
+    NotACloudEvent(String),
     /// The JSON does not describe a valid order.
     #[error("the order is not valid")]
     Validation(Vec<FieldError>),
+    /// The request is not a CloudEvent `POST /v1/events` accepts (an attribute missing or wrong, a type with
+    /// no topic in `producer.events`).
+    #[error("the event is not valid")]
+    InvalidEvent(Vec<FieldError>),
     /// The `Idempotency-Key` header is unusable or was used before for a different request.
     #[error("{0}")]
     IdempotencyKey(String),
@@ -90,10 +100,11 @@ impl ApiError {
             ApiError::TooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "/problems/body-too-large", "Request body too large")
             }
-            ApiError::UnsupportedMediaType(_) => {
+            ApiError::UnsupportedMediaType(_) | ApiError::NotACloudEvent(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "/problems/unsupported-media-type", "Unsupported media type")
             }
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "/problems/validation", "Invalid order"),
+            ApiError::InvalidEvent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "/problems/invalid-event", "Invalid event"),
             ApiError::IdempotencyKey(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "/problems/idempotency-key", "Unusable Idempotency-Key")
             }
@@ -111,13 +122,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();
-        let detail = match &self {
-            ApiError::Validation(errors) => format!("{} field(s) failed validation", errors.len()),
-            other => other.to_string(),
-        };
         let errors = match &self {
-            ApiError::Validation(errors) => Some(errors.as_slice()),
+            ApiError::Validation(errors) | ApiError::InvalidEvent(errors) => Some(errors.as_slice()),
             _ => None,
+        };
+        let detail = match errors {
+            Some(errors) => format!("{} field(s) failed validation", errors.len()),
+            None => self.to_string(),
         };
         let problem = Problem { kind, title, status: status.as_u16(), detail, errors };
         let mut response = (status, Json(problem)).into_response();

@@ -1,6 +1,6 @@
-//! Reading a JSON request body: the content type must be JSON, the body within the size limit, and the bytes
-//! valid JSON. Each failure becomes its own [`ApiError`] (415, 413, 400) instead of axum's plain-text
-//! rejections.
+//! Reading a request body within the size limit ([`RawBody`]) and, for a JSON body, its content type and
+//! syntax ([`JsonBody`]). Each failure becomes its own [`ApiError`] (415, 413, 400) instead of axum's
+//! plain-text rejections.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -24,6 +24,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if !is_json(&content_type) {
             return Err(ApiError::UnsupportedMediaType(content_type));
         }
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::MalformedJson(e.to_string()))
+    }
+}
+
+/// A request body of any content type, within the size limit.
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map(|l| l.0).unwrap_or(usize::MAX);
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -32,7 +45,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 ApiError::MalformedJson(rejection.body_text())
             }
         })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::MalformedJson(e.to_string()))
+        Ok(RawBody(bytes))
     }
 }
 

@@ -10,8 +10,22 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use courier::publisher::PublishError;
+use courier::telemetry::metrics;
 use moka::future::Cache;
+use serde::Serialize;
 use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+/// Request header that makes a retried request answer the same.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Response header set when the answer is a remembered one.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// Namespace of the UUIDs derived from idempotency keys.
 const NAMESPACE: Uuid = Uuid::from_u128(0x6f0a_2b8e_3d1c_4b5a_9e7f_1c2d_3e4f_5a6b);
@@ -40,6 +54,11 @@ impl<T: Clone + Send + Sync + 'static> IdempotencyStore<T> {
         Self { cache: Cache::builder().max_capacity(capacity).time_to_live(ttl).build() }
     }
 
+    /// A store sized by `producer.idempotency_capacity` and `producer.idempotency_ttl_secs`.
+    pub fn from_settings(producer: &courier::settings::ProducerSettings) -> Self {
+        Self::new(producer.idempotency_capacity, Duration::from_secs(producer.idempotency_ttl_secs))
+    }
+
     /// Returns the remembered answer for `key`, or runs `make` (once, even for concurrent callers) and
     /// remembers its answer when it succeeds.
     pub async fn get_or_try_insert<E, F>(&self, key: &str, make: F) -> Result<Remembered<T>, Arc<E>>
@@ -56,6 +75,64 @@ pub fn fingerprint(body: &serde_json::Value) -> u64 {
     let mut hasher = DefaultHasher::new();
     body.to_string().hash(&mut hasher);
     hasher.finish()
+}
+
+/// The request's `Idempotency-Key`, checked and scoped to the caller (two clients using the same key get two
+/// answers, never each other's); `None` without one.
+pub fn request_key(headers: &HeaderMap, caller: &Caller) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| ApiError::IdempotencyKey("Idempotency-Key must be ASCII".into()))?;
+    validate_key(key).map_err(ApiError::IdempotencyKey)?;
+    Ok(Some(caller.scope(key)))
+}
+
+/// Runs `publish` once per key: with a key (and the request's body `fingerprint`), a retry gets the first
+/// answer without publishing again, and a key reused with another body is refused; without, it just runs.
+/// Returns the answer and whether it is a remembered one. A publish that fails is not remembered: 503.
+pub async fn once<T, F>(
+    store: &IdempotencyStore<T>,
+    key: Option<&str>,
+    fingerprint: u64,
+    publish: F,
+    retry_after_secs: u64,
+) -> Result<(T, bool), ApiError>
+where
+    T: Clone + Send + Sync + 'static,
+    F: Future<Output = Result<T, PublishError>>,
+{
+    let unavailable = ApiError::BrokerUnavailable { retry_after_secs };
+    let Some(key) = key else {
+        return publish.await.map(|answer| (answer, false)).map_err(|_| unavailable);
+    };
+    let mut fresh = false;
+    let remembered = store
+        .get_or_try_insert(key, async {
+            fresh = true;
+            publish.await.map(|answer| Remembered { fingerprint, answer })
+        })
+        .await
+        .map_err(|_| unavailable)?;
+    if remembered.fingerprint != fingerprint {
+        return Err(ApiError::IdempotencyKey(
+            "this Idempotency-Key was used before with a different request body".into(),
+        ));
+    }
+    if !fresh {
+        tracing::info!("repeated Idempotency-Key: answering with the first response");
+        metrics::idempotent_replay();
+    }
+    Ok((remembered.answer, !fresh))
+}
+
+/// The 202 answer: `answer` as JSON, marked `Idempotent-Replayed: true` when it is a remembered one.
+pub fn accepted<T: Serialize>(answer: T, replayed: bool) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(answer)).into_response();
+    if replayed {
+        response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
 }
 
 /// Checks that a key is usable: 1 to 255 visible ASCII characters.

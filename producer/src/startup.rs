@@ -22,6 +22,7 @@ use crate::auth::{self, ApiKeys};
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::idempotency::IdempotencyStore;
+use crate::routes::events::{self, EventTopics};
 use crate::routes::{AppState, health, orders};
 use crate::server::{self, ServerLimits};
 use courier::publisher::Publisher;
@@ -53,27 +54,31 @@ impl Application {
             }
             _ => false,
         };
+        let event_topics = EventTopics::new(&settings.producer.events);
         if settings.topics.create && !refused {
-            courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[topic])
+            let topics: Vec<&str> = std::iter::once(topic.as_str()).chain(event_topics.topics()).collect();
+            courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &topics)
                 .await
-                .with_context(|| format!("cannot create topic {topic} on {}", settings.kafka.bootstrap_servers))?;
+                .with_context(|| format!("cannot create topics {topics:?} on {}", settings.kafka.bootstrap_servers))?;
         }
         let publisher = Publisher::new(settings, topic, "producer").context("cannot create the Kafka producer")?;
         let state = AppState {
             publisher: publisher.clone(),
-            idempotency: IdempotencyStore::new(
-                settings.producer.idempotency_capacity,
-                Duration::from_secs(settings.producer.idempotency_ttl_secs),
-            ),
+            idempotency: IdempotencyStore::from_settings(&settings.producer),
+            events: event_topics,
+            event_idempotency: IdempotencyStore::from_settings(&settings.producer),
             readiness_timeout: Duration::from_secs(2),
             kafka: settings.kafka.clone(),
         };
         let limit = settings.producer.max_body_bytes;
         let keys = ApiKeys::new(&settings.producer.api_keys);
-        // Only the order route needs a key and counts against the bound of concurrent requests: health and
-        // readiness answer whatever the load.
-        let orders =
-            post(orders::create_order).route_layer(middleware::from_fn_with_state(keys, auth::require_api_key)).layer(
+        // Only the publishing routes need a key and count against the bound of concurrent requests (one bound
+        // for both): health and readiness answer whatever the load.
+        let publishing = Router::new()
+            .route("/v1/orders", post(orders::create_order))
+            .route("/v1/events", post(events::publish_event))
+            .route_layer(middleware::from_fn_with_state(keys, auth::require_api_key))
+            .layer(
                 ServiceBuilder::new()
                     .layer(HandleErrorLayer::new(|_: BoxError| async { ApiError::Overloaded }))
                     .load_shed()
@@ -82,7 +87,7 @@ impl Application {
         courier::telemetry::metrics::install("producer");
         let request_id = http::HeaderName::from_static(crate::access_log::REQUEST_ID);
         let router = Router::new()
-            .route("/v1/orders", orders)
+            .merge(publishing)
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(courier::telemetry::metrics::scrape))

@@ -5,6 +5,8 @@
 //! "datacontenttype":"application/json","data":{…}}`. Unknown fields are ignored; a missing required field,
 //! an unknown `type` or an unsupported `specversion` is a [`DecodeError`], never a panic.
 
+pub mod http_binding;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
@@ -100,6 +102,39 @@ impl EventData for PaymentFailed {
     const EVENT_TYPE: &'static str = "order.payment_failed";
 }
 
+/// A payment succeeded: the payload of `order.paid`, keyed by order id, published by the payment consumer
+/// once the charge was accepted. It carries what fulfilment needs (the customer and the items), so that the
+/// shipping consumer creates the order's label from it alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPaid {
+    /// The order that was paid.
+    pub order_id: String,
+    /// Who paid.
+    pub customer: Customer,
+    /// What was ordered.
+    pub items: Vec<OrderItem>,
+    /// The amount charged, in minor units.
+    pub amount: u64,
+    /// ISO 4217 currency code of the amount.
+    pub currency: String,
+    /// The payment API's id of the charge, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge_id: Option<String>,
+    /// The id of the `order.created` event whose charge succeeded.
+    pub causing_event_id: String,
+}
+
+impl EventData for OrderPaid {
+    const EVENT_TYPE: &'static str = "order.paid";
+}
+
+/// The id of the `T` event caused by the event `causing_id`: the same on every redelivery of the cause (so a
+/// republished event is a duplicate its consumers' idempotency keys absorb), different for each type.
+pub fn caused_id<T: EventData>(causing_id: &str) -> Uuid {
+    const NAMESPACE: Uuid = Uuid::from_u128(0x2c1b_7e4a_9d3f_4e2a_8b6c_5d4e_3f2a_1b0c);
+    Uuid::new_v5(&NAMESPACE, format!("{}:{causing_id}", T::EVENT_TYPE).as_bytes())
+}
+
 /// The customer of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
@@ -155,8 +190,9 @@ pub enum DecodeError {
 }
 
 /// A CloudEvent whose `data` has not been decoded yet: lets a consumer that reads several event types
-/// look at `type` first and decode `data` once.
-pub type RawEvent = CloudEvent<Box<serde_json::value::RawValue>>;
+/// look at `type` first and decode `data` once. `data` may be absent (an event without data, or one whose
+/// data is `data_base64`): decoding it then reads `null`.
+pub type RawEvent = CloudEvent<Option<Box<serde_json::value::RawValue>>>;
 
 /// Decodes the envelope only, checking `specversion`; `data` stays raw JSON.
 pub fn decode_envelope(value: Option<&[u8]>) -> Result<RawEvent, DecodeError> {
@@ -177,10 +213,8 @@ impl RawEvent {
         if self.event_type != T::EVENT_TYPE {
             return Err(DecodeError::UnknownType(self.event_type.clone()));
         }
-        serde_json::from_str(self.data.get()).map_err(|source| DecodeError::InvalidData {
-            id: self.id.clone(),
-            event_type: self.event_type.clone(),
-            source,
+        serde_json::from_str(self.data.as_deref().map_or("null", |data| data.get())).map_err(|source| {
+            DecodeError::InvalidData { id: self.id.clone(), event_type: self.event_type.clone(), source }
         })
     }
 }

@@ -7,7 +7,6 @@
 //! operators, and `GET /metrics` for Prometheus.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -27,8 +26,9 @@ pub struct Health {
     problems: Arc<Mutex<BTreeMap<String, String>>>,
     /// Bumped on every change, so that tests and servers can await one.
     changed: Arc<watch::Sender<u64>>,
-    /// Partitions the consumer is assigned now.
-    assigned: Arc<AtomicUsize>,
+    /// Partitions each consumer of the process is assigned now, by consumer (a `forward` process runs one
+    /// consumer per route, sharing one health).
+    assigned: Arc<Mutex<BTreeMap<String, usize>>>,
 }
 
 impl Default for Health {
@@ -58,9 +58,10 @@ impl Health {
         }
     }
 
-    /// Records how many partitions the consumer is assigned now.
-    pub fn set_assigned(&self, partitions: usize) {
-        if self.assigned.swap(partitions, Ordering::SeqCst) != partitions {
+    /// Records how many partitions `consumer` is assigned now.
+    pub fn set_assigned(&self, consumer: &str, partitions: usize) {
+        let before = self.assigned.lock().map(|mut a| a.insert(consumer.to_owned(), partitions));
+        if before.ok().flatten() != Some(partitions) {
             self.changed.send_modify(|v| *v += 1);
         }
     }
@@ -70,9 +71,9 @@ impl Health {
         self.changed.subscribe()
     }
 
-    /// How many partitions the consumer is assigned now.
+    /// How many partitions the process's consumers are assigned now, together.
     pub fn assigned(&self) -> usize {
-        self.assigned.load(Ordering::SeqCst)
+        self.assigned.lock().map(|a| a.values().sum()).unwrap_or(0)
     }
 
     /// Waits until the number of assigned partitions satisfies `condition`, or `timeout` passes; returns

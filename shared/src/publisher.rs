@@ -12,7 +12,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::events::{CLOUDEVENTS_CONTENT_TYPE, CloudEvent, EventData};
+use crate::delivery::{Failure, Incoming, Outcome};
+use crate::events::{CLOUDEVENTS_CONTENT_TYPE, CloudEvent, EventData, caused_id};
 use crate::settings::Settings;
 use crate::telemetry::metrics::{self, Label};
 use crate::telemetry::{propagation, traces};
@@ -140,24 +141,47 @@ impl Publisher {
     /// current span; its context is what the record's `traceparent` carries, so the consumers' spans are its
     /// children. Without, the record carries the current trace ([`propagation::Trace`]).
     pub async fn publish<T: EventData>(&self, key: &str, event: &CloudEvent<T>) -> Result<Published, PublishError> {
+        self.publish_to(&self.topic, key, event).await
+    }
+
+    /// [`Publisher::publish`] to `topic` rather than the publisher's own.
+    pub async fn publish_to<T: EventData>(
+        &self,
+        topic: &Label,
+        key: &str,
+        event: &CloudEvent<T>,
+    ) -> Result<Published, PublishError> {
+        let payload = serde_json::to_vec(event)?;
+        self.publish_raw(topic, key, &payload, &event.id, &event.event_type).await
+    }
+
+    /// Publishes `payload`, a structured CloudEvent whose `id` and `type` are given, to `topic` (see
+    /// [`Publisher::publish`]).
+    pub async fn publish_raw(
+        &self,
+        topic: &Label,
+        key: &str,
+        payload: &[u8],
+        id: &str,
+        event_type: &str,
+    ) -> Result<Published, PublishError> {
         let span = traces::exported_span(|| {
             tracing::info_span!(
                 "publish",
                 otel.kind = "producer",
-                otel.name = %format_args!("publish {}", self.topic),
-                messaging.destination.name = %self.topic,
-                event_type = %event.event_type,
+                otel.name = %format_args!("publish {topic}"),
+                messaging.destination.name = %topic,
+                event_type = %event_type,
             )
         });
-        let payload = serde_json::to_vec(event)?;
         let mut headers = OwnedHeaders::new()
             .insert(Header { key: "content-type", value: Some(CLOUDEVENTS_CONTENT_TYPE) })
-            .insert(Header { key: "ce_id", value: Some(event.id.as_str()) })
-            .insert(Header { key: "ce_type", value: Some(event.event_type.as_str()) });
+            .insert(Header { key: "ce_id", value: Some(id) })
+            .insert(Header { key: "ce_type", value: Some(event_type) });
         for (name, value) in propagation::headers_of(&span) {
             headers = headers.insert(Header { key: name, value: Some(value.as_str()) });
         }
-        let record = FutureRecord::to(&self.topic).key(key).payload(&payload).headers(headers);
+        let record = FutureRecord::to(topic).key(key).payload(payload).headers(headers);
         let started = Instant::now();
         let sent = self
             .producer()
@@ -165,10 +189,32 @@ impl Publisher {
             .instrument(span)
             .await
             .map_err(|(error, _)| error);
-        metrics::published(&self.topic, sent.is_ok(), started.elapsed());
+        metrics::published(topic, sent.is_ok(), started.elapsed());
         self.count(sent.as_ref().map(|_| ()));
         let delivery = sent?;
         Ok(Published { partition: delivery.partition, offset: delivery.offset })
+    }
+
+    /// Publishes `data` as the event caused by `incoming` (its id derived from `incoming`'s, so a redelivery
+    /// publishes the same event again: see [`caused_id`]) to `topic`, keyed and with subject `key`, from
+    /// `source`. The delivery's outcome: done once the broker acknowledged it, else a transient failure (the
+    /// event is handled again, its downstream call answered from the API's idempotency memory).
+    pub async fn publish_caused<T: EventData>(
+        &self,
+        topic: &Label,
+        incoming: &Incoming,
+        source: &str,
+        key: &str,
+        data: T,
+    ) -> Outcome {
+        let id = caused_id::<T>(&incoming.event.id);
+        let event = CloudEvent::new(id, source, chrono::Utc::now(), Some(key.to_owned()), data);
+        match self.publish_to(topic, key, &event).await {
+            Ok(_) => Outcome::Done,
+            Err(error) => {
+                Outcome::Retry(Failure::new("publish", format!("{} not acknowledged: {error}", T::EVENT_TYPE)))
+            }
+        }
     }
 
     /// Whether the broker answers a metadata request for the topic within `timeout`.

@@ -15,6 +15,10 @@ use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 
+mod routing;
+
+pub use routing::{BodyMode, EventRoute, ForwardRoute, ForwardSettings};
+
 use crate::downstream::breaker::BreakerPolicy;
 pub use crate::kafka::security::{KafkaProperties, SaslSettings, Security, TlsSettings};
 use secrecy::SecretString;
@@ -39,6 +43,9 @@ pub struct Settings {
     pub apis: ApisSettings,
     /// Dead-lettering: where undeliverable events go, and the guard that stops a flood of them.
     pub dlq: DlqSettings,
+    /// The routes of the no-code `forward` consumer (none by default).
+    #[serde(default)]
+    pub forward: ForwardSettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -109,6 +116,8 @@ pub struct TopicSettings {
     pub orders_created: String,
     /// The topic `order.payment_failed` events are published to.
     pub payment_failed: String,
+    /// The topic `order.paid` events are published to.
+    pub orders_paid: String,
     /// Partitions of a topic courier creates.
     pub partitions: i32,
     /// Replication factor of a topic courier creates.
@@ -142,6 +151,9 @@ pub struct ProducerSettings {
     pub idempotency_ttl_secs: u64,
     /// How many `Idempotency-Key`s the producer remembers at most.
     pub idempotency_capacity: u64,
+    /// `[producer.events.<name>]`: the CloudEvent types `POST /v1/events` accepts, and their topics.
+    #[serde(default)]
+    pub events: BTreeMap<String, EventRoute>,
 }
 
 /// `[consumer]`: the delivery runtime.
@@ -468,6 +480,7 @@ impl Settings {
         )?;
         check(!self.topics.orders_created.trim().is_empty(), "topics.orders_created", "must not be empty")?;
         check(!self.topics.payment_failed.trim().is_empty(), "topics.payment_failed", "must not be empty")?;
+        check(!self.topics.orders_paid.trim().is_empty(), "topics.orders_paid", "must not be empty")?;
         check(self.topics.partitions >= 1, "topics.partitions", "must be at least 1")?;
         check(self.topics.replication_factor >= 1, "topics.replication_factor", "must be at least 1")?;
 
@@ -494,6 +507,8 @@ impl Settings {
             )?;
         }
         check(p.idempotency_capacity > 0, "producer.idempotency_capacity", "must be positive")?;
+        routing::check_events(&p.events)?;
+        routing::check_forward(&self.forward)?;
 
         let c = &self.consumer;
         check(c.max_in_flight >= 1, "consumer.max_in_flight", "must be at least 1 (0 would deliver nothing)")?;
@@ -650,7 +665,9 @@ mod tests {
         assert_eq!(s.topics.orders_created, "orders.created");
         assert!(s.apis.get("inventory").expect("inventory").token.is_none());
         let names: Vec<&str> = s.apis.iter().map(|(name, _)| name).collect();
-        assert_eq!(names, ["email", "inventory", "payment", "sms"], "[apis.defaults] is not an API");
+        assert_eq!(names, ["email", "inventory", "payment", "shipping", "sms"], "[apis.defaults] is not an API");
+        assert!(s.forward.routes.is_empty(), "no forward route by default");
+        assert_eq!(s.producer.events["users"].types, ["user.registered"]);
     }
 
     #[test]

@@ -7,13 +7,10 @@
 use std::collections::HashMap;
 use std::sync::Once;
 
-use courier::delivery::failure::FailureRoute;
-use courier::delivery::{Consumer as _, Runner};
+use courier::delivery::Runner;
+use courier::delivery::failure::{FailureRoute, LogFailureRoute};
 use courier::health::Health;
 use courier::settings::{LogFormat, Settings, TelemetrySettings};
-use courier_consumers::inventory::Inventory;
-use courier_consumers::notification::Notification;
-use courier_consumers::payment::Payment;
 use mock_apis::{MockApis, MockApisConfig};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -41,28 +38,52 @@ pub struct TestApp {
     producer_task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// The consumer binaries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Consumer {
-    /// `inventory`.
-    Inventory,
-    /// `payment`.
-    Payment,
-    /// `notification`.
-    Notification,
+/// A registered consumer (`courier_consumers::registry`): `registry::INVENTORY`, …, `registry::CONSUMERS`.
+pub use courier_consumers::registry::{self, Registration as Consumer};
+
+/// A consumer about to be started in-process ([`TestApp::consumer`]).
+pub struct StartConsumer<C, R = LogFailureRoute> {
+    /// The settings it runs with.
+    settings: Settings,
+    /// Where it reports problems.
+    health: Health,
+    /// Its failure route, when not the standard one.
+    route: Option<R>,
+    /// The consumer.
+    consumer: std::marker::PhantomData<fn() -> C>,
 }
 
-impl Consumer {
-    /// All of them.
-    pub const ALL: [Consumer; 3] = [Consumer::Inventory, Consumer::Payment, Consumer::Notification];
+impl<C: courier::delivery::Consumer, R: FailureRoute> StartConsumer<C, R> {
+    /// Runs it with `settings` (e.g. [`TestApp::settings_with`]).
+    pub fn settings(mut self, settings: &Settings) -> Self {
+        self.settings = settings.clone();
+        self
+    }
 
-    /// The binary's name, which is also the consumer group's.
-    pub fn binary(self) -> &'static str {
-        match self {
-            Consumer::Inventory => "inventory",
-            Consumer::Payment => "payment",
-            Consumer::Notification => "notification",
-        }
+    /// Reports its problems (breakers, the dead-letter guard, its assignment) to `health`.
+    pub fn health(mut self, health: &Health) -> Self {
+        self.health = health.clone();
+        self
+    }
+
+    /// Hands its undeliverable events to `route` instead of the dead-letter topic.
+    pub fn failure_route<R2: FailureRoute>(self, route: R2) -> StartConsumer<C, R2> {
+        let Self { settings, health, consumer, .. } = self;
+        StartConsumer { settings, health, route: Some(route), consumer }
+    }
+
+    /// Starts it.
+    pub fn start(self) -> RunningConsumer {
+        let Self { settings, health, route, .. } = self;
+        spawn_consumer(async move |token| {
+            let runner = Runner::new(&settings, C::spec(&settings)).health(&health);
+            let build = |health: &Health| C::build(&settings, health);
+            match route {
+                Some(route) => runner.failure_route(route).run(build, token).await?,
+                None => runner.run(build, token).await?,
+            }
+            Ok(())
+        })
     }
 }
 
@@ -169,12 +190,15 @@ pub fn test_settings(
     set("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "1000".into());
     set("COURIER__TOPICS__ORDERS_CREATED", format!("orders.created.t{}", &unique[..12]));
     set("COURIER__TOPICS__PAYMENT_FAILED", format!("orders.payment-failed.t{}", &unique[..12]));
+    set("COURIER__TOPICS__ORDERS_PAID", format!("orders.paid.t{}", &unique[..12]));
+    set("COURIER__PRODUCER__EVENTS__USERS__TOPIC", format!("users.registered.t{}", &unique[..12]));
     set("COURIER__PRODUCER__LISTEN", "127.0.0.1:0".into());
     set("COURIER__CONSUMER__HEALTH_LISTEN", "127.0.0.1:0".into());
     set("COURIER__CONSUMER__COMMIT_INTERVAL_MS", "200".into());
     set("COURIER__CONSUMER__RETRY_INITIAL_BACKOFF_MS", "50".into());
     set("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "2000".into());
-    for api in ["inventory", "payment", "email", "sms"] {
+    let apis = registry::CONSUMERS.iter().flat_map(|consumer| consumer.apis).chain(&["auth"]);
+    for api in apis {
         set(&format!("COURIER__APIS__{}__BASE_URL", api.to_uppercase()), mock.api_url(api));
     }
     for (k, v) in overrides {
@@ -194,63 +218,59 @@ impl TestApp {
         request.send().await.expect("producer answers")
     }
 
-    /// Starts the inventory consumer in-process.
-    pub fn start_inventory(&self) -> RunningConsumer {
-        self.start_inventory_with(&self.settings)
-    }
-
-    /// Starts the inventory consumer in-process with other settings (e.g. another `max_in_flight`).
-    pub fn start_inventory_with(&self, settings: &Settings) -> RunningConsumer {
-        self.start(Consumer::Inventory, settings)
-    }
-
     /// Starts `consumer` in-process, as its binary would (health server included), with `settings`.
     pub fn start(&self, consumer: Consumer, settings: &Settings) -> RunningConsumer {
         let settings = settings.clone();
-        spawn_consumer(async move |token| {
-            match consumer {
-                Consumer::Inventory => courier::delivery::run::<Inventory>(&settings, token).await?,
-                Consumer::Payment => courier::delivery::run::<Payment>(&settings, token).await?,
-                Consumer::Notification => courier::delivery::run::<Notification>(&settings, token).await?,
-            }
-            Ok(())
-        })
+        spawn_consumer(async move |token| Ok((consumer.run)(settings, token).await?))
     }
 
-    /// Starts the inventory handler in-process with `route` as its failure route; problems are reported to
-    /// `health`.
-    pub fn start_inventory_with_route<R: FailureRoute>(&self, route: R, health: &Health) -> RunningConsumer {
-        let (settings, health) = (self.settings.clone(), health.clone());
-        spawn_consumer(async move |token| {
-            Runner::new(&settings, Inventory::spec(&settings))
-                .health(&health)
-                .failure_route(route)
-                .run(|health| Inventory::build(&settings, health), token)
-                .await?;
-            Ok(())
-        })
-    }
-
-    /// Starts the inventory handler in-process with the standard routes (dead-letter topic), reporting to
-    /// `health`.
-    pub fn start_inventory_reporting(&self, settings: &Settings, health: &Health) -> RunningConsumer {
-        let (settings, health) = (settings.clone(), health.clone());
-        spawn_consumer(async move |token| {
-            Runner::new(&settings, Inventory::spec(&settings))
-                .health(&health)
-                .run(|health| Inventory::build(&settings, health), token)
-                .await?;
-            Ok(())
-        })
+    /// Starts consumer `C` in-process with what the test changes, e.g.
+    /// `app.consumer::<Inventory>().settings(&s).health(&h).failure_route(route).start()`; by default with the
+    /// app's settings, a health of its own and the standard failure route (the dead-letter topic).
+    pub fn consumer<C: courier::delivery::Consumer>(&self) -> StartConsumer<C> {
+        StartConsumer {
+            settings: self.settings.clone(),
+            health: Health::default(),
+            route: None,
+            consumer: std::marker::PhantomData,
+        }
     }
 
     /// These settings with `overrides` (`COURIER__…` names) applied on top.
     pub fn settings_with(&self, overrides: &[(&str, &str)]) -> Settings {
+        self.settings_from(None, overrides)
+    }
+
+    /// The settings of `file` (a path from the workspace root, e.g. `config/examples/…`), with this test's
+    /// settings and `overrides` on top, as `--config FILE` would load them.
+    pub fn settings_from(&self, file: Option<&str>, overrides: &[(&str, &str)]) -> Settings {
         let mut env = self.env.clone();
         for (k, v) in overrides {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
-        Settings::load_with_env(None, Some(env)).expect("valid settings")
+        let path = file.map(|f| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(f));
+        Settings::load_with_env(path.as_deref(), Some(env)).expect("valid settings")
+    }
+
+    /// `POST /v1/events` with `body` as `content_type`, and `headers` (e.g. `ce-*` in binary mode).
+    pub async fn post_event(
+        &self,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut request =
+            self.http.post(format!("{}/v1/events", self.address)).header("content-type", content_type).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("producer answers")
+    }
+
+    /// Starts the `forward` consumer in-process (every route of `settings`), as its binary would.
+    pub fn start_forward(&self, settings: &Settings) -> RunningConsumer {
+        let settings = settings.clone();
+        spawn_consumer(async move |token| Ok(courier_consumers::forward::run(&settings, token).await?))
     }
 
     /// The number of records on the orders topic.

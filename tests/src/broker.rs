@@ -1,7 +1,6 @@
 //! The test broker, started once per test binary and shared by its tests (each test uses its own topics and
-//! consumer groups).
+//! consumer groups). Apache Kafka in a container is tried only with the `docker` feature (on by default).
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -28,6 +27,7 @@ pub struct TestBroker {
 enum Guard {
     None,
     Tansu(#[allow(dead_code)] TansuProcess),
+    #[cfg(feature = "docker")]
     Container(#[allow(dead_code)] Box<dyn std::any::Any + Send + Sync>),
 }
 
@@ -49,6 +49,7 @@ async fn start() -> anyhow::Result<TestBroker> {
         wait_until_reachable(&bootstrap, Duration::from_secs(60)).await?;
         return Ok(TestBroker { bootstrap, kind: "environment", _guard: Guard::None });
     }
+    #[cfg(feature = "docker")]
     if docker_answers() {
         return start_container().await;
     }
@@ -61,6 +62,7 @@ async fn start() -> anyhow::Result<TestBroker> {
 }
 
 /// Whether a Docker daemon answers on its socket (`DOCKER_HOST` or the default Unix socket).
+#[cfg(feature = "docker")]
 fn docker_answers() -> bool {
     let socket = match std::env::var("DOCKER_HOST") {
         Ok(host) => match host.strip_prefix("unix://") {
@@ -69,6 +71,7 @@ fn docker_answers() -> bool {
         },
         Err(_) => PathBuf::from("/var/run/docker.sock"),
     };
+    use std::io::Write;
     let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
         return false;
     };
@@ -80,6 +83,7 @@ fn docker_answers() -> bool {
     matches!(std::io::Read::read(&mut stream, &mut reply), Ok(n) if n > 0 && reply[..n].starts_with(b"HTTP/1."))
 }
 
+#[cfg(feature = "docker")]
 async fn start_container() -> anyhow::Result<TestBroker> {
     use testcontainers_modules::kafka::apache::{KAFKA_PORT, Kafka};
     use testcontainers_modules::testcontainers::runners::AsyncRunner;

@@ -26,3 +26,7 @@ pub mod scrape;
 pub mod tls_proxy;
 
 pub use app::{TestApp, spawn_app};
+
+/// The longest a test waits for what it expects to happen (an effect, a dead letter, a commit): an upper
+/// bound that only a failing test reaches, never a sleep.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(120);

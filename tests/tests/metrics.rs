@@ -4,6 +4,8 @@
 //!
 //! One test in this file: the metrics recorder is the process's, and another test's traffic would mix in.
 
+use courier_consumers::inventory::Inventory;
+use courier_tests::WAIT;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -15,8 +17,6 @@ use courier_tests::scrape::{Metrics, scrape};
 use mock_apis::{Api, Faults};
 use promql_parser::parser::{self, Expr};
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(120);
 
 /// Scrapes `url` until `check` passes for the scrape, or `WAIT` passes (then fails with what `check` said).
 async fn scrape_until(url: &str, check: impl Fn(&Metrics) -> Result<(), String>) -> Metrics {
@@ -66,7 +66,7 @@ async fn scraped_counters_equal_what_the_api_and_the_dead_letter_topic_saw() {
     let bad = app.http.post(format!("{}/v1/orders", app.address)).body("{").header("content-type", "application/json");
     assert_eq!(bad.send().await.expect("answers").status(), 400);
 
-    let consumer = app.start_inventory();
+    let consumer = app.consumer::<Inventory>().start();
     let delivered = N + 1;
     app.mock.wait_for_effects(Api::Inventory, delivered, WAIT).await.expect("every known SKU reserved");
     let dlq = dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("inventory"));

@@ -2,12 +2,12 @@
 //! every service's log captured at the level users run (info; courier's own crates at debug), and no line may
 //! hold a customer's e-mail address or phone number or any configured secret.
 
+use courier_tests::WAIT;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use courier::delivery::dlq::dlq_topic;
-use courier_tests::app::{Consumer, spawn_app_with};
+use courier_tests::app::{registry, spawn_app_with};
 use courier_tests::kafka_probe::read_all;
 use mock_apis::{Api, Faults};
 use serde_json::json;
@@ -33,8 +33,6 @@ impl<'a> MakeWriter<'a> for Captured {
         self.clone()
     }
 }
-
-const WAIT: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_log_line_holds_a_recipient_or_a_secret() {
@@ -66,7 +64,7 @@ async fn no_log_line_holds_a_recipient_or_a_secret() {
             ..Faults::default()
         },
     );
-    let consumers: Vec<_> = Consumer::ALL.iter().map(|c| app.start(*c, &app.settings)).collect();
+    let consumers: Vec<_> = registry::CONSUMERS.iter().map(|c| app.start(*c, &app.settings)).collect();
     let n = 8;
     let mut personal = Vec::new();
     for i in 0..n {

@@ -4,20 +4,18 @@
 //!
 //! One test in this file: the tracing subscriber and its exporter are the process's.
 
+use courier_tests::WAIT;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use courier::settings::{LogFormat, TelemetrySettings};
-use courier_tests::app::{Consumer, spawn_app};
+use courier_tests::app::{registry, spawn_app};
 use mock_apis::Api;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value;
 use serde_json::json;
-
-const WAIT: Duration = Duration::from_secs(120);
 
 /// One exported span, as the collector received it.
 #[derive(Debug, Clone)]
@@ -133,9 +131,9 @@ async fn one_order_is_one_connected_trace_across_the_broker() {
     assert_eq!(response.status(), 202);
     assert!(response.headers().contains_key("x-request-id"), "the answer carries its request id");
 
-    let inventory = app.start(Consumer::Inventory, &app.settings);
+    let inventory = app.start(registry::INVENTORY, &app.settings);
     let reservation = app.mock.wait_for_effects(Api::Inventory, 1, WAIT).await.expect("reserved");
-    let payment = app.start(Consumer::Payment, &app.settings);
+    let payment = app.start(registry::PAYMENT, &app.settings);
     let release = app.mock.wait_for_effects(Api::InventoryRelease, 1, WAIT).await.expect("released");
     payment.stop().await.expect("payment stops");
     inventory.stop().await.expect("inventory stops");

@@ -1,7 +1,7 @@
-//! Running a consumer. A consumer is a [`Handler`] (its domain mapping) that also implements [`Consumer`]:
-//! its name, what it reads and writes, and how it is built from settings. [`run`] runs one as its binary does;
-//! a [`Runner`] is the same with what a test or a tool changes (the [`Health`] it reports to, its failure
-//! route, a handler built by hand).
+//! Running a consumer. A coded consumer implements [`Consumer`]: its name, what it reads and writes, how it is
+//! built from settings, and its domain mapping (`handle`); it is a [`Handler`] by that alone. [`run`] runs one
+//! as its binary does; a [`Runner`] is the same with what a test or a tool changes (the [`Health`] it reports
+//! to, its failure route, a handler built by hand, such as a `forward` route whose name comes from settings).
 //!
 //! A run serves `/healthz`, `/readyz` and `/metrics` on `consumer.health_listen`, waits for the cluster,
 //! creates the topics, and then one thread polls Kafka and feeds the dispatcher while event tasks run on the
@@ -19,16 +19,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::dlq::DeadLetterRoute;
 use super::failure::{FailureRoute, LogFailureRoute};
-use super::handler::Handler;
+use super::handler::{Handler, Incoming, Outcome};
 pub use super::poll_loop::RECOMMIT_EVERY;
 use super::runtime::{consume, ensure_topics, report_readiness, wait_for_cluster};
 use crate::health::{self, Health};
 use crate::settings::Settings;
 use crate::telemetry::metrics;
 
-/// A consumer: its name, what it reads and writes, how it is built. Its [`Handler`] is its domain mapping;
-/// [`run`] does the rest (retries, breaker, dead letters, commits, health, metrics, shutdown).
-pub trait Consumer: Handler + Sized {
+/// A consumer: its name, what it reads and writes, how it is built, and its domain mapping (`handle`, and
+/// `channels` when an event needs several deliveries; see [`Handler`], which every `Consumer` is). [`run`] does
+/// the rest (retries, breaker, dead letters, commits, health, metrics, shutdown).
+pub trait Consumer: Send + Sync + Sized + 'static {
     /// Its name: its consumer group (after `kafka.group_id_prefix`), the prefix of its idempotency keys, its
     /// metrics' `consumer` label, and the consumer its dead letters name.
     const NAME: &'static str;
@@ -38,6 +39,28 @@ pub trait Consumer: Handler + Sized {
 
     /// Builds it from `settings`; its API clients report to `health`.
     fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError>;
+
+    /// The channels `incoming` needs (see [`Handler::channels`]); none by default: one unnamed delivery.
+    fn channels(&self, _incoming: &Incoming) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// Handles one attempt at delivering `incoming` on `channel` (see [`Handler::handle`]).
+    fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> impl Future<Output = Outcome> + Send;
+}
+
+impl<C: Consumer> Handler for C {
+    fn name(&self) -> &str {
+        C::NAME
+    }
+
+    fn channels(&self, incoming: &Incoming) -> Vec<&'static str> {
+        Consumer::channels(self, incoming)
+    }
+
+    fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> impl Future<Output = Outcome> + Send {
+        Consumer::handle(self, incoming, channel)
+    }
 }
 
 /// Why a consumer could not be built (an API not configured, a certificate that does not load, …).
@@ -57,6 +80,21 @@ pub struct ConsumerSpec {
     pub topics: Vec<String>,
     /// Topics it publishes to: created at start-up with those it reads (`topics.create`).
     pub publishes: Vec<String>,
+}
+
+impl ConsumerSpec {
+    /// Consumer `name` (its group: `kafka.group_id_prefix` + `name`) reading `topics`, publishing nothing.
+    pub fn reads(settings: &Settings, name: &str, topics: &[&String]) -> Self {
+        let topics = topics.iter().map(|t| (*t).clone()).collect();
+        Self { group: settings.kafka.group_id(name), topics, publishes: Vec::new() }
+    }
+
+    /// The same, publishing to `topics` too.
+    #[must_use]
+    pub fn publishing(mut self, topics: &[&String]) -> Self {
+        self.publishes = topics.iter().map(|t| (*t).clone()).collect();
+        self
+    }
 }
 
 /// Why a consumer could not run.
@@ -105,12 +143,14 @@ pub struct Runner<'s, R = LogFailureRoute> {
     health: Option<Health>,
     /// Where undeliverable events go: by `dlq.enabled` (the dead-letter topic, or the log) unless given.
     route: Option<R>,
+    /// Whether the run serves `/healthz`, `/readyz` and `/metrics` on `consumer.health_listen` itself.
+    serves_health: bool,
 }
 
 impl<'s> Runner<'s> {
     /// A run of a consumer over `spec` with `settings`.
     pub fn new(settings: &'s Settings, spec: ConsumerSpec) -> Self {
-        Self { settings, spec, health: None, route: None }
+        Self { settings, spec, health: None, route: None, serves_health: true }
     }
 }
 
@@ -122,9 +162,17 @@ impl<'s, R: FailureRoute> Runner<'s, R> {
         self
     }
 
+    /// Leaves serving the health to the caller: several consumers of one process (the `forward` routes)
+    /// share one [`Health`] and one server.
+    pub fn without_health_server(mut self) -> Self {
+        self.serves_health = false;
+        self
+    }
+
     /// Hands undeliverable events to `route` instead of the dead-letter topic (or the log).
     pub fn failure_route<R2: FailureRoute>(self, route: R2) -> Runner<'s, R2> {
-        Runner { settings: self.settings, spec: self.spec, health: self.health, route: Some(route) }
+        let Self { settings, spec, health, serves_health, .. } = self;
+        Runner { settings, spec, health, route: Some(route), serves_health }
     }
 
     /// Builds the handler with `make_handler` and runs it until `shutdown` is cancelled: the health server on
@@ -138,16 +186,12 @@ impl<'s, R: FailureRoute> Runner<'s, R> {
         H: Handler,
         E: std::fmt::Display,
     {
-        let Self { settings, spec, health, route } = self;
+        let Self { settings, spec, health, route, serves_health } = self;
         let health = health.unwrap_or_default();
         let handler = make_handler(&health).map_err(|e| RunError::Handler(e.to_string()))?;
         // The binary installed it already (`cli::start`); a consumer run by a test or the bench installs it here.
         metrics::install("consumer");
-        let listen = &settings.consumer.health_listen;
-        let listener = TcpListener::bind(listen).await.map_err(|e| RunError::Health(format!("{listen}: {e}")))?;
-        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(%address, "health server listening");
-        let server = tokio::spawn(health::serve(listener, health.clone(), shutdown.clone()));
+        let server = if serves_health { Some(serve_health(settings, &health, &shutdown).await?) } else { None };
         let readiness = tokio::spawn(report_readiness(health.clone(), Arc::from(handler.name())));
         let result = async {
             if !wait_for_cluster(settings, &health, &shutdown).await {
@@ -166,8 +210,23 @@ impl<'s, R: FailureRoute> Runner<'s, R> {
             }
         }
         .await;
-        server.abort();
+        if let Some(server) = server {
+            server.abort();
+        }
         readiness.abort();
         result
     }
+}
+
+/// Serves `/healthz`, `/readyz` and `/metrics` for `health` on `consumer.health_listen` until `shutdown`.
+pub async fn serve_health(
+    settings: &Settings,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, RunError> {
+    let listen = &settings.consumer.health_listen;
+    let listener = TcpListener::bind(listen).await.map_err(|e| RunError::Health(format!("{listen}: {e}")))?;
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(%address, "health server listening");
+    Ok(tokio::spawn(health::serve(listener, health.clone(), shutdown.clone())))
 }

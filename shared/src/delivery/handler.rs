@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::events::{DecodeError, EventData, RawEvent};
 
 /// One event read from Kafka, with where it came from.
@@ -22,6 +24,8 @@ pub struct Incoming {
     pub trace_id: String,
     /// The decoded envelope; `data` is decoded by the handler for the types it handles.
     pub event: RawEvent,
+    /// The record's value byte for byte: the CloudEvent as it was published (extension attributes included).
+    pub value: Bytes,
 }
 
 impl Incoming {
@@ -168,7 +172,15 @@ mod tests {
             r#"{{"specversion":"1.0","id":"e-1","source":"/t","type":"order.created","time":"2026-12-03T00:00:00Z","datacontenttype":"application/json","data":{data}}}"#
         );
         let event = decode_envelope(Some(value.as_bytes())).expect("an envelope");
-        Incoming { topic: "t".into(), partition: 0, offset: 0, key: None, trace_id: String::new(), event }
+        Incoming {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            key: None,
+            trace_id: String::new(),
+            event,
+            value: value.into_bytes().into(),
+        }
     }
 
     #[test]

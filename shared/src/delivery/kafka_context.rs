@@ -99,7 +99,7 @@ impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
                     partitions = partitions.len(), not_committed = ?listed, waited_ms,
                     "assignment lost: partitions dropped without committing; their new owner redelivers what was unfinished"
                 );
-                self.health.set_assigned(self.dispatcher.assigned());
+                self.health.set_assigned(&self.consumer, self.dispatcher.assigned());
                 return;
             }
             let committed = commit(consumer, &self.consumer, &watermarks, CommitMode::Sync);
@@ -111,7 +111,7 @@ impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
                 "partitions revoked: running events finished or aborted, watermarks committed{}",
                 if committed { "" } else { " (the commit failed: their new owner redelivers from the last commit)" }
             );
-            self.health.set_assigned(self.dispatcher.assigned());
+            self.health.set_assigned(&self.consumer, self.dispatcher.assigned());
         }
     }
 
@@ -128,7 +128,7 @@ impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
                     tracing::warn!(%error, "cannot resume newly assigned partitions");
                 }
                 tracing::info!(partitions = partitions.len(), "partitions assigned");
-                self.health.set_assigned(self.dispatcher.assigned());
+                self.health.set_assigned(&self.consumer, self.dispatcher.assigned());
             }
             Rebalance::Error(error) => tracing::warn!(%error, "rebalance error"),
             Rebalance::Revoke(_) => {}

@@ -29,5 +29,5 @@ pub mod retry;
 mod runtime;
 pub mod worker;
 
-pub use consumer::{BuildError, Consumer, ConsumerSpec, RunError, Runner, run};
+pub use consumer::{BuildError, Consumer, ConsumerSpec, RunError, Runner, run, serve_health};
 pub use handler::{Failure, Handler, Incoming, Outcome};

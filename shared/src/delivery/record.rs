@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rdkafka::Message;
 use rdkafka::message::BorrowedMessage;
 
@@ -20,7 +21,7 @@ pub struct Record {
     /// Its key, byte for byte.
     pub key: Option<Vec<u8>>,
     /// Its value, byte for byte.
-    pub value: Option<Vec<u8>>,
+    pub value: Option<Bytes>,
     /// Its timestamp (milliseconds since the epoch), when it has one.
     pub timestamp_ms: Option<i64>,
     /// Its headers, in order, keys and values byte for byte (a key need not be UTF-8).
@@ -35,7 +36,7 @@ impl Record {
             tp: (topic, message.partition()),
             offset: message.offset(),
             key: message.key().map(<[u8]>::to_vec),
-            value: message.payload().map(<[u8]>::to_vec),
+            value: message.payload().map(Bytes::copy_from_slice),
             timestamp_ms: message.timestamp().to_millis(),
             headers,
         }
@@ -70,7 +71,7 @@ pub(crate) fn order_record(tp: TopicPartition, offset: i64, key: &str) -> Record
         tp,
         offset,
         key: Some(key.as_bytes().to_vec()),
-        value: Some(serde_json::to_vec(&event).expect("serializes")),
+        value: Some(serde_json::to_vec(&event).expect("serializes").into()),
         timestamp_ms: Some(now.timestamp_millis()),
         headers: Vec::new(),
     }

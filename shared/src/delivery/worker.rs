@@ -126,6 +126,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             key: record.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()).map(str::to_owned),
             trace_id,
             event,
+            value: record.value.clone().unwrap_or_default(),
         };
         if let Some(other) = replayed_for_another(record, self.handler.name()) {
             span.in_scope(
@@ -495,7 +496,7 @@ mod tests {
     async fn an_undecodable_record_is_routed_without_a_call() {
         let (worker, route) = worker(Scripted::default(), 5, 0);
         let mut bad = record(1);
-        bad.value = Some(b"not json".to_vec());
+        bad.value = Some(bytes::Bytes::from_static(b"not json"));
         assert_eq!(worker.deliver(&bad, &stops()).await, Delivery::Handled);
         assert_eq!(worker.handler.calls(None), 0);
         assert_eq!(route.accepted(), vec![(None, 0, "decode")]);

@@ -73,6 +73,10 @@ pub fn classify_error(error: &CallError) -> Outcome {
             let failure = Failure::new("auth", auth.to_string()).with_endpoint(&error.endpoint);
             return retry_or_permanent(failure, true, error.probe);
         }
+        CallErrorKind::Encode(encode) => {
+            let failure = Failure::new("encode", format!("cannot encode the request body: {encode}"));
+            return Outcome::Permanent(failure.with_endpoint(&error.endpoint));
+        }
         CallErrorKind::Transport(e) => e,
     };
     let (kind, transient) = if e.is_timeout() {

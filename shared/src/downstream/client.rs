@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use http::{HeaderMap, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, StatusCode};
 use reqwest::{Method, Url};
 use serde::Serialize;
 
@@ -68,6 +69,30 @@ impl CallContext {
     }
 }
 
+/// A request's body, its content type and the headers of its own (beside the idempotency key, the trace
+/// context and the credentials every call carries): CloudEvents binary mode sends the event's attributes as
+/// `ce-*` headers.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// The body, byte for byte.
+    pub body: Bytes,
+    /// Its `Content-Type`.
+    pub content_type: HeaderValue,
+    /// Headers of this request.
+    pub headers: HeaderMap,
+}
+
+impl Payload {
+    /// `body` as JSON (`application/json`).
+    pub fn json<B: Serialize + ?Sized>(body: &B) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            body: serde_json::to_vec(body)?.into(),
+            content_type: HeaderValue::from_static("application/json"),
+            headers: HeaderMap::new(),
+        })
+    }
+}
+
 /// A response as the handler sees it: the status, the headers and the whole body.
 #[derive(Debug, Clone)]
 pub struct ApiResponse {
@@ -81,6 +106,21 @@ pub struct ApiResponse {
     pub body: Bytes,
     /// Whether this call was the half-open breaker's probe: its failure spends no attempt of the event.
     pub probe: bool,
+}
+
+/// `text` as one segment of a URL path (e.g. an id in `reservations/{id}/release`): every character but
+/// ASCII letters, digits and `-._~` percent-encoded, so that no id can change the path.
+pub fn path_segment(text: &str) -> String {
+    const ESCAPED: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(text, ESCAPED).to_string()
+}
+
+impl ApiResponse {
+    /// The body as JSON of type `T`, when it is.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_slice(&self.body).ok()
+    }
 }
 
 /// A call that got no response.
@@ -101,6 +141,8 @@ pub enum CallErrorKind {
     Transport(reqwest::Error),
     /// No credentials could be had for the call (the OAuth 2.0 token endpoint failed): the call was not made.
     Auth(AuthError),
+    /// The body could not be encoded (a bug, never bad input): the call was not made.
+    Encode(serde_json::Error),
     /// The API's circuit breaker is open: the call was not made. Ask again after `retry_in`.
     CircuitOpen {
         /// How long until the breaker may let a call through.
@@ -167,13 +209,32 @@ impl ApiClient {
         self.base_url.join(path.trim_start_matches('/')).unwrap_or_else(|_| self.base_url.clone())
     }
 
-    /// Sends `body` as JSON with `method` to `path`, with the idempotency key, trace context and credentials.
-    /// With OAuth 2.0, a 401 makes the client fetch a new token and send the call once more at once.
+    /// Sends `body` as JSON with `method` to `path` (see [`ApiClient::send`]).
     pub async fn send_json<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
         body: &B,
+        call: &CallContext,
+    ) -> Result<ApiResponse, CallError> {
+        match Payload::json(body) {
+            Ok(payload) => self.send(method, path, &payload, call).await,
+            Err(error) => Err(CallError {
+                endpoint: endpoint_label(&method, &self.url(path)),
+                kind: CallErrorKind::Encode(error),
+                probe: false,
+            }),
+        }
+    }
+
+    /// Sends `payload` with `method` to `path`, with the idempotency key, trace context and credentials,
+    /// through the breaker and the rate limit. With OAuth 2.0, a 401 makes the client fetch a new token and
+    /// send the call once more at once.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        payload: &Payload,
         call: &CallContext,
     ) -> Result<ApiResponse, CallError> {
         let url = self.url(path);
@@ -188,10 +249,10 @@ impl ApiClient {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
-        let mut result = self.call(&method, &url, &endpoint, body, call).await;
+        let mut result = self.call(&method, &url, &endpoint, payload, call).await;
         if matches!(&result, Ok((status, ..)) if *status == StatusCode::UNAUTHORIZED) && self.auth.refused().await {
             tracing::info!(api = %self.name, "the API refused the OAuth 2.0 token: fetching a new one, calling again");
-            result = self.call(&method, &url, &endpoint, body, call).await;
+            result = self.call(&method, &url, &endpoint, payload, call).await;
         }
         let probe = ticket.is_probe();
         let result = match result {
@@ -206,12 +267,12 @@ impl ApiClient {
     /// status, headers and (capped) body. Counted and timed in the call metrics. The span exists only when
     /// spans are exported, and is never entered (nothing is logged inside it, and entering it at every poll of
     /// the call is measurable): it lasts from here to its drop.
-    async fn call<B: Serialize + ?Sized>(
+    async fn call(
         &self,
         method: &Method,
         url: &Url,
         endpoint: &str,
-        body: &B,
+        payload: &Payload,
         call: &CallContext,
     ) -> Result<(StatusCode, HeaderMap, Bytes), CallErrorKind> {
         let span = traces::exported_span(|| {
@@ -225,8 +286,13 @@ impl ApiClient {
                 http.response.status_code = tracing::field::Empty,
             )
         });
-        let mut request =
-            self.http.request(method.clone(), url.clone()).header(IDEMPOTENCY_KEY, &call.idempotency_key).json(body);
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .headers(payload.headers.clone())
+            .header(CONTENT_TYPE, payload.content_type.clone())
+            .header(IDEMPOTENCY_KEY, &call.idempotency_key)
+            .body(payload.body.clone());
         for (name, value) in propagation::headers_of(&span) {
             request = request.header(name, value);
         }

@@ -23,5 +23,5 @@ pub use classification::{
 };
 pub use client::{
     ApiClient, ApiResponse, CIRCUIT_OPEN, CallContext, CallError, CallErrorKind, ClientError, IDEMPOTENCY_KEY,
-    MAX_RESPONSE_BYTES,
+    MAX_RESPONSE_BYTES, Payload, path_segment,
 };

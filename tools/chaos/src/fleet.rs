@@ -66,7 +66,7 @@ impl Fleet {
     pub fn start(&self, consumer: Consumer) -> anyhow::Result<Member> {
         let health_port = courier_tests::broker::free_port()?;
         let listen = format!("127.0.0.1:{health_port}");
-        let child = self.command(consumer.binary(), &[("COURIER__CONSUMER__HEALTH_LISTEN", listen)])?.spawn()?;
+        let child = self.command(consumer.name, &[("COURIER__CONSUMER__HEALTH_LISTEN", listen)])?.spawn()?;
         Ok(Member { consumer, health_port, child })
     }
 }

@@ -8,9 +8,9 @@ use mock_apis::{Api, Faults};
 use rand::Rng;
 
 use crate::audit::{self, APIS, ApiAudit};
-use crate::fleet::Consumer;
 use crate::load::{Accepted, Load};
 use crate::stage::{Options, Stage};
+use courier_tests::app::registry;
 
 /// How long the system may take to deliver everything once the chaos stopped.
 const SETTLE: Duration = Duration::from_secs(600);
@@ -194,14 +194,14 @@ async fn scale_group(options: &Options, load: Load) -> anyhow::Result<Outcome> {
     let stage = Stage::up(options, 1, &[]).await?;
     let posting = stage.post(load);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let added = [stage.fleet.start(Consumer::Inventory)?, stage.fleet.start(Consumer::Inventory)?];
+    let added = [stage.fleet.start(registry::INVENTORY)?, stage.fleet.start(registry::INVENTORY)?];
     // Scaled back down 3 s later, as in the report.
     tokio::time::sleep(Duration::from_secs(3)).await;
     for member in added {
         member.stop().await?;
     }
     let scaled_down = Instant::now();
-    let survivor = stage.members.iter().find(|m| m.consumer == Consumer::Inventory).expect("inventory runs");
+    let survivor = stage.members.iter().find(|m| m.consumer == registry::INVENTORY).expect("inventory runs");
     let mut all = None;
     while scaled_down.elapsed() < Duration::from_secs(120) {
         if survivor.assigned().await == Some(16) {

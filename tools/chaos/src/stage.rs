@@ -10,8 +10,9 @@ use mock_apis::{MockApis, MockApisConfig};
 use tokio::process::Child;
 
 use crate::cluster::Broker;
-use crate::fleet::{Consumer, Fleet, Member};
+use crate::fleet::{Fleet, Member};
 use crate::load::{Accepted, Answers, Load};
+use courier_tests::app::registry;
 
 /// Where the binaries are and where logs go.
 #[derive(Debug, Clone)]
@@ -63,7 +64,7 @@ impl Stage {
         set("COURIER__KAFKA__REJOIN_UNASSIGNED_AFTER_MS", "15000");
         set("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "1000");
         set("COURIER__TELEMETRY__LOG_FORMAT", "json");
-        for api in ["inventory", "payment", "email", "sms"] {
+        for api in registry::CONSUMERS.iter().flat_map(|consumer| consumer.apis) {
             set(&format!("COURIER__APIS__{}__BASE_URL", api.to_uppercase()), &mock.api_url(api));
         }
         for (k, v) in extra {
@@ -76,7 +77,7 @@ impl Stage {
         let port = courier_tests::broker::free_port()?;
         let producer = fleet.start_producer(port).await?;
         let mut members = Vec::new();
-        for consumer in Consumer::ALL {
+        for consumer in registry::CONSUMERS {
             for _ in 0..per_group {
                 members.push(fleet.start(consumer)?);
             }

@@ -1,6 +1,6 @@
-//! `mock-apis`: serves the demo downstream APIs (inventory and its releases, payment, e-mail, SMS) on
-//! one port until SIGINT or SIGTERM. Every flag has an environment variable; the fault flags apply to
-//! every API and can be changed at runtime with `PUT /admin/faults/{api}`.
+//! `mock-apis`: serves the demo downstream APIs (inventory and its releases, payment, e-mail, SMS,
+//! shipping, auth) on one port until SIGINT or SIGTERM. Every flag has an environment variable; the fault
+//! flags apply to every API.
 
 use clap::Parser;
 use mock_apis::{DEFAULT_LISTEN, Faults, MockApis, MockApisConfig, parse_rate};

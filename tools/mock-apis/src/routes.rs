@@ -1,5 +1,5 @@
-//! The HTTP surface: the API endpoints (the four APIs and the release of a reservation) and the admin,
-//! stats, effects, declines and calls endpoints, as one axum [`Router`].
+//! The HTTP surface: the endpoint of every API in the table of APIs, their effects and declines, `/stats`,
+//! `/healthz` and the OAuth 2.0 token endpoint, as one axum [`Router`].
 //!
 //! A request to an API endpoint goes: counted and marked in flight → checked (`Idempotency-Key`, JSON
 //! object body; else 400) → fault picked (`fail_body_contains`, then `fail_first_per_key`, then the random
@@ -22,16 +22,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::api::{Api, order_id_text};
+use crate::api::{Api, describe_decline, order_id_text};
 use crate::connection::ResetSwitch;
 use crate::credentials::Credentials;
-use crate::faults::{Faults, FaultsPatch, Injection};
+use crate::faults::{Faults, Injection};
 use crate::problem::problem;
-use crate::store::{Arrival, InFlight, Outcome, Request, Store};
+use crate::store::{ApiStats, Arrival, InFlight, Outcome, Request, Store};
 
 /// Header that makes a repeated call harmless.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -70,17 +69,15 @@ impl AppState {
     }
 }
 
-/// The router of the whole server.
+/// The router of the whole server: the fixed routes, then per API (from the table of APIs) its endpoint
+/// and its `/{api}/effects` and `/{api}/declines`.
 pub(crate) fn router(state: AppState) -> Router {
-    let mut router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/stats", get(stats))
-        .route("/admin/reset", post(reset))
-        .route("/oauth2/token", post(token))
-        .route("/admin/faults", get(all_faults))
-        .route("/admin/faults/{api}", get(get_faults).put(put_faults).patch(patch_faults));
+    let mut router =
+        Router::new().route("/healthz", get(healthz)).route("/stats", get(stats)).route("/oauth2/token", post(token));
     for api in Api::ALL {
-        let endpoint = if api == Api::InventoryRelease {
+        let spec = api.spec();
+        tracing::debug!("{api}: POST {} ({})", spec.endpoint_path, spec.doc);
+        let endpoint = if spec.endpoint_path.contains("{order_id}") {
             post(
                 move |State(state): State<AppState>,
                       ConnectInfo(connection): ConnectInfo<ResetSwitch>,
@@ -100,18 +97,14 @@ pub(crate) fn router(state: AppState) -> Router {
             )
         };
         router = router
-            .route(api.endpoint_path(), endpoint)
-            .route(
-                &format!("/{api}/declines"),
-                get(move |State(state): State<AppState>| async move { Json(state.store.declines(api)) }),
-            )
+            .route(spec.endpoint_path, endpoint)
             .route(
                 &format!("/{api}/effects"),
                 get(move |State(state): State<AppState>| async move { Json(state.store.effects(api)) }),
             )
             .route(
-                &format!("/{api}/calls"),
-                get(move |State(state): State<AppState>| async move { Json(state.store.calls(api)) }),
+                &format!("/{api}/declines"),
+                get(move |State(state): State<AppState>| async move { Json(state.store.declines(api)) }),
             );
     }
     router.fallback(not_found).with_state(state)
@@ -284,7 +277,7 @@ async fn answer_call(
             (answer, false)
         }
         Outcome::Declined { answer, decline } => {
-            tracing::info!("{api}: {} (key {key})", api.describe_decline(&decline.body, &answer.body));
+            tracing::info!("{api}: {} (key {key})", describe_decline(&decline.body, &answer.body));
             (answer, false)
         }
         Outcome::Unchanged(answer) => {
@@ -345,7 +338,12 @@ fn parse_request(headers: &HeaderMap, json: Result<Value, String>, received: Sys
         return Err("body must be a JSON object".to_owned());
     }
     let traceparent = headers.get(TRACEPARENT).and_then(|value| value.to_str().ok()).map(str::to_owned);
-    Ok(Request { idempotency_key: key.to_owned(), body, traceparent, received })
+    let cloudevent = headers
+        .iter()
+        .filter(|(name, _)| name.as_str() == "content-type" || name.as_str().starts_with("ce-"))
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect();
+    Ok(Request { idempotency_key: key.to_owned(), body, traceparent, cloudevent, received })
 }
 
 /// The answer to a request cut short because the server is stopping.
@@ -358,7 +356,11 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /stats`.
+/// `GET /stats`: the counters of every API, by name.
+async fn stats(State(state): State<AppState>) -> Json<BTreeMap<Api, ApiStats>> {
+    Json(state.store.all_stats())
+}
+
 /// `POST /oauth2/token`: a token for the client credentials grant, or 401 `invalid_client`.
 async fn token(
     State(state): State<AppState>,
@@ -372,67 +374,6 @@ async fn token(
         }
         None => (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response(),
     }
-}
-
-async fn stats(State(state): State<AppState>) -> Response {
-    Json(state.store.all_stats()).into_response()
-}
-
-/// `POST /admin/reset`.
-async fn reset(State(state): State<AppState>) -> StatusCode {
-    state.store.reset();
-    tracing::info!("reset: effects, declines, releases, idempotency keys and counters cleared");
-    StatusCode::NO_CONTENT
-}
-
-/// `GET /admin/faults`: the faults of every API.
-async fn all_faults(State(state): State<AppState>) -> Json<BTreeMap<&'static str, Faults>> {
-    Json(Api::ALL.into_iter().map(|api| (api.as_str(), state.store.faults(api))).collect())
-}
-
-/// `GET /admin/faults/{api}`.
-async fn get_faults(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    match name.parse::<Api>() {
-        Ok(api) => Json(state.store.faults(api)).into_response(),
-        Err(e) => problem(StatusCode::NOT_FOUND, e.to_string()),
-    }
-}
-
-/// `PUT /admin/faults/{api}`: replaces the faults; fields left out take their defaults.
-async fn put_faults(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    update_faults(&state, &name, &body, |faults: Faults, _| faults)
-}
-
-/// `PATCH /admin/faults/{api}`: changes the fields given, keeps the others.
-async fn patch_faults(State(state): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    update_faults(&state, &name, &body, |patch: FaultsPatch, current| patch.apply(current))
-}
-
-/// Parses `body`, turns it into new faults with `merge` (given the current ones), checks and stores them.
-fn update_faults<T: DeserializeOwned>(
-    state: &AppState,
-    name: &str,
-    body: &[u8],
-    merge: impl FnOnce(T, Faults) -> Faults,
-) -> Response {
-    let api = match name.parse::<Api>() {
-        Ok(api) => api,
-        Err(e) => return problem(StatusCode::NOT_FOUND, e.to_string()),
-    };
-    let update: T = match serde_json::from_slice(body) {
-        Ok(update) => update,
-        Err(e) if e.is_data() => return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-        Err(e) => {
-            return problem(StatusCode::BAD_REQUEST, format!("body is not valid JSON: {e}"));
-        }
-    };
-    let faults = merge(update, state.store.faults(api));
-    if let Err(e) = faults.validate() {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
-    }
-    tracing::info!("{api}: faults set to {faults:?}");
-    state.store.set_faults(api, faults.clone());
-    Json(faults).into_response()
 }
 
 /// Any other route.

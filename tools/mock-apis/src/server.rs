@@ -16,7 +16,7 @@ use crate::connection::{ResetSwitch, ResettableListener};
 use crate::credentials::{Credentials, Required};
 use crate::faults::Faults;
 use crate::routes::{AppState, router};
-use crate::store::{ApiStats, Call, Effect, Stats, Store};
+use crate::store::{ApiStats, Call, Effect, Store};
 
 /// Address the `mock-apis` binary listens on by default (the APIs' base URLs in `config/default.toml`).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
@@ -36,7 +36,7 @@ pub struct MockApisConfig {
 impl MockApisConfig {
     /// Listens on `listen`, no faults.
     pub fn new(listen: impl Into<String>) -> Self {
-        Self { listen: listen.into(), faults: Faults::none() }
+        Self { listen: listen.into(), faults: Faults::default() }
     }
 
     /// The same config with every API starting with `faults`.
@@ -97,7 +97,7 @@ impl MockApis {
     /// Binds `config.listen` and spawns the server on the current Tokio runtime. Fails when the address
     /// cannot be bound or a fault rate is not between 0.0 and 1.0.
     pub async fn start(config: MockApisConfig) -> anyhow::Result<MockApis> {
-        config.faults.validate().context("invalid faults")?;
+        config.faults.validate().map_err(|e| anyhow::anyhow!("invalid faults: {e}"))?;
         let listener =
             TcpListener::bind(&config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr().context("cannot read the bound address")?;
@@ -142,8 +142,8 @@ impl MockApis {
     /// `apis.<name>.base_url` setting expects). Takes a name or an [`Api`]. For
     /// [`Api::InventoryRelease`] (or `"inventory_release"`) it is the inventory API's base URL,
     /// `http://127.0.0.1:PORT/inventory`, under which a consumer calls
-    /// `/reservations/{order_id}/release` (see [`Api::base_path`]); its effects and calls are under
-    /// `base_url()/inventory_release/…` instead.
+    /// `/reservations/{order_id}/release` (see [`Api::release_path`]); its effects are under
+    /// `base_url()/inventory_release/effects` instead.
     pub fn api_url(&self, api: impl fmt::Display) -> String {
         let name = api.to_string();
         let path = match name.parse::<Api>() {
@@ -153,21 +153,8 @@ impl MockApis {
         format!("{}/{path}", self.base_url())
     }
 
-    /// The full URL of an API's `POST` endpoint, e.g. `http://127.0.0.1:PORT/inventory/reservations`. For
-    /// [`Api::InventoryRelease`] it holds the template `{order_id}`; [`MockApis::release_url`] gives the
-    /// URL releasing one order.
-    pub fn endpoint_url(&self, api: Api) -> String {
-        format!("{}{}", self.base_url(), api.endpoint_path())
-    }
-
-    /// The URL releasing the reservation of `order_id` (the endpoint of [`Api::InventoryRelease`]), e.g.
-    /// `http://127.0.0.1:PORT/inventory/reservations/o-1/release`; the order id is percent-encoded.
-    pub fn release_url(&self, order_id: &str) -> String {
-        format!("{}{}", self.base_url(), Api::release_path(order_id))
-    }
-
-    /// Replaces the faults of `api` (the in-process `PUT /admin/faults/{api}`). Rates outside 0.0–1.0
-    /// are clamped; failure statuses outside 400–599 become 503.
+    /// Replaces the faults of `api`. Rates outside 0.0–1.0 are clamped; failure statuses outside 400–599
+    /// become 503.
     pub fn set_faults(&self, api: Api, faults: Faults) {
         self.store.set_faults(api, faults);
     }
@@ -206,19 +193,9 @@ impl MockApis {
         format!("{}/oauth2/token", self.base_url())
     }
 
-    /// The current faults of `api`.
-    pub fn faults(&self, api: Api) -> Faults {
-        self.store.faults(api)
-    }
-
     /// A snapshot of the counters of `api`.
     pub fn stats(&self, api: Api) -> ApiStats {
         self.store.stats(api)
-    }
-
-    /// A snapshot of the counters of every API (what `GET /stats` serves).
-    pub fn all_stats(&self) -> Stats {
-        self.store.all_stats()
     }
 
     /// A snapshot of the effects of `api`, in the order they were recorded (declined charges are not
@@ -228,30 +205,16 @@ impl MockApis {
     }
 
     /// A snapshot of the declines of `api` (what `GET /{api}/declines` serves): the requests declined by
-    /// a business rule since start or the last reset, in the order they were recorded. Only the payment
+    /// a business rule since start, in the order they were recorded. Only the payment
     /// API declines (charges answered 402, see [`crate::DECLINED_AMOUNT_SUFFIX`]); they are not among
     /// its [`effects`](MockApis::effects) and are counted in [`ApiStats::declines`].
     pub fn declines(&self, api: Api) -> Vec<Effect> {
         self.store.declines(api)
     }
 
-    /// A snapshot of the call journal of `api` (what `GET /{api}/calls` serves): every `POST` answered
-    /// since start or the last reset, in arrival order.
+    /// A snapshot of the call journal of `api`: every `POST` answered since start, in arrival order.
     pub fn calls(&self, api: Api) -> Vec<Call> {
         self.store.calls(api)
-    }
-
-    /// Forgets every effect, decline, release, idempotency key, call and counter (the in-process
-    /// `POST /admin/reset`); faults are kept. Requests still in flight stay counted in `in_flight` (and
-    /// set `peak_in_flight`) but do not enter the new journal.
-    pub fn reset(&self) {
-        self.store.reset();
-    }
-
-    /// Sets `peak_in_flight` of `api` to its current `in_flight`, so that a test can measure the peak
-    /// of each phase; nothing else changes.
-    pub fn reset_peak(&self, api: Api) {
-        self.store.reset_peak(api);
     }
 
     /// Waits until `api` has recorded at least `n` effects and returns all of them, or gives up after

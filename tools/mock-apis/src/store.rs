@@ -1,14 +1,13 @@
 //! What the server remembers, per API: the effects, the declines, the answer given to each idempotency
 //! key, the calls with each key, the journal of every call, the released orders, the counters and the
-//! current faults. Every change
-//! wakes whoever waits on the API (see [`Store::wait_until`]).
+//! current faults. Every change wakes whoever waits on the API (see [`Store::wait_until`]).
 //!
 //! Checking a key and recording its effect happen under one per-API lock with no `.await` inside, so two
 //! concurrent requests with the same key can never both take effect. The business rules of
 //! [`Api::decide`] run under that lock too; a release also reads the inventory API's effects, taking its
 //! lock inside the release API's (the only place two locks are held, always in that order).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -37,18 +36,19 @@ pub struct Effect {
     pub received_at_unix_ms: u64,
     /// The request's `traceparent` header, if it had one.
     pub traceparent: Option<String>,
+    /// The request's `content-type` and CloudEvents binary-mode (`ce-*`) headers, by lower-case name.
+    pub cloudevent: BTreeMap<String, String>,
     /// The body answered (with the id the API assigned, or the decline); a replay answers the same.
     pub response: Value,
 }
 
-/// One `POST` to an API's endpoint, as kept in the call journal ([`crate::MockApis::calls`],
-/// `GET /{api}/calls`): every call is there, malformed, failed and replayed ones included, in the order
-/// they arrived, once answered.
+/// One `POST` to an API's endpoint, as kept in the call journal ([`crate::MockApis::calls`]): every call
+/// is there, malformed, failed and replayed ones included, in the order they arrived, once answered.
 ///
 /// A call whose client went away before the answer is kept too, with the status the server had settled
 /// on by then (an injected failure, or the answer of an effect already recorded, as for a hang), or 499
 /// (client closed request) when it had settled on none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Call {
     /// The `Idempotency-Key` header, trimmed; `None` when missing, blank or not visible ASCII.
     pub idempotency_key: Option<String>,
@@ -67,7 +67,7 @@ impl Call {
     pub const CLIENT_CLOSED: u16 = 499;
 }
 
-/// Counters of one API since start or the last reset.
+/// Counters of one API since start, as served by `GET /stats` (keyed by API name).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiStats {
     /// Every `POST` to the API's endpoint, whatever its answer. Once answered, each is also counted in
@@ -100,38 +100,8 @@ pub struct ApiStats {
     pub unauthorized: u64,
     /// Requests being served right now (latency and hangs included).
     pub in_flight: u64,
-    /// Highest `in_flight` seen since start, the last reset or the last
-    /// [`reset_peak`](crate::MockApis::reset_peak).
+    /// Highest `in_flight` seen since start.
     pub peak_in_flight: u64,
-}
-
-/// The counters of every API, as served by `GET /stats`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stats {
-    /// Counters of the inventory API.
-    pub inventory: ApiStats,
-    /// Counters of the payment API.
-    pub payment: ApiStats,
-    /// Counters of the e-mail API.
-    pub email: ApiStats,
-    /// Counters of the SMS API.
-    pub sms: ApiStats,
-    /// Counters of the releases of reservations (`POST /inventory/reservations/{order_id}/release`).
-    #[serde(default)]
-    pub inventory_release: ApiStats,
-}
-
-impl Stats {
-    /// The counters of `api`.
-    pub fn get(&self, api: Api) -> &ApiStats {
-        match api {
-            Api::Inventory => &self.inventory,
-            Api::Payment => &self.payment,
-            Api::Email => &self.email,
-            Api::Sms => &self.sms,
-            Api::InventoryRelease => &self.inventory_release,
-        }
-    }
 }
 
 /// An answer remembered for an idempotency key.
@@ -179,6 +149,8 @@ pub(crate) struct Request {
     pub body: Value,
     /// `traceparent` header, if any.
     pub traceparent: Option<String>,
+    /// `content-type` and `ce-*` headers.
+    pub cloudevent: BTreeMap<String, String>,
     /// Arrival time.
     pub received: SystemTime,
 }
@@ -243,19 +215,13 @@ struct SlotState {
     calls: Vec<Call>,
     /// The arrival number of each entry of `calls`, ascending.
     call_numbers: Vec<u64>,
-    /// Arrival number of the next call; never reset, so calls that arrived before a reset can be told
-    /// apart.
+    /// Arrival number of the next call.
     next_number: u64,
-    /// Calls numbered below this arrived before the last reset and are left out of the journal.
-    first_number: u64,
 }
 
 impl SlotState {
     /// Inserts `call`, whose arrival number is `number`, into the journal at its arrival position.
     fn journal(&mut self, number: u64, call: Call) {
-        if number < self.first_number {
-            return;
-        }
         let at = self.call_numbers.partition_point(|&n| n < number);
         self.call_numbers.insert(at, number);
         self.calls.insert(at, call);
@@ -318,13 +284,6 @@ impl Store {
         })
     }
 
-    /// Sets the peak of requests in flight of `api` to the number in flight now.
-    pub fn reset_peak(&self, api: Api) {
-        self.update(api, |state| {
-            state.stats.peak_in_flight = state.stats.in_flight;
-        });
-    }
-
     /// Counts a request refused as malformed.
     pub fn count_rejected(&self, api: Api) {
         self.update(api, |state| state.stats.rejected += 1);
@@ -369,6 +328,7 @@ impl Store {
                 received_at: clock::rfc3339(request.received),
                 received_at_unix_ms: clock::unix_ms(request.received),
                 traceparent: request.traceparent,
+                cloudevent: request.cloudevent,
                 response: answer.body.clone(),
             };
             match decision {
@@ -438,15 +398,9 @@ impl Store {
         lock(&self.slot(api).state).stats
     }
 
-    /// A snapshot of the counters of every API.
-    pub fn all_stats(&self) -> Stats {
-        Stats {
-            inventory: self.stats(Api::Inventory),
-            payment: self.stats(Api::Payment),
-            email: self.stats(Api::Email),
-            sms: self.stats(Api::Sms),
-            inventory_release: self.stats(Api::InventoryRelease),
-        }
+    /// A snapshot of the counters of every API, in the order of [`Api::ALL`].
+    pub fn all_stats(&self) -> BTreeMap<Api, ApiStats> {
+        Api::ALL.into_iter().map(|api| (api, self.stats(api))).collect()
     }
 
     /// A snapshot of the effects of `api`, in the order they were recorded.
@@ -463,22 +417,6 @@ impl Store {
     /// A snapshot of the call journal of `api`, in arrival order.
     pub fn calls(&self, api: Api) -> Vec<Call> {
         lock(&self.slot(api).state).calls.clone()
-    }
-
-    /// Forgets every effect, decline, key, call, released order and counter (requests still in flight stay counted in
-    /// `in_flight`, but will not enter the journal). Faults are kept.
-    pub fn reset(&self) {
-        for api in Api::ALL {
-            self.update(api, |state| {
-                let in_flight = state.stats.in_flight;
-                let next_number = state.next_number;
-                *state = SlotState::default();
-                state.stats.in_flight = in_flight;
-                state.stats.peak_in_flight = in_flight;
-                state.next_number = next_number;
-                state.first_number = next_number;
-            });
-        }
     }
 
     /// Waits until `check` returns `Some` for the state of `api`, at most `timeout`. `check` runs now and
@@ -591,13 +529,14 @@ mod tests {
             idempotency_key: key.to_owned(),
             body: json!({"order_id": "o-1"}),
             traceparent: None,
+            cloudevent: BTreeMap::new(),
             received: SystemTime::now(),
         }
     }
 
     #[test]
     fn a_key_takes_effect_once() {
-        let store = Store::new(Faults::none());
+        let store = Store::new(Faults::default());
         let first = match store.apply(Api::Inventory, request("k")) {
             Outcome::Applied { answer, .. } => answer,
             other => panic!("first use not applied: {other:?}"),
@@ -618,7 +557,7 @@ mod tests {
     }
 
     fn release(key: &str, order: &str) -> Outcome {
-        store_release(&Store::new(Faults::none()), key, order)
+        store_release(&Store::new(Faults::default()), key, order)
     }
 
     fn store_release(store: &Store, key: &str, order: &str) -> Outcome {
@@ -637,7 +576,7 @@ mod tests {
 
     #[test]
     fn declines_are_remembered_but_are_not_effects() {
-        let store = Store::new(Faults::none());
+        let store = Store::new(Faults::default());
         let charge = json!({"order_id": "o-1", "amount": 2013, "currency": "EUR"});
         let first = store.apply(Api::Payment, request_with("k", charge.clone()));
         assert_eq!(status(&first), ("declined", Some("card_declined")));
@@ -648,14 +587,11 @@ mod tests {
         let declines = store.declines(Api::Payment);
         assert_eq!(declines.len(), 1);
         assert_eq!((declines[0].idempotency_key.as_str(), &declines[0].body), ("k", &charge));
-        store.reset();
-        assert!(store.declines(Api::Payment).is_empty());
-        assert_eq!(store.stats(Api::Payment), ApiStats::default());
     }
 
     #[test]
     fn refusals_are_not_remembered() {
-        let store = Store::new(Faults::none());
+        let store = Store::new(Faults::default());
         let unknown = json!({"order_id": "o-1", "items": [{"sku": "UNKNOWN-1", "quantity": 1}]});
         for _ in 0..2 {
             let outcome = store.apply(Api::Inventory, request_with("k", unknown.clone()));
@@ -670,7 +606,7 @@ mod tests {
     #[test]
     fn releases_follow_the_reservations_of_the_order() {
         assert_eq!(status(&release("r", "o-1")), ("refused", Some("reservation_not_found")));
-        let store = Store::new(Faults::none());
+        let store = Store::new(Faults::default());
         assert_eq!(status(&store_release(&store, "r-0", "o-1")), ("refused", Some("reservation_not_found")));
         // `request` reserves for o-1.
         store.apply(Api::Inventory, request("reserve-1"));
@@ -689,29 +625,24 @@ mod tests {
         assert_eq!((stats.effects, stats.duplicates, stats.refused), (3, 2, 2));
         assert_eq!(store.effects(Api::InventoryRelease).len(), 3);
         assert_eq!(store.stats(Api::Inventory).effects, 3);
-        assert_eq!(store.all_stats().inventory_release, stats);
-        // A reset forgets reservations and releases alike.
-        store.reset();
-        assert_eq!(status(&store_release(&store, "r-6", "o-1")), ("refused", Some("reservation_not_found")));
+        assert_eq!(store.all_stats()[&Api::InventoryRelease], stats);
     }
 
     #[test]
-    fn in_flight_follows_the_guards_and_survives_reset() {
-        let store = Arc::new(Store::new(Faults::none()));
+    fn in_flight_follows_the_guards() {
+        let store = Arc::new(Store::new(Faults::default()));
         let a = store.arrive(Api::Sms, arrival("a"));
         let b = store.arrive(Api::Sms, arrival("b"));
-        assert_eq!(store.stats(Api::Sms).peak_in_flight, 2);
         drop(a);
-        store.reset();
         let stats = store.stats(Api::Sms);
-        assert_eq!((stats.calls, stats.in_flight, stats.peak_in_flight), (0, 1, 1));
+        assert_eq!((stats.calls, stats.in_flight, stats.peak_in_flight), (2, 1, 2));
         drop(b);
         assert_eq!(store.stats(Api::Sms).in_flight, 0);
     }
 
     #[tokio::test]
     async fn waiting_wakes_on_change_and_times_out() {
-        let store = Arc::new(Store::new(Faults::none()));
+        let store = Arc::new(Store::new(Faults::default()));
         let writer = Arc::clone(&store);
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -731,7 +662,7 @@ mod tests {
 
     #[test]
     fn the_journal_keeps_arrival_order_and_abandoned_calls() {
-        let store = Arc::new(Store::new(Faults::none()));
+        let store = Arc::new(Store::new(Faults::default()));
         let mut first = store.arrive(Api::Payment, arrival("first"));
         let mut second = store.arrive(Api::Payment, arrival("second"));
         let mut third = store.arrive(Api::Payment, arrival("third"));
@@ -759,41 +690,11 @@ mod tests {
     }
 
     #[test]
-    fn reset_clears_the_journal_and_attempts_and_drops_earlier_calls() {
-        let store = Arc::new(Store::new(Faults::none()));
+    fn attempts_are_counted_per_key_and_api() {
+        let store = Store::new(Faults::default());
         assert_eq!(store.count_attempt(Api::Email, "k"), 1);
         assert_eq!(store.count_attempt(Api::Email, "k"), 2);
         assert_eq!(store.count_attempt(Api::Email, "other"), 1);
-        assert_eq!(store.count_attempt(Api::Sms, "k"), 1, "attempts are per API");
-        drop(store.arrive(Api::Email, arrival("done")));
-        let straggler = store.arrive(Api::Email, arrival("straggler"));
-        store.reset();
-        assert!(store.calls(Api::Email).is_empty());
-        assert_eq!(store.count_attempt(Api::Email, "k"), 1);
-        let after = store.arrive(Api::Email, arrival("after"));
-        // Arrived before the reset: counted out of flight, left out of the new journal.
-        drop(straggler);
-        drop(after);
-        let keys: Vec<_> = store.calls(Api::Email).into_iter().map(|call| call.idempotency_key).collect();
-        assert_eq!(keys, [Some("after".to_owned())]);
-        assert_eq!(store.stats(Api::Email).in_flight, 0);
-    }
-
-    #[test]
-    fn reset_peak_starts_from_what_is_in_flight() {
-        let store = Arc::new(Store::new(Faults::none()));
-        let a = store.arrive(Api::Inventory, arrival("a"));
-        let b = store.arrive(Api::Inventory, arrival("b"));
-        let c = store.arrive(Api::Inventory, arrival("c"));
-        drop(a);
-        drop(b);
-        assert_eq!(store.stats(Api::Inventory).peak_in_flight, 3);
-        store.reset_peak(Api::Inventory);
-        let stats = store.stats(Api::Inventory);
-        assert_eq!((stats.in_flight, stats.peak_in_flight, stats.calls), (1, 1, 3));
-        let d = store.arrive(Api::Inventory, arrival("d"));
-        assert_eq!(store.stats(Api::Inventory).peak_in_flight, 2);
-        drop((c, d));
-        assert_eq!(store.stats(Api::Inventory).peak_in_flight, 2);
+        assert_eq!(store.count_attempt(Api::Sms, "k"), 1);
     }
 }

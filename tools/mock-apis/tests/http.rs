@@ -1,78 +1,84 @@
 //! The mock APIs over HTTP: a server per test on a free port, called with reqwest, checked through both
-//! the HTTP admin endpoints and the in-process handle.
+//! HTTP (`/{api}/effects`, `/payment/declines`, `/stats`) and the in-process handle.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use mock_apis::{
-    Api, Call, DECLINED_AMOUNT_SUFFIX, Effect, Faults, MockApis, MockApisConfig, Stats, UNKNOWN_SKU_PREFIX,
-};
+use mock_apis::{Api, ApiStats, DECLINED_AMOUNT_SUFFIX, Effect, Faults, MockApis, MockApisConfig, UNKNOWN_SKU_PREFIX};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use support::{
-    WAIT, admin_url, answered, charge, email, fetch, get, header, json_of, keyed, now_ms, post, post_timing_out,
-    problem_of, release, replayed, reservation, retry_after, sms, spawn_status, start, statuses,
+    WAIT, answered, charge, email, get, header, json_of, keyed, now_ms, post, post_timing_out, post_to, problem_of,
+    release, replayed, reservation, retry_after, sms, spawn_status, start, statuses, url,
 };
 
 #[tokio::test]
-async fn every_api_answers_its_first_call() {
+async fn every_api_answers_a_first_call_and_replays_it_without_a_second_effect() {
     let server = start().await;
     let client = Client::new();
+    // A structured CloudEvent, as the forward consumer delivers a user's registration.
+    let registration = json!({"specversion": "1.0", "type": "user.registered", "id": "e-1", "source": "/signup",
+                              "data": {"user_id": "u-1", "email": "ada@example.com"}});
     let cases = [
-        (Api::Inventory, reservation("o-1"), StatusCode::CREATED, "reservation_id"),
-        (Api::Payment, charge("o-1", 1250, "EUR"), StatusCode::CREATED, "charge_id"),
-        (Api::Email, email("a@example.com", "Hi", "Thanks"), StatusCode::ACCEPTED, "message_id"),
-        (Api::Sms, sms("+15550100", "Shipped"), StatusCode::ACCEPTED, "message_id"),
+        (Api::Inventory, Api::Inventory.endpoint_path().to_owned(), reservation("o-1"), 201, "reservation_id"),
+        (Api::Payment, Api::Payment.endpoint_path().to_owned(), charge("o-1", 1250, "EUR"), 201, "charge_id"),
+        (Api::Email, Api::Email.endpoint_path().to_owned(), email("a@example.com", "Hi", "Thanks"), 202, "message_id"),
+        (Api::Sms, Api::Sms.endpoint_path().to_owned(), sms("+15550100", "Shipped"), 202, "message_id"),
+        (
+            Api::InventoryRelease,
+            Api::release_path("o-1"),
+            json!({"order_id": "o-1", "reason": "cancelled"}),
+            200,
+            "status",
+        ),
+        (
+            Api::Shipping,
+            Api::Shipping.endpoint_path().to_owned(),
+            json!({"order_id": "o-1", "address": {"street": "1 rue de la Paix", "city": "Lyon"}}),
+            201,
+            "label_id",
+        ),
+        (Api::Auth, Api::Auth.endpoint_path().to_owned(), registration, 201, "account_id"),
     ];
-    for (api, body, status, id_field) in cases {
-        let response = post(&client, &server, api, Some("k-1"), &body).await;
-        assert_eq!(response.status(), status, "{api}");
-        let answer = json_of(response).await;
+    assert_eq!(cases.iter().map(|case| case.0).collect::<Vec<_>>(), Api::ALL, "one case per API");
+    // The same key on every API: keys are per API, so each first call takes effect.
+    for (api, path, body, status, id_field) in cases {
+        let first = post_to(&client, url(&server, &path), Some("k-1"), &body).await;
+        assert_eq!(first.status().as_u16(), status, "{api}");
+        assert!(!replayed(&first), "{api}");
+        let answer = json_of(first).await;
         assert!(answer[id_field].is_string(), "{api}: {answer}");
+
+        let replay = post_to(&client, url(&server, &path), Some("k-1"), &body).await;
+        assert_eq!(replay.status().as_u16(), status, "{api}");
+        assert!(replayed(&replay), "{api}");
+        assert_eq!(json_of(replay).await, answer, "{api}: the first answer again");
+
+        let stats = server.stats(api);
+        assert_eq!((stats.calls, stats.effects, stats.duplicates), (2, 1, 1), "{api}");
         let effects = server.effects(api);
         assert_eq!(effects.len(), 1, "{api}");
-        assert_eq!(effects[0].body, body, "{api}: body stored as received");
-        assert_eq!(effects[0].response, answer);
+        assert_eq!((&effects[0].body, &effects[0].response), (&body, &answer), "{api}: body stored as received");
+        let served: Vec<Effect> = get(&client, url(&server, &format!("/{api}/effects")), "effects").await;
+        assert_eq!(served, effects, "{api}");
     }
-    let payment = server.effects(Api::Payment).remove(0).response;
-    assert_eq!(
-        (&payment["order_id"], &payment["amount"], &payment["currency"]),
-        (&json!("o-1"), &json!(1250), &json!("EUR"))
-    );
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_replayed_key_gets_the_first_answer_and_counts_a_duplicate() {
-    let server = start().await;
-    let client = Client::new();
-    let first = post(&client, &server, Api::Inventory, Some("inventory:e-1"), &reservation("o-1")).await;
-    assert_eq!(first.status(), StatusCode::CREATED);
-    assert!(header(&first, "idempotent-replayed").is_none());
-    let first_body = json_of(first).await;
-
-    let second = post(&client, &server, Api::Inventory, Some("inventory:e-1"), &reservation("o-1")).await;
-    assert_eq!(second.status(), StatusCode::CREATED);
-    assert_eq!(header(&second, "idempotent-replayed"), Some(&b"true"[..]));
-    assert_eq!(json_of(second).await, first_body);
-
-    let stats = server.stats(Api::Inventory);
-    assert_eq!((stats.calls, stats.effects, stats.duplicates), (2, 1, 1));
-    assert_eq!(server.effects(Api::Inventory).len(), 1);
-    // Keys are per API: the same key on another API is a first call there.
-    let other = post(&client, &server, Api::Payment, Some("inventory:e-1"), &charge("o-1", 1, "EUR")).await;
-    assert_eq!(other.status(), StatusCode::CREATED);
-    assert_eq!(server.stats(Api::Payment).duplicates, 0);
+    let label = &server.effects(Api::Shipping)[0].response;
+    assert_eq!(label["order_id"], "o-1");
+    assert!(label["tracking_number"].as_str().is_some_and(|t| t.starts_with("TRK-") && t.len() == 12), "{label}");
+    assert_eq!(server.effects(Api::Auth)[0].response["user_id"], "u-1", "read from the event's data");
+    let plain = json!({"user_id": "u-2", "email": "b@example.com"});
+    let account = post(&client, &server, Api::Auth, Some("k-2"), &plain).await;
+    assert_eq!(json_of(account).await["user_id"], "u-2");
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn concurrent_calls_with_one_key_make_one_effect() {
     let server = start().await;
-    server.set_faults(Api::Payment, Faults { latency_ms: 200, ..Faults::none() });
+    server.set_faults(Api::Payment, Faults { latency_ms: 200, ..Faults::default() });
     let client = Client::new();
-    let url = server.endpoint_url(Api::Payment);
+    let url = url(&server, Api::Payment.endpoint_path());
     let calls: Vec<_> = (0..8)
         .map(|_| {
             let request = keyed(&client, &url, "payment:e-42").json(&charge("o-42", 999, "USD"));
@@ -100,7 +106,7 @@ async fn concurrent_calls_with_one_key_make_one_effect() {
 #[tokio::test]
 async fn injected_errors_answer_503_without_effect_and_are_not_remembered() {
     let server = start().await;
-    server.set_faults(Api::Email, Faults { error_rate: 1.0, ..Faults::none() });
+    server.set_faults(Api::Email, Faults { error_rate: 1.0, ..Faults::default() });
     let client = Client::new();
     let body = email("a@example.com", "Hi", "…");
     let failed = post(&client, &server, Api::Email, Some("email:e-1"), &body).await;
@@ -110,7 +116,7 @@ async fn injected_errors_answer_503_without_effect_and_are_not_remembered() {
     assert!(server.effects(Api::Email).is_empty());
 
     // The failure was not remembered: a retry with the same key takes effect.
-    server.set_faults(Api::Email, Faults::none());
+    server.set_faults(Api::Email, Faults::default());
     let retried = post(&client, &server, Api::Email, Some("email:e-1"), &body).await;
     assert_eq!(retried.status(), StatusCode::ACCEPTED);
     let stats = server.stats(Api::Email);
@@ -123,7 +129,7 @@ async fn throttling_answers_429_with_retry_after() {
     let server = MockApis::start(MockApisConfig::default().with_faults(Faults {
         throttle_rate: 1.0,
         retry_after_secs: 7,
-        ..Faults::none()
+        ..Faults::default()
     }))
     .await
     .expect("server starts");
@@ -137,27 +143,10 @@ async fn throttling_answers_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn two_concurrent_slow_calls_are_both_in_flight() {
-    let server = start().await;
-    server.set_faults(Api::Inventory, Faults { latency_ms: 300, ..Faults::none() });
-    let client = Client::new();
-    let (body_a, body_b) = (reservation("o-a"), reservation("o-b"));
-    let (a, b) = tokio::join!(
-        post(&client, &server, Api::Inventory, Some("a"), &body_a),
-        post(&client, &server, Api::Inventory, Some("b"), &body_b),
-    );
-    assert_eq!((a.status(), b.status()), (StatusCode::CREATED, StatusCode::CREATED));
-    let stats = server.wait_for_stats(Api::Inventory, WAIT, |s| s.in_flight == 0).await.expect("requests end");
-    assert!(stats.peak_in_flight >= 2, "{stats:?}");
-    assert_eq!(stats.effects, 2);
-    server.shutdown().await;
-}
-
-#[tokio::test]
 async fn malformed_calls_are_answered_400_problem_json() {
     let server = start().await;
     let client = Client::new();
-    let url = server.endpoint_url(Api::Inventory);
+    let url = url(&server, Api::Inventory.endpoint_path());
     let no_key = answered(client.post(&url).json(&reservation("o-1"))).await;
     let not_json = answered(keyed(&client, &url, "k").body("order=o-1")).await;
     let not_object = answered(keyed(&client, &url, "k").json(&json!([1, 2]))).await;
@@ -172,97 +161,37 @@ async fn malformed_calls_are_answered_400_problem_json() {
 }
 
 #[tokio::test]
-async fn faults_are_read_and_changed_over_http() {
+async fn stats_effects_and_health_over_http() {
     let server = start().await;
     let client = Client::new();
-    let url = admin_url(&server, "faults/payment");
-
-    let put = answered(client.put(&url).json(&json!({"error_rate": 0.25, "latency_ms": 10}))).await;
-    assert_eq!(put.status(), StatusCode::OK);
-    let expected = Faults { error_rate: 0.25, latency_ms: 10, ..Faults::none() };
-    assert_eq!(put.json::<Faults>().await.expect("faults"), expected);
-    assert_eq!(server.faults(Api::Payment), expected);
-    assert_eq!(get::<Faults>(&client, &url, "faults").await, expected);
-
-    // PATCH keeps the fields it does not name; PUT resets them.
-    let patched: Faults = fetch(client.patch(&url).json(&json!({"hang_rate": 0.1, "hang_ms": 2000})), "faults").await;
-    assert_eq!(patched, Faults { hang_rate: 0.1, hang_ms: 2000, ..expected });
-    // Other APIs are untouched.
-    assert_eq!(server.faults(Api::Inventory), Faults::none());
-
-    let status = |body: &'static str, path: &'static str| {
-        let request =
-            client.put(format!("{}{path}", server.base_url())).header("content-type", "application/json").body(body);
-        async move { answered(request).await.status() }
-    };
-    assert_eq!(status(r#"{"error_rate": 2}"#, "/admin/faults/payment").await, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(status(r#"{"eror_rate": 0.1}"#, "/admin/faults/payment").await, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(status("{not json", "/admin/faults/payment").await, StatusCode::BAD_REQUEST);
-    assert_eq!(status("{}", "/admin/faults/shipping").await, StatusCode::NOT_FOUND);
-    let unknown = answered(client.get(admin_url(&server, "faults/shipping"))).await;
-    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    // Refused updates changed nothing.
-    assert_eq!(server.faults(Api::Payment), patched);
-
-    let all: Value = get(&client, admin_url(&server, "faults"), "JSON").await;
-    assert_eq!(all["payment"]["hang_ms"], 2000);
-    assert_eq!(all["sms"]["error_rate"], 0.0);
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn stats_effects_reset_and_health_over_http() {
-    let server = start().await;
-    let client = Client::new();
-    let base = server.base_url();
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let traced =
-        keyed(&client, server.endpoint_url(Api::Inventory), "inventory:e-7").header("traceparent", traceparent);
+    let traced = keyed(&client, url(&server, Api::Inventory.endpoint_path()), "inventory:e-7")
+        .header("traceparent", traceparent);
     let response = answered(traced.json(&reservation("o-7"))).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     post(&client, &server, Api::Inventory, Some("inventory:e-7"), &reservation("o-7")).await;
 
-    let stats: Stats = get(&client, format!("{base}/stats"), "stats").await;
-    assert_eq!(stats, server.all_stats());
-    assert_eq!((stats.inventory.calls, stats.inventory.effects, stats.inventory.duplicates), (2, 1, 1));
-    assert_eq!(stats.payment, Default::default());
-    let raw: Value = get(&client, format!("{base}/stats"), "JSON").await;
-    for api in ["inventory", "payment", "email", "sms", "inventory_release"] {
-        for field in [
-            "calls",
-            "effects",
-            "declines",
-            "refused",
-            "duplicates",
-            "injected_failures",
-            "in_flight",
-            "peak_in_flight",
-        ] {
-            assert!(raw[api][field].is_u64(), "{api}.{field} in {raw}");
-        }
+    let stats: Value = get(&client, url(&server, "/stats"), "JSON").await;
+    let names: Vec<&str> = stats.as_object().expect("an object").keys().map(String::as_str).collect();
+    assert_eq!(names.len(), Api::ALL.len());
+    for api in Api::ALL {
+        let served: ApiStats = serde_json::from_value(stats[api.as_str()].clone()).expect("counters");
+        assert_eq!(served, server.stats(api), "{api}");
     }
+    assert_eq!(stats["inventory"]["calls"], 2);
+    assert_eq!(stats["inventory"]["duplicates"], 1);
 
-    let effects: Vec<Effect> = get(&client, server.api_url("inventory") + "/effects", "effects").await;
-    assert_eq!(effects, server.effects(Api::Inventory));
+    let effects = server.effects(Api::Inventory);
     assert_eq!(effects.len(), 1);
     assert_eq!(effects[0].idempotency_key, "inventory:e-7");
     assert_eq!(effects[0].traceparent.as_deref(), Some(traceparent));
     assert!(effects[0].received_at.ends_with('Z') && effects[0].received_at.len() == 24);
     assert!(effects[0].received_at_unix_ms > 1_700_000_000_000);
 
-    let reset = answered(client.post(admin_url(&server, "reset"))).await;
-    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
-    assert_eq!(server.all_stats(), Stats::default());
-    assert!(server.effects(Api::Inventory).is_empty());
-    // The key is forgotten too: the same call takes effect again.
-    let again = post(&client, &server, Api::Inventory, Some("inventory:e-7"), &reservation("o-7")).await;
-    assert!(header(&again, "idempotent-replayed").is_none());
-    assert_eq!(server.stats(Api::Inventory).effects, 1);
-
-    let health = answered(client.get(format!("{base}/healthz"))).await;
+    let health = answered(client.get(url(&server, "/healthz"))).await;
     assert_eq!(health.status(), StatusCode::OK);
-    for path in ["/shipping/effects", "/nowhere"] {
-        let missing = answered(client.get(format!("{base}{path}"))).await;
+    for path in ["/billing/effects", "/inventory/calls", "/admin/faults", "/nowhere"] {
+        let missing = answered(client.get(url(&server, path))).await;
         assert_eq!(missing.status(), StatusCode::NOT_FOUND, "{path}");
     }
     server.shutdown().await;
@@ -271,7 +200,7 @@ async fn stats_effects_reset_and_health_over_http() {
 #[tokio::test]
 async fn a_hang_takes_effect_but_answers_after_the_client_gave_up() {
     let server = start().await;
-    server.set_faults(Api::Payment, Faults { hang_rate: 1.0, hang_ms: 30_000, ..Faults::none() });
+    server.set_faults(Api::Payment, Faults { hang_rate: 1.0, hang_ms: 30_000, ..Faults::default() });
     let body = charge("o-9", 5, "EUR");
     post_timing_out(&server, Api::Payment, "payment:e-9", &body, Duration::from_millis(300)).await;
     // The effect happened although the client saw a timeout.
@@ -279,7 +208,7 @@ async fn a_hang_takes_effect_but_answers_after_the_client_gave_up() {
     assert_eq!(server.stats(Api::Payment).hangs, 1);
 
     // The client's retry gets the first answer, not a second charge.
-    server.set_faults(Api::Payment, Faults::none());
+    server.set_faults(Api::Payment, Faults::default());
     let retry = post(&Client::new(), &server, Api::Payment, Some("payment:e-9"), &body).await;
     assert_eq!(retry.status(), StatusCode::CREATED);
     assert_eq!(json_of(retry).await, effects[0].response);
@@ -291,10 +220,10 @@ async fn a_hang_takes_effect_but_answers_after_the_client_gave_up() {
 #[tokio::test]
 async fn a_reset_takes_effect_but_the_client_gets_a_connection_error_not_a_status() {
     let server = start().await;
-    server.set_faults(Api::Payment, Faults { reset_rate: 1.0, ..Faults::none() });
+    server.set_faults(Api::Payment, Faults { reset_rate: 1.0, ..Faults::default() });
     let body = charge("o-10", 5, "EUR");
     let client = Client::new();
-    let error = keyed(&client, server.endpoint_url(Api::Payment), "payment:e-10")
+    let error = keyed(&client, url(&server, Api::Payment.endpoint_path()), "payment:e-10")
         .json(&body)
         .send()
         .await
@@ -305,7 +234,7 @@ async fn a_reset_takes_effect_but_the_client_gets_a_connection_error_not_a_statu
     assert_eq!(server.stats(Api::Payment).resets, 1);
 
     // The server goes on serving; the client's retry gets the first answer, not a second charge.
-    server.set_faults(Api::Payment, Faults::none());
+    server.set_faults(Api::Payment, Faults::default());
     let retry = post(&client, &server, Api::Payment, Some("payment:e-10"), &body).await;
     assert_eq!(retry.status(), StatusCode::CREATED);
     assert_eq!(json_of(retry).await, effects[0].response);
@@ -318,24 +247,15 @@ async fn a_reset_takes_effect_but_the_client_gets_a_connection_error_not_a_statu
 #[tokio::test]
 async fn shutdown_cuts_a_hang_short() {
     let server = start().await;
-    server.set_faults(Api::Sms, Faults { hang_rate: 1.0, ..Faults::none() });
-    let call = spawn_status(keyed(&Client::new(), server.endpoint_url(Api::Sms), "sms:e-1").json(&sms("+1", "hi")));
+    server.set_faults(Api::Sms, Faults { hang_rate: 1.0, ..Faults::default() });
+    let call =
+        spawn_status(keyed(&Client::new(), url(&server, Api::Sms.endpoint_path()), "sms:e-1").json(&sms("+1", "hi")));
     server.wait_for_stats(Api::Sms, WAIT, |s| s.hangs == 1).await.expect("request hangs");
     let started = Instant::now();
     server.shutdown().await;
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     let status = call.await.expect("task ends").expect("answered");
     assert_eq!(status, StatusCode::ACCEPTED);
-}
-
-#[tokio::test]
-async fn waiting_for_effects_times_out_with_the_counters() {
-    let server = start().await;
-    let error = server.wait_for_effects(Api::Email, 1, Duration::from_millis(50)).await.expect_err("nothing arrives");
-    assert_eq!(error.api, Api::Email);
-    assert_eq!(error.stats.effects, 0);
-    assert!(error.to_string().contains("at least 1 effect"), "{error}");
-    server.shutdown().await;
 }
 
 #[tokio::test]
@@ -346,15 +266,15 @@ async fn urls_point_at_the_bound_port() {
     assert_eq!(server.base_url(), format!("http://127.0.0.1:{port}"));
     assert_eq!(server.api_url("inventory"), format!("http://127.0.0.1:{port}/inventory"));
     assert_eq!(server.api_url(Api::Sms), format!("http://127.0.0.1:{port}/sms"));
-    assert_eq!(server.endpoint_url(Api::Payment), format!("http://127.0.0.1:{port}/payment/charges"));
-    let health = answered(Client::new().get(format!("{}/healthz", server.base_url()))).await;
+    assert_eq!(server.api_url(Api::InventoryRelease), format!("http://127.0.0.1:{port}/inventory"));
+    let health = answered(Client::new().get(url(&server, "/healthz"))).await;
     assert_eq!(health.status(), StatusCode::OK);
     server.shutdown().await;
     assert!(
         MockApis::start(MockApisConfig::new("not an address")).await.is_err(),
         "a bad address is an error, not a panic"
     );
-    let bad_faults = MockApisConfig::default().with_faults(Faults { error_rate: 3.0, ..Faults::none() });
+    let bad_faults = MockApisConfig::default().with_faults(Faults { error_rate: 3.0, ..Faults::default() });
     assert!(MockApis::start(bad_faults).await.is_err());
 }
 
@@ -362,11 +282,7 @@ async fn urls_point_at_the_bound_port() {
 async fn latency_jitter_spreads_answers_between_latency_and_latency_plus_jitter() {
     let server = start().await;
     let client = Client::new();
-    // Set over HTTP, to check the admin JSON takes the field.
-    let jitter =
-        client.patch(admin_url(&server, "faults/sms")).json(&json!({"latency_ms": 40, "latency_jitter_ms": 80}));
-    let faults: Faults = fetch(jitter, "faults").await;
-    assert_eq!((faults.latency_ms, faults.latency_jitter_ms), (40, 80));
+    server.set_faults(Api::Sms, Faults { latency_ms: 40, latency_jitter_ms: 80, ..Faults::default() });
     for i in 0..6 {
         let response = post(&client, &server, Api::Sms, Some(&format!("sms:{i}")), &sms("+1", "hi")).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
@@ -405,7 +321,7 @@ async fn a_body_containing_the_text_fails_with_the_status_and_no_effect() {
         Faults { fail_body_contains: Some(r#""quantity":2"#.to_owned()), retry_after_secs: 4, ..Faults::default() },
     );
     let raw = answered(
-        keyed(&client, server.endpoint_url(Api::Inventory), "k-3")
+        keyed(&client, url(&server, Api::Inventory.endpoint_path()), "k-3")
             .header("content-type", "application/json")
             .body(r#"{"order_id":"o-3","items":[{"sku":"S","quantity":2}]}"#),
     )
@@ -458,13 +374,6 @@ async fn the_first_calls_of_each_key_fail_then_go_through() {
     let error = post(&client, &server, Api::Payment, Some("d"), &body).await;
     assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(retry_after(&error).is_none());
-
-    // A reset forgets the counts per key.
-    server.reset();
-    let again = post(&client, &server, Api::Payment, Some("a"), &body).await;
-    assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let through = post(&client, &server, Api::Payment, Some("a"), &body).await;
-    assert_eq!(through.status(), StatusCode::CREATED);
     server.shutdown().await;
 }
 
@@ -497,53 +406,10 @@ async fn body_failures_come_before_first_call_failures_which_come_before_the_dra
 }
 
 #[tokio::test]
-async fn failure_statuses_are_validated_over_http() {
-    let server = start().await;
-    let client = Client::new();
-    let url = admin_url(&server, "faults/email");
-    for body in [json!({"fail_body_status": 200}), json!({"fail_first_status": 600}), json!({"fail_first_status": 399})]
-    {
-        for request in [client.put(&url), client.patch(&url)] {
-            let response = answered(request.json(&body)).await;
-            assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        }
-    }
-    assert_eq!(server.faults(Api::Email), Faults::default());
-
-    let put: Faults = fetch(
-        client.put(&url).json(&json!({"fail_body_contains": "x", "fail_body_status": 400,
-                                      "fail_first_per_key": 3, "fail_first_status": 599,
-                                      "latency_jitter_ms": 1})),
-        "faults",
-    )
-    .await;
-    let expected = Faults {
-        fail_body_contains: Some("x".to_owned()),
-        fail_body_status: 400,
-        fail_first_per_key: 3,
-        fail_first_status: 599,
-        latency_jitter_ms: 1,
-        ..Faults::default()
-    };
-    assert_eq!(put, expected);
-    assert_eq!(server.faults(Api::Email), expected);
-    // PATCH: null turns the body failure off and keeps the rest.
-    let patched: Faults = fetch(client.patch(&url).json(&json!({"fail_body_contains": null})), "faults").await;
-    assert_eq!(patched, Faults { fail_body_contains: None, ..expected.clone() });
-    // PUT leaves out what it does not name.
-    let reset: Faults = fetch(client.put(&url).json(&json!({})), "faults").await;
-    assert_eq!(reset, Faults::default());
-    // In process, a status out of range becomes 503.
-    server.set_faults(Api::Email, Faults { fail_first_status: 200, ..Faults::default() });
-    assert_eq!(server.faults(Api::Email).fail_first_status, 503);
-    server.shutdown().await;
-}
-
-#[tokio::test]
 async fn the_journal_keeps_every_call_in_arrival_order() {
     let server = start().await;
     let client = Client::new();
-    let url = server.endpoint_url(Api::Inventory);
+    let url = url(&server, Api::Inventory.endpoint_path());
     let before = now_ms();
     // Malformed: no key; not JSON; not an object.
     answered(client.post(&url).json(&reservation("o-0"))).await;
@@ -581,20 +447,8 @@ async fn the_journal_keeps_every_call_in_arrival_order() {
     }
     // The arrival time is taken before the latency, the answer time after it.
     assert!(calls[5].answered_at_unix_ms - calls[5].received_at_unix_ms >= 60);
-    let stats = server.stats(Api::Inventory);
-    assert_eq!(stats.calls, calls.len() as u64);
-
-    let served: Vec<Call> = get(&client, server.api_url(Api::Inventory) + "/calls", "calls").await;
-    assert_eq!(served, calls);
-    let raw: Value = get(&client, server.api_url(Api::Inventory) + "/calls", "JSON").await;
-    for field in ["idempotency_key", "status", "received_at_unix_ms", "answered_at_unix_ms", "body"] {
-        assert!(raw[0].get(field).is_some(), "{field} in {raw}");
-    }
+    assert_eq!(server.stats(Api::Inventory).calls, calls.len() as u64);
     assert!(server.calls(Api::Payment).is_empty());
-
-    let reset = answered(client.post(admin_url(&server, "reset"))).await;
-    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
-    assert!(server.calls(Api::Inventory).is_empty());
     server.shutdown().await;
 }
 
@@ -605,7 +459,7 @@ async fn concurrent_calls_are_journaled_in_arrival_order() {
     let body = sms("+1", "hi");
     // The first call is slow, the second fast: the second is answered first but listed second.
     server.set_faults(Api::Sms, Faults { latency_ms: 400, ..Faults::default() });
-    let slow = spawn_status(keyed(&client, server.endpoint_url(Api::Sms), "slow").json(&body));
+    let slow = spawn_status(keyed(&client, url(&server, Api::Sms.endpoint_path()), "slow").json(&body));
     server.wait_for_stats(Api::Sms, WAIT, |s| s.in_flight == 1).await.expect("the slow call arrives");
     server.set_faults(Api::Sms, Faults::default());
     let fast = post(&client, &server, Api::Sms, Some("fast"), &body).await;
@@ -618,11 +472,11 @@ async fn concurrent_calls_are_journaled_in_arrival_order() {
 }
 
 #[tokio::test]
-async fn waiting_for_calls_wakes_on_answers_and_times_out() {
+async fn waiting_wakes_on_answers_and_times_out_with_the_counters() {
     let server = start().await;
     server.set_faults(Api::Email, Faults { latency_ms: 100, fail_first_per_key: 1, ..Faults::default() });
     let client = Client::new();
-    let url = server.endpoint_url(Api::Email);
+    let url = url(&server, Api::Email.endpoint_path());
     let calls = tokio::spawn(async move {
         for _ in 0..2 {
             answered(keyed(&client, &url, "email:e-1").json(&email("a@example.com", "Hi", "…"))).await;
@@ -637,6 +491,9 @@ async fn waiting_for_calls_wakes_on_answers_and_times_out() {
     assert_eq!(error.api, Api::Email);
     assert_eq!(error.stats.calls, 2);
     assert!(error.to_string().contains("at least 3 call"), "{error}");
+    let error = server.wait_for_effects(Api::Email, 2, Duration::from_millis(50)).await.expect_err("one effect");
+    assert_eq!((error.api, error.stats.effects), (Api::Email, 1));
+    assert!(error.to_string().contains("at least 2 effect"), "{error}");
     server.shutdown().await;
 }
 
@@ -655,31 +512,24 @@ async fn a_call_abandoned_during_a_hang_is_journaled_with_its_answer() {
 }
 
 #[tokio::test]
-async fn in_flight_counts_requests_during_latency_and_peaks_reset_per_phase() {
+async fn in_flight_counts_requests_during_latency() {
     let server = start().await;
     server.set_faults(Api::Inventory, Faults { latency_ms: 400, ..Faults::default() });
     let client = Client::new();
     let send = |key: &'static str| {
-        spawn_status(keyed(&client, server.endpoint_url(Api::Inventory), key).json(&reservation(key)))
+        spawn_status(keyed(&client, url(&server, Api::Inventory.endpoint_path()), key).json(&reservation(key)))
     };
-    let phase_one = [send("a"), send("b"), send("c")];
+    let calls = [send("a"), send("b"), send("c")];
     let during = server
         .wait_for_stats(Api::Inventory, WAIT, |s| s.in_flight == 3)
         .await
         .expect("three requests wait out their latency in flight");
     assert_eq!((during.peak_in_flight, during.effects), (3, 0));
-    for call in phase_one {
+    for call in calls {
         assert_eq!(call.await.expect("task ends").expect("answered"), StatusCode::CREATED);
     }
-    assert_eq!(server.stats(Api::Inventory).in_flight, 0);
-    assert_eq!(server.stats(Api::Inventory).peak_in_flight, 3);
-
-    server.reset_peak(Api::Inventory);
     let stats = server.stats(Api::Inventory);
-    assert_eq!((stats.peak_in_flight, stats.calls, stats.effects), (0, 3, 3));
-    let phase_two = send("d");
-    assert_eq!(phase_two.await.expect("task ends").expect("answered"), StatusCode::CREATED);
-    assert_eq!(server.stats(Api::Inventory).peak_in_flight, 1);
+    assert_eq!((stats.in_flight, stats.peak_in_flight, stats.calls, stats.effects), (0, 3, 3, 3));
     server.shutdown().await;
 }
 
@@ -717,13 +567,9 @@ async fn a_declined_charge_answers_402_is_replayed_and_counted_apart_from_effect
     assert_eq!((declines[0].idempotency_key.as_str(), &declines[0].body), ("payment:o-13", &body));
     assert_eq!(declines[0].response, answer);
     assert!(server.declines(Api::Inventory).is_empty());
-    let served: Vec<Effect> = get(&client, server.api_url(Api::Payment) + "/declines", "declines").await;
+    let served: Vec<Effect> = get(&client, url(&server, "/payment/declines"), "declines").await;
     assert_eq!(served, declines);
     assert_eq!(statuses(&server, Api::Payment), [402, 402, 201]);
-
-    server.reset();
-    assert!(server.declines(Api::Payment).is_empty());
-    assert_eq!(server.stats(Api::Payment).declines, 0);
     server.shutdown().await;
 }
 
@@ -817,7 +663,7 @@ async fn a_release_takes_its_order_from_the_path() {
     let other = release(&client, &server, order, "release:o-8:other", &json!({"order_id": "o-9"})).await;
     assert_eq!(other.status(), StatusCode::BAD_REQUEST);
     assert!(json_of(other).await["detail"].as_str().is_some_and(|d| d.contains("o-9")));
-    let url = server.release_url(order);
+    let url = url(&server, &Api::release_path(order));
     let no_key = answered(client.post(&url).json(&json!({}))).await;
     assert_eq!(no_key.status(), StatusCode::BAD_REQUEST);
     let not_object = answered(keyed(&client, &url, "k").json(&json!([1]))).await;
@@ -831,63 +677,30 @@ async fn a_release_takes_its_order_from_the_path() {
 async fn the_release_api_has_its_own_stats_effects_and_faults() {
     let server = start().await;
     let client = Client::new();
-    let base = server.base_url();
     assert_eq!(server.api_url(Api::InventoryRelease), server.api_url(Api::Inventory));
-    assert_eq!(server.api_url("inventory_release"), format!("{base}/inventory"));
-    assert_eq!(server.release_url("o-1"), server.api_url(Api::InventoryRelease) + "/reservations/o-1/release");
+    assert_eq!(server.api_url("inventory_release"), url(&server, "/inventory"));
 
     server.set_faults(Api::InventoryRelease, Faults { error_rate: 1.0, ..Faults::default() });
     let reserved = post(&client, &server, Api::Inventory, Some("inventory:o-1"), &reservation("o-1")).await;
     assert_eq!(reserved.status(), StatusCode::CREATED, "reservations keep their own faults");
     let failed = release(&client, &server, "o-1", "release:o-1", &json!({})).await;
     assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let faults: Faults = get(&client, admin_url(&server, "faults/inventory_release"), "faults").await;
-    assert_eq!(faults.error_rate, 1.0);
-    let patched =
-        answered(client.patch(admin_url(&server, "faults/inventory_release")).json(&json!({"error_rate": 0.0})));
-    assert_eq!(patched.await.status(), StatusCode::OK);
-    let all: Value = get(&client, admin_url(&server, "faults"), "JSON").await;
-    assert_eq!(all["inventory_release"]["error_rate"], 0.0);
+    server.set_faults(Api::InventoryRelease, Faults::default());
     let released = release(&client, &server, "o-1", "release:o-1", &json!({})).await;
     assert_eq!(released.status(), StatusCode::OK);
 
-    let raw: Value = get(&client, format!("{base}/stats"), "JSON").await;
+    let raw: Value = get(&client, url(&server, "/stats"), "JSON").await;
     assert_eq!(raw["inventory_release"]["calls"], 2);
     assert_eq!(raw["inventory_release"]["effects"], 1);
     assert_eq!(raw["inventory_release"]["injected_failures"], 1);
     assert_eq!(raw["inventory"]["effects"], 1);
-    let stats: Stats = serde_json::from_value(raw).expect("stats");
-    assert_eq!(stats, server.all_stats());
-    assert_eq!(stats.get(Api::InventoryRelease).effects, 1);
+    assert_eq!(raw["inventory"]["injected_failures"], 0);
 
-    let effects: Vec<Effect> = get(&client, format!("{base}/inventory_release/effects"), "effects").await;
+    let effects: Vec<Effect> = get(&client, url(&server, "/inventory_release/effects"), "effects").await;
     assert_eq!(effects, server.effects(Api::InventoryRelease));
     assert_eq!(effects[0].idempotency_key, "release:o-1");
-    let calls: Vec<Call> = get(&client, format!("{base}/inventory_release/calls"), "calls").await;
-    assert_eq!(calls.len(), 2);
+    assert_eq!(statuses(&server, Api::InventoryRelease), [503, 200]);
     let waited = server.wait_for_effects(Api::InventoryRelease, 1, WAIT).await.expect("the release is there");
     assert_eq!(waited, effects);
-
-    // A reset forgets reservations and releases.
-    server.reset();
-    let missing = release(&client, &server, "o-1", "release:o-1", &json!({})).await;
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn messages_keep_their_recipient() {
-    let server = start().await;
-    let client = Client::new();
-    let email = email("ada@example.com", "Your order", "Thanks");
-    let sms = sms("+15550100", "Shipped");
-    post(&client, &server, Api::Email, Some("email:o-1"), &email).await;
-    post(&client, &server, Api::Sms, Some("sms:o-1"), &sms).await;
-    let sent = server.effects(Api::Email);
-    assert_eq!((&sent[0].body["to"], &sent[0].response["to"]), (&json!("ada@example.com"), &json!("ada@example.com")));
-    assert_eq!(Api::Email.describe(&sent[0].body), "e-mail to ada@example.com: Your order");
-    let texted = server.effects(Api::Sms);
-    assert_eq!(texted[0].body["to"], "+15550100");
-    assert_eq!(Api::Sms.describe(&texted[0].body), "SMS to +15550100: Shipped");
     server.shutdown().await;
 }

@@ -37,9 +37,9 @@ pub fn sms(to: &str, text: &str) -> Value {
     json!({"to": to, "text": text})
 }
 
-/// The URL of an admin endpoint, e.g. `admin_url(&server, "faults/payment")`.
-pub fn admin_url(server: &MockApis, path: &str) -> String {
-    format!("{}/admin/{path}", server.base_url())
+/// The URL of `path` on the server, e.g. `url(&server, "/stats")`.
+pub fn url(server: &MockApis, path: &str) -> String {
+    format!("{}{path}", server.base_url())
 }
 
 /// A POST to `url` carrying `key` as its `Idempotency-Key`.
@@ -52,14 +52,9 @@ pub async fn answered(request: RequestBuilder) -> Response {
     request.send().await.expect("request is answered")
 }
 
-/// Sends the request and reads its answer as JSON into a `T` (`what` names it if that fails).
-pub async fn fetch<T: DeserializeOwned>(request: RequestBuilder, what: &str) -> T {
-    answered(request).await.json().await.expect(what)
-}
-
 /// GETs `url` and reads its answer as JSON into a `T` (`what` names it if that fails).
 pub async fn get<T: DeserializeOwned>(client: &Client, url: impl IntoUrl, what: &str) -> T {
-    fetch(client.get(url), what).await
+    answered(client.get(url)).await.json().await.expect(what)
 }
 
 /// POSTs a JSON body to `url`, with an `Idempotency-Key` when `key` is given.
@@ -73,20 +68,20 @@ pub async fn post_to(client: &Client, url: impl IntoUrl, key: Option<&str>, body
 
 /// POSTs a JSON body to the endpoint of `api`.
 pub async fn post(client: &Client, server: &MockApis, api: Api, key: Option<&str>, body: &Value) -> Response {
-    post_to(client, server.endpoint_url(api), key, body).await
+    post_to(client, url(server, api.endpoint_path()), key, body).await
 }
 
 /// POSTs a release of `order`'s reservation.
 pub async fn release(client: &Client, server: &MockApis, order: &str, key: &str, body: &Value) -> Response {
-    post_to(client, server.release_url(order), Some(key), body).await
+    post_to(client, url(server, &Api::release_path(order)), Some(key), body).await
 }
 
 /// POSTs to the endpoint of `api` with a client that gives up after `patience`, and checks that the
 /// client timed out.
 pub async fn post_timing_out(server: &MockApis, api: Api, key: &str, body: &Value, patience: Duration) {
     let impatient = Client::builder().timeout(patience).build().expect("client");
-    let error =
-        keyed(&impatient, server.endpoint_url(api), key).json(body).send().await.expect_err("the client times out");
+    let request = keyed(&impatient, url(server, api.endpoint_path()), key).json(body);
+    let error = request.send().await.expect_err("the client times out");
     assert!(error.is_timeout(), "{error}");
 }
 

@@ -1,18 +1,16 @@
-//! The whole order flow: one order event, three independent consumer groups — inventory, payment,
-//! notification (e-mail + SMS) — each calling its own API, failing and recovering on its own; a declined
-//! payment releases the reservation again.
+//! The whole order flow: one order event, independent consumer groups — inventory, payment, notification
+//! (e-mail + SMS), and shipping behind payment's `order.paid` — each calling its own API, failing and
+//! recovering on its own; a declined payment releases the reservation again and ships nothing.
 
+use courier_tests::WAIT;
 use std::collections::HashMap;
-use std::time::Duration;
 
 use courier::delivery::dlq::dlq_topic;
-use courier_tests::app::{Consumer, RunningConsumer, sample_order};
+use courier_tests::app::{RunningConsumer, registry, sample_order};
 use courier_tests::kafka_probe;
 use courier_tests::{TestApp, spawn_app};
 use mock_apis::{Api, Faults};
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(120);
 
 /// Posts `orders` and returns (order id → event id), in order.
 async fn post_all(app: &TestApp, orders: &[Value]) -> Vec<(String, String)> {
@@ -40,7 +38,7 @@ fn order(i: usize, phone: bool) -> Value {
 
 fn start_all(app: &TestApp, overrides: &[(&str, &str)]) -> Vec<RunningConsumer> {
     let settings = app.settings_with(overrides);
-    Consumer::ALL.iter().map(|c| app.start(*c, &settings)).collect()
+    registry::CONSUMERS.iter().map(|c| app.start(*c, &settings)).collect()
 }
 
 async fn stop_all(consumers: Vec<RunningConsumer>) {
@@ -70,7 +68,16 @@ async fn every_order_is_reserved_charged_and_notified_once() {
     app.mock.wait_for_effects(Api::Payment, n, WAIT).await.expect("charges");
     app.mock.wait_for_effects(Api::Email, n, WAIT).await.expect("e-mails");
     app.mock.wait_for_effects(Api::Sms, with_phone, WAIT).await.expect("SMS");
+    app.mock.wait_for_effects(Api::Shipping, n, WAIT).await.expect("shipping labels");
     stop_all(consumers).await;
+
+    // Shipping: one call per paid order, keyed by the order.paid event payment published for it.
+    let labels: Vec<String> = app.mock.calls(Api::Shipping).into_iter().filter_map(|c| c.idempotency_key).collect();
+    assert_eq!(labels.len(), n, "raw calls at the shipping API");
+    for (order_id, event_id) in &ids {
+        let paid = courier::events::caused_id::<courier::events::OrderPaid>(event_id);
+        assert!(labels.contains(&format!("shipping:{paid}")), "a label for {order_id}");
+    }
 
     let reservations = effects_by_order(&app, Api::Inventory, "order_id");
     let charges = effects_by_order(&app, Api::Payment, "order_id");
@@ -97,13 +104,25 @@ async fn a_declined_payment_releases_the_reservation_exactly_once() {
     let ids = post_all(&app, &[declined, order(1, false)]).await;
     let (declined_id, _) = &ids[0];
     // Reserve first, then charge: a release needs a reservation to release.
-    let inventory = app.start(Consumer::Inventory, &app.settings);
+    let inventory = app.start(registry::INVENTORY, &app.settings);
     app.mock.wait_for_effects(Api::Inventory, 2, WAIT).await.expect("reservations");
-    let payment = app.start(Consumer::Payment, &app.settings);
+    let payment = app.start(registry::PAYMENT, &app.settings);
+    let shipping = app.start(registry::SHIPPING, &app.settings);
     let releases = app.mock.wait_for_effects(Api::InventoryRelease, 1, WAIT).await.expect("the release");
     app.mock.wait_for_effects(Api::Payment, 1, WAIT).await.expect("the other order is charged");
+    let labels = app.mock.wait_for_effects(Api::Shipping, 1, WAIT).await.expect("the other order ships");
     payment.stop().await.expect("stops");
     inventory.stop().await.expect("stops");
+    shipping.stop().await.expect("stops");
+
+    assert_eq!(labels.len(), 1, "only the paid order ships");
+    assert_eq!(labels[0].body["order_id"], ids[1].0.as_str());
+    assert_eq!(app.mock.calls(Api::Shipping).len(), 1, "no call for the declined order");
+    let paid = kafka_probe::read_all(&app.bootstrap, &app.settings.topics.orders_paid, 1, WAIT).await.expect("paid");
+    assert_eq!(paid.len(), 1, "one order.paid event");
+    let event: Value = serde_json::from_slice(paid[0].value.as_deref().unwrap_or_default()).expect("CloudEvent");
+    assert_eq!(event["type"], "order.paid");
+    assert!(event["data"]["charge_id"].as_str().is_some(), "the charge id: {event}");
 
     assert_eq!(releases.len(), 1);
     assert!(releases[0].idempotency_key.starts_with("inventory-release:"), "{}", releases[0].idempotency_key);
@@ -171,7 +190,7 @@ async fn an_sms_outage_delays_no_email_and_every_sms_arrives_once_after_it() {
         ("COURIER__APIS__SMS__BREAKER_MINIMUM_CALLS", "3"),
         ("COURIER__APIS__SMS__BREAKER_COOLDOWN_MS", "500"),
     ]);
-    let notification = app.start(Consumer::Notification, &settings);
+    let notification = app.start(registry::NOTIFICATION, &settings);
     let orders: Vec<Value> = (0..30).map(|i| order(i, true)).collect();
     let n = post_all(&app, &orders).await.len();
     app.mock.wait_for_effects(Api::Email, n, WAIT).await.expect("every e-mail while SMS is down");

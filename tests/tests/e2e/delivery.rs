@@ -1,8 +1,9 @@
 //! The delivery runtime against a real broker and the mock APIs: per-key order, concurrency bounds, a failing
 //! key that delays only itself, Retry-After, permanent failures, crashes and rebalances.
 
+use courier_consumers::inventory::Inventory;
+use courier_tests::WAIT;
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use courier::health::Health;
 use courier_tests::kafka_probe;
@@ -10,8 +11,6 @@ use courier_tests::produce::{TestRecord, order_event, order_record, produce};
 use courier_tests::recording_route::RecordingRoute;
 use courier_tests::{TestApp, spawn_app};
 use mock_apis::{Api, Faults};
-
-const WAIT: Duration = Duration::from_secs(120);
 
 /// Produces `per_key` events for each of `keys` keys, interleaved; order id = key, sku = `SEQ-<n>` (n-th event
 /// of its key). Returns the events in production order.
@@ -36,7 +35,7 @@ async fn events_of_one_key_arrive_in_offset_order() {
     app.mock.set_faults(Api::Inventory, Faults { latency_ms: 1, latency_jitter_ms: 25, ..Faults::default() });
     let (keys, per_key) = (6, 40);
     produce_keyed(&app, keys, per_key).await;
-    let consumer = app.start_inventory();
+    let consumer = app.consumer::<Inventory>().start();
     let effects = app.mock.wait_for_effects(Api::Inventory, keys * per_key, WAIT).await.expect("all delivered");
     consumer.stop().await.expect("stops cleanly");
 
@@ -57,7 +56,8 @@ async fn in_flight_calls_reach_but_never_pass_max_in_flight() {
     let app = spawn_app().await;
     app.mock.set_faults(Api::Inventory, Faults { latency_ms: 50, ..Faults::default() });
     produce_keyed(&app, 1000, 1).await;
-    let consumer = app.start_inventory_with(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "64")]));
+    let consumer =
+        app.consumer::<Inventory>().settings(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "64")])).start();
     app.mock.wait_for_effects(Api::Inventory, 1000, WAIT).await.expect("all delivered");
     consumer.stop().await.expect("stops cleanly");
     let peak = app.mock.stats(Api::Inventory).peak_in_flight;
@@ -71,7 +71,8 @@ async fn max_in_flight_one_means_one_call_at_a_time() {
     let app = spawn_app().await;
     app.mock.set_faults(Api::Inventory, Faults { latency_ms: 5, ..Faults::default() });
     produce_keyed(&app, 100, 1).await;
-    let consumer = app.start_inventory_with(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "1")]));
+    let consumer =
+        app.consumer::<Inventory>().settings(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "1")])).start();
     app.mock.wait_for_effects(Api::Inventory, 100, WAIT).await.expect("all delivered");
     consumer.stop().await.expect("stops cleanly");
     assert_eq!(app.mock.stats(Api::Inventory).peak_in_flight, 1);
@@ -95,11 +96,14 @@ async fn a_failing_key_delays_only_itself() {
         records.push(order_record(&order_event(&format!("key-{k}"), "SEQ-0"), (k % 2 == 0).then_some(0)));
     }
     produce(&app.settings, &records).await.expect("records produced");
-    let consumer = app.start_inventory_with(&app.settings_with(&[
-        ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "1000"),
-        ("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "200"),
-        ("COURIER__CONSUMER__MAX_IN_FLIGHT", "4"),
-    ]));
+    let consumer = app
+        .consumer::<Inventory>()
+        .settings(&app.settings_with(&[
+            ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "1000"),
+            ("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "200"),
+            ("COURIER__CONSUMER__MAX_IN_FLIGHT", "4"),
+        ]))
+        .start();
     let effects = app.mock.wait_for_effects(Api::Inventory, 200, WAIT).await.expect("other keys delivered");
     assert!(effects.iter().all(|e| e.body["order_id"] != "key-slow"), "the slow key cannot have succeeded yet");
     // The slow key was tried while the others flowed (its retries queue behind them for an in-flight slot).
@@ -121,8 +125,10 @@ async fn retry_after_is_honoured() {
         Faults { fail_first_per_key: 1, fail_first_status: 429, retry_after_secs: 2, ..Faults::default() },
     );
     produce(&app.settings, &[order_record(&order_event("key-throttled", "SEQ-0"), None)]).await.expect("produced");
-    let consumer =
-        app.start_inventory_with(&app.settings_with(&[("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "30000")]));
+    let consumer = app
+        .consumer::<Inventory>()
+        .settings(&app.settings_with(&[("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "30000")]))
+        .start();
     let calls = app.mock.wait_for_calls(Api::Inventory, 2, WAIT).await.expect("a retry came");
     app.mock.wait_for_effects(Api::Inventory, 1, WAIT).await.expect("delivered");
     consumer.stop().await.expect("stops cleanly");
@@ -147,7 +153,7 @@ async fn a_permanent_failure_is_not_retried_and_its_partition_moves_on() {
     }
     produce(&app.settings, &records).await.expect("produced");
     let route = RecordingRoute::default();
-    let consumer = app.start_inventory_with_route(route.clone(), &courier::health::Health::default());
+    let consumer = app.consumer::<Inventory>().failure_route(route.clone()).start();
     let routed = route.wait_for(1, WAIT).await.expect("the poison event is routed");
     app.mock.wait_for_effects(Api::Inventory, 20, WAIT).await.expect("the partition moves on");
     consumer.stop().await.expect("stops cleanly");
@@ -171,13 +177,14 @@ async fn interrupted_stream(
     app.mock.set_faults(Api::Inventory, Faults { latency_ms: 30, latency_jitter_ms: 20, ..Faults::default() });
     let records = produce_keyed(&app, n, 1).await;
     // A small in-flight bound keeps most events unstarted when the interruption comes.
-    let first = app.start_inventory_with(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")]));
+    let first =
+        app.consumer::<Inventory>().settings(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")])).start();
     app.mock.wait_for_effects(Api::Inventory, after, WAIT).await.expect("first consumer makes progress");
     interrupt(first).await;
     let done = app.mock.stats(Api::Inventory).effects as usize;
     assert!(done < n, "the interruption must come mid-stream ({done} of {n} done)");
 
-    let second = app.start_inventory();
+    let second = app.consumer::<Inventory>().start();
     let effects = app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("every event delivered");
     second.stop().await.expect("stops cleanly");
     let delivered: HashSet<&str> = effects.iter().filter_map(|e| e.body["order_id"].as_str()).collect();
@@ -208,8 +215,8 @@ async fn a_member_leaving_the_group_mid_stream_loses_nothing() {
     let n = 600;
     produce_keyed(&app, n, 1).await;
     let settings = app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")]);
-    let staying = app.start_inventory_with(&settings);
-    let leaving = app.start_inventory_with(&settings);
+    let staying = app.consumer::<Inventory>().settings(&settings).start();
+    let leaving = app.consumer::<Inventory>().settings(&settings).start();
     app.mock.wait_for_effects(Api::Inventory, 150, WAIT).await.expect("progress");
     leaving.stop().await.expect("the leaving member stops cleanly");
     let effects = app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("every event delivered");
@@ -237,10 +244,10 @@ async fn a_partition_paused_by_its_backstop_resumes_after_a_rebalance() {
     ]);
     let group = settings.kafka.group_id("inventory");
     let (staying_health, joining_health) = (Health::default(), Health::default());
-    let staying = app.start_inventory_reporting(&settings, &staying_health);
+    let staying = app.consumer::<Inventory>().settings(&settings).health(&staying_health).start();
     app.mock.wait_for_calls(Api::Inventory, 3, WAIT).await.expect("the stuck key is retried");
     // A second member joins and leaves: partition 0 is revoked and assigned again.
-    let joining = app.start_inventory_reporting(&settings, &joining_health);
+    let joining = app.consumer::<Inventory>().settings(&settings).health(&joining_health).start();
     assert!(joining_health.wait_for_assigned(WAIT, |n| n > 0).await, "the second member gets partitions");
     joining.stop().await.expect("the second member stops cleanly");
     let all = app.settings.topics.partitions as usize * 2;
@@ -272,11 +279,11 @@ async fn a_keys_calls_never_overlap_across_owners() {
         ("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "1000"),
         ("COURIER__KAFKA__PARTITION_ASSIGNMENT_STRATEGY", "range,roundrobin"),
     ]);
-    let first = app.start_inventory_with(&settings);
+    let first = app.consumer::<Inventory>().settings(&settings).start();
     let all_in_flight = |s: &mock_apis::ApiStats| s.in_flight >= partitions as u64;
     app.mock.wait_for_stats(Api::Inventory, WAIT, all_in_flight).await.expect("every event's call hangs");
     let second_health = Health::default();
-    let second = app.start_inventory_reporting(&settings, &second_health);
+    let second = app.consumer::<Inventory>().settings(&settings).health(&second_health).start();
     assert!(second_health.wait_for_assigned(WAIT, |n| n > 0).await, "the second member gets partitions");
     app.mock.set_faults(Api::Inventory, Faults::default());
     app.mock.wait_for_effects(Api::Inventory, partitions as usize, WAIT).await.expect("every event delivered");
@@ -325,12 +332,12 @@ async fn a_member_joins_and_another_leaves_under_load(strategy: &str) {
         ("COURIER__CONSUMER__MAX_IN_FLIGHT", "16"),
     ]);
     let (first_health, second_health) = (Health::default(), Health::default());
-    let first = app.start_inventory_reporting(&settings, &first_health);
+    let first = app.consumer::<Inventory>().settings(&settings).health(&first_health).start();
     app.mock.wait_for_effects(Api::Inventory, 100, WAIT).await.expect("the first member makes progress");
     // Every partition of the two topics inventory reads.
     let partitions = first_health.assigned();
     assert_eq!(partitions, 2 * app.settings.topics.partitions as usize);
-    let second = app.start_inventory_reporting(&settings, &second_health);
+    let second = app.consumer::<Inventory>().settings(&settings).health(&second_health).start();
     assert!(second_health.wait_for_assigned(WAIT, |n| n > 0).await, "the joining member gets partitions");
     assert!(
         first_health.wait_for_assigned(WAIT, |n| n + second_health.assigned() <= partitions).await,

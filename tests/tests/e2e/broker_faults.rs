@@ -1,5 +1,7 @@
 //! Broker faults Tansu cannot be made to show, on librdkafka's in-process mock cluster.
 
+use courier_consumers::inventory::Inventory;
+use courier_tests::WAIT;
 use std::time::{Duration, Instant};
 
 use courier::delivery::dlq::dlq_topic;
@@ -12,8 +14,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-
-const WAIT: Duration = Duration::from_secs(60);
 
 /// The sum of the offsets `group` has committed on `topic`'s `partitions` (none counts 0).
 fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> i64 {
@@ -50,7 +50,7 @@ async fn a_commit_the_broker_refused_is_repaired_though_no_new_event_comes() {
         RDKafkaApiKey::OffsetCommit,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_COMMIT_OFFSET_SIZE; 100_000],
     );
-    let consumer = app.start_inventory();
+    let consumer = app.consumer::<Inventory>().start();
     app.mock.wait_for_effects(Api::Inventory, N, WAIT).await.expect("every order reserved");
     // The consumer has sent (to no avail) a commit of every watermark at the end: its gauge says so.
     let metrics_url = format!("{}/metrics", app.address);

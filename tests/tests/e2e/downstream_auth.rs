@@ -3,16 +3,15 @@
 //! 401), a header of the API's choosing, HTTP basic, a bearer token; and mutual TLS to an API behind the test
 //! kit's TLS proxy, with the API's own CA.
 
+use courier_consumers::inventory::Inventory;
+use courier_tests::WAIT;
 use std::time::Duration;
 
-use courier::health::Health;
-use courier_tests::app::{Consumer, sample_order, spawn_app_with};
+use courier_tests::app::{registry, sample_order, spawn_app_with};
 use courier_tests::produce::{order_event, order_record, produce};
 use courier_tests::recording_route::RecordingRoute;
 use courier_tests::tls_proxy::{TestPki, TlsProxy};
 use mock_apis::{Api, Required};
-
-const WAIT: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_auth_mode_reaches_its_api_and_an_oauth2_token_is_cached_and_renewed_after_a_401() {
@@ -41,9 +40,9 @@ async fn each_auth_mode_reaches_its_api_and_an_oauth2_token_is_cached_and_renewe
         ("COURIER__APIS__INVENTORY__OAUTH2_CLIENT_SECRET", "inv-secret-1"),
     ]);
     let consumers = [
-        app.start(Consumer::Inventory, &inventory),
-        app.start(Consumer::Payment, &app.settings),
-        app.start(Consumer::Notification, &app.settings),
+        app.start(registry::INVENTORY, &inventory),
+        app.start(registry::PAYMENT, &app.settings),
+        app.start(registry::NOTIFICATION, &app.settings),
     ];
     let n = 6;
     for i in 0..n {
@@ -83,7 +82,7 @@ async fn a_wrong_credential_is_refused_once_and_not_retried() {
     ])
     .await;
     app.mock.require(Api::Payment, Required::Header { name: "X-Api-Key".into(), value: "the-new-key".into() });
-    let payment = app.start(Consumer::Payment, &app.settings);
+    let payment = app.start(registry::PAYMENT, &app.settings);
     let n = 3;
     for i in 0..n {
         assert_eq!(app.post_order(&sample_order(i), None).await.status(), 202);
@@ -121,7 +120,7 @@ async fn an_api_behind_mutual_tls_with_its_own_ca_is_reached_with_the_client_cer
     let (app, _proxy) = inventory_behind_mutual_tls(&pki, true).await;
     let records: Vec<_> = (0..5).map(|i| order_record(&order_event(&format!("tls-{i}"), "SKU-1"), None)).collect();
     produce(&app.settings, &records).await.expect("produced");
-    let inventory = app.start_inventory();
+    let inventory = app.consumer::<Inventory>().start();
     app.mock.wait_for_effects(Api::Inventory, 5, WAIT).await.expect("reserved over mutual TLS");
     inventory.stop().await.expect("stops cleanly");
     assert_eq!(app.mock.calls(Api::Inventory).len(), 5);
@@ -131,7 +130,7 @@ async fn an_api_behind_mutual_tls_with_its_own_ca_is_reached_with_the_client_cer
     let (app, _proxy) = inventory_behind_mutual_tls(&pki, false).await;
     produce(&app.settings, &[order_record(&order_event("tls-anonymous", "SKU-1"), None)]).await.expect("produced");
     let route = RecordingRoute::default();
-    let inventory = app.start_inventory_with_route(route.clone(), &Health::default());
+    let inventory = app.consumer::<Inventory>().failure_route(route.clone()).start();
     let routed = route.wait_for(1, WAIT).await.expect("the event is routed as a failure");
     inventory.stop().await.expect("stops cleanly");
     assert!(matches!(routed[0].kind, "connect" | "transport"), "{}", routed[0].kind);

@@ -5,37 +5,45 @@
 //! tests read the workspace's manifests (every `[[bin]] name` of every `[workspace] members` entry) and check:
 //!
 //! * every compose service built from the Dockerfile runs one of those binaries, and the image builds it;
-//! * the services `kafka`, `kafka-init`, `producer`, `inventory`, `payment`, `notification` and `mock-apis`
-//!   exist;
-//! * every consumer service (`inventory`, `payment`, `notification`) has no `container_name` and no host
-//!   `ports`, so it scales, and has a `healthcheck`;
-//! * `kafka-init` creates the courier topics;
+//! * the services `kafka`, `kafka-init`, `producer`, `mock-apis` and one per registered consumer
+//!   (`courier_consumers::registry`) exist;
+//! * every consumer service has no `container_name` and no host `ports`, so it scales, and has a
+//!   `healthcheck`;
+//! * `kafka-init` creates the courier topics: what each registered consumer reads and publishes, its dead-letter
+//!   topics, and the topics of `producer.events`, all with the default settings;
 //! * every `depends_on` names a defined service;
-//! * the Dockerfile's `cargo build` names only existing binaries, and its runtime stage runs as a non-root
+//! * the Dockerfile's `cargo build` names only existing packages, and its runtime stage runs as a non-root
 //!   `USER`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
 
-/// Services the local run and the docs rely on.
-const REQUIRED_SERVICES: &[&str] =
-    &["kafka", "kafka-init", "producer", "inventory", "payment", "notification", "mock-apis"];
+use courier::settings::Settings;
+use courier_consumers::registry::CONSUMERS;
+
+/// Services besides the consumers that the local run and the docs rely on.
+const REQUIRED_SERVICES: &[&str] = &["kafka", "kafka-init", "producer", "mock-apis"];
 
 /// The consumer services: scaled with `--scale`, each replica a member of its service's consumer group.
-const CONSUMER_SERVICES: &[&str] = &["inventory", "payment", "notification"];
+fn consumer_services() -> impl Iterator<Item = &'static str> {
+    CONSUMERS.iter().map(|consumer| consumer.name)
+}
 
-/// Topics `kafka-init` must create: the event topics and their dead-letter topics.
-const TOPICS: &[&str] = &[
-    "orders.created",
-    "orders.payment-failed",
-    "orders.created.inventory.dlq",
-    "orders.created.payment.dlq",
-    "orders.created.notification.dlq",
-    "orders.payment-failed.inventory.dlq",
-];
+/// Topics `kafka-init` must create, with the default settings: what each consumer reads and publishes, the
+/// dead-letter topic of each topic it reads, and the topics of `POST /v1/events`.
+fn topics() -> BTreeSet<String> {
+    let settings = Settings::load_with_env(None, Some(HashMap::new())).expect("the default settings load");
+    let mut topics: BTreeSet<String> = settings.producer.events.values().map(|route| route.topic.clone()).collect();
+    for consumer in CONSUMERS {
+        let spec = (consumer.spec)(&settings);
+        topics.extend(spec.topics.iter().map(|topic| courier::delivery::dlq::dlq_topic(topic, &spec.group)));
+        topics.extend(spec.topics.into_iter().chain(spec.publishes));
+    }
+    topics
+}
 
 /// The workspace root (this crate lives in `tests/`).
 fn workspace_root() -> PathBuf {
@@ -50,6 +58,11 @@ fn read(relative: &str) -> String {
 
 /// Every `[[bin]] name` declared by a member of the workspace.
 fn workspace_binaries() -> BTreeSet<String> {
+    workspace_packages().into_values().flatten().collect()
+}
+
+/// Every member of the workspace by package name, with its `[[bin]]` names.
+fn workspace_packages() -> BTreeMap<String, BTreeSet<String>> {
     let root: toml::Table =
         toml::from_str(&read("Cargo.toml")).unwrap_or_else(|error| panic!("Cargo.toml is not valid TOML: {error}"));
     let members = root
@@ -58,7 +71,7 @@ fn workspace_binaries() -> BTreeSet<String> {
         .and_then(toml::Value::as_array)
         .expect("Cargo.toml has no `[workspace] members` array");
 
-    let mut binaries = BTreeSet::new();
+    let mut packages = BTreeMap::new();
     for member in members {
         let member = member.as_str().unwrap_or_else(|| panic!("Cargo.toml: workspace member {member} is not a string"));
         assert!(
@@ -68,6 +81,12 @@ fn workspace_binaries() -> BTreeSet<String> {
         let manifest_path = format!("{member}/Cargo.toml");
         let manifest: toml::Table = toml::from_str(&read(&manifest_path))
             .unwrap_or_else(|error| panic!("{manifest_path} is not valid TOML: {error}"));
+        let package = manifest
+            .get("package")
+            .and_then(|package| package.get("name"))
+            .and_then(toml::Value::as_str)
+            .unwrap_or_else(|| panic!("{manifest_path}: no [package] name"));
+        let binaries: &mut BTreeSet<String> = packages.entry(package.to_owned()).or_default();
         let Some(bins) = manifest.get("bin") else {
             continue;
         };
@@ -80,8 +99,11 @@ fn workspace_binaries() -> BTreeSet<String> {
             binaries.insert(name.to_owned());
         }
     }
-    assert!(!binaries.is_empty(), "no workspace member declares a [[bin]]; the manifests were not read as expected");
-    binaries
+    assert!(
+        packages.values().any(|bins| !bins.is_empty()),
+        "no workspace member declares a [[bin]]; the manifests were not read as expected"
+    );
+    packages
 }
 
 /// `docker-compose.yml`, with its `<<` merge keys applied (as Compose does).
@@ -191,7 +213,8 @@ fn keyword(instruction: &str) -> String {
     instruction.split_whitespace().next().unwrap_or_default().to_ascii_uppercase()
 }
 
-/// The binaries the Dockerfile's `cargo build` steps name with `--bin X` (or `--bin=X`).
+/// The binaries of the packages the Dockerfile's `cargo build --bins` steps name with `-p X` (the image copies
+/// them all).
 fn dockerfile_binaries() -> BTreeSet<String> {
     let builds: Vec<String> = dockerfile_instructions()
         .into_iter()
@@ -199,22 +222,22 @@ fn dockerfile_binaries() -> BTreeSet<String> {
         .collect();
     assert!(!builds.is_empty(), "Dockerfile has no `RUN ... cargo build` step");
 
+    let packages = workspace_packages();
     let mut binaries = BTreeSet::new();
-    for build in &builds {
+    let commands = builds.iter().flat_map(|build| build.split("&&")).filter(|command| command.contains("cargo build"));
+    for build in commands {
         let mut words = build.split_whitespace();
         while let Some(word) = words.next() {
-            if word == "--bin" {
-                let name = words.next().unwrap_or_else(|| panic!("Dockerfile: `--bin` without a name in `{build}`"));
-                binaries.insert(name.to_owned());
-            } else if let Some(name) = word.strip_prefix("--bin=") {
-                binaries.insert(name.to_owned());
+            if word == "-p" || word == "--package" {
+                let name = words.next().unwrap_or_else(|| panic!("Dockerfile: `-p` without a name in `{build}`"));
+                let bins = packages.get(name).unwrap_or_else(|| {
+                    panic!("Dockerfile builds package `{name}`, which is not a workspace member ({packages:?})")
+                });
+                binaries.extend(bins.iter().cloned());
             }
         }
     }
-    assert!(
-        !binaries.is_empty(),
-        "Dockerfile: `cargo build` names no `--bin`; the runtime stage copies named binaries, so list them"
-    );
+    assert!(!binaries.is_empty(), "Dockerfile: `cargo build` names no package (`-p X`) with binaries");
     binaries
 }
 
@@ -236,15 +259,15 @@ fn built_services_run_a_workspace_binary() {
 fn required_services_exist() {
     let compose = compose();
     let services = services(&compose);
-    for name in REQUIRED_SERVICES {
-        assert!(services.contains_key(*name), "docker-compose.yml has no service `{name}`");
+    for name in REQUIRED_SERVICES.iter().copied().chain(consumer_services()) {
+        assert!(services.contains_key(name), "docker-compose.yml has no service `{name}`");
     }
 }
 
 #[test]
 fn consumers_can_scale() {
     let compose = compose();
-    for name in CONSUMER_SERVICES {
+    for name in consumer_services() {
         let consumer = service(&compose, name);
         assert!(
             consumer.get("container_name").is_none(),
@@ -266,7 +289,7 @@ fn consumers_can_scale() {
 #[test]
 fn consumers_have_a_healthcheck() {
     let compose = compose();
-    for name in CONSUMER_SERVICES {
+    for name in consumer_services() {
         let consumer = service(&compose, name);
         let healthcheck = consumer
             .get("healthcheck")
@@ -304,8 +327,8 @@ fn kafka_init_creates_the_topics() {
         .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
         .filter(|word| !word.is_empty())
         .collect();
-    for topic in TOPICS {
-        assert!(words.contains(topic), "service `kafka-init` does not create topic `{topic}`");
+    for topic in topics() {
+        assert!(words.contains(topic.as_str()), "service `kafka-init` does not create topic `{topic}`");
     }
 }
 
@@ -347,13 +370,10 @@ fn depends_on_names_defined_services() {
 }
 
 #[test]
-fn dockerfile_builds_existing_binaries() {
-    let binaries = workspace_binaries();
-    for binary in dockerfile_binaries() {
-        assert!(
-            binaries.contains(&binary),
-            "Dockerfile builds `--bin {binary}`, which is not a [[bin]] of any workspace member (known: {binaries:?})"
-        );
+fn image_holds_the_services_and_every_registered_consumer() {
+    let built = dockerfile_binaries();
+    for binary in ["producer", "mock-apis", "forward"].into_iter().chain(consumer_services()) {
+        assert!(built.contains(binary), "the Dockerfile's packages build no `{binary}` binary (built: {built:?})");
     }
 }
 
@@ -364,7 +384,7 @@ fn image_contains_every_binary_compose_runs() {
     for (service, binary) in compose_binaries(&compose) {
         assert!(
             built.contains(&binary),
-            "service `{service}` runs `{binary}`, but the Dockerfile's `cargo build` does not build it (add `--bin {binary}`)"
+            "service `{service}` runs `{binary}`, but the Dockerfile's `cargo build` does not build it (build its package with `-p`)"
         );
     }
 }

@@ -6,17 +6,18 @@
 //!   the proxy's address): the whole order flow runs; a client without its certificate, or trusting another CA,
 //!   is told it is TLS that failed.
 
+use courier_consumers::inventory::Inventory;
+use courier_tests::WAIT;
 use std::time::{Duration, Instant};
 
 use courier::health::Health;
 use courier::kafka::connectivity::{ClusterError, check_cluster};
 use courier_tests::app::TestApp;
-use courier_tests::app::{Consumer, sample_order, spawn_app_on};
+use courier_tests::app::{registry, sample_order, spawn_app_on};
 use courier_tests::broker::{TansuOptions, TansuProcess};
 use courier_tests::tls_proxy::{TestPki, TlsProxy};
 use mock_apis::Api;
 
-const WAIT: Duration = Duration::from_secs(90);
 const USER: &str = "courier-svc";
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -60,7 +61,7 @@ async fn secured_broker() -> TansuProcess {
 async fn whole_flow(app: &TestApp) {
     let ready = app.http.get(format!("{}/readyz", app.address)).send().await.expect("answer");
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap_or_default());
-    let consumers: Vec<_> = Consumer::ALL.iter().map(|c| app.start(*c, &app.settings)).collect();
+    let consumers: Vec<_> = registry::CONSUMERS.iter().map(|c| app.start(*c, &app.settings)).collect();
     let n = 12;
     for i in 0..n {
         let response = app.post_order(&sample_order(i), None).await;
@@ -165,7 +166,7 @@ async fn a_wrong_password_is_named_at_start_up_and_nothing_is_ready_or_accepted(
 
     let health = Health::default();
     let started = Instant::now();
-    let consumer = app.start_inventory_reporting(&app.settings, &health);
+    let consumer = app.consumer::<Inventory>().settings(&app.settings).health(&health).start();
     assert!(
         health.wait_for(WAIT, |problems| problems.iter().any(|(_, why)| why.contains("authentication failed"))).await,
         "the consumer says why it is not ready"

@@ -1,0 +1,134 @@
+//! The `forward` consumer: "deliver these events to this URL", configured by settings alone, with every
+//! guarantee of the coded consumers.
+//!
+//! Each `[forward.routes.<name>]` is a consumer of its own, run side by side in one process that serves one
+//! health server: consumer group `<name>` (after `kafka.group_id_prefix`), `Idempotency-Key: <name>:<event
+//! id>`, per-key order, retries, the circuit breaker and rate limit of its API (`[apis.<api>]`), and dead
+//! letters in `<topic>.<name>.dlq`. An event whose type the route does not deliver is skipped (committed
+//! without a call). The event goes out as it was published (structured mode,
+//! `application/cloudevents+json`) or in CloudEvents HTTP binary mode (`ce-*` headers, `data` as the body).
+
+use courier::delivery::{self, BuildError, ConsumerSpec, Failure, Handler, Incoming, Outcome, RunError, Runner};
+use courier::downstream::{self, ApiClient, CallContext, Payload};
+use courier::events::{CLOUDEVENTS_CONTENT_TYPE, http_binding};
+use courier::health::Health;
+use courier::settings::{BodyMode, ForwardRoute, Settings};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::Method;
+use tokio_util::sync::CancellationToken;
+
+/// The binary's name.
+pub const NAME: &str = "forward";
+
+/// One route: delivers the events of its types to its API.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// The route's name: its consumer group and the prefix of its idempotency keys.
+    name: String,
+    /// The event types delivered; empty: every type.
+    types: Vec<String>,
+    /// Client of the route's API (its metrics and breaker are named after the route).
+    api: ApiClient,
+    /// The HTTP method.
+    method: Method,
+    /// The path under the API's base URL.
+    path: String,
+    /// Structured or binary mode.
+    mode: BodyMode,
+}
+
+impl Forward {
+    /// What route `name` reads.
+    pub fn spec(settings: &Settings, name: &str, route: &ForwardRoute) -> ConsumerSpec {
+        ConsumerSpec { group: settings.kafka.group_id(name), topics: route.topics.clone(), publishes: Vec::new() }
+    }
+
+    /// Builds route `name`; its API client reports to `health`.
+    pub fn build(settings: &Settings, name: &str, route: &ForwardRoute, health: &Health) -> Result<Self, BuildError> {
+        Ok(Self {
+            name: name.to_owned(),
+            types: route.types.clone(),
+            api: ApiClient::new(name, settings.apis.get(route.api_name(name))?, health)?,
+            method: Method::from_bytes(route.method.as_bytes())?,
+            path: route.path.clone(),
+            mode: route.mode,
+        })
+    }
+
+    /// The request for `incoming`, or why the event cannot be sent in binary mode.
+    fn payload(&self, incoming: &Incoming) -> Result<Payload, Failure> {
+        if self.mode == BodyMode::Structured {
+            let content_type = HeaderValue::from_static(CLOUDEVENTS_CONTENT_TYPE);
+            return Ok(Payload { body: incoming.value.clone(), content_type, headers: HeaderMap::new() });
+        }
+        let binary = http_binding::to_binary(&incoming.value).map_err(|e| Failure::new("decode", e.to_string()))?;
+        let invalid = |what: &str| Failure::new("decode", format!("{what} cannot be sent as an HTTP header"));
+        let mut headers = HeaderMap::with_capacity(binary.headers.len());
+        for (name, value) in binary.headers {
+            let header = HeaderName::try_from(name.as_str()).map_err(|_| invalid(&name))?;
+            headers.insert(header, HeaderValue::try_from(value).map_err(|_| invalid(&name))?);
+        }
+        let content_type = HeaderValue::try_from(binary.content_type).map_err(|_| invalid("datacontenttype"))?;
+        Ok(Payload { body: binary.body, content_type, headers })
+    }
+}
+
+impl Handler for Forward {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
+        let event_type = &incoming.event.event_type;
+        if !self.types.is_empty() && !self.types.contains(event_type) {
+            tracing::debug!(route = %self.name, "event type not delivered by this route: skipped");
+            return Outcome::Done;
+        }
+        let payload = match self.payload(incoming) {
+            Ok(payload) => payload,
+            Err(failure) => return Outcome::Permanent(failure),
+        };
+        let call = CallContext::for_event(&self.name, incoming);
+        let result = self.api.send(self.method.clone(), &self.path, &payload, &call).await;
+        downstream::classify(&result).on_done(|| tracing::info!(route = %self.name, "event forwarded"))
+    }
+}
+
+/// Runs every route of `[forward.routes]` until `shutdown`, serving one health server for all; stops them
+/// all when one fails. Refuses to start without a route, or with a route whose API is not configured.
+pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(), RunError> {
+    if settings.forward.routes.is_empty() {
+        return Err(RunError::Handler(
+            "forward.routes: no route is configured; add a [forward.routes.<name>] block (see \
+             config/examples/user-registration.toml)"
+                .to_owned(),
+        ));
+    }
+    let health = Health::default();
+    let mut routes = Vec::with_capacity(settings.forward.routes.len());
+    for (name, route) in &settings.forward.routes {
+        // Built before anything runs, so that a missing API stops the start with its name.
+        let forward = Forward::build(settings, name, route, &health)
+            .map_err(|e| RunError::Handler(format!("route {name}: {e}")))?;
+        tracing::info!(route = %name, topics = ?route.topics, types = ?route.types, mode = ?route.mode, "route configured");
+        routes.push((Forward::spec(settings, name, route), forward));
+    }
+    let server = delivery::serve_health(settings, &health, &shutdown).await?;
+    let stop = shutdown.child_token();
+    let runs = routes.into_iter().map(|(spec, forward)| {
+        let (health, stop) = (health.clone(), stop.clone());
+        async move {
+            let result = Runner::new(settings, spec)
+                .health(&health)
+                .without_health_server()
+                .run(|_| Ok::<_, BuildError>(forward), stop.clone())
+                .await;
+            // One route failing stops the others: the process exits and its orchestrator restarts it.
+            stop.cancel();
+            result
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    server.abort();
+    results.into_iter().collect()
+}

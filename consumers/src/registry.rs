@@ -1,0 +1,105 @@
+//! The one list of courier's coded consumers. The test kit and `tools/chaos` start them from it (and point
+//! their APIs at the mock APIs), the Docker image holds every binary this crate builds, and a test checks
+//! `docker-compose.yml`, `scripts/run-local.sh` and the mock APIs against it. Adding a consumer is its file,
+//! its `src/bin/` line, and one entry here.
+
+use std::fmt;
+
+use courier::delivery::{Consumer, ConsumerSpec, RunError};
+use courier::settings::Settings;
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::inventory::Inventory;
+use crate::notification::Notification;
+use crate::payment::Payment;
+use crate::shipping::Shipping;
+
+/// One registered consumer.
+#[derive(Clone, Copy)]
+pub struct Registration {
+    /// Its name: its binary, its consumer group, its idempotency-key prefix.
+    pub name: &'static str,
+    /// The APIs it calls (`[apis.<name>]`).
+    pub apis: &'static [&'static str],
+    /// What it reads and publishes with given settings.
+    pub spec: fn(&Settings) -> ConsumerSpec,
+    /// Runs it as its binary does, until the token is cancelled.
+    pub run: fn(Settings, CancellationToken) -> BoxFuture<'static, Result<(), RunError>>,
+}
+
+/// `inventory`: reserves stock, releases it after a declined payment.
+pub const INVENTORY: Registration = register::<Inventory>(&["inventory"]);
+/// `payment`: charges orders; publishes `order.paid` and `order.payment_failed`.
+pub const PAYMENT: Registration = register::<Payment>(&["payment"]);
+/// `notification`: e-mail and SMS confirmations.
+pub const NOTIFICATION: Registration = register::<Notification>(&["email", "sms"]);
+/// `shipping`: shipping labels for paid orders.
+pub const SHIPPING: Registration = register::<Shipping>(&["shipping"]);
+
+/// Every coded consumer, in the order they are started.
+pub const CONSUMERS: [Registration; 4] = [INVENTORY, PAYMENT, NOTIFICATION, SHIPPING];
+
+/// The registration of consumer `C`, which calls `apis`.
+const fn register<C: Consumer>(apis: &'static [&'static str]) -> Registration {
+    Registration { name: C::NAME, apis, spec: C::spec, run: run::<C> }
+}
+
+/// Runs `C` with owned settings (a registration's `run`).
+fn run<C: Consumer>(settings: Settings, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), RunError>> {
+    Box::pin(async move { courier::delivery::run::<C>(&settings, shutdown).await })
+}
+
+/// The registered consumer called `name`.
+pub fn find(name: &str) -> Option<Registration> {
+    CONSUMERS.into_iter().find(|c| c.name == name)
+}
+
+impl PartialEq for Registration {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Registration {}
+
+impl std::hash::Hash for Registration {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration").field("name", &self.name).field("apis", &self.apis).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The consumer services of `docker-compose.yml` and the consumers `scripts/run-local.sh` starts are the
+    /// registered ones, each has a `src/bin/` file, and the mock APIs serve every API they call.
+    #[test]
+    fn every_list_outside_the_code_follows_the_registry() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let compose = std::fs::read_to_string(root.join("docker-compose.yml")).expect("compose file");
+        let run_local = std::fs::read_to_string(root.join("scripts/run-local.sh")).expect("run-local.sh");
+        for consumer in CONSUMERS {
+            assert!(compose.contains(&format!("\n  {}:\n", consumer.name)), "compose has no {} service", consumer.name);
+            assert!(
+                root.join(format!("consumers/src/bin/{}.rs", consumer.name)).is_file(),
+                "{} has no binary",
+                consumer.name
+            );
+        }
+        let listed = run_local
+            .lines()
+            .find_map(|line| line.strip_prefix("consumers=\""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .expect("run-local.sh has a consumers=\"…\" line");
+        let names: Vec<&str> = CONSUMERS.iter().map(|c| c.name).collect();
+        assert_eq!(listed.split(' ').collect::<Vec<_>>(), names, "run-local.sh's consumers");
+    }
+}

@@ -1,0 +1,68 @@
+//! The shipping consumer (group `shipping`, topic `orders.paid`): creates a shipping label for each paid order
+//! (`POST {apis.shipping.base_url}/labels`, `Idempotency-Key: shipping:<event id>`).
+//!
+//! Why `order.paid`: a label must be created only for an order whose charge succeeded, and only the payment
+//! consumer knows that. Reading `orders.created` would ship unpaid orders (or need the payment API's state:
+//! a race with the charge); reading the payment API's answers is not possible from another group. So the
+//! payment consumer publishes `order.paid` once the charge was accepted, with what fulfilment needs (the
+//! customer and the items), and this consumer needs nothing else.
+
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Incoming, Outcome};
+use courier::downstream::{self, ApiClient, CallContext};
+use courier::events::OrderPaid;
+use courier::health::Health;
+use courier::settings::Settings;
+use reqwest::Method;
+use serde::Serialize;
+
+/// The body of a label request.
+#[derive(Debug, Serialize)]
+pub struct LabelRequest<'a> {
+    /// The order shipped.
+    pub order_id: &'a str,
+    /// Whom to ship to (the shipping API holds the customer's address).
+    pub customer_id: &'a str,
+    /// What to ship: `(sku, quantity)` lines.
+    pub items: Vec<LabelItem<'a>>,
+}
+
+/// One line of a shipment.
+#[derive(Debug, Serialize)]
+pub struct LabelItem<'a> {
+    /// Stock keeping unit.
+    pub sku: &'a str,
+    /// How many units.
+    pub quantity: u32,
+}
+
+/// Maps paid orders to shipping labels.
+#[derive(Debug, Clone)]
+pub struct Shipping {
+    /// Client of the shipping API.
+    api: ApiClient,
+}
+
+impl Consumer for Shipping {
+    /// Its consumer group, its API and the prefix of its idempotency keys.
+    const NAME: &'static str = "shipping";
+
+    fn spec(settings: &Settings) -> ConsumerSpec {
+        ConsumerSpec::reads(settings, Self::NAME, &[&settings.topics.orders_paid])
+    }
+
+    fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
+        Ok(Self { api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)? })
+    }
+
+    async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
+        let paid: OrderPaid = match incoming.data() {
+            Ok(paid) => paid,
+            Err(outcome) => return outcome,
+        };
+        let items = paid.items.iter().map(|i| LabelItem { sku: &i.sku, quantity: i.quantity }).collect();
+        let body = LabelRequest { order_id: &paid.order_id, customer_id: &paid.customer.id, items };
+        let call = CallContext::for_event(Self::NAME, incoming);
+        let result = self.api.send_json(Method::POST, "labels", &body, &call).await;
+        downstream::classify(&result).on_done(|| tracing::info!(order_id = %paid.order_id, "shipping label created"))
+    }
+}

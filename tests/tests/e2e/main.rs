@@ -1,0 +1,20 @@
+//! courier's end-to-end tests, one module per concern, linked into one binary (one build, one shared test
+//! broker). Each test spawns what it needs (`spawn_app()`: mock APIs, the producer, consumers in-process) over
+//! topics and consumer groups of its own, so the tests run side by side.
+//!
+//! Three suites keep binaries of their own because each installs something process-wide that the others
+//! would disturb: `metrics` (counts in the global metrics recorder), `traces` (the exporting tracing
+//! subscriber) and `personal_data` (a subscriber capturing every log line).
+
+mod broker_faults;
+mod compose;
+mod delivery;
+mod downstream_auth;
+mod events_api;
+mod failure_routing;
+mod forward;
+mod order_api;
+mod order_flow;
+mod order_saga;
+mod partitioning;
+mod secured_cluster;
