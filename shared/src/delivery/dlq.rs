@@ -48,6 +48,15 @@ pub const HEADER_PREFIX: &str = "courier.dlq.";
 pub const CHANNEL_HEADER: &str = "courier.dlq.channel";
 /// The header naming the consumer that dead-lettered a record.
 pub const CONSUMER_HEADER: &str = "courier.dlq.consumer";
+/// The header `courier-dlq replay` puts on a replayed dead letter: the consumer that dead-lettered it, the only
+/// one that handles it again (every other consumer group skips it).
+pub const REPLAY_CONSUMER_HEADER: &str = "courier.replay.consumer";
+/// The header `courier-dlq replay` puts on a replayed dead letter of one channel: the only channel re-run.
+pub const REPLAY_CHANNEL_HEADER: &str = "courier.replay.channel";
+/// How many times a record was replayed from a dead-letter topic (the replay loop guard reads it).
+pub const REPLAY_COUNT_HEADER: &str = "courier.replay.count";
+/// Where a replayed record was replayed from: `<dead-letter topic>:<partition>:<offset>`.
+pub const REPLAY_FROM_HEADER: &str = "courier.replay.from";
 /// The header marking a dead letter published without its value (too large), holding the value's size.
 pub const VALUE_OMITTED_HEADER: &str = "courier.dlq.value_omitted";
 /// The largest dead letter the dead-letter producer sends: Kafka's default largest record (1 MB,

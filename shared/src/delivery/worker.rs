@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::dlq::{CHANNEL_HEADER, CONSUMER_HEADER};
+use super::dlq::{CHANNEL_HEADER, CONSUMER_HEADER, REPLAY_CHANNEL_HEADER, REPLAY_CONSUMER_HEADER};
 use super::dlq_guard::DlqGuard;
 use super::failure::{FailedRecord, FailureRoute};
 use super::handler::{Failure, Handler, Incoming, Outcome};
@@ -319,13 +319,21 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
     }
 }
 
-/// The consumer that dead-lettered this (replayed) record, when it is not `me`.
+/// The consumer a replayed record is meant for, when it is not `me`: `courier.replay.consumer` (set by
+/// `courier-dlq replay`), else `courier.dlq.consumer` (a dead letter produced back by hand, headers and all).
 fn replayed_for_another<'r>(record: &'r Record, me: &str) -> Option<&'r str> {
-    headers::text(&record.headers, CONSUMER_HEADER).filter(|consumer| *consumer != me)
+    headers::text(&record.headers, REPLAY_CONSUMER_HEADER)
+        .or_else(|| headers::text(&record.headers, CONSUMER_HEADER))
+        .filter(|consumer| *consumer != me)
 }
 
-/// The channel a replayed dead letter was dead-lettered on.
+/// The channel a replayed dead letter was dead-lettered on: `courier.replay.channel`, else
+/// `courier.dlq.channel` (replayed by hand). A record replayed by `courier-dlq` for a consumer as a whole
+/// (`courier.replay.consumer` without a channel) re-runs every channel, whatever old headers it carries.
 fn replayed_channel(record: &Record) -> Option<&str> {
+    if headers::text(&record.headers, REPLAY_CONSUMER_HEADER).is_some() {
+        return headers::text(&record.headers, REPLAY_CHANNEL_HEADER);
+    }
     headers::text(&record.headers, CHANNEL_HEADER)
 }
 
@@ -585,6 +593,31 @@ mod tests {
         ];
         assert_eq!(worker.deliver(&mine, &stops()).await, Delivery::Handled);
         assert_eq!((worker.handler.calls(Some("email")), worker.handler.calls(Some("sms"))), (0, 1));
+        assert!(route.accepted().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_replayed_by_the_tool_is_handled_by_the_consumer_and_channel_its_replay_headers_name() {
+        let handler = Scripted { channels: vec!["email", "sms"], ..Scripted::default() };
+        let (worker, route) = worker(handler, 5, 0);
+        let header = |k: &str, v: &str| (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()));
+        let calls =
+            |w: &Worker<Scripted, Arc<Recorded>>| (w.handler.calls(Some("email")), w.handler.calls(Some("sms")));
+        // Meant for another consumer: skipped, even with a stale courier.dlq.consumer naming this one.
+        let mut other = record(1);
+        other.headers = vec![header(CONSUMER_HEADER, "scripted"), header(REPLAY_CONSUMER_HEADER, "payment")];
+        assert_eq!(worker.deliver(&other, &stops()).await, Delivery::Handled);
+        assert_eq!(calls(&worker), (0, 0));
+        // Meant for this consumer's SMS channel: only that channel runs.
+        let mut sms = record(2);
+        sms.headers = vec![header(REPLAY_CONSUMER_HEADER, "scripted"), header(REPLAY_CHANNEL_HEADER, "sms")];
+        assert_eq!(worker.deliver(&sms, &stops()).await, Delivery::Handled);
+        assert_eq!(calls(&worker), (0, 1));
+        // Meant for this consumer as a whole: every channel runs, a stale courier.dlq.channel notwithstanding.
+        let mut whole = record(3);
+        whole.headers = vec![header(CHANNEL_HEADER, "sms"), header(REPLAY_CONSUMER_HEADER, "scripted")];
+        assert_eq!(worker.deliver(&whole, &stops()).await, Delivery::Handled);
+        assert_eq!(calls(&worker), (1, 2));
         assert!(route.accepted().is_empty());
     }
 }
