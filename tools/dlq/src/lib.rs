@@ -1,0 +1,26 @@
+//! courier-dlq: dead letters an operator can work with, from a terminal.
+//!
+//! courier dead-letters what it cannot deliver to `<topic>.<group>.dlq` with `courier.dlq.*` headers (see
+//! `courier::delivery::dlq`). This crate reads those topics and sends dead letters back safely:
+//!
+//! * [`letter`]: a dead letter parsed from a record (coordinates, consumer, channel, error, original
+//!   position, event id, a short reason).
+//! * [`filter`]: which dead letters a command acts on (`--kind`, `--status`, `--consumer`, `--channel`,
+//!   `--since`, `--until`, `--event-id`, `--offset`).
+//! * [`read`]: reading a topic from a start position to its end, assign-only, committing nothing.
+//! * [`position`]: the tool's own consumer group on a dead-letter topic, so replays and drains resume.
+//! * [`list`], [`inspect`], [`replay`], [`drain`]: the four subcommands.
+//! * [`cli`]: the command line and its exit codes; [`error`]: what can go wrong.
+
+pub mod cli;
+pub mod drain;
+pub mod error;
+pub mod filter;
+pub mod inspect;
+pub mod letter;
+pub mod list;
+pub mod position;
+pub mod read;
+pub mod replay;
+
+pub use error::DlqError;
