@@ -9,6 +9,7 @@
 mod broker_faults;
 mod compose;
 mod delivery;
+mod dlq_tool;
 mod downstream_auth;
 mod events_api;
 mod failure_routing;
