@@ -159,6 +159,10 @@ fn short(message: &str) -> String {
     cut
 }
 
+/// Test records of dead letters, for the other files' tests.
+#[cfg(test)]
+pub(crate) use tests::letter_record;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +235,3 @@ mod tests {
         assert_eq!(short(&long).chars().count(), REASON_CHARS);
     }
 }
-
-#[cfg(test)]
-pub(crate) use tests::letter_record;
