@@ -38,9 +38,9 @@ ENV COURIER_GIT_SHA=${COURIER_GIT_SHA}
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bins -p courier-producer -p courier-consumers -p mock-apis \
+    cargo build --release --locked --bins -p courier-producer -p courier-consumers -p mock-apis -p courier-dlq \
  && mkdir -p /out \
- && for bin in producer mock-apis $(basename -s .rs consumers/src/bin/*.rs); do cp "target/release/$bin" /out/; done
+ && for bin in producer mock-apis courier-dlq $(basename -s .rs consumers/src/bin/*.rs); do cp "target/release/$bin" /out/; done
 
 # ---------------------------------------------------------------------------------------------------------
 # Runtime: glibc, OpenSSL 3 and the CA bundle (native-tls, and librdkafka's TLS to Kafka, which finds the system's

@@ -17,6 +17,10 @@
 //! | `courier.dlq.attempts` | calls made (0 for an undecodable record) |
 //! | `courier.dlq.first_failure_at`, `courier.dlq.last_failure_at` | RFC 3339 times |
 //!
+//! `courier-dlq replay` (tools/dlq) sends a dead letter back without these headers and with
+//! `courier.replay.count`, `.from`, `.consumer` and `.channel` instead ([`REPLAY_CONSUMER_HEADER`], …): only the
+//! named consumer (and channel) handles it again.
+//!
 //! The source offset counts as finished only once the broker acknowledged the dead letter (idempotent
 //! producer, acks=all); a failed publish keeps the event unfinished and is tried again.
 //!

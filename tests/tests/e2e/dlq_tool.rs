@@ -178,6 +178,10 @@ async fn dead_letters_of_the_real_consumers_are_listed_and_filtered() {
     assert!(topic(&s.notification)["oldest"].as_str() <= topic(&s.notification)["newest"].as_str());
     let (code, table, _) = dlq(&app, &["list"]).await;
     assert_eq!(code, 0);
+    println!("$ courier-dlq list\n{table}");
+    let (code, lines, _) = dlq(&app, &["inspect", &s.inventory, "--status", "409"]).await;
+    assert_eq!((code, lines.lines().count()), (0, 2), "a header and one dead letter: {lines}");
+    println!("$ courier-dlq inspect {} --status 409\n{lines}", s.inventory);
     assert!(table.lines().any(|l| l.starts_with(&s.notification) && l.contains("notification=3")), "{table}");
 
     let (code, out, err) = dlq(&app, &["inspect", &s.inventory, "--status", "409", "--format", "json"]).await;
@@ -210,6 +214,7 @@ async fn dead_letters_of_the_real_consumers_are_listed_and_filtered() {
     let at = format!("{}:{}", letters[0]["partition"], letters[0]["offset"]);
     let (code, shown, _) = dlq(&app, &["inspect", &s.payment, "--show", &at]).await;
     assert_eq!(code, 0);
+    println!("$ courier-dlq inspect {} --show {at}\n{shown}", s.payment);
     assert!(shown.contains("courier.dlq.http.status: 422") && shown.contains("value (JSON):"), "{shown}");
     assert!(shown.contains(&format!("\"id\": \"{refused}\"")), "{shown}");
 
@@ -244,10 +249,12 @@ async fn after_the_fix_a_replay_gives_one_effect_per_dead_letter_at_the_right_ap
     // Interrupted: one SMS dead letter, then the rest; a third run finds nothing new.
     let (code, out, err) = dlq(&app, &["replay", &s.notification, "--limit", "1"]).await;
     assert_eq!(code, 0, "{err}");
+    println!("$ courier-dlq replay {} --limit 1\n{out}", s.notification);
     assert!(out.contains("replayed 1 of 3") && out.contains("2 left for the next run"), "{out}");
     let (code, out, _) = dlq(&app, &["replay", &s.notification]).await;
     assert_eq!(code, 0);
     assert!(out.contains("replayed 2 of 2"), "resumes after the first: {out}");
+    println!("$ courier-dlq replay {}\n{out}", s.notification);
     let (code, out, _) = dlq(&app, &["replay", &s.notification]).await;
     assert_eq!(code, 0);
     assert!(out.contains("replayed 0 of 0"), "nothing sent twice: {out}");
