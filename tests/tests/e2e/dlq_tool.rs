@@ -230,6 +230,13 @@ async fn dead_letters_of_the_real_consumers_are_listed_and_filtered() {
     assert_eq!(code, 0);
     assert_eq!(out.lines().filter(|l| l.contains("would replay  →")).count(), 3, "{out}");
     assert_eq!(app.orders_on_topic().await, before, "a dry run produces nothing");
+    let (code, again, _) = dlq(&app, &["replay", &s.notification, "--dry-run"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        again.lines().filter(|l| l.contains("would replay  →")).count(),
+        3,
+        "the position did not move: {again}"
+    );
     for c in s.consumers {
         c.stop().await.expect("stops");
     }
