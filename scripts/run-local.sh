@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs courier locally: builds it, installs and starts the Tansu broker (sqlite storage under .local/),
-# starts the mock APIs, the producer and the consumers (the list below follows consumers/src/registry.rs: a test
-# checks it), sends sample orders (one with a declined payment) and shows what arrived at each API.
+# starts the mock APIs, the producer, the consumers (the list below follows consumers/src/registry.rs: a test
+# checks it) and `forward` with config/examples/user-registration.toml, sends sample orders (one with a declined
+# payment) and shows what arrived at each API.
 # Keeps running until Ctrl-C, then stops every process it started.
 #
 # Settings: any COURIER__* variable (see config/default.toml) is passed on to the services. Ports:
@@ -20,7 +21,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 consumers="inventory payment notification shipping"
 read -r -a consumer_list <<<"$consumers"
 health_ports=()
-for ((i = 0; i < ${#consumer_list[@]}; i++)); do health_ports+=($((health_base + i))); done
+# One health port per consumer, and the last one for forward (the user-registration routes).
+for ((i = 0; i <= ${#consumer_list[@]}; i++)); do health_ports+=($((health_base + i))); done
 
 for port in "$kafka_port" "$producer_port" "$mock_port" "${health_ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -33,7 +35,7 @@ scripts/install-tansu.sh
 echo "building courier (release)…"
 # The commit the binaries report in courier_build_info.
 export COURIER_GIT_SHA=${COURIER_GIT_SHA:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
-cargo build --release --locked --bin producer --bin mock-apis --bin demo --bin ${consumers// / --bin }
+cargo build --release --locked --bin producer --bin mock-apis --bin demo --bin forward --bin ${consumers// / --bin }
 bin=$root/target/release
 
 mkdir -p "$data/tansu" "$data/logs"
@@ -104,6 +106,10 @@ for consumer in "${consumer_list[@]}"; do
   pids+=($!)
   health_port=$((health_port + 1))
 done
+echo "starting forward with config/examples/user-registration.toml (health: http://127.0.0.1:$health_port/readyz)"
+COURIER__CONSUMER__HEALTH_LISTEN="127.0.0.1:$health_port" setsid "$bin/forward" \
+  --config "$root/config/examples/user-registration.toml" >"$data/logs/forward.log" 2>&1 &
+pids+=($!)
 
 "$bin/demo" --producer "http://127.0.0.1:$producer_port" --apis "http://127.0.0.1:$mock_port" --orders "${DEMO_ORDERS:-5}"
 
@@ -112,7 +118,10 @@ cat <<MSG
 courier is running:
   order API      http://127.0.0.1:$producer_port/v1/orders   (try: $bin/demo --orders 10)
   mock APIs      http://127.0.0.1:$mock_port/stats
-  consumers      $consumers; readiness on :${health_ports[*]} (/readyz)
+  consumers      $consumers, forward; readiness on :${health_ports[*]} (/readyz)
+  user events    curl -H 'content-type: application/cloudevents+json' http://127.0.0.1:$producer_port/v1/events -d \\
+                   '{"specversion":"1.0","id":"reg-1","source":"/signup","type":"user.registered","subject":"u-1","data":{"user_id":"u-1","email":"ada@example.com"}}'
+                 then: http://127.0.0.1:$mock_port/auth/effects and http://127.0.0.1:$mock_port/email/effects
   broker         127.0.0.1:$kafka_port (Tansu, sqlite in $data/tansu)
   logs           $data/logs/
 Press Ctrl-C to stop everything.

@@ -51,17 +51,6 @@ pub struct ReservationItem<'a> {
     pub quantity: u32,
 }
 
-/// The body of a release request.
-#[derive(Debug, Serialize)]
-pub struct ReleaseRequest<'a> {
-    /// The order whose reservation is released.
-    pub order_id: &'a str,
-    /// Why (the payment's decline reason).
-    pub reason: &'a str,
-    /// The `order.created` event whose charge was declined.
-    pub causing_event_id: &'a str,
-}
-
 /// Maps order events to inventory API calls.
 #[derive(Debug, Clone)]
 pub struct Inventory {
@@ -111,24 +100,20 @@ impl Inventory {
             Ok(failed) => failed,
             Err(outcome) => return outcome,
         };
-        let body = ReleaseRequest {
-            order_id: &failed.order_id,
-            reason: &failed.reason,
-            causing_event_id: &failed.causing_event_id,
-        };
+        // The body is the event's data as it is: the order, the decline reason and the causing event's id.
         let call = CallContext::for_event("inventory-release", incoming);
         let path = format!("reservations/{}/release", downstream::path_segment(&failed.order_id));
-        let result = self.api.send_json(Method::POST, &path, &body, &call).await;
+        let result = self.api.send_json(Method::POST, &path, &failed, &call).await;
         if let Ok(response) = &result
             && response.status == StatusCode::NOT_FOUND
         {
+            let message = format!(
+                "order {} has no reservation to release yet: retried while it may be on its way",
+                failed.order_id
+            );
             let failure = Failure {
                 kind: NO_RESERVATION,
-                message: format!(
-                    "order {} has no reservation to release (yet): retried while its reservation may still be on \
-                     its way, dead-lettered when the retry budget is spent",
-                    failed.order_id
-                ),
+                message,
                 ..Failure::http(&response.endpoint, 404, downstream::excerpt(&response.body))
             };
             return Outcome::Retry(failure.with_retry_after(Some(RELEASE_RETRY_FLOOR)));

@@ -103,16 +103,8 @@ impl Consumer for Payment {
         if charged != Outcome::Done {
             return charged;
         }
-        let (amount, currency) = (order.total, order.currency);
-        let paid = OrderPaid {
-            order_id: id.clone(),
-            customer: order.customer,
-            items: order.items,
-            amount,
-            currency: currency.clone(),
-            charge_id: answer.charge_id,
-            causing_event_id: cause,
-        };
+        let (amount, currency) = (order.total, order.currency.clone());
+        let paid = OrderPaid::of(order, answer.charge_id, cause);
         self.publisher
             .publish_caused(&self.paid, incoming, SOURCE, &id, paid)
             .await

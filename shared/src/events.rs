@@ -124,6 +124,14 @@ pub struct OrderPaid {
     pub causing_event_id: String,
 }
 
+impl OrderPaid {
+    /// The payment of `order`, charged as `charge_id`; `causing_event_id` is the id of its `order.created`.
+    pub fn of(order: OrderCreated, charge_id: Option<String>, causing_event_id: String) -> Self {
+        let OrderCreated { order_id, customer, items, currency, total, .. } = order;
+        Self { order_id, customer, items, amount: total, currency, charge_id, causing_event_id }
+    }
+}
+
 impl EventData for OrderPaid {
     const EVENT_TYPE: &'static str = "order.paid";
 }

@@ -141,7 +141,7 @@ fn read(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, ApiError
 fn check(event: &mut Map<String, Value>, topics: &EventTopics) -> Result<(Label, String), Vec<FieldError>> {
     let mut errors = Vec::new();
     for (name, value) in event.iter() {
-        if name == "data" {
+        if name == "data" || name == "data_base64" {
             continue;
         }
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
@@ -161,6 +161,9 @@ fn check(event: &mut Map<String, Value>, topics: &EventTopics) -> Result<(Label,
     }
     if event.contains_key("data") && event.contains_key("data_base64") {
         errors.push(FieldError::new("data_base64", "an event has data or data_base64, not both"));
+    }
+    if event.get("data_base64").is_some_and(|data| !data.is_string()) {
+        errors.push(FieldError::new("data_base64", "must be a base64 string"));
     }
     if let Some(time) = event.get("time")
         && time.as_str().is_none_or(|t| DateTime::parse_from_rfc3339(t).is_err())
@@ -215,6 +218,22 @@ mod tests {
         assert_eq!((&*topic, key.as_str()), ("users", "u-1"));
         assert!(e["time"].as_str().is_some_and(|t| DateTime::parse_from_rfc3339(t).is_ok()));
         assert_eq!(e["datacontenttype"], DATA_CONTENT_TYPE);
+    }
+
+    #[test]
+    fn binary_data_is_accepted_as_data_base64() {
+        let headers = [
+            ("ce-specversion", &b"1.0"[..]),
+            ("ce-id", b"e-9"),
+            ("ce-source", b"/s"),
+            ("ce-type", b"user.registered"),
+            ("ce-subject", b"u-9"),
+        ];
+        let mut e =
+            http_binding::from_binary(headers, Some("application/octet-stream"), &[0, 159, 146]).expect("binary mode");
+        check(&mut e, &topics()).expect("valid");
+        assert_eq!(e["data_base64"], "AJ+S");
+        assert_eq!(e["datacontenttype"], "application/octet-stream");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! `docker-compose.yml` and `Dockerfile` name binaries by string; nothing else notices when a binary is
 //! renamed, a service is dropped or a change stops `docker compose up --scale inventory=3` from working. These
-//! tests read the workspace's manifests (every `[[bin]] name` of every `[workspace] members` entry) and check:
+//! tests read the workspace's manifests (every `[[bin]] name`, and every `src/bin/*.rs`, of every `[workspace]
+//! members` entry) and check:
 //!
 //! * every compose service built from the Dockerfile runs one of those binaries, and the image builds it;
 //! * the services `kafka`, `kafka-init`, `producer`, `mock-apis` and one per registered consumer
@@ -87,6 +88,11 @@ fn workspace_packages() -> BTreeMap<String, BTreeSet<String>> {
             .and_then(toml::Value::as_str)
             .unwrap_or_else(|| panic!("{manifest_path}: no [package] name"));
         let binaries: &mut BTreeSet<String> = packages.entry(package.to_owned()).or_default();
+        // Cargo's own discovery: every `src/bin/<name>.rs` is binary `<name>`.
+        if let Ok(files) = fs::read_dir(workspace_root().join(member).join("src/bin")) {
+            let names = files.filter_map(|f| f.ok()?.file_name().to_str()?.strip_suffix(".rs").map(str::to_owned));
+            binaries.extend(names);
+        }
         let Some(bins) = manifest.get("bin") else {
             continue;
         };

@@ -117,6 +117,11 @@ async fn main() -> anyhow::Result<()> {
         },
         Expectation { path: "email/effects", title: "e-mail API", expected: sent.len() },
         Expectation { path: "sms/effects", title: "SMS API", expected: phones },
+        Expectation {
+            path: "shipping/effects",
+            title: "shipping API: labels (after order.paid)",
+            expected: sent.len() - declined,
+        },
     ];
     for expectation in &expectations {
         let arrivals = wait_for(&http, &args.apis, expectation, &sent, deadline).await?;
@@ -185,6 +190,7 @@ fn describe(path: &str, body: &Value) -> String {
         ),
         "inventory_release/effects" => format!("order {}  released ({})", s(&body["order_id"]), s(&body["reason"])),
         "email/effects" => format!("to {:<22} {}", s(&body["to"]), s(&body["subject"])),
+        "shipping/effects" => format!("order {}  label for {}", s(&body["order_id"]), s(&body["customer_id"])),
         _ => format!("to {:<15} {}", s(&body["to"]), s(&body["text"])),
     }
 }
