@@ -40,7 +40,7 @@ pub struct Forward {
 impl Forward {
     /// What route `name` reads.
     pub fn spec(settings: &Settings, name: &str, route: &ForwardRoute) -> ConsumerSpec {
-        ConsumerSpec { group: settings.kafka.group_id(name), topics: route.topics.clone(), publishes: Vec::new() }
+        ConsumerSpec::reads(settings, name, &route.topics)
     }
 
     /// Builds route `name`; its API client reports to `health`.

@@ -63,7 +63,7 @@ impl Consumer for Inventory {
 
     /// New orders, and declined payments to compensate.
     fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, &[&settings.topics.orders_created, &settings.topics.payment_failed])
+        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_created, &settings.topics.payment_failed])
     }
 
     fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {

@@ -52,7 +52,7 @@ impl Consumer for Notification {
     const NAME: &'static str = "notification";
 
     fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, &[&settings.topics.orders_created])
+        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_created])
     }
 
     fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {

@@ -66,7 +66,7 @@ impl Consumer for Payment {
     /// New orders in; their outcomes out.
     fn spec(settings: &Settings) -> ConsumerSpec {
         let t = &settings.topics;
-        ConsumerSpec::reads(settings, Self::NAME, &[&t.orders_created]).publishing(&[&t.orders_paid, &t.payment_failed])
+        ConsumerSpec::reads(settings, Self::NAME, [&t.orders_created]).publishing([&t.orders_paid, &t.payment_failed])
     }
 
     fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {

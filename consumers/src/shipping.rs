@@ -47,7 +47,7 @@ impl Consumer for Shipping {
     const NAME: &'static str = "shipping";
 
     fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, &[&settings.topics.orders_paid])
+        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_paid])
     }
 
     fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {

@@ -4,8 +4,10 @@
 //! binary reads them in its own consumer group and calls its own downstream API. Everything the two sides
 //! have in common lives here, one concern per module:
 //!
-//! * [`events`]: the CloudEvents 1.0 JSON envelope and the event payloads (`OrderCreated`), with a decoder
-//!   that turns any record value into a typed event or a [`events::DecodeError`] saying what is wrong.
+//! * [`events`]: the CloudEvents 1.0 JSON envelope and the event payloads (`OrderCreated`, `PaymentFailed`,
+//!   `OrderPaid`), a decoder that turns any record value into a typed event or a [`events::DecodeError`]
+//!   saying what is wrong, and the HTTP binding between structured and binary mode
+//!   ([`events::http_binding`]).
 //! * [`cli`]: what every binary does first: arguments (`--help`, `--version`, `--check`), settings, logging.
 //! * [`settings`]: typed settings, layered `config/default.toml` → optional file → `COURIER__*` environment
 //!   variables, validated at start-up so that a bad value stops the program with the setting's name.

@@ -84,15 +84,15 @@ pub struct ConsumerSpec {
 
 impl ConsumerSpec {
     /// Consumer `name` (its group: `kafka.group_id_prefix` + `name`) reading `topics`, publishing nothing.
-    pub fn reads(settings: &Settings, name: &str, topics: &[&String]) -> Self {
-        let topics = topics.iter().map(|t| (*t).clone()).collect();
+    pub fn reads(settings: &Settings, name: &str, topics: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        let topics = topics.into_iter().map(|t| t.as_ref().to_owned()).collect();
         Self { group: settings.kafka.group_id(name), topics, publishes: Vec::new() }
     }
 
     /// The same, publishing to `topics` too.
     #[must_use]
-    pub fn publishing(mut self, topics: &[&String]) -> Self {
-        self.publishes = topics.iter().map(|t| (*t).clone()).collect();
+    pub fn publishing(mut self, topics: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.publishes = topics.into_iter().map(|t| t.as_ref().to_owned()).collect();
         self
     }
 }

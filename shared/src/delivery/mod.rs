@@ -1,7 +1,9 @@
 //! The delivery runtime a consumer runs on.
 //!
-//! * [`handler`]: the [`Handler`] trait a consumer implements and the [`Outcome`] it returns.
-//! * [`consumer`]: running a consumer: the [`Consumer`] trait, [`run`] and the [`consumer::Runner`].
+//! * [`consumer`]: the [`Consumer`] trait a coded consumer implements, [`run`], and the [`consumer::Runner`]
+//!   (also for handlers built by hand, such as `forward`'s routes).
+//! * [`handler`]: the [`Handler`] trait the runtime drives (every `Consumer` is one), what it is given
+//!   ([`Incoming`]) and the [`Outcome`] it returns.
 //! * `runtime`: the wiring of one consumer's parts.
 //! * `poll_loop`: the poll thread: reads records, commits watermarks, shutdown.
 //! * `kafka_context`: librdkafka's callbacks: rebalances, statistics (lag), errors.
