@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use courier::kafka::connectivity::check_cluster;
 use courier::settings::Settings;
 
+use crate::blocking;
 use crate::error::DlqError;
 use crate::filter::Filter;
 use crate::inspect::{self, At};
@@ -163,13 +164,6 @@ pub async fn run(
             error.exit_code()
         }
     }
-}
-
-/// Runs `f` on a blocking thread.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, DlqError> + Send + 'static) -> Result<T, DlqError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(DlqError::Io { path: "courier-dlq".into(), source: std::io::Error::other(e) }))
 }
 
 /// An output error.

@@ -5,7 +5,8 @@
 //! One line per dead letter: its coordinates, key and value in base64 (byte for byte), its headers (as text
 //! when UTF-8, else base64) and, for people and `jq`, the [`DeadLetter`] summary (ignored when read back).
 
-use std::fs::OpenOptions;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ use crate::filter::Filter;
 use crate::letter::{DeadLetter, RawRecord};
 use crate::position::Position;
 use crate::read::{DLQ_SUFFIX, Start, TopicReader};
+use crate::resume::{self, Marks};
 
 /// One header in a drained file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,11 +120,11 @@ impl FileRecord {
     }
 }
 
-/// Reads a drained file back (blocking).
-pub fn read_file(path: &Path) -> Result<Vec<RawRecord>, DlqError> {
+/// Reads a drained file back (blocking), handing each record to `visit` in file order; `visit` returns
+/// `false` to stop.
+pub fn read_file(path: &Path, mut visit: impl FnMut(RawRecord) -> bool) -> Result<(), DlqError> {
     let io = |source| DlqError::Io { path: path.to_owned(), source };
     let file = std::fs::File::open(path).map_err(io)?;
-    let mut records = Vec::new();
     for (index, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(io)?;
         if line.trim().is_empty() {
@@ -130,9 +132,11 @@ pub fn read_file(path: &Path) -> Result<Vec<RawRecord>, DlqError> {
         }
         let bad = |reason: String| DlqError::BadFile { path: path.to_owned(), line: index + 1, reason };
         let parsed: FileRecord = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
-        records.push(parsed.to_record().map_err(bad)?);
+        if !visit(parsed.to_record().map_err(bad)?) {
+            break;
+        }
     }
-    Ok(records)
+    Ok(())
 }
 
 /// What a drain did.
@@ -142,10 +146,19 @@ pub struct DrainSummary {
     pub read: usize,
     /// Dead letters written to the file.
     pub drained: usize,
+    /// Dead letters passed over because the file holds them already (a drain interrupted after writing).
+    pub in_file: usize,
+    /// Dead letters passed over because an interrupted replay sent them.
+    pub replayed: usize,
 }
 
+/// Dead letters written between two commits of the position.
+const BATCH: usize = 1000;
+
 /// Appends the dead letters of `topic` that pass `filter`, from the tool's position (or the beginning) to
-/// the end, to `to`; syncs the file, then commits the position past everything read (blocking).
+/// the end, to `to` (blocking). Every [`BATCH`] dead letters, and at the end, the file is synced and then the
+/// position moved past what was read. A rerun after an interruption passes over what the file holds already
+/// and what an interrupted replay sent ([`resume::look_back`]).
 pub fn drain(
     kafka: &KafkaSettings,
     topic: &str,
@@ -158,36 +171,100 @@ pub fn drain(
     }
     let reader = TopicReader::open(kafka, topic)?;
     let position = Position::open(kafka, topic)?;
-    let start = if from_beginning {
-        Start::Beginning
-    } else {
-        Start::At(position.committed(reader.watermarks.keys().copied())?)
+    let start = match from_beginning {
+        true => Start::Beginning,
+        false => Start::At(position.committed(reader.watermarks.keys().copied())?),
     };
-    let mut lines = Vec::new();
-    let mut next = std::collections::BTreeMap::new();
+    // What an interrupted replay sent, per original topic the dead letters name ([`resume::look_back`]).
+    let mut looked = HashSet::new();
+    let mut sent = HashSet::new();
+    let in_file = drained_already(to, topic)?;
+    let io = |source| DlqError::Io { path: to.clone(), source };
+    let mut file: Option<File> = None;
+    let mut next = BTreeMap::new();
     let mut summary = DrainSummary::default();
+    let mut failure = None;
+    let write = |record: &RawRecord, file: &mut Option<File>| -> Result<(), DlqError> {
+        let file = match file {
+            Some(file) => file,
+            None => file.insert(OpenOptions::new().create(true).append(true).open(to).map_err(io)?),
+        };
+        let mut text = serde_json::to_string(&FileRecord::from_record(record)).map_err(|e| io(e.into()))?;
+        text.push('\n');
+        file.write_all(text.as_bytes()).map_err(io)
+    };
+    let sync_and_commit = |file: &Option<File>, next: &BTreeMap<i32, i64>| -> Result<(), DlqError> {
+        match file {
+            Some(file) => file.sync_all().map_err(io)?,
+            None => return Ok(()),
+        }
+        position.commit(next, &Marks::new())
+    };
     reader.read(&start, |record| {
         summary.read += 1;
+        let at = (record.partition, record.offset);
+        let letter = DeadLetter::parse(&record);
+        let looked_back = match &letter.original_topic {
+            Some(original) if !from_beginning && looked.insert(original.clone()) => {
+                resume::look_back(kafka, &position, original, true).map(|(_, found)| sent.extend(found))
+            }
+            _ => Ok(()),
+        };
+        let step = looked_back.and_then(|()| {
+            if in_file.contains(&at) {
+                summary.in_file += 1;
+                Ok(())
+            } else if sent.contains(&at) {
+                summary.replayed += 1;
+                Ok(())
+            } else if filter.matches(&letter) {
+                summary.drained += 1;
+                write(&record, &mut file)
+            } else {
+                Ok(())
+            }
+        });
         next.insert(record.partition, record.offset + 1);
-        if filter.matches(&DeadLetter::parse(&record)) {
-            lines.push(FileRecord::from_record(&record));
+        let step = step.and_then(|()| match summary.read % BATCH {
+            0 => sync_and_commit(&file, &next),
+            _ => Ok(()),
+        });
+        match step {
+            Ok(()) => true,
+            Err(error) => {
+                failure = Some(error);
+                false
+            }
+        }
+    })?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    if summary.drained == 0 && summary.in_file == 0 && filter.is_set() {
+        return Err(DlqError::NoMatch { topic: topic.to_owned(), read: summary.read });
+    }
+    // Nothing written (an empty topic, or all in the file already): the position still moves past it.
+    if file.is_none() && summary.read > 0 {
+        position.commit(&next, &Marks::new())?;
+    }
+    sync_and_commit(&file, &next)?;
+    Ok(summary)
+}
+
+/// The dead letters of `topic` (partition, offset) that the file `path` holds already (none when it does not
+/// exist yet).
+fn drained_already(path: &Path, topic: &str) -> Result<HashSet<(i32, i64)>, DlqError> {
+    let mut held = HashSet::new();
+    if !path.exists() {
+        return Ok(held);
+    }
+    read_file(path, |record| {
+        if record.topic == topic {
+            held.insert((record.partition, record.offset));
         }
         true
     })?;
-    if lines.is_empty() && filter.is_set() {
-        return Err(DlqError::NoMatch { topic: topic.to_owned(), read: summary.read });
-    }
-    let io = |source| DlqError::Io { path: to.clone(), source };
-    let mut file = OpenOptions::new().create(true).append(true).open(to).map_err(io)?;
-    for line in &lines {
-        let mut text = serde_json::to_string(line).map_err(|e| io(std::io::Error::other(e)))?;
-        text.push('\n');
-        file.write_all(text.as_bytes()).map_err(io)?;
-    }
-    file.sync_all().map_err(io)?;
-    summary.drained = lines.len();
-    position.commit(&next)?;
-    Ok(summary)
+    Ok(held)
 }
 
 #[cfg(test)]
@@ -212,7 +289,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("letters.jsonl");
         std::fs::write(&path, "\n{\"not\":\"a record\"}\n").expect("written");
-        let error = read_file(&path).expect_err("refused");
+        let error = read_file(&path, |_| true).expect_err("refused");
         assert!(matches!(error, DlqError::BadFile { line: 2, .. }), "{error}");
     }
 }

@@ -9,6 +9,7 @@
 //!   `--since`, `--until`, `--event-id`, `--offset`).
 //! * [`read`]: reading a topic from a start position to its end, assign-only, committing nothing.
 //! * [`position`]: the tool's own consumer group on a dead-letter topic, so replays and drains resume.
+//! * [`resume`]: the marks kept with the position, with which a rerun finds what an interrupted replay sent.
 //! * [`list`], [`inspect`], [`replay`], [`drain`]: the four subcommands.
 //! * [`cli`]: the command line and its exit codes; [`error`]: what can go wrong.
 
@@ -22,5 +23,15 @@ pub mod list;
 pub mod position;
 pub mod read;
 pub mod replay;
+pub mod resume;
 
 pub use error::DlqError;
+
+/// Runs `f`, which blocks (librdkafka's synchronous calls, files), on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DlqError> + Send + 'static,
+) -> Result<T, DlqError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(DlqError::Io { path: "courier-dlq".into(), source: std::io::Error::other(e) }))
+}

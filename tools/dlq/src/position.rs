@@ -1,7 +1,8 @@
 //! The tool's position on a dead-letter topic: the offsets of its own consumer group
 //! (`courier-dlq-replay-<topic>`, after `kafka.group_id_prefix`), committed by `replay` and `drain` once what
 //! they read was acknowledged (or written), so that a rerun goes on where the last one stopped. The group
-//! never joins: offsets are committed for assigned partitions only.
+//! never joins: offsets are committed for assigned partitions only. With the position, the group commits
+//! `replay`'s marks ([`crate::resume`]) as its offsets on the topics replayed to.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::DlqError;
 use crate::read::{REQUEST_TIMEOUT, Starts};
+use crate::resume::Marks;
 
 /// The tool's consumer group on one dead-letter topic.
 pub struct Position {
@@ -41,11 +43,22 @@ impl Position {
         Ok(Self { client, group, topic: topic.to_owned() })
     }
 
-    /// The next offset to handle in each of `partitions` that has one committed.
+    /// The dead-letter topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The next offset to handle in each of `partitions` of the dead-letter topic that has one committed.
     pub fn committed(&self, partitions: impl IntoIterator<Item = i32>) -> Result<Starts, DlqError> {
+        self.committed_on(&self.topic, partitions)
+    }
+
+    /// The offset the group committed in each of `partitions` of `topic` that has one: the position on the
+    /// dead-letter topic, the marks on a topic replayed to.
+    pub fn committed_on(&self, topic: &str, partitions: impl IntoIterator<Item = i32>) -> Result<Starts, DlqError> {
         let mut list = TopicPartitionList::new();
         for partition in partitions {
-            list.add_partition(&self.topic, partition);
+            list.add_partition(topic, partition);
         }
         let committed = self
             .client
@@ -61,15 +74,17 @@ impl Position {
             .collect())
     }
 
-    /// Commits `next` (partition → the next offset to handle), waiting for the broker.
-    pub fn commit(&self, next: &BTreeMap<i32, i64>) -> Result<(), DlqError> {
-        if next.is_empty() {
-            return Ok(());
-        }
+    /// Commits `next` (partition → the next offset to handle) and `marks`, in one request, waiting for the
+    /// broker.
+    pub fn commit(&self, next: &BTreeMap<i32, i64>, marks: &Marks) -> Result<(), DlqError> {
         let mut list = TopicPartitionList::new();
-        for (&partition, &offset) in next {
-            list.add_partition_offset(&self.topic, partition, Offset::Offset(offset))
+        let marks = marks.iter().flat_map(|(topic, marks)| marks.iter().map(move |(p, o)| (topic.as_str(), p, o)));
+        for (topic, &partition, &offset) in next.iter().map(|(p, o)| (self.topic.as_str(), p, o)).chain(marks) {
+            list.add_partition_offset(topic, partition, Offset::Offset(offset))
                 .map_err(DlqError::kafka("building the commit"))?;
+        }
+        if list.count() == 0 {
+            return Ok(());
         }
         self.client
             .commit(&list, CommitMode::Sync)

@@ -11,15 +11,17 @@
 //!   (`<dead-letter topic>:<partition>:<offset>`) are added. A dead letter whose count reached
 //!   `--max-replays` is not replayed again but reported: it keeps failing, a person must look at it.
 //! * **Resumable, each dead letter sent once.** Reading starts at the tool's position on the dead-letter
-//!   topic ([`crate::position`]); after each batch the broker acknowledged, the position moves past it. A rerun
-//!   after an interruption goes on from there. Only a batch acknowledged but not yet committed when the tool
-//!   was killed is sent again, and the consumers' idempotency keys make that a duplicate call, never a second
-//!   effect. Dead letters the filter leaves out are passed over: the position moves past them too (replay them
-//!   with `--from-beginning` and a filter that selects them).
+//!   topic ([`crate::position`]) and streams: a batch of at most [`BATCH`] sends is read, sent, and once the
+//!   broker acknowledged all of it the position moves past it. A rerun after an interruption goes on from
+//!   there, and the marks committed with the position ([`crate::resume`]) let it find the records of the
+//!   batch that was cut short and pass over their dead letters: nothing is skipped, nothing is sent twice.
+//!   Dead letters the filter leaves out are passed over: the position moves past them too (replay them with
+//!   `--from-beginning` and a filter that selects them). A file (`--from`) has no position: it is sent whole.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use courier::delivery::dlq::{
@@ -27,20 +29,23 @@ use courier::delivery::dlq::{
 };
 use courier::kafka::headers::RawHeader;
 use courier::kafka::{self, headers};
-use courier::settings::Settings;
+use courier::settings::{KafkaSettings, Settings};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::error::DlqError;
 use crate::filter::Filter;
 use crate::letter::{DeadLetter, RawRecord};
 use crate::position::Position;
-use crate::read::{DLQ_SUFFIX, Start, TopicReader};
+use crate::read::{DLQ_SUFFIX, Start, Starts, TopicReader};
+use crate::resume::{self, Marks, Sent};
+use crate::{blocking, drain};
 
 /// The prefix of every header the replay adds (and removes from a dead letter replayed again).
 pub const REPLAY_PREFIX: &str = "courier.replay.";
-/// Records produced between two commits of the position.
+/// Records sent between two commits of the position (and dead letters buffered ahead of the sending).
 const BATCH: usize = 100;
 
 /// How many times `record` was replayed already (`courier.replay.count`; 0 without it).
@@ -99,6 +104,8 @@ pub struct ReplayOptions {
 pub enum Action {
     /// Sent back (or, in a dry run, would be).
     Replay,
+    /// Sent by an interrupted run after its last commit (found by [`resume::look_back`]): passed over.
+    AlreadyReplayed,
     /// Replayed `--max-replays` times already: reported, not replayed.
     LoopGuard,
     /// It cannot be replayed: no original topic, or published without its value.
@@ -116,20 +123,39 @@ pub struct ReplaySummary {
     pub matched: usize,
     /// Dead letters sent back (in a dry run: that would be).
     pub replayed: usize,
+    /// Dead letters an interrupted run had sent already, passed over.
+    pub resumed: usize,
     /// Dead letters held by the loop guard (`--max-replays`).
     pub held: usize,
     /// Dead letters that cannot be replayed (no original topic, or no value).
     pub unreplayable: usize,
-    /// Dead letters not reached because `--limit` was reached (a rerun goes on with them).
-    pub left: usize,
+    /// Records after the position when the run stopped, for the next run (`--limit`); 0 for a file.
+    pub left: i64,
     /// Whether nothing was sent (`--dry-run`).
     pub dry_run: bool,
 }
 
-/// What to do with `letter`.
-fn decide(letter: &DeadLetter, options: &ReplayOptions) -> Action {
+impl ReplaySummary {
+    /// Counts a dead letter in.
+    fn count(&mut self, action: Action) {
+        self.read += 1;
+        self.matched += usize::from(action != Action::Filtered);
+        match action {
+            Action::Replay => self.replayed += 1,
+            Action::AlreadyReplayed => self.resumed += 1,
+            Action::LoopGuard => self.held += 1,
+            Action::Unreplayable => self.unreplayable += 1,
+            Action::Filtered => {}
+        }
+    }
+}
+
+/// What to do with `letter`, `sent` holding the dead letters an interrupted run sent.
+fn decide(letter: &DeadLetter, options: &ReplayOptions, sent: &Sent) -> Action {
     if !options.filter.matches(letter) {
         Action::Filtered
+    } else if sent.contains(&(letter.partition, letter.offset)) {
+        Action::AlreadyReplayed
     } else if letter.original_topic.is_none() || letter.value_omitted {
         Action::Unreplayable
     } else if letter.replay_count >= options.max_replays {
@@ -139,26 +165,118 @@ fn decide(letter: &DeadLetter, options: &ReplayOptions) -> Action {
     }
 }
 
-/// The dead letters to look at: from the topic (at the tool's position, or the beginning) or the file.
-fn load(settings: &Settings, source: &Source, from_beginning: bool) -> Result<Vec<RawRecord>, DlqError> {
+/// A dead letter read and decided.
+struct Planned {
+    /// The record, byte for byte.
+    record: RawRecord,
+    /// What its headers say.
+    letter: DeadLetter,
+    /// What to do with it.
+    action: Action,
+}
+
+/// The source, opened: its records as they are read and, for a topic, where the tool stands on it.
+struct Opened {
+    /// The records, streamed by a reading thread ([`BATCH`] of them buffered).
+    records: mpsc::Receiver<Result<RawRecord, DlqError>>,
+    /// The tool's position on the topic (none for a file).
+    position: Option<Arc<Position>>,
+    /// Partition → the next offset to read; what the position is moved to.
+    next: Starts,
+    /// Partition → its end when reading began.
+    ends: BTreeMap<i32, i64>,
+    /// The marks on the topics replayed to, as committed and then as moved by this run.
+    marks: Marks,
+    /// The original topics looked back on ([`resume::look_back`]) so far.
+    looked: HashSet<String>,
+    /// The dead letters an interrupted run sent after its last commit, found so far.
+    sent: Sent,
+}
+
+/// Opens `source`: for a topic, reads the position and starts reading there (or at the beginning); for a
+/// file, starts reading it.
+async fn open(settings: &Settings, source: &Source, from_beginning: bool) -> Result<Opened, DlqError> {
+    let (tx, records) = mpsc::channel(BATCH);
+    let failed = tx.clone();
+    let read = move |result: Result<(), DlqError>| {
+        if let Err(error) = result {
+            let _ = failed.blocking_send(Err(error));
+        }
+    };
     match source {
-        Source::File(path) => crate::drain::read_file(path),
-        Source::Topic(topic) => {
-            let reader = TopicReader::open(&settings.kafka, topic)?;
-            let start = if from_beginning {
-                Start::Beginning
-            } else {
-                let position = Position::open(&settings.kafka, topic)?;
-                Start::At(position.committed(reader.watermarks.keys().copied())?)
+        Source::File(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || read(drain::read_file(&path, |r| tx.blocking_send(Ok(r)).is_ok())));
+            let none = Opened {
+                records,
+                position: None,
+                next: Starts::new(),
+                ends: BTreeMap::new(),
+                marks: Marks::new(),
+                looked: HashSet::new(),
+                sent: HashSet::new(),
             };
-            let mut records = Vec::new();
-            reader.read(&start, |record| {
-                records.push(record);
-                true
-            })?;
-            Ok(records)
+            Ok(none)
+        }
+        Source::Topic(topic) => {
+            let (kafka, topic) = (settings.kafka.clone(), topic.clone());
+            let (reader, opened) = blocking(move || {
+                let reader = TopicReader::open(&kafka, &topic)?;
+                let position = Position::open(&kafka, &topic)?;
+                let committed = position.committed(reader.watermarks.keys().copied())?;
+                let start = |p: &i32, low: i64| committed.get(p).copied().filter(|_| !from_beginning).unwrap_or(low);
+                let next = reader.watermarks.iter().map(|(p, w)| (*p, start(p, w.low).max(w.low))).collect();
+                let ends = reader.watermarks.iter().map(|(p, w)| (*p, w.high)).collect();
+                let position = Some(Arc::new(position));
+                let (marks, looked, sent) = (Marks::new(), HashSet::new(), Sent::new());
+                Ok((reader, Opened { records, position, next, ends, marks, looked, sent }))
+            })
+            .await?;
+            let start = Start::At(opened.next.clone());
+            tokio::task::spawn_blocking(move || read(reader.read(&start, |r| tx.blocking_send(Ok(r)).is_ok())));
+            Ok(opened)
         }
     }
+}
+
+/// Reads and decides the next batch: dead letters up to [`BATCH`] to send, the end of the source, or the
+/// `--limit`; says whether reading is over. The first dead letter naming an original topic has the tool look
+/// back on that topic for what an interrupted run sent to it.
+async fn next_batch(
+    settings: &Settings,
+    opened: &mut Opened,
+    options: &ReplayOptions,
+    summary: &mut ReplaySummary,
+) -> Result<(Vec<Planned>, bool), DlqError> {
+    let mut batch = Vec::new();
+    let mut sends = 0;
+    while sends < BATCH {
+        let Some(record) = opened.records.recv().await else { return Ok((batch, true)) };
+        let record = record?;
+        let letter = DeadLetter::parse(&record);
+        if let (Some(position), Some(topic)) = (&opened.position, &letter.original_topic)
+            && opened.looked.insert(topic.clone())
+        {
+            let (kafka, position, topic) = (settings.kafka.clone(), Arc::clone(position), topic.clone());
+            let look = !options.from_beginning;
+            let (topic, marks, sent) =
+                blocking(move || resume::look_back(&kafka, &position, &topic, look).map(|(m, s)| (topic, m, s)))
+                    .await?;
+            if !marks.is_empty() {
+                opened.marks.insert(topic, marks);
+            }
+            opened.sent.extend(sent);
+        }
+        let action = decide(&letter, options, &opened.sent);
+        if action == Action::Replay && options.limit.is_some_and(|limit| summary.replayed >= limit) {
+            // Not decided: the position stays before it, the next run starts with it.
+            return Ok((batch, true));
+        }
+        summary.count(action);
+        sends += usize::from(action == Action::Replay);
+        batch.push(Planned { record, letter, action });
+    }
+    Ok((batch, false))
 }
 
 /// A line about `letter`.
@@ -166,6 +284,7 @@ fn line(letter: &DeadLetter, action: Action, dry_run: bool) -> String {
     let what = match action {
         Action::Replay if dry_run => "would replay",
         Action::Replay => "replayed",
+        Action::AlreadyReplayed => "passed over (already replayed by an interrupted run)",
         Action::LoopGuard => "NOT replayed (loop guard: replayed too often already)",
         Action::Unreplayable => "NOT replayed (no original topic or no value)",
         Action::Filtered => "passed over",
@@ -183,8 +302,17 @@ fn line(letter: &DeadLetter, action: Action, dry_run: bool) -> String {
     )
 }
 
-/// Replays the dead letters of `source` as `options` say, writing a line per dead letter acted on and the
-/// summary to `out`.
+/// Writes `text` to `out`, above the progress bar when there is one.
+fn say(bar: Option<&ProgressBar>, out: &mut (dyn Write + Send), text: &str) -> Result<(), DlqError> {
+    match bar {
+        Some(bar) => bar.suspend(|| writeln!(out, "{text}")),
+        None => writeln!(out, "{text}"),
+    }
+    .map_err(io_error)
+}
+
+/// Replays the dead letters of `source` as `options` say, a batch at a time, writing a line per dead letter
+/// acted on to `out`; returns the summary.
 pub async fn replay(
     settings: &Settings,
     source: &Source,
@@ -196,58 +324,76 @@ pub async fn replay(
     {
         return Err(DlqError::NotDeadLetterTopic(topic.clone()));
     }
-    let records = {
-        let (settings, source, from_beginning) = (settings.clone(), source.clone(), options.from_beginning);
-        tokio::task::spawn_blocking(move || load(&settings, &source, from_beginning))
-            .await
-            .unwrap_or_else(|e| Err(DlqError::Io { path: "replay".into(), source: std::io::Error::other(e) }))?
+    let mut opened = open(settings, source, options.from_beginning).await?;
+    let mut sender = match options.dry_run {
+        true => None,
+        false => Some(Sender::new(settings, &opened, options.rate)?),
     };
-    let name = match source {
-        Source::Topic(topic) => topic.clone(),
-        Source::File(path) => path.display().to_string(),
-    };
-    // Decide each dead letter, up to the limit: what comes after it is left for the next run.
-    let mut summary = ReplaySummary { read: records.len(), dry_run: options.dry_run, ..ReplaySummary::default() };
-    let mut plan: Vec<(RawRecord, DeadLetter, Action)> = Vec::new();
-    for record in records {
-        let letter = DeadLetter::parse(&record);
-        let action = decide(&letter, options);
-        if action == Action::Replay && options.limit.is_some_and(|limit| summary.replayed >= limit) {
-            summary.left += 1;
-            continue;
+    let bar = options.progress.then(|| progress_bar(&opened));
+    let mut summary = ReplaySummary { dry_run: options.dry_run, ..ReplaySummary::default() };
+    loop {
+        let (batch, over) = next_batch(settings, &mut opened, options, &mut summary).await?;
+        for Planned { letter, action, .. } in &batch {
+            let now = match action {
+                Action::Filtered => false,
+                Action::Replay => options.dry_run,
+                Action::AlreadyReplayed | Action::LoopGuard | Action::Unreplayable => true,
+            };
+            if now {
+                say(bar.as_ref(), out, &line(letter, *action, options.dry_run))?;
+            }
         }
-        if summary.left > 0 {
-            // Past the limit in read order: only what matches counts as left; nothing more is decided.
-            summary.left += usize::from(action == Action::Replay);
-            continue;
+        if let Some(sender) = &mut sender {
+            sender.send(&batch, &opened.next, &mut opened.marks, bar.as_ref(), out).await?;
         }
-        match action {
-            Action::Replay => summary.replayed += 1,
-            Action::LoopGuard => summary.held += 1,
-            Action::Unreplayable => summary.unreplayable += 1,
-            Action::Filtered => {}
+        for Planned { record, .. } in &batch {
+            opened.next.insert(record.partition, record.offset + 1);
         }
-        summary.matched += usize::from(action != Action::Filtered);
-        plan.push((record, letter, action));
+        // Until something matched, nothing moves: a filter that matches nothing leaves the position.
+        if let Some(sender) = &sender
+            && summary.matched > 0
+            && !batch.is_empty()
+        {
+            sender.commit(&opened.next, &opened.marks).await?;
+        }
+        if let Some(bar) = &bar {
+            bar.inc(batch.len() as u64);
+            bar.set_message(format!("replayed {}", summary.replayed));
+        }
+        if over {
+            break;
+        }
     }
-    if options.filter.is_set() && summary.matched == 0 && summary.left == 0 {
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if options.filter.is_set() && summary.matched == 0 {
+        let name = match source {
+            Source::Topic(topic) => topic.clone(),
+            Source::File(path) => path.display().to_string(),
+        };
         return Err(DlqError::NoMatch { topic: name, read: summary.read });
     }
-    // What is not replayed is reported now; a replay once the broker acknowledged it (or now, in a dry run).
-    for (_, letter, action) in &plan {
-        let report = match action {
-            Action::Filtered => false,
-            Action::Replay => options.dry_run,
-            Action::LoopGuard | Action::Unreplayable => true,
-        };
-        if report {
-            writeln!(out, "{}", line(letter, *action, options.dry_run)).map_err(io_error)?;
-        }
+    if let Some(sender) = &mut sender
+        && summary.matched > 0
+    {
+        sender.finish(&opened.next, &mut opened.marks).await?;
     }
-    if !options.dry_run {
-        send(settings, source, &plan, options, out).await?;
-    }
+    summary.left = opened.ends.iter().map(|(p, end)| (end - opened.next.get(p).copied().unwrap_or(*end)).max(0)).sum();
     Ok(summary)
+}
+
+/// The progress bar: dead letters read of those after the position (a spinner for a file).
+fn progress_bar(opened: &Opened) -> ProgressBar {
+    if opened.position.is_none() {
+        return ProgressBar::new_spinner();
+    }
+    let total: i64 = opened.ends.iter().map(|(p, end)| end - opened.next.get(p).copied().unwrap_or(*end)).sum();
+    let bar = ProgressBar::new(total.max(0) as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} read  {msg}  {per_sec}  ETA {eta}") {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// An output error.
@@ -255,49 +401,77 @@ fn io_error(error: std::io::Error) -> DlqError {
     DlqError::Io { path: "stdout".into(), source: error }
 }
 
-/// Sends the planned replays in batches; after each acknowledged batch commits the position past every dead
-/// letter of the batch (sent or not).
-async fn send(
-    settings: &Settings,
-    source: &Source,
-    plan: &[(RawRecord, DeadLetter, Action)],
-    options: &ReplayOptions,
-    out: &mut (dyn Write + Send),
-) -> Result<(), DlqError> {
-    let timeout = Duration::from_millis(settings.producer.publish_timeout_ms);
-    let producer: FutureProducer = kafka::producer_config(&settings.kafka, "dlq-replay", timeout)
-        .create()
-        .map_err(DlqError::kafka("creating the replay producer"))?;
-    let position = match source {
-        Source::Topic(topic) => {
-            let (kafka, topic) = (settings.kafka.clone(), topic.clone());
-            let position = tokio::task::spawn_blocking(move || Position::open(&kafka, &topic))
-                .await
-                .unwrap_or_else(|e| Err(DlqError::Io { path: "position".into(), source: std::io::Error::other(e) }))?;
-            Some(std::sync::Arc::new(position))
+/// What sends the replays and moves the position.
+struct Sender {
+    /// courier's producer configuration: idempotent, `acks=all`, murmur2.
+    producer: FutureProducer,
+    /// The cluster's settings (for the ends of the topics replayed to).
+    kafka: KafkaSettings,
+    /// The tool's position on the topic (none for a file).
+    position: Option<Arc<Position>>,
+    /// At most this many records per second.
+    rate: Option<f64>,
+    /// When sending began (for the rate).
+    started: tokio::time::Instant,
+    /// Records sent so far (for the rate).
+    sent: usize,
+}
+
+impl Sender {
+    /// A sender for `opened`.
+    fn new(settings: &Settings, opened: &Opened, rate: Option<f64>) -> Result<Self, DlqError> {
+        let timeout = Duration::from_millis(settings.producer.publish_timeout_ms);
+        let producer = kafka::producer_config(&settings.kafka, "dlq-replay", timeout)
+            .create()
+            .map_err(DlqError::kafka("creating the replay producer"))?;
+        Ok(Self {
+            producer,
+            kafka: settings.kafka.clone(),
+            position: opened.position.clone(),
+            rate,
+            started: tokio::time::Instant::now(),
+            sent: 0,
+        })
+    }
+
+    /// Before sending to a topic without marks, marks its partitions' ends and commits the marks with the
+    /// position as it stands (`next`), so that a rerun knows where to look back from.
+    async fn mark(&self, batch: &[Planned], next: &Starts, marks: &mut Marks) -> Result<(), DlqError> {
+        let Some(position) = &self.position else { return Ok(()) };
+        let new: BTreeSet<String> = batch
+            .iter()
+            .filter(|p| p.action == Action::Replay)
+            .filter_map(|p| p.letter.original_topic.clone())
+            .filter(|topic| !marks.contains_key(topic))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
         }
-        Source::File(_) => None,
-    };
-    let total = plan.iter().filter(|(_, _, a)| *a == Action::Replay).count();
-    let bar = options.progress.then(|| {
-        let bar = ProgressBar::new(total as u64);
-        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} replayed  {per_sec}  ETA {eta}") {
-            bar.set_style(style);
+        for topic in new {
+            let kafka = self.kafka.clone();
+            let ends = blocking(move || resume::ends(&kafka, &topic).map(|ends| (topic, ends))).await?;
+            marks.insert(ends.0, ends.1);
         }
-        bar
-    });
-    let started = tokio::time::Instant::now();
-    let mut sent = 0usize;
-    for chunk in batches(plan) {
-        let mut pending = Vec::new();
-        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        for (record, letter, action) in chunk {
-            next.insert(record.partition, record.offset + 1);
-            if *action != Action::Replay {
-                continue;
-            }
-            if let Some(rate) = options.rate.filter(|r| *r > 0.0) {
-                tokio::time::sleep_until(started + Duration::from_secs_f64(sent as f64 / rate)).await;
+        let (position, next, marks) = (Arc::clone(position), next.clone(), marks.clone());
+        blocking(move || position.commit(&next, &marks)).await
+    }
+
+    /// Sends the replays of `batch` (at the rate) and waits until the broker acknowledged every one, moving
+    /// the marks past each.
+    async fn send(
+        &mut self,
+        batch: &[Planned],
+        next: &Starts,
+        marks: &mut Marks,
+        bar: Option<&ProgressBar>,
+        out: &mut (dyn Write + Send),
+    ) -> Result<(), DlqError> {
+        self.mark(batch, next, marks).await?;
+        let pending = batch.iter().filter(|p| p.action == Action::Replay);
+        let mut deliveries = Vec::new();
+        for Planned { record, letter, .. } in pending {
+            if let Some(rate) = self.rate {
+                tokio::time::sleep_until(self.started + Duration::from_secs_f64(self.sent as f64 / rate)).await;
             }
             let topic = letter.original_topic.as_deref().unwrap_or_default();
             let owned = replayed_headers(record, letter);
@@ -311,62 +485,52 @@ async fn send(
                 (None, Some(partition)) => out_record = out_record.partition(partition),
                 (None, None) => {}
             }
-            let delivery = producer.send_result(out_record).map_err(|(e, _)| {
+            let delivery = self.producer.send_result(out_record).map_err(|(e, _)| {
                 DlqError::kafka(&format!("queueing the replay of {}:{}", record.partition, record.offset))(e)
             })?;
-            pending.push((delivery, letter));
-            sent += 1;
+            deliveries.push((delivery, letter));
+            self.sent += 1;
         }
-        for (delivery, letter) in pending {
+        for (delivery, letter) in deliveries {
+            let from = format!("{}:{}:{}", letter.topic, letter.partition, letter.offset);
+            let to = letter.original_topic.as_deref().unwrap_or("-");
             let acknowledged = delivery.await.map_err(|_| DlqError::Kafka {
                 context: "the replay producer stopped".into(),
                 source: rdkafka::error::KafkaError::Canceled,
             })?;
-            let delivered = acknowledged.map_err(|(e, _)| {
-                DlqError::kafka(&format!(
-                    "replaying {}:{}:{} to {}",
-                    letter.topic,
-                    letter.partition,
-                    letter.offset,
-                    letter.original_topic.as_deref().unwrap_or("-")
-                ))(e)
-            })?;
-            tracing::info!(from = %format!("{}:{}:{}", letter.topic, letter.partition, letter.offset),
-                to = %format!("{}:{}:{}", letter.original_topic.as_deref().unwrap_or("-"), delivered.partition, delivered.offset),
-                "replayed");
-            match &bar {
-                Some(bar) => bar.inc(1),
-                None => writeln!(out, "{}", line(letter, Action::Replay, false)).map_err(io_error)?,
+            let delivered = acknowledged.map_err(|(e, _)| DlqError::kafka(&format!("replaying {from} to {to}"))(e))?;
+            resume::advance(marks, to, delivered.partition, delivered.offset);
+            tracing::info!(%from, to = %format!("{to}:{}:{}", delivered.partition, delivered.offset), "replayed");
+            if bar.is_none() {
+                say(None, out, &line(letter, Action::Replay, false))?;
             }
         }
-        if let Some(position) = &position {
-            let position = std::sync::Arc::clone(position);
-            tokio::task::spawn_blocking(move || position.commit(&next))
-                .await
-                .unwrap_or_else(|e| Err(DlqError::Io { path: "position".into(), source: std::io::Error::other(e) }))?;
-        }
+        Ok(())
     }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    Ok(())
-}
 
-/// `plan` cut into batches of at most [`BATCH`] records to send (with the dead letters between them).
-fn batches(plan: &[(RawRecord, DeadLetter, Action)]) -> Vec<&[(RawRecord, DeadLetter, Action)]> {
-    let mut out = Vec::new();
-    let (mut start, mut sends) = (0, 0);
-    for (i, (_, _, action)) in plan.iter().enumerate() {
-        sends += usize::from(*action == Action::Replay);
-        if sends == BATCH {
-            out.push(&plan[start..=i]);
-            (start, sends) = (i + 1, 0);
+    /// Moves the position to `next`, with `marks`.
+    async fn commit(&self, next: &Starts, marks: &Marks) -> Result<(), DlqError> {
+        let Some(position) = &self.position else { return Ok(()) };
+        let (position, next, marks) = (Arc::clone(position), next.clone(), marks.clone());
+        blocking(move || position.commit(&next, &marks)).await
+    }
+
+    /// At the clean end of a run everything sent is committed: the marks move to the partitions' ends, so
+    /// the next run looks back only over what comes after.
+    async fn finish(&self, next: &Starts, marks: &mut Marks) -> Result<(), DlqError> {
+        if self.position.is_none() {
+            return Ok(());
         }
+        for (topic, marks) in marks.iter_mut() {
+            let (kafka, topic) = (self.kafka.clone(), topic.clone());
+            let ends = blocking(move || resume::ends(&kafka, &topic)).await?;
+            for (partition, end) in ends {
+                let mark = marks.entry(partition).or_insert(end);
+                *mark = (*mark).max(end);
+            }
+        }
+        self.commit(next, marks).await
     }
-    if start < plan.len() {
-        out.push(&plan[start..]);
-    }
-    out
 }
 
 /// Writes the summary.
@@ -374,10 +538,11 @@ pub fn write_summary(out: &mut dyn Write, s: &ReplaySummary) -> std::io::Result<
     let verb = if s.dry_run { "would replay" } else { "replayed" };
     writeln!(
         out,
-        "{verb} {} of {} dead letters read ({} matched the filter); {} held by the loop guard; {} unreplayable; {} left for the next run{}",
+        "{verb} {} of {} dead letters read ({} matched the filter); {} already replayed by an interrupted run; {} held by the loop guard; {} unreplayable; {} records left for the next run{}",
         s.replayed,
         s.read,
         s.matched,
+        s.resumed,
         s.held,
         s.unreplayable,
         s.left,
@@ -448,25 +613,14 @@ mod tests {
         let (_, thrice) = dead_letter(3, &[("courier.replay.count", "3")]);
         let (_, no_value) = dead_letter(4, &[("courier.dlq.value_omitted", "3000000")]);
         let three = options(3, None);
-        assert_eq!(decide(&fresh, &three), Action::Replay);
-        assert_eq!(decide(&twice, &three), Action::Replay);
-        assert_eq!(decide(&thrice, &three), Action::LoopGuard);
-        assert_eq!(decide(&no_value, &three), Action::Unreplayable);
+        let none = HashSet::new();
+        let sent = HashSet::from([(fresh.partition, fresh.offset)]);
+        assert_eq!(decide(&fresh, &three, &sent), Action::AlreadyReplayed, "sent by an interrupted run");
+        assert_eq!(decide(&fresh, &three, &none), Action::Replay);
+        assert_eq!(decide(&twice, &three, &none), Action::Replay);
+        assert_eq!(decide(&thrice, &three, &none), Action::LoopGuard);
+        assert_eq!(decide(&no_value, &three, &none), Action::Unreplayable);
         let sms_only = ReplayOptions { filter: Filter { channel: Some("email".into()), ..Filter::default() }, ..three };
-        assert_eq!(decide(&fresh, &sms_only), Action::Filtered);
-    }
-
-    #[test]
-    fn batches_hold_at_most_a_batch_of_sends_and_every_dead_letter_once() {
-        let plan: Vec<_> = (0..260)
-            .map(|i| {
-                let (r, l) = dead_letter(i, &[]);
-                (r, l, if i % 5 == 0 { Action::Filtered } else { Action::Replay })
-            })
-            .collect();
-        let cut = batches(&plan);
-        assert_eq!(cut.iter().map(|b| b.len()).sum::<usize>(), 260);
-        assert!(cut.iter().all(|b| b.iter().filter(|(_, _, a)| *a == Action::Replay).count() <= BATCH));
-        assert_eq!(cut.len(), 3);
+        assert_eq!(decide(&fresh, &sms_only, &none), Action::Filtered);
     }
 }
