@@ -35,7 +35,7 @@ scripts/install-tansu.sh
 echo "building courier (release)…"
 # The commit the binaries report in courier_build_info.
 export COURIER_GIT_SHA=${COURIER_GIT_SHA:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
-cargo build --release --locked --bin producer --bin mock-apis --bin demo --bin forward --bin ${consumers// / --bin }
+cargo build --release --locked --bin producer --bin mock-apis --bin demo --bin forward --bin courier-dlq --bin ${consumers// / --bin }
 bin=$root/target/release
 
 mkdir -p "$data/tansu" "$data/logs"
@@ -122,6 +122,7 @@ courier is running:
   user events    curl -H 'content-type: application/cloudevents+json' http://127.0.0.1:$producer_port/v1/events -d \\
                    '{"specversion":"1.0","id":"reg-1","source":"/signup","type":"user.registered","subject":"u-1","data":{"user_id":"u-1","email":"ada@example.com"}}'
                  then: http://127.0.0.1:$mock_port/auth/effects and http://127.0.0.1:$mock_port/email/effects
+  dead letters   COURIER__KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:$kafka_port $bin/courier-dlq list   (README: Dead letters)
   broker         127.0.0.1:$kafka_port (Tansu, sqlite in $data/tansu)
   logs           $data/logs/
 Press Ctrl-C to stop everything.

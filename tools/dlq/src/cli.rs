@@ -159,7 +159,7 @@ pub async fn run(
     match execute(cli, env, interactive, out).await {
         Ok(()) => 0,
         Err(error) => {
-            tracing::error!(%error, "courier-dlq failed");
+            tracing::debug!(%error, "courier-dlq failed");
             let _ = writeln!(err, "courier-dlq: {error}");
             error.exit_code()
         }
