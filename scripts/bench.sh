@@ -10,4 +10,6 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/install-tansu.sh >/dev/null
 cargo build --release --locked -p bench
+# courier is measured as the binary a user runs.
+cargo build --release --locked -p courier-consumers --bin inventory
 exec target/release/bench "$@"

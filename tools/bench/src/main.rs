@@ -1,17 +1,21 @@
 //! `bench`: measures courier's consumer runtime against two references on the same broker, API and events,
 //! and the order API against a direct produce loop. One command runs it: `scripts/bench.sh [--quick]`.
 //!
-//! * **courier**: the inventory consumer (key-ordered concurrency, watermark commits, retries, DLQ).
+//! * **courier**: the `inventory` binary a user runs (key-ordered concurrency, watermark commits, retries,
+//!   DLQ, a log line per event), with every default but what a row names.
 //! * **baseline**: one sequential at-least-once rdkafka consumer per partition in one group (recv → call the
 //!   API → store the offset): what Spring Kafka's `concurrency`, Kafka Connect tasks or more replicas give.
 //! * **ceiling**: one rdkafka consumer handing every record to its own task, `max_in_flight` calls at once, no
 //!   ordering and no offset tracking: incorrect, but it shows what this machine allows.
 //!
+//! Both references make the cheapest call there is: the record's value as the body, its coordinates as the
+//! idempotency key, nothing parsed; so courier's CPU per event is compared with the least it could be.
+//!
 //! The layout:
 //! * [`suite`] runs the scenario matrix, the open-loop latency runs and the producer side, and prints them;
 //! * [`scenario`] owns the harness (a Tansu broker on sqlite, the sink, worker processes) and measures one run;
-//! * [`workers`] are the three consumers, each run as a child process (`bench worker …`) so that its CPU time
-//!   and memory, read from /proc by [`process`], are its own;
+//! * [`workers`] are the two references, each run as a child process (`bench worker …`), as courier's binary
+//!   is, so that its CPU time and memory, read from /proc by [`process`], are its own;
 //! * [`sink`] is the API the workers call, [`load`] puts the events on the broker, [`producer_side`] measures
 //!   the order API, [`report`] formats tables and judges the targets.
 

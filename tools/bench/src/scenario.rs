@@ -18,12 +18,15 @@ use crate::sink::{Run, Sink};
 pub enum Mode {
     /// One sequential consumer per partition in one group.
     Baseline,
-    /// courier's inventory consumer with `max_in_flight` set by the scenario.
+    /// courier's `inventory` binary with `max_in_flight` set by the scenario.
     Courier,
-    /// courier's inventory consumer with nothing tuned: every setting at its default.
+    /// courier's `inventory` binary with nothing tuned: every setting at its default.
     CourierDefaults,
     /// courier's inventory consumer with every default but `kafka.fetch_wait_max_ms` (see BENCHMARKS.md).
     CourierShortFetchWait,
+    /// courier's `inventory` binary with every default but `telemetry.log_level = "warn"`: what the info log
+    /// line and the span of each event cost.
+    CourierQuietLogs,
     /// One consumer, a task per record, `max_in_flight` at once, no order, no offsets.
     Ceiling,
 }
@@ -39,6 +42,7 @@ impl Mode {
             Mode::Courier => "courier",
             Mode::CourierDefaults => "courier (defaults)",
             Mode::CourierShortFetchWait => "courier (defaults, fetch_wait_max_ms = 10)",
+            Mode::CourierQuietLogs => "courier (defaults, log_level = warn)",
             Mode::Ceiling => "ceiling",
         }
     }
@@ -47,7 +51,7 @@ impl Mode {
     fn worker(self) -> &'static str {
         match self {
             Mode::Baseline => "baseline",
-            Mode::Courier | Mode::CourierDefaults | Mode::CourierShortFetchWait => "courier",
+            Mode::Courier | Mode::CourierDefaults | Mode::CourierShortFetchWait | Mode::CourierQuietLogs => "courier",
             Mode::Ceiling => "ceiling",
         }
     }
@@ -174,7 +178,8 @@ impl Harness {
         format!("bench.{kind}.{}.{n}", std::process::id())
     }
 
-    /// The settings every process gets, as `COURIER__…` variables: broker, topic, API, quiet logs.
+    /// The settings every process gets, as `COURIER__…` variables: broker, topic, API, ports. Nothing else:
+    /// courier logs as it does for a user.
     fn environment(&self, topic: &str) -> Vec<(String, String)> {
         [
             ("COURIER__KAFKA__BOOTSTRAP_SERVERS", self.tansu.bootstrap.clone()),
@@ -182,7 +187,6 @@ impl Harness {
             ("COURIER__TOPICS__PARTITIONS", self.partitions.to_string()),
             ("COURIER__CONSUMER__HEALTH_LISTEN", "127.0.0.1:0".to_owned()),
             ("COURIER__PRODUCER__LISTEN", "127.0.0.1:0".to_owned()),
-            ("COURIER__TELEMETRY__LOG_LEVEL", "warn".to_owned()),
             ("COURIER__APIS__INVENTORY__BASE_URL", self.sink.url()),
         ]
         .into_iter()
@@ -208,20 +212,45 @@ impl Harness {
         let group =
             format!("{}-{}-{}", topic, mode.worker(), self.topics.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let mut env = self.environment(topic);
-        if !matches!(mode, Mode::CourierDefaults | Mode::CourierShortFetchWait) {
+        let defaults = matches!(mode, Mode::CourierDefaults | Mode::CourierShortFetchWait | Mode::CourierQuietLogs);
+        if !defaults {
             env.push(("COURIER__CONSUMER__MAX_IN_FLIGHT".to_owned(), scenario.max_in_flight.to_string()));
+        }
+        if mode == Mode::CourierQuietLogs {
+            env.push(("COURIER__TELEMETRY__LOG_LEVEL".to_owned(), "warn".to_owned()));
         }
         if mode == Mode::CourierShortFetchWait {
             env.push(("COURIER__KAFKA__FETCH_WAIT_MAX_MS".to_owned(), SHORT_FETCH_WAIT_MS.to_string()));
         }
-        let mut command = tokio::process::Command::new(std::env::current_exe()?);
+        let mut command = match mode.worker() {
+            "courier" => {
+                // The binary a user runs: courier's inventory consumer, next to this one.
+                let binary = std::env::current_exe()?.with_file_name("inventory");
+                anyhow::ensure!(
+                    binary.exists(),
+                    "{} is missing: cargo build --release --bin inventory (scripts/bench.sh does)",
+                    binary.display()
+                );
+                env.push(("COURIER__KAFKA__GROUP_ID_PREFIX".to_owned(), format!("{group}-")));
+                tokio::process::Command::new(binary)
+            }
+            worker => {
+                let mut command = tokio::process::Command::new(std::env::current_exe()?);
+                command.args(["worker", "--mode", worker, "--group", &group]);
+                command
+            }
+        };
         // Settings in the caller's environment reach courier (to try a tuning), never the defaults run.
-        if matches!(mode, Mode::CourierDefaults | Mode::CourierShortFetchWait) {
+        if defaults {
             for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("COURIER__")) {
                 command.env_remove(key);
             }
         }
-        Ok(command.args(["worker", "--mode", mode.worker(), "--group", &group]).envs(env).kill_on_drop(true).spawn()?)
+        // A worker's logs (on stderr; courier logs each event at info, as for a user) go to a file, as a
+        // container's go to its log driver: the bench's own output is the report.
+        let log = std::env::temp_dir().join(format!("bench-{}.log", mode.worker()));
+        let log = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        Ok(command.envs(env).stdout(std::process::Stdio::null()).stderr(log).kill_on_drop(true).spawn()?)
     }
 
     fn snapshot(&self, worker: u32, run: &Run) -> anyhow::Result<Snapshot> {

@@ -75,9 +75,21 @@ struct Item<'a> {
     sku: &'a str,
 }
 
-/// The key and sequence number a reservation body names.
+/// An `order.created` CloudEvent, as the references send it (its `data` names the order and items).
+#[derive(Deserialize)]
+struct Event<'a> {
+    /// The order.
+    #[serde(borrow)]
+    data: Body<'a>,
+}
+
+/// The key and sequence number a reservation body (courier) or an `order.created` event (the references)
+/// names.
 fn parse(body: &[u8]) -> Option<(usize, usize)> {
-    let body: Body<'_> = serde_json::from_slice(body).ok()?;
+    let body: Body<'_> = match serde_json::from_slice(body) {
+        Ok(body) => body,
+        Err(_) => serde_json::from_slice::<Event<'_>>(body).ok()?.data,
+    };
     let key = body.order_id.strip_prefix('k')?.parse().ok()?;
     let seq = body.items.first()?.sku.strip_prefix('e')?.parse().ok()?;
     Some((key, seq))
@@ -256,6 +268,8 @@ mod tests {
     fn reads_key_and_sequence_from_a_reservation_body() {
         assert_eq!(parse(br#"{"order_id":"k7","items":[{"sku":"e42","quantity":1}]}"#), Some((7, 42)));
         assert_eq!(parse(br#"{"order_id":"7","items":[]}"#), None);
+        let event = br#"{"id":"x","type":"order.created","data":{"order_id":"k3","customer":{"id":"c"},"items":[{"sku":"e9","quantity":1}]}}"#;
+        assert_eq!(parse(event), Some((3, 9)), "an order.created event as the references send it");
         assert_eq!(parse(b"not json"), None);
     }
 }

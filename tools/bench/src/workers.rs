@@ -1,22 +1,24 @@
-//! The workers the benchmark compares; each runs in its own process until killed.
+//! The two references the benchmark compares courier with, each run in its own process until killed
+//! (`bench worker --mode baseline|ceiling`); courier itself runs as its real `inventory` binary.
+//!
+//! Both references make the cheapest call that delivers a record: its value, as it is, POSTed with an
+//! idempotency key made of its coordinates. No parsing, no mapping: what they spend per record is the floor
+//! of what any consumer spends, so courier's CPU per event is compared with the least it could be.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use clap::Args;
 use courier::settings::Settings;
-use courier_consumers::inventory::Inventory;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use serde_json::{Value, json};
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 /// Worker command line.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// `courier`, `baseline` or `ceiling`.
+    /// `baseline` or `ceiling`.
     #[arg(long)]
     mode: String,
     /// Consumer group.
@@ -29,9 +31,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let mut env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("COURIER__")).collect();
     env.insert("COURIER__KAFKA__GROUP_ID_PREFIX".into(), format!("{}-", args.group));
     let settings = Settings::load_with_env(None, Some(env))?;
-    courier::telemetry::init(&settings.telemetry, "bench");
     match args.mode.as_str() {
-        "courier" => Ok(courier::delivery::run::<Inventory>(&settings, CancellationToken::new()).await?),
         "baseline" => baseline(&settings, &args.group).await,
         "ceiling" => ceiling(&settings, &args.group).await,
         other => anyhow::bail!("unknown worker mode {other:?}"),
@@ -53,17 +53,19 @@ fn consumer(settings: &Settings, group: &str, store_after_call: bool) -> anyhow:
     Ok(config.create()?)
 }
 
-/// The reservation call every worker makes for one record.
-async fn call(http: &reqwest::Client, url: &str, payload: Option<&[u8]>) {
-    let event: Value = payload.and_then(|p| serde_json::from_slice(p).ok()).unwrap_or_default();
-    let data = &event["data"];
-    let items: Vec<Value> = data["items"]
-        .as_array()
-        .map(|items| items.iter().map(|i| json!({"sku": i["sku"], "quantity": i["quantity"]})).collect())
-        .unwrap_or_default();
-    let body = json!({"order_id": data["order_id"], "items": items});
-    let key = format!("bench:{}", event["id"].as_str().unwrap_or(""));
-    let _ = http.post(url).header("Idempotency-Key", key).json(&body).send().await.and_then(|r| r.error_for_status());
+/// The call both references make for one record: its value as the body, its coordinates as the key.
+async fn call(http: &reqwest::Client, url: &str, key: String, payload: Vec<u8>) {
+    let request = http
+        .post(url)
+        .header("Idempotency-Key", key)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(payload);
+    let _ = request.send().await.and_then(|r| r.error_for_status());
+}
+
+/// `<partition>:<offset>` of `message`: unique per record of the topic, the same on every redelivery.
+fn key(message: &impl Message) -> String {
+    format!("{}:{}", message.partition(), message.offset())
 }
 
 /// One sequential consumer per partition in one group: recv → call → store the offset (committed every 5 s).
@@ -83,7 +85,7 @@ async fn baseline(settings: &Settings, group: &str) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             loop {
                 let Ok(message) = consumer.recv().await else { continue };
-                call(&http, &url, message.payload()).await;
+                call(&http, &url, key(&message), message.payload().unwrap_or_default().to_vec()).await;
                 let _ = consumer.store_offset_from_message(&message);
             }
         }));
@@ -101,11 +103,11 @@ async fn ceiling(settings: &Settings, group: &str) -> anyhow::Result<()> {
     consumer.subscribe(&[&settings.topics.orders_created])?;
     loop {
         let Ok(message) = consumer.recv().await else { continue };
-        let payload = message.payload().map(<[u8]>::to_vec);
+        let (key, payload) = (key(&message), message.payload().unwrap_or_default().to_vec());
         let permit = Arc::clone(&slots).acquire_owned().await?;
         let (http, url) = (http.clone(), Arc::clone(&url));
         tokio::spawn(async move {
-            call(&http, &url, payload.as_deref()).await;
+            call(&http, &url, key, payload).await;
             drop(permit);
         });
     }
