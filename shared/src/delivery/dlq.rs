@@ -63,6 +63,32 @@ pub const REPLAY_COUNT_HEADER: &str = "courier.replay.count";
 pub const REPLAY_FROM_HEADER: &str = "courier.replay.from";
 /// The header marking a dead letter published without its value (too large), holding the value's size.
 pub const VALUE_OMITTED_HEADER: &str = "courier.dlq.value_omitted";
+/// The topic the dead-lettered record was read from.
+pub const ORIGINAL_TOPIC_HEADER: &str = "courier.dlq.original.topic";
+/// Its partition there.
+pub const ORIGINAL_PARTITION_HEADER: &str = "courier.dlq.original.partition";
+/// Its offset there.
+pub const ORIGINAL_OFFSET_HEADER: &str = "courier.dlq.original.offset";
+/// Its timestamp there (ms since the epoch), when it had one.
+pub const ORIGINAL_TIMESTAMP_HEADER: &str = "courier.dlq.original.timestamp";
+/// The consumer group that gave up.
+pub const GROUP_HEADER: &str = "courier.dlq.group";
+/// The kind of error: `http_status`, `timeout`, `decode`, …
+pub const ERROR_KIND_HEADER: &str = "courier.dlq.error.kind";
+/// What happened, in words.
+pub const ERROR_MESSAGE_HEADER: &str = "courier.dlq.error.message";
+/// The last response's HTTP status.
+pub const HTTP_STATUS_HEADER: &str = "courier.dlq.http.status";
+/// The first KiB of the last response's body.
+pub const HTTP_BODY_HEADER: &str = "courier.dlq.http.body";
+/// `METHOD url` of the call.
+pub const ENDPOINT_HEADER: &str = "courier.dlq.endpoint";
+/// Calls made before giving up.
+pub const ATTEMPTS_HEADER: &str = "courier.dlq.attempts";
+/// When the first call failed (RFC 3339).
+pub const FIRST_FAILURE_AT_HEADER: &str = "courier.dlq.first_failure_at";
+/// When the last call failed (RFC 3339).
+pub const LAST_FAILURE_AT_HEADER: &str = "courier.dlq.last_failure_at";
 /// The largest dead letter the dead-letter producer sends: Kafka's default largest record (1 MB,
 /// `message.max.bytes`) plus room for the `courier.dlq.*` headers.
 pub const MAX_DEAD_LETTER_BYTES: usize = 1_048_588 + 256 * 1024;
@@ -140,33 +166,33 @@ async fn partition_count(settings: &Settings, topic: &str) -> Result<Option<i32>
 pub fn dlq_headers(record: &FailedRecord<'_>, group: &str, consumer: &str) -> Vec<(String, String)> {
     let f = record.failure;
     let mut headers = vec![
-        ("original.topic", record.topic.to_owned()),
-        ("original.partition", record.partition.to_string()),
-        ("original.offset", record.offset.to_string()),
+        (ORIGINAL_TOPIC_HEADER, record.topic.to_owned()),
+        (ORIGINAL_PARTITION_HEADER, record.partition.to_string()),
+        (ORIGINAL_OFFSET_HEADER, record.offset.to_string()),
     ];
     if let Some(ts) = record.timestamp_ms {
-        headers.push(("original.timestamp", ts.to_string()));
+        headers.push((ORIGINAL_TIMESTAMP_HEADER, ts.to_string()));
     }
-    headers.extend([("group", group.to_owned()), ("consumer", consumer.to_owned())]);
+    headers.extend([(GROUP_HEADER, group.to_owned()), (CONSUMER_HEADER, consumer.to_owned())]);
     if let Some(channel) = record.channel {
-        headers.push(("channel", channel.to_owned()));
+        headers.push((CHANNEL_HEADER, channel.to_owned()));
     }
-    headers.extend([("error.kind", f.kind.to_owned()), ("error.message", f.message.clone())]);
+    headers.extend([(ERROR_KIND_HEADER, f.kind.to_owned()), (ERROR_MESSAGE_HEADER, f.message.clone())]);
     if let Some(status) = f.http_status {
-        headers.push(("http.status", status.to_string()));
+        headers.push((HTTP_STATUS_HEADER, status.to_string()));
     }
     if let Some(body) = &f.http_body {
-        headers.push(("http.body", body.clone()));
+        headers.push((HTTP_BODY_HEADER, body.clone()));
     }
     if let Some(endpoint) = &f.endpoint {
-        headers.push(("endpoint", endpoint.clone()));
+        headers.push((ENDPOINT_HEADER, endpoint.clone()));
     }
     headers.extend([
-        ("attempts", record.attempts.to_string()),
-        ("first_failure_at", record.first_failure_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
-        ("last_failure_at", record.last_failure_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        (ATTEMPTS_HEADER, record.attempts.to_string()),
+        (FIRST_FAILURE_AT_HEADER, record.first_failure_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        (LAST_FAILURE_AT_HEADER, record.last_failure_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
     ]);
-    headers.into_iter().map(|(k, v)| (format!("{HEADER_PREFIX}{k}"), v)).collect()
+    headers.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 impl DeadLetterRoute {

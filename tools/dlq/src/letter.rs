@@ -5,28 +5,14 @@
 //! and when it is dead-lettered again the new ones come after them.
 
 use chrono::{DateTime, TimeZone, Utc};
-use courier::delivery::dlq::{CHANNEL_HEADER, CONSUMER_HEADER, VALUE_OMITTED_HEADER};
+use courier::delivery::dlq::{
+    ATTEMPTS_HEADER as ATTEMPTS, CHANNEL_HEADER, CONSUMER_HEADER, ERROR_KIND_HEADER as ERROR_KIND,
+    ERROR_MESSAGE_HEADER as ERROR_MESSAGE, GROUP_HEADER as GROUP, HTTP_STATUS_HEADER as HTTP_STATUS,
+    LAST_FAILURE_AT_HEADER as LAST_FAILURE_AT, ORIGINAL_OFFSET_HEADER as ORIGINAL_OFFSET,
+    ORIGINAL_PARTITION_HEADER as ORIGINAL_PARTITION, ORIGINAL_TOPIC_HEADER as ORIGINAL_TOPIC, VALUE_OMITTED_HEADER,
+};
 use courier::kafka::headers::RawHeader;
 use serde::Serialize;
-
-/// `courier.dlq.original.topic`: the topic the record was read from.
-pub const ORIGINAL_TOPIC: &str = "courier.dlq.original.topic";
-/// `courier.dlq.original.partition`.
-pub const ORIGINAL_PARTITION: &str = "courier.dlq.original.partition";
-/// `courier.dlq.original.offset`.
-pub const ORIGINAL_OFFSET: &str = "courier.dlq.original.offset";
-/// `courier.dlq.group`: the consumer group that gave up.
-pub const GROUP: &str = "courier.dlq.group";
-/// `courier.dlq.error.kind`.
-pub const ERROR_KIND: &str = "courier.dlq.error.kind";
-/// `courier.dlq.error.message`.
-pub const ERROR_MESSAGE: &str = "courier.dlq.error.message";
-/// `courier.dlq.http.status`.
-pub const HTTP_STATUS: &str = "courier.dlq.http.status";
-/// `courier.dlq.attempts`.
-pub const ATTEMPTS: &str = "courier.dlq.attempts";
-/// `courier.dlq.last_failure_at`.
-pub const LAST_FAILURE_AT: &str = "courier.dlq.last_failure_at";
 
 /// The longest reason shown on a dead letter's line.
 const REASON_CHARS: usize = 80;
