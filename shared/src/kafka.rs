@@ -46,6 +46,12 @@ pub fn producer_config(kafka: &KafkaSettings, role: &str, delivery_timeout: Dura
     config
 }
 
+/// The default of `queued.max.messages.kbytes`: what librdkafka prefetches for one partition, in KiB.
+pub const PREFETCH_KBYTES_PER_PARTITION: u32 = 512;
+
+/// The default of `fetch.max.bytes`: the most one fetch response may hold, over all its partitions.
+pub const FETCH_MAX_BYTES: u32 = 16 * 1024 * 1024;
+
 /// A consumer in `group` that never commits by itself: the delivery runtime commits the contiguous prefix
 /// of handled events.
 pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
@@ -59,10 +65,23 @@ pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
         .set("heartbeat.interval.ms", kafka.heartbeat_interval_ms.to_string())
         .set("max.poll.interval.ms", kafka.max_poll_interval_ms.to_string())
         .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
-        .set("partition.assignment.strategy", &kafka.partition_assignment_strategy)
-        // What librdkafka prefetches ahead of the runtime (its default is 64 MiB): a bound on the consumer's
-        // memory that still covers a second of fetching at tens of thousands of events per second.
-        .set("queued.max.messages.kbytes", "16384");
+        .set("partition.assignment.strategy", &kafka.partition_assignment_strategy);
+    if config.get("queued.max.messages.kbytes").is_none() {
+        // What librdkafka prefetches ahead of the runtime for each partition (each has a queue of its own, see
+        // the poll loop; librdkafka's default is 64 MiB): 512 KiB, about 1,000 events of 500 bytes, and 4 MiB
+        // over eight partitions. Every queued record keeps the whole fetch response it came in alive, so a
+        // deeper queue costs far more memory than its records (BENCHMARKS.md, 2026-12-04: 2 MiB per partition
+        // peaked at 163 MiB RSS, 512 KiB at 131 MiB, and was faster). `[kafka.properties]` may set another.
+        config.set("queued.max.messages.kbytes", PREFETCH_KBYTES_PER_PARTITION.to_string());
+    }
+    if config.get("fetch.max.bytes").is_none() && config.get("message.max.bytes").is_none() {
+        // Left alone, librdkafka lowers fetch.max.bytes to queued.max.messages.kbytes (but not below
+        // message.max.bytes, 1 MB), and a partition holding a record larger than that (a topic may allow more
+        // than Kafka's 1 MB) stalled after it (the e2e test of an oversized dead letter, on Tansu). The response is bounded per partition anyway
+        // (max.partition.fetch.bytes, 1 MiB), so 16 MiB, the value before partitions had queues of their
+        // own, costs nothing in everyday traffic.
+        config.set("fetch.max.bytes", FETCH_MAX_BYTES.to_string());
+    }
     if !kafka.group_instance_id.is_empty() {
         config.set("group.instance.id", &kafka.group_instance_id);
     }
@@ -111,6 +130,8 @@ mod tests {
         assert_eq!(consumer.get("auto.offset.reset"), Some("earliest"));
         assert_eq!(consumer.get("group.instance.id"), None, "dynamic membership by default");
         assert_eq!(consumer.get("enable.auto.commit"), Some("false"));
+        assert_eq!(consumer.get("queued.max.messages.kbytes"), Some("512"), "512 KiB prefetched per partition");
+        assert_eq!(consumer.get("fetch.max.bytes"), Some("16777216"), "a fetch may hold a record beyond 2 MiB");
         let producer = producer_config(&defaults.kafka, "producer", Duration::from_secs(5));
         assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
         assert_eq!((producer.get("acks"), producer.get("enable.idempotence")), (Some("all"), Some("true")));
@@ -119,11 +140,13 @@ mod tests {
             ("COURIER__KAFKA__AUTO_OFFSET_RESET", "latest"),
             ("COURIER__KAFKA__GROUP_INSTANCE_ID", "inventory-0"),
             ("COURIER__KAFKA__PROPERTIES__CLIENT_RACK", "az1"),
+            ("COURIER__KAFKA__PROPERTIES__QUEUED_MAX_MESSAGES_KBYTES", "8192"),
         ]);
         let consumer = consumer_config(&custom.kafka, "inventory");
         assert_eq!(consumer.get("auto.offset.reset"), Some("latest"));
         assert_eq!(consumer.get("group.instance.id"), Some("inventory-0"));
         assert_eq!(consumer.get("client.rack"), Some("az1"), "properties reach every client");
+        assert_eq!(consumer.get("queued.max.messages.kbytes"), Some("8192"), "a property beats courier's default");
         assert_eq!(base_config(&custom.kafka, "admin").get("client.rack"), Some("az1"));
     }
 }

@@ -6,13 +6,16 @@
 //! concurrently (the in-flight bound is the worker's semaphore). Records without a key share one queue per
 //! partition, so they keep partition order.
 //!
-//! Memory is bounded at two levels:
-//! * everyday flow control is consumer-wide: the poll thread stops taking records while `budget` events are
-//!   unfinished ([`Dispatcher::wait_for_room`]) and goes on as soon as one finishes. Nothing is paused, so
-//!   librdkafka keeps what it prefetched and goes on fetching in the background;
-//! * a backstop per partition, for a partition whose events do not finish (a key retrying for long) while the
-//!   poll thread still takes a record now and then to serve callbacks: when its started-but-unfinished events
-//!   reach `max_buffered_per_partition` (more than `budget`, so healthy traffic never gets there), the
+//! Memory is bounded at three levels, and the budget is shared fairly between partitions:
+//! * everyday flow control: the poll thread reads each partition from its own queue and takes only what
+//!   [`Dispatcher::grants`] allows: in all, no more than `budget` unfinished events; per partition, no more
+//!   than its share of the budget (`budget` / partitions) waiting behind busy keys. So a partition whose
+//!   records all belong to one hot key holds at most its share, and the other partitions keep moving. Nothing
+//!   is paused: a partition held back keeps what librdkafka prefetched for it, and when events finish the
+//!   poll thread is woken ([`Dispatcher::wait_for_work`]) to take more;
+//! * a backstop per partition, for records taken outside the grants (those librdkafka hands to the
+//!   consumer's own queue, for a partition that has no queue of its own): when its started-but-unfinished
+//!   events reach `max_buffered_per_partition` (more than `budget`, so healthy traffic never gets there), the
 //!   partition is paused, and resumed once half has drained. A paused partition's events no longer count
 //!   against the budget, so the other partitions keep flowing. Pausing makes librdkafka drop what it had
 //!   prefetched for the partition and fetch it again on resume, which is why it is not the everyday tool;
@@ -28,12 +31,14 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+use super::doorbell::Doorbell;
 use super::failure::FailureRoute;
 use super::handler::Handler;
 use super::offsets::OffsetTracker;
@@ -70,8 +75,6 @@ struct State {
     to_pause: Vec<TopicPartition>,
     /// Partitions the poll thread must resume.
     to_resume: Vec<TopicPartition>,
-    /// Whether the poll thread waits for an event to finish (see [`Dispatcher::wait_for_room`]).
-    waiting_for_room: bool,
     /// Whether every partition is paused because the process holds `max_total` unfinished events.
     over_total: bool,
 }
@@ -106,8 +109,12 @@ pub struct Dispatcher<H, R> {
     state: Mutex<State>,
     /// Signalled whenever a partition's running task count drops.
     idle: Condvar,
-    /// Signalled when a quarter of the budget has finished while the poll thread waits for room.
-    room: Condvar,
+    /// Rung when events finished while the poll thread waits for work (and by librdkafka, see the poll loop).
+    doorbell: Arc<Doorbell>,
+    /// Events finished so far (handled or given up), to wake the poll thread after a batch of them.
+    finished: AtomicU64,
+    /// The value of `finished` at which to ring the doorbell (`u64::MAX`: the poll thread does not wait).
+    wake_at: AtomicU64,
     /// Unfinished events (of partitions not paused) at which the poll thread stops taking records.
     budget: usize,
     /// Delivers single events.
@@ -135,6 +142,18 @@ pub struct Limits {
     pub total: usize,
 }
 
+/// What [`Dispatcher::grants`] allows beyond each partition's grant.
+#[derive(Debug, Clone, Copy)]
+pub struct Grants {
+    /// Records the poll thread may take in all.
+    pub room: usize,
+    /// Events finished when the grants were given.
+    pub finished: u64,
+}
+
+/// The poll thread waiting for work is woken after `budget / WAKE_BATCHES` events finished.
+const WAKE_BATCHES: usize = 32;
+
 /// How long aborted calls get to notice and end.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
 
@@ -144,7 +163,9 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             idle: Condvar::new(),
-            room: Condvar::new(),
+            doorbell: Arc::new(Doorbell::default()),
+            finished: AtomicU64::new(0),
+            wake_at: AtomicU64::new(u64::MAX),
             budget: limits.budget.max(1),
             worker,
             max_buffered: limits.per_partition.max(1),
@@ -239,11 +260,12 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             if delivery == Delivery::Handled {
                 partition.offsets.finish(record.offset);
             }
-            // The waiting poll thread is woken once a quarter of the budget has finished, so that it takes
-            // records in batches rather than one context switch per event.
-            if state.waiting_for_room && state.unfinished() <= self.budget - self.budget / 4 {
-                state.waiting_for_room = false;
-                self.room.notify_one();
+            // The waiting poll thread is woken after a batch of finished events, so that it takes records in
+            // batches rather than one context switch per event.
+            let finished = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
+            if finished >= self.wake_at.load(Ordering::SeqCst) {
+                self.wake_at.store(u64::MAX, Ordering::SeqCst);
+                self.doorbell.ring();
             }
             if state.over_total && state.total_unfinished() <= self.max_total / 2 {
                 state.over_total = false;
@@ -281,24 +303,47 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         }
     }
 
-    /// Waits until fewer than `budget` events are unfinished, at most `limit`; returns whether there is room.
-    /// The poll thread calls it before taking a record, and polls anyway after `limit` (for callbacks).
-    pub fn wait_for_room(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut state = self.lock();
-        loop {
-            if state.unfinished() < self.budget {
-                state.waiting_for_room = false;
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                state.waiting_for_room = false;
-                return false;
-            }
-            state.waiting_for_room = true;
-            state = self.room.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+    /// What the poll thread may take now from each of `partitions`, written to `grants` in the same order
+    /// (`None`: the partition is no longer assigned): at most its share of the budget minus the records
+    /// already waiting behind its busy keys, nothing while it is paused; and, returned, how many in all.
+    pub fn grants<'a>(
+        &self,
+        partitions: impl Iterator<Item = &'a TopicPartition>,
+        grants: &mut Vec<Option<usize>>,
+    ) -> Grants {
+        let state = self.lock();
+        let flowing = state.partitions.values().filter(|p| !p.paused).count();
+        let share = (self.budget / flowing.max(1)).max(1);
+        grants.clear();
+        grants.extend(partitions.map(|tp| {
+            state.partitions.get(tp).map(|p| {
+                if p.paused || state.over_total || p.cancel.is_cancelled() {
+                    0
+                } else {
+                    share.saturating_sub(p.offsets.unfinished() - p.running)
+                }
+            })
+        }));
+        Grants { room: self.budget.saturating_sub(state.unfinished()), finished: self.finished.load(Ordering::SeqCst) }
+    }
+
+    /// The poll thread took nothing it was granted: waits until a batch of events has finished since
+    /// `grants.finished` (so that the shares and the budget may have room again), or the doorbell rings (a
+    /// partition's queue received records), at most `limit`.
+    pub fn wait_for_work(&self, grants: &Grants, limit: Duration) {
+        let batch = u64::try_from(self.budget / WAKE_BATCHES).unwrap_or(u64::MAX).max(1);
+        let wake_at = grants.finished.saturating_add(batch);
+        self.wake_at.store(wake_at, Ordering::SeqCst);
+        if self.finished.load(Ordering::SeqCst) < wake_at {
+            self.doorbell.wait(limit);
         }
+        self.wake_at.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// The doorbell [`Dispatcher::wait_for_work`] waits on, for librdkafka to ring when a partition's queue
+    /// receives records.
+    pub fn doorbell(&self) -> Arc<Doorbell> {
+        Arc::clone(&self.doorbell)
     }
 
     /// How full the runtime is now, for the occupancy gauges: `max_in_flight` is the size of the worker's
@@ -488,6 +533,16 @@ mod tests {
         }
     }
 
+    /// The grants for `partitions`, and the room in all.
+    fn grants_of<H: Handler, R: FailureRoute>(
+        dispatcher: &Dispatcher<H, R>,
+        partitions: &[TopicPartition],
+    ) -> (Vec<Option<usize>>, Grants) {
+        let mut granted = Vec::new();
+        let grants = dispatcher.grants(partitions.iter(), &mut granted);
+        (granted, grants)
+    }
+
     #[test]
     fn the_budget_holds_back_the_poll_thread_and_only_a_stuck_partition_is_paused() {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -496,32 +551,87 @@ mod tests {
         let limits = Limits { budget: 4, per_partition: 10, total: 1000 };
         let dispatcher = Dispatcher::new(worker, limits, runtime.handle().clone(), CancellationToken::new());
         let (p0, p1): (TopicPartition, TopicPartition) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
-        dispatcher.assign(&[p0.clone(), p1.clone()]);
+        let both = [p0.clone(), p1.clone()];
+        dispatcher.assign(&both);
 
         for offset in 0..3 {
             dispatcher.submit(record(0, offset));
         }
-        assert!(dispatcher.wait_for_room(Duration::from_millis(10)), "3 unfinished, budget 4");
+        assert_eq!(grants_of(&dispatcher, &both).1.room, 1, "3 unfinished, budget 4");
         dispatcher.submit(record(1, 0));
-        assert!(!dispatcher.wait_for_room(Duration::from_millis(50)), "4 unfinished over two partitions: full");
+        let (_, full) = grants_of(&dispatcher, &both);
+        assert_eq!(full.room, 0, "4 unfinished over two partitions: full");
         assert!(dispatcher.take_flow_changes().pause.is_empty(), "the budget pauses nothing");
 
+        // The poll thread waits for work; an event finishing wakes it (budget 4: a batch of one).
+        let waiter = {
+            let dispatcher = Arc::clone(&dispatcher);
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                dispatcher.wait_for_work(&full, Duration::from_secs(30));
+                started.elapsed()
+            })
+        };
         gate.add_permits(1);
-        assert!(dispatcher.wait_for_room(Duration::from_secs(5)), "one finished: room again, without polling");
+        assert!(waiter.join().expect("waits") < Duration::from_secs(30), "woken by the finished event");
+        assert_eq!(grants_of(&dispatcher, &both).1.room, 1, "one finished: room again");
 
-        // Records taken while full (the poll thread polls now and then) pile up on partition 0 until its
+        // Records taken outside the grants (the consumer's own queue) pile up on partition 0 until its
         // backstop pauses it; its events then stop counting, so partition 1 has room again.
         for offset in 3..12 {
             dispatcher.submit(record(0, offset));
         }
         assert_eq!(dispatcher.take_flow_changes().pause, vec![p0.clone()]);
         assert!(dispatcher.is_paused(&p0) && !dispatcher.is_paused(&p1));
-        assert!(dispatcher.wait_for_room(Duration::from_millis(10)), "a paused partition holds no one back");
+        let (granted, grants) = grants_of(&dispatcher, &both);
+        assert!(grants.room > 0, "a paused partition holds no one back");
+        assert_eq!(granted, vec![Some(0), Some(4)], "nothing for the paused partition, the whole budget for the other");
 
         gate.add_permits(100);
         assert!(dispatcher.wait_until_idle(Duration::from_secs(5)), "everything finishes");
         assert_eq!(dispatcher.take_flow_changes().resume, vec![p0.clone()], "resumed once half drained");
         assert_eq!(dispatcher.watermarks().into_iter().collect::<HashMap<_, _>>(), HashMap::from([(p0, 12), (p1, 1)]));
+    }
+
+    #[test]
+    fn a_partition_full_of_one_hot_key_holds_its_share_and_the_others_keep_theirs() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let gate = Arc::new(Semaphore::new(0));
+        let limits = Limits { budget: 8, per_partition: 100, total: 1000 };
+        let dispatcher =
+            Dispatcher::new(gated_worker(&gate), limits, runtime.handle().clone(), CancellationToken::new());
+        let parts: Vec<TopicPartition> = (0..2).map(|p| (Arc::from("t"), p)).collect();
+        dispatcher.assign(&parts);
+        let hot = |offset| crate::delivery::record::order_record(parts[0].clone(), offset, "hot");
+
+        // One running, three waiting behind it: partition 0 may take one more (its share is 8 / 2 = 4).
+        for offset in 0..4 {
+            dispatcher.submit(hot(offset));
+        }
+        assert_eq!(grants_of(&dispatcher, &parts).0, vec![Some(1), Some(4)]);
+        dispatcher.submit(hot(4));
+        let (granted, grants) = grants_of(&dispatcher, &parts);
+        assert_eq!(granted, vec![Some(0), Some(4)], "partition 0 holds its share: nothing more for it");
+        assert_eq!(grants.room, 3, "the rest of the budget is left for partition 1");
+        // Partition 1's keys all start: they wait behind no one, so its share is not used up.
+        for offset in 0..3 {
+            dispatcher.submit(record(1, offset));
+        }
+        assert_eq!(grants_of(&dispatcher, &parts).0, vec![Some(0), Some(4)]);
+        assert_eq!(dispatcher.running(), 4, "the hot key and partition 1's three keys");
+
+        // The four running events get a permit each (the gate serves its waiters in order): the hot key's
+        // first finishes, its next starts, and a place of partition 0's share is free again.
+        gate.add_permits(4);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while grants_of(&dispatcher, &parts).0[0] == Some(0) && Instant::now() < deadline {
+            dispatcher.wait_until_idle(Duration::from_millis(5));
+        }
+        assert!(grants_of(&dispatcher, &parts).0[0].is_some_and(|g| g >= 1), "the hot key moved on");
+        assert!(!dispatcher.is_paused(&parts[0]), "held back by its share, never paused");
+        gate.add_permits(100);
+        assert!(dispatcher.wait_until_idle(Duration::from_secs(5)));
+        assert!(dispatcher.take_flow_changes().pause.is_empty());
     }
 
     #[test]

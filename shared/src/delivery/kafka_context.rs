@@ -1,16 +1,19 @@
 //! The rdkafka context of a consumer: the callbacks librdkafka makes on the poll thread. Rebalances drive the
-//! dispatcher: on revoke, the revoked partitions start no new work, their running events get up to
+//! dispatcher. Before an assignment takes effect, each partition gets a queue of its own
+//! (`split_partition_queue`), which the poll thread reads within the partition's share (see the dispatcher);
+//! librdkafka rings the dispatcher's doorbell when such a queue receives records. On revoke, the revoked partitions start no new work, their running events get up to
 //! `consumer.rebalance_timeout_ms` to finish, the calls still in flight are then aborted, and the watermark is
 //! committed synchronously before the partitions go — unless the assignment was lost (the member was evicted
 //! and another owns the partitions already): then calls are aborted at once and nothing is committed. On
 //! assign, the partitions are resumed (librdkafka keeps a pause across revoke and assign). Statistics give the
 //! lag of each partition; errors say when every broker is down or the cluster refuses the login.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::topic_partition_list::TopicPartitionList;
@@ -26,7 +29,7 @@ use crate::kafka;
 use crate::telemetry::metrics::{self, Label};
 
 /// The rdkafka context: rebalance callbacks drive the dispatcher.
-pub(super) struct RuntimeContext<H, R> {
+pub(super) struct RuntimeContext<H: Handler, R: FailureRoute> {
     /// The scheduler.
     pub(super) dispatcher: Arc<Dispatcher<H, R>>,
     /// How long revoked partitions' events may run on.
@@ -39,6 +42,49 @@ pub(super) struct RuntimeContext<H, R> {
     pub(super) brokers_down: Arc<AtomicBool>,
     /// The consumer, as its metrics are labelled.
     pub(super) consumer: Label,
+    /// The rdkafka consumer this is the context of (set once it exists), to split off partition queues.
+    pub(super) client: OnceLock<Weak<BaseConsumer<Self>>>,
+    /// Queues split off for newly assigned partitions, until the poll thread takes them.
+    pub(super) split: Mutex<Vec<OwnQueue<Self>>>,
+}
+
+/// The queue of its own of one assigned partition.
+pub(super) struct OwnQueue<C: ConsumerContext> {
+    /// The partition.
+    pub(super) tp: TopicPartition,
+    /// Its fetched records.
+    pub(super) queue: PartitionQueue<C>,
+}
+
+impl<H: Handler, R: FailureRoute> RuntimeContext<H, R> {
+    /// The queues split off since the last call.
+    pub(super) fn take_split_queues(&self) -> Vec<OwnQueue<Self>> {
+        std::mem::take(&mut *self.split.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Gives each partition of `list` a queue of its own, before the assignment starts fetching; librdkafka
+    /// rings the dispatcher's doorbell when one receives records. A partition left without one (the consumer
+    /// is closing) has its records on the consumer's queue, which the poll thread reads too.
+    fn split_queues(&self, list: &TopicPartitionList) {
+        let Some(client) = self.client.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let mut split = self.split.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for element in list.elements() {
+            match client.split_partition_queue(element.topic(), element.partition()) {
+                Some(mut queue) => {
+                    let doorbell = self.dispatcher.doorbell();
+                    queue.set_nonempty_callback(move || doorbell.ring());
+                    split.push(OwnQueue { tp: (Arc::from(element.topic()), element.partition()), queue });
+                }
+                None => tracing::warn!(
+                    topic = element.topic(),
+                    partition = element.partition(),
+                    "no queue of its own for an assigned partition: its records come through the consumer's queue"
+                ),
+            }
+        }
+    }
 }
 
 /// Name under which an unreachable cluster is reported to [`Health`].
@@ -78,6 +124,9 @@ impl<H: Handler, R: FailureRoute> ClientContext for RuntimeContext<H, R> {
 
 impl<H: Handler, R: FailureRoute> ConsumerContext for RuntimeContext<H, R> {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            self.split_queues(list);
+        }
         if let Rebalance::Revoke(list) = rebalance {
             if self.abandoned.load(Ordering::SeqCst) {
                 return;

@@ -7,8 +7,9 @@
 //! * `runtime`: the wiring of one consumer's parts.
 //! * `poll_loop`: the poll thread: reads records, commits watermarks, shutdown.
 //! * `kafka_context`: librdkafka's callbacks: rebalances, statistics (lag), errors.
-//! * [`dispatcher`]: key-ordered scheduling (one event per key at a time, keys concurrently), pause/resume
-//!   backpressure.
+//! * [`dispatcher`]: key-ordered scheduling (one event per key at a time, keys concurrently), each
+//!   partition's share of the budget, pause/resume backstops.
+//! * [`doorbell`]: how the poll thread waits for records or finished events.
 //! * [`offsets`]: the per-partition contiguous watermark that may be committed.
 //! * [`worker`]: delivering one event: decode, attempts, retries, failure route.
 //! * [`retry`]: when to try again (exponential backoff, full jitter, Retry-After).
@@ -21,6 +22,7 @@ pub mod consumer;
 pub mod dispatcher;
 pub mod dlq;
 pub mod dlq_guard;
+pub mod doorbell;
 pub mod failure;
 pub mod handler;
 mod kafka_context;

@@ -1,6 +1,13 @@
-//! The poll thread: it owns the rdkafka consumer, hands each record to the dispatcher, applies the
-//! dispatcher's pause/resume requests, and commits the partitions' watermarks every
-//! `consumer.commit_interval_ms` (auto-commit is off: only the contiguous finished prefix is ever committed).
+//! The poll thread: it owns the rdkafka consumer, hands records to the dispatcher, applies the dispatcher's
+//! pause/resume requests, and commits the partitions' watermarks every `consumer.commit_interval_ms`
+//! (auto-commit is off: only the contiguous finished prefix is ever committed).
+//!
+//! Each assigned partition has a queue of its own (see the context). In turns that start with a different
+//! partition each time, the thread takes from each queue what the dispatcher grants it (its share of the
+//! budget, see the dispatcher), so a partition full of one hot key's records cannot crowd out the others.
+//! When it may take nothing, it waits on the dispatcher's doorbell: rung by librdkafka when a partition's
+//! queue receives records, and by the dispatcher when a batch of events has finished. Between turns it serves
+//! the consumer's own queue: rebalances, statistics, errors, commit results.
 //!
 //! librdkafka reports the result of a manual asynchronous commit only to an `offset_commit_cb`, which rdkafka's
 //! event API never sets, so a failed periodic commit goes unnoticed where it happens. Instead, every
@@ -22,15 +29,23 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::dispatcher::Dispatcher;
+use super::dispatcher::{Dispatcher, Grants};
 use super::failure::FailureRoute;
 use super::handler::Handler;
-use super::kafka_context::{KAFKA, RuntimeContext};
+use super::kafka_context::{KAFKA, OwnQueue, RuntimeContext};
 use super::record::{Record, TopicPartition};
 use crate::telemetry::metrics::{self, Label};
 
 /// How often every watermark is committed again, moved or not (see the module doc).
 pub const RECOMMIT_EVERY: Duration = Duration::from_secs(10);
+
+/// At most this many records are taken from one partition's queue in one turn, so that the budget's room is
+/// shared out in turns.
+const TAKE_PER_TURN: usize = 64;
+
+/// How long the poll thread waits for work, or on the consumer's queue while no partition is assigned, before
+/// it serves the consumer's queue again.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Commits `watermarks` of the consumer `label`s metrics name; `false` when the commit could not be sent or
 /// (synchronous) was refused. An asynchronous commit's result is not reported (see the module): the poll loop
@@ -67,7 +82,13 @@ pub(super) fn commit<C: ConsumerContext>(
 /// The poll thread's state.
 pub(super) struct PollLoop<H: Handler, R: FailureRoute> {
     /// The Kafka consumer.
-    pub(super) consumer: BaseConsumer<RuntimeContext<H, R>>,
+    pub(super) consumer: Arc<BaseConsumer<RuntimeContext<H, R>>>,
+    /// The queue of each assigned partition, in the order turns go round.
+    pub(super) queues: Vec<OwnQueue<RuntimeContext<H, R>>>,
+    /// What the dispatcher granted each of `queues` in this turn.
+    pub(super) granted: Vec<Option<usize>>,
+    /// Which queue the next turn starts with.
+    pub(super) turn: usize,
     /// The scheduler.
     pub(super) dispatcher: Arc<Dispatcher<H, R>>,
     /// The process-wide shutdown signal.
@@ -99,28 +120,14 @@ pub(super) struct PollLoop<H: Handler, R: FailureRoute> {
 impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
     /// Polls until shutdown (then drains, commits and leaves the group) or until abandoned.
     pub(super) fn run(mut self) {
-        let poll_timeout = Duration::from_millis(100);
         let mut last_commit = Instant::now();
         let mut last_recommit = Instant::now();
         while !self.shutdown.is_cancelled() && !self.abandoned.load(Ordering::SeqCst) {
-            // At the budget, wait for an event to finish rather than take more; after `poll_timeout` poll anyway
-            // (callbacks, rebalances), taking at most one record, which the per-partition backstop bounds.
-            let room = self.dispatcher.wait_for_room(poll_timeout);
-            if let Some(result) = self.consumer.poll(if room { poll_timeout } else { Duration::ZERO }) {
-                match result {
-                    Ok(message) => {
-                        let topic = match self.topics.get(message.topic()) {
-                            Some(t) => Arc::clone(t),
-                            None => {
-                                let t: Arc<str> = Arc::from(message.topic());
-                                self.topics.insert(message.topic().to_owned(), Arc::clone(&t));
-                                t
-                            }
-                        };
-                        self.dispatcher.submit(Record::from_message(topic, &message));
-                    }
-                    Err(error) => tracing::warn!(%error, "kafka consumer error; continuing"),
-                }
+            self.serve_consumer_queue(if self.queues.is_empty() { POLL_TIMEOUT } else { Duration::ZERO });
+            self.take_split_queues();
+            let (took, grants) = self.take_granted();
+            if took == 0 && !self.queues.is_empty() {
+                self.dispatcher.wait_for_work(&grants, POLL_TIMEOUT);
             }
             self.apply_flow_changes();
             if last_commit.elapsed() >= self.commit_interval {
@@ -140,12 +147,94 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
             }
         }
         if self.abandoned.load(Ordering::SeqCst) {
+            self.drop_queues();
             self.events.cancel();
             self.dispatcher.abort_all();
             tracing::warn!(group = %self.group, "consumer abandoned: stopping without drain or commit");
             return;
         }
         self.shut_down();
+    }
+
+    /// Serves the consumer's own queue (callbacks; the records of a partition without a queue of its own),
+    /// waiting up to `timeout` for the first thing to serve.
+    fn serve_consumer_queue(&mut self, timeout: Duration) {
+        let mut timeout = timeout;
+        for _ in 0..TAKE_PER_TURN {
+            match self.consumer.poll(timeout) {
+                Some(Ok(message)) => {
+                    let topic = match self.topics.get(message.topic()) {
+                        Some(t) => Arc::clone(t),
+                        None => {
+                            let t: Arc<str> = Arc::from(message.topic());
+                            self.topics.insert(message.topic().to_owned(), Arc::clone(&t));
+                            t
+                        }
+                    };
+                    self.dispatcher.submit(Record::from_message(topic, &message));
+                }
+                Some(Err(error)) => tracing::warn!(%error, "kafka consumer error; continuing"),
+                None => return,
+            }
+            timeout = Duration::ZERO;
+        }
+    }
+
+    /// Takes the queues the context split off for newly assigned partitions (replacing an earlier queue of
+    /// the same partition).
+    fn take_split_queues(&mut self) {
+        for own in self.consumer.context().take_split_queues() {
+            self.queues.retain(|q| q.tp != own.tp);
+            self.queues.push(own);
+        }
+    }
+
+    /// One turn: takes from each partition's queue what the dispatcher grants, starting with a different
+    /// partition each turn; drops the queues of partitions no longer assigned. Returns how many records
+    /// were taken, and the grants.
+    fn take_granted(&mut self) -> (usize, Grants) {
+        let grants = self.dispatcher.grants(self.queues.iter().map(|q| &q.tp), &mut self.granted);
+        if self.granted.iter().any(Option::is_none) {
+            let mut granted = self.granted.iter();
+            self.queues.retain(|_| granted.next().is_some_and(Option::is_some));
+            self.granted.retain(Option::is_some);
+        }
+        let count = self.queues.len();
+        let mut room = grants.room;
+        let mut took = 0;
+        for i in 0..count {
+            if room == 0 {
+                break;
+            }
+            let at = (self.turn + i) % count;
+            let limit = self.granted[at].unwrap_or(0).min(room).min(TAKE_PER_TURN);
+            let own = &self.queues[at];
+            let mut taken = 0;
+            while taken < limit {
+                match own.queue.poll(Duration::ZERO) {
+                    Some(Ok(message)) => {
+                        self.dispatcher.submit(Record::from_message(Arc::clone(&own.tp.0), &message));
+                        taken += 1;
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, topic = %own.tp.0, partition = own.tp.1, "kafka consumer error; continuing");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            room -= taken;
+            took += taken;
+        }
+        self.turn = self.turn.wrapping_add(1);
+        (took, grants)
+    }
+
+    /// Drops every partition queue, those the context still holds included: each holds the consumer, which
+    /// only closes (and leaves the group) once the last of them is gone.
+    fn drop_queues(&mut self) {
+        self.queues.clear();
+        drop(self.consumer.context().take_split_queues());
     }
 
     fn apply_flow_changes(&self) {
@@ -215,7 +304,7 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
         }
     }
 
-    fn shut_down(self) {
+    fn shut_down(mut self) {
         tracing::info!(group = %self.group, "shutting down: no more fetching, waiting for running events");
         self.events.cancel();
         if let Ok(assignment) = self.consumer.assignment() {
@@ -250,7 +339,9 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
             committed = ?watermarks.iter().map(|(tp, o)| format!("{}/{}@{o}", tp.0, tp.1)).collect::<Vec<_>>(),
             "watermarks committed; leaving the group"
         );
+        self.drop_queues();
         self.consumer.unsubscribe();
+        self.drop_queues();
         drop(self.consumer);
         tracing::info!(group = %self.group, "consumer stopped");
     }

@@ -115,19 +115,27 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
         health: health.clone(),
         brokers_down: Arc::new(AtomicBool::new(false)),
         consumer: consumer_label.clone(),
+        client: std::sync::OnceLock::new(),
+        split: std::sync::Mutex::new(Vec::new()),
     };
     let mut config = kafka::consumer_config(&settings.kafka, &spec.group);
     if settings.telemetry.statistics_interval_ms > 0 {
         // The statistics carry each partition's lag (courier_consumer_lag).
         config.set("statistics.interval.ms", settings.telemetry.statistics_interval_ms.to_string());
     }
-    let consumer: BaseConsumer<RuntimeContext<H, R>> = config.create_with_context(context).map_err(RunError::Create)?;
+    let consumer: Arc<BaseConsumer<RuntimeContext<H, R>>> =
+        Arc::new(config.create_with_context(context).map_err(RunError::Create)?);
+    // The context splits a queue off for each partition assigned (see the poll loop): it needs the consumer.
+    let _ = consumer.context().client.set(Arc::downgrade(&consumer));
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(|source| RunError::Subscribe { topics: spec.topics.clone(), source })?;
     tracing::info!(group = %spec.group, topics = ?spec.topics, max_in_flight = c.max_in_flight, "consumer started");
 
     let poll = PollLoop {
         consumer,
+        queues: Vec::new(),
+        granted: Vec::new(),
+        turn: 0,
         dispatcher,
         shutdown: shutdown.clone(),
         events,
