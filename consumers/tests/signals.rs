@@ -119,6 +119,9 @@ async fn sigkill_under_load_and_an_immediate_restart_gets_every_partition_every_
         took.push(wait_for_assigned(port, partitions).await);
         let done = app.mock.stats(Api::Inventory).effects as usize;
         app.mock.wait_for_effects(Api::Inventory, done + 200, WAIT).await.expect("progress under load");
+        // The API's adaptive limit starts at 16 and doubles each 400 ms round trip: wait until it allows 100.
+        let loaded = |s: &mock_apis::ApiStats| s.in_flight >= 100;
+        app.mock.wait_for_stats(Api::Inventory, WAIT, loaded).await.expect("a hundred calls in flight");
         let in_flight = app.mock.stats(Api::Inventory).in_flight;
         child.kill().await.expect("SIGKILL");
         println!("round {round}: assigned after {:?}, killed with {in_flight} calls in flight", took[round]);

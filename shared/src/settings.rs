@@ -311,6 +311,12 @@ pub struct ApiSettings {
     pub rate_limit_per_sec: u32,
     /// Requests that may go out at once above the steady rate (the bucket size); at least 1 when limited.
     pub rate_limit_burst: u32,
+    /// Most calls in flight to the API from one consumer process: the ceiling of the adaptive limit, or the
+    /// limit itself when `adaptive_concurrency` is off.
+    pub max_in_flight: usize,
+    /// Whether the limit of calls in flight adapts to the API (grows while its latency stays near its
+    /// floor, backs off on rising latency, 429, 503 and timeouts; see `courier::downstream::concurrency`).
+    pub adaptive_concurrency: bool,
 }
 
 impl ApiSettings {
@@ -591,6 +597,7 @@ impl Settings {
                 "a client certificate needs both tls_certificate_location and tls_key_location",
             )?;
             check(api.connect_timeout_ms > 0, &format!("apis.{name}.connect_timeout_ms"), "must be positive")?;
+            check(api.max_in_flight >= 1, &format!("apis.{name}.max_in_flight"), "must be at least 1")?;
             check(api.request_timeout_ms > 0, &format!("apis.{name}.request_timeout_ms"), "must be positive")?;
             for (key, ms) in [
                 ("connect_timeout_ms", api.connect_timeout_ms),
@@ -663,7 +670,10 @@ mod tests {
     fn defaults_load_and_validate() {
         let s = Settings::load_with_env(None, env(&[])).expect("defaults are valid");
         assert_eq!(s.topics.orders_created, "orders.created");
-        assert!(s.apis.get("inventory").expect("inventory").token.is_none());
+        let inventory = s.apis.get("inventory").expect("inventory");
+        assert!(inventory.token.is_none());
+        assert!(inventory.adaptive_concurrency, "the limit of calls in flight adapts by default");
+        assert_eq!(inventory.max_in_flight, 512, "up to the ceiling of 512");
         let names: Vec<&str> = s.apis.iter().map(|(name, _)| name).collect();
         assert_eq!(names, ["email", "inventory", "payment", "shipping", "sms"], "[apis.defaults] is not an API");
         assert!(s.forward.routes.is_empty(), "no forward route by default");
@@ -792,6 +802,7 @@ mod tests {
             ("COURIER__TELEMETRY__LOG_FORMAT", "xml", "telemetry.log_format"),
             ("COURIER__KAFKA__BOOTSTRAP_SERVER", "typo:9092", "bootstrap_server"),
             ("COURIER__CONSUMER__MAX_IN_FLIGHT", "0", "consumer.max_in_flight"),
+            ("COURIER__APIS__PAYMENT__MAX_IN_FLIGHT", "0", "apis.payment.max_in_flight"),
             ("COURIER__CONSUMER__RETRY_MAX_ELAPSED_MS", "18446744073709551615", "consumer.retry_max_elapsed_ms"),
             ("COURIER__APIS__SMS__REQUEST_TIMEOUT_MS", "18446744073709551615", "apis.sms.request_timeout_ms"),
             ("COURIER__APIS__PAYMENT__BREAKER_COOLDOWN_MS", "0", "apis.payment.breaker_cooldown_ms"),

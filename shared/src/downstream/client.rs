@@ -1,5 +1,5 @@
-//! The HTTP client of one downstream API: breaker → rate limit → request (with its timeouts), each call
-//! carrying the event's idempotency key, its trace context and the API's credentials.
+//! The HTTP client of one downstream API: breaker → rate limit → concurrency limit → request (with its
+//! timeouts), each call carrying the event's idempotency key, its trace context and the API's credentials.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::auth::{Auth, AuthError};
 use super::breaker::{CallResult, CircuitBreaker};
 use super::classification::is_transient_status;
+use super::concurrency::{AdaptiveConcurrency, CallSignal};
 use crate::health::Health;
 use crate::settings::ApiSettings;
 use crate::telemetry::metrics::{self, Label};
@@ -43,6 +44,8 @@ pub struct ApiClient {
     breaker: CircuitBreaker,
     /// The API's rate limit, when set.
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// How many calls may be in flight at once.
+    concurrency: Arc<AdaptiveConcurrency>,
     /// The API's call metrics.
     metrics: Arc<metrics::CallMetrics>,
 }
@@ -191,7 +194,9 @@ impl ApiClient {
         let auth = Auth::from_settings(settings, http.clone());
         let name = Label::from(name);
         let metrics = Arc::new(metrics::CallMetrics::new(name.clone()));
-        Ok(Self { name, base_url, http, auth, breaker, limiter, metrics })
+        let concurrency =
+            Arc::new(AdaptiveConcurrency::new(name.clone(), settings.max_in_flight, settings.adaptive_concurrency));
+        Ok(Self { name, base_url, http, auth, breaker, limiter, concurrency, metrics })
     }
 
     /// The API's circuit breaker.
@@ -228,7 +233,7 @@ impl ApiClient {
     }
 
     /// Sends `payload` with `method` to `path`, with the idempotency key, trace context and credentials,
-    /// through the breaker and the rate limit. With OAuth 2.0, a 401 makes the client fetch a new token and
+    /// through the breaker, the rate limit and the concurrency limit. With OAuth 2.0, a 401 makes the client fetch a new token and
     /// send the call once more at once.
     pub async fn send(
         &self,
@@ -249,11 +254,13 @@ impl ApiClient {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
+        let slot = self.concurrency.acquire().await;
         let mut result = self.call(&method, &url, &endpoint, payload, call).await;
         if matches!(&result, Ok((status, ..)) if *status == StatusCode::UNAUTHORIZED) && self.auth.refused().await {
             tracing::info!(api = %self.name, "the API refused the OAuth 2.0 token: fetching a new one, calling again");
             result = self.call(&method, &url, &endpoint, payload, call).await;
         }
+        slot.finish(load_signal(&result));
         let probe = ticket.is_probe();
         let result = match result {
             Ok((status, headers, body)) => Ok(ApiResponse { endpoint, status, headers, body, probe }),
@@ -365,6 +372,18 @@ fn transport_class(error: &reqwest::Error) -> &'static str {
         "connection"
     } else {
         "transport"
+    }
+}
+
+/// What a call's result says about the API's load, for its concurrency limit.
+fn load_signal(result: &Result<(StatusCode, HeaderMap, Bytes), CallErrorKind>) -> CallSignal {
+    match result {
+        Ok((status, ..)) if matches!(*status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) => {
+            CallSignal::Backpressure
+        }
+        Ok(_) => CallSignal::Answered,
+        Err(CallErrorKind::Transport(error)) if error.is_timeout() => CallSignal::Backpressure,
+        Err(_) => CallSignal::Ignored,
     }
 }
 

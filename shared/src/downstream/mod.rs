@@ -5,18 +5,21 @@
 //!   through the breaker and the rate limit; counted and timed in the call metrics.
 //! * [`classification`]: what a response or a failed call means for the event: done, retry, permanent.
 //! * [`breaker`]: the circuit breaker of each API.
+//! * [`concurrency`]: how many calls each API gets at once: a limit that adapts to the API's latency and
+//!   push-back, up to `max_in_flight`.
 //! * [`auth`]: the API's credentials (bearer, a header, basic or OAuth 2.0 client credentials).
 //!
 //! Every call carries `Idempotency-Key: <consumer>:<event id>` (the same on every attempt, restart and
 //! rebalance, so the API can absorb a redelivery) and the W3C `traceparent` of the event's trace, and the
 //! API's credentials ([`auth`]: bearer, a header, basic or OAuth 2.0 client credentials). An API may have its
-//! own CA and a client certificate (mutual TLS). Each API has its own circuit breaker and, when set, rate
-//! limit, layered as: breaker → rate limit → request (with its timeouts).
+//! own CA and a client certificate (mutual TLS). Each API has its own circuit breaker, concurrency limit and,
+//! when set, rate limit, layered as: breaker → rate limit → concurrency limit → request (with its timeouts).
 
 pub mod auth;
 pub mod breaker;
 pub mod classification;
 pub mod client;
+pub mod concurrency;
 
 pub use classification::{
     BODY_EXCERPT_BYTES, classify, classify_error, classify_response, excerpt, is_transient_status, retry_after,

@@ -61,6 +61,8 @@ catalogue! {
         "Circuit breaker of an API: 0 closed, 1 open, 2 half-open.";
     BREAKER_TRANSITIONS = "courier_breaker_transitions_total", "counter", ["api", "to"],
         "Circuit breaker state changes, by the state entered.";
+    CONCURRENCY_LIMIT = "courier_downstream_concurrency_limit", "gauge", ["api"],
+        "Calls one consumer process may have in flight to an API now (adaptive: it follows the API's capacity).";
     READY = "courier_ready", "gauge", ["consumer"],
         "1 while the consumer's /readyz answers 200, 0 while it reports a problem (breaker, guard, broker).";
     DLQ_GUARD_WAITING = "courier_dlq_guard_waiting", "gauge", ["consumer"],
@@ -424,6 +426,12 @@ pub fn breaker(api: &Label, state: BreakerState, transition: bool) {
     if transition {
         counter!(BREAKER_TRANSITIONS, "api" => api.clone(), "to" => to).increment(1);
     }
+}
+
+/// The limit of calls in flight to `api` is now `limit`.
+pub fn concurrency_limit(api: &Label, limit: usize) {
+    #[allow(clippy::cast_precision_loss)]
+    gauge!(CONCURRENCY_LIMIT, "api" => api.clone()).set(limit as f64);
 }
 
 // ---- producer ------------------------------------------------------------------------------------------

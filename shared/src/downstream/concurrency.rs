@@ -1,0 +1,335 @@
+//! Adaptive concurrency: how many calls one API gets at once, found by watching how it answers.
+//!
+//! A fixed `max_in_flight` is right for one API and wrong for the next: a payment provider that slows down
+//! beyond 50 concurrent requests, or answers 429, gets 512 at once from a consumer tuned for a fast API. So
+//! each API client holds an [`AdaptiveConcurrency`] limit that moves between 1 and `apis.<name>.max_in_flight`
+//! (its ceiling), adjusted once per round trip (a *window*: at least the API's unloaded latency, and until a
+//! call that started in it has ended, so that each window judges the limit it began with):
+//!
+//! * **slow start**: from [`INITIAL_LIMIT`] (enough for a few partitions' calls at once even when the API
+//!   answers only after seconds, so that the first round trips do not hold every partition up), the limit
+//!   doubles after each window in which it was reached and latency stayed near its floor, so that a fast API
+//!   is at its ceiling within six round trips;
+//! * **additive increase**: after the first back-off, it grows by one per such window instead;
+//! * **multiplicative decrease**: a window in which the API answered 429 or 503, a call timed out, or the
+//!   mean latency rose past [`LATENCY_TOLERANCE`] × the floor halves it (429, 503, timeouts: the API said so)
+//!   or takes a tenth off (latency), never below 1.
+//!
+//! The floor is the lowest window mean seen: the API's latency when courier does not load it. When the limit
+//! is down to 1 and the latency is still high, the API is slow for everyone, not because of courier: the
+//! floor becomes that latency. This is the adaptive request concurrency of Vector's HTTP sinks (after
+//! Netflix's concurrency-limits), with key order left to the dispatcher: a call waits here only for a slot
+//! of its API.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+// Tokio's clock: the same as std's, but the tests can pause it.
+use tokio::time::Instant;
+
+use crate::telemetry::metrics::{self, Label};
+
+/// The limit an adaptive API starts at (or its ceiling, when lower).
+pub const INITIAL_LIMIT: usize = 16;
+
+/// Mean latency, as a multiple of the floor, past which a window counts as loaded.
+pub const LATENCY_TOLERANCE: f64 = 1.5;
+
+/// Share kept of the limit after a window with a rising latency.
+const LATENCY_DECREASE: f64 = 0.9;
+
+/// Share kept of the limit after a window with a 429, a 503 or a timeout.
+const BACKPRESSURE_DECREASE: f64 = 0.5;
+
+/// The shortest window: below it, windows would be too short to hold a call.
+const MIN_WINDOW: Duration = Duration::from_millis(1);
+
+/// How one call ended, for the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallSignal {
+    /// An answer (any status but 429 and 503): its latency is a sample.
+    Answered,
+    /// 429, 503 or a timeout: the API is overloaded.
+    Backpressure,
+    /// No answer for another reason (a refused connection, a certificate): says nothing about load.
+    Ignored,
+}
+
+/// The concurrency limit of one API (see the module).
+#[derive(Debug)]
+pub struct AdaptiveConcurrency {
+    /// The API, for metrics and logs.
+    api: Label,
+    /// Free slots: the limit minus the calls in flight (minus `debt`).
+    slots: std::sync::Arc<Semaphore>,
+    /// The highest limit (`apis.<name>.max_in_flight`).
+    ceiling: usize,
+    /// Whether the limit adapts; when not, it stays at the ceiling.
+    adaptive: bool,
+    /// Everything that changes per call.
+    state: Mutex<LimitState>,
+}
+
+/// The limit and the window being observed.
+#[derive(Debug)]
+struct LimitState {
+    /// The current limit.
+    limit: usize,
+    /// Slots to take out of circulation as calls end (the limit went down while they were in flight).
+    debt: usize,
+    /// Whether the limit still doubles (no back-off yet).
+    slow_start: bool,
+    /// The lowest window mean latency seen.
+    floor: Option<Duration>,
+    /// When the current window started.
+    window_started: Instant,
+    /// Calls answered in the window, and the sum of their latencies.
+    answered: u32,
+    /// Sum of the answered calls' latencies.
+    latency_sum: Duration,
+    /// Whether a call of the window found every slot taken.
+    saturated: bool,
+    /// Whether the API pushed back in the window.
+    backpressure: bool,
+}
+
+/// A slot held for one call; [`CallSlot::finish`] hands it back with how the call went.
+#[derive(Debug)]
+pub struct CallSlot<'a> {
+    /// The limit it belongs to.
+    limit: &'a AdaptiveConcurrency,
+    /// The semaphore permit (`None` only if the semaphore was closed, which it never is).
+    permit: Option<OwnedSemaphorePermit>,
+    /// When the call started.
+    started: Instant,
+}
+
+impl AdaptiveConcurrency {
+    /// A limit for `api` between 1 and `ceiling`, starting at [`INITIAL_LIMIT`] when `adaptive`, else fixed
+    /// at `ceiling`.
+    pub fn new(api: Label, ceiling: usize, adaptive: bool) -> Self {
+        let ceiling = ceiling.max(1);
+        let limit = if adaptive { INITIAL_LIMIT.min(ceiling) } else { ceiling };
+        metrics::concurrency_limit(&api, limit);
+        Self {
+            api,
+            slots: std::sync::Arc::new(Semaphore::new(limit)),
+            ceiling,
+            adaptive,
+            state: Mutex::new(LimitState {
+                limit,
+                debt: 0,
+                slow_start: true,
+                floor: None,
+                window_started: Instant::now(),
+                answered: 0,
+                latency_sum: Duration::ZERO,
+                saturated: false,
+                backpressure: false,
+            }),
+        }
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> usize {
+        self.lock().limit
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LimitState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits for a slot.
+    pub async fn acquire(&self) -> CallSlot<'_> {
+        let permit = match std::sync::Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                if self.adaptive {
+                    self.lock().saturated = true;
+                }
+                // The semaphore is never closed.
+                std::sync::Arc::clone(&self.slots).acquire_owned().await.ok()
+            }
+        };
+        if self.adaptive && self.slots.available_permits() == 0 {
+            self.lock().saturated = true;
+        }
+        CallSlot { limit: self, permit, started: Instant::now() }
+    }
+
+    /// A call that started at `started` ended with `signal`: the sample joins the window, and the window,
+    /// when it is over, moves the limit. Only calls that started in the window are its samples: a call that
+    /// started before ran under the previous limit (which its answer already moved, or which it would move
+    /// twice), and judging the new limit by it would let slow start double again before the latency of the
+    /// doubled load is seen (overshooting into 429s).
+    fn record(&self, started: Instant, signal: CallSignal) -> bool {
+        let latency = started.elapsed();
+        let mut state = self.lock();
+        let in_window = started >= state.window_started;
+        match signal {
+            CallSignal::Answered if in_window => {
+                state.answered += 1;
+                state.latency_sum += latency;
+            }
+            CallSignal::Backpressure if in_window => state.backpressure = true,
+            CallSignal::Answered | CallSignal::Backpressure | CallSignal::Ignored => {}
+        }
+        let window = state.floor.unwrap_or(latency).max(MIN_WINDOW);
+        if state.window_started.elapsed() >= window && (state.answered > 0 || state.backpressure) {
+            self.adjust(&mut state);
+        }
+        // Hand the slot back unless the limit went down while it was in flight.
+        if state.debt > 0 {
+            state.debt -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// Ends the window: moves the limit (see the module) and starts the next window.
+    fn adjust(&self, state: &mut LimitState) {
+        let mean = (state.answered > 0).then(|| state.latency_sum / state.answered);
+        if let Some(mean) = mean {
+            state.floor = Some(state.floor.map_or(mean, |floor| floor.min(mean)));
+        }
+        let floor = state.floor.unwrap_or(Duration::MAX);
+        let loaded = mean.is_some_and(|mean| mean.as_secs_f64() > floor.as_secs_f64() * LATENCY_TOLERANCE);
+        let old = state.limit;
+        let new = if state.backpressure {
+            state.slow_start = false;
+            scale(old, BACKPRESSURE_DECREASE)
+        } else if loaded {
+            state.slow_start = false;
+            if old == 1 {
+                // At one call at a time the latency is the API's own: that is the floor now.
+                state.floor = mean;
+            }
+            scale(old, LATENCY_DECREASE)
+        } else if state.saturated {
+            if state.slow_start { old.saturating_mul(2) } else { old + 1 }.min(self.ceiling)
+        } else {
+            old
+        };
+        if new > old {
+            let grow = new - old;
+            let repaid = grow.min(state.debt);
+            state.debt -= repaid;
+            self.slots.add_permits(grow - repaid);
+        } else if new < old {
+            let shrink = old - new;
+            let forgotten = self.slots.forget_permits(shrink);
+            state.debt += shrink - forgotten;
+        }
+        if new != old {
+            state.limit = new;
+            metrics::concurrency_limit(&self.api, new);
+            tracing::debug!(
+                api = %self.api, limit = new, previous = old,
+                mean_ms = mean.map(|m| m.as_secs_f64() * 1000.0), floor_ms = floor.as_secs_f64() * 1000.0,
+                backpressure = state.backpressure, "concurrency limit moved"
+            );
+        }
+        state.window_started = Instant::now();
+        state.answered = 0;
+        state.latency_sum = Duration::ZERO;
+        state.saturated = false;
+        state.backpressure = false;
+    }
+}
+
+/// `limit` × `share`, at least 1.
+fn scale(limit: usize, share: f64) -> usize {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let scaled = (limit as f64 * share).floor() as usize;
+    scaled.max(1)
+}
+
+impl CallSlot<'_> {
+    /// The call ended with `signal`: hands the slot back and lets the limit learn from it.
+    pub fn finish(mut self, signal: CallSignal) {
+        let permit = self.permit.take();
+        if !self.limit.adaptive {
+            return;
+        }
+        let keep = self.limit.record(self.started, signal);
+        if !keep && let Some(permit) = permit {
+            permit.forget();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `calls` windows of calls through `limit`, each call taking `latency(limit)` and ending with
+    /// `signal(limit)`, filling every slot; returns the limit after each window.
+    async fn windows(
+        limit: &AdaptiveConcurrency,
+        count: usize,
+        latency: impl Fn(usize) -> Duration,
+        signal: impl Fn(usize) -> CallSignal,
+    ) -> Vec<usize> {
+        let mut seen = Vec::new();
+        for _ in 0..count {
+            let n = limit.limit();
+            let mut slots = Vec::new();
+            for _ in 0..n {
+                slots.push(limit.acquire().await);
+            }
+            tokio::time::sleep(latency(n)).await;
+            for slot in slots {
+                slot.finish(signal(n));
+            }
+            seen.push(limit.limit());
+        }
+        seen
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fast_api_gets_the_ceiling_within_six_round_trips() {
+        let limit = AdaptiveConcurrency::new(Label::from("fast"), 512, true);
+        let seen = windows(&limit, 6, |_| Duration::from_millis(20), |_| CallSignal::Answered).await;
+        assert_eq!(seen.last(), Some(&512), "doubled each window up to the ceiling: {seen:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_api_with_a_capacity_is_held_near_it() {
+        // Latency is 20 ms up to 16 calls in flight and grows linearly beyond; 429 past 32.
+        let latency = |n: usize| Duration::from_millis(20 * n.max(16) as u64 / 16);
+        let signal = |n: usize| if n > 32 { CallSignal::Backpressure } else { CallSignal::Answered };
+        let limit = AdaptiveConcurrency::new(Label::from("capacity"), 512, true);
+        let seen = windows(&limit, 200, latency, signal).await;
+        let settled = &seen[50..];
+        assert!(settled.iter().all(|&n| (14..=25).contains(&n)), "held near 16: {settled:?}");
+        assert!(settled.iter().filter(|&&n| n > 16).count() > 10, "it probes past the capacity: {settled:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backpressure_halves_the_limit_and_it_never_goes_below_one() {
+        let limit = AdaptiveConcurrency::new(Label::from("busy"), 64, true);
+        windows(&limit, 8, |_| Duration::from_millis(10), |_| CallSignal::Answered).await;
+        assert_eq!(limit.limit(), 64);
+        let seen = windows(&limit, 10, |_| Duration::from_millis(10), |_| CallSignal::Backpressure).await;
+        assert_eq!(&seen[..3], &[32, 16, 8], "halved per window");
+        assert_eq!(seen.last(), Some(&1), "never below one");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_api_slow_for_everyone_is_not_throttled_to_nothing() {
+        let limit = AdaptiveConcurrency::new(Label::from("slower"), 64, true);
+        windows(&limit, 8, |_| Duration::from_millis(10), |_| CallSignal::Answered).await;
+        // The API becomes five times slower whatever the load: the limit falls to 1, then learns the new floor
+        // and grows again.
+        let seen = windows(&limit, 200, |_| Duration::from_millis(50), |_| CallSignal::Answered).await;
+        assert_eq!(seen.last(), Some(&64), "back at the ceiling once the new latency is the floor: {seen:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fixed_limit_stays_at_the_ceiling() {
+        let limit = AdaptiveConcurrency::new(Label::from("fixed"), 8, false);
+        let seen = windows(&limit, 5, |_| Duration::from_millis(10), |_| CallSignal::Backpressure).await;
+        assert_eq!(seen, vec![8; 5]);
+    }
+}
