@@ -8,6 +8,9 @@
 //! * **ceiling**: one rdkafka consumer handing every record to its own task, `max_in_flight` calls at once, no
 //!   ordering and no offset tracking: incorrect, but it shows what this machine allows.
 //!
+//! Against an API with a capacity (the sink slows down past N calls at once and answers 429 past 2N), courier's
+//! defaults (an adaptive limit per API) are compared with the API's limit fixed at N/2 … 512.
+//!
 //! Both references make the cheapest call there is: the record's value as the body, its coordinates as the
 //! idempotency key, nothing parsed; so courier's CPU per event is compared with the least it could be.
 //!

@@ -34,6 +34,17 @@ fn notes(t: &Throughput) -> String {
     notes.join(", ")
 }
 
+/// The notes of each named run that has any, as `name: notes; …`.
+fn named_notes(runs: &[(&str, &Throughput)]) -> String {
+    let named: Vec<String> = runs
+        .iter()
+        .map(|(name, t)| (name, notes(t)))
+        .filter(|(_, n)| !n.is_empty())
+        .map(|(name, n)| format!("{name}: {n}"))
+        .collect();
+    named.join("; ")
+}
+
 /// Prints the header of the matrix table.
 pub fn matrix_header() {
     println!(
@@ -51,13 +62,7 @@ pub fn matrix_row(row: &Row) {
     } else {
         format!("{:.0} %", 100.0 * courier.per_sec / scenario.bound())
     };
-    let mut note = Vec::new();
-    for (name, t) in [("baseline", baseline), ("courier", courier), ("ceiling", ceiling)] {
-        let n = notes(t);
-        if !n.is_empty() {
-            note.push(format!("{name}: {n}"));
-        }
-    }
+    let note = named_notes(&[("baseline", baseline), ("courier", courier), ("ceiling", ceiling)]);
     println!(
         "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.1}× | {:.0} % | {} | {:.0} | {:.0} | {:.1} ({:.1}) | {} | {} |",
         scenario.latency_ms,
@@ -74,7 +79,7 @@ pub fn matrix_row(row: &Row) {
         courier.memory_end.now_mib,
         courier.memory_end.peak_mib,
         shares(&courier.cpu),
-        note.join("; ")
+        note
     );
 }
 
@@ -99,6 +104,89 @@ pub fn detail_table(workers: &[(Mode, Throughput)]) {
             t.out_of_order
         );
     }
+}
+
+/// Prints the before/after table: per scenario, the other build's throughput, CPU and memory next to
+/// this build's.
+pub fn before_after(compared: &[(Scenario, Throughput, Throughput)]) {
+    println!(
+        "| L ms | K | C | before /s | after /s | after/before | before CPU ms/1k | after CPU ms/1k | \
+         before RSS MiB (peak) | after RSS MiB (peak) | notes |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for (scenario, before, after) in compared {
+        let note = named_notes(&[("before", before), ("after", after)]);
+        println!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2}× | {:.0} | {:.0} | {:.1} | {:.1} | {} |",
+            scenario.latency_ms,
+            scenario.keys,
+            scenario.max_in_flight,
+            before.per_sec,
+            after.per_sec,
+            after.per_sec / before.per_sec,
+            before.cpu_per_1000 * 1000.0,
+            after.cpu_per_1000 * 1000.0,
+            before.memory_end.peak_mib,
+            after.memory_end.peak_mib,
+            note
+        );
+    }
+}
+
+/// The runs against an API with a capacity of `capacity` calls at once: courier with every default (its
+/// adaptive limit) and with the API's limit fixed at each of `fixed`.
+#[derive(Debug, Clone)]
+pub struct CapacityRuns {
+    /// The API's capacity N.
+    pub capacity: usize,
+    /// The API's unloaded latency L, ms.
+    pub latency_ms: u64,
+    /// courier with every default.
+    pub adaptive: Throughput,
+    /// courier with `apis.inventory.max_in_flight` fixed at each value.
+    pub fixed: Vec<(usize, Throughput)>,
+}
+
+impl CapacityRuns {
+    /// The fixed limit that delivered the most, and its run.
+    pub fn best_fixed(&self) -> Option<&(usize, Throughput)> {
+        self.fixed.iter().max_by(|a, b| a.1.per_sec.total_cmp(&b.1.per_sec))
+    }
+}
+
+/// Prints the table of one capacity: each run's throughput against the best fixed limit, the API's p99
+/// latency against L, and the 429s it answered.
+pub fn capacity_table(runs: &CapacityRuns) {
+    let best = runs.best_fixed().map_or(f64::NAN, |(_, t)| t.per_sec);
+    println!(
+        "N = {}: latency {} ms up to {} calls in flight, linear beyond, 429 past {} (most it can serve: {:.0}/s)\n",
+        runs.capacity,
+        runs.latency_ms,
+        runs.capacity,
+        2 * runs.capacity,
+        runs.capacity as f64 * 1000.0 / runs.latency_ms as f64
+    );
+    println!(
+        "| courier, API limit | events/s | vs best fixed | API p99 ms | p99 / L | 429s in window | 429s in run | \
+         CPU ms/1k | RSS MiB (peak) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let adaptive = ("adaptive (defaults, ceiling 512)".to_owned(), &runs.adaptive);
+    let fixed = runs.fixed.iter().map(|(c, t)| (format!("fixed at {c}"), t));
+    for (name, t) in std::iter::once(adaptive).chain(fixed) {
+        println!(
+            "| {name} | {:.0} | {:.0} % | {:.1} | {:.2} | {} | {} | {:.0} | {:.1} |",
+            t.per_sec,
+            100.0 * t.per_sec / best,
+            t.api_p99_ms,
+            t.api_p99_ms / runs.latency_ms as f64,
+            t.throttled,
+            t.throttled_run,
+            t.cpu_per_1000 * 1000.0,
+            t.memory_end.peak_mib
+        );
+    }
+    println!();
 }
 
 /// Prints the header of the latency table.
@@ -149,6 +237,7 @@ pub fn targets(
     target: Option<(Throughput, Throughput, Throughput)>,
     latencies: &[(Mode, Latency)],
     producer: Option<&(Requests, Requests)>,
+    capacities: &[CapacityRuns],
 ) {
     let target_row = rows.iter().find(|r| r.scenario == crate::suite::TARGET);
     match target_row {
@@ -172,6 +261,40 @@ pub fn targets(
             );
         }
         _ => println!("- defaults: the target scenario did not run."),
+    }
+    if let (Some((_, defaults, _)), Some(r)) = (target, target_row) {
+        let pct = 100.0 * defaults.per_sec / r.ceiling.per_sec;
+        println!(
+            "- every default (adaptive API limit included) ≥ 90 % of the ceiling at L = 20, K = 10,000: {pct:.0} %: {}.",
+            verdict(pct >= 90.0)
+        );
+    }
+    for r in rows.iter().filter(|r| r.scenario.latency_ms > 0 && r.scenario.keys == 100) {
+        let pct = 100.0 * r.courier.per_sec / r.scenario.bound();
+        println!(
+            "- few keys, L = {}, K = 100, C = {}: {:.0} events/s, {pct:.0} % of min(C, K) · 1000 / L (≥ 80 %): {}.",
+            r.scenario.latency_ms,
+            r.scenario.max_in_flight,
+            r.courier.per_sec,
+            verdict(pct >= 80.0)
+        );
+    }
+    for runs in capacities {
+        let Some((best_limit, best)) = runs.best_fixed() else { continue };
+        let t = &runs.adaptive;
+        let pct = 100.0 * t.per_sec / best.per_sec;
+        let p99 = t.api_p99_ms / runs.latency_ms as f64;
+        println!(
+            "- an API with a capacity of {}: adaptive {:.0} % of the best fixed limit ({best_limit}) (≥ 90 %): {}; the \
+             API's p99 {p99:.2} × L (≤ 2×): {}; 429s: {} in the run, {} in the measured window (none sustained): {}.",
+            runs.capacity,
+            pct,
+            verdict(pct >= 90.0),
+            verdict(p99 <= 2.0),
+            t.throttled_run,
+            t.throttled,
+            verdict(t.throttled == 0)
+        );
     }
     let at_zero: Vec<&Row> = rows.iter().filter(|r| r.scenario.latency_ms == 0).collect();
     if at_zero.is_empty() {

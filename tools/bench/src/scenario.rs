@@ -29,6 +29,11 @@ pub enum Mode {
     CourierQuietLogs,
     /// One consumer, a task per record, `max_in_flight` at once, no order, no offsets.
     Ceiling,
+    /// Another build of the `inventory` binary (`--courier-before`), run as [`Mode::Courier`] is.
+    CourierBefore,
+    /// courier's `inventory` binary with every default but the API's limit of calls in flight: fixed
+    /// (`apis.inventory.adaptive_concurrency = false`) at the scenario's C (`apis.inventory.max_in_flight`).
+    CourierFixedApiLimit,
 }
 
 /// `kafka.fetch_wait_max_ms` of [`Mode::CourierShortFetchWait`].
@@ -44,6 +49,8 @@ impl Mode {
             Mode::CourierShortFetchWait => "courier (defaults, fetch_wait_max_ms = 10)",
             Mode::CourierQuietLogs => "courier (defaults, log_level = warn)",
             Mode::Ceiling => "ceiling",
+            Mode::CourierBefore => "courier (before)",
+            Mode::CourierFixedApiLimit => "courier (defaults, fixed API limit)",
         }
     }
 
@@ -51,7 +58,12 @@ impl Mode {
     fn worker(self) -> &'static str {
         match self {
             Mode::Baseline => "baseline",
-            Mode::Courier | Mode::CourierDefaults | Mode::CourierShortFetchWait | Mode::CourierQuietLogs => "courier",
+            Mode::Courier
+            | Mode::CourierDefaults
+            | Mode::CourierShortFetchWait
+            | Mode::CourierQuietLogs
+            | Mode::CourierBefore
+            | Mode::CourierFixedApiLimit => "courier",
             Mode::Ceiling => "ceiling",
         }
     }
@@ -114,6 +126,13 @@ pub struct Throughput {
     pub out_of_order: u64,
     /// The backlog ran out before the window ended: the rate is a lower bound.
     pub ran_dry: bool,
+    /// Requests the sink answered 429 in the window (only a sink with a capacity does).
+    pub throttled: u64,
+    /// Requests the sink answered 429 over the whole run.
+    pub throttled_run: u64,
+    /// 99th percentile of the latency of the answers the sink served in the window, ms (NaN: no capacity
+    /// set, latencies are not kept).
+    pub api_p99_ms: f64,
 }
 
 /// What an open-loop run measured.
@@ -149,14 +168,20 @@ pub struct Harness {
     pub timing: Timing,
     /// Topics and groups named so far (each gets a fresh name).
     topics: std::sync::atomic::AtomicUsize,
+    /// The `inventory` binary [`Mode::CourierBefore`] runs.
+    before: Option<std::path::PathBuf>,
 }
 
 /// Process figures at one instant.
 struct Snapshot {
     /// When.
     at: Instant,
+    /// When, in µs since the Unix epoch (the sink's clock).
+    unix: u64,
     /// Events delivered so far.
     delivered: u64,
+    /// Requests answered 429 so far.
+    throttled: u64,
     /// CPU seconds of the worker, the broker and this process.
     cpu: [f64; 3],
     /// Worker memory.
@@ -165,11 +190,16 @@ struct Snapshot {
 
 impl Harness {
     /// Starts the broker and the sink.
-    pub async fn start(partitions: i32, headers: bool, timing: Timing) -> anyhow::Result<Self> {
+    pub async fn start(
+        partitions: i32,
+        headers: bool,
+        timing: Timing,
+        before: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Self> {
         let tansu = TansuProcess::start()?;
         courier_tests::broker::wait_until_reachable(&tansu.bootstrap, Duration::from_secs(60)).await?;
         let sink = Sink::start().await?;
-        Ok(Self { tansu, sink, partitions, headers, timing, topics: Default::default() })
+        Ok(Self { tansu, sink, partitions, headers, timing, topics: Default::default(), before })
     }
 
     /// A fresh topic name.
@@ -212,8 +242,14 @@ impl Harness {
         let group =
             format!("{}-{}-{}", topic, mode.worker(), self.topics.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let mut env = self.environment(topic);
-        let defaults = matches!(mode, Mode::CourierDefaults | Mode::CourierShortFetchWait | Mode::CourierQuietLogs);
-        if !defaults {
+        let defaults = matches!(
+            mode,
+            Mode::CourierDefaults | Mode::CourierShortFetchWait | Mode::CourierQuietLogs | Mode::CourierFixedApiLimit
+        );
+        if mode == Mode::CourierFixedApiLimit {
+            env.push(("COURIER__APIS__INVENTORY__ADAPTIVE_CONCURRENCY".to_owned(), "false".to_owned()));
+            env.push(("COURIER__APIS__INVENTORY__MAX_IN_FLIGHT".to_owned(), scenario.max_in_flight.to_string()));
+        } else if !defaults {
             env.push(("COURIER__CONSUMER__MAX_IN_FLIGHT".to_owned(), scenario.max_in_flight.to_string()));
         }
         if mode == Mode::CourierQuietLogs {
@@ -224,8 +260,12 @@ impl Harness {
         }
         let mut command = match mode.worker() {
             "courier" => {
-                // The binary a user runs: courier's inventory consumer, next to this one.
-                let binary = std::env::current_exe()?.with_file_name("inventory");
+                // The binary a user runs: courier's inventory consumer, next to this one (or the other build
+                // compared with it).
+                let binary = match (&self.before, mode) {
+                    (Some(before), Mode::CourierBefore) => before.clone(),
+                    _ => std::env::current_exe()?.with_file_name("inventory"),
+                };
                 anyhow::ensure!(
                     binary.exists(),
                     "{} is missing: cargo build --release --bin inventory (scripts/bench.sh does)",
@@ -257,7 +297,9 @@ impl Harness {
         let broker = self.tansu.broker_pid().context("the broker's process id")?;
         Ok(Snapshot {
             at: Instant::now(),
+            unix: crate::sink::unix_micros(),
             delivered: run.delivered(),
+            throttled: run.throttled(),
             cpu: [
                 process::cpu_seconds(worker)?,
                 process::cpu_seconds(broker)?,
@@ -299,6 +341,9 @@ impl Harness {
             duplicates: run.duplicates(),
             out_of_order: run.out_of_order(),
             ran_dry: end.delivered >= events as u64,
+            throttled: end.throttled - start.throttled,
+            throttled_run: run.throttled(),
+            api_p99_ms: percentile(&run.served_between(start.unix, end.unix), 0.99),
         })
     }
 

@@ -1,12 +1,16 @@
 //! The API every worker calls: answers each request after L ms and notes, per event, when it first
 //! arrived, how often it came again, and whether it overtook an earlier event of its key.
 //!
+//! With a capacity N ([`Sink::set_capacity`]) it behaves as an API that can serve N requests at once: the
+//! latency is L while at most N requests are in flight and grows linearly beyond (L · n / N), and a request
+//! past 2N is answered 429 at once. It then also keeps the latency of each answer it served.
+//!
 //! It is lean on purpose (no journal, no bodies kept, no JSON tree): it shares the two cores with the broker
 //! and the worker being measured, so what it costs is taken from them. Requests carry the reservation body
 //! of the inventory API: `{"order_id": "k<key>", "items": [{"sku": "e<sequence number>", …}]}`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +36,10 @@ pub struct Sink {
 struct SinkState {
     /// Milliseconds to wait before answering.
     latency_ms: AtomicU64,
+    /// Requests served at once before the latency grows (0: no capacity, always L).
+    capacity: AtomicUsize,
+    /// Requests being served now (counted only with a capacity).
+    in_flight: AtomicUsize,
     /// The run requests are counted in.
     run: RwLock<Arc<Run>>,
 }
@@ -50,6 +58,10 @@ pub struct Run {
     out_of_order: AtomicU64,
     /// Requests that named no event of this run.
     unknown: AtomicU64,
+    /// Requests answered 429 (past twice the capacity).
+    throttled: AtomicU64,
+    /// With a capacity: when each answer went out (µs since the epoch) and how long it took (µs).
+    served: Mutex<Vec<(u64, u64)>>,
     /// The number of delivered events a waiter waits for.
     target: AtomicU64,
     /// Woken when `delivered` reaches `target`.
@@ -110,6 +122,8 @@ impl Run {
             duplicates: AtomicU64::new(0),
             out_of_order: AtomicU64::new(0),
             unknown: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            served: Mutex::new(Vec::new()),
             target: AtomicU64::new(u64::MAX),
             reached: Notify::new(),
         }
@@ -160,6 +174,20 @@ impl Run {
         self.unknown.load(Ordering::Relaxed)
     }
 
+    /// Requests answered 429.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    /// The latencies (ms, sorted) of the answers served between `from` and `to` (µs since the epoch).
+    pub fn served_between(&self, from: u64, to: u64) -> Vec<f64> {
+        let served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut latencies: Vec<f64> =
+            served.iter().filter(|&&(at, _)| (from..to).contains(&at)).map(|&(_, took)| took as f64 / 1000.0).collect();
+        latencies.sort_by(f64::total_cmp);
+        latencies
+    }
+
     /// When event `seq` first arrived (µs since the epoch), if it did.
     pub fn arrival(&self, seq: usize) -> Option<u64> {
         self.first_arrival.get(seq).map(|a| a.load(Ordering::Relaxed)).filter(|&a| a > 0)
@@ -188,18 +216,69 @@ async fn receive(State(state): State<Arc<SinkState>>, body: Bytes) -> StatusCode
         return StatusCode::UNPROCESSABLE_ENTITY;
     };
     let run = Arc::clone(&state.run.read().unwrap_or_else(PoisonError::into_inner));
-    run.arrive(key, seq, now);
     let latency = state.latency_ms.load(Ordering::Relaxed);
+    let capacity = state.capacity.load(Ordering::Relaxed);
+    if capacity > 0 {
+        return serve_with_capacity(&state, &run, (key, seq), now, latency, capacity).await;
+    }
+    run.arrive(key, seq, now);
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     StatusCode::CREATED
 }
 
+/// One request to an API that serves `capacity` at once (see the module).
+async fn serve_with_capacity(
+    state: &SinkState,
+    run: &Run,
+    (key, seq): (usize, usize),
+    now: u64,
+    latency_ms: u64,
+    capacity: usize,
+) -> StatusCode {
+    let in_flight = InFlight::enter(&state.in_flight);
+    if in_flight.count > 2 * capacity {
+        run.throttled.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::TOO_MANY_REQUESTS;
+    }
+    run.arrive(key, seq, now);
+    let latency = latency_ms * 1000 * in_flight.count.max(capacity) as u64 / capacity as u64;
+    tokio::time::sleep(Duration::from_micros(latency)).await;
+    let answered = unix_micros();
+    run.served.lock().unwrap_or_else(PoisonError::into_inner).push((answered, answered.saturating_sub(now)));
+    StatusCode::CREATED
+}
+
+/// One request counted in flight, until dropped (answered, or abandoned by the client).
+struct InFlight<'a> {
+    /// The counter.
+    counter: &'a AtomicUsize,
+    /// Requests in flight with this one.
+    count: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        Self { counter, count: counter.fetch_add(1, Ordering::Relaxed) + 1 }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Sink {
     /// Starts the sink on a free loopback port.
     pub async fn start() -> anyhow::Result<Self> {
-        let state = Arc::new(SinkState { latency_ms: AtomicU64::new(0), run: RwLock::new(Arc::new(Run::new(0, 0))) });
+        let state = Arc::new(SinkState {
+            latency_ms: AtomicU64::new(0),
+            capacity: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            run: RwLock::new(Arc::new(Run::new(0, 0))),
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = Router::new().fallback(receive).with_state(Arc::clone(&state));
@@ -222,6 +301,11 @@ impl Sink {
     /// Answers every request after `latency`.
     pub fn set_latency(&self, latency: Duration) {
         self.state.latency_ms.store(latency.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Serves `capacity` requests at once (see the module); `None`: any number, always after L.
+    pub fn set_capacity(&self, capacity: Option<usize>) {
+        self.state.capacity.store(capacity.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// Starts counting a new run over `events` events with `keys` keys; returns it.
@@ -262,6 +346,29 @@ mod tests {
         run.arrive(0, 2, 3);
         waiter.await.unwrap().expect("woken at 3");
         assert!(run.wait_for(11, Duration::from_millis(20)).await.is_err(), "only 10 events exist");
+    }
+
+    #[tokio::test]
+    async fn past_its_capacity_the_api_slows_down_then_answers_429() {
+        let sink = Sink::start().await.expect("sink");
+        sink.set_latency(Duration::from_millis(20));
+        sink.set_capacity(Some(2));
+        let run = sink.start_run(8, 8);
+        let client = reqwest::Client::new();
+        let calls = (0..6).map(|i| {
+            let body = format!(r#"{{"order_id":"k{i}","items":[{{"sku":"e{i}"}}]}}"#);
+            client.post(sink.url()).body(body).send()
+        });
+        let statuses: Vec<u16> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| r.expect("answered").status().as_u16())
+            .collect();
+        assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 2, "past 2N = 4 in flight: {statuses:?}");
+        assert_eq!((run.delivered(), run.throttled()), (4, 2));
+        let latencies = run.served_between(0, u64::MAX);
+        assert_eq!(latencies.len(), 4);
+        assert!(latencies[3] >= 40.0, "four in flight at twice the capacity take 2 L: {latencies:?}");
     }
 
     #[test]

@@ -48,6 +48,17 @@ pub struct SuiteArgs {
     /// Requests in flight for the producer side.
     #[arg(long, default_value_t = 64)]
     producer_concurrency: usize,
+    /// Another build of the `inventory` binary (say, main's before a change), measured next to courier in every
+    /// scenario of the matrix with the same settings: a before/after table from one run.
+    #[arg(long, value_name = "PATH")]
+    courier_before: Option<std::path::PathBuf>,
+    /// Capacities N of the API for the adaptive-concurrency runs (L = 20 ms, K = 10,000): courier's defaults
+    /// against the API's limit fixed at N/2, N, 2N, 4N and 512.
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 128])]
+    capacity: Vec<usize>,
+    /// Skip the adaptive-concurrency runs.
+    #[arg(long)]
+    no_capacity: bool,
 }
 
 /// The scenario the targets are stated for.
@@ -61,11 +72,15 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
         args.keys = vec![TARGET.keys];
         args.warmup_s = args.warmup_s.min(1);
         args.window_s = args.window_s.min(3);
+        args.no_capacity = true;
     }
     let timing = Timing { warmup: Duration::from_secs(args.warmup_s), window: Duration::from_secs(args.window_s) };
     let run_seconds = (args.warmup_s + args.window_s + 4) as usize;
     let events = args.events.unwrap_or(20_000 * run_seconds);
-    let harness = Harness::start(args.partitions, args.headers, timing).await?;
+    if let Some(before) = &args.courier_before {
+        anyhow::ensure!(before.is_file(), "--courier-before {}: no such file", before.display());
+    }
+    let harness = Harness::start(args.partitions, args.headers, timing, args.courier_before.clone()).await?;
     println!("# courier benchmark\n");
     println!("- machine: {}", crate::process::machine());
     println!(
@@ -81,13 +96,18 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
     println!("- CPU shares are of one core (1.00 = a whole core) over the window: worker / broker / sink\n");
 
     let mut rows = Vec::new();
+    let mut compared = Vec::new();
     let mut target = None;
+    let mut target_topic = None;
     println!("## Throughput (closed loop over a preloaded backlog)\n");
     report::matrix_header();
     for &keys in &args.keys {
         let topic = harness.topic(&format!("k{keys}"));
         let took = harness.preload(&topic, events, keys).await?;
         eprintln!("preloaded {events} events with {keys} keys in {:.1} s", took.as_secs_f64());
+        if keys == TARGET.keys {
+            target_topic = Some(topic.clone());
+        }
         for &latency_ms in &args.latency_ms {
             let first = Scenario { latency_ms, max_in_flight: args.max_in_flight[0], keys };
             let baseline = harness.closed_loop(Mode::Baseline, &topic, events, first).await?;
@@ -95,6 +115,10 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
                 let scenario = Scenario { latency_ms, max_in_flight, keys };
                 let courier = harness.closed_loop(Mode::Courier, &topic, events, scenario).await?;
                 let ceiling = harness.closed_loop(Mode::Ceiling, &topic, events, scenario).await?;
+                if args.courier_before.is_some() {
+                    let before = harness.closed_loop(Mode::CourierBefore, &topic, events, scenario).await?;
+                    compared.push((scenario, before, courier));
+                }
                 let row = Row { scenario, baseline, courier, ceiling };
                 report::matrix_row(&row);
                 rows.push(row);
@@ -107,6 +131,11 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
                 target = Some((baseline, defaults, short, quiet, row));
             }
         }
+    }
+
+    if !compared.is_empty() {
+        println!("\n## Before and after (the same run: `--courier-before` against this build)\n");
+        report::before_after(&compared);
     }
 
     let mut latencies = Vec::new();
@@ -139,6 +168,33 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
         }
     }
 
+    let mut capacities = Vec::new();
+    if !args.no_capacity && !args.capacity.is_empty() {
+        println!("\n## An API with a capacity: the adaptive limit against fixed ones (L = 20 ms, K = 10,000)\n");
+        let topic = match target_topic {
+            Some(topic) => topic,
+            None => {
+                let topic = harness.topic("capacity");
+                harness.preload(&topic, events, TARGET.keys).await?;
+                topic
+            }
+        };
+        for &capacity in args.capacity.iter().filter(|&&n| n > 0) {
+            harness.sink.set_capacity(Some(capacity));
+            let scenario = Scenario { max_in_flight: capacity, ..TARGET };
+            let adaptive = harness.closed_loop(Mode::CourierDefaults, &topic, events, scenario).await?;
+            let mut fixed = Vec::new();
+            for limit in fixed_limits(capacity) {
+                let scenario = Scenario { max_in_flight: limit, ..scenario };
+                fixed.push((limit, harness.closed_loop(Mode::CourierFixedApiLimit, &topic, events, scenario).await?));
+            }
+            let runs = report::CapacityRuns { capacity, latency_ms: TARGET.latency_ms, adaptive, fixed };
+            report::capacity_table(&runs);
+            capacities.push(runs);
+        }
+        harness.sink.set_capacity(None);
+    }
+
     let mut producer = None;
     if !args.no_producer {
         println!("\n## Producer side: `POST /v1/orders` against a direct rdkafka produce loop\n");
@@ -152,6 +208,26 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
     }
 
     println!("\n## Targets\n");
-    report::targets(&rows, target.map(|(b, d, short, _, _)| (b, d, short)), &latencies, producer.as_ref());
+    report::targets(&rows, target.map(|(b, d, short, _, _)| (b, d, short)), &latencies, producer.as_ref(), &capacities);
     Ok(())
+}
+
+/// The fixed limits an API of capacity `n` is tried with: N/2, N, 2N, 4N and 512 (the default ceiling).
+fn fixed_limits(n: usize) -> Vec<usize> {
+    let mut limits = vec![(n / 2).max(1), n, 2 * n, 4 * n, 512];
+    limits.sort_unstable();
+    limits.dedup();
+    limits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_limits_bracket_the_capacity() {
+        assert_eq!(fixed_limits(16), [8, 16, 32, 64, 512]);
+        assert_eq!(fixed_limits(128), [64, 128, 256, 512]);
+        assert_eq!(fixed_limits(1), [1, 2, 4, 512]);
+    }
 }
