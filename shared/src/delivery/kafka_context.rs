@@ -1,12 +1,13 @@
 //! The rdkafka context of a consumer: the callbacks librdkafka makes on the poll thread. Rebalances drive the
 //! dispatcher. Before an assignment takes effect, each partition gets a queue of its own
 //! (`split_partition_queue`), which the poll thread reads within the partition's share (see the dispatcher);
-//! librdkafka rings the dispatcher's doorbell when such a queue receives records. On revoke, the revoked partitions start no new work, their running events get up to
-//! `consumer.rebalance_timeout_ms` to finish, the calls still in flight are then aborted, and the watermark is
-//! committed synchronously before the partitions go — unless the assignment was lost (the member was evicted
-//! and another owns the partitions already): then calls are aborted at once and nothing is committed. On
-//! assign, the partitions are resumed (librdkafka keeps a pause across revoke and assign). Statistics give the
-//! lag of each partition; errors say when every broker is down or the cluster refuses the login.
+//! librdkafka rings the dispatcher's doorbell when such a queue receives records. On revoke, the revoked
+//! partitions start no new work, their running events get up to `consumer.rebalance_timeout_ms` to finish,
+//! the calls still in flight are then aborted, and the watermark is committed synchronously before the
+//! partitions go — unless the assignment was lost (the member was evicted and another owns the partitions
+//! already): then calls are aborted at once and nothing is committed. On assign, the partitions are resumed
+//! (librdkafka keeps a pause across revoke and assign). Statistics give the lag of each partition; errors say
+//! when every broker is down or the cluster refuses the login.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
