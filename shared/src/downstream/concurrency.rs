@@ -12,8 +12,10 @@
 //!   is at its ceiling within six round trips;
 //! * **additive increase**: after the first back-off, it grows by one per such window instead;
 //! * **multiplicative decrease**: a window in which the API answered 429 or 503, a call timed out, or the
-//!   mean latency rose past [`LATENCY_TOLERANCE`] × the floor halves it (429, 503, timeouts: the API said so)
-//!   or takes a tenth off (latency), never below 1.
+//!   mean latency rose past [`LATENCY_TOLERANCE`] × the floor while the limit was reached halves it (429, 503,
+//!   timeouts: the API said so) or takes a tenth off (latency), never below 1. A latency that rises while
+//!   courier does not use its whole limit is not courier's load: at a trickle of events, the noise of single
+//!   calls would otherwise wear the limit down, and the next burst would find it low.
 //!
 //! The floor is the lowest window mean seen: the API's latency when courier does not load it. When the limit
 //! is down to 1 and the latency is still high, the API is slow for everyone, not because of courier: the
@@ -199,7 +201,7 @@ impl AdaptiveConcurrency {
         let new = if state.backpressure {
             state.slow_start = false;
             scale(old, BACKPRESSURE_DECREASE)
-        } else if loaded {
+        } else if loaded && state.saturated {
             state.slow_start = false;
             if old == 1 {
                 // At one call at a time the latency is the API's own: that is the floor now.
@@ -324,6 +326,18 @@ mod tests {
         // and grows again.
         let seen = windows(&limit, 200, |_| Duration::from_millis(50), |_| CallSignal::Answered).await;
         assert_eq!(seen.last(), Some(&64), "back at the ceiling once the new latency is the floor: {seen:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_calls_at_a_trickle_do_not_wear_the_limit_down() {
+        let limit = AdaptiveConcurrency::new(Label::from("quiet"), 512, true);
+        // One call at a time, every other one three times slower: latency noise, not courier's load.
+        for n in 0..50_u64 {
+            let slot = limit.acquire().await;
+            tokio::time::sleep(Duration::from_millis(if n % 2 == 0 { 10 } else { 30 })).await;
+            slot.finish(CallSignal::Answered);
+        }
+        assert_eq!(limit.limit(), INITIAL_LIMIT, "unused, the limit neither grows nor shrinks");
     }
 
     #[tokio::test(start_paused = true)]
