@@ -26,18 +26,18 @@ pub async fn access_log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let span = tracing::info_span!(
-        "http request",
-        otel.kind = "server",
-        otel.name = %format_args!("{method} {route}"),
-        http.request.method = %method,
-        http.route = %route,
-        request_id = %request_id,
-        trace_id = tracing::field::Empty,
-        http.response.status_code = tracing::field::Empty,
-    );
-    let trace = propagation::continue_trace(&span, propagation::from_http(request.headers()));
-    span.record("trace_id", trace.id().as_str());
+    let (span, trace) = propagation::start_trace(propagation::from_http(request.headers()), |trace_id| {
+        tracing::info_span!(
+            "http request",
+            otel.kind = "server",
+            otel.name = %format_args!("{method} {route}"),
+            http.request.method = %method,
+            http.route = %route,
+            request_id = %request_id,
+            trace_id,
+            http.response.status_code = tracing::field::Empty,
+        )
+    });
     let response = trace.scope(next.run(request).instrument(span.clone())).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();

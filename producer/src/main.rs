@@ -12,17 +12,16 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let app = match Application::build(&settings).await {
-        Ok(app) => app,
+    let code = match Application::build(&settings).await {
+        Ok(app) => match app.run_until_stopped(courier::shutdown::on_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "producer stopped with an error");
+                ExitCode::FAILURE
+            }
+        },
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "producer could not start");
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = match app.run_until_stopped(courier::shutdown::on_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "producer stopped with an error");
             ExitCode::FAILURE
         }
     };

@@ -13,6 +13,7 @@ pub fn on_signal() -> CancellationToken {
         trigger.cancel();
         wait_for_signal().await;
         tracing::warn!("second shutdown signal: exiting at once");
+        crate::telemetry::shutdown();
         std::process::exit(130);
     });
     token

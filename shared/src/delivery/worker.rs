@@ -105,20 +105,20 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         };
         // The event's span continues the trace of its `traceparent` header (the order API's publish span), so
         // every log line and HTTP call of the event belongs to the order's trace.
-        let span = tracing::info_span!(
-            "event",
-            otel.kind = "consumer",
-            consumer = %self.metrics.consumer(),
-            event_id = %event.id,
-            event_type = %event.event_type,
-            trace_id = tracing::field::Empty,
-            topic = %record.topic(),
-            partition = record.partition(),
-            offset = record.offset,
-        );
-        let trace = propagation::continue_trace(&span, propagation::from_record(&record.headers));
+        let (span, trace) = propagation::start_trace(propagation::from_record(&record.headers), |trace_id| {
+            tracing::info_span!(
+                "event",
+                otel.kind = "consumer",
+                consumer = %self.metrics.consumer(),
+                event_id = %event.id,
+                event_type = %event.event_type,
+                trace_id,
+                topic = %record.topic(),
+                partition = record.partition(),
+                offset = record.offset,
+            )
+        });
         let trace_id = trace.id();
-        span.record("trace_id", trace_id.as_str());
         let incoming = Incoming {
             topic: record.topic().to_owned(),
             partition: record.partition(),

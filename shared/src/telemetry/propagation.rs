@@ -87,17 +87,27 @@ impl Trace {
     }
 }
 
-/// Makes `parent` (from [`from_record`] or [`from_http`]) the parent of `span`, which must not have been
-/// entered yet, and returns the trace the work belongs to. A context without a valid span starts a new trace.
-pub fn continue_trace(span: &tracing::Span, parent: opentelemetry::Context) -> Trace {
+/// Starts the span of a unit of work that came with `parent` (from [`from_record`] or [`from_http`]) and
+/// returns it with the trace the work belongs to. `make_span` makes the span, given its `trace_id` field's value
+/// when it is known already: always when spans are not exported (the trace is then `parent`'s, or a new one
+/// when `parent` has no valid span), so that the span gets every field at once. When spans are exported the
+/// trace id is the span's own, known once it was made: it is recorded then (`trace_id` must be a field).
+pub fn start_trace(
+    parent: opentelemetry::Context,
+    make_span: impl FnOnce(Option<&str>) -> tracing::Span,
+) -> (tracing::Span, Trace) {
     let continued = parent.span().span_context().is_valid();
     if traces::exporting() {
+        let span = make_span(None);
         if continued {
             let _ = span.set_parent(parent);
         }
-        return Trace(span.context());
+        let trace = Trace(span.context());
+        span.record("trace_id", trace.id().as_str());
+        return (span, trace);
     }
-    Trace(if continued { parent } else { new_trace() })
+    let trace = Trace(if continued { parent } else { new_trace() });
+    (make_span(Some(&trace.id())), trace)
 }
 
 /// A new trace, for work that came without one while spans are not exported: random ids, sampled (so that
