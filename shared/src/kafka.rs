@@ -77,9 +77,11 @@ pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
     if config.get("fetch.max.bytes").is_none() && config.get("message.max.bytes").is_none() {
         // Left alone, librdkafka lowers fetch.max.bytes to queued.max.messages.kbytes (but not below
         // message.max.bytes, 1 MB), and a partition holding a record larger than that (a topic may allow more
-        // than Kafka's 1 MB) stalled after it (the e2e test of an oversized dead letter, on Tansu). The response is bounded per partition anyway
-        // (max.partition.fetch.bytes, 1 MiB), so 16 MiB, the value before partitions had queues of their
-        // own, costs nothing in everyday traffic.
+        // than Kafka's 1 MB) stalled after it (the e2e test of an oversized dead letter, on Tansu). Apache
+        // Kafka bounds each partition's part of a response anyway (max.partition.fetch.bytes, 1 MiB), so
+        // 16 MiB, the value before partitions had queues of their own, costs nothing in everyday traffic.
+        // Tansu 0.6.0 ignores that bound and fills a response from one partition up to fetch.max.bytes:
+        // on it, the queues hold several times their 512 KiB (BENCHMARKS.md, 2026-12-04, memory).
         config.set("fetch.max.bytes", FETCH_MAX_BYTES.to_string());
     }
     if !kafka.group_instance_id.is_empty() {

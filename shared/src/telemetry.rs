@@ -87,6 +87,7 @@ static LOG_WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 fn log_writer() -> NonBlocking {
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("courier-logs")
         .finish(BufWriter::with_capacity(LOG_BUFFER_BYTES, std::io::stderr()));
     let mut slot = LOG_WRITER.lock().unwrap_or_else(PoisonError::into_inner);
@@ -96,6 +97,10 @@ fn log_writer() -> NonBlocking {
     }
     writer
 }
+
+/// How many lines may wait for the writing thread (a quarter of a second at full rate); the queue's memory is
+/// taken at once, and tracing-appender's default (128,000 lines) took 4 MiB.
+const LOG_QUEUE_LINES: usize = 4096;
 
 /// How many bytes of log lines the writing thread gathers before a write to stderr (it also writes whenever
 /// no more lines wait).

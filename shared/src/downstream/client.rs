@@ -314,7 +314,8 @@ impl ApiClient {
         let result = async {
             let mut response = request.send().await?;
             let status = response.status();
-            let headers = response.headers().clone();
+            // Taken rather than copied: the body is read without them.
+            let headers = std::mem::take(response.headers_mut());
             let mut body = Vec::new();
             while body.len() < MAX_RESPONSE_BYTES {
                 let Some(chunk) = response.chunk().await? else {
