@@ -231,10 +231,21 @@ fn verdict(met: bool) -> &'static str {
     if met { "**met**" } else { "**not met**" }
 }
 
+/// The target scenario's runs the verdicts use beside the matrix row.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetRuns {
+    /// The per-partition baseline.
+    pub baseline: Throughput,
+    /// courier with every default.
+    pub defaults: Throughput,
+    /// courier with every default but fetches like Apache Kafka's ([`Mode::CourierSmallFetch`]).
+    pub small: Throughput,
+}
+
 /// Judges each target from what was measured (a target whose scenario did not run is said so).
 pub fn targets(
     rows: &[Row],
-    target: Option<(Throughput, Throughput, Throughput)>,
+    target: Option<TargetRuns>,
     latencies: &[(Mode, Latency)],
     producer: Option<&(Requests, Requests)>,
     capacities: &[CapacityRuns],
@@ -253,7 +264,7 @@ pub fn targets(
         None => println!("- L = 20, K = 10,000, C = 512: not in this run's matrix."),
     }
     match (target, target_row) {
-        (Some((baseline, defaults, _)), Some(r)) => {
+        (Some(TargetRuns { baseline, defaults, .. }), Some(r)) => {
             let (x, pct) = (defaults.per_sec / baseline.per_sec, 100.0 * defaults.per_sec / r.ceiling.per_sec);
             println!(
                 "- the same with every setting at its default: {x:.1}× the baseline, {pct:.0} % of the ceiling: {}.",
@@ -262,7 +273,7 @@ pub fn targets(
         }
         _ => println!("- defaults: the target scenario did not run."),
     }
-    if let (Some((_, defaults, _)), Some(r)) = (target, target_row) {
+    if let (Some(TargetRuns { defaults, .. }), Some(r)) = (target, target_row) {
         let pct = 100.0 * defaults.per_sec / r.ceiling.per_sec;
         println!(
             "- every default (adaptive API limit included) ≥ 90 % of the ceiling at L = 20, K = 10,000: {pct:.0} %: {}.",
@@ -319,7 +330,7 @@ pub fn targets(
         );
     }
     let courier_runs: Vec<&Throughput> =
-        rows.iter().map(|r| &r.courier).chain(target.as_ref().map(|(_, d, _)| d)).collect();
+        rows.iter().map(|r| &r.courier).chain(target.as_ref().map(|t| &t.defaults)).collect();
     if !courier_runs.is_empty() {
         let peak = courier_runs.iter().map(|t| t.memory_end.peak_mib).fold(0.0, f64::max);
         let growth =
@@ -329,6 +340,17 @@ pub fn targets(
              window {growth:+.1} MiB: {}.",
             courier_runs.len(),
             verdict(peak <= 64.0 && growth <= 4.0)
+        );
+    }
+    if let Some(TargetRuns { defaults, small, .. }) = target {
+        let growth = small.memory_end.now_mib - small.memory_start.now_mib;
+        println!(
+            "- the same with fetches like Apache Kafka's ({}): peak {:.1} MiB, growth across the window {growth:+.1} MiB, \
+             at {:.2}× the defaults' throughput: {}.",
+            Mode::CourierSmallFetch.label(),
+            small.memory_end.peak_mib,
+            small.per_sec / defaults.per_sec,
+            verdict(small.memory_end.peak_mib <= 64.0 && growth <= 4.0)
         );
     }
     for (mode, l) in latencies.iter().filter(|(m, _)| matches!(m, Mode::CourierDefaults | Mode::CourierShortFetchWait))

@@ -27,6 +27,13 @@ pub enum Mode {
     /// courier's `inventory` binary with every default but `telemetry.log_level = "warn"`: what the info log
     /// line and the span of each event cost.
     CourierQuietLogs,
+    /// courier's `inventory` binary with every default but its fetches: at most [`SMALL_FETCH_BYTES`] per
+    /// fetch (`fetch.max.bytes`), answered as soon as there are records (`kafka.fetch_wait_max_ms` =
+    /// [`SHORT_FETCH_WAIT_MS`]). Apache Kafka bounds each partition's part of a fetch response
+    /// (`max.partition.fetch.bytes`, 1 MiB) and answers at once when it has records; Tansu 0.6.0 does
+    /// neither (BENCHMARKS.md), and its large fetches fill courier's partition queues several times over.
+    /// This is courier's memory with fetches like Apache Kafka's.
+    CourierSmallFetch,
     /// One consumer, a task per record, `max_in_flight` at once, no order, no offsets.
     Ceiling,
     /// Another build of the `inventory` binary (`--courier-before`), run as [`Mode::Courier`] is.
@@ -36,8 +43,11 @@ pub enum Mode {
     CourierFixedApiLimit,
 }
 
-/// `kafka.fetch_wait_max_ms` of [`Mode::CourierShortFetchWait`].
+/// `kafka.fetch_wait_max_ms` of [`Mode::CourierShortFetchWait`] and [`Mode::CourierSmallFetch`].
 pub const SHORT_FETCH_WAIT_MS: u32 = 10;
+
+/// `fetch.max.bytes` of [`Mode::CourierSmallFetch`]: Apache Kafka's bound on one partition's part of a fetch.
+pub const SMALL_FETCH_BYTES: u32 = 1024 * 1024;
 
 impl Mode {
     /// The name printed in tables.
@@ -48,6 +58,7 @@ impl Mode {
             Mode::CourierDefaults => "courier (defaults)",
             Mode::CourierShortFetchWait => "courier (defaults, fetch_wait_max_ms = 10)",
             Mode::CourierQuietLogs => "courier (defaults, log_level = warn)",
+            Mode::CourierSmallFetch => "courier (defaults, fetch.max.bytes = 1 MiB, fetch_wait_max_ms = 10)",
             Mode::Ceiling => "ceiling",
             Mode::CourierBefore => "courier (before)",
             Mode::CourierFixedApiLimit => "courier (defaults, fixed API limit)",
@@ -62,6 +73,7 @@ impl Mode {
             | Mode::CourierDefaults
             | Mode::CourierShortFetchWait
             | Mode::CourierQuietLogs
+            | Mode::CourierSmallFetch
             | Mode::CourierBefore
             | Mode::CourierFixedApiLimit => "courier",
             Mode::Ceiling => "ceiling",
@@ -244,7 +256,11 @@ impl Harness {
         let mut env = self.environment(topic);
         let defaults = matches!(
             mode,
-            Mode::CourierDefaults | Mode::CourierShortFetchWait | Mode::CourierQuietLogs | Mode::CourierFixedApiLimit
+            Mode::CourierDefaults
+                | Mode::CourierShortFetchWait
+                | Mode::CourierQuietLogs
+                | Mode::CourierSmallFetch
+                | Mode::CourierFixedApiLimit
         );
         if mode == Mode::CourierFixedApiLimit {
             env.push(("COURIER__APIS__INVENTORY__ADAPTIVE_CONCURRENCY".to_owned(), "false".to_owned()));
@@ -255,8 +271,11 @@ impl Harness {
         if mode == Mode::CourierQuietLogs {
             env.push(("COURIER__TELEMETRY__LOG_LEVEL".to_owned(), "warn".to_owned()));
         }
-        if mode == Mode::CourierShortFetchWait {
+        if matches!(mode, Mode::CourierShortFetchWait | Mode::CourierSmallFetch) {
             env.push(("COURIER__KAFKA__FETCH_WAIT_MAX_MS".to_owned(), SHORT_FETCH_WAIT_MS.to_string()));
+        }
+        if mode == Mode::CourierSmallFetch {
+            env.push(("COURIER__KAFKA__PROPERTIES__FETCH_MAX_BYTES".to_owned(), SMALL_FETCH_BYTES.to_string()));
         }
         let mut command = match mode.worker() {
             "courier" => {

@@ -127,8 +127,9 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
                 let defaults = harness.closed_loop(Mode::CourierDefaults, &topic, events, TARGET).await?;
                 let short = harness.closed_loop(Mode::CourierShortFetchWait, &topic, events, TARGET).await?;
                 let quiet = harness.closed_loop(Mode::CourierQuietLogs, &topic, events, TARGET).await?;
+                let small = harness.closed_loop(Mode::CourierSmallFetch, &topic, events, TARGET).await?;
                 let row = rows.iter().rev().find(|r| r.scenario == TARGET).copied();
-                target = Some((baseline, defaults, short, quiet, row));
+                target = Some((baseline, defaults, short, quiet, small, row));
             }
         }
     }
@@ -139,7 +140,7 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
     }
 
     let mut latencies = Vec::new();
-    if let Some((baseline, defaults, short, quiet, row)) = target {
+    if let Some((baseline, defaults, short, quiet, small, row)) = target {
         let ceiling = row.map(|r| r.ceiling);
         println!("\n## The target scenario: L = 20 ms, K = 10,000, P = {}, C = 512\n", args.partitions);
         let workers: Vec<(Mode, Throughput)> = [
@@ -147,6 +148,7 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
             (Mode::CourierDefaults, Some(defaults)),
             (Mode::CourierShortFetchWait, Some(short)),
             (Mode::CourierQuietLogs, Some(quiet)),
+            (Mode::CourierSmallFetch, Some(small)),
         ]
         .into_iter()
         .chain(row.map(|r| (Mode::Courier, Some(r.courier))))
@@ -208,7 +210,8 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
     }
 
     println!("\n## Targets\n");
-    report::targets(&rows, target.map(|(b, d, short, _, _)| (b, d, short)), &latencies, producer.as_ref(), &capacities);
+    let target = target.map(|(baseline, defaults, _, _, small, _)| report::TargetRuns { baseline, defaults, small });
+    report::targets(&rows, target, &latencies, producer.as_ref(), &capacities);
     Ok(())
 }
 
