@@ -108,37 +108,18 @@ const LOG_BUFFER_BYTES: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::io::{Read, Seek};
+    use std::sync::Arc;
 
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
 
-    /// A writer into memory.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("buffer").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
-
     #[test]
     fn a_json_line_carries_its_fields_and_the_event_id_and_trace_id_of_its_span() {
-        let captured = Captured::default();
-        let subscriber = Registry::default().with(log_lines(LogFormat::Json, captured.clone()));
+        // `&File` writes, so a shared file is a writer every line can use.
+        let file = Arc::new(tempfile::tempfile().expect("a temporary file"));
+        let subscriber = Registry::default().with(log_lines(LogFormat::Json, Arc::clone(&file)));
         tracing::subscriber::with_default(subscriber, || {
             let (span, _) = propagation::start_trace(opentelemetry::Context::new(), |trace_id| {
                 tracing::info_span!("event", event_id = "e-1", trace_id, offset = 7)
@@ -146,7 +127,9 @@ mod tests {
             span.in_scope(|| tracing::info!(order_id = "o-1", "stock reserved"));
             tracing::warn!("outside any event");
         });
-        let text = String::from_utf8(captured.0.lock().expect("buffer").clone()).expect("UTF-8");
+        let mut text = String::new();
+        let mut file = &*file;
+        file.rewind().and_then(|()| file.read_to_string(&mut text)).expect("the lines written");
         let lines: Vec<serde_json::Value> =
             text.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect();
         assert_eq!(lines.len(), 2, "{text}");
