@@ -1,8 +1,9 @@
 //! Logs, traces and metrics.
 //!
 //! [`init`] installs the `tracing` subscriber: log lines (JSON or human-readable, filtered by
-//! `telemetry.log_level`) and, when spans are exported (`telemetry.otlp_endpoint` or the standard `OTEL_*`
-//! variables say where), the OpenTelemetry bridge that turns courier's spans into trace spans ([`traces`]).
+//! `telemetry.log_level`, written to stderr by a thread of their own) and, when spans are exported
+//! (`telemetry.otlp_endpoint` or the standard `OTEL_*` variables say where), the OpenTelemetry bridge that turns
+//! courier's spans into trace spans ([`traces`]).
 //! [`propagation`] moves the trace context across process boundaries as a W3C `traceparent`, exported or
 //! not: from the order API's request into the Kafka record, from the record into the consumer's event, from
 //! there into every HTTP call. [`metrics`] is the Prometheus side.
@@ -72,9 +73,7 @@ where
 /// Sends the spans still buffered to the collector and writes out the log lines not yet written (at exit).
 pub fn shutdown() {
     traces::flush();
-    if let Some(writer) = LOG_WRITER.lock().unwrap_or_else(PoisonError::into_inner).take() {
-        drop(writer);
-    }
+    drop(LOG_WRITER.lock().unwrap_or_else(PoisonError::into_inner).take());
 }
 
 /// The thread that writes log lines to stderr while it runs; dropping it writes out what is left.

@@ -118,7 +118,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 offset = record.offset,
             )
         });
-        let trace_id = trace.id();
+        let trace_id = trace.id().to_owned();
         let incoming = Incoming {
             topic: record.topic().to_owned(),
             partition: record.partition(),

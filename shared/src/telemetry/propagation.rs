@@ -73,17 +73,28 @@ pub fn from_http(headers: &http::HeaderMap) -> opentelemetry::Context {
 /// work came with, passed through unchanged (courier makes no span of its own then), or a new trace when it
 /// came with none.
 #[derive(Clone, Debug)]
-pub struct Trace(opentelemetry::Context);
+pub struct Trace {
+    /// The context the work's calls and publishes continue.
+    context: opentelemetry::Context,
+    /// Its trace id (32 hex digits), written out once: every log line of the work carries it.
+    id: String,
+}
 
 impl Trace {
+    /// The trace of `context`.
+    fn new(context: opentelemetry::Context) -> Self {
+        let id = context.span().span_context().trace_id().to_string();
+        Self { context, id }
+    }
+
     /// The trace id (32 hex digits).
-    pub fn id(&self) -> String {
-        self.0.span().span_context().trace_id().to_string()
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Runs `work` in this trace: the headers made inside it ([`headers_of`]) carry its context.
     pub fn scope<F>(&self, work: F) -> WithContext<F> {
-        work.with_context(self.0.clone())
+        work.with_context(self.context.clone())
     }
 }
 
@@ -102,12 +113,12 @@ pub fn start_trace(
         if continued {
             let _ = span.set_parent(parent);
         }
-        let trace = Trace(span.context());
-        span.record("trace_id", trace.id().as_str());
+        let trace = Trace::new(span.context());
+        span.record("trace_id", trace.id());
         return (span, trace);
     }
-    let trace = Trace(if continued { parent } else { new_trace() });
-    (make_span(Some(&trace.id())), trace)
+    let trace = Trace::new(if continued { parent } else { new_trace() });
+    (make_span(Some(trace.id())), trace)
 }
 
 /// A new trace, for work that came without one while spans are not exported: random ids, sampled (so that
