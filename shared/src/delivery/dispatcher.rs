@@ -533,6 +533,21 @@ mod tests {
         }
     }
 
+    /// A dispatcher with `limits` over a [`gated_worker`], partitions 0..`partitions` of topic `t` assigned; the
+    /// runtime comes first so that it outlives the dispatcher.
+    fn gated_dispatcher(
+        limits: Limits,
+        partitions: i32,
+    ) -> (tokio::runtime::Runtime, Arc<Semaphore>, Arc<Dispatcher<Gate, LogFailureRoute>>, Vec<TopicPartition>) {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let gate = Arc::new(Semaphore::new(0));
+        let dispatcher =
+            Dispatcher::new(gated_worker(&gate), limits, runtime.handle().clone(), CancellationToken::new());
+        let parts: Vec<TopicPartition> = (0..partitions).map(|p| (Arc::from("t"), p)).collect();
+        dispatcher.assign(&parts);
+        (runtime, gate, dispatcher, parts)
+    }
+
     /// The grants for `partitions`, and the room in all.
     fn grants_of<H: Handler, R: FailureRoute>(
         dispatcher: &Dispatcher<H, R>,
@@ -545,14 +560,9 @@ mod tests {
 
     #[test]
     fn the_budget_holds_back_the_poll_thread_and_only_a_stuck_partition_is_paused() {
-        let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let gate = Arc::new(Semaphore::new(0));
-        let worker = gated_worker(&gate);
-        let limits = Limits { budget: 4, per_partition: 10, total: 1000 };
-        let dispatcher = Dispatcher::new(worker, limits, runtime.handle().clone(), CancellationToken::new());
-        let (p0, p1): (TopicPartition, TopicPartition) = ((Arc::from("t"), 0), (Arc::from("t"), 1));
-        let both = [p0.clone(), p1.clone()];
-        dispatcher.assign(&both);
+        let (_runtime, gate, dispatcher, both) =
+            gated_dispatcher(Limits { budget: 4, per_partition: 10, total: 1000 }, 2);
+        let (p0, p1) = (both[0].clone(), both[1].clone());
 
         for offset in 0..3 {
             dispatcher.submit(record(0, offset));
@@ -595,13 +605,8 @@ mod tests {
 
     #[test]
     fn a_partition_full_of_one_hot_key_holds_its_share_and_the_others_keep_theirs() {
-        let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let gate = Arc::new(Semaphore::new(0));
-        let limits = Limits { budget: 8, per_partition: 100, total: 1000 };
-        let dispatcher =
-            Dispatcher::new(gated_worker(&gate), limits, runtime.handle().clone(), CancellationToken::new());
-        let parts: Vec<TopicPartition> = (0..2).map(|p| (Arc::from("t"), p)).collect();
-        dispatcher.assign(&parts);
+        let (_runtime, gate, dispatcher, parts) =
+            gated_dispatcher(Limits { budget: 8, per_partition: 100, total: 1000 }, 2);
         let hot = |offset| crate::delivery::record::order_record(parts[0].clone(), offset, "hot");
 
         // One running, three waiting behind it: partition 0 may take one more (its share is 8 / 2 = 4).
@@ -636,13 +641,7 @@ mod tests {
 
     #[test]
     fn the_process_bound_pauses_every_partition_until_half_has_finished() {
-        let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let gate = Arc::new(Semaphore::new(0));
-        let limits = Limits { budget: 4, per_partition: 5, total: 8 };
-        let dispatcher =
-            Dispatcher::new(gated_worker(&gate), limits, runtime.handle().clone(), CancellationToken::new());
-        let parts: Vec<TopicPartition> = (0..3).map(|p| (Arc::from("t"), p)).collect();
-        dispatcher.assign(&parts);
+        let (_runtime, gate, dispatcher, parts) = gated_dispatcher(Limits { budget: 4, per_partition: 5, total: 8 }, 3);
         // Partitions 0 and 1 take four records each, below their own backstop of 5 (as the poll thread takes
         // a record now and then past the budget): on the 8th unfinished event of the process, every partition
         // is paused.
