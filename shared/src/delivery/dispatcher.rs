@@ -533,12 +533,15 @@ mod tests {
         }
     }
 
+    /// A dispatcher over a [`gated_worker`].
+    type GatedDispatcher = Dispatcher<Gate, LogFailureRoute>;
+
     /// A dispatcher with `limits` over a [`gated_worker`], partitions 0..`partitions` of topic `t` assigned; the
     /// runtime comes first so that it outlives the dispatcher.
     fn gated_dispatcher(
         limits: Limits,
         partitions: i32,
-    ) -> (tokio::runtime::Runtime, Arc<Semaphore>, Arc<Dispatcher<Gate, LogFailureRoute>>, Vec<TopicPartition>) {
+    ) -> (tokio::runtime::Runtime, Arc<Semaphore>, Arc<GatedDispatcher>, Vec<TopicPartition>) {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let gate = Arc::new(Semaphore::new(0));
         let dispatcher =
