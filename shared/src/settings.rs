@@ -317,6 +317,24 @@ pub struct ApiSettings {
     /// Whether the limit of calls in flight adapts to the API (grows while its latency stays near its
     /// floor, backs off on rising latency, 429, 503 and timeouts; see `courier::downstream::concurrency`).
     pub adaptive_concurrency: bool,
+    /// Which HTTP version the calls use: `auto` (the default), `http1` or `http2`.
+    #[serde(default)]
+    pub http_version: HttpVersion,
+}
+
+/// Which HTTP version an API's calls use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpVersion {
+    /// HTTP/2 when an `https` API offers it (ALPN), else HTTP/1.1: one connection per call in flight.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only, `https` included: calls spread over as many connections as are in flight, so an L4 load
+    /// balancer spreads them over the API's instances.
+    Http1,
+    /// HTTP/2 only: every call on one connection. Over `http` that is cleartext HTTP/2 (h2c, prior knowledge);
+    /// an API that does not speak it fails every call.
+    Http2,
 }
 
 impl ApiSettings {
@@ -673,6 +691,7 @@ mod tests {
         let inventory = s.apis.get("inventory").expect("inventory");
         assert!(inventory.token.is_none());
         assert!(inventory.adaptive_concurrency, "the limit of calls in flight adapts by default");
+        assert_eq!(inventory.http_version, HttpVersion::Auto, "HTTP/2 only where an https API offers it");
         assert_eq!(inventory.max_in_flight, 512, "up to the ceiling of 512");
         let names: Vec<&str> = s.apis.iter().map(|(name, _)| name).collect();
         assert_eq!(names, ["email", "inventory", "payment", "shipping", "sms"], "[apis.defaults] is not an API");
@@ -824,6 +843,7 @@ mod tests {
             ("COURIER__PRODUCER__MAX_CONCURRENT_REQUESTS", "0", "producer.max_concurrent_requests"),
             ("COURIER__APIS__PAYMENT__AUTH", "basic", "apis.payment.username"),
             ("COURIER__APIS__PAYMENT__AUTH", "kerberos", "apis.payment.auth"),
+            ("COURIER__APIS__PAYMENT__HTTP_VERSION", "http3", "apis.payment.http_version"),
             ("COURIER__APIS__SMS__TLS_CA_LOCATION", "/nowhere/ca.pem", "apis.sms.tls_ca_location"),
         ];
         for (key, value, setting) in cases {

@@ -17,7 +17,7 @@ use super::breaker::{CallResult, CircuitBreaker};
 use super::classification::is_transient_status;
 use super::concurrency::{AdaptiveConcurrency, CallSignal};
 use crate::health::Health;
-use crate::settings::ApiSettings;
+use crate::settings::{ApiSettings, HttpVersion};
 use crate::telemetry::metrics::{self, Label};
 use crate::telemetry::{propagation, traces};
 
@@ -161,6 +161,11 @@ impl ApiClient {
             .connect_timeout(settings.connect_timeout())
             .timeout(settings.request_timeout())
             .user_agent(concat!("courier/", env!("CARGO_PKG_VERSION")));
+        builder = match settings.http_version {
+            HttpVersion::Auto => builder,
+            HttpVersion::Http1 => builder.http1_only(),
+            HttpVersion::Http2 => builder.http2_prior_knowledge(),
+        };
         let read = |setting: &str, path: &str| {
             std::fs::read(path).map_err(|e| ClientError::Certificate(format!("apis.{name}.{setting} = {path}: {e}")))
         };
@@ -453,6 +458,34 @@ mod tests {
                 assert!(f.retry_after.is_some_and(|d| d <= Duration::from_secs(60)));
             }
             other => panic!("an open breaker must be a wait, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn http_version_chooses_http1_or_cleartext_http2() {
+        // An API that answers with the HTTP version of the request it got.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let address = listener.local_addr().expect("its address");
+        let version_of = |request: axum::extract::Request| async move { format!("{:?}", request.version()) };
+        let app = axum::Router::new().route("/api/version", axum::routing::post(version_of));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let call = CallContext { idempotency_key: "test:1".into() };
+        let cases =
+            [(HttpVersion::Auto, "HTTP/1.1"), (HttpVersion::Http1, "HTTP/1.1"), (HttpVersion::Http2, "HTTP/2.0")];
+        for (http_version, expected) in cases {
+            let settings = ApiSettings {
+                base_url: format!("http://{address}/api"),
+                connect_timeout_ms: 2_000,
+                request_timeout_ms: 2_000,
+                max_in_flight: 4,
+                http_version,
+                ..ApiSettings::default()
+            };
+            let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
+            let response = client.send_json(Method::POST, "version", &serde_json::json!({}), &call).await;
+            let response = response.unwrap_or_else(|e| panic!("{http_version:?}: no answer: {:?}", e.kind));
+            assert_eq!(response.status, StatusCode::OK, "{http_version:?}");
+            assert_eq!(std::str::from_utf8(&response.body), Ok(expected), "{http_version:?}");
         }
     }
 
