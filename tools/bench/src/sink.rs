@@ -270,6 +270,36 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Most requests one HTTP/2 connection may carry at once: more than any worker sends (hyper's default of 200
+/// would hold a worker calling over HTTP/2, `apis.<name>.http_version = "http2"`, below 512 in flight).
+const MAX_CONCURRENT_STREAMS: u32 = 4096;
+
+/// Serves `app` on `listener` (HTTP/1.1, and cleartext HTTP/2 with prior knowledge) until `stop`.
+async fn serve(listener: tokio::net::TcpListener, app: Router, stop: CancellationToken) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.http2().max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+    let builder = Arc::new(builder);
+    loop {
+        let stream = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a moment rather than spin, as axum::serve does.
+                    eprintln!("sink: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (builder, app) = (Arc::clone(&builder), app.clone());
+        tokio::spawn(async move {
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+        });
+    }
+}
+
 impl Sink {
     /// Starts the sink on a free loopback port.
     pub async fn start() -> anyhow::Result<Self> {
@@ -283,13 +313,7 @@ impl Sink {
         let addr = listener.local_addr()?;
         let app = Router::new().fallback(receive).with_state(Arc::clone(&state));
         let stop = CancellationToken::new();
-        let stopped = stop.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(stopped.cancelled_owned()).await;
-            if let Err(e) = served {
-                eprintln!("sink stopped: {e}");
-            }
-        });
+        tokio::spawn(serve(listener, app, stop.clone()));
         Ok(Self { state, addr, _stop: stop.drop_guard() })
     }
 
