@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Every consumer allocates with jemalloc. At full rate a consumer makes about 150 heap allocations per event
 /// (the HTTP call, decoding, the log line), and glibc's `malloc` and `free` took a fifth of its CPU; with
-/// jemalloc for Rust's allocations (librdkafka keeps the C library's) the benchmark's consumer took 11 % less
-/// CPU per event, at a peak RSS no higher (BENCHMARKS.md).
+/// jemalloc for Rust's allocations (librdkafka keeps the C library's) the benchmark's consumer took 11–23 %
+/// less CPU per event in three runs, at a peak RSS no higher (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
