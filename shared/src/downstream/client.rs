@@ -160,7 +160,8 @@ impl ApiClient {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout())
             .timeout(settings.request_timeout())
-            .user_agent(concat!("courier/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("courier/", env!("CARGO_PKG_VERSION")))
+            .redirect(redirect_policy());
         builder = match settings.http_version {
             HttpVersion::Auto => builder,
             HttpVersion::Http1 => builder.http1_only(),
@@ -404,6 +405,22 @@ fn breaker_verdict(result: &Result<ApiResponse, CallError>) -> CallResult {
     }
 }
 
+/// Which redirects a call follows: those that keep its method and body (307, 308) and a 303, which says the
+/// API took the request and points at its result; at most [`MAX_REDIRECTS`] in a row. reqwest's default also
+/// follows a 301 or a 302 of a POST with a GET without the body, so the answer to that GET (a 200, say) would
+/// count as the delivery of an event the API never received. A 301 or 302 therefore comes back as the answer:
+/// a permanent failure whose dead letter names the status (the API moved: its `base_url` needs changing).
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let followed = [StatusCode::SEE_OTHER, StatusCode::TEMPORARY_REDIRECT, StatusCode::PERMANENT_REDIRECT]
+            .contains(&attempt.status());
+        if followed && attempt.previous().len() <= MAX_REDIRECTS { attempt.follow() } else { attempt.stop() }
+    })
+}
+
+/// The most redirects one call follows (reqwest's default).
+const MAX_REDIRECTS: usize = 10;
+
 /// `METHOD scheme://host[:port]/path`, never credentials or the query string (they may hold secrets).
 fn endpoint_label(method: &Method, url: &Url) -> String {
     let mut clean = url.clone();
@@ -486,6 +503,50 @@ mod tests {
             let response = response.unwrap_or_else(|e| panic!("{http_version:?}: no answer: {:?}", e.kind));
             assert_eq!(response.status, StatusCode::OK, "{http_version:?}");
             assert_eq!(std::str::from_utf8(&response.body), Ok(expected), "{http_version:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn redirects_that_would_drop_the_body_are_not_followed() {
+        // An API that moved `old` (301), `temporary` (302) and `kept` (307) to `new`, and answers `new` with the
+        // method and body it got.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let address = listener.local_addr().expect("its address");
+        let to_new = |status: StatusCode| move || async move { (status, [(http::header::LOCATION, "/api/new")]) };
+        let echo = |method: Method, body: String| async move { format!("{method} {body}") };
+        let app = axum::Router::new()
+            .route("/api/old", axum::routing::post(to_new(StatusCode::MOVED_PERMANENTLY)))
+            .route("/api/temporary", axum::routing::post(to_new(StatusCode::FOUND)))
+            .route("/api/kept", axum::routing::post(to_new(StatusCode::TEMPORARY_REDIRECT)))
+            .route("/api/done", axum::routing::post(to_new(StatusCode::SEE_OTHER)))
+            .route("/api/new", axum::routing::any(echo));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let settings = ApiSettings {
+            base_url: format!("http://{address}/api"),
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 2_000,
+            max_in_flight: 4,
+            ..ApiSettings::default()
+        };
+        let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
+        let call = CallContext { idempotency_key: "test:1".into() };
+        let body = serde_json::json!({"sku": "A-1"});
+        for (path, status, answer) in [
+            ("kept", StatusCode::OK, r#"POST {"sku":"A-1"}"#),
+            ("done", StatusCode::OK, "GET "),
+            ("old", StatusCode::MOVED_PERMANENTLY, ""),
+            ("temporary", StatusCode::FOUND, ""),
+        ] {
+            let response = client.send_json(Method::POST, path, &body, &call).await;
+            let response = response.unwrap_or_else(|e| panic!("{path}: no answer: {:?}", e.kind));
+            assert_eq!(response.status, status, "{path}");
+            assert_eq!(std::str::from_utf8(&response.body), Ok(answer), "{path}");
+            if !status.is_success() {
+                match classify(&Ok(response)) {
+                    Outcome::Permanent(f) => assert_eq!(f.http_status, Some(status.as_u16()), "{path}"),
+                    other => panic!("{path}: a redirect not followed must be a permanent failure, got {other:?}"),
+                }
+            }
         }
     }
 
