@@ -478,26 +478,31 @@ mod tests {
         }
     }
 
+    /// Serves `app` on a free loopback port and returns the settings of an API there, at `/api` (no breaker,
+    /// 4 calls in flight).
+    async fn api_serving(app: axum::Router) -> ApiSettings {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let address = listener.local_addr().expect("its address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        ApiSettings {
+            base_url: format!("http://{address}/api"),
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 2_000,
+            max_in_flight: 4,
+            ..ApiSettings::default()
+        }
+    }
+
     #[tokio::test]
     async fn http_version_chooses_http1_or_cleartext_http2() {
         // An API that answers with the HTTP version of the request it got.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let address = listener.local_addr().expect("its address");
         let version_of = |request: axum::extract::Request| async move { format!("{:?}", request.version()) };
-        let app = axum::Router::new().route("/api/version", axum::routing::post(version_of));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let api = api_serving(axum::Router::new().route("/api/version", axum::routing::post(version_of))).await;
         let call = CallContext { idempotency_key: "test:1".into() };
         let cases =
             [(HttpVersion::Auto, "HTTP/1.1"), (HttpVersion::Http1, "HTTP/1.1"), (HttpVersion::Http2, "HTTP/2.0")];
         for (http_version, expected) in cases {
-            let settings = ApiSettings {
-                base_url: format!("http://{address}/api"),
-                connect_timeout_ms: 2_000,
-                request_timeout_ms: 2_000,
-                max_in_flight: 4,
-                http_version,
-                ..ApiSettings::default()
-            };
+            let settings = ApiSettings { http_version, ..api.clone() };
             let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
             let response = client.send_json(Method::POST, "version", &serde_json::json!({}), &call).await;
             let response = response.unwrap_or_else(|e| panic!("{http_version:?}: no answer: {:?}", e.kind));
@@ -508,10 +513,8 @@ mod tests {
 
     #[tokio::test]
     async fn redirects_that_would_drop_the_body_are_not_followed() {
-        // An API that moved `old` (301), `temporary` (302) and `kept` (307) to `new`, and answers `new` with the
-        // method and body it got.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let address = listener.local_addr().expect("its address");
+        // An API that moved `old` (301), `temporary` (302), `kept` (307) and `done` (303) to `new`, and answers
+        // `new` with the method and body it got.
         let to_new = |status: StatusCode| move || async move { (status, [(http::header::LOCATION, "/api/new")]) };
         let echo = |method: Method, body: String| async move { format!("{method} {body}") };
         let app = axum::Router::new()
@@ -520,15 +523,7 @@ mod tests {
             .route("/api/kept", axum::routing::post(to_new(StatusCode::TEMPORARY_REDIRECT)))
             .route("/api/done", axum::routing::post(to_new(StatusCode::SEE_OTHER)))
             .route("/api/new", axum::routing::any(echo));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let settings = ApiSettings {
-            base_url: format!("http://{address}/api"),
-            connect_timeout_ms: 2_000,
-            request_timeout_ms: 2_000,
-            max_in_flight: 4,
-            ..ApiSettings::default()
-        };
-        let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
+        let client = ApiClient::new("test", &api_serving(app).await, &Health::default()).expect("client");
         let call = CallContext { idempotency_key: "test:1".into() };
         let body = serde_json::json!({"sku": "A-1"});
         for (path, status, answer) in [
