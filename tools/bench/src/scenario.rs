@@ -147,6 +147,13 @@ pub struct Throughput {
     pub api_p99_ms: f64,
 }
 
+impl Throughput {
+    /// How much the worker's RSS grew across the window, in MiB.
+    pub fn growth_mib(&self) -> f64 {
+        self.memory_end.now_mib - self.memory_start.now_mib
+    }
+}
+
 /// What an open-loop run measured.
 #[derive(Debug, Clone, Copy)]
 pub struct Latency {

@@ -129,7 +129,7 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
                 let quiet = harness.closed_loop(Mode::CourierQuietLogs, &topic, events, TARGET).await?;
                 let small = harness.closed_loop(Mode::CourierSmallFetch, &topic, events, TARGET).await?;
                 let row = rows.iter().rev().find(|r| r.scenario == TARGET).copied();
-                target = Some((baseline, defaults, short, quiet, small, row));
+                target = Some((report::TargetRuns { baseline, defaults, short, quiet, small }, row));
             }
         }
     }
@@ -140,7 +140,8 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
     }
 
     let mut latencies = Vec::new();
-    if let Some((baseline, defaults, short, quiet, small, row)) = target {
+    if let Some((runs, row)) = &target {
+        let report::TargetRuns { baseline, defaults, short, quiet, small } = *runs;
         let ceiling = row.map(|r| r.ceiling);
         println!("\n## The target scenario: L = 20 ms, K = 10,000, P = {}, C = 512\n", args.partitions);
         let workers: Vec<(Mode, Throughput)> = [
@@ -210,8 +211,7 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
     }
 
     println!("\n## Targets\n");
-    let target = target.map(|(baseline, defaults, _, _, small, _)| report::TargetRuns { baseline, defaults, small });
-    report::targets(&rows, target, &latencies, producer.as_ref(), &capacities);
+    report::targets(&rows, target.as_ref().map(|(runs, _)| runs), &latencies, producer.as_ref(), &capacities);
     Ok(())
 }
 
