@@ -317,7 +317,8 @@ pub struct ApiSettings {
     /// Whether the limit of calls in flight adapts to the API (grows while its latency stays near its
     /// floor, backs off on rising latency, 429, 503 and timeouts; see `courier::downstream::concurrency`).
     pub adaptive_concurrency: bool,
-    /// Which HTTP version the calls use: `auto` (the default), `http1` or `http2`.
+    /// Which HTTP version the calls use: `auto` (the default), `http1` or `http2`. The OAuth 2.0 token requests
+    /// (`oauth2_token_url`) go through the same client, so they use it too.
     #[serde(default)]
     pub http_version: HttpVersion,
 }
