@@ -90,7 +90,7 @@ impl Handler for Forward {
         };
         let call = CallContext::for_event(&self.name, incoming);
         let result = self.api.send(self.method.clone(), &self.path, &payload, &call).await;
-        downstream::classify(&result).on_done(|| tracing::info!(route = %self.name, "event forwarded"))
+        downstream::classify(&result).on_done(|| tracing::debug!(route = %self.name, "event forwarded"))
     }
 }
 

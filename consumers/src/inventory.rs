@@ -92,7 +92,7 @@ impl Inventory {
         let call = CallContext::for_event(Self::NAME, incoming);
         let result = self.api.send_json(Method::POST, "reservations", &body, &call).await;
         downstream::classify(&result)
-            .on_done(|| tracing::info!(order_id = %order.order_id, items = order.items.len(), "stock reserved"))
+            .on_done(|| tracing::debug!(order_id = %order.order_id, items = order.items.len(), "stock reserved"))
     }
 
     async fn release(&self, incoming: &Incoming) -> Outcome {
@@ -119,7 +119,7 @@ impl Inventory {
             return Outcome::Retry(failure.with_retry_after(Some(RELEASE_RETRY_FLOOR)));
         }
         downstream::classify(&result).on_done(|| {
-            tracing::info!(order_id = %failed.order_id, reason = %failed.reason, "reservation released after a declined payment")
+            tracing::debug!(order_id = %failed.order_id, reason = %failed.reason, "reservation released after a declined payment")
         })
     }
 }

@@ -96,7 +96,7 @@ impl Consumer for Notification {
         // Ids only: a recipient's address or number is personal data and never logged.
         downstream::classify(&result).on_done(|| {
             let channel = channel.unwrap_or(EMAIL);
-            tracing::info!(order_id = %order.order_id, customer_id = %order.customer.id, channel, "order confirmation sent")
+            tracing::debug!(order_id = %order.order_id, customer_id = %order.customer.id, channel, "order confirmation sent")
         })
     }
 }

@@ -108,7 +108,7 @@ impl Consumer for Payment {
         self.publisher
             .publish_caused(&self.paid, incoming, SOURCE, &id, paid)
             .await
-            .on_done(|| tracing::info!(order_id = %id, amount, %currency, "payment charged: order.paid published"))
+            .on_done(|| tracing::debug!(order_id = %id, amount, %currency, "payment charged: order.paid published"))
     }
 }
 

@@ -63,6 +63,6 @@ impl Consumer for Shipping {
         let body = LabelRequest { order_id: &paid.order_id, customer_id: &paid.customer.id, items };
         let call = CallContext::for_event(Self::NAME, incoming);
         let result = self.api.send_json(Method::POST, "labels", &body, &call).await;
-        downstream::classify(&result).on_done(|| tracing::info!(order_id = %paid.order_id, "shipping label created"))
+        downstream::classify(&result).on_done(|| tracing::debug!(order_id = %paid.order_id, "shipping label created"))
     }
 }

@@ -38,8 +38,8 @@ pub fn init(settings: &TelemetrySettings, service: &'static str) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = log_lines(settings.log_format, log_writer());
     // Trace spans do not depend on the log level: `log_level = "warn"` must not cut a trace in two. Log lines
-    // become span events from `warn` up only: the routine ones ("stock reserved") stay in the logs, found by
-    // their trace id, and cost the trace nothing.
+    // become span events from `warn` up only: the routine ones (a consumer's "stock reserved", at `debug`)
+    // stay in the logs, found by their trace id, and cost the trace nothing.
     let traced = filter_fn(|meta| meta.level() <= if meta.is_span() { &Level::INFO } else { &Level::WARN });
     let _ = match traces::layer(settings, service) {
         Some(spans) => Registry::default()

@@ -423,6 +423,11 @@ const MAX_REDIRECTS: usize = 10;
 
 /// `METHOD scheme://host[:port]/path`, never credentials or the query string (they may hold secrets).
 fn endpoint_label(method: &Method, url: &Url) -> String {
+    let clean_already = url.username().is_empty() && url.password().is_none() && url.query().is_none();
+    if clean_already && url.fragment().is_none() {
+        // The usual case, made per call: `Url`'s setters each rebuild the whole URL.
+        return format!("{method} {url}");
+    }
     let mut clean = url.clone();
     let _ = clean.set_username("");
     let _ = clean.set_password(None);
@@ -547,7 +552,11 @@ mod tests {
 
     #[test]
     fn endpoint_label_hides_credentials_and_query() {
-        let url = Url::parse("https://user:pw@api.example.com/v1/charges?api_key=x").expect("url");
-        assert_eq!(endpoint_label(&Method::POST, &url), "POST https://api.example.com/v1/charges");
+        for url in ["https://user:pw@api.example.com/v1/charges?api_key=x", "https://api.example.com/v1/charges#f"] {
+            let url = Url::parse(url).expect("url");
+            assert_eq!(endpoint_label(&Method::POST, &url), "POST https://api.example.com/v1/charges");
+        }
+        let clean = Url::parse("http://127.0.0.1:8080/api/charges").expect("url");
+        assert_eq!(endpoint_label(&Method::PUT, &clean), "PUT http://127.0.0.1:8080/api/charges");
     }
 }
