@@ -8,9 +8,13 @@
 //! without a call). The event goes out as it was published (structured mode,
 //! `application/cloudevents+json`) or in CloudEvents HTTP binary mode (`ce-*` headers, `data` as the body).
 
-use courier::delivery::{self, BuildError, ConsumerSpec, Failure, Handler, Incoming, Outcome, RunError, Runner};
+use std::time::Duration;
+
+use courier::delivery::{
+    self, Batching, BuildError, ConsumerSpec, Failure, Handler, Incoming, Outcome, RunError, Runner,
+};
 use courier::downstream::{self, ApiClient, CallContext, Payload};
-use courier::events::{CLOUDEVENTS_CONTENT_TYPE, http_binding};
+use courier::events::{CLOUDEVENTS_BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, http_binding};
 use courier::health::Health;
 use courier::settings::{BodyMode, ForwardRoute, Settings};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -35,6 +39,8 @@ pub struct Forward {
     path: String,
     /// Structured or binary mode.
     mode: BodyMode,
+    /// How events are batched, when the route sends several in one call.
+    batching: Option<Batching>,
 }
 
 impl Forward {
@@ -52,7 +58,16 @@ impl Forward {
             method: Method::from_bytes(route.method.as_bytes())?,
             path: route.path.clone(),
             mode: route.mode,
+            batching: (route.batch_max_events > 1).then(|| Batching {
+                max_events: route.batch_max_events,
+                max_wait: Duration::from_millis(route.batch_max_wait_ms),
+            }),
         })
+    }
+
+    /// Whether the route delivers events of `incoming`'s type.
+    fn delivers(&self, incoming: &Incoming) -> bool {
+        self.types.is_empty() || self.types.contains(&incoming.event.event_type)
     }
 
     /// The request for `incoming`, or why the event cannot be sent in binary mode.
@@ -79,8 +94,7 @@ impl Handler for Forward {
     }
 
     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
-        let event_type = &incoming.event.event_type;
-        if !self.types.is_empty() && !self.types.contains(event_type) {
+        if !self.delivers(incoming) {
             tracing::debug!(route = %self.name, "event type not delivered by this route: skipped");
             return Outcome::Done;
         }
@@ -91,6 +105,39 @@ impl Handler for Forward {
         let call = CallContext::for_event(&self.name, incoming);
         let result = self.api.send(self.method.clone(), &self.path, &payload, &call).await;
         downstream::classify(&result).on_done(|| tracing::debug!(route = %self.name, "event forwarded"))
+    }
+
+    fn batching(&self) -> Option<Batching> {
+        self.batching
+    }
+
+    /// The events of the types the route delivers, as one JSON array of the CloudEvents as published
+    /// (`application/cloudevents-batch+json`); the others are skipped.
+    async fn handle_batch(&self, batch: &[Incoming], _channel: Option<&'static str>) -> Vec<Outcome> {
+        let mut outcomes = vec![Outcome::Done; batch.len()];
+        let sent: Vec<usize> = (0..batch.len()).filter(|&i| self.delivers(&batch[i])).collect();
+        if sent.is_empty() {
+            return outcomes;
+        }
+        let events: Vec<&Incoming> = sent.iter().map(|&i| &batch[i]).collect();
+        let mut body = Vec::with_capacity(events.iter().map(|e| e.value.len() + 1).sum::<usize>() + 1);
+        body.push(b'[');
+        for (n, event) in events.iter().enumerate() {
+            if n > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&event.value);
+        }
+        body.push(b']');
+        let content_type = HeaderValue::from_static(CLOUDEVENTS_BATCH_CONTENT_TYPE);
+        let payload = Payload { body: body.into(), content_type, headers: HeaderMap::new() };
+        let call = CallContext::for_batch(&self.name, &events);
+        let result = self.api.send(self.method.clone(), &self.path, &payload, &call).await;
+        for (i, outcome) in sent.into_iter().zip(downstream::classify_batch(&result, events.len())) {
+            outcomes[i] = outcome;
+        }
+        tracing::debug!(route = %self.name, events = events.len(), "batch forwarded");
+        outcomes
     }
 }
 

@@ -15,6 +15,9 @@ use uuid::Uuid;
 pub const SPEC_VERSION: &str = "1.0";
 /// Content type of a structured-mode CloudEvent, sent as the record's `content-type` header.
 pub const CLOUDEVENTS_CONTENT_TYPE: &str = "application/cloudevents+json";
+
+/// The content type of a JSON array of structured CloudEvents (the CloudEvents HTTP binding's batched mode).
+pub const CLOUDEVENTS_BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
 /// Content type of the `data` member.
 pub const DATA_CONTENT_TYPE: &str = "application/json";
 /// The `source` of events the producer publishes.

@@ -17,6 +17,7 @@ use rdkafka::error::KafkaError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::batch::Batching;
 use super::dlq::DeadLetterRoute;
 use super::failure::{FailureRoute, LogFailureRoute};
 use super::handler::{Handler, Incoming, Outcome};
@@ -47,6 +48,21 @@ pub trait Consumer: Send + Sync + Sized + 'static {
 
     /// Handles one attempt at delivering `incoming` on `channel` (see [`Handler::handle`]).
     fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> impl Future<Output = Outcome> + Send;
+
+    /// How it batches its attempts (see [`Handler::batching`]); none by default.
+    fn batching(&self) -> Option<Batching> {
+        None
+    }
+
+    /// Handles one attempt at each event of `batch` in one call (see [`Handler::handle_batch`]); by default,
+    /// each on its own.
+    fn handle_batch(
+        &self,
+        batch: &[Incoming],
+        channel: Option<&'static str>,
+    ) -> impl Future<Output = Vec<Outcome>> + Send {
+        futures::future::join_all(batch.iter().map(move |incoming| Consumer::handle(self, incoming, channel)))
+    }
 }
 
 impl<C: Consumer> Handler for C {
@@ -60,6 +76,18 @@ impl<C: Consumer> Handler for C {
 
     fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> impl Future<Output = Outcome> + Send {
         Consumer::handle(self, incoming, channel)
+    }
+
+    fn batching(&self) -> Option<Batching> {
+        Consumer::batching(self)
+    }
+
+    fn handle_batch(
+        &self,
+        batch: &[Incoming],
+        channel: Option<&'static str>,
+    ) -> impl Future<Output = Vec<Outcome>> + Send {
+        Consumer::handle_batch(self, batch, channel)
     }
 }
 

@@ -529,6 +529,7 @@ mod tests {
             },
             in_flight: Arc::new(Semaphore::new(100)),
             guard: DlqGuard::new(100, Duration::from_secs(60), Arc::from("gate"), health.clone()),
+            batches: None,
             health,
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::batch::Batching;
 use crate::events::{DecodeError, EventData, RawEvent};
 
 /// One event read from Kafka, with where it came from.
@@ -54,6 +55,24 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Handles one attempt at delivering `incoming` on `channel` (`None` for the unnamed delivery).
     fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> impl Future<Output = Outcome> + Send;
+
+    /// How the handler batches its attempts ([`Handler::handle_batch`]); `None` (the default): a call per
+    /// attempt ([`Handler::handle`]).
+    fn batching(&self) -> Option<Batching> {
+        None
+    }
+
+    /// Handles one attempt at each event of `batch` (events of different keys, on `channel`) in one call, when
+    /// [`Handler::batching`] says so: one outcome per event, in the batch's order. Each event is then retried,
+    /// dead-lettered and committed on its own (see [`crate::delivery::batch`]). The default handles each event
+    /// on its own, concurrently.
+    fn handle_batch(
+        &self,
+        batch: &[Incoming],
+        channel: Option<&'static str>,
+    ) -> impl Future<Output = Vec<Outcome>> + Send {
+        futures::future::join_all(batch.iter().map(move |incoming| self.handle(incoming, channel)))
+    }
 }
 
 /// How one attempt ended.

@@ -12,12 +12,14 @@
 //! * [`doorbell`]: how the poll thread waits for records or finished events.
 //! * [`offsets`]: the per-partition contiguous watermark that may be committed.
 //! * [`worker`]: delivering one event: decode, attempts, retries, failure route.
+//! * [`batch`]: attempts of different keys gathered into one call, for a handler that batches.
 //! * [`retry`]: when to try again (exponential backoff, full jitter, Retry-After).
 //! * [`failure`]: where an event goes when it cannot be delivered: the [`failure::FailureRoute`] trait.
 //! * [`dlq`]: the dead-letter topic route, with the original record and `courier.dlq.*` headers.
 //! * [`dlq_guard`]: the limit that stops a consumer from dead-lettering everything during an outage.
 //! * [`record`]: a Kafka record owned by the runtime.
 
+pub mod batch;
 pub mod consumer;
 pub mod dispatcher;
 pub mod dlq;
@@ -33,5 +35,6 @@ pub mod retry;
 mod runtime;
 pub mod worker;
 
+pub use batch::Batching;
 pub use consumer::{BuildError, Consumer, ConsumerSpec, RunError, Runner, run, serve_health};
 pub use handler::{Failure, Handler, Incoming, Outcome};

@@ -11,6 +11,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::batch::Batches;
 use super::consumer::{ConsumerSpec, RunError};
 use super::dispatcher::{Dispatcher, Limits};
 use super::dlq_guard::DlqGuard;
@@ -95,6 +96,7 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
     let consumer_label: Label = Arc::from(handler.name());
     let window = Duration::from_millis(d.guard_window_ms);
     let guard = DlqGuard::new(d.guard_max_records, window, consumer_label.clone(), health.clone());
+    let batches = handler.batching().map(Batches::new);
     let worker = Worker {
         handler,
         metrics: metrics::EventMetrics::new(consumer_label.clone()),
@@ -102,6 +104,7 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
         policy: RetryPolicy::from_settings(c),
         in_flight: Arc::new(Semaphore::new(c.max_in_flight)),
         guard,
+        batches,
         health: health.clone(),
     };
     let events = shutdown.child_token();

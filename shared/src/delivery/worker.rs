@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::batch::Batches;
 use super::dlq::{CHANNEL_HEADER, CONSUMER_HEADER, REPLAY_CHANNEL_HEADER, REPLAY_CONSUMER_HEADER};
 use super::dlq_guard::DlqGuard;
 use super::failure::{FailedRecord, FailureRoute};
@@ -44,6 +45,8 @@ pub struct Worker<H, R> {
     pub in_flight: Arc<Semaphore>,
     /// The limit on the rate of dead letters.
     pub guard: DlqGuard,
+    /// The batches attempts are gathered into, when the handler batches ([`Handler::batching`]).
+    pub batches: Option<Batches>,
     /// Where a failing failure route is reported.
     pub health: Health,
 }
@@ -184,6 +187,14 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         self.fail(record, Some(&id), channel, verdict, &stops.cancel).instrument(span).await
     }
 
+    /// One attempt at `incoming` on `channel`: a call of its own, or its part in a batch.
+    async fn attempt(&self, incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
+        match &self.batches {
+            Some(batches) => batches.attempt(&self.handler, incoming, channel).await,
+            None => self.handler.handle(incoming, channel).await,
+        }
+    }
+
     /// Calls the handler until the event is delivered (`Ok`), fails for good (`Err` with the verdict), or
     /// a stop fires (`None`).
     async fn attempt_until_verdict(
@@ -208,7 +219,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             let outcome = tokio::select! {
                 biased;
                 () = stops.abort.cancelled() => return None,
-                outcome = self.handler.handle(incoming, channel).instrument(span.clone()) => outcome,
+                outcome = self.attempt(incoming, channel).instrument(span.clone()) => outcome,
             };
             drop(permit);
             let (failure, permanent) = match outcome {
@@ -444,6 +455,7 @@ mod tests {
             },
             in_flight: Arc::new(Semaphore::new(8)),
             guard: DlqGuard::new(guard_max, Duration::from_secs(3600), Arc::from("scripted"), health.clone()),
+            batches: None,
             health,
         };
         (worker, route)

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use super::client::{ApiResponse, CIRCUIT_OPEN, CallError, CallErrorKind};
@@ -36,6 +37,63 @@ pub fn classify_response(response: &ApiResponse) -> Outcome {
         return Outcome::Retry(failure.with_retry_after(Some(wait)).uncharged());
     }
     retry_or_permanent(failure, is_transient_status(status), response.probe)
+}
+
+/// Classifies the result of one call that carried `n` events (a batch): each event's outcome, in order.
+///
+/// - A failed call (no response, a non-2xx status, the breaker open) is every event's outcome: each is
+///   retried or dead-lettered on its own, with the call's HTTP context.
+/// - A 2xx whose body holds `"results"`, one per event in the batch's order, each with the `status` the API
+///   gives that event (and optionally a `detail`), gives each event the outcome of its own status, as if it had
+///   been the answer to a call of its own (its `detail` is the body its dead letter shows):
+///   `{"results": [{"status": 201}, {"status": 422, "detail": "unknown sku"}]}`.
+/// - A 2xx without `"results"` (an empty body, any other JSON, not JSON at all) means the API took every event.
+/// - A 2xx whose `"results"` do not match the batch (another count, an entry without a valid status) fails
+///   every event for good: the API's answer cannot say which were taken, and the dead letters keep its body.
+pub fn classify_batch(result: &Result<ApiResponse, CallError>, n: usize) -> Vec<Outcome> {
+    let response = match result {
+        Ok(response) if response.status.is_success() => response,
+        _ => return vec![classify(result); n],
+    };
+    let Ok(BatchAnswer { results: Some(results) }) = serde_json::from_slice::<BatchAnswer>(&response.body) else {
+        return vec![Outcome::Done; n];
+    };
+    let statuses: Option<Vec<(StatusCode, &serde_json::Value)>> = match &results {
+        serde_json::Value::Array(items) if items.len() == n => items
+            .iter()
+            .map(|item| {
+                let status = item.get("status")?.as_u64().and_then(|s| u16::try_from(s).ok())?;
+                Some((StatusCode::from_u16(status).ok()?, item.get("detail").unwrap_or(&serde_json::Value::Null)))
+            })
+            .collect(),
+        _ => None,
+    };
+    let Some(statuses) = statuses else {
+        let mut failure = Failure::http(&response.endpoint, response.status.as_u16(), excerpt(&response.body));
+        failure.kind = "batch_answer";
+        failure.message =
+            format!("{} answered a batch of {n} events without one valid result per event", response.endpoint);
+        return vec![Outcome::Permanent(failure); n];
+    };
+    statuses
+        .into_iter()
+        .map(|(status, detail)| {
+            let body = match detail {
+                serde_json::Value::Null => Bytes::new(),
+                serde_json::Value::String(text) => Bytes::from(text.clone()),
+                other => Bytes::from(other.to_string()),
+            };
+            let own = ApiResponse { status, body, headers: HeaderMap::new(), ..response.clone() };
+            classify_response(&own)
+        })
+        .collect()
+}
+
+/// The part of a batch call's answer [`classify_batch`] reads.
+#[derive(serde::Deserialize)]
+struct BatchAnswer {
+    /// One result per event, when the API gives them.
+    results: Option<serde_json::Value>,
 }
 
 /// The least wait after a 429.
@@ -113,7 +171,6 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn response(status: u16, retry_after_value: Option<&str>) -> ApiResponse {
         let mut headers = HeaderMap::new();
@@ -187,6 +244,55 @@ mod tests {
         match classify_response(&response(503, Some("2"))) {
             Outcome::Retry(f) => assert!(f.charged, "a 503 spends an attempt"),
             other => panic!("503 must be retried, got {other:?}"),
+        }
+    }
+
+    fn batch_answer(status: u16, body: &str) -> Result<ApiResponse, CallError> {
+        Ok(ApiResponse { body: Bytes::from(body.to_owned()), ..response(status, None) })
+    }
+
+    #[test]
+    fn a_batch_answer_gives_each_event_the_outcome_of_its_own_status() {
+        let answer = r#"{"results": [{"status": 201}, {"status": 422, "detail": "unknown sku"}, {"status": 503},
+            {"status": 429}, {"status": 409, "detail": {"code": "dup"}}]}"#;
+        let outcomes = classify_batch(&batch_answer(207, answer), 5);
+        let classes: Vec<&str> = outcomes.iter().map(Outcome::class).collect();
+        assert_eq!(classes, ["done", "permanent", "retry", "retry", "permanent"]);
+        match &outcomes[1] {
+            Outcome::Permanent(f) => {
+                assert_eq!((f.http_status, f.http_body.as_deref()), (Some(422), Some("unknown sku")));
+                assert_eq!(f.endpoint.as_deref(), Some("POST http://api/x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&outcomes[3], Outcome::Retry(f) if !f.charged), "a 429 spends no attempt");
+        assert!(matches!(&outcomes[4], Outcome::Permanent(f) if f.http_body.as_deref() == Some(r#"{"code":"dup"}"#)));
+    }
+
+    #[test]
+    fn a_batch_call_that_failed_fails_every_event_and_a_bare_2xx_delivers_every_event() {
+        let failed = classify_batch(&batch_answer(503, "down"), 3);
+        assert!(failed.iter().all(|o| matches!(o, Outcome::Retry(f) if f.http_status == Some(503))), "{failed:?}");
+        let refused = classify_batch(&batch_answer(400, "bad"), 2);
+        assert!(refused.iter().all(|o| o.class() == "permanent"), "{refused:?}");
+        for body in ["", "accepted", r#"{"accepted": 3}"#] {
+            assert_eq!(classify_batch(&batch_answer(200, body), 3), vec![Outcome::Done; 3], "{body:?}");
+        }
+    }
+
+    #[test]
+    fn a_batch_answer_that_does_not_match_the_batch_fails_every_event_for_good() {
+        for body in [
+            r#"{"results": [{"status": 201}]}"#,
+            r#"{"results": [{"status": 201}, {"code": 201}]}"#,
+            r#"{"results": [{"status": 201}, {"status": 99}]}"#,
+            r#"{"results": "all fine"}"#,
+        ] {
+            let outcomes = classify_batch(&batch_answer(200, body), 2);
+            assert!(
+                outcomes.iter().all(|o| matches!(o, Outcome::Permanent(f) if f.kind == "batch_answer")),
+                "{body}: {outcomes:?}"
+            );
         }
     }
 

@@ -70,6 +70,20 @@ impl CallContext {
     pub fn for_event(prefix: &str, incoming: &crate::delivery::Incoming) -> Self {
         Self { idempotency_key: format!("{prefix}:{}", incoming.event.id) }
     }
+
+    /// The call made for `batch` by `prefix`: `Idempotency-Key: <prefix>:batch:<digest of the event ids>`, the
+    /// same whenever the same events are sent together again. (An API deduplicates the events of a batch by
+    /// each event's `id`; see [`crate::delivery::batch`].)
+    pub fn for_batch(prefix: &str, batch: &[&crate::delivery::Incoming]) -> Self {
+        let mut ids = Vec::with_capacity(batch.iter().map(|i| i.event.id.len() + 1).sum());
+        for incoming in batch {
+            ids.extend_from_slice(incoming.event.id.as_bytes());
+            ids.push(0);
+        }
+        // A name-based (SHA-1) UUID of the ids: the same for the same events, in 32 hex digits.
+        let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &ids).simple();
+        Self { idempotency_key: format!("{prefix}:batch:{digest}") }
+    }
 }
 
 /// A request's body, its content type and the headers of its own (beside the idempotency key, the trace

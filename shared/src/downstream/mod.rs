@@ -22,7 +22,8 @@ pub mod client;
 pub mod concurrency;
 
 pub use classification::{
-    BODY_EXCERPT_BYTES, classify, classify_error, classify_response, excerpt, is_transient_status, retry_after,
+    BODY_EXCERPT_BYTES, classify, classify_batch, classify_error, classify_response, excerpt, is_transient_status,
+    retry_after,
 };
 pub use client::{
     ApiClient, ApiResponse, CIRCUIT_OPEN, CallContext, CallError, CallErrorKind, ClientError, IDEMPOTENCY_KEY,

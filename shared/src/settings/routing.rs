@@ -63,6 +63,14 @@ pub struct ForwardRoute {
     /// headers, `data` as the body with the event's `datacontenttype`).
     #[serde(default)]
     pub mode: BodyMode,
+    /// The most events sent in one call; 1 (the default): a call per event. Above 1, events of different keys
+    /// go together as a JSON array of structured CloudEvents (`application/cloudevents-batch+json`), and the
+    /// API may answer a result per event (see `courier::downstream::classify_batch`). Structured mode only.
+    #[serde(default = "one")]
+    pub batch_max_events: usize,
+    /// How long an event waits for others to fill its batch, in milliseconds (default 10).
+    #[serde(default = "ten")]
+    pub batch_max_wait_ms: u64,
 }
 
 impl ForwardRoute {
@@ -82,6 +90,17 @@ pub enum BodyMode {
     /// CloudEvents HTTP binary mode: `ce-*` headers, `data` as the body.
     Binary,
 }
+
+fn one() -> usize {
+    1
+}
+
+fn ten() -> u64 {
+    10
+}
+
+/// The most events a route may send in one call.
+pub const MAX_BATCH_EVENTS: usize = 1000;
 
 fn post() -> String {
     "POST".to_owned()
@@ -143,6 +162,21 @@ pub(super) fn check_forward(forward: &ForwardSettings) -> Result<(), SettingsErr
             "must be POST, PUT or PATCH",
         )?;
         check(route.api.is_empty() || is_name(&route.api), &field("api"), "must name an [apis.<name>] block")?;
+        check(
+            (1..=MAX_BATCH_EVENTS).contains(&route.batch_max_events),
+            &field("batch_max_events"),
+            &format!("must be between 1 (no batching) and {MAX_BATCH_EVENTS}"),
+        )?;
+        check(
+            route.batch_max_events == 1 || route.mode == BodyMode::Structured,
+            &field("batch_max_events"),
+            "a batch is a JSON array of structured CloudEvents: batching needs mode = \"structured\"",
+        )?;
+        check(
+            (1..=60_000).contains(&route.batch_max_wait_ms),
+            &field("batch_max_wait_ms"),
+            "must be between 1 and 60000 (ms)",
+        )?;
     }
     Ok(())
 }
@@ -184,6 +218,18 @@ mod tests {
         let bad_method =
             [("COURIER__FORWARD__ROUTES__CRM__TOPICS", "t"), ("COURIER__FORWARD__ROUTES__CRM__METHOD", "GET")];
         assert_eq!(setting_of(load(&bad_method).expect_err("GET")), "forward.routes.crm.method");
+        let too_big =
+            [("COURIER__FORWARD__ROUTES__CRM__TOPICS", "t"), ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "0")];
+        assert_eq!(setting_of(load(&too_big).expect_err("0 events")), "forward.routes.crm.batch_max_events");
+        let binary = [
+            ("COURIER__FORWARD__ROUTES__CRM__TOPICS", "t"),
+            ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "50"),
+            ("COURIER__FORWARD__ROUTES__CRM__MODE", "binary"),
+        ];
+        assert_eq!(setting_of(load(&binary).expect_err("binary batches")), "forward.routes.crm.batch_max_events");
+        let no_wait =
+            [("COURIER__FORWARD__ROUTES__CRM__TOPICS", "t"), ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_WAIT_MS", "0")];
+        assert_eq!(setting_of(load(&no_wait).expect_err("no wait")), "forward.routes.crm.batch_max_wait_ms");
         let no_topic = [("COURIER__FORWARD__ROUTES__CRM__TOPICS", "")];
         assert_eq!(setting_of(load(&no_topic).expect_err("no topic")), "forward.routes.crm.topics");
         let twice = [

@@ -128,3 +128,116 @@ async fn forward_refuses_to_start_without_a_route_or_with_an_unknown_api() {
     let error = courier_consumers::forward::run(&settings, Default::default()).await.expect_err("unknown API");
     assert!(error.to_string().contains("apis.crm.base_url"), "{error}");
 }
+
+/// What the batch API of [`forward_batches_events_and_each_event_keeps_its_own_outcome`] saw.
+#[derive(Default)]
+struct BatchApi {
+    /// Each call's event ids, in arrival order.
+    calls: Vec<Vec<String>>,
+    /// Each call's `Idempotency-Key` and `Content-Type`.
+    headers: Vec<(String, String)>,
+    /// The ids taken (answered 201), with how often.
+    taken: std::collections::BTreeMap<String, usize>,
+}
+
+/// A batch endpoint: takes a JSON array of CloudEvents and answers a result per event: 422 for `bad`, 503 the
+/// first time it sees `flaky`, 201 otherwise.
+async fn batch_api(
+    state: axum::extract::State<(std::sync::Arc<std::sync::Mutex<BatchApi>>, tokio::sync::watch::Sender<usize>)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::Json<Value> {
+    let (api, taken_count) = &*state;
+    let events: Vec<Value> = serde_json::from_slice(&body).expect("a JSON array of CloudEvents");
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let mut api = api.lock().expect("the API's state");
+    let ids: Vec<String> = events.iter().map(|e| e["id"].as_str().expect("an id").to_owned()).collect();
+    let flaky_seen = api.calls.iter().flatten().any(|id| id == "flaky");
+    api.headers.push((header("idempotency-key"), header("content-type")));
+    api.calls.push(ids.clone());
+    let mut results = Vec::new();
+    for id in ids {
+        if id == "bad" {
+            results.push(json!({"status": 422, "detail": "no such account"}));
+        } else if id == "flaky" && !flaky_seen {
+            results.push(json!({"status": 503}));
+        } else {
+            *api.taken.entry(id).or_default() += 1;
+            results.push(json!({"status": 201}));
+        }
+    }
+    taken_count.send_replace(api.taken.len());
+    axum::Json(json!({ "results": results }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forward_batches_events_and_each_event_keeps_its_own_outcome() {
+    let app = spawn_app_with(&[("COURIER__PRODUCER__EVENTS__USERS__TYPES", "user.registered")]).await;
+    let state = std::sync::Arc::new(std::sync::Mutex::new(BatchApi::default()));
+    let (taken_count, mut taken) = tokio::sync::watch::channel(0);
+    let router = axum::Router::new()
+        .route("/bulk", axum::routing::post(batch_api))
+        .with_state((std::sync::Arc::clone(&state), taken_count));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    // The backlog is on the topic before the route starts, so that its attempts come together.
+    let mut ids: Vec<String> = (0..40).map(|i| format!("reg-{i}")).collect();
+    ids.extend(["bad".to_owned(), "flaky".to_owned()]);
+    for (i, id) in ids.iter().enumerate() {
+        let mut event = registered(i, &format!("user{i}@example.com"));
+        event["id"] = json!(id);
+        let response = app.post_event("application/cloudevents+json", &[], event.to_string()).await;
+        assert_eq!(response.status(), 202, "event {id}");
+    }
+    let topic = app.settings.producer.events["users"].topic.clone();
+    let settings = app.settings_from(
+        None,
+        &[
+            ("COURIER__FORWARD__ROUTES__BULK__TOPICS", &topic),
+            ("COURIER__FORWARD__ROUTES__BULK__PATH", "bulk"),
+            ("COURIER__FORWARD__ROUTES__BULK__BATCH_MAX_EVENTS", "10"),
+            ("COURIER__FORWARD__ROUTES__BULK__BATCH_MAX_WAIT_MS", "100"),
+            ("COURIER__APIS__BULK__BASE_URL", &url),
+            ("COURIER__CONSUMER__RETRY_INITIAL_BACKOFF_MS", "10"),
+        ],
+    );
+    let forward = app.start_forward(&settings);
+    let good = ids.len() - 1;
+    tokio::time::timeout(WAIT, taken.wait_for(|n| *n >= good)).await.expect("every good event taken").expect("API");
+    let dlq = dlq_topic(&topic, &settings.kafka.group_id("bulk"));
+    let letters = kafka_probe::read_all(&app.bootstrap, &dlq, 1, WAIT).await.expect("DLQ readable");
+    forward.stop().await.expect("forward stops cleanly");
+
+    let api = state.lock().expect("the API's state");
+    // Batched: at most 10 events a call, and far fewer calls than events.
+    let sent: usize = api.calls.iter().map(Vec::len).sum();
+    assert!(api.calls.iter().all(|c| !c.is_empty() && c.len() <= 10), "{:?}", api.calls);
+    assert!(api.calls.len() * 2 < ids.len(), "{} calls for {} events: {:?}", api.calls.len(), ids.len(), api.calls);
+    // Raw arrivals per event: every event once, except `flaky`, whose 503 was retried on its own (twice).
+    let mut arrivals = std::collections::BTreeMap::<&str, usize>::new();
+    for id in api.calls.iter().flatten() {
+        *arrivals.entry(id.as_str()).or_default() += 1;
+    }
+    for id in &ids {
+        let expected = if id == "flaky" { 2 } else { 1 };
+        assert_eq!(arrivals.get(id.as_str()), Some(&expected), "arrivals of {id}: {:?}", api.calls);
+    }
+    assert_eq!(sent, ids.len() + 1);
+    // Taken once each; `bad` never.
+    assert_eq!(api.taken.len(), good);
+    assert!(api.taken.values().all(|n| *n == 1), "{:?}", api.taken);
+    assert!(!api.taken.contains_key("bad"));
+    for (key, content_type) in &api.headers {
+        assert!(key.starts_with("bulk:batch:"), "{key}");
+        assert_eq!(content_type, "application/cloudevents-batch+json");
+    }
+    // `bad` alone is dead-lettered, with the status and detail the API gave it.
+    assert_eq!(letters.len(), 1, "one dead letter");
+    let letter = &letters[0];
+    assert_eq!(letter.header("courier.dlq.http.status").as_deref(), Some("422"));
+    assert_eq!(letter.header("courier.dlq.http.body").as_deref(), Some("no such account"));
+    let value: Value = serde_json::from_slice(letter.value.as_deref().expect("the event")).expect("JSON");
+    assert_eq!(value["id"], "bad");
+}
