@@ -11,5 +11,5 @@ export PATH="$HOME/.cargo/bin:$PATH"
 scripts/install-tansu.sh >/dev/null
 cargo build --release --locked -p bench
 # courier is measured as the binary a user runs.
-cargo build --release --locked -p courier-consumers --bin inventory
+cargo build --release --locked -p courier-consumers --bin inventory --bin forward
 exec target/release/bench "$@"

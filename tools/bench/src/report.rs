@@ -106,6 +106,32 @@ pub fn detail_table(workers: &[(Mode, Throughput)]) {
     }
 }
 
+/// Prints the batching table: per latency, `forward` with a call per event and with batches, from one run.
+pub fn batching_table(runs: &[(u64, Throughput, Throughput)]) {
+    println!(
+        "| L ms | per event /s | batched /s | batched/per event | per event CPU ms/1k | batched CPU ms/1k | \
+         per event RSS MiB (peak) | batched RSS MiB (peak) | repeated | out of key order |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (latency_ms, single, batched) in runs {
+        println!(
+            "| {latency_ms} | {:.0} | {:.0}{} | {:.2}× | {:.0} | {:.0} | {:.1} | {:.1} | {} / {} | {} / {} |",
+            single.per_sec,
+            batched.per_sec,
+            if batched.ran_dry { " (ran out of events)" } else { "" },
+            batched.per_sec / single.per_sec,
+            single.cpu_per_1000 * 1000.0,
+            batched.cpu_per_1000 * 1000.0,
+            single.memory_end.peak_mib,
+            batched.memory_end.peak_mib,
+            single.duplicates,
+            batched.duplicates,
+            single.out_of_order,
+            batched.out_of_order,
+        );
+    }
+}
+
 /// Prints the before/after table: per scenario, the other build's throughput, CPU and memory next to
 /// this build's.
 pub fn before_after(compared: &[(Scenario, Throughput, Throughput)]) {

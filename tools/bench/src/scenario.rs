@@ -41,7 +41,15 @@ pub enum Mode {
     /// courier's `inventory` binary with every default but the API's limit of calls in flight: fixed
     /// (`apis.inventory.adaptive_concurrency = false`) at the scenario's C (`apis.inventory.max_in_flight`).
     CourierFixedApiLimit,
+    /// courier's `forward` binary, one route to the sink, every default: a call per event (the event as
+    /// published, structured mode).
+    ForwardPerEvent,
+    /// The same route with `batch_max_events` = [`BATCH_EVENTS`]: up to that many events in one call.
+    ForwardBatched,
 }
+
+/// `batch_max_events` of [`Mode::ForwardBatched`].
+pub const BATCH_EVENTS: usize = 100;
 
 /// `kafka.fetch_wait_max_ms` of [`Mode::CourierShortFetchWait`] and [`Mode::CourierSmallFetch`].
 pub const SHORT_FETCH_WAIT_MS: u32 = 10;
@@ -62,6 +70,8 @@ impl Mode {
             Mode::Ceiling => "ceiling",
             Mode::CourierBefore => "courier (before)",
             Mode::CourierFixedApiLimit => "courier (defaults, fixed API limit)",
+            Mode::ForwardPerEvent => "forward (defaults: a call per event)",
+            Mode::ForwardBatched => "forward (defaults, batch_max_events = 100)",
         }
     }
 
@@ -76,6 +86,7 @@ impl Mode {
             | Mode::CourierSmallFetch
             | Mode::CourierBefore
             | Mode::CourierFixedApiLimit => "courier",
+            Mode::ForwardPerEvent | Mode::ForwardBatched => "forward",
             Mode::Ceiling => "ceiling",
         }
     }
@@ -268,6 +279,8 @@ impl Harness {
                 | Mode::CourierQuietLogs
                 | Mode::CourierSmallFetch
                 | Mode::CourierFixedApiLimit
+                | Mode::ForwardPerEvent
+                | Mode::ForwardBatched
         );
         if mode == Mode::CourierFixedApiLimit {
             env.push(("COURIER__APIS__INVENTORY__ADAPTIVE_CONCURRENCY".to_owned(), "false".to_owned()));
@@ -300,6 +313,25 @@ impl Harness {
                 env.push(("COURIER__KAFKA__GROUP_ID_PREFIX".to_owned(), format!("{group}-")));
                 tokio::process::Command::new(binary)
             }
+            "forward" => {
+                // One route, `bench`, reading the topic and calling the sink (the `inventory` API's base URL).
+                let binary = std::env::current_exe()?.with_file_name("forward");
+                anyhow::ensure!(
+                    binary.exists(),
+                    "{} is missing: cargo build --release --bin forward (scripts/bench.sh does)",
+                    binary.display()
+                );
+                env.push(("COURIER__KAFKA__GROUP_ID_PREFIX".to_owned(), format!("{group}-")));
+                env.push(("COURIER__FORWARD__ROUTES__BENCH__TOPICS".to_owned(), topic.to_owned()));
+                env.push(("COURIER__FORWARD__ROUTES__BENCH__API".to_owned(), "inventory".to_owned()));
+                if mode == Mode::ForwardBatched {
+                    env.push((
+                        "COURIER__FORWARD__ROUTES__BENCH__BATCH_MAX_EVENTS".to_owned(),
+                        BATCH_EVENTS.to_string(),
+                    ));
+                }
+                tokio::process::Command::new(binary)
+            }
             worker => {
                 let mut command = tokio::process::Command::new(std::env::current_exe()?);
                 command.args(["worker", "--mode", worker, "--group", &group]);
@@ -312,8 +344,8 @@ impl Harness {
                 command.env_remove(key);
             }
         }
-        // A worker's logs (on stderr; courier logs each event at info, as for a user) go to a file, as a
-        // container's go to its log driver: the bench's own output is the report.
+        // A worker's logs (on stderr, at courier's default level, as for a user) go to a file, as a container's
+        // go to its log driver: the bench's own output is the report.
         let log = std::env::temp_dir().join(format!("bench-{}.log", mode.worker()));
         let log = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         Ok(command.envs(env).stdout(std::process::Stdio::null()).stderr(log).kill_on_drop(true).spawn()?)

@@ -7,7 +7,9 @@
 //!
 //! It is lean on purpose (no journal, no bodies kept, no JSON tree): it shares the two cores with the broker
 //! and the worker being measured, so what it costs is taken from them. Requests carry the reservation body
-//! of the inventory API: `{"order_id": "k<key>", "items": [{"sku": "e<sequence number>", …}]}`.
+//! of the inventory API: `{"order_id": "k<key>", "items": [{"sku": "e<sequence number>", …}]}`, or the
+//! `order.created` event itself (the references, and `forward`), or a JSON array of such events (a batch of
+//! `forward` with `batch_max_events`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -102,6 +104,11 @@ fn parse(body: &[u8]) -> Option<(usize, usize)> {
         Ok(body) => body,
         Err(_) => serde_json::from_slice::<Event<'_>>(body).ok()?.data,
     };
+    key_and_seq(&body)
+}
+
+/// The key and sequence number a reservation names.
+fn key_and_seq(body: &Body<'_>) -> Option<(usize, usize)> {
     let key = body.order_id.strip_prefix('k')?.parse().ok()?;
     let seq = body.items.first()?.sku.strip_prefix('e')?.parse().ok()?;
     Some((key, seq))
@@ -212,6 +219,9 @@ impl Run {
 
 async fn receive(State(state): State<Arc<SinkState>>, body: Bytes) -> StatusCode {
     let now = unix_micros();
+    if body.first() == Some(&b'[') {
+        return receive_batch(&state, &body, now).await;
+    }
     let Some((key, seq)) = parse(&body) else {
         return StatusCode::UNPROCESSABLE_ENTITY;
     };
@@ -226,6 +236,28 @@ async fn receive(State(state): State<Arc<SinkState>>, body: Bytes) -> StatusCode
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     StatusCode::CREATED
+}
+
+/// A batch (`forward` with `batch_max_events`): a JSON array of `order.created` events, every one taken (a 2xx
+/// without per-event results), after L ms. The API's capacity does not apply to batches.
+async fn receive_batch(state: &SinkState, body: &[u8], now: u64) -> StatusCode {
+    let Ok(events) = serde_json::from_slice::<Vec<Event<'_>>>(body) else {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    };
+    let run = Arc::clone(&state.run.read().unwrap_or_else(PoisonError::into_inner));
+    for event in &events {
+        match key_and_seq(&event.data) {
+            Some((key, seq)) => run.arrive(key, seq, now),
+            None => {
+                run.unknown.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let latency = state.latency_ms.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    StatusCode::OK
 }
 
 /// One request to an API that serves `capacity` at once (see the module).

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::report::{self, Row};
-use crate::scenario::{Harness, Mode, Scenario, Throughput, Timing};
+use crate::scenario::{BATCH_EVENTS, Harness, Mode, Scenario, Throughput, Timing};
 
 /// The benchmark's options.
 #[derive(Debug, Args)]
@@ -59,6 +59,9 @@ pub struct SuiteArgs {
     /// Skip the adaptive-concurrency runs.
     #[arg(long)]
     no_capacity: bool,
+    /// Skip the batching runs (`forward` with a call per event against batches, K = 10,000).
+    #[arg(long)]
+    no_batching: bool,
 }
 
 /// The scenario the targets are stated for.
@@ -73,6 +76,7 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
         args.warmup_s = args.warmup_s.min(1);
         args.window_s = args.window_s.min(3);
         args.no_capacity = true;
+        args.no_batching = true;
     }
     let timing = Timing { warmup: Duration::from_secs(args.warmup_s), window: Duration::from_secs(args.window_s) };
     let run_seconds = (args.warmup_s + args.window_s + 4) as usize;
@@ -174,14 +178,7 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
     let mut capacities = Vec::new();
     if !args.no_capacity && !args.capacity.is_empty() {
         println!("\n## An API with a capacity: the adaptive limit against fixed ones (L = 20 ms, K = 10,000)\n");
-        let topic = match target_topic {
-            Some(topic) => topic,
-            None => {
-                let topic = harness.topic("capacity");
-                harness.preload(&topic, events, TARGET.keys).await?;
-                topic
-            }
-        };
+        let topic = target_topic_or_preload(&harness, &mut target_topic, events).await?;
         for &capacity in args.capacity.iter().filter(|&&n| n > 0) {
             harness.sink.set_capacity(Some(capacity));
             let scenario = Scenario { max_in_flight: capacity, ..TARGET };
@@ -196,6 +193,21 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
             capacities.push(runs);
         }
         harness.sink.set_capacity(None);
+    }
+
+    if !args.no_batching {
+        println!(
+            "\n## Batching: `forward` with a call per event against batches of up to {BATCH_EVENTS} (K = 10,000)\n"
+        );
+        let topic = target_topic_or_preload(&harness, &mut target_topic, events).await?;
+        let mut runs = Vec::new();
+        for &latency_ms in &args.latency_ms {
+            let scenario = Scenario { latency_ms, ..TARGET };
+            let per_event = harness.closed_loop(Mode::ForwardPerEvent, &topic, events, scenario).await?;
+            let batched = harness.closed_loop(Mode::ForwardBatched, &topic, events, scenario).await?;
+            runs.push((latency_ms, per_event, batched));
+        }
+        report::batching_table(&runs);
     }
 
     let mut producer = None;
@@ -213,6 +225,21 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
     println!("\n## Targets\n");
     report::targets(&rows, target.as_ref().map(|(runs, _)| runs), &latencies, producer.as_ref(), &capacities);
     Ok(())
+}
+
+/// The topic with the target scenario's keys (K = 10,000): the matrix's, or one preloaded now, once.
+async fn target_topic_or_preload(
+    harness: &Harness,
+    target_topic: &mut Option<String>,
+    events: usize,
+) -> anyhow::Result<String> {
+    if let Some(topic) = target_topic {
+        return Ok(topic.clone());
+    }
+    let topic = harness.topic(&format!("k{}", TARGET.keys));
+    harness.preload(&topic, events, TARGET.keys).await?;
+    *target_topic = Some(topic.clone());
+    Ok(topic)
 }
 
 /// The fixed limits an API of capacity `n` is tried with: N/2, N, 2N, 4N and 512 (the default ceiling).
