@@ -115,22 +115,13 @@ impl Handler for Forward {
     /// (`application/cloudevents-batch+json`); the others are skipped.
     async fn handle_batch(&self, batch: &[Incoming], _channel: Option<&'static str>) -> Vec<Outcome> {
         let mut outcomes = vec![Outcome::Done; batch.len()];
-        let sent: Vec<usize> = (0..batch.len()).filter(|&i| self.delivers(&batch[i])).collect();
-        if sent.is_empty() {
+        let (sent, events): (Vec<usize>, Vec<&Incoming>) =
+            batch.iter().enumerate().filter(|(_, incoming)| self.delivers(incoming)).unzip();
+        if events.is_empty() {
             return outcomes;
         }
-        let events: Vec<&Incoming> = sent.iter().map(|&i| &batch[i]).collect();
-        let mut body = Vec::with_capacity(events.iter().map(|e| e.value.len() + 1).sum::<usize>() + 1);
-        body.push(b'[');
-        for (n, event) in events.iter().enumerate() {
-            if n > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(&event.value);
-        }
-        body.push(b']');
         let content_type = HeaderValue::from_static(CLOUDEVENTS_BATCH_CONTENT_TYPE);
-        let payload = Payload { body: body.into(), content_type, headers: HeaderMap::new() };
+        let payload = Payload { body: json_array(&events).into(), content_type, headers: HeaderMap::new() };
         let call = CallContext::for_batch(&self.name, &events);
         let result = self.api.send(self.method.clone(), &self.path, &payload, &call).await;
         for (i, outcome) in sent.into_iter().zip(downstream::classify_batch(&result, events.len())) {
@@ -139,6 +130,20 @@ impl Handler for Forward {
         tracing::debug!(route = %self.name, events = events.len(), "batch forwarded");
         outcomes
     }
+}
+
+/// The events as published, as one JSON array (each record's value is one JSON object).
+fn json_array(events: &[&Incoming]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(events.iter().map(|e| e.value.len() + 1).sum::<usize>() + 1);
+    body.push(b'[');
+    for (n, event) in events.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&event.value);
+    }
+    body.push(b']');
+    body
 }
 
 /// Runs every route of `[forward.routes]` until `shutdown`, serving one health server for all; stops them

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch::Batching;
 use super::dlq::DeadLetterRoute;
 use super::failure::{FailureRoute, LogFailureRoute};
-use super::handler::{Handler, Incoming, Outcome};
+use super::handler::{Handler, Incoming, Outcome, each_on_its_own};
 pub use super::poll_loop::RECOMMIT_EVERY;
 use super::runtime::{consume, ensure_topics, report_readiness, wait_for_cluster};
 use crate::health::{self, Health};
@@ -61,7 +61,7 @@ pub trait Consumer: Send + Sync + Sized + 'static {
         batch: &[Incoming],
         channel: Option<&'static str>,
     ) -> impl Future<Output = Vec<Outcome>> + Send {
-        futures::future::join_all(batch.iter().map(move |incoming| Consumer::handle(self, incoming, channel)))
+        each_on_its_own(batch, move |incoming| Consumer::handle(self, incoming, channel))
     }
 }
 

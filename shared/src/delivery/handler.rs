@@ -65,14 +65,22 @@ pub trait Handler: Send + Sync + 'static {
     /// Handles one attempt at each event of `batch` (events of different keys, on `channel`) in one call, when
     /// [`Handler::batching`] says so: one outcome per event, in the batch's order. Each event is then retried,
     /// dead-lettered and committed on its own (see [`crate::delivery::batch`]). The default handles each event
-    /// on its own, concurrently.
+    /// on its own ([`each_on_its_own`]).
     fn handle_batch(
         &self,
         batch: &[Incoming],
         channel: Option<&'static str>,
     ) -> impl Future<Output = Vec<Outcome>> + Send {
-        futures::future::join_all(batch.iter().map(move |incoming| self.handle(incoming, channel)))
+        each_on_its_own(batch, move |incoming| self.handle(incoming, channel))
     }
+}
+
+/// Handles each event of `batch` with `handle`, concurrently: `handle_batch` for a handler without a batch call.
+pub fn each_on_its_own<'a, F: Future<Output = Outcome>>(
+    batch: &'a [Incoming],
+    handle: impl FnMut(&'a Incoming) -> F,
+) -> futures::future::JoinAll<F> {
+    futures::future::join_all(batch.iter().map(handle))
 }
 
 /// How one attempt ended.
