@@ -173,8 +173,16 @@ struct Leader<'a> {
 }
 
 impl Leader<'_> {
-    /// Closes the batch and takes the events that joined it.
-    fn take(&self) -> Vec<Joined> {
+    /// Closes the batch and takes the events that joined it; the hold ends here.
+    fn take(self) -> Vec<Joined> {
+        let joined = self.remove();
+        // Nothing is left for the drop to close (the hold owns no resource: forgetting it leaks nothing).
+        std::mem::forget(self);
+        joined
+    }
+
+    /// Removes the batch, open or full, with the events that joined it.
+    fn remove(&self) -> Vec<Joined> {
         let mut gathering = self.batches.lock();
         match gathering.open.get(&self.channel) {
             Some(open) if open.id == self.id => {
@@ -187,8 +195,8 @@ impl Leader<'_> {
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        // After `take` there is nothing left; before, this drops the joined events' senders.
-        drop(self.take());
+        // Dropping the joined events' senders gives each of them `abandoned`.
+        drop(self.remove());
     }
 }
 

@@ -69,10 +69,11 @@ pub fn classify_batch(result: &Result<ApiResponse, CallError>, n: usize) -> Vec<
         _ => None,
     };
     let Some(statuses) = statuses else {
-        let mut failure = Failure::http(&response.endpoint, response.status.as_u16(), excerpt(&response.body));
-        failure.kind = "batch_answer";
-        failure.message =
-            format!("{} answered a batch of {n} events without one valid result per event", response.endpoint);
+        let failure = Failure {
+            kind: "batch_answer",
+            message: format!("{} answered a batch of {n} events without one valid result per event", response.endpoint),
+            ..Failure::http(&response.endpoint, response.status.as_u16(), excerpt(&response.body))
+        };
         return vec![Outcome::Permanent(failure); n];
     };
     statuses

@@ -437,8 +437,9 @@ const MAX_REDIRECTS: usize = 10;
 
 /// `METHOD scheme://host[:port]/path`, never credentials or the query string (they may hold secrets).
 fn endpoint_label(method: &Method, url: &Url) -> String {
-    let clean_already = url.username().is_empty() && url.password().is_none() && url.query().is_none();
-    if clean_already && url.fragment().is_none() {
+    let clean =
+        url.username().is_empty() && url.password().is_none() && url.query().is_none() && url.fragment().is_none();
+    if clean {
         // The usual case, made per call: `Url`'s setters each rebuild the whole URL.
         return format!("{method} {url}");
     }

@@ -232,10 +232,15 @@ async fn receive(State(state): State<Arc<SinkState>>, body: Bytes) -> StatusCode
         return serve_with_capacity(&state, &run, (key, seq), now, latency, capacity).await;
     }
     run.arrive(key, seq, now);
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
+    answer_after(latency).await;
     StatusCode::CREATED
+}
+
+/// Waits the sink's latency, `latency_ms`, before an answer.
+async fn answer_after(latency_ms: u64) {
+    if latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+    }
 }
 
 /// A batch (`forward` with `batch_max_events`): a JSON array of `order.created` events, every one taken (a 2xx
@@ -253,10 +258,7 @@ async fn receive_batch(state: &SinkState, body: &[u8], now: u64) -> StatusCode {
             }
         }
     }
-    let latency = state.latency_ms.load(Ordering::Relaxed);
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
+    answer_after(state.latency_ms.load(Ordering::Relaxed)).await;
     StatusCode::OK
 }
 
