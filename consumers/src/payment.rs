@@ -23,7 +23,7 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 /// The `source` of the events this consumer publishes.
-pub const SOURCE: &str = "/courier/payment";
+pub const SOURCE: &str = courier::events::PAYMENT_SOURCE;
 
 /// The body of a charge request.
 #[derive(Debug, Serialize)]

@@ -50,6 +50,9 @@ pub async fn start(binary: &'static str, about: &'static str) -> Result<Settings
         return Err(check(binary, &settings).await);
     }
     telemetry::init(&settings.telemetry, binary);
+    // A panic is written as a log line like any other (with the event's span when an event's attempt panics),
+    // not as text on stderr: a contained panic (see `delivery::panics`) is an error to find by its event id.
+    std::panic::set_hook(Box::new(tracing_panic::panic_hook));
     telemetry::metrics::install(binary);
     tracing::info!(binary, version = env!("CARGO_PKG_VERSION"), "starting");
     Ok(settings)

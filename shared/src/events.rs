@@ -22,6 +22,11 @@ pub const CLOUDEVENTS_BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+
 pub const DATA_CONTENT_TYPE: &str = "application/json";
 /// The `source` of events the producer publishes.
 pub const PRODUCER_SOURCE: &str = "/courier/producer";
+/// The `source` of the events the payment consumer publishes (`order.paid`, `order.payment_failed`).
+pub const PAYMENT_SOURCE: &str = "/courier/payment";
+/// The sources of the events courier publishes itself, whose ids are UUIDs courier made: an event of one of
+/// these is identified by its `id` alone (see [`CloudEvent::identity`]).
+pub const COURIER_SOURCES: &[&str] = &[PRODUCER_SOURCE, PAYMENT_SOURCE];
 
 /// A CloudEvents 1.0 event in JSON structured mode, with typed `data`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +64,28 @@ impl<T: EventData> CloudEvent<T> {
             subject,
             data,
         }
+    }
+}
+
+impl<T> CloudEvent<T> {
+    /// What identifies the event across every source, as CloudEvents defines it (`source` + `id`), in text that
+    /// idempotency keys are made of: the `id` alone for the events courier publishes itself
+    /// ([`COURIER_SOURCES`]: their ids are UUIDs it made, and their keys stay as they always were), else
+    /// `<16 hex digits of the SHA-256 of the source>:<id>`, so that two applications that happen to use one id
+    /// are two events, and one event redelivered is one.
+    pub fn identity(&self) -> std::borrow::Cow<'_, str> {
+        if COURIER_SOURCES.contains(&self.source.as_str()) {
+            return std::borrow::Cow::Borrowed(&self.id);
+        }
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.source.as_bytes());
+        let mut identity = String::with_capacity(17 + self.id.len());
+        for byte in &digest[..8] {
+            identity.push_str(&format!("{byte:02x}"));
+        }
+        identity.push(':');
+        identity.push_str(&self.id);
+        std::borrow::Cow::Owned(identity)
     }
 }
 
@@ -249,6 +276,27 @@ mod tests {
                 created_at: Utc::now(),
             },
         )
+    }
+
+    #[test]
+    fn an_event_is_identified_by_its_source_and_id() {
+        let mut event = sample();
+        event.id = "e-1".into();
+        assert_eq!(event.identity(), "e-1", "courier's own events keep their id as their identity");
+        event.source = PAYMENT_SOURCE.into();
+        assert_eq!(event.identity(), "e-1");
+        event.source = "/signup".into();
+        let signup = event.identity().into_owned();
+        event.source = "/billing".into();
+        let billing = event.identity().into_owned();
+        assert_ne!(signup, billing, "one id from two sources: two events");
+        for identity in [&signup, &billing] {
+            let (digest, id) = identity.split_once(':').expect("digest:id");
+            assert_eq!((digest.len(), id), (16, "e-1"), "{identity}");
+            assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()), "{identity}");
+        }
+        event.source = "/signup".into();
+        assert_eq!(event.identity(), signup, "the same event, the same identity");
     }
 
     #[test]

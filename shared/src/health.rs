@@ -4,7 +4,9 @@
 //! the dead-letter guard throttling, no Kafka broker answering. The consumer also reports how many partitions
 //! it is assigned ([`Health::set_assigned`]). [`serve`] answers `GET /healthz` (the process is alive, with its
 //! assigned partitions) and `GET /readyz` (200 without problems, 503 listing them), for orchestrators and
-//! operators, and `GET /metrics` for Prometheus.
+//! operators, and `GET /metrics` for Prometheus. Components may also report details that do not make the
+//! process unready but that an operator must see ([`Health::set_detail`]: events an API keeps throttling);
+//! `/readyz` lists them under `details`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -29,11 +31,19 @@ pub struct Health {
     /// Partitions each consumer of the process is assigned now, by consumer (a `forward` process runs one
     /// consumer per route, sharing one health).
     assigned: Arc<Mutex<BTreeMap<String, usize>>>,
+    /// Component name → what an operator should know about it, in words; not a problem (the process stays
+    /// ready).
+    details: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Default for Health {
     fn default() -> Self {
-        Self { problems: Arc::default(), changed: Arc::new(watch::channel(0).0), assigned: Arc::default() }
+        Self {
+            problems: Arc::default(),
+            changed: Arc::new(watch::channel(0).0),
+            assigned: Arc::default(),
+            details: Arc::default(),
+        }
     }
 }
 
@@ -56,6 +66,27 @@ impl Health {
         if removed {
             self.changed.send_modify(|v| *v += 1);
         }
+    }
+
+    /// Records what an operator should know about `component` (without making the process unready); `None`
+    /// removes it.
+    pub fn set_detail(&self, component: &str, detail: Option<String>) {
+        let changed = self
+            .details
+            .lock()
+            .map(|mut details| match detail {
+                Some(detail) => details.insert(component.to_owned(), detail.clone()).as_ref() != Some(&detail),
+                None => details.remove(component).is_some(),
+            })
+            .unwrap_or(false);
+        if changed {
+            self.changed.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// The current details.
+    pub fn details(&self) -> BTreeMap<String, String> {
+        self.details.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
     /// Records how many partitions `consumer` is assigned now.
@@ -81,6 +112,16 @@ impl Health {
     pub async fn wait_for_assigned(&self, timeout: std::time::Duration, condition: impl Fn(usize) -> bool) -> bool {
         let this = self.clone();
         self.wait_for(timeout, move |_| condition(this.assigned())).await
+    }
+
+    /// Waits until `condition` holds for the current details, or `timeout` passes; returns whether it held.
+    pub async fn wait_for_details(
+        &self,
+        timeout: std::time::Duration,
+        condition: impl Fn(&BTreeMap<String, String>) -> bool,
+    ) -> bool {
+        let this = self.clone();
+        self.wait_for(timeout, move |_| condition(&this.details())).await
     }
 
     /// The current problems.
@@ -132,11 +173,16 @@ async fn healthz(State(health): State<Health>) -> Json<Value> {
 
 async fn readyz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
     let problems = health.problems();
-    if problems.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "ready"})))
+    let (status, mut body) = if problems.is_empty() {
+        (StatusCode::OK, json!({"status": "ready"}))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "problems": problems})))
+        (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "not ready", "problems": problems}))
+    };
+    let details = health.details();
+    if !details.is_empty() {
+        body["details"] = json!(details);
     }
+    (status, Json(body))
 }
 
 #[cfg(test)]

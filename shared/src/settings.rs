@@ -182,6 +182,13 @@ pub struct ConsumerSettings {
     pub rebalance_timeout_ms: u64,
     /// On shutdown, how long to wait for in-flight events before exiting.
     pub drain_timeout_ms: u64,
+    /// An event an API has throttled (429) without a break for longer than this is listed on `/readyz`
+    /// (`details`, without making the consumer not ready) and counted in `courier_events_throttled_long`.
+    pub throttle_alert_ms: u64,
+    /// After an event has been throttled without a break for this long, each further 429 spends one of its
+    /// attempts, so that an API throttling one event for good dead-letters it in the end; 0: never (a 429 never
+    /// spends an attempt).
+    pub max_throttle_ms: u64,
     /// Address of the consumer's health server (`/healthz`, `/readyz`), `ip:port`; port 0 picks a free port.
     pub health_listen: String,
 }
@@ -200,6 +207,16 @@ impl ConsumerSettings {
     /// `drain_timeout_ms` as a duration.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// `throttle_alert_ms` as a duration.
+    pub fn throttle_alert(&self) -> Duration {
+        Duration::from_millis(self.throttle_alert_ms)
+    }
+
+    /// `max_throttle_ms` as a duration; `None` when 429s never spend attempts.
+    pub fn max_throttle(&self) -> Option<Duration> {
+        (self.max_throttle_ms > 0).then(|| Duration::from_millis(self.max_throttle_ms))
     }
 }
 
@@ -550,6 +567,8 @@ impl Settings {
             ("consumer.retry_max_elapsed_ms", c.retry_max_elapsed_ms),
             ("consumer.rebalance_timeout_ms", c.rebalance_timeout_ms),
             ("consumer.drain_timeout_ms", c.drain_timeout_ms),
+            ("consumer.throttle_alert_ms", c.throttle_alert_ms),
+            ("consumer.max_throttle_ms", c.max_throttle_ms),
             ("producer.publish_timeout_ms", p.publish_timeout_ms),
             ("producer.request_timeout_ms", p.request_timeout_ms),
             ("producer.shutdown_timeout_ms", p.shutdown_timeout_ms),

@@ -273,6 +273,20 @@ impl TestApp {
         spawn_consumer(async move |token| Ok(courier_consumers::forward::run(&settings, token).await?))
     }
 
+    /// Starts the one `forward` route `name` of `settings` in-process, reporting to `health` (its assignment,
+    /// its problems).
+    pub fn start_forward_route(&self, settings: &Settings, name: &str, health: &Health) -> RunningConsumer {
+        use courier_consumers::forward::Forward;
+        let (settings, name, health) = (settings.clone(), name.to_owned(), health.clone());
+        spawn_consumer(async move |token| {
+            let route = settings.forward.routes.get(&name).expect("the route is configured");
+            let forward = Forward::build(&settings, &name, route, &health).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let runner = Runner::new(&settings, Forward::spec(&settings, &name, route)).health(&health);
+            runner.run(|_| Ok::<_, courier::delivery::BuildError>(forward), token).await?;
+            Ok(())
+        })
+    }
+
     /// The number of records on the orders topic.
     pub async fn orders_on_topic(&self) -> i64 {
         crate::kafka_probe::record_count(&self.bootstrap, &self.settings.topics.orders_created)

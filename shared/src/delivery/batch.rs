@@ -9,8 +9,19 @@
 //!
 //! The first attempt that finds no batch open opens one and leads it. It waits until the batch is full or
 //! `max_wait` has passed, makes the call for every event in it (in its own span: the call continues the
-//! leader's trace), and hands each event its outcome. A leader dropped before it answered (its partition was
-//! revoked, or the process is stopping) leaves the events that joined it a retry that spends no attempt.
+//! leader's trace), and hands each event its outcome.
+//!
+//! A batch holds events of several partitions, and a partition may be revoked while one of its events is in
+//! another partition's batch. The batch keeps the promise a call per event keeps: once a revoke has returned,
+//! no event of the revoked partitions is sent or still being sent by this member.
+//! * When an event's partition stops (its `cancel` fires: revoke or shutdown), the event leaves a batch not yet
+//!   sent; a leader whose own partition stops sends nothing.
+//! * An event whose batch is being sent waits for the call's answer (so the revoke waits for it, as for a call
+//!   of its own); when its partition's calls must be dropped (its `abort` fires), the batch's call is dropped
+//!   before the event lets the revoke go on.
+//! * An event taken out of a batch this way, or whose batch was dropped before its answer, gets a retry that
+//!   spends no attempt.
+//! * A panic while the batch is handled fails the attempt of every event in it ([`panics`](super::panics)).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +29,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::handler::{Failure, Handler, Incoming, Outcome};
+use super::panics;
+use super::worker::Stops;
 
 /// How a handler batches its calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +50,7 @@ pub struct Batches {
     policy: Batching,
     /// The batches still open to new events, and those full but not yet taken by their leader.
     gathering: Mutex<Gathering>,
-    /// The id of the next batch opened.
+    /// The id of the next batch opened or event joined.
     next_id: AtomicU64,
 }
 
@@ -57,12 +71,18 @@ struct Open {
     joined: Vec<Joined>,
     /// Wakes the leader when the batch is full.
     full: Arc<Notify>,
+    /// Cancelled to drop the batch's call (an event's partition must drop its calls).
+    drop_call: CancellationToken,
 }
 
 /// An event that joined another's batch, and where its outcome goes.
 struct Joined {
+    /// Tells it apart from the other events of its batch, to take it out.
+    entry: u64,
     /// The event.
     incoming: Incoming,
+    /// Its partition's `cancel`: once fired, the event is not sent.
+    cancel: CancellationToken,
     /// Its outcome, sent by the leader.
     reply: oneshot::Sender<Outcome>,
 }
@@ -73,39 +93,82 @@ impl Batches {
         Self { policy, gathering: Mutex::new(Gathering::default()), next_id: AtomicU64::new(0) }
     }
 
-    /// One attempt at `incoming` on `channel`, made in a batch with other events' attempts.
+    /// One attempt at `incoming` on `channel`, made in a batch with other events' attempts. It ends within
+    /// `stops` as a call of its own would (see the module doc): the caller must not drop it on `abort`.
     pub async fn attempt<H: Handler>(
         &self,
         handler: &H,
         incoming: &Incoming,
         channel: Option<&'static str>,
+        stops: &Stops,
     ) -> Outcome {
-        let (id, full) = match self.join_or_open(incoming, channel) {
-            Entry::Joined(outcome) => return outcome.await.unwrap_or_else(|_| abandoned()),
-            Entry::Opened { id, full } => (id, full),
-        };
+        if stops.cancel.is_cancelled() {
+            return abandoned();
+        }
+        match self.join_or_open(incoming, channel, &stops.cancel) {
+            Entry::Joined(joining) => self.follow(joining, stops).await,
+            Entry::Opened { id, full, drop_call } => {
+                self.lead(handler, incoming, channel, stops, id, full, drop_call).await
+            }
+        }
+    }
+
+    /// Leads batch `id`: waits until it is full, `max_wait` has passed or the leader's partition stops, then
+    /// makes the call for the events still in it and hands each its outcome.
+    #[allow(clippy::too_many_arguments)]
+    async fn lead<H: Handler>(
+        &self,
+        handler: &H,
+        incoming: &Incoming,
+        channel: Option<&'static str>,
+        stops: &Stops,
+        id: u64,
+        full: Arc<Notify>,
+        drop_call: CancellationToken,
+    ) -> Outcome {
         let taken = Leader { batches: self, channel, id };
         tokio::select! {
             () = full.notified() => {}
             () = tokio::time::sleep(self.policy.max_wait) => {}
+            () = stops.cancel.cancelled() => {}
         }
         let joined = taken.take();
+        if stops.cancel.is_cancelled() {
+            // The leader's partition stops: nothing is sent; dropping the replies abandons the others.
+            return abandoned();
+        }
         let mut events = Vec::with_capacity(joined.len() + 1);
         events.push(incoming.clone());
         let mut replies = Vec::with_capacity(joined.len());
-        for Joined { incoming, reply } in joined {
+        for Joined { incoming, cancel, reply, .. } in joined {
+            if cancel.is_cancelled() {
+                // Its partition stopped between its joining and now: it is not sent.
+                let _ = reply.send(abandoned());
+                continue;
+            }
             events.push(incoming);
             replies.push(reply);
         }
-        let mut outcomes = handler.handle_batch(&events, channel).await;
-        if outcomes.len() != events.len() {
-            let failure = Failure::new(
-                "batch",
-                format!("the handler answered a batch of {} events with {} outcomes", events.len(), outcomes.len()),
-            );
-            outcomes = vec![Outcome::Permanent(failure); events.len()];
+        let answered = tokio::select! {
+            biased;
+            () = drop_call.cancelled() => None,
+            () = stops.abort.cancelled() => None,
+            answered = panics::contain(handler.handle_batch(&events, channel)) => Some(answered),
+        };
+        let mut outcomes = match answered {
+            // The call was dropped: an event's partition (maybe the leader's own) must drop its calls.
+            None => vec![abandoned(); events.len()],
+            Some(Err(failure)) => vec![Outcome::Retry(failure); events.len()],
+            Some(Ok(outcomes)) if outcomes.len() != events.len() => {
+                let failure = Failure::new(
+                    "batch",
+                    format!("the handler answered a batch of {} events with {} outcomes", events.len(), outcomes.len()),
+                );
+                vec![Outcome::Permanent(failure); events.len()]
+            }
+            Some(Ok(outcomes)) => outcomes,
         }
-        let mut outcomes = outcomes.into_iter();
+        .into_iter();
         let own = outcomes.next().unwrap_or_else(abandoned);
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // An event whose attempt was dropped meanwhile no longer waits for its outcome.
@@ -114,17 +177,53 @@ impl Batches {
         own
     }
 
+    /// Waits for the outcome of an event in another's batch: taken out of the batch when its partition stops
+    /// before the batch is sent; once sent, waiting for the answer, and dropping the call when its partition
+    /// must drop its calls.
+    async fn follow(&self, joining: Joining, stops: &Stops) -> Outcome {
+        let Joining { channel, batch, entry, mut outcome, drop_call } = joining;
+        let mut withdraw = Withdraw { batches: self, channel, batch, entry, armed: true };
+        let (mut stopped, mut aborted) = (false, false);
+        loop {
+            tokio::select! {
+                biased;
+                outcome = &mut outcome => {
+                    withdraw.armed = false;
+                    return outcome.unwrap_or_else(|_| abandoned());
+                }
+                () = stops.cancel.cancelled(), if !stopped => {
+                    stopped = true;
+                    if withdraw.now() {
+                        return abandoned();
+                    }
+                }
+                () = stops.abort.cancelled(), if !aborted => {
+                    aborted = true;
+                    if withdraw.now() {
+                        return abandoned();
+                    }
+                    // Sent already: the call is dropped, and the leader answers every event of it.
+                    drop_call.cancel();
+                }
+            }
+        }
+    }
+
     /// Adds `incoming` to the open batch of `channel`, or opens one for it to lead when there is none.
-    fn join_or_open(&self, incoming: &Incoming, channel: Option<&'static str>) -> Entry {
+    fn join_or_open(&self, incoming: &Incoming, channel: Option<&'static str>, cancel: &CancellationToken) -> Entry {
         let mut gathering = self.lock();
         let Some(open) = gathering.open.get_mut(&channel) else {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let full = Arc::new(Notify::new());
-            gathering.open.insert(channel, Open { id, joined: Vec::new(), full: Arc::clone(&full) });
-            return Entry::Opened { id, full };
+            let drop_call = CancellationToken::new();
+            let open = Open { id, joined: Vec::new(), full: Arc::clone(&full), drop_call: drop_call.clone() };
+            gathering.open.insert(channel, open);
+            return Entry::Opened { id, full, drop_call };
         };
         let (reply, outcome) = oneshot::channel();
-        open.joined.push(Joined { incoming: incoming.clone(), reply });
+        let entry = self.next_id.fetch_add(1, Ordering::Relaxed);
+        open.joined.push(Joined { entry, incoming: incoming.clone(), cancel: cancel.clone(), reply });
+        let joining = Joining { channel, batch: open.id, entry, outcome, drop_call: open.drop_call.clone() };
         if open.joined.len() + 1 >= self.policy.max_events {
             // Full: closed to new events (the next attempt opens another batch), and its leader woken.
             if let Some(open) = gathering.open.remove(&channel) {
@@ -132,7 +231,32 @@ impl Batches {
                 gathering.full.insert(open.id, open.joined);
             }
         }
-        Entry::Joined(outcome)
+        Entry::Joined(joining)
+    }
+
+    /// Takes event `entry` out of batch `batch` of `channel` if the batch was not taken by its leader yet;
+    /// `true` when it was.
+    fn withdraw(&self, channel: Option<&'static str>, batch: u64, entry: u64) -> bool {
+        let mut gathering = self.lock();
+        let Gathering { open, full } = &mut *gathering;
+        let joined = match open.get_mut(&channel) {
+            Some(open) if open.id == batch => &mut open.joined,
+            _ => match full.get_mut(&batch) {
+                Some(joined) => joined,
+                None => return false,
+            },
+        };
+        let before = joined.len();
+        joined.retain(|j| j.entry != entry);
+        joined.len() < before
+    }
+
+    /// Events waiting in batches not yet sent (the leaders not counted).
+    #[cfg(test)]
+    pub(super) fn joined(&self) -> usize {
+        let gathering = self.lock();
+        gathering.open.values().map(|o| o.joined.len()).sum::<usize>()
+            + gathering.full.values().map(Vec::len).sum::<usize>()
     }
 
     /// The batches; a task that panicked while holding them leaves them usable.
@@ -143,22 +267,70 @@ impl Batches {
 
 /// How an attempt entered a batch.
 enum Entry {
-    /// It joined another's batch: its outcome comes through here.
-    Joined(oneshot::Receiver<Outcome>),
-    /// It opened batch `id` and leads it; `full` wakes it when the batch is full.
+    /// It joined another's batch.
+    Joined(Joining),
+    /// It opened batch `id` and leads it.
     Opened {
         /// The batch's id.
         id: u64,
         /// Notified when the batch is full.
         full: Arc<Notify>,
+        /// Cancelled when the batch's call must be dropped.
+        drop_call: CancellationToken,
     },
 }
 
-/// The outcome of an event whose batch was dropped before its call answered: tried again, no attempt spent.
+/// An event's place in another's batch.
+struct Joining {
+    /// The batch's channel.
+    channel: Option<&'static str>,
+    /// The batch's id.
+    batch: u64,
+    /// The event's entry in it.
+    entry: u64,
+    /// Its outcome, from the leader.
+    outcome: oneshot::Receiver<Outcome>,
+    /// Cancelled to drop the batch's call.
+    drop_call: CancellationToken,
+}
+
+/// The outcome of an event whose batch was dropped before its call answered, or that left its batch before
+/// the call: tried again, no attempt spent.
 fn abandoned() -> Outcome {
     Outcome::Retry(
         Failure::new("batch", "the batch this event was in was abandoned before its call answered").uncharged(),
     )
+}
+
+/// An event's hold on its place in a batch: dropped while armed (its attempt was dropped before its outcome
+/// came), it takes the event out of the batch if the batch was not sent yet.
+struct Withdraw<'a> {
+    /// Where the batch is gathered.
+    batches: &'a Batches,
+    /// The batch's channel.
+    channel: Option<&'static str>,
+    /// The batch's id.
+    batch: u64,
+    /// The event's entry.
+    entry: u64,
+    /// Whether the event may still be in a batch not yet sent.
+    armed: bool,
+}
+
+impl Withdraw<'_> {
+    /// Takes the event out of its batch; `true` when the batch was not sent yet.
+    fn now(&mut self) -> bool {
+        self.armed = false;
+        self.batches.withdraw(self.channel, self.batch, self.entry)
+    }
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.batches.withdraw(self.channel, self.batch, self.entry);
+        }
+    }
 }
 
 /// A leader's hold on its batch until it takes the events: dropped before (its attempt was dropped while it
@@ -253,17 +425,22 @@ mod tests {
         }
     }
 
+    fn stops() -> Stops {
+        Stops { cancel: CancellationToken::new(), abort: CancellationToken::new() }
+    }
+
     fn batches(max_events: usize, max_wait: Duration) -> Batches {
         Batches::new(Batching { max_events, max_wait })
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_full_batch_is_one_call_and_each_event_gets_its_own_outcome() {
+        let stops = stops();
         let (handler, batches) = (Recorder::default(), batches(3, Duration::from_secs(60)));
         let events: Vec<Incoming> = ["a", "bx", "c", "d", "ex", "f"].into_iter().map(incoming).collect();
         let started = tokio::time::Instant::now();
         let outcomes =
-            futures::future::join_all(events.iter().map(|event| batches.attempt(&handler, event, None))).await;
+            futures::future::join_all(events.iter().map(|event| batches.attempt(&handler, event, None, &stops))).await;
         let classes: Vec<&str> = outcomes.iter().map(Outcome::class).collect();
         assert_eq!(classes, ["done", "permanent", "done", "done", "permanent", "done"]);
         let calls = handler.batches.lock().expect("batches").clone();
@@ -274,10 +451,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_batch_that_does_not_fill_goes_after_max_wait() {
+        let stops = stops();
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_millis(50)));
         let (a, b) = (incoming("a"), incoming("b"));
         let started = tokio::time::Instant::now();
-        let (first, second) = tokio::join!(batches.attempt(&handler, &a, None), batches.attempt(&handler, &b, None));
+        let (first, second) =
+            tokio::join!(batches.attempt(&handler, &a, None, &stops), batches.attempt(&handler, &b, None, &stops));
         assert_eq!((first, second), (Outcome::Done, Outcome::Done));
         assert_eq!(started.elapsed(), Duration::from_millis(50), "the leader waited max_wait, no longer");
         assert_eq!(*handler.batches.lock().expect("batches"), [vec!["a", "b"]]);
@@ -285,20 +464,25 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn channels_are_batched_apart() {
+        let stops = stops();
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_millis(5)));
         let (a, b) = (incoming("a"), incoming("b"));
-        let _ = tokio::join!(batches.attempt(&handler, &a, Some("email")), batches.attempt(&handler, &b, Some("sms")));
+        let _ = tokio::join!(
+            batches.attempt(&handler, &a, Some("email"), &stops),
+            batches.attempt(&handler, &b, Some("sms"), &stops)
+        );
         assert_eq!(handler.batches.lock().expect("batches").len(), 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn when_the_leader_is_dropped_the_events_that_joined_it_retry_without_spending_an_attempt() {
+        let stops = stops();
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_secs(1)));
         let (a, b) = (incoming("a"), incoming("b"));
-        let mut leader = Box::pin(batches.attempt(&handler, &a, None));
+        let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops));
         // The leader opens the batch and waits; `b` joins it.
         assert!(futures::poll!(leader.as_mut()).is_pending());
-        let mut follower = Box::pin(batches.attempt(&handler, &b, None));
+        let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops));
         assert!(futures::poll!(follower.as_mut()).is_pending());
         drop(leader);
         match tokio::time::timeout(Duration::from_secs(5), follower).await.expect("the follower is answered") {
@@ -307,6 +491,121 @@ mod tests {
         }
         assert!(handler.batches.lock().expect("batches").is_empty(), "no call was made");
         // The next attempt opens a new batch.
-        assert_eq!(batches.attempt(&handler, &b, None).await, Outcome::Done);
+        assert_eq!(batches.attempt(&handler, &b, None, &stops).await, Outcome::Done);
+    }
+
+    /// A handler whose batch calls never answer (they end only when dropped) or panic, counting both.
+    #[derive(Default)]
+    struct Hanging {
+        /// Batch calls started.
+        started: AtomicUsize,
+        /// Batch calls dropped before they answered.
+        dropped: Arc<AtomicUsize>,
+        /// Whether a call panics instead.
+        panics: bool,
+    }
+
+    /// Counts its drop.
+    struct CountDrop(Arc<AtomicUsize>);
+
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Handler for Hanging {
+        fn name(&self) -> &str {
+            "hanging"
+        }
+
+        async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
+            Outcome::Done
+        }
+
+        async fn handle_batch(&self, _batch: &[Incoming], _channel: Option<&'static str>) -> Vec<Outcome> {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            assert!(!self.panics, "the API client tripped over its own feet");
+            let _dropped = CountDrop(Arc::clone(&self.dropped));
+            std::future::pending().await
+        }
+    }
+
+    fn uncharged_batch_retry(outcome: &Outcome) -> bool {
+        matches!(outcome, Outcome::Retry(f) if !f.charged && f.kind == "batch")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_whose_partition_stops_leaves_its_batch_before_the_batch_is_sent() {
+        let (handler, batches) = (Recorder::default(), batches(10, Duration::from_secs(1)));
+        let (a, b) = (incoming("a"), incoming("b"));
+        let (stops_a, stops_b) = (stops(), stops());
+        let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
+        assert!(futures::poll!(leader.as_mut()).is_pending());
+        let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
+        assert!(futures::poll!(follower.as_mut()).is_pending());
+        // b's partition is revoked while the batch gathers: b leaves it at once, without a call.
+        let started = tokio::time::Instant::now();
+        stops_b.cancel.cancel();
+        assert!(uncharged_batch_retry(&follower.await), "b leaves with an uncharged retry");
+        assert_eq!(started.elapsed(), Duration::ZERO, "at once, not at the batch's max_wait");
+        assert_eq!(leader.await, Outcome::Done);
+        assert_eq!(*handler.batches.lock().expect("batches"), [vec!["a"]], "b was not sent");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_whose_partition_stops_sends_nothing() {
+        let (handler, batches) = (Recorder::default(), batches(10, Duration::from_secs(1)));
+        let (a, b) = (incoming("a"), incoming("b"));
+        let (stops_a, stops_b) = (stops(), stops());
+        let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
+        assert!(futures::poll!(leader.as_mut()).is_pending());
+        let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
+        assert!(futures::poll!(follower.as_mut()).is_pending());
+        stops_a.cancel.cancel();
+        assert!(uncharged_batch_retry(&leader.await));
+        assert!(uncharged_batch_retry(&follower.await), "the others try again in another batch");
+        assert!(handler.batches.lock().expect("batches").is_empty(), "no call was made");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn aborting_an_event_of_a_batch_in_flight_drops_the_call_before_the_event_returns() {
+        let (handler, batches) = (Hanging::default(), batches(2, Duration::from_secs(1)));
+        let (a, b) = (incoming("a"), incoming("b"));
+        let (stops_a, stops_b) = (stops(), stops());
+        let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
+        assert!(futures::poll!(leader.as_mut()).is_pending());
+        let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
+        assert!(futures::poll!(follower.as_mut()).is_pending());
+        assert!(futures::poll!(leader.as_mut()).is_pending());
+        assert_eq!(handler.started.load(Ordering::SeqCst), 1, "the full batch is sent");
+        // b's partition is revoked: b cannot leave a batch in flight, so it waits for the call...
+        stops_b.cancel.cancel();
+        assert!(futures::poll!(follower.as_mut()).is_pending(), "b waits for the call it is in");
+        // ...until its calls must be dropped: then the call is dropped before b returns.
+        stops_b.abort.cancel();
+        let (own, theirs) = tokio::join!(leader, follower);
+        assert!(uncharged_batch_retry(&theirs), "{theirs:?}");
+        assert!(uncharged_batch_retry(&own), "the leader tries again: {own:?}");
+        assert_eq!(handler.dropped.load(Ordering::SeqCst), 1, "the call was dropped, not left running");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_batch_fails_the_attempt_of_every_event_in_it() {
+        let handler = Hanging { panics: true, ..Hanging::default() };
+        let batches = batches(2, Duration::from_secs(1));
+        let (a, b) = (incoming("a"), incoming("b"));
+        let stops = stops();
+        let (own, theirs) =
+            tokio::join!(batches.attempt(&handler, &a, None, &stops), batches.attempt(&handler, &b, None, &stops));
+        for outcome in [own, theirs] {
+            match outcome {
+                Outcome::Retry(failure) => {
+                    assert!(failure.charged && failure.kind == "panic", "{failure:?}");
+                    assert!(failure.message.contains("tripped over its own feet"), "{failure:?}");
+                }
+                other => panic!("expected a charged retry, got {other:?}"),
+            }
+        }
     }
 }

@@ -27,7 +27,9 @@
 //! On a revoke or shutdown the dispatcher stops starting work for the partitions concerned, waits (bounded)
 //! for their running events, then aborts the calls still in flight (dropping an HTTP call closes its
 //! request), so that a key's calls never overlap with those of the partition's next owner, and hands back
-//! the watermarks.
+//! the watermarks. An event in a batch led by another partition's event is no exception: it leaves the batch
+//! if the batch was not sent, and otherwise its task runs until the batch's call answers or is dropped (see
+//! `batch`), so the revoke waits for it, and aborts it, like a call of its own.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -489,10 +491,12 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
+    use crate::delivery::batch::{Batches, Batching};
     use crate::delivery::dlq_guard::DlqGuard;
     use crate::delivery::failure::LogFailureRoute;
     use crate::delivery::handler::{Incoming, Outcome};
     use crate::delivery::retry::RetryPolicy;
+    use crate::delivery::throttle::{ThrottlePolicy, Throttles};
     use crate::health::Health;
 
     /// A handler whose calls finish only as the test hands out permits.
@@ -516,10 +520,18 @@ mod tests {
     }
 
     fn gated_worker(gate: &Arc<Semaphore>) -> Worker<Gate, LogFailureRoute> {
+        worker_of(Gate(Arc::clone(gate)), None)
+    }
+
+    /// A worker for `handler` (one attempt per event, a route that logs), batching with `batches`.
+    fn worker_of<H: Handler>(handler: H, batches: Option<Batches>) -> Worker<H, LogFailureRoute> {
         let health = Health::default();
+        let metrics = crate::telemetry::metrics::EventMetrics::new(Arc::from("gate"));
+        let throttle = ThrottlePolicy { alert_after: Duration::from_secs(60), charge_after: None };
         Worker {
-            handler: Gate(Arc::clone(gate)),
-            metrics: crate::telemetry::metrics::EventMetrics::new(Arc::from("gate")),
+            handler,
+            throttles: Throttles::new(throttle, &metrics, health.clone()),
+            metrics,
             route: LogFailureRoute,
             policy: RetryPolicy {
                 initial_backoff: Duration::from_millis(1),
@@ -529,7 +541,7 @@ mod tests {
             },
             in_flight: Arc::new(Semaphore::new(100)),
             guard: DlqGuard::new(100, Duration::from_secs(60), Arc::from("gate"), health.clone()),
-            batches: None,
+            batches,
             health,
         }
     }
@@ -670,5 +682,103 @@ mod tests {
         assert_eq!(resumed, parts.iter().cloned().collect::<HashSet<_>>(), "all resumed once half finished");
         gate.add_permits(100);
         assert!(dispatcher.wait_until_idle(Duration::from_secs(5)));
+    }
+
+    /// A handler that sends its events in batches, recording the partitions of each call's events; a call
+    /// answers once the gate gives it a permit, and counts itself running until it answers or is dropped.
+    struct GatedBatches {
+        /// Lets calls answer.
+        gate: Arc<Semaphore>,
+        /// The partitions of each call's events, in call order.
+        calls: Mutex<Vec<Vec<i32>>>,
+        /// Calls running now.
+        running: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    /// Counts a call running while it lives.
+    struct Running(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Handler for GatedBatches {
+        fn name(&self) -> &str {
+            "gated-batches"
+        }
+
+        async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
+            Outcome::Done
+        }
+
+        async fn handle_batch(&self, batch: &[Incoming], _channel: Option<&'static str>) -> Vec<Outcome> {
+            self.calls.lock().expect("calls").push(batch.iter().map(|i| i.partition).collect());
+            self.running.fetch_add(1, Ordering::SeqCst);
+            let _running = Running(Arc::clone(&self.running));
+            if let Ok(permit) = self.gate.acquire().await {
+                permit.forget();
+            }
+            vec![Outcome::Done; batch.len()]
+        }
+    }
+
+    /// A dispatcher over [`GatedBatches`] batching up to `max_events` for up to `max_wait`, partitions 0 and 1
+    /// assigned; partition 0's record 0 leads a batch that partition 1's record 0 joins.
+    fn batch_across_partitions(
+        max_events: usize,
+        max_wait: Duration,
+    ) -> (tokio::runtime::Runtime, Arc<Dispatcher<GatedBatches, LogFailureRoute>>, Vec<TopicPartition>) {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let handler =
+            GatedBatches { gate: Arc::new(Semaphore::new(0)), calls: Mutex::default(), running: Arc::default() };
+        let worker = worker_of(handler, Some(Batches::new(Batching { max_events, max_wait })));
+        let limits = Limits { budget: 100, per_partition: 100, total: 1000 };
+        let dispatcher = Dispatcher::new(worker, limits, runtime.handle().clone(), CancellationToken::new());
+        let parts: Vec<TopicPartition> = (0..2).map(|p| (Arc::from("t"), p)).collect();
+        dispatcher.assign(&parts);
+        dispatcher.submit(record(0, 0));
+        dispatcher.submit(record(1, 0));
+        let batches = dispatcher.worker.batches.as_ref().expect("batching");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while batches.joined() < 1 && dispatcher.worker.handler.calls.lock().expect("calls").is_empty() {
+            assert!(Instant::now() < deadline, "partition 1's event joins partition 0's batch");
+            std::thread::yield_now();
+        }
+        (runtime, dispatcher, parts)
+    }
+
+    #[test]
+    fn a_revoked_partitions_event_is_never_sent_in_another_partitions_batch_after_the_revoke() {
+        // The batch gathers for 500 ms; the revoke of partition 1 gives its events 50 ms, then aborts them.
+        let (_runtime, dispatcher, parts) = batch_across_partitions(10, Duration::from_millis(500));
+        let watermarks = dispatcher.revoke(&parts[1..], Duration::from_millis(50), false);
+        assert_eq!(watermarks, vec![(parts[1].clone(), 0)], "partition 1's event was not finished: not committed past");
+        let handler = &dispatcher.worker.handler;
+        handler.gate.add_permits(100);
+        assert!(dispatcher.wait_until_idle(Duration::from_secs(5)), "partition 0's event finishes");
+        let calls = handler.calls.lock().expect("calls").clone();
+        assert_eq!(calls, [vec![0]], "the batch went without the revoked partition's event");
+    }
+
+    #[test]
+    fn a_revoke_drops_a_batch_call_in_flight_holding_its_events_before_it_returns() {
+        // A full batch (two events) is sent at once and its call waits for the gate.
+        let (_runtime, dispatcher, parts) = batch_across_partitions(2, Duration::from_millis(200));
+        let handler = &dispatcher.worker.handler;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while handler.running.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the batch is sent");
+            std::thread::yield_now();
+        }
+        assert_eq!(*handler.calls.lock().expect("calls"), [vec![0, 1]]);
+        dispatcher.revoke(&parts[1..], Duration::from_millis(50), false);
+        assert_eq!(handler.running.load(Ordering::SeqCst), 0, "the call holding partition 1's event was dropped");
+        handler.gate.add_permits(100);
+        assert!(dispatcher.wait_until_idle(Duration::from_secs(5)), "partition 0's event is tried again and finishes");
+        let calls = handler.calls.lock().expect("calls").clone();
+        assert_eq!(calls, [vec![0, 1], vec![0]], "partition 0's event went again alone: {calls:?}");
+        assert_eq!(dispatcher.watermarks(), vec![(parts[0].clone(), 1)]);
     }
 }

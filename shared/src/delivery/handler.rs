@@ -229,7 +229,46 @@ mod tests {
 
     #[test]
     fn a_call_for_an_event_is_keyed_by_prefix_and_event_id() {
-        let call = crate::downstream::CallContext::for_event("inventory-release", &incoming("{}"));
+        let event = event_of(crate::events::PRODUCER_SOURCE, "e-1");
+        let call = crate::downstream::CallContext::for_event("inventory-release", &event);
         assert_eq!(call.idempotency_key, "inventory-release:e-1");
+    }
+
+    /// An event of `source` with `id`.
+    fn event_of(source: &str, id: &str) -> Incoming {
+        let mut event = incoming("{}");
+        event.event.source = source.to_owned();
+        event.event.id = id.to_owned();
+        event
+    }
+
+    #[test]
+    fn events_of_other_sources_are_keyed_by_source_and_id() {
+        use crate::downstream::CallContext;
+        let key = |source: &str, id: &str| CallContext::for_event("route", &event_of(source, id)).idempotency_key;
+        assert_eq!(key(crate::events::PRODUCER_SOURCE, "e-1"), "route:e-1", "courier's own events keep their keys");
+        assert_ne!(key("/signup", "e-1"), key("/billing", "e-1"), "one id, two sources: two keys");
+        assert_eq!(key("/signup", "e-1"), key("/signup", "e-1"), "one event: one key");
+        assert!(key("/signup", "e-1").starts_with("route:") && key("/signup", "e-1").ends_with(":e-1"));
+    }
+
+    #[test]
+    fn a_batch_key_names_its_events_unambiguously() {
+        use crate::downstream::CallContext;
+        let key = |ids: &[&str]| {
+            let events: Vec<Incoming> = ids.iter().map(|id| event_of("/s", id)).collect();
+            CallContext::for_batch("route", &events.iter().collect::<Vec<_>>()).idempotency_key
+        };
+        assert_ne!(key(&["a\0b"]), key(&["a", "b"]), "an id holding a NUL is not two ids");
+        assert_ne!(key(&["ab"]), key(&["a", "b"]));
+        assert_ne!(key(&["a", "b"]), key(&["b", "a"]));
+        assert_eq!(key(&["a", "b"]), key(&["a", "b"]), "the same events together: the same key");
+        assert!(key(&["a"]).starts_with("route:batch:"));
+        // Sources count too: one id from two sources is two events.
+        let two = [event_of("/s", "a"), event_of("/t", "a")];
+        let one = [event_of("/s", "a"), event_of("/s", "a")];
+        let batch_key =
+            |events: &[Incoming]| CallContext::for_batch("route", &events.iter().collect::<Vec<_>>()).idempotency_key;
+        assert_ne!(batch_key(&two), batch_key(&one));
     }
 }

@@ -13,7 +13,9 @@
 //! * [`offsets`]: the per-partition contiguous watermark that may be committed.
 //! * [`worker`]: delivering one event: decode, attempts, retries, failure route.
 //! * [`batch`]: attempts of different keys gathered into one call, for a handler that batches.
+//! * `panics`: a panic inside an attempt, contained as a failure of that attempt.
 //! * [`retry`]: when to try again (exponential backoff, full jitter, Retry-After).
+//! * [`throttle`]: events an API keeps throttling (429), shown on `/readyz` and, when asked, bounded.
 //! * [`failure`]: where an event goes when it cannot be delivered: the [`failure::FailureRoute`] trait.
 //! * [`dlq`]: the dead-letter topic route, with the original record and `courier.dlq.*` headers.
 //! * [`dlq_guard`]: the limit that stops a consumer from dead-lettering everything during an outage.
@@ -29,10 +31,12 @@ pub mod failure;
 pub mod handler;
 mod kafka_context;
 pub mod offsets;
+mod panics;
 mod poll_loop;
 pub mod record;
 pub mod retry;
 mod runtime;
+pub mod throttle;
 pub mod worker;
 
 pub use batch::Batching;

@@ -20,6 +20,7 @@ use super::handler::Handler;
 use super::kafka_context::{KAFKA, RuntimeContext};
 use super::poll_loop::PollLoop;
 use super::retry::RetryPolicy;
+use super::throttle::{ThrottlePolicy, Throttles};
 use super::worker::Worker;
 use crate::health::Health;
 use crate::kafka;
@@ -97,9 +98,12 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
     let window = Duration::from_millis(d.guard_window_ms);
     let guard = DlqGuard::new(d.guard_max_records, window, consumer_label.clone(), health.clone());
     let batches = handler.batching().map(Batches::new);
+    let event_metrics = metrics::EventMetrics::new(consumer_label.clone());
+    let throttle = ThrottlePolicy { alert_after: c.throttle_alert(), charge_after: c.max_throttle() };
     let worker = Worker {
         handler,
-        metrics: metrics::EventMetrics::new(consumer_label.clone()),
+        throttles: Throttles::new(throttle, &event_metrics, health.clone()),
+        metrics: event_metrics,
         route,
         policy: RetryPolicy::from_settings(c),
         in_flight: Arc::new(Semaphore::new(c.max_in_flight)),

@@ -23,8 +23,10 @@ use super::dlq::{CHANNEL_HEADER, CONSUMER_HEADER, REPLAY_CHANNEL_HEADER, REPLAY_
 use super::dlq_guard::DlqGuard;
 use super::failure::{FailedRecord, FailureRoute};
 use super::handler::{Failure, Handler, Incoming, Outcome};
+use super::panics::{self, PANIC};
 use super::record::Record;
 use super::retry::RetryPolicy;
+use super::throttle::{Throttle, Throttled, Throttles};
 use crate::events;
 use crate::health::Health;
 use crate::kafka::headers;
@@ -47,12 +49,16 @@ pub struct Worker<H, R> {
     pub guard: DlqGuard,
     /// The batches attempts are gathered into, when the handler batches ([`Handler::batching`]).
     pub batches: Option<Batches>,
+    /// The events an API keeps throttling.
+    pub throttles: Throttles,
     /// Where a failing failure route is reported.
     pub health: Health,
 }
 
 /// Name under which a failing failure route is reported to [`Health`].
 pub const FAILURE_ROUTE: &str = "failure_route";
+/// Name under which an event that could be neither delivered nor dead-lettered because of a panic is reported.
+pub const PANICKED: &str = "panic";
 
 /// When an event's delivery must stop.
 #[derive(Debug, Clone)]
@@ -94,8 +100,45 @@ async fn pause(delay: Duration, cancel: &CancellationToken) -> bool {
 
 impl<H: Handler, R: FailureRoute> Worker<H, R> {
     /// Delivers `record`, giving up (without handling it) when `stops.cancel` fires between attempts or
-    /// `stops.abort` during one.
+    /// `stops.abort` during one. A panic in an attempt fails that attempt; a panic anywhere else in the
+    /// delivery (the handler's `channels`, the failure route, …) dead-letters the record at once.
     pub async fn deliver(&self, record: &Record, stops: &Stops) -> Delivery {
+        match panics::contain(self.deliver_record(record, stops)).await {
+            Ok(delivery) => delivery,
+            Err(failure) => self.after_panic(record, failure, stops).await,
+        }
+    }
+
+    /// Routes `record`, whose delivery panicked outside an attempt, to the failure route with `failure`. If
+    /// that panics too, the record stays unfinished (its partition commits no further) and the consumer is not
+    /// ready, saying why.
+    async fn after_panic(&self, record: &Record, failure: Failure, stops: &Stops) -> Delivery {
+        self.metrics.panicked();
+        tracing::error!(
+            topic = record.topic(), partition = record.partition(), offset = record.offset,
+            error.message = %failure.message, "the delivery of a record panicked: it goes to the failure route"
+        );
+        let now = Utc::now();
+        let verdict = Verdict { failure, attempts: 0, first: now, last: now };
+        match panics::contain(self.fail(record, None, None, verdict, &stops.cancel)).await {
+            Ok(delivery) => delivery,
+            Err(failure) => {
+                let at = format!("{}/{}@{}", record.topic(), record.partition(), record.offset);
+                tracing::error!(record = %at, error.message = %failure.message, "routing a record panicked: it stays unfinished");
+                self.health.set_problem(
+                    PANICKED,
+                    format!(
+                        "{at} can be neither delivered nor dead-lettered ({}): its partition commits no further",
+                        failure.message
+                    ),
+                );
+                Delivery::Abandoned
+            }
+        }
+    }
+
+    /// [`Worker::deliver`], panics not contained.
+    async fn deliver_record(&self, record: &Record, stops: &Stops) -> Delivery {
         let cancel = &stops.cancel;
         self.metrics.received(&record.tp.0);
         let event = match events::decode_envelope(record.value.as_deref()) {
@@ -187,12 +230,26 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         self.fail(record, Some(&id), channel, verdict, &stops.cancel).instrument(span).await
     }
 
-    /// One attempt at `incoming` on `channel`: a call of its own, or its part in a batch.
-    async fn attempt(&self, incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
-        match &self.batches {
-            Some(batches) => batches.attempt(&self.handler, incoming, channel).await,
-            None => self.handler.handle(incoming, channel).await,
+    /// One attempt at `incoming` on `channel`: a call of its own, or its part in a batch; `None` when
+    /// `stops.abort` dropped the call. A panic fails the attempt (kind `panic`).
+    async fn attempt(&self, incoming: &Incoming, channel: Option<&'static str>, stops: &Stops) -> Option<Outcome> {
+        let outcome = match &self.batches {
+            // A batch ends within the stops by itself: it drops its call before it answers.
+            Some(batches) => batches.attempt(&self.handler, incoming, channel, stops).await,
+            // Dropping the call's future on abort drops its HTTP request: the call ends here, before the
+            // partition's next owner may make it again.
+            None => tokio::select! {
+                biased;
+                () = stops.abort.cancelled() => return None,
+                outcome = panics::contain(self.handler.handle(incoming, channel)) => outcome.unwrap_or_else(Outcome::Retry),
+            },
+        };
+        if let Outcome::Retry(failure) | Outcome::Permanent(failure) = &outcome
+            && failure.kind == PANIC
+        {
+            self.metrics.panicked();
         }
+        Some(outcome)
     }
 
     /// Calls the handler until the event is delivered (`Ok`), fails for good (`Err` with the verdict), or
@@ -208,20 +265,38 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         let mut started = Instant::now();
         let mut attempts = 0;
         let mut first_failure: Option<DateTime<Utc>> = None;
+        let mut throttle = Throttle::new(&self.throttles, &self.metrics);
         loop {
             let permit = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return None,
                 permit = self.in_flight.acquire() => permit,
             };
-            // Dropping the call's future on abort drops its HTTP request: the call ends here, before the
-            // partition's next owner may make it again.
-            let outcome = tokio::select! {
-                biased;
-                () = stops.abort.cancelled() => return None,
-                outcome = self.attempt(incoming, channel).instrument(span.clone()) => outcome,
-            };
+            let outcome = self.attempt(incoming, channel, stops).instrument(span.clone()).await?;
             drop(permit);
+            let outcome = match outcome {
+                Outcome::Retry(failure) if failure.http_status == Some(429) && !failure.charged => {
+                    let describe = || {
+                        let channel = channel.map(|c| format!(" on channel {c}")).unwrap_or_default();
+                        format!(
+                            "{}/{}@{} (event {}{channel}), throttled by {}",
+                            incoming.topic,
+                            incoming.partition,
+                            incoming.offset,
+                            incoming.event.id,
+                            failure.endpoint.as_deref().unwrap_or("its API")
+                        )
+                    };
+                    match throttle.throttled(describe) {
+                        Throttled::Wait => Outcome::Retry(failure),
+                        Throttled::Charge => Outcome::Retry(Failure { charged: true, ..failure }),
+                    }
+                }
+                other => {
+                    throttle.ended();
+                    other
+                }
+            };
             let (failure, permanent) = match outcome {
                 Outcome::Done => {
                     span.in_scope(|| tracing::debug!(attempts = attempts + 1, "event delivered"));
@@ -229,8 +304,8 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 }
                 Outcome::Retry(failure) if !failure.charged => {
                     self.metrics.retry(failure.kind);
-                    // The API's breaker is open: wait for it, spending neither attempts nor retry time. Like every
-                    // wait, it is capped by `retry_max_backoff_ms`.
+                    // The API's breaker is open, or the API throttles: wait, spending neither attempts nor retry
+                    // time. Like every wait, it is capped by `retry_max_backoff_ms`.
                     let wait = failure.retry_after.unwrap_or(Duration::from_millis(100)).min(self.policy.max_backoff);
                     let waited = Instant::now();
                     if !pause(wait + jitter(wait), cancel).await {
@@ -365,6 +440,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::delivery::throttle::ThrottlePolicy;
 
     /// A handler that answers each channel's calls from a script (then `Done`), counting the calls.
     #[derive(Default)]
@@ -456,6 +532,11 @@ mod tests {
             in_flight: Arc::new(Semaphore::new(8)),
             guard: DlqGuard::new(guard_max, Duration::from_secs(3600), Arc::from("scripted"), health.clone()),
             batches: None,
+            throttles: crate::delivery::throttle::Throttles::new(
+                crate::delivery::throttle::ThrottlePolicy { alert_after: Duration::from_secs(60), charge_after: None },
+                &crate::telemetry::metrics::EventMetrics::new(Arc::from("test")),
+                health.clone(),
+            ),
             health,
         };
         (worker, route)
@@ -631,5 +712,42 @@ mod tests {
         assert_eq!(worker.deliver(&whole, &stops()).await, Delivery::Handled);
         assert_eq!(calls(&worker), (1, 2));
         assert!(route.accepted().is_empty());
+    }
+
+    fn throttled() -> Outcome {
+        let failure = Failure::http("POST http://api/x", 429, String::new());
+        Outcome::Retry(failure.with_retry_after(Some(Duration::from_secs(1))).uncharged())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_past_max_throttle_spends_attempts_and_ends_in_the_dead_letter() {
+        let (mut worker, route) = worker(Scripted::new(None, vec![throttled(); 1000]), 3, 0);
+        let policy =
+            ThrottlePolicy { alert_after: Duration::from_secs(5), charge_after: Some(Duration::from_secs(10)) };
+        worker.throttles = Throttles::new(policy, &worker.metrics, worker.health.clone());
+        assert_eq!(worker.deliver(&record(1), &stops()).await, Delivery::Handled);
+        assert_eq!(route.accepted(), vec![(None, 3, "http_status")], "three 429s charged past max_throttle");
+        let calls = worker.handler.calls(None);
+        assert!((10..=14).contains(&calls), "about 10 s of free 429s (1 s apart), then 3 charged: {calls} calls");
+        assert!(worker.health.details().is_empty(), "delisted once its delivery ended");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_max_throttle_a_throttled_event_waits_and_is_listed_on_readiness() {
+        let (worker, route) = worker(Scripted::new(None, vec![throttled(); 100_000]), 3, 0);
+        let worker = Arc::new(worker);
+        let delivery = tokio::spawn({
+            let worker = Arc::clone(&worker);
+            async move { worker.deliver(&record(7), &stops()).await }
+        });
+        let listed = worker.health.wait_for_details(Duration::from_secs(120), |d| !d.is_empty()).await;
+        assert!(listed, "listed once throttled past the alert threshold (60 s here)");
+        let detail = worker.health.details().into_values().next().unwrap_or_default();
+        assert!(detail.contains("orders/0@7") && detail.contains("POST http://api/x"), "{detail}");
+        assert!(worker.health.is_ready(), "a throttle is a detail, not a problem");
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(!delivery.is_finished(), "an hour of 429s spends no attempt");
+        assert!(route.accepted().is_empty());
+        delivery.abort();
     }
 }

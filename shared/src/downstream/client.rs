@@ -66,22 +66,27 @@ pub struct CallContext {
 
 impl CallContext {
     /// The call made for `incoming` by the consumer (or its channel or step) `prefix`:
-    /// `Idempotency-Key: <prefix>:<event id>`, the same on every attempt and redelivery.
+    /// `Idempotency-Key: <prefix>:<event identity>`, the same on every attempt and redelivery. The identity
+    /// is the event's `id` for the events courier publishes, and its source's digest and `id` for any other
+    /// ([`crate::events::CloudEvent::identity`]).
     pub fn for_event(prefix: &str, incoming: &crate::delivery::Incoming) -> Self {
-        Self { idempotency_key: format!("{prefix}:{}", incoming.event.id) }
+        Self { idempotency_key: format!("{prefix}:{}", incoming.event.identity()) }
     }
 
-    /// The call made for `batch` by `prefix`: `Idempotency-Key: <prefix>:batch:<digest of the event ids>`, the
-    /// same whenever the same events are sent together again. (An API deduplicates the events of a batch by
-    /// each event's `id`; see [`crate::delivery::batch`].)
+    /// The call made for `batch` by `prefix`: `Idempotency-Key: <prefix>:batch:<digest of the events'
+    /// identities>`. It names this very group of events: the same when the same events are sent together again,
+    /// another when an event is retried in another batch. So an API must deduplicate the events of a batch one
+    /// by one, by each event's own `source` and `id` (which the body carries), never by the batch's key.
     pub fn for_batch(prefix: &str, batch: &[&crate::delivery::Incoming]) -> Self {
-        let mut ids = Vec::with_capacity(batch.iter().map(|i| i.event.id.len() + 1).sum());
+        let mut identities = Vec::with_capacity(batch.iter().map(|i| i.event.id.len() + 32).sum());
         for incoming in batch {
-            ids.extend_from_slice(incoming.event.id.as_bytes());
-            ids.push(0);
+            // Each identity preceded by its length: no two lists of identities give the same bytes.
+            let identity = incoming.event.identity();
+            identities.extend_from_slice(&(identity.len() as u64).to_be_bytes());
+            identities.extend_from_slice(identity.as_bytes());
         }
-        // A name-based (SHA-1) UUID of the ids: the same for the same events, in 32 hex digits.
-        let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &ids).simple();
+        // A name-based (SHA-1) UUID of the identities: the same for the same events, in 32 hex digits.
+        let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &identities).simple();
         Self { idempotency_key: format!("{prefix}:batch:{digest}") }
     }
 }

@@ -53,6 +53,12 @@ catalogue! {
         "From the record's timestamp to the API's success.";
     RETRIES = "courier_retries_total", "counter", ["consumer", "reason"],
         "Attempts that failed transiently and are tried again, by failure kind.";
+    PANICS = "courier_panics_total", "counter", ["consumer"],
+        "Attempts that panicked: each failed (kind panic) and is retried or dead-lettered; the process goes on.";
+    THROTTLED = "courier_events_throttled_total", "counter", ["consumer"],
+        "Events an API throttled (answered 429), counted once per throttled stretch of an event.";
+    THROTTLED_LONG = "courier_events_throttled_long", "gauge", ["consumer"],
+        "Events throttled without a break for longer than consumer.throttle_alert_ms now (listed on /readyz).";
     CALLS = "courier_downstream_calls_total", "counter", ["api", "outcome", "status"],
         "Calls to a downstream API by outcome class and HTTP status (none: no response).";
     CALL_DURATION = "courier_downstream_call_duration_seconds", "histogram", ["api"],
@@ -282,6 +288,21 @@ impl EventMetrics {
     /// An attempt failed transiently and will be tried again.
     pub fn retry(&self, reason: &'static str) {
         counter!(RETRIES, "consumer" => self.consumer.clone(), "reason" => reason).increment(1);
+    }
+
+    /// An attempt panicked (and failed).
+    pub fn panicked(&self) {
+        counter!(PANICS, "consumer" => self.consumer.clone()).increment(1);
+    }
+
+    /// An event's API started throttling it.
+    pub fn throttled(&self) {
+        counter!(THROTTLED, "consumer" => self.consumer.clone()).increment(1);
+    }
+
+    /// Events throttled for longer than the alert threshold now.
+    pub fn throttled_long(&self, events: usize) {
+        gauge!(THROTTLED_LONG, "consumer" => self.consumer.clone()).set(events as f64);
     }
 }
 

@@ -468,3 +468,70 @@ async fn produce_large(settings: &courier::settings::Settings, records: &[TestRe
         producer.send(out, Duration::from_secs(30)).await.map_err(|(e, _)| e).expect("large record produced");
     }
 }
+
+/// The inventory consumer, except that every attempt at the events of key `key-boom` panics.
+struct Exploding(Inventory);
+
+impl courier::delivery::Consumer for Exploding {
+    const NAME: &'static str = <Inventory as courier::delivery::Consumer>::NAME;
+
+    fn spec(settings: &courier::settings::Settings) -> courier::delivery::ConsumerSpec {
+        Inventory::spec(settings)
+    }
+
+    fn build(settings: &courier::settings::Settings, health: &Health) -> Result<Self, courier::delivery::BuildError> {
+        Ok(Self(Inventory::build(settings, health)?))
+    }
+
+    async fn handle(
+        &self,
+        incoming: &courier::delivery::Incoming,
+        channel: Option<&'static str>,
+    ) -> courier::delivery::Outcome {
+        if incoming.key.as_deref() == Some("key-boom") {
+            panic!("the mapping of {} blew up", incoming.event.id);
+        }
+        courier::delivery::Consumer::handle(&self.0, incoming, channel).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handler_that_panics_on_one_key_stalls_neither_the_others_nor_the_commits() {
+    let app = spawn_app().await;
+    // The panicking event first on partition 0, then other keys' events behind it on the same partition, and
+    // a later event of the panicking key.
+    let boom = order_event("key-boom", "SEQ-0");
+    let mut records = vec![order_record(&boom, Some(0))];
+    let others = 40usize;
+    records.extend((0..others).map(|k| order_record(&order_event(&format!("key-{k}"), "SEQ-0"), Some(0))));
+    records.push(order_record(&order_event("key-boom", "SEQ-1"), Some(0)));
+    produce(&app.settings, &records).await.expect("produced");
+    let settings = app.settings_with(&[("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "3")]);
+    let health = Health::default();
+    let consumer = app.consumer::<Exploding>().settings(&settings).health(&health).start();
+
+    app.mock.wait_for_effects(Api::Inventory, others, WAIT).await.expect("the other keys flow");
+    let letters = kafka_probe::read_all(&app.bootstrap, &dlq_of(&app), 2, WAIT).await.expect("dead letters");
+    let group = app.settings.kafka.group_id("inventory");
+    let topic = &app.settings.topics.orders_created;
+    let total = i64::try_from(records.len()).expect("a count");
+    let deadline = Instant::now() + WAIT;
+    let mut committed = None;
+    while committed != Some(total) && Instant::now() < deadline {
+        committed = kafka_probe::committed(&app.bootstrap, &group, topic, 0).await.expect("committed readable");
+        // The watermark is committed every 200 ms here: ask again shortly.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(health.is_ready(), "nothing is wedged: {:?}", health.problems());
+    consumer.stop().await.expect("the consumer survived the panics and stops cleanly");
+
+    assert_eq!(committed, Some(total), "the partition commits past the panicking events");
+    assert_eq!(letters.len(), 2, "both events of the panicking key are dead-lettered");
+    for letter in &letters {
+        assert_eq!(letter.header("courier.dlq.error.kind").as_deref(), Some("panic"));
+        assert_eq!(letter.header("courier.dlq.attempts").as_deref(), Some("3"), "retried like any failure");
+        let message = letter.header("courier.dlq.error.message").unwrap_or_default();
+        assert!(message.contains("the mapping of") && message.contains("blew up"), "{message}");
+    }
+    assert_eq!(app.mock.stats(Api::Inventory).calls as usize, others, "the panicking key made no call");
+}
