@@ -26,6 +26,9 @@ pub struct ApiAudit {
     pub raw_calls: u64,
     /// Requests whose idempotency key had taken effect already (absorbed).
     pub duplicates: u64,
+    /// Calls that arrived while an earlier call with their idempotency key still ran (two owners of one event
+    /// calling at once, or a call not dropped when its partition moved).
+    pub overlapping: usize,
 }
 
 /// The business key of an effect at `api`, and of what an order expects there.
@@ -70,7 +73,9 @@ pub fn audit(mock: &MockApis, api: Api, orders: &[Accepted]) -> ApiAudit {
         *seen.entry(effect_key(api, effect)).or_default() += 1;
     }
     let stats = mock.stats(api);
-    let mut audit = ApiAudit { raw_calls: stats.calls, duplicates: stats.duplicates, ..ApiAudit::default() };
+    let overlapping = overlapping(&mock.calls(api));
+    let mut audit =
+        ApiAudit { raw_calls: stats.calls, duplicates: stats.duplicates, overlapping, ..ApiAudit::default() };
     for key in orders.iter().filter_map(|o| expected_key(api, o)) {
         audit.expected += 1;
         match seen.get(&key).copied().unwrap_or(0) {
@@ -80,6 +85,28 @@ pub fn audit(mock: &MockApis, api: Api, orders: &[Accepted]) -> ApiAudit {
         }
     }
     audit
+}
+
+/// The calls of `calls` that arrived while an earlier call with the same idempotency key had not ended yet.
+pub fn overlapping(calls: &[mock_apis::Call]) -> usize {
+    let mut by_key: HashMap<&str, Vec<&mock_apis::Call>> = HashMap::new();
+    for call in calls {
+        if let Some(key) = call.idempotency_key.as_deref() {
+            by_key.entry(key).or_default().push(call);
+        }
+    }
+    let mut overlapping = 0;
+    for calls in by_key.values_mut() {
+        calls.sort_by_key(|c| c.received_at_unix_ms);
+        let mut running_until = 0;
+        for call in calls.iter() {
+            if call.received_at_unix_ms < running_until {
+                overlapping += 1;
+            }
+            running_until = running_until.max(call.answered_at_unix_ms);
+        }
+    }
+    overlapping
 }
 
 /// Waits until every API has every effect `orders` call for, or `limit` passes; returns how long it took

@@ -37,6 +37,11 @@ impl Fleet {
         Self { bin_dir: bin_dir.to_owned(), env, log_dir }
     }
 
+    /// The `COURIER__*` settings every process gets.
+    pub fn env(&self) -> &HashMap<String, String> {
+        &self.env
+    }
+
     fn command(&self, binary: &str, extra: &[(&str, String)]) -> anyhow::Result<Command> {
         let path = self.bin_dir.join(binary);
         anyhow::ensure!(path.exists(), "{} not found: build the binaries first (cargo build)", path.display());

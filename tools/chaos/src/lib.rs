@@ -9,12 +9,15 @@
 //!   faults, poison records, the saga race) and the [`scenarios::Outcome`] it ends in;
 //! * [`stage`]: a scenario's running system — a fresh broker, the mock APIs, the order API, consumer groups;
 //! * [`cluster`]: the broker, killed and restarted on its storage; [`fleet`]: the binaries as processes;
+//! * [`in_process`]: a group run inside the chaos process with a handler wrapping the real consumer (one that
+//!   panics, one that batches), for what cannot be put into a binary;
 //! * [`load`]: orders posted as a client would (503 retried with the same idempotency key);
 //! * [`audit`]: counting effects and calls against the accepted orders; [`report`]: the Markdown report.
 
 pub mod audit;
 pub mod cluster;
 pub mod fleet;
+pub mod in_process;
 pub mod load;
 pub mod report;
 pub mod scenarios;
@@ -32,11 +35,12 @@ pub async fn run(options: &Options, names: &[String]) -> anyhow::Result<Vec<Outc
         let started = std::time::Instant::now();
         let outcome = scenarios::run(name, options).await?;
         eprintln!(
-            "chaos: {name} took {:.0} s: {} accepted, {} lost, {} doubled, {}",
+            "chaos: {name} took {:.0} s: {} accepted, {} lost, {} doubled, {} overlapping calls, {}",
             started.elapsed().as_secs_f64(),
             outcome.accepted,
             outcome.lost(),
             outcome.doubled(),
+            outcome.overlapping(),
             if outcome.passed() { "pass" } else { "FAIL" }
         );
         outcomes.push(outcome);

@@ -11,7 +11,8 @@ struct Args {
     /// The short variant (CI): fewer orders, kills and poison records.
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (default: all): kill-consumers, kill-broker, scale-group, api-faults, poison, saga-race.
+    /// Scenarios to run (default: all): kill-consumers, kill-broker, scale-group, api-faults, poison, saga-race,
+    /// panicking-handler, batch-rebalance.
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<String>,
     /// Directory of the binaries (default: this executable's).

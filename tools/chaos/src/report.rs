@@ -35,14 +35,14 @@ pub fn markdown(outcomes: &[Outcome], quick: bool) -> String {
         let _ = writeln!(out, "\n### {}\n", o.name);
         let _ = writeln!(
             out,
-            "| API | effects expected | delivered once | lost | doubled | raw calls | duplicates absorbed |"
+            "| API | effects expected | delivered once | lost | doubled | raw calls | duplicates absorbed | overlapping calls |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
         for (api, a) in &o.apis {
             let _ = writeln!(
                 out,
-                "| {api} | {} | {} | {} | {} | {} | {} |",
-                a.expected, a.delivered, a.lost, a.doubled, a.raw_calls, a.duplicates
+                "| {api} | {} | {} | {} | {} | {} | {} | {} |",
+                a.expected, a.delivered, a.lost, a.doubled, a.raw_calls, a.duplicates, a.overlapping
             );
         }
         let letters: Vec<String> = o.dead_letters.iter().map(|(t, n)| format!("{t}: {n}")).collect();

@@ -53,6 +53,11 @@ impl Outcome {
         self.apis.iter().map(|(_, a)| a.doubled).sum()
     }
 
+    /// Calls that overlapped an earlier call with their idempotency key, over every API.
+    pub fn overlapping(&self) -> usize {
+        self.apis.iter().map(|(_, a)| a.overlapping).sum()
+    }
+
     /// Whether the dead letters are exactly the poison records.
     pub fn dead_letters_exact(&self) -> bool {
         self.dead_letters.iter().all(|(topic, n)| {
@@ -65,6 +70,7 @@ impl Outcome {
     pub fn passed(&self) -> bool {
         self.lost() == 0
             && self.doubled() == 0
+            && self.overlapping() == 0
             && self.dead_letters_exact()
             && self.recovered.is_some()
             && self.accepted > 0
@@ -72,7 +78,16 @@ impl Outcome {
 }
 
 /// The scenarios, by name.
-pub const NAMES: [&str; 6] = ["kill-consumers", "kill-broker", "scale-group", "api-faults", "poison", "saga-race"];
+pub const NAMES: [&str; 8] = [
+    "kill-consumers",
+    "kill-broker",
+    "scale-group",
+    "api-faults",
+    "poison",
+    "saga-race",
+    "panicking-handler",
+    "batch-rebalance",
+];
 
 /// Runs scenario `name`.
 pub async fn run(name: &str, options: &Options) -> anyhow::Result<Outcome> {
@@ -86,6 +101,8 @@ pub async fn run(name: &str, options: &Options) -> anyhow::Result<Outcome> {
         "api-faults" => api_faults(options, if q { load(2_000, 200) } else { load(5_000, 100) }).await,
         "poison" => poison(options, if q { load(1_000, 200) } else { load(5_000, 100) }, if q { 3 } else { 25 }).await,
         "saga-race" => saga_race(options, if q { 600 } else { 3_000 }).await,
+        "panicking-handler" => panicking_handler(options, if q { load(1_500, 150) } else { load(5_000, 100) }).await,
+        "batch-rebalance" => batch_rebalance(options, if q { load(2_000, 100) } else { load(5_000, 100) }).await,
         other => anyhow::bail!("unknown scenario {other:?}; one of {NAMES:?}"),
     }
 }
@@ -310,5 +327,70 @@ async fn saga_race(options: &Options, count: usize) -> anyhow::Result<Outcome> {
         "reservations: 100 ms, 30 % 503; every 2nd order declined; {} release calls found no reservation yet",
         outcome.observed
     );
+    Ok(outcome)
+}
+
+/// (g) A handler that panics: the inventory group's handler (the real inventory consumer, run in-process, see
+/// [`crate::in_process`]) panics on the first two attempts at every seventh event. Each panic must fail only its
+/// attempt: the event is tried again and delivered, its key and its partition's commits go on, the process
+/// stays up.
+async fn panicking_handler(options: &Options, load: Load) -> anyhow::Result<Outcome> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::in_process::{InProcess, Panicking, QuietPanics};
+
+    let _quiet = QuietPanics::install();
+    let stage = Stage::up_but(options, 1, &[], Some(registry::INVENTORY)).await?;
+    let settings = stage.settings()?;
+    let panics = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&panics);
+    let member = InProcess::inventory(&settings, move |inventory| Panicking::new(inventory, counted));
+    let orders = stage.post(load).await?;
+    let recovered = audit::wait_until_complete(&stage.mock, &orders, Duration::from_secs(180)).await;
+    let stopped = member.stop().await;
+    let mut outcome = finish(stage, "panicking-handler", String::new(), orders, 0).await?;
+    outcome.recovered = outcome.recovered.and(recovered);
+    outcome.clean_exit &= stopped;
+    outcome.observed = panics.load(Ordering::SeqCst);
+    outcome.chaos = format!(
+        "the inventory handler panics on the first two attempts at every 7th event ({} panics, contained)",
+        outcome.observed
+    );
+    if outcome.observed == 0 {
+        // Nothing panicked: the scenario showed nothing.
+        outcome.recovered = None;
+    }
+    Ok(outcome)
+}
+
+/// (h) Batches across rebalances: the inventory group batches (up to 10 events of different keys an attempt,
+/// run in-process, see [`crate::in_process`]) against a slow inventory API, some calls outlasting the revoke's
+/// 1 s, and is scaled 1 → 3 → 1 under load. A revoked partition's events must leave the batches of the
+/// partitions that stay, or have their call dropped, before the revoke returns: no call of an event may overlap
+/// its next owner's.
+async fn batch_rebalance(options: &Options, load: Load) -> anyhow::Result<Outcome> {
+    use crate::in_process::{Batched, InProcess};
+
+    let stage = Stage::up_but(options, 1, &[], Some(registry::INVENTORY)).await?;
+    stage.mock.set_faults(Api::Inventory, Faults { latency_ms: 100, latency_jitter_ms: 1500, ..Faults::default() });
+    let settings = stage.settings()?;
+    let first = InProcess::inventory(&settings, Batched);
+    let posting = stage.post(load);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let added = [InProcess::inventory(&settings, Batched), InProcess::inventory(&settings, Batched)];
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut stopped = true;
+    for member in added {
+        stopped &= member.stop().await;
+    }
+    let orders = posting.await?;
+    stage.mock.set_faults(Api::Inventory, Faults::default());
+    let recovered = audit::wait_until_complete(&stage.mock, &orders, Duration::from_secs(180)).await;
+    stopped &= first.stop().await;
+    let mut outcome = finish(stage, "batch-rebalance", String::new(), orders, 0).await?;
+    outcome.recovered = outcome.recovered.and(recovered);
+    outcome.clean_exit &= stopped;
+    outcome.chaos = "inventory batching (10 a batch), API 100–1600 ms, scaled 1 → 3 → 1 (stopped 4 s later)".into();
     Ok(outcome)
 }

@@ -49,6 +49,17 @@ impl Stage {
     /// Starts a broker, the mock APIs, the order API and `per_group` members of every consumer, with `extra`
     /// settings on top.
     pub async fn up(options: &Options, per_group: usize, extra: &[(&str, &str)]) -> anyhow::Result<Stage> {
+        Self::up_but(options, per_group, extra, None).await
+    }
+
+    /// Like [`Stage::up`], without processes of `in_process`: the scenario runs that group itself
+    /// ([`crate::in_process`]).
+    pub async fn up_but(
+        options: &Options,
+        per_group: usize,
+        extra: &[(&str, &str)],
+        in_process: Option<registry::Registration>,
+    ) -> anyhow::Result<Stage> {
         let broker = Broker::start().await?;
         let mock = MockApis::start(MockApisConfig::default()).await?;
         let mut env: HashMap<String, String> = HashMap::new();
@@ -78,6 +89,9 @@ impl Stage {
         let producer = fleet.start_producer(port).await?;
         let mut members = Vec::new();
         for consumer in registry::CONSUMERS {
+            if in_process.as_ref().is_some_and(|group| group.name == consumer.name) {
+                continue;
+            }
             for _ in 0..per_group {
                 members.push(fleet.start(consumer)?);
             }
@@ -92,6 +106,14 @@ impl Stage {
             answers: Arc::new(Answers::default()),
             quick: options.quick,
         })
+    }
+
+    /// The settings every process of the stage runs with, for a group run in-process (its health server on a
+    /// free port).
+    pub fn settings(&self) -> anyhow::Result<courier::settings::Settings> {
+        let mut env = self.fleet.env().clone();
+        env.insert("COURIER__CONSUMER__HEALTH_LISTEN".into(), "127.0.0.1:0".into());
+        Ok(courier::settings::Settings::load_with_env(None, Some(env))?)
     }
 
     /// Posts orders as `load` says, in the background.
