@@ -1,13 +1,14 @@
 //! No personal data and no secret in logs: the whole order flow runs (retries and a dead letter included) with
 //! every service's log captured at the level users run (info; courier's own crates at debug), and no line may
-//! hold a customer's e-mail address or phone number or any configured secret.
+//! hold a customer's e-mail address or phone number or any configured secret; nor may a log line or a dead
+//! letter hold the credentials or query string of an API's URL.
 
 use courier_tests::WAIT;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use courier::delivery::dlq::dlq_topic;
-use courier_tests::app::{registry, spawn_app_with};
+use courier_tests::app::{registry, spawn_app, spawn_app_with};
 use courier_tests::kafka_probe::read_all;
 use mock_apis::{Api, Faults};
 use serde_json::json;
@@ -34,15 +35,33 @@ impl<'a> MakeWriter<'a> for Captured {
     }
 }
 
+impl Captured {
+    /// Every line logged so far.
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("log buffer").clone()).expect("UTF-8 log")
+    }
+}
+
+/// The log of the whole test process, captured from the first call on (the tests of this file share it).
+fn captured_log() -> Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            tracing_subscriber::fmt()
+                .json()
+                // The mock APIs stand for third parties, whose logs are not courier's: left out.
+                .with_env_filter("info,courier=debug,courier_consumers=debug,courier_producer=debug,mock_apis=off")
+                .with_writer(captured.clone())
+                .init();
+            captured
+        })
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_log_line_holds_a_recipient_or_a_secret() {
-    let captured = Captured::default();
-    tracing_subscriber::fmt()
-        .json()
-        // The mock APIs stand for third parties, whose logs are not courier's: left out.
-        .with_env_filter("info,courier=debug,courier_consumers=debug,courier_producer=debug,mock_apis=off")
-        .with_writer(captured.clone())
-        .init();
+    let captured = captured_log();
     let api_key = "api-key-9f8e7d6c5b4a3210";
     let (email_token, sms_token) = ("email-token-5e3cr3t", "sms-token-5e3cr3t");
     let app = spawn_app_with(&[
@@ -97,7 +116,7 @@ async fn no_log_line_holds_a_recipient_or_a_secret() {
         consumer.stop().await.expect("stops cleanly");
     }
 
-    let log = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("UTF-8 log");
+    let log = captured.text();
     assert!(log.lines().count() > 50, "the flow was logged ({} lines)", log.lines().count());
     assert!(log.contains("order confirmation sent"), "the notifications were logged");
     assert!(log.contains("dead-lettered"), "the refused e-mail was dead-lettered and logged");
@@ -105,5 +124,52 @@ async fn no_log_line_holds_a_recipient_or_a_secret() {
     for needle in personal.iter().map(String::as_str).chain(secrets) {
         let hits: Vec<&str> = log.lines().filter(|line| line.contains(needle)).take(3).collect();
         assert!(hits.is_empty(), "{needle} is in the log:\n{}", hits.join("\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_log_line_or_dead_letter_holds_the_credentials_or_query_of_an_apis_url() {
+    let captured = captured_log();
+    let app = spawn_app().await;
+    // A `forward` route to an API whose URL carries a user, a password and a token in its query string, where
+    // nothing listens: every call fails to connect, and the event is dead-lettered after its attempts.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("address").port();
+    let secrets = ["vault-user", "pw-S3CR3T", "SECRET-T0KEN"];
+    let url = format!("http://vault-user:pw-S3CR3T@127.0.0.1:{closed}/hook?token=SECRET-T0KEN");
+    let topic = app.settings.producer.events["users"].topic.clone();
+    let settings = app.settings_with(&[
+        ("COURIER__FORWARD__ROUTES__VAULT__TOPICS", &topic),
+        ("COURIER__APIS__VAULT__BASE_URL", &url),
+        ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "2"),
+    ]);
+    let forward = app.start_forward(&settings);
+    let event = json!({
+        "specversion": "1.0", "id": "vault-1", "source": "/signup", "type": "user.registered",
+        "subject": "u-1", "data": {"user_id": "u-1"}
+    });
+    let response = app.post_event("application/cloudevents+json", &[], event.to_string()).await;
+    assert_eq!(response.status(), 202);
+    let dlq = dlq_topic(&topic, &settings.kafka.group_id("vault"));
+    let dead = read_all(&app.bootstrap, &dlq, 1, WAIT).await.expect("the dead-letter topic reads");
+    forward.stop().await.expect("stops cleanly");
+
+    assert_eq!(dead.len(), 1, "the event is dead-lettered");
+    let letter = &dead[0];
+    let header = |name: &str| letter.header(&format!("courier.dlq.{name}")).unwrap_or_default();
+    assert_eq!(header("error.kind"), "connect");
+    let endpoint = format!("POST http://127.0.0.1:{closed}/hook/");
+    assert_eq!(header("endpoint"), endpoint);
+    assert!(header("error.message").contains(&format!("127.0.0.1:{closed}/hook/")), "{}", header("error.message"));
+    for (name, value) in &letter.headers {
+        let (name, value) =
+            (String::from_utf8_lossy(name), String::from_utf8_lossy(value.as_deref().unwrap_or_default()));
+        assert!(secrets.iter().all(|s| !value.contains(s)), "the dead letter's header {name} holds a secret: {value}");
+    }
+    let log = captured.text();
+    let route: Vec<&str> = log.lines().filter(|line| line.contains(&format!("127.0.0.1:{closed}"))).collect();
+    assert!(route.len() >= 2, "the failed attempts were logged with their endpoint: {route:?}");
+    for secret in secrets {
+        let hits: Vec<&str> = log.lines().filter(|line| line.contains(secret)).take(3).collect();
+        assert!(hits.is_empty(), "{secret} is in the log:\n{}", hits.join("\n"));
     }
 }

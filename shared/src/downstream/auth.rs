@@ -1,22 +1,18 @@
 //! How calls to a downstream API authenticate (`apis.<name>.auth`): none, a bearer token, a header of the
 //! API's choosing (`X-Api-Key: …`), HTTP basic, or OAuth 2.0 client credentials (a token fetched from the
-//! token endpoint, cached, refreshed before it expires, fetched again once when the API answers 401).
+//! token endpoint, cached, refreshed before it expires, fetched again once when the API answers 401; see
+//! [`super::oauth2`] for how it behaves when the token endpoint fails).
 //!
 //! Every credential is a secret: never printed, never logged.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use reqwest::RequestBuilder;
 use reqwest::header::HeaderName;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use tokio::sync::Mutex;
 
+pub use super::oauth2::{OAuth2, TokenId};
 use crate::settings::ApiSettings;
-
-/// A token is refreshed this long before it expires (or at half its lifetime, if that is sooner).
-const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
 /// How an API's calls authenticate.
 #[derive(Clone)]
@@ -59,15 +55,16 @@ impl std::fmt::Debug for Auth {
 /// `none`).
 pub const MODES: [&str; 5] = ["none", "bearer", "header", "basic", "oauth2"];
 
-/// Why a call could not be authenticated.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why a call could not be authenticated (the text names the token endpoint without its query string or
+/// user info, and never holds a credential).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no OAuth 2.0 token for the API: {0}")]
 pub struct AuthError(pub String);
 
 impl Auth {
-    /// The authentication `settings` ask for, fetching OAuth 2.0 tokens with `http`. Settings were
-    /// validated ([`check`]); a missing credential yields no authentication rather than a panic.
-    pub fn from_settings(settings: &ApiSettings, http: reqwest::Client) -> Self {
+    /// The authentication `settings` of API `api` ask for, fetching OAuth 2.0 tokens with `http`. Settings
+    /// were validated ([`check`]); a missing credential yields no authentication rather than a panic.
+    pub fn from_settings(api: &str, settings: &ApiSettings, http: reqwest::Client) -> Self {
         let secret = |s: &Option<SecretString>| s.clone().unwrap_or_else(|| SecretString::from(String::new()));
         match effective_mode(settings) {
             "bearer" => Auth::Bearer(secret(&settings.token)),
@@ -76,35 +73,35 @@ impl Auth {
                 Err(_) => Auth::None,
             },
             "basic" => Auth::Basic { username: settings.username.clone(), password: secret(&settings.password) },
-            "oauth2" => Auth::OAuth2(Arc::new(OAuth2 {
-                http,
-                token_url: settings.oauth2_token_url.clone(),
-                client_id: settings.oauth2_client_id.clone(),
-                client_secret: secret(&settings.oauth2_client_secret),
-                scope: settings.oauth2_scope.clone(),
-                token: Mutex::new(None),
-            })),
+            "oauth2" => Auth::OAuth2(Arc::new(OAuth2::new(api, settings, http))),
             _ => Auth::None,
         }
     }
 
-    /// `request` with the credentials (for OAuth 2.0, a valid token, fetched first if needed).
-    pub async fn apply(&self, request: RequestBuilder) -> Result<RequestBuilder, AuthError> {
+    /// `request` with the credentials (for OAuth 2.0, a valid token, fetched first if needed), and which
+    /// OAuth 2.0 token it carries ([`TokenId::NONE`] for any other credential).
+    pub async fn apply(&self, request: RequestBuilder) -> Result<(RequestBuilder, TokenId), AuthError> {
         Ok(match self {
-            Auth::None => request,
-            Auth::Bearer(token) => request.bearer_auth(token.expose_secret()),
-            Auth::Header { name, value } => request.header(name.clone(), value.expose_secret()),
-            Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose_secret())),
-            Auth::OAuth2(oauth) => request.bearer_auth(oauth.token().await?.expose_secret()),
+            Auth::None => (request, TokenId::NONE),
+            Auth::Bearer(token) => (request.bearer_auth(token.expose_secret()), TokenId::NONE),
+            Auth::Header { name, value } => (request.header(name.clone(), value.expose_secret()), TokenId::NONE),
+            Auth::Basic { username, password } => {
+                (request.basic_auth(username, Some(password.expose_secret())), TokenId::NONE)
+            }
+            Auth::OAuth2(oauth) => {
+                let (token, id) = oauth.token().await?;
+                (request.bearer_auth(token.expose_secret()), id)
+            }
         })
     }
 
-    /// After a 401: forgets the OAuth 2.0 token so that the next call fetches a new one; true when the call
-    /// is worth making again at once (OAuth 2.0 only: other credentials would be refused again).
-    pub async fn refused(&self) -> bool {
+    /// After a 401 to a call that carried token `used`: forgets that OAuth 2.0 token (never a newer one), so
+    /// that the next call uses a newer token or fetches one; true when the call is worth making again at once
+    /// (OAuth 2.0 only: other credentials would be refused again).
+    pub fn refused(&self, used: TokenId) -> bool {
         match self {
             Auth::OAuth2(oauth) => {
-                *oauth.token.lock().await = None;
+                oauth.refused(used);
                 true
             }
             _ => false,
@@ -149,73 +146,5 @@ pub fn check(name: &str, settings: &ApiSettings) -> Result<(), (String, String)>
         }
         "bearer" | "header" | "basic" | "oauth2" => Ok(()),
         _ => fail("auth", format!("must be one of {}", MODES.join(", "))),
-    }
-}
-
-/// An OAuth 2.0 client-credentials client with its cached token.
-pub struct OAuth2 {
-    /// Sends the token requests.
-    http: reqwest::Client,
-    /// The token endpoint.
-    token_url: String,
-    /// The client id.
-    client_id: String,
-    /// The client secret.
-    client_secret: SecretString,
-    /// Scopes asked for, space-separated; empty: none.
-    scope: String,
-    /// The current token and when to refresh it; one fetch at a time.
-    token: Mutex<Option<(SecretString, Instant)>>,
-}
-
-/// The token endpoint's answer.
-#[derive(Deserialize)]
-struct TokenResponse {
-    /// The token.
-    access_token: String,
-    /// Its lifetime in seconds, when the endpoint says.
-    expires_in: Option<u64>,
-}
-
-impl OAuth2 {
-    /// A valid token: the cached one until shortly before it expires, else a new one.
-    async fn token(&self) -> Result<SecretString, AuthError> {
-        let mut cached = self.token.lock().await;
-        if let Some((token, refresh_at)) = cached.as_ref()
-            && Instant::now() < *refresh_at
-        {
-            return Ok(token.clone());
-        }
-        let (token, lifetime) = self.fetch().await?;
-        let refresh_in = lifetime.saturating_sub(REFRESH_MARGIN.min(lifetime / 2));
-        *cached = Some((token.clone(), Instant::now() + refresh_in));
-        Ok(token)
-    }
-
-    /// Asks the token endpoint for a token (client authentication: HTTP basic, as RFC 6749 §2.3.1 requires
-    /// every server to accept).
-    async fn fetch(&self) -> Result<(SecretString, Duration), AuthError> {
-        let mut form = vec![("grant_type", "client_credentials")];
-        if !self.scope.is_empty() {
-            form.push(("scope", self.scope.as_str()));
-        }
-        let response = self
-            .http
-            .post(&self.token_url)
-            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| AuthError(format!("the token endpoint did not answer: {e}")))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(AuthError(format!("the token endpoint answered {status}")));
-        }
-        let answer: TokenResponse =
-            response.json().await.map_err(|e| AuthError(format!("the token endpoint's answer is not a token: {e}")))?;
-        tracing::debug!(expires_in = answer.expires_in, "OAuth 2.0 token fetched");
-        // Without a lifetime, refresh every 5 minutes.
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(300));
-        Ok((SecretString::from(answer.access_token), lifetime))
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Closed: calls go through, and the breaker keeps a sliding window (`window`, in ten buckets) of how many
 //! calls ended and how many of them failed (5xx, timeout, connection error), plus which events (idempotency
-//! keys) the failed calls were made for. It opens only when all of these hold within the window:
+//! keys) the failed calls were made for (an event is forgotten once its last failure left the window, so the
+//! map stays as large as one window's failing events, whether the breaker ever opens or not). It opens only
+//! when all of these hold within the window:
 //! * at least `minimum_calls` calls ended;
 //! * at least `failure_rate_percent` of them failed;
 //! * the failed calls came from at least `minimum_failing_keys` different events.
@@ -77,8 +79,8 @@ struct Window {
 }
 
 impl Window {
-    fn new() -> Self {
-        Self { epoch: Instant::now(), buckets: [Bucket::default(); BUCKETS as usize], failing: HashMap::new() }
+    fn new(epoch: Instant) -> Self {
+        Self { epoch, buckets: [Bucket::default(); BUCKETS as usize], failing: HashMap::new() }
     }
 }
 
@@ -126,7 +128,7 @@ impl CircuitBreaker {
         Self {
             name,
             policy,
-            state: Arc::new(Mutex::new(State::Closed(Box::new(Window::new())))),
+            state: Arc::new(Mutex::new(State::Closed(Box::new(Window::new(Instant::now()))))),
             hasher: RandomState::new(),
             health,
         }
@@ -173,13 +175,18 @@ impl CircuitBreaker {
     }
 
     fn record(&self, key: u64, probe: bool, result: CallResult) {
+        self.record_at(key, probe, result, Instant::now());
+    }
+
+    /// Records how a call ended, at `now`.
+    fn record_at(&self, key: u64, probe: bool, result: CallResult, now: Instant) {
         if !self.enabled() {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match (&mut *state, result) {
             (State::HalfOpen { .. }, CallResult::Healthy) if probe => {
-                *state = State::Closed(Box::new(Window::new()));
+                *state = State::Closed(Box::new(Window::new(now)));
                 drop(state);
                 tracing::info!(api = %self.name, "circuit breaker closed: the probe call succeeded");
                 metrics::breaker(&self.name, BreakerState::Closed, true);
@@ -188,7 +195,7 @@ impl CircuitBreaker {
             (State::HalfOpen { .. }, CallResult::Failed) if probe => self.open(&mut state, "the probe call failed"),
             (State::HalfOpen { .. }, CallResult::Neutral) if probe => *state = State::HalfOpen { probing: false },
             (State::Closed(window), CallResult::Healthy | CallResult::Failed) => {
-                if let Some(why) = self.count(window, key, result == CallResult::Failed) {
+                if let Some(why) = self.count(window, key, result == CallResult::Failed, now) {
                     self.open(&mut state, &why);
                 }
             }
@@ -196,13 +203,19 @@ impl CircuitBreaker {
         }
     }
 
-    /// Counts one call in the window; says why the breaker must open, when it must.
-    fn count(&self, window: &mut Window, key: u64, failed: bool) -> Option<String> {
+    /// Counts one call ended at `now` in the window; says why the breaker must open, when it must.
+    fn count(&self, window: &mut Window, key: u64, failed: bool, now: Instant) -> Option<String> {
         let slice_length = self.slice_length();
-        let slice = u64::try_from(window.epoch.elapsed().as_nanos() / slice_length.as_nanos()).unwrap_or(u64::MAX);
+        let elapsed = now.saturating_duration_since(window.epoch);
+        let slice = u64::try_from(elapsed.as_nanos() / slice_length.as_nanos()).unwrap_or(u64::MAX);
+        let oldest = slice.saturating_sub(u64::from(BUCKETS) - 1);
         let bucket = &mut window.buckets[(slice % u64::from(BUCKETS)) as usize];
         if bucket.slice != slice {
             *bucket = Bucket { slice, calls: 0, failures: 0 };
+            // The first call of a new slice forgets the events whose last failure left the window: the map
+            // holds at most one window (and a slice) of failing events, whatever the rate, and the cost is
+            // spread over the slice's calls.
+            window.failing.retain(|_, last| *last >= oldest);
         }
         bucket.calls += 1;
         if !failed {
@@ -210,7 +223,6 @@ impl CircuitBreaker {
         }
         bucket.failures += 1;
         window.failing.insert(key, slice);
-        let oldest = slice.saturating_sub(u64::from(BUCKETS) - 1);
         let live = window.buckets.iter().filter(|b| b.slice >= oldest && b.slice <= slice);
         let (calls, failures) =
             live.fold((0u64, 0u64), |(c, f), b| (c + u64::from(b.calls), f + u64::from(b.failures)));
@@ -218,11 +230,8 @@ impl CircuitBreaker {
         if calls < u64::from(p.minimum_calls) || failures * 100 < calls * u64::from(p.failure_rate_percent) {
             return None;
         }
-        // Forget events whose last failure left the window, then count the rest.
-        if window.failing.len() > 4 * p.minimum_failing_keys as usize + 64 {
-            window.failing.retain(|_, last| *last >= oldest);
-        }
-        let keys = window.failing.values().filter(|last| **last >= oldest).count();
+        // Pruned at the start of this slice: every event in the map failed within the window.
+        let keys = window.failing.len();
         if keys < p.minimum_failing_keys as usize {
             return None;
         }
@@ -354,6 +363,31 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         call(&breaker, "k-9", CallResult::Failed);
         assert!(!breaker.is_open(), "the first nine left the window");
+    }
+
+    #[test]
+    fn hours_of_rare_failures_of_unique_keys_keep_the_failing_events_bounded() {
+        // 50 calls a second for three hours, one in 50 failing, each failure for an event of its own: one
+        // failure a second, 10 within the 10 s window. The breaker never opens (2 % is far below 50 %).
+        let window = Duration::from_secs(10);
+        let breaker =
+            CircuitBreaker::new("x", BreakerPolicy { window, minimum_calls: 20, ..policy(1000) }, Health::default());
+        let start = Instant::now();
+        let (calls_per_second, one_in) = (50u64, 50u64);
+        let failures_per_window = window.as_secs() * calls_per_second / one_in;
+        let mut largest = 0;
+        for call in 0..3 * 3600 * calls_per_second {
+            let now = start + Duration::from_millis(call * 1000 / calls_per_second);
+            let result = if call % one_in == 0 { CallResult::Failed } else { CallResult::Healthy };
+            breaker.record_at(call, false, result, now);
+            let state = breaker.state.lock().expect("state");
+            let State::Closed(window) = &*state else { panic!("2 % of failures opened the breaker") };
+            largest = largest.max(window.failing.len());
+        }
+        // One window and the slice under way: 11 slices of one failure a second each, at most.
+        let bound = usize::try_from(failures_per_window + failures_per_window / u64::from(BUCKETS) + 1).expect("small");
+        assert!(largest >= failures_per_window as usize, "the window's failing events are kept ({largest})");
+        assert!(largest <= bound, "at most {bound} failing events kept, found {largest}");
     }
 
     #[test]

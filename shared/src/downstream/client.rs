@@ -1,6 +1,7 @@
 //! The HTTP client of one downstream API: breaker → rate limit → concurrency limit → request (with its
 //! timeouts), each call carrying the event's idempotency key, its trace context and the API's credentials.
 
+use std::borrow::Cow;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use reqwest::{Method, Url};
 use serde::Serialize;
 
-use super::auth::{Auth, AuthError};
+use super::auth::{Auth, AuthError, TokenId};
 use super::breaker::{CallResult, CircuitBreaker};
 use super::classification::is_transient_status;
 use super::concurrency::{AdaptiveConcurrency, CallSignal};
@@ -52,7 +53,8 @@ pub struct ApiClient {
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiClient").field("name", &self.name).field("base_url", &self.base_url.as_str()).finish()
+        let base_url = redacted(&self.base_url);
+        f.debug_struct("ApiClient").field("name", &self.name).field("base_url", &base_url.as_str()).finish()
     }
 }
 
@@ -216,7 +218,7 @@ impl ApiClient {
             let burst = NonZeroU32::new(settings.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
             Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
         });
-        let auth = Auth::from_settings(settings, http.clone());
+        let auth = Auth::from_settings(name, settings, http.clone());
         let name = Label::from(name);
         let metrics = Arc::new(metrics::CallMetrics::new(name.clone()));
         let concurrency =
@@ -258,8 +260,9 @@ impl ApiClient {
     }
 
     /// Sends `payload` with `method` to `path`, with the idempotency key, trace context and credentials,
-    /// through the breaker, the rate limit and the concurrency limit. With OAuth 2.0, a 401 makes the client fetch a new token and
-    /// send the call once more at once.
+    /// through the breaker, the rate limit and the concurrency limit. With OAuth 2.0, a 401 makes the client
+    /// forget the token the call carried (never a newer one) and send the call once more at once, with a newer
+    /// token or a new one.
     pub async fn send(
         &self,
         method: Method,
@@ -280,10 +283,10 @@ impl ApiClient {
             limiter.until_ready().await;
         }
         let slot = self.concurrency.acquire().await;
-        let mut result = self.call(&method, &url, &endpoint, payload, call).await;
-        if matches!(&result, Ok((status, ..)) if *status == StatusCode::UNAUTHORIZED) && self.auth.refused().await {
-            tracing::info!(api = %self.name, "the API refused the OAuth 2.0 token: fetching a new one, calling again");
-            result = self.call(&method, &url, &endpoint, payload, call).await;
+        let (mut result, token) = self.call(&method, &url, &endpoint, payload, call).await;
+        if matches!(&result, Ok((status, ..)) if *status == StatusCode::UNAUTHORIZED) && self.auth.refused(token) {
+            tracing::info!(api = %self.name, "the API refused the OAuth 2.0 token: calling again with a new one");
+            result = self.call(&method, &url, &endpoint, payload, call).await.0;
         }
         slot.finish(load_signal(&result));
         let probe = ticket.is_probe();
@@ -296,7 +299,8 @@ impl ApiClient {
     }
 
     /// One HTTP call, as a client span of the current one whose context it sends (`traceparent`): its
-    /// status, headers and (capped) body. Counted and timed in the call metrics. The span exists only when
+    /// status, headers and (capped) body, and the OAuth 2.0 token it carried (so that a 401 forgets that one
+    /// and no newer one). Counted and timed in the call metrics. The span exists only when
     /// spans are exported, and is never entered (nothing is logged inside it, and entering it at every poll of
     /// the call is measurable): it lasts from here to its drop.
     async fn call(
@@ -306,7 +310,7 @@ impl ApiClient {
         endpoint: &str,
         payload: &Payload,
         call: &CallContext,
-    ) -> Result<(StatusCode, HeaderMap, Bytes), CallErrorKind> {
+    ) -> (Result<(StatusCode, HeaderMap, Bytes), CallErrorKind>, TokenId) {
         let span = traces::exported_span(|| {
             tracing::info_span!(
                 "http call",
@@ -328,11 +332,11 @@ impl ApiClient {
         for (name, value) in propagation::headers_of(&span) {
             request = request.header(name, value);
         }
-        let request = match self.auth.apply(request).await {
-            Ok(request) => request,
+        let (request, token) = match self.auth.apply(request).await {
+            Ok(applied) => applied,
             Err(error) => {
                 self.metrics.call("auth", None, None);
-                return Err(CallErrorKind::Auth(error));
+                return (Err(CallErrorKind::Auth(error)), TokenId::NONE);
             }
         };
         let started = std::time::Instant::now();
@@ -359,7 +363,7 @@ impl ApiClient {
             }
             Err(error) => self.metrics.call(transport_class(error), None, elapsed),
         }
-        result.map_err(CallErrorKind::Transport)
+        (result.map_err(|error| CallErrorKind::Transport(redacted_error(error))), token)
     }
 }
 
@@ -441,23 +445,44 @@ fn redirect_policy() -> reqwest::redirect::Policy {
 const MAX_REDIRECTS: usize = 10;
 
 /// `METHOD scheme://host[:port]/path`, never credentials or the query string (they may hold secrets).
-fn endpoint_label(method: &Method, url: &Url) -> String {
+pub(crate) fn endpoint_label(method: &Method, url: &Url) -> String {
+    format!("{method} {}", redacted(url))
+}
+
+/// `url` without what may hold a secret (an API key in `?api_key=…`, a password in `user:pw@`): its user name,
+/// password, query string and fragment. Every URL courier prints (logs, dead letters, error messages, `Debug`)
+/// goes through here.
+pub(crate) fn redacted(url: &Url) -> Cow<'_, Url> {
     let clean =
         url.username().is_empty() && url.password().is_none() && url.query().is_none() && url.fragment().is_none();
     if clean {
         // The usual case, made per call: `Url`'s setters each rebuild the whole URL.
-        return format!("{method} {url}");
+        return Cow::Borrowed(url);
     }
     let mut clean = url.clone();
     let _ = clean.set_username("");
     let _ = clean.set_password(None);
     clean.set_query(None);
     clean.set_fragment(None);
-    format!("{method} {clean}")
+    Cow::Owned(clean)
+}
+
+/// `error` with its URL [`redacted`]: reqwest's text of an error ends with the whole URL of the request.
+pub(crate) fn redacted_error(mut error: reqwest::Error) -> reqwest::Error {
+    if let Some(url) = error.url_mut()
+        && let Cow::Owned(clean) = redacted(url)
+    {
+        *url = clean;
+    }
+    error
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::response::IntoResponse;
+
     use super::*;
     use crate::delivery::Outcome;
     use crate::downstream::classify;
@@ -503,14 +528,19 @@ mod tests {
         }
     }
 
-    /// Serves `app` on a free loopback port and returns the settings of an API there, at `/api` (no breaker,
-    /// 4 calls in flight).
-    async fn api_serving(app: axum::Router) -> ApiSettings {
+    /// Serves `app` on a free loopback port: `http://<address>`.
+    async fn serving(app: axum::Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let address = listener.local_addr().expect("its address");
         tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}")
+    }
+
+    /// Serves `app` on a free loopback port and returns the settings of an API there, at `/api` (no breaker,
+    /// 4 calls in flight).
+    async fn api_serving(app: axum::Router) -> ApiSettings {
         ApiSettings {
-            base_url: format!("http://{address}/api"),
+            base_url: format!("{}/api", serving(app).await),
             connect_timeout_ms: 2_000,
             request_timeout_ms: 2_000,
             max_in_flight: 4,
@@ -578,5 +608,273 @@ mod tests {
         }
         let clean = Url::parse("http://127.0.0.1:8080/api/charges").expect("url");
         assert_eq!(endpoint_label(&Method::PUT, &clean), "PUT http://127.0.0.1:8080/api/charges");
+    }
+
+    /// A port of loopback nothing listens on.
+    async fn closed_port() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        listener.local_addr().expect("its address").port()
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_names_its_url_without_credentials_or_query() {
+        let port = closed_port().await;
+        let secrets = ["courier-user", "pw-S3CR3T", "SECRET-T0KEN"];
+        let settings = ApiSettings {
+            base_url: format!("http://courier-user:pw-S3CR3T@127.0.0.1:{port}/x?token=SECRET-T0KEN"),
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 2_000,
+            max_in_flight: 4,
+            ..ApiSettings::default()
+        };
+        // The route's path is empty: the call goes to the base URL itself, query string and all.
+        let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
+        assert!(secrets.iter().all(|s| !format!("{client:?}").contains(s)), "{client:?}");
+        let call = CallContext { idempotency_key: "test:1".into() };
+        let result = client.send_json(Method::POST, "", &serde_json::json!({}), &call).await;
+        let Outcome::Retry(failure) = classify(&result) else { panic!("a refused connection is retried: {result:?}") };
+        assert_eq!(failure.kind, "connect");
+        assert_eq!(failure.endpoint, Some(format!("POST http://127.0.0.1:{port}/x/")));
+        assert!(failure.message.contains(&format!("127.0.0.1:{port}/x/")), "the message names the URL: {failure:?}");
+        let texts = [format!("{failure:?}"), format!("{result:?}")];
+        for (text, secret) in texts.iter().flat_map(|t| secrets.iter().map(move |s| (t, s))) {
+            assert!(!text.contains(secret), "{secret} is in {text}");
+        }
+
+        // The same for the token endpoint of an API with OAuth 2.0.
+        let settings = ApiSettings {
+            auth: "oauth2".into(),
+            oauth2_token_url: format!("http://courier-user:pw-S3CR3T@127.0.0.1:{port}/token?key=SECRET-T0KEN"),
+            oauth2_client_id: "client".into(),
+            oauth2_client_secret: Some(secrecy::SecretString::from("client-S3CR3T")),
+            ..settings
+        };
+        let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
+        let result = client.send_json(Method::POST, "", &serde_json::json!({}), &call).await;
+        let Outcome::Retry(failure) = classify(&result) else { panic!("no token is a retry: {result:?}") };
+        assert_eq!(failure.kind, "auth");
+        assert!(failure.message.contains(&format!("127.0.0.1:{port}/token")), "names the endpoint: {failure:?}");
+        let texts = [format!("{failure:?}"), format!("{result:?}")];
+        for (text, secret) in texts.iter().flat_map(|t| secrets.iter().chain(&["client-S3CR3T"]).map(move |s| (t, s))) {
+            assert!(!text.contains(secret), "{secret} is in {text}");
+        }
+    }
+
+    /// A token endpoint (`/token`) answering every request with `answer(n)` for the n-th request (from 1), and
+    /// the count of requests it got.
+    async fn token_endpoint<F, Fut>(answer: F) -> (String, Arc<AtomicUsize>)
+    where
+        F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = axum::response::Response> + Send + 'static,
+    {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                answer(n)
+            }),
+        );
+        (format!("{}/token", serving(app).await), requests)
+    }
+
+    /// The settings of `api` authenticating with OAuth 2.0 at `token_url`.
+    fn with_oauth2(api: ApiSettings, token_url: &str) -> ApiSettings {
+        ApiSettings {
+            auth: "oauth2".into(),
+            oauth2_token_url: token_url.into(),
+            oauth2_client_id: "client".into(),
+            oauth2_client_secret: Some(secrecy::SecretString::from("client-secret")),
+            ..api
+        }
+    }
+
+    /// An API at `/api/x` that answers 200 to `Authorization: Bearer <valid>` and 401 to anything else, and
+    /// counts its calls.
+    async fn api_accepting(valid: &'static str) -> (ApiSettings, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let app = axum::Router::new().route(
+            "/api/x",
+            axum::routing::post(move |headers: HeaderMap| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let ok =
+                    headers.get(http::header::AUTHORIZATION).is_some_and(|v| v == format!("Bearer {valid}").as_str());
+                async move { if ok { StatusCode::OK } else { StatusCode::UNAUTHORIZED } }
+            }),
+        );
+        (api_serving(app).await, calls)
+    }
+
+    #[tokio::test]
+    async fn any_expires_in_the_token_endpoint_answers_lets_calls_go_out_and_none_panics() {
+        let answers = [
+            serde_json::json!({"access_token": "t-1", "token_type": "Bearer", "expires_in": u64::MAX}),
+            serde_json::json!({"access_token": "t-1", "token_type": "bearer", "expires_in": 1e300}),
+            serde_json::json!({"access_token": "t-1", "expires_in": -5}),
+            serde_json::json!({"access_token": "t-1", "expires_in": 0}),
+            serde_json::json!({"access_token": "t-1", "expires_in": 0.25}),
+            serde_json::json!({"access_token": "t-1", "expires_in": 3600.5}),
+            serde_json::json!({"access_token": "t-1", "expires_in": "3600"}),
+            serde_json::json!({"access_token": "t-1", "expires_in": null}),
+            serde_json::json!({"access_token": "t-1"}),
+        ];
+        let call = CallContext { idempotency_key: "test:1".into() };
+        for answer in answers {
+            let body = answer.clone();
+            let (token_url, requests) =
+                token_endpoint(move |_| std::future::ready(axum::Json(body.clone()).into_response())).await;
+            let (api, calls) = api_accepting("t-1").await;
+            let client = ApiClient::new("test", &with_oauth2(api, &token_url), &Health::default()).expect("client");
+            for _ in 0..2 {
+                let response = client.send_json(Method::POST, "x", &serde_json::json!({}), &call).await;
+                let status = response.map(|r| r.status).map_err(|e| e.kind);
+                assert!(matches!(status, Ok(StatusCode::OK)), "{answer}: {status:?}");
+            }
+            assert_eq!(calls.load(Ordering::SeqCst), 2, "{answer}: both calls went out");
+            assert_eq!(requests.load(Ordering::SeqCst), 1, "{answer}: one token served both");
+        }
+
+        // A token that cannot be used as a bearer token fails the call before it is made, without the token.
+        for answer in [
+            serde_json::json!({"access_token": "t-1", "token_type": "mac", "expires_in": 60}),
+            serde_json::json!({"access_token": "t-1\n", "expires_in": 60}),
+        ] {
+            let body = answer.clone();
+            let (token_url, _) =
+                token_endpoint(move |_| std::future::ready(axum::Json(body.clone()).into_response())).await;
+            let (api, calls) = api_accepting("t-1").await;
+            let client = ApiClient::new("test", &with_oauth2(api, &token_url), &Health::default()).expect("client");
+            let result = client.send_json(Method::POST, "x", &serde_json::json!({}), &call).await;
+            match classify(&result) {
+                Outcome::Retry(f) => assert!(f.kind == "auth" && !f.message.contains("t-1"), "{answer}: {f:?}"),
+                other => panic!("{answer}: an unusable token fails the attempt, got {other:?}"),
+            }
+            assert_eq!(calls.load(Ordering::SeqCst), 0, "{answer}: no call made");
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_of_a_hanging_token_endpoint_fail_within_the_request_timeout_and_open_the_breaker() {
+        let (token_url, requests) = token_endpoint(|_| std::future::pending()).await;
+        let (api, calls) = api_accepting("t-1").await;
+        let timeout = Duration::from_millis(400);
+        let settings = ApiSettings {
+            request_timeout_ms: 400,
+            max_in_flight: 16,
+            breaker_failure_rate_percent: 50,
+            breaker_minimum_calls: 8,
+            breaker_minimum_failing_keys: 3,
+            breaker_window_ms: 60_000,
+            breaker_cooldown_ms: 60_000,
+            ..with_oauth2(api, &token_url)
+        };
+        let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
+        let started = std::time::Instant::now();
+        let sends = (0..8).map(|k| {
+            let client = client.clone();
+            async move {
+                let call = CallContext { idempotency_key: format!("test:{k}") };
+                client.send_json(Method::POST, "x", &serde_json::json!({}), &call).await
+            }
+        });
+        let results = futures::future::join_all(sends).await;
+        let elapsed = started.elapsed();
+        for result in &results {
+            assert!(matches!(classify(result), Outcome::Retry(f) if f.kind == "auth"), "{result:?}");
+        }
+        assert!(
+            elapsed < 2 * timeout,
+            "every caller answered within the request timeout, not one after another: {elapsed:?}"
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "one token request at a time");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        // Eight failed calls of eight events: the breaker counted them and is open.
+        assert!(client.breaker().is_open(), "a token-endpoint outage opens the breaker");
+        let call = CallContext { idempotency_key: "test:9".into() };
+        let result = client.send_json(Method::POST, "x", &serde_json::json!({}), &call).await;
+        assert!(matches!(classify(&result), Outcome::Retry(f) if f.kind == CIRCUIT_OPEN), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_token_endpoint_is_asked_once_for_a_burst_of_calls() {
+        let (token_url, requests) =
+            token_endpoint(|_| std::future::ready(StatusCode::INTERNAL_SERVER_ERROR.into_response())).await;
+        let (api, calls) = api_accepting("t-1").await;
+        let settings = ApiSettings { max_in_flight: 64, ..with_oauth2(api, &token_url) };
+        let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
+        for burst in 0..2 {
+            let sends = (0..40).map(|k| {
+                let client = client.clone();
+                async move {
+                    let call = CallContext { idempotency_key: format!("test:{burst}-{k}") };
+                    client.send_json(Method::POST, "x", &serde_json::json!({}), &call).await
+                }
+            });
+            for result in futures::future::join_all(sends).await {
+                let outcome = classify(&result);
+                assert!(
+                    matches!(&outcome, Outcome::Retry(f) if f.kind == "auth" && f.message.contains("500")),
+                    "{outcome:?}"
+                );
+            }
+            assert_eq!(requests.load(Ordering::SeqCst), 1, "burst {burst}: the failed request is remembered");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_late_401_for_an_old_token_keeps_the_newer_one() {
+        // The token endpoint issues t-1, t-2, …; the API accepts the latest token only. The call keyed `slow`
+        // is held until released (its first time), so that its 401 comes after a newer token was fetched.
+        let latest = Arc::new(std::sync::Mutex::new(String::new()));
+        let issued = latest.clone();
+        let (token_url, requests) = token_endpoint(move |n| {
+            let token = format!("t-{n}");
+            *issued.lock().expect("latest") = token.clone();
+            std::future::ready(
+                axum::Json(serde_json::json!({"access_token": token, "expires_in": 3600})).into_response(),
+            )
+        })
+        .await;
+        let (arrived, release) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+        let held = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let state = (latest.clone(), arrived.clone(), release.clone(), held, calls.clone());
+        let app = axum::Router::new().route(
+            "/api/x",
+            axum::routing::post(move |headers: HeaderMap| {
+                let (latest, arrived, release, held, calls) = state.clone();
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let key = headers.get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    if key == "test:slow" && !held.swap(true, Ordering::SeqCst) {
+                        arrived.notify_one();
+                        release.notified().await;
+                    }
+                    let valid = format!("Bearer {}", latest.lock().expect("latest"));
+                    let ok = headers.get(http::header::AUTHORIZATION).is_some_and(|v| v == valid.as_str());
+                    if ok { StatusCode::OK } else { StatusCode::UNAUTHORIZED }
+                }
+            }),
+        );
+        let settings = with_oauth2(api_serving(app).await, &token_url);
+        let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
+        let send = |key: &str| {
+            let (client, call) = (client.clone(), CallContext { idempotency_key: format!("test:{key}") });
+            async move { client.send_json(Method::POST, "x", &serde_json::json!({}), &call).await.map(|r| r.status) }
+        };
+        let slow = tokio::spawn(send("slow"));
+        arrived.notified().await;
+        // The API stops accepting t-1: the next call is refused, fetches t-2 and goes through with it.
+        *latest.lock().expect("latest") = "revoked".into();
+        assert!(matches!(send("fast").await, Ok(StatusCode::OK)));
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+        // The slow call's 401 (it carried t-1) arrives now: t-2 stays, and the call goes again with it.
+        release.notify_one();
+        assert!(matches!(slow.await.expect("the slow call ends"), Ok(StatusCode::OK)));
+        assert_eq!(requests.load(Ordering::SeqCst), 2, "the 401 for t-1 did not discard t-2");
+        assert_eq!(calls.load(Ordering::SeqCst), 4, "slow, fast, fast again, slow again");
     }
 }

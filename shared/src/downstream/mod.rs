@@ -8,6 +8,8 @@
 //! * [`concurrency`]: how many calls each API gets at once: a limit that adapts to the API's latency and
 //!   push-back, up to `max_in_flight`.
 //! * [`auth`]: the API's credentials (bearer, a header, basic or OAuth 2.0 client credentials).
+//! * [`oauth2`]: OAuth 2.0 client credentials: the token cached, one fetch at a time, a failed fetch
+//!   remembered for a backoff, a 401 forgetting only the token it refused.
 //!
 //! Every call carries `Idempotency-Key: <consumer>:<event id>` (the same on every attempt, restart and
 //! rebalance, so the API can absorb a redelivery) and the W3C `traceparent` of the event's trace, and the
@@ -20,6 +22,7 @@ pub mod breaker;
 pub mod classification;
 pub mod client;
 pub mod concurrency;
+pub mod oauth2;
 
 pub use classification::{
     BODY_EXCERPT_BYTES, classify, classify_batch, classify_error, classify_response, excerpt, is_transient_status,
