@@ -62,7 +62,7 @@ pub enum ApiError {
     /// The API key presented is not one of `producer.api_keys`.
     #[error("the API key is not valid")]
     Forbidden,
-    /// The request took longer than `producer.request_timeout_ms` (a body sent too slowly, for one).
+    /// The request's body was still being read when `producer.request_timeout_ms` ran out (sent too slowly).
     #[error("the request took longer than the API allows (producer.request_timeout_ms): send the body at once")]
     RequestTimeout,
     /// Too many requests are being served at once (`producer.max_concurrent_requests`).
@@ -144,16 +144,13 @@ impl IntoResponse for ApiError {
             ApiError::Unauthenticated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            // The rest of the body may not have been read (see `extract`): the connection cannot carry another
+            // request, and saying so lets the client know before it tries.
+            ApiError::TooLarge { .. } => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         response
     }
-}
-
-/// Gives the bare 408 of the request-timeout layer a problem+json body, as every other error has.
-pub async fn problem_for_timeouts(response: Response) -> Response {
-    if response.status() == StatusCode::REQUEST_TIMEOUT && !response.headers().contains_key(header::CONTENT_TYPE) {
-        return ApiError::RequestTimeout.into_response();
-    }
-    response
 }

@@ -1,12 +1,15 @@
-//! Reading a request body within the size limit ([`RawBody`]) and, for a JSON body, its content type and
-//! syntax ([`JsonBody`]). Each failure becomes its own [`ApiError`] (415, 413, 400) instead of axum's
-//! plain-text rejections.
+//! Reading a request body within the size limit ([`RawBody`]; over it, the rest is discarded so that the client
+//! reads the 413) and, for a JSON body, its content type and syntax ([`JsonBody`]). Each failure becomes its own
+//! [`ApiError`] (415, 413, 400) instead of axum's plain-text rejections.
 
-use axum::body::Bytes;
+use axum::body::{BodyDataStream, Bytes};
 use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::header;
+use bytes::BytesMut;
+use futures::StreamExt as _;
 
 use crate::error::ApiError;
+use crate::request_timeout::RequestPhase;
 
 /// A request body that is syntactically valid JSON (its meaning is checked by the route).
 #[derive(Debug)]
@@ -29,23 +32,64 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-/// A request body of any content type, within the size limit.
+/// A request body of any content type, within the size limit (`producer.max_body_bytes`).
+///
+/// A body over the limit is a 413, but only once the client has sent it: many clients (Python's urllib, most
+/// that do not ask for `100 Continue`) write the whole body before they read an answer, and a server that
+/// answers and closes while they write resets the connection, so they see a broken pipe instead of the 413.
+/// The rest of the body is therefore read and discarded, up to [`MAX_DISCARDED_BYTES`] in all and within the
+/// request's time bound ([`crate::request_timeout`]), then the 413 closes the connection. A client that announced
+/// a larger body, or waits for `100 Continue`, gets the 413 at once, before sending it.
 #[derive(Debug)]
 pub struct RawBody(pub Bytes);
+
+/// Most bytes of a body over the limit that are read (and discarded) before the 413 is sent.
+pub const MAX_DISCARDED_BYTES: u64 = 64 * 1024 * 1024;
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0).unwrap_or(usize::MAX);
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge { limit }
-            } else {
-                ApiError::MalformedJson(rejection.body_text())
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().map_or(usize::MAX, |l| l.0);
+        let phase = req.extensions().get::<RequestPhase>().cloned().unwrap_or_default();
+        let headers = req.headers();
+        let announced = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let waits_for_continue =
+            headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let mut body = req.into_body().into_data_stream();
+        let too_large = ApiError::TooLarge { limit };
+        if announced.is_some_and(|length| length > limit as u64) {
+            if !waits_for_continue && announced.is_some_and(|length| length <= MAX_DISCARDED_BYTES) {
+                phase.discarding();
+                discard(&mut body, 0).await;
             }
-        })?;
-        Ok(RawBody(bytes))
+            return Err(too_large);
+        }
+        let mut bytes = BytesMut::with_capacity(announced.map_or(0, |length| length as usize));
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ApiError::MalformedJson(format!("cannot read the request body: {e}")))?;
+            if bytes.len() + chunk.len() > limit {
+                phase.discarding();
+                discard(&mut body, (bytes.len() + chunk.len()) as u64).await;
+                return Err(too_large);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(RawBody(bytes.freeze()))
+    }
+}
+
+/// Reads and drops the rest of `body` (`read` bytes of it are read already) until it ends, fails, or
+/// [`MAX_DISCARDED_BYTES`] have been read.
+async fn discard(body: &mut BodyDataStream, mut read: u64) {
+    while read <= MAX_DISCARDED_BYTES {
+        match body.next().await {
+            Some(Ok(chunk)) => read += chunk.len() as u64,
+            Some(Err(_)) | None => return,
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 //!
 //! * [`startup`]: [`startup::Application`] builds the server from settings (port 0 in tests) and runs it.
 //! * [`access_log`]: the server span, access log line and request metrics of every request.
-//! * [`server`]: serving connections: header read timeout, graceful shutdown bounded in time.
+//! * [`server`]: serving connections: idle connections closed, a cap on open connections, graceful shutdown
+//!   bounded in time.
+//! * [`request_timeout`]: a request's time bound, answered by what it was doing (408, 503 or 413).
 //! * [`auth`]: API keys (`producer.api_keys`): 401 without one, 403 with a wrong one.
 //! * [`routes`]: the HTTP handlers: orders, health and readiness.
 //! * [`order`]: the order request, its validation and the event it becomes.
@@ -20,6 +22,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod order;
+pub mod request_timeout;
 pub mod routes;
 pub mod server;
 pub mod startup;

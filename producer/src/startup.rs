@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{BoxError, Extension, Router, middleware};
 use courier::kafka::connectivity::{ClusterError, check_cluster};
@@ -16,12 +15,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{self, ApiKeys};
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::idempotency::IdempotencyStore;
+use crate::request_timeout::{self, RequestTimeout};
 use crate::routes::events::{self, EventTopics};
 use crate::routes::{AppState, health, orders};
 use crate::server::{self, ServerLimits};
@@ -35,7 +34,7 @@ pub struct Application {
     router: Router,
     /// The publisher, flushed at shutdown.
     publisher: Publisher,
-    /// Header read and shutdown timeouts.
+    /// Idle connections, the connection cap and the shutdown timeout.
     limits: ServerLimits,
 }
 
@@ -93,12 +92,16 @@ impl Application {
             .route("/metrics", get(courier::telemetry::metrics::scrape))
             .layer(DefaultBodyLimit::max(limit))
             .layer(Extension(BodyLimit(limit)))
-            // A slow client cannot hold a request, and the memory of its half-read body, for long.
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                Duration::from_millis(settings.producer.request_timeout_ms),
+            // A slow client cannot hold a request, and the memory of its half-read body, for long; a publish the
+            // broker has not acknowledged when the time runs out is a 503, as a publish that timed out.
+            .layer(middleware::from_fn_with_state(
+                RequestTimeout {
+                    timeout: Duration::from_millis(settings.producer.request_timeout_ms),
+                    retry_after_secs: publisher.timeout().as_secs().max(1),
+                    body_limit: limit,
+                },
+                request_timeout::limit,
             ))
-            .layer(middleware::map_response(crate::error::problem_for_timeouts))
             // Outermost: every request, timed-out and refused ones included, is spanned, logged and counted,
             // under an `x-request-id` (the client's, or a new one) that the answer carries back.
             .layer(middleware::from_fn(crate::access_log::access_log))
@@ -110,6 +113,7 @@ impl Application {
             .with_context(|| format!("cannot listen on producer.listen = {}", settings.producer.listen))?;
         let limits = ServerLimits {
             header_read_timeout: Duration::from_millis(settings.producer.header_read_timeout_ms),
+            max_connections: server::connection_cap(settings.producer.max_connections),
             shutdown_timeout: Duration::from_millis(settings.producer.shutdown_timeout_ms),
         };
         Ok(Self { listener, router, publisher, limits })

@@ -4,8 +4,12 @@
 //! `{"specversion":"1.0","id":"…","source":"/courier/producer","type":"order.created","time":"…",
 //! "datacontenttype":"application/json","data":{…}}`. Unknown fields are ignored; a missing required field,
 //! an unknown `type` or an unsupported `specversion` is a [`DecodeError`], never a panic.
+//!
+//! * [`http_binding`]: the CloudEvents HTTP binding (binary mode to and from structured).
+//! * [`validation`]: what attribute values and `data_base64` must be for an event to be deliverable.
 
 pub mod http_binding;
+pub mod validation;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};

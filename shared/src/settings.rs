@@ -140,6 +140,8 @@ pub struct ProducerSettings {
     pub header_read_timeout_ms: u64,
     /// Most requests served at once; beyond, the API answers 503 with `Retry-After` at once.
     pub max_concurrent_requests: usize,
+    /// Most client connections open at once; more wait in the listen backlog until one ends.
+    pub max_connections: usize,
     /// API keys that may post orders (several at once, for rotation); empty: no authentication. Secrets.
     #[serde(default)]
     pub api_keys: Vec<SecretString>,
@@ -539,6 +541,13 @@ impl Settings {
         check(p.max_body_bytes > 0, "producer.max_body_bytes", "must be positive")?;
         check(p.header_read_timeout_ms > 0, "producer.header_read_timeout_ms", "must be positive")?;
         check(p.max_concurrent_requests >= 1, "producer.max_concurrent_requests", "must be at least 1")?;
+        check(
+            (1..=MAX_CONNECTIONS).contains(&p.max_connections),
+            "producer.max_connections",
+            &format!(
+                "must be 1 to {MAX_CONNECTIONS} (each is an open file; Linux allows a process that many by default)"
+            ),
+        )?;
         {
             use secrecy::ExposeSecret;
             check(
@@ -683,6 +692,9 @@ const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
 /// The longest drain a container stop allows for (Kubernetes' default grace period is 30 s; the final
 /// commit and leaving the group follow the drain).
 const MAX_STOP_MS: u64 = 25_000;
+
+/// Largest `producer.max_connections`: Linux's default ceiling of open files per process (`fs.nr_open`).
+const MAX_CONNECTIONS: usize = 1 << 20;
 
 fn check_duration(setting: &str, ms: u64) -> Result<(), SettingsError> {
     check(ms <= MAX_DURATION_MS, setting, &format!("must be at most {MAX_DURATION_MS} ms (a week)"))
@@ -861,6 +873,8 @@ mod tests {
             ("COURIER__KAFKA__PROPERTIES__CLIENT_RAK", "az1", "kafka.properties.client.rak"),
             ("COURIER__PRODUCER__API_KEYS", "short", "producer.api_keys"),
             ("COURIER__PRODUCER__MAX_CONCURRENT_REQUESTS", "0", "producer.max_concurrent_requests"),
+            ("COURIER__PRODUCER__MAX_CONNECTIONS", "0", "producer.max_connections"),
+            ("COURIER__PRODUCER__MAX_CONNECTIONS", "2000000", "producer.max_connections"),
             ("COURIER__APIS__PAYMENT__AUTH", "basic", "apis.payment.username"),
             ("COURIER__APIS__PAYMENT__AUTH", "kerberos", "apis.payment.auth"),
             ("COURIER__APIS__PAYMENT__HTTP_VERSION", "http3", "apis.payment.http_version"),

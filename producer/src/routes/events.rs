@@ -3,7 +3,9 @@
 //! checked, published to its type's topic keyed by its key attribute (`subject` unless configured), and
 //! answered 202 once the broker acknowledged it; the same `Idempotency-Key` and problem+json rules as
 //! `POST /v1/orders`. A missing `time` is set to now and a missing `datacontenttype` to `application/json`, so
-//! that every consumer reads a complete envelope.
+//! that every consumer reads a complete envelope. Only what can be delivered is accepted: attribute values
+//! printable and bounded, `id` and `source` fit for an HTTP header, `data_base64` base64
+//! ([`courier::events::validation`]); anything else is a 422 naming the attribute, and nothing is published.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
-use courier::events::{CLOUDEVENTS_CONTENT_TYPE, DATA_CONTENT_TYPE, SPEC_VERSION, http_binding};
+use courier::events::{CLOUDEVENTS_CONTENT_TYPE, DATA_CONTENT_TYPE, SPEC_VERSION, http_binding, validation};
 use courier::publisher::PublishError;
 use courier::settings::EventRoute;
 use courier::telemetry::metrics::Label;
@@ -27,6 +29,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, FieldError};
 use crate::extract::RawBody;
 use crate::idempotency;
+use crate::request_timeout::RequestPhase;
 
 /// The 202 answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +76,7 @@ impl EventTopics {
 pub async fn publish_event(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(phase): Extension<RequestPhase>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
@@ -104,6 +108,7 @@ pub async fn publish_event(
     }
     .instrument(span.clone());
     let retry_after_secs = state.publisher.timeout().as_secs().max(1);
+    phase.publishing();
     let (answer, replayed) =
         idempotency::once(&state.event_idempotency, key.as_deref(), fingerprint, publish, retry_after_secs)
             .instrument(span)
@@ -148,29 +153,39 @@ fn check(event: &mut Map<String, Value>, topics: &EventTopics) -> Result<(Label,
             errors.push(FieldError::new(name, "an attribute name is lower-case letters and digits only"));
         } else if !matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
             errors.push(FieldError::new(name, "an attribute is a string, a number or a boolean"));
+        } else if let Some(Err(message)) = value.as_str().map(|text| validation::attribute(name, text)) {
+            errors.push(FieldError::new(name, message));
         }
     }
     let text = |name: &str| event.get(name).and_then(Value::as_str).filter(|s| !s.trim().is_empty());
-    if text("specversion") != Some(SPEC_VERSION) {
+    if text("specversion") != Some(SPEC_VERSION) && !errors.iter().any(|e| e.field == "specversion") {
         errors.push(FieldError::new("specversion", format!("is required and must be \"{SPEC_VERSION}\"")));
     }
     for required in ["id", "source", "type"] {
-        if text(required).is_none() {
+        if text(required).is_none() && !errors.iter().any(|e| e.field == required) {
             errors.push(FieldError::new(required, "is required: a non-empty string"));
         }
     }
     if event.contains_key("data") && event.contains_key("data_base64") {
         errors.push(FieldError::new("data_base64", "an event has data or data_base64, not both"));
     }
-    if event.get("data_base64").is_some_and(|data| !data.is_string()) {
-        errors.push(FieldError::new("data_base64", "must be a base64 string"));
+    match event.get("data_base64") {
+        Some(Value::String(data)) => {
+            if let Err(message) = validation::data_base64(data) {
+                errors.push(FieldError::new("data_base64", message));
+            }
+        }
+        Some(_) => errors.push(FieldError::new("data_base64", "must be a base64 string")),
+        None => {}
     }
     if let Some(time) = event.get("time")
         && time.as_str().is_none_or(|t| DateTime::parse_from_rfc3339(t).is_err())
+        && !errors.iter().any(|e| e.field == "time")
     {
         errors.push(FieldError::new("time", "must be an RFC 3339 timestamp, e.g. 2026-12-03T10:00:00Z"));
     }
-    let route = text("type").map(|t| (t, topics.by_type.get(t)));
+    let type_reported = errors.iter().any(|e| e.field == "type");
+    let route = text("type").filter(|_| !type_reported).map(|t| (t, topics.by_type.get(t)));
     let routed = match route {
         Some((_, Some((topic, key_attribute)))) => match text(key_attribute) {
             Some(key) => Some((topic.clone(), key.to_owned())),
@@ -201,6 +216,7 @@ fn check(event: &mut Map<String, Value>, topics: &EventTopics) -> Result<(Label,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn topics() -> EventTopics {
         let route = EventRoute { types: vec!["user.registered".into()], topic: "users".into(), key: "subject".into() };
@@ -246,5 +262,60 @@ mod tests {
         let errors = check(&mut unknown, &topics()).expect_err("unrouted");
         assert_eq!(errors[0].field, "type");
         assert!(errors[0].message.contains("order.created"), "{}", errors[0].message);
+    }
+
+    /// The attribute names of `errors`, in order.
+    fn fields(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn undeliverable_attribute_values_are_named() {
+        let valid = r#"{"specversion":"1.0","id":"e-1","source":"/s","type":"user.registered","subject":"u-1"}"#;
+        let with = |name: &str, value: Value| {
+            let mut e = event(valid);
+            e.insert(name.to_owned(), value);
+            check(&mut e, &topics())
+        };
+        let cases = [
+            ("id", json!("a\u{1}b"), "visible ASCII"),
+            ("id", json!("x".repeat(20_000)), "at most 200"),
+            ("id", json!("two words"), "visible ASCII"),
+            ("source", json!("/s\u{0}"), "visible ASCII"),
+            ("source", json!(format!("/{}", "s".repeat(300))), "at most 256"),
+            ("subject", json!("u\n1"), "printable"),
+            ("subject", json!("u".repeat(257)), "at most 256"),
+            ("type", json!("user.registered\u{7f}"), "printable"),
+            ("tenant", json!("eu\u{85}1"), "printable"),
+            ("tenant", json!("t".repeat(1025)), "at most 1024"),
+            ("time", json!("2026-12-03T10:00:00Z\u{1}"), "printable"),
+            ("data_base64", json!("not base64!"), "must be base64"),
+            ("data_base64", json!(12), "base64 string"),
+        ];
+        for (name, value, expected) in cases {
+            let errors = with(name, value.clone()).expect_err("refused");
+            assert_eq!(fields(&errors), [name], "{name}={value}: one error, naming the attribute");
+            assert!(errors[0].message.contains(expected), "{name}: {}", errors[0].message);
+        }
+        with("data_base64", json!("AAE=")).expect("base64 data");
+        with("subject", json!("Zoë's file.jpg")).expect("printable Unicode in a subject");
+    }
+
+    #[test]
+    fn binary_mode_attributes_are_held_to_the_same_rules() {
+        let long = "x".repeat(20_000);
+        for (id, expected) in [(&b"a%01b"[..], "visible ASCII"), (long.as_bytes(), "at most 200")] {
+            let headers = [
+                ("ce-specversion", &b"1.0"[..]),
+                ("ce-id", id),
+                ("ce-source", b"/s"),
+                ("ce-type", b"user.registered"),
+                ("ce-subject", b"u-9"),
+            ];
+            let mut e = http_binding::from_binary(headers, Some("application/json"), b"{}").expect("binary mode");
+            let errors = check(&mut e, &topics()).expect_err("refused");
+            assert_eq!(fields(&errors), ["id"]);
+            assert!(errors[0].message.contains(expected), "{}", errors[0].message);
+        }
     }
 }

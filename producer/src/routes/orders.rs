@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::idempotency;
 use crate::order;
+use crate::request_timeout::RequestPhase;
 
 pub use crate::idempotency::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 
@@ -37,6 +38,7 @@ pub struct OrderAccepted {
 pub async fn create_order(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(phase): Extension<RequestPhase>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -72,6 +74,7 @@ pub async fn create_order(
     }
     .instrument(span.clone());
     let retry_after_secs = state.publisher.timeout().as_secs().max(1);
+    phase.publishing();
     let (answer, replayed) =
         idempotency::once(&state.idempotency, key.as_deref(), fingerprint, publish, retry_after_secs)
             .instrument(span)

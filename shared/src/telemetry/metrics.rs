@@ -457,11 +457,33 @@ pub fn concurrency_limit(api: &Label, limit: usize) {
 
 // ---- producer ------------------------------------------------------------------------------------------
 
+/// The `method` label value of a request: one of the methods HTTP defines, or `_OTHER` for any other, as the
+/// OpenTelemetry HTTP semantic conventions prescribe (`http.request.method`). A client chooses the method, before
+/// any authentication: taken as it comes, a loop of made-up methods would grow the series without bound.
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ];
+    KNOWN.iter().find(|known| *known == method).map_or(OTHER_METHOD, Method::as_str)
+}
+
+/// The `method` label value of any method HTTP does not define ([`method_label`]).
+pub const OTHER_METHOD: &str = "_OTHER";
+
 /// The order API answered a request.
 pub fn http_request(route: &str, method: &http::Method, status: u16, elapsed: Duration) {
     let route = metrics::SharedString::from(route.to_owned());
-    let method = metrics::SharedString::from(method.as_str().to_owned());
-    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status_label(status))
+    let method = method_label(method);
+    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status_label(status))
         .increment(1);
     histogram!(HTTP_DURATION, "route" => route, "method" => method).record(seconds(elapsed));
 }
@@ -507,6 +529,18 @@ mod tests {
         let readme = include_str!("../../../README.md");
         for metric in CATALOGUE {
             assert!(readme.contains(metric.name), "README.md does not list {}", metric.name);
+        }
+    }
+
+    #[test]
+    fn methods_http_does_not_define_are_one_label() {
+        for known in ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"] {
+            let method = http::Method::from_bytes(known.as_bytes()).expect("a method");
+            assert_eq!(method_label(&method), known);
+        }
+        for made_up in ["get", "PROPFIND", "BREW", "X-1234567890-ABCDEFGHIJ", "Post"] {
+            let method = http::Method::from_bytes(made_up.as_bytes()).expect("a method token");
+            assert_eq!(method_label(&method), OTHER_METHOD, "{made_up}");
         }
     }
 

@@ -1,5 +1,6 @@
 //! `POST /v1/events` against a real broker: CloudEvents in structured and binary mode are published to the
-//! topic of their type, keyed by their subject, once acknowledged; bad events get problem+json and publish
+//! topic of their type, keyed by their subject, once acknowledged; bad events (undeliverable ones included: an
+//! id no header can carry, one of 20 KB, data_base64 that is not base64) get problem+json and publish
 //! nothing; a repeated `Idempotency-Key` publishes once.
 
 use courier_tests::WAIT;
@@ -101,5 +102,55 @@ async fn a_repeated_idempotency_key_publishes_once() {
     assert_eq!(again.json::<Value>().await.expect("json"), first, "the first answer");
     let other = app.post_event("application/cloudevents+json", &key, registered("e-2", "u-2").to_string()).await;
     problem(other, 422).await;
+    assert_eq!(kafka_probe::record_count(&app.bootstrap, &users_topic(&app)).await.expect("watermarks"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_deliverable_events_are_accepted_in_either_mode() {
+    let app = spawn_app().await;
+    let long_id = "x".repeat(20 * 1024);
+    let mut bad_base64 = registered("e-3", "u-3");
+    bad_base64.as_object_mut().expect("an object").remove("data");
+    bad_base64["datacontenttype"] = json!("application/octet-stream");
+    bad_base64["data_base64"] = json!("not base64!");
+    let structured = [
+        (registered("a\u{1}b", "u-1"), "id"),
+        (registered(&long_id, "u-2"), "id"),
+        (bad_base64, "data_base64"),
+        (
+            {
+                let mut e = registered("e-4", "u-4");
+                e["source"] = json!("/sign up");
+                e
+            },
+            "source",
+        ),
+        (registered("e-5", "u\u{0}5"), "subject"),
+    ];
+    for (event, field) in structured {
+        let body = problem(app.post_event("application/cloudevents+json", &[], event.to_string()).await, 422).await;
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+        assert_eq!(body["errors"].as_array().map(Vec::len), Some(1), "{body}");
+    }
+    // Binary mode: the same rules for the ce-* headers (percent-decoded first).
+    for id in ["a%01b", long_id.as_str()] {
+        let binary = [
+            ("ce-specversion", "1.0"),
+            ("ce-id", id),
+            ("ce-source", "/signup"),
+            ("ce-type", "user.registered"),
+            ("ce-subject", "u-6"),
+        ];
+        let body = problem(app.post_event("application/json", &binary, r#"{"user_id":"u-6"}"#).await, 422).await;
+        assert_eq!(body["errors"][0]["field"], "id", "{body}");
+    }
+    assert_eq!(
+        kafka_probe::record_count(&app.bootstrap, &users_topic(&app)).await.expect("watermarks"),
+        0,
+        "nothing reached the topic"
+    );
+    // The topic was writable all along: a deliverable event is published.
+    let accepted = app.post_event("application/cloudevents+json", &[], registered("e-7", "u-7").to_string()).await;
+    assert_eq!(accepted.status(), 202);
     assert_eq!(kafka_probe::record_count(&app.bootstrap, &users_topic(&app)).await.expect("watermarks"), 1);
 }
