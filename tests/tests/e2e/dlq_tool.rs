@@ -3,7 +3,9 @@
 //! payment refused with 422 and no decline reason, an SMS outage past its retry budget) are listed and
 //! filtered right; once the cause is fixed a replay gives exactly one effect per dead letter at the right API
 //! and none at the others, goes on after a `--limit` without sending anything twice, leaves everything
-//! alone in a dry run, and the loop guard stops a record that keeps failing.
+//! alone in a dry run, and the loop guard stops a record that keeps failing. A replay whose position the
+//! broker lost refuses to send again until told how to go on, and of two replays of one topic started at
+//! once one refuses: no dead letter is sent twice.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -362,4 +364,140 @@ async fn the_loop_guard_stops_a_record_that_keeps_failing_and_drained_letters_re
     assert!(out.contains("replayed 1 of 3"), "{out}");
     assert_eq!(app.orders_on_topic().await, 4, "the file's first dead letter sent back");
     inventory.stop().await.expect("stops");
+}
+
+/// Produces dead letters `from..from + n` of `original` (keyed, as inventory dead-letters them) to `topic`,
+/// creating both topics first.
+async fn produce_dead_letters(app: &TestApp, topic: &str, original: &str, from: usize, n: usize) {
+    use courier::kafka::headers::to_owned;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    courier::kafka::ensure_topics(&app.settings.kafka, &app.settings.topics, &[original, topic]).await.expect("topics");
+    let producer: FutureProducer =
+        courier::kafka::producer_config(&app.settings.kafka, "test-dead-letters", Duration::from_secs(30))
+            .create()
+            .expect("producer");
+    let mut pending = Vec::new();
+    for i in from..from + n {
+        let (key, value) = (format!("order-{i}"), format!(r#"{{"id":"ev-{i}","type":"order.created"}}"#));
+        let headers: Vec<(Vec<u8>, Option<Vec<u8>>)> = [
+            ("courier.dlq.original.topic", original.to_owned()),
+            ("courier.dlq.original.offset", i.to_string()),
+            ("courier.dlq.consumer", "inventory".to_owned()),
+            ("courier.dlq.error.kind", "http_status".to_owned()),
+            ("courier.dlq.http.status", "409".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), Some(v.into_bytes())))
+        .collect();
+        let record = FutureRecord::to(topic)
+            .key(&key)
+            .payload(&value)
+            .headers(to_owned(headers.iter().map(|(k, v)| (k, v.as_ref()))));
+        pending.push(producer.send_result(record).map_err(|(e, _)| e).expect("queued"));
+    }
+    for delivery in pending {
+        delivery.await.expect("not cancelled").map_err(|(e, _)| e).expect("acknowledged");
+    }
+}
+
+/// Deletes consumer group `group` and checks that its offset on `topic`/0 is gone: what the broker's offset
+/// expiry (`offsets.retention.minutes`) does to a group that has not committed for that long.
+async fn delete_group(app: &TestApp, group: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> =
+        courier::kafka::base_config(&app.settings.kafka, "test-admin").create().expect("admin client");
+    // Tansu 0.6.0 answers GroupIdNotFound for a group that never joined, after deleting its offsets: the
+    // offsets, checked below, are what counts.
+    let _ = admin.delete_groups(&[group], &AdminOptions::new()).await.expect("DeleteGroups answered");
+    let left = kafka_probe::committed(&app.bootstrap, group, topic, 0).await.expect("readable");
+    assert_eq!(left, None, "the offsets of {group} are gone");
+}
+
+/// The `courier.replay.from` of every record on `topic` (read until `expected` are there), and how many
+/// distinct ones there are.
+async fn replays_on(app: &TestApp, topic: &str, expected: usize) -> (usize, usize) {
+    let records = kafka_probe::read_all(&app.bootstrap, topic, expected, WAIT).await.expect("readable");
+    let from: std::collections::HashSet<String> =
+        records.iter().map(|r| r.header("courier.replay.from").expect("every record is a replay")).collect();
+    (records.len(), from.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_whose_position_expired_refuses_to_send_again_without_an_explicit_flag() {
+    let app = spawn_app().await;
+    let target = app.settings.topics.orders_created.clone();
+    let topic = dlq_topic(&target, &app.settings.kafka.group_id("inventory"));
+    let position = app.settings.kafka.group_id(&format!("courier-dlq-replay-{topic}"));
+    produce_dead_letters(&app, &topic, &target, 0, 20).await;
+    let (code, out, err) = dlq(&app, &["replay", &topic]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("replayed 20 of 20"), "{out}");
+    assert_eq!(app.orders_on_topic().await, 20);
+
+    // The position's offsets are gone, as after offsets.retention.minutes without a commit.
+    delete_group(&app, &position, &topic).await;
+    let (code, out, err) = dlq(&app, &["replay", &topic]).await;
+    println!("$ courier-dlq replay {topic}   # its position expired\n{out}{err}");
+    assert_eq!(code, 1, "refused: {out}");
+    assert!(
+        err.contains("position") && err.contains("--from-beginning") && err.contains("--restore-position"),
+        "{err}"
+    );
+    let (code, _, err) = dlq(&app, &["replay", &topic, "--dry-run"]).await;
+    assert_eq!(code, 1, "a dry run says the same: {err}");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("letters.jsonl");
+    let (code, _, err) = dlq(&app, &["drain", &topic, "--to", file.to_str().expect("utf-8")]).await;
+    assert_eq!(code, 1, "a drain too: {err}");
+    assert!(!file.exists(), "nothing drained");
+    assert_eq!(app.orders_on_topic().await, 20, "nothing sent again");
+
+    // Two more dead letters; going on from the recorded position sends those only.
+    produce_dead_letters(&app, &topic, &target, 20, 2).await;
+    let (code, out, err) = dlq(&app, &["replay", &topic, "--restore-position"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("replayed 2 of 2"), "{out}");
+    assert_eq!(replays_on(&app, &target, 22).await, (22, 22), "each dead letter replayed once");
+
+    // Lost again: --from-beginning accepts sending again every dead letter still on the topic.
+    delete_group(&app, &position, &topic).await;
+    let (code, _, err) = dlq(&app, &["replay", &topic]).await;
+    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = dlq(&app, &["replay", &topic, "--from-beginning"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("replayed 22 of 22"), "{out}");
+    assert_eq!(replays_on(&app, &target, 44).await, (44, 22), "every dead letter sent again, as asked");
+    let (code, out, err) = dlq(&app, &["replay", &topic]).await;
+    assert_eq!(code, 0, "the position is back: {err}");
+    assert!(out.contains("replayed 0 of 0"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replays_of_one_topic_started_at_once_one_refuses_and_nothing_is_sent_twice() {
+    let app = spawn_app().await;
+    let target = app.settings.topics.orders_created.clone();
+    let topic = dlq_topic(&target, &app.settings.kafka.group_id("inventory"));
+    const LETTERS: usize = 300;
+    produce_dead_letters(&app, &topic, &target, 0, LETTERS).await;
+
+    // Slowed down (10 s) so that the two overlap whichever starts sending first: taking the lock is decided
+    // within about 3 s of the join on Tansu.
+    let args = ["replay", topic.as_str(), "--rate", "30"];
+    let (first, second) = tokio::join!(dlq(&app, &args), dlq(&app, &args));
+    let runs = [first, second];
+    println!("{runs:#?}");
+    let proceeded: Vec<_> = runs.iter().filter(|(code, _, _)| *code == 0).collect();
+    let refused: Vec<_> = runs.iter().filter(|(code, _, _)| *code == 1).collect();
+    assert_eq!((proceeded.len(), refused.len()), (1, 1), "exactly one proceeds: {runs:#?}");
+    assert!(proceeded[0].1.contains(&format!("replayed {LETTERS} of {LETTERS}")), "{}", proceeded[0].1);
+    assert!(refused[0].1.is_empty(), "the refused run sent nothing: {}", refused[0].1);
+    assert!(refused[0].2.contains("another courier-dlq") && refused[0].2.contains(&topic), "{}", refused[0].2);
+    assert_eq!(replays_on(&app, &target, LETTERS).await, (LETTERS, LETTERS), "each dead letter sent once");
+    assert_eq!(app.orders_on_topic().await, LETTERS as i64, "no record sent twice");
+
+    // The lock went with the run that held it: the next one starts at once.
+    let (code, out, err) = dlq(&app, &["replay", &topic]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("replayed 0 of 0"), "{out}");
 }

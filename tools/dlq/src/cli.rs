@@ -16,6 +16,7 @@ use crate::blocking;
 use crate::error::DlqError;
 use crate::filter::Filter;
 use crate::inspect::{self, At};
+use crate::position::StartFrom;
 use crate::replay::{self, ReplayOptions, Source};
 use crate::{drain, list};
 
@@ -30,9 +31,11 @@ Examples:
   courier-dlq replay orders.created.payment.dlq --kind http_status --rate 50 --limit 1000
   courier-dlq drain orders.created.inventory.dlq --to inventory-letters.jsonl
   courier-dlq replay --from inventory-letters.jsonl
+  courier-dlq replay orders.created.payment.dlq --restore-position   # after the broker expired its position
 
 Exit codes: 0 ok; 1 failure (unknown topic, a filter that matches nothing, the cluster unreachable or refusing,
-a record not acknowledged); 2 usage (bad arguments or settings).
+a record not acknowledged, the position lost, another replay or drain of the topic running); 2 usage (bad
+arguments or settings).
 
 Settings: config/default.toml (built in), then --config FILE, then COURIER__<SECTION>__<KEY> environment
 variables, as for the services (kafka.bootstrap_servers, security, group_id_prefix).";
@@ -85,9 +88,9 @@ pub enum Command {
         /// The filters.
         #[command(flatten)]
         filter: Filter,
-        /// Start at the beginning of the topic, not at the tool's position.
-        #[arg(long)]
-        from_beginning: bool,
+        /// Where to start.
+        #[command(flatten)]
+        start: StartArgs,
     },
 }
 
@@ -98,7 +101,7 @@ pub struct ReplayArgs {
     /// The dead-letter topic (read from the tool's position, group courier-dlq-replay-<topic>).
     pub topic: Option<String>,
     /// Replay a file written by drain instead of a topic.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["topic", "from_beginning"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["topic", "from_beginning", "restore_position"])]
     pub from: Option<PathBuf>,
     /// The filters (dead letters left out are passed over: the position moves past them).
     #[command(flatten)]
@@ -115,9 +118,33 @@ pub struct ReplayArgs {
     /// Replay at most N dead letters (a rerun goes on after them).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Start at the beginning of the topic, not at the tool's position (replays again what was replayed).
-    #[arg(long)]
+    /// Where to start.
+    #[command(flatten)]
+    pub start: StartArgs,
+}
+
+/// Where `replay` and `drain` start on the topic.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct StartArgs {
+    /// Start at the oldest dead letter on the topic, not at the tool's position (sends again what was
+    /// replayed); also the way on when the position was lost.
+    #[arg(long, conflicts_with = "restore_position")]
     pub from_beginning: bool,
+    /// When the broker lost the tool's position (its committed offsets expired or were deleted), go on from
+    /// the position recorded in the ledger (topic courier-dlq.positions).
+    #[arg(long)]
+    pub restore_position: bool,
+}
+
+impl StartArgs {
+    /// Where to start.
+    pub fn start_from(self) -> StartFrom {
+        match (self.from_beginning, self.restore_position) {
+            (true, _) => StartFrom::Beginning,
+            (false, true) => StartFrom::Recorded,
+            (false, false) => StartFrom::Position,
+        }
+    }
 }
 
 /// Output formats.
@@ -214,15 +241,14 @@ async fn execute(
                 dry_run: args.dry_run,
                 rate: args.rate,
                 limit: args.limit,
-                from_beginning: args.from_beginning,
+                start: args.start.start_from(),
                 progress: interactive,
             };
             let summary = replay::replay(&settings, &source, &options, out).await?;
             replay::write_summary(out, &summary).map_err(output)
         }
-        Command::Drain { topic, to, filter, from_beginning } => {
-            let file = to.clone();
-            let summary = blocking(move || drain::drain(&kafka, &topic, &filter, from_beginning, &file)).await?;
+        Command::Drain { topic, to, filter, start } => {
+            let summary = drain::drain(&settings, &topic, &filter, start.start_from(), &to).await?;
             writeln!(out, "drained {} of {} dead letters read to {}", summary.drained, summary.read, to.display())
                 .map_err(output)
         }

@@ -13,13 +13,15 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use courier::kafka::headers::RawHeader;
-use courier::settings::KafkaSettings;
+use courier::settings::Settings;
 use serde::{Deserialize, Serialize};
 
+use crate::blocking;
 use crate::error::DlqError;
 use crate::filter::Filter;
 use crate::letter::{DeadLetter, RawRecord};
-use crate::position::Position;
+use crate::lock::{Lock, LockWatch};
+use crate::position::{Position, StartFrom};
 use crate::read::{DLQ_SUFFIX, Start, TopicReader};
 use crate::resume::{self, Marks};
 
@@ -155,26 +157,44 @@ pub struct DrainSummary {
 /// Dead letters written between two commits of the position.
 const BATCH: usize = 1000;
 
-/// Appends the dead letters of `topic` that pass `filter`, from the tool's position (or the beginning) to
-/// the end, to `to` (blocking). Every [`BATCH`] dead letters, and at the end, the file is synced and then the
-/// position moved past what was read. A rerun after an interruption passes over what the file holds already
-/// and what an interrupted replay sent ([`resume::look_back`]).
-pub fn drain(
-    kafka: &KafkaSettings,
+/// Appends the dead letters of `topic` that pass `filter`, from where `from` says (the tool's position, the
+/// beginning, the recorded position) to the end, to `to`. Every [`BATCH`] dead letters, and at the end, the
+/// file is synced and then the position moved past what was read. A rerun after an interruption passes over
+/// what the file holds already and what an interrupted replay sent ([`resume::look_back`]). The topic's lock
+/// ([`Lock`]) is held throughout: a replay or drain of it running already makes this one refuse to start.
+pub async fn drain(
+    settings: &Settings,
     topic: &str,
     filter: &Filter,
-    from_beginning: bool,
-    to: &PathBuf,
+    from: StartFrom,
+    to: &Path,
 ) -> Result<DrainSummary, DlqError> {
     if !topic.ends_with(DLQ_SUFFIX) {
         return Err(DlqError::NotDeadLetterTopic(topic.to_owned()));
     }
+    let (owned_settings, owned_topic) = (settings.clone(), topic.to_owned());
+    let lock = blocking(move || Lock::take(&owned_settings, &owned_topic)).await?;
+    let watch = lock.watch();
+    let (settings, topic, filter, to) = (settings.clone(), topic.to_owned(), filter.clone(), to.to_owned());
+    let summary = blocking(move || drain_locked(&settings, &topic, &filter, from, &to, &watch)).await;
+    drop(lock);
+    summary
+}
+
+/// [`drain`] once the lock is held (blocking), checking `lock` before each commit.
+fn drain_locked(
+    settings: &Settings,
+    topic: &str,
+    filter: &Filter,
+    from: StartFrom,
+    to: &PathBuf,
+    lock: &LockWatch,
+) -> Result<DrainSummary, DlqError> {
+    let kafka = &settings.kafka;
+    let from_beginning = from == StartFrom::Beginning;
     let reader = TopicReader::open(kafka, topic)?;
-    let position = Position::open(kafka, topic)?;
-    let start = match from_beginning {
-        true => Start::Beginning,
-        false => Start::At(position.committed(reader.watermarks.keys().copied())?),
-    };
+    let mut position = Position::open(settings, topic)?;
+    let start = Start::At(position.start(&reader.watermarks, from)?);
     // What an interrupted replay sent, per original topic the dead letters name ([`resume::look_back`]).
     let mut looked = HashSet::new();
     let mut sent = HashSet::new();
@@ -198,6 +218,7 @@ pub fn drain(
             Some(file) => file.sync_all().map_err(io)?,
             None => return Ok(()),
         }
+        lock.check()?;
         position.commit(next, &Marks::new())
     };
     reader.read(&start, |record| {
@@ -245,6 +266,7 @@ pub fn drain(
     }
     // Nothing written (an empty topic, or all in the file already): the position still moves past it.
     if file.is_none() && summary.read > 0 {
+        lock.check()?;
         position.commit(&next, &Marks::new())?;
     }
     sync_and_commit(&file, &next)?;

@@ -62,6 +62,68 @@ pub enum DlqError {
         /// What failed.
         source: std::io::Error,
     },
+    /// The position's committed offsets are gone (expired or deleted) while the ledger records it above the
+    /// oldest dead letters: starting at them would send again what was replayed.
+    #[error(
+        "the tool's position on {topic} was lost: group {group} has no committed offsets, but the ledger \
+         (topic courier-dlq.positions) records the position {recorded} (partition:next offset, written \
+         {written_at}). A broker deletes committed offsets after offsets.retention.minutes without a commit, \
+         and deleting the group does the same. Nothing was sent. Run again with --restore-position to go on \
+         from the recorded position, or with --from-beginning to start at the oldest dead letter still on the \
+         topic (sending again what was replayed)"
+    )]
+    PositionLost {
+        /// The dead-letter topic.
+        topic: String,
+        /// The position's group.
+        group: String,
+        /// The recorded position of the partitions that lost theirs (`partition:offset …`).
+        recorded: String,
+        /// When the ledger record was written (RFC 3339).
+        written_at: String,
+    },
+    /// The ledger cannot be used.
+    #[error("the position ledger: {0}")]
+    Ledger(String),
+    /// Another run holds the lock on the topic.
+    #[error(
+        "another courier-dlq replay or drain of {topic} is running (it holds the lock, group {group}{members}). \
+         Nothing was sent. Run again once it has finished; a run that was killed holds the lock \
+         until its session times out (kafka.session_timeout_ms, {session_timeout_ms} ms)"
+    )]
+    Locked {
+        /// The dead-letter topic.
+        topic: String,
+        /// The lock group.
+        group: String,
+        /// `; its members: client-id@host, …` as the broker lists them, or empty.
+        members: String,
+        /// The session timeout after which a killed run's hold lapses.
+        session_timeout_ms: u32,
+    },
+    /// The lock group did not decide in time.
+    #[error("could not take the lock on {topic} (group {group}) within {waited:?} (last client error: {last_error})")]
+    LockTimeout {
+        /// The dead-letter topic.
+        topic: String,
+        /// The lock group.
+        group: String,
+        /// How long the join was waited for.
+        waited: Duration,
+        /// What the group's client last reported.
+        last_error: String,
+    },
+    /// The run lost the lock while it ran.
+    #[error(
+        "lost the lock on {topic} (group {group}: this run's membership lapsed); stopped before sending or \
+         committing more. Run again to go on from the position"
+    )]
+    LockLost {
+        /// The dead-letter topic.
+        topic: String,
+        /// The lock group.
+        group: String,
+    },
     /// A line of a drained file is not a dead letter this tool wrote.
     #[error("{path}, line {line}: {reason}")]
     BadFile {

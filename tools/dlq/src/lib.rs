@@ -8,8 +8,11 @@
 //! * [`filter`]: which dead letters a command acts on (`--kind`, `--status`, `--consumer`, `--channel`,
 //!   `--since`, `--until`, `--event-id`, `--offset`).
 //! * [`read`]: reading a topic from a start position to its end, assign-only, committing nothing.
-//! * [`position`]: the tool's own consumer group on a dead-letter topic, so replays and drains resume.
+//! * [`position`]: the tool's own consumer group on a dead-letter topic, so replays and drains resume; a
+//!   position the broker expired is noticed, not taken for "never replayed".
+//! * [`ledger`]: the durable record of every position (a compacted topic), with which a lost one is noticed.
 //! * [`resume`]: the marks kept with the position, with which a rerun finds what an interrupted replay sent.
+//! * [`lock`]: one replay or drain of a topic at a time (membership of a consumer group as a lease).
 //! * [`list`], [`inspect`], [`replay`], [`drain`]: the four subcommands.
 //! * [`cli`]: the command line and its exit codes; [`error`]: what can go wrong.
 
@@ -18,8 +21,10 @@ pub mod drain;
 pub mod error;
 pub mod filter;
 pub mod inspect;
+pub mod ledger;
 pub mod letter;
 pub mod list;
+pub mod lock;
 pub mod position;
 pub mod read;
 pub mod replay;

@@ -17,6 +17,13 @@
 //!   batch that was cut short and pass over their dead letters: nothing is skipped, nothing is sent twice.
 //!   Dead letters the filter leaves out are passed over: the position moves past them too (replay them with
 //!   `--from-beginning` and a filter that selects them). A file (`--from`) has no position: it is sent whole.
+//! * **Never from a lost position.** When the broker expired the position (or its group was deleted) while
+//!   the ledger ([`crate::ledger`]) records one above the topic's oldest dead letters, the replay refuses to
+//!   start: `--restore-position` goes on from the recorded position, `--from-beginning` sends everything
+//!   again ([`crate::position`]).
+//! * **One at a time.** A replay of a topic (not a dry run) holds the topic's lock ([`crate::lock`]) from
+//!   before it reads the position to its end: a second replay or drain of the topic refuses to start, and a
+//!   replay that lost the lock stops before its next send or commit.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
@@ -38,7 +45,8 @@ use tokio::sync::mpsc;
 use crate::error::DlqError;
 use crate::filter::Filter;
 use crate::letter::{DeadLetter, RawRecord};
-use crate::position::Position;
+use crate::lock::{Lock, LockWatch};
+use crate::position::{Position, StartFrom};
 use crate::read::{DLQ_SUFFIX, Start, Starts, TopicReader};
 use crate::resume::{self, Marks, Sent};
 use crate::{blocking, drain};
@@ -92,8 +100,8 @@ pub struct ReplayOptions {
     pub rate: Option<f64>,
     /// Replay at most this many dead letters, then stop (a rerun goes on after them).
     pub limit: Option<usize>,
-    /// Start at the beginning of the topic rather than at the tool's position.
-    pub from_beginning: bool,
+    /// Where reading the topic starts: the tool's position, the beginning, or the position the ledger recorded.
+    pub start: StartFrom,
     /// Draw a progress bar (stdout is a terminal).
     pub progress: bool,
 }
@@ -195,7 +203,7 @@ struct Opened {
 
 /// Opens `source`: for a topic, reads the position and starts reading there (or at the beginning); for a
 /// file, starts reading it.
-async fn open(settings: &Settings, source: &Source, from_beginning: bool) -> Result<Opened, DlqError> {
+async fn open(settings: &Settings, source: &Source, from: StartFrom) -> Result<Opened, DlqError> {
     let (tx, records) = mpsc::channel(BATCH);
     let failed = tx.clone();
     let read = move |result: Result<(), DlqError>| {
@@ -219,13 +227,11 @@ async fn open(settings: &Settings, source: &Source, from_beginning: bool) -> Res
             Ok(none)
         }
         Source::Topic(topic) => {
-            let (kafka, topic) = (settings.kafka.clone(), topic.clone());
+            let (settings, topic) = (settings.clone(), topic.clone());
             let (reader, opened) = blocking(move || {
-                let reader = TopicReader::open(&kafka, &topic)?;
-                let position = Position::open(&kafka, &topic)?;
-                let committed = position.committed(reader.watermarks.keys().copied())?;
-                let start = |p: &i32, low: i64| committed.get(p).copied().filter(|_| !from_beginning).unwrap_or(low);
-                let next = reader.watermarks.iter().map(|(p, w)| (*p, start(p, w.low).max(w.low))).collect();
+                let reader = TopicReader::open(&settings.kafka, &topic)?;
+                let mut position = Position::open(&settings, &topic)?;
+                let next = position.start(&reader.watermarks, from)?;
                 let ends = reader.watermarks.iter().map(|(p, w)| (*p, w.high)).collect();
                 let position = Some(Arc::new(position));
                 let (marks, looked, sent) = (Marks::new(), HashSet::new(), Sent::new());
@@ -258,7 +264,7 @@ async fn next_batch(
             && opened.looked.insert(topic.clone())
         {
             let (kafka, position, topic) = (settings.kafka.clone(), Arc::clone(position), topic.clone());
-            let look = !options.from_beginning;
+            let look = options.start != StartFrom::Beginning;
             let (topic, marks, sent) =
                 blocking(move || resume::look_back(&kafka, &position, &topic, look).map(|(m, s)| (topic, m, s)))
                     .await?;
@@ -324,10 +330,18 @@ pub async fn replay(
     {
         return Err(DlqError::NotDeadLetterTopic(topic.clone()));
     }
-    let mut opened = open(settings, source, options.from_beginning).await?;
+    // One run at a time sends from a topic and moves its position; a dry run does neither.
+    let lock = match source {
+        Source::Topic(topic) if !options.dry_run => {
+            let (settings, topic) = (settings.clone(), topic.clone());
+            Some(blocking(move || Lock::take(&settings, &topic)).await?)
+        }
+        _ => None,
+    };
+    let mut opened = open(settings, source, options.start).await?;
     let mut sender = match options.dry_run {
         true => None,
-        false => Some(Sender::new(settings, &opened, options.rate)?),
+        false => Some(Sender::new(settings, &opened, options.rate, lock.as_ref().map(Lock::watch))?),
     };
     let bar = options.progress.then(|| progress_bar(&opened));
     let mut summary = ReplaySummary { dry_run: options.dry_run, ..ReplaySummary::default() };
@@ -415,11 +429,13 @@ struct Sender {
     started: tokio::time::Instant,
     /// Records sent so far (for the rate).
     sent: usize,
+    /// The lock on the topic (none for a file), checked before each send and commit.
+    lock: Option<LockWatch>,
 }
 
 impl Sender {
     /// A sender for `opened`.
-    fn new(settings: &Settings, opened: &Opened, rate: Option<f64>) -> Result<Self, DlqError> {
+    fn new(settings: &Settings, opened: &Opened, rate: Option<f64>, lock: Option<LockWatch>) -> Result<Self, DlqError> {
         let timeout = Duration::from_millis(settings.producer.publish_timeout_ms);
         let producer = kafka::producer_config(&settings.kafka, "dlq-replay", timeout)
             .create()
@@ -431,13 +447,20 @@ impl Sender {
             rate,
             started: tokio::time::Instant::now(),
             sent: 0,
+            lock,
         })
+    }
+
+    /// `Ok` while the lock is held (always for a file).
+    fn check(&self) -> Result<(), DlqError> {
+        self.lock.as_ref().map_or(Ok(()), LockWatch::check)
     }
 
     /// Before sending to a topic without marks, marks its partitions' ends and commits the marks with the
     /// position as it stands (`next`), so that a rerun knows where to look back from.
     async fn mark(&self, batch: &[Planned], next: &Starts, marks: &mut Marks) -> Result<(), DlqError> {
         let Some(position) = &self.position else { return Ok(()) };
+        self.check()?;
         let new: BTreeSet<String> = batch
             .iter()
             .filter(|p| p.action == Action::Replay)
@@ -473,6 +496,7 @@ impl Sender {
             if let Some(rate) = self.rate {
                 tokio::time::sleep_until(self.started + Duration::from_secs_f64(self.sent as f64 / rate)).await;
             }
+            self.check()?;
             let topic = letter.original_topic.as_deref().unwrap_or_default();
             let owned = replayed_headers(record, letter);
             let mut out_record: FutureRecord<'_, [u8], [u8]> =
@@ -511,6 +535,7 @@ impl Sender {
     /// Moves the position to `next`, with `marks`.
     async fn commit(&self, next: &Starts, marks: &Marks) -> Result<(), DlqError> {
         let Some(position) = &self.position else { return Ok(()) };
+        self.check()?;
         let (position, next, marks) = (Arc::clone(position), next.clone(), marks.clone());
         blocking(move || position.commit(&next, &marks)).await
     }
@@ -601,7 +626,7 @@ mod tests {
             dry_run: false,
             rate: None,
             limit,
-            from_beginning: false,
+            start: StartFrom::Position,
             progress: false,
         }
     }
