@@ -55,13 +55,23 @@ pub async fn start(binary: &'static str, about: &'static str) -> Result<Settings
     std::panic::set_hook(Box::new(tracing_panic::panic_hook));
     telemetry::metrics::install(binary);
     tracing::info!(binary, version = env!("CARGO_PKG_VERSION"), "starting");
+    if settings.kafka.tls.insecure_skip_verify {
+        tracing::warn!("{INSECURE}");
+    }
     Ok(settings)
 }
+
+/// What every binary says at start-up (and `--check` prints) while `kafka.tls.insecure_skip_verify` is on.
+const INSECURE: &str = "kafka.tls.insecure_skip_verify is on: the brokers' certificates and host names are not \
+verified, so anyone on the network path can pose as the Kafka cluster";
 
 /// `--check`: prints the effective settings (secrets redacted) and whether the cluster lets us in.
 async fn check(binary: &str, settings: &Settings) -> ExitCode {
     println!("{binary} {}: the settings are valid. Effective settings (secrets redacted):", env!("CARGO_PKG_VERSION"));
     println!("{settings:#?}");
+    if settings.kafka.tls.insecure_skip_verify {
+        println!("warning: {INSECURE}");
+    }
     let kafka = &settings.kafka;
     println!(
         "connecting to {} ({}{})…",

@@ -1,4 +1,5 @@
-//! Kafka client set-up: the rdkafka configuration built from [`KafkaSettings`], and topic administration.
+//! Kafka client set-up: the rdkafka configuration built from [`KafkaSettings`], and topic administration
+//! (creating topics, and naming those that do not exist).
 //!
 //! [`headers`] reads and writes record headers byte for byte (rdkafka's safe API panics on a key that is not
 //! UTF-8); [`security`] holds the security settings (TLS, SASL, further librdkafka properties) and applies them
@@ -9,13 +10,16 @@ pub mod connectivity;
 pub mod headers;
 pub mod security;
 
+use std::fmt;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
 
 use crate::settings::{KafkaSettings, TopicSettings};
 
@@ -112,6 +116,58 @@ pub async fn ensure_topics(kafka: &KafkaSettings, topics: &TopicSettings, names:
         }
     }
     Ok(())
+}
+
+/// A topic a client cannot use: it does not exist, or the cluster answers for it with an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableTopic {
+    /// The topic's name.
+    pub name: String,
+    /// Why, in words: `does not exist`, or the cluster's error for it (e.g. an authorization failure).
+    pub reason: String,
+}
+
+impl fmt::Display for UnusableTopic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.reason)
+    }
+}
+
+/// Which of `names` cannot be used, asked with a client of its own: one metadata request per topic, each
+/// waiting up to `timeout`. An error when the cluster does not answer.
+pub async fn unusable_topics(
+    kafka: &KafkaSettings,
+    names: &[String],
+    timeout: Duration,
+) -> Result<Vec<UnusableTopic>, KafkaError> {
+    // A consumer's metadata requests never create a topic (`allow.auto.create.topics` is off for consumers).
+    let client: BaseConsumer = base_config(kafka, "topic-check").create()?;
+    let names = names.to_vec();
+    tokio::task::spawn_blocking(move || unusable_topics_with(client.client(), &names, timeout))
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+}
+
+/// [`unusable_topics`] with the caller's client; blocks.
+pub fn unusable_topics_with<C: ClientContext>(
+    client: &Client<C>,
+    names: &[String],
+    timeout: Duration,
+) -> Result<Vec<UnusableTopic>, KafkaError> {
+    let mut unusable = Vec::new();
+    for name in names {
+        let metadata = client.fetch_metadata(Some(name), Timeout::After(timeout))?;
+        let topic = metadata.topics().iter().find(|topic| topic.name() == name);
+        let reason = match topic.map(|topic| (topic.error().map(RDKafkaErrorCode::from), topic.partitions().len())) {
+            None
+            | Some((Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic), _))
+            | Some((None, 0)) => "does not exist".to_owned(),
+            Some((Some(code), _)) => code.to_string(),
+            Some((None, _)) => continue,
+        };
+        unusable.push(UnusableTopic { name: name.clone(), reason });
+    }
+    Ok(unusable)
 }
 
 #[cfg(test)]

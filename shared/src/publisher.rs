@@ -217,19 +217,20 @@ impl Publisher {
         }
     }
 
-    /// Whether the broker answers a metadata request for the topic within `timeout`.
-    pub async fn broker_reachable(&self, timeout: Duration) -> Result<(), KafkaError> {
+    /// Which of the topics it publishes to, its own and `others`, cannot be used (they do not exist, or the
+    /// cluster refuses them), asked over the producer's own connections; an error when no broker answers
+    /// within `timeout`.
+    pub async fn unusable_topics(
+        &self,
+        others: &[&str],
+        timeout: Duration,
+    ) -> Result<Vec<crate::kafka::UnusableTopic>, KafkaError> {
         let producer = self.producer();
-        let topic = self.topic.clone();
-        tokio::task::spawn_blocking(move || {
-            let metadata = producer.client().fetch_metadata(Some(&topic), Timeout::After(timeout))?;
-            match metadata.topics().first().and_then(|t| t.error()) {
-                Some(code) => Err(KafkaError::MetadataFetch(code.into())),
-                None => Ok(()),
-            }
-        })
-        .await
-        .unwrap_or(Err(KafkaError::Canceled))
+        let mut topics = vec![self.topic.to_string()];
+        topics.extend(others.iter().filter(|topic| **topic != &*self.topic).map(|topic| (*topic).to_owned()));
+        tokio::task::spawn_blocking(move || crate::kafka::unusable_topics_with(producer.client(), &topics, timeout))
+            .await
+            .unwrap_or(Err(KafkaError::Canceled))
     }
 
     /// Waits up to the publish timeout for records still queued (on shutdown).

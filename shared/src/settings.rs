@@ -142,8 +142,9 @@ pub struct ProducerSettings {
     pub max_concurrent_requests: usize,
     /// Most client connections open at once; more wait in the listen backlog until one ends.
     pub max_connections: usize,
-    /// API keys that may post orders (several at once, for rotation); empty: no authentication. Secrets.
-    #[serde(default)]
+    /// API keys that may post orders (several at once, for rotation); empty: no authentication. Secrets. An
+    /// array, or (as the environment gives it) one comma-separated string.
+    #[serde(default, deserialize_with = "secret_list")]
     pub api_keys: Vec<SecretString>,
     /// On SIGTERM/SIGINT, how long requests in flight may take to finish before the server stops anyway.
     pub shutdown_timeout_ms: u64,
@@ -465,15 +466,11 @@ impl Settings {
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).required(true));
         }
-        builder = builder.add_source(
-            Environment::with_prefix("COURIER")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("producer.api_keys")
-                .source(env),
-        );
+        // Every value from the environment stays the text it was given (`0123`, `1e3` and `true` stay as they
+        // are: no `try_parsing`) until the setting's type reads it: numbers and booleans parse then, and lists
+        // take a comma-separated string (`routing::list`, `secret_list`).
+        builder =
+            builder.add_source(Environment::with_prefix("COURIER").prefix_separator("__").separator("__").source(env));
         let layered = with_api_defaults(builder.build()?)?;
         let settings: Settings = layered.try_deserialize()?;
         settings.validate()?;
@@ -540,7 +537,11 @@ impl Settings {
         )?;
         check(p.max_body_bytes > 0, "producer.max_body_bytes", "must be positive")?;
         check(p.header_read_timeout_ms > 0, "producer.header_read_timeout_ms", "must be positive")?;
-        check(p.max_concurrent_requests >= 1, "producer.max_concurrent_requests", "must be at least 1")?;
+        check(
+            (1..=MAX_CONCURRENCY).contains(&p.max_concurrent_requests),
+            "producer.max_concurrent_requests",
+            &format!("must be between 1 and {MAX_CONCURRENCY}"),
+        )?;
         check(
             (1..=MAX_CONNECTIONS).contains(&p.max_connections),
             "producer.max_connections",
@@ -558,11 +559,25 @@ impl Settings {
             )?;
         }
         check(p.idempotency_capacity > 0, "producer.idempotency_capacity", "must be positive")?;
+        check(
+            (1..=MAX_IDEMPOTENCY_TTL_SECS).contains(&p.idempotency_ttl_secs),
+            "producer.idempotency_ttl_secs",
+            &format!(
+                "must be between 1 and {MAX_IDEMPOTENCY_TTL_SECS} (a week): 0 would remember no Idempotency-Key, so \
+                 a retried request would publish again"
+            ),
+        )?;
         routing::check_events(&p.events)?;
         routing::check_forward(&self.forward)?;
 
         let c = &self.consumer;
         check(c.max_in_flight >= 1, "consumer.max_in_flight", "must be at least 1 (0 would deliver nothing)")?;
+        check(
+            c.max_in_flight <= MAX_CONCURRENCY,
+            "consumer.max_in_flight",
+            &format!("must be at most {MAX_CONCURRENCY}"),
+        )?;
+        routing::check_batches(&self.forward, c.max_in_flight)?;
         check(c.max_buffered_per_partition >= 1, "consumer.max_buffered_per_partition", "must be at least 1")?;
         check(
             c.max_buffered_total >= c.max_buffered_per_partition,
@@ -644,7 +659,11 @@ impl Settings {
                 "a client certificate needs both tls_certificate_location and tls_key_location",
             )?;
             check(api.connect_timeout_ms > 0, &format!("apis.{name}.connect_timeout_ms"), "must be positive")?;
-            check(api.max_in_flight >= 1, &format!("apis.{name}.max_in_flight"), "must be at least 1")?;
+            check(
+                (1..=MAX_CONCURRENCY).contains(&api.max_in_flight),
+                &format!("apis.{name}.max_in_flight"),
+                &format!("must be between 1 and {MAX_CONCURRENCY}"),
+            )?;
             check(api.request_timeout_ms > 0, &format!("apis.{name}.request_timeout_ms"), "must be positive")?;
             for (key, ms) in [
                 ("connect_timeout_ms", api.connect_timeout_ms),
@@ -689,6 +708,16 @@ impl Settings {
 /// near `u64::MAX` would overflow the clock arithmetic of timers.
 const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
 
+/// The most calls or requests in flight any concurrency setting allows (`consumer.max_in_flight`,
+/// `apis.<name>.max_in_flight`, `producer.max_concurrent_requests`). Each holds a connection (HTTP/1.1): more
+/// than a process has file descriptors, or a host ephemeral ports towards one address, cannot work, and values
+/// near `usize::MAX` would panic in the semaphores that enforce them.
+const MAX_CONCURRENCY: usize = 65_536;
+
+/// The longest `producer.idempotency_ttl_secs`: a week. The cache that remembers the keys panics on lifetimes
+/// beyond 1,000 years.
+const MAX_IDEMPOTENCY_TTL_SECS: u64 = MAX_DURATION_MS / 1000;
+
 /// The longest drain a container stop allows for (Kubernetes' default grace period is 30 s; the final
 /// commit and leaving the group follow the drain).
 const MAX_STOP_MS: u64 = 25_000;
@@ -698,6 +727,11 @@ const MAX_CONNECTIONS: usize = 1 << 20;
 
 fn check_duration(setting: &str, ms: u64) -> Result<(), SettingsError> {
     check(ms <= MAX_DURATION_MS, setting, &format!("must be at most {MAX_DURATION_MS} ms (a week)"))
+}
+
+/// A list of secrets given as an array, or as one comma-separated string (as the environment gives it).
+fn secret_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
+    Ok(routing::list(deserializer)?.into_iter().map(SecretString::from).collect())
 }
 
 fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> SettingsError {
@@ -839,6 +873,154 @@ mod tests {
         assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
         assert_eq!(config.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
         assert_eq!(config.get("client.rack"), Some("use1-az1"));
+    }
+
+    #[test]
+    fn environment_strings_arrive_byte_for_byte() {
+        use secrecy::ExposeSecret;
+        let exposed = |secret: &Option<SecretString>| secret.as_ref().map(|s| s.expose_secret().to_owned());
+        for value in ["0123", "1e3", "true", "00", "-0", "1_000", "0x10", " 7 "] {
+            let s = Settings::load_with_env(
+                None,
+                env(&[
+                    ("COURIER__KAFKA__CLIENT_ID", value),
+                    ("COURIER__KAFKA__GROUP_ID_PREFIX", value),
+                    ("COURIER__KAFKA__SECURITY_PROTOCOL", "sasl_plaintext"),
+                    ("COURIER__KAFKA__SASL__MECHANISM", "SCRAM-SHA-512"),
+                    ("COURIER__KAFKA__SASL__USERNAME", value),
+                    ("COURIER__KAFKA__SASL__PASSWORD", value),
+                    ("COURIER__KAFKA__PROPERTIES__CLIENT_RACK", value),
+                    ("COURIER__APIS__PAYMENT__TOKEN", value),
+                    ("COURIER__APIS__SHIPPING__AUTH", "oauth2"),
+                    ("COURIER__APIS__SHIPPING__OAUTH2_TOKEN_URL", "https://auth.example.com/token"),
+                    ("COURIER__APIS__SHIPPING__OAUTH2_CLIENT_ID", value),
+                    ("COURIER__APIS__SHIPPING__OAUTH2_CLIENT_SECRET", value),
+                    ("COURIER__PRODUCER__API_KEYS", "00001234567890123456"),
+                ]),
+            )
+            .unwrap_or_else(|e| panic!("{value:?}: {e}"));
+            assert_eq!(s.kafka.client_id, value, "kafka.client_id");
+            assert_eq!(s.kafka.group_id_prefix, value, "kafka.group_id_prefix");
+            assert_eq!(s.kafka.sasl.username, value, "kafka.sasl.username");
+            assert_eq!(exposed(&s.kafka.sasl.password).as_deref(), Some(value), "kafka.sasl.password");
+            let rack: Vec<(String, String)> = s.kafka.properties.iter().map(|(k, v)| (k, v.to_owned())).collect();
+            assert_eq!(rack, [("client.rack".to_owned(), value.to_owned())], "kafka.properties.client.rack");
+            let payment = s.apis.get("payment").expect("payment");
+            assert_eq!(exposed(&payment.token).as_deref(), Some(value), "apis.payment.token");
+            let shipping = s.apis.get("shipping").expect("shipping");
+            assert_eq!(shipping.oauth2_client_id, value, "apis.shipping.oauth2_client_id");
+            assert_eq!(exposed(&shipping.oauth2_client_secret).as_deref(), Some(value), "its secret");
+            let keys: Vec<String> = s.producer.api_keys.iter().map(|k| k.expose_secret().to_owned()).collect();
+            assert_eq!(keys, ["00001234567890123456"], "producer.api_keys");
+        }
+    }
+
+    #[test]
+    fn numbers_booleans_and_lists_still_come_from_the_environment() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("COURIER__CONSUMER__MAX_IN_FLIGHT", "064"),
+                ("COURIER__KAFKA__SESSION_TIMEOUT_MS", "6000"),
+                ("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "1500"),
+                ("COURIER__TOPICS__PARTITIONS", "3"),
+                ("COURIER__TOPICS__CREATE", "false"),
+                ("COURIER__DLQ__ENABLED", "FALSE"),
+                ("COURIER__APIS__DEFAULTS__MAX_IN_FLIGHT", "32"),
+                ("COURIER__APIS__PAYMENT__ADAPTIVE_CONCURRENCY", "false"),
+                ("COURIER__APIS__PAYMENT__BREAKER_FAILURE_RATE_PERCENT", "25"),
+                ("COURIER__TELEMETRY__LOG_FORMAT", "pretty"),
+                ("COURIER__PRODUCER__API_KEYS", "first-key-0123456789,second-key-0123456789"),
+                ("COURIER__FORWARD__ROUTES__CRM__TOPICS", "users.registered,users.updated"),
+                ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "20"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.consumer.max_in_flight, 64);
+        assert_eq!(s.kafka.session_timeout_ms, 6000);
+        assert_eq!((s.topics.partitions, s.topics.create, s.dlq.enabled), (3, false, false));
+        let payment = s.apis.get("payment").expect("payment");
+        assert_eq!((payment.max_in_flight, payment.adaptive_concurrency), (32, false));
+        assert_eq!(payment.breaker_failure_rate_percent, 25);
+        assert_eq!(s.apis.get("inventory").expect("inventory").max_in_flight, 32, "[apis.defaults] from the env");
+        assert_eq!(s.telemetry.log_format, LogFormat::Pretty);
+        use secrecy::ExposeSecret;
+        let keys: Vec<&str> = s.producer.api_keys.iter().map(|k| k.expose_secret()).collect();
+        assert_eq!(keys, ["first-key-0123456789", "second-key-0123456789"]);
+        assert_eq!(s.forward.routes["crm"].topics, ["users.registered", "users.updated"]);
+        assert_eq!(s.forward.routes["crm"].batch_max_events, 20);
+    }
+
+    #[test]
+    fn values_that_would_panic_or_never_work_name_the_setting() {
+        let route = |batch: &'static str, in_flight: &'static str| {
+            vec![
+                ("COURIER__FORWARD__ROUTES__CRM__TOPICS", "users.registered"),
+                ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", batch),
+                ("COURIER__CONSUMER__MAX_IN_FLIGHT", in_flight),
+            ]
+        };
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![("COURIER__PRODUCER__IDEMPOTENCY_TTL_SECS", "0")], "producer.idempotency_ttl_secs"),
+            (
+                vec![("COURIER__PRODUCER__IDEMPOTENCY_TTL_SECS", "18446744073709551615")],
+                "producer.idempotency_ttl_secs",
+            ),
+            (vec![("COURIER__PRODUCER__IDEMPOTENCY_TTL_SECS", "2592000")], "producer.idempotency_ttl_secs"),
+            (vec![("COURIER__CONSUMER__MAX_IN_FLIGHT", "2305843009213693952")], "consumer.max_in_flight"),
+            (vec![("COURIER__CONSUMER__MAX_IN_FLIGHT", "100000")], "consumer.max_in_flight"),
+            (
+                vec![("COURIER__PRODUCER__MAX_CONCURRENT_REQUESTS", "18446744073709551615")],
+                "producer.max_concurrent_requests",
+            ),
+            (vec![("COURIER__PRODUCER__MAX_CONCURRENT_REQUESTS", "100000")], "producer.max_concurrent_requests"),
+            (vec![("COURIER__APIS__PAYMENT__MAX_IN_FLIGHT", "2305843009213693952")], "apis.payment.max_in_flight"),
+            (vec![("COURIER__APIS__DEFAULTS__MAX_IN_FLIGHT", "100000")], "max_in_flight"),
+            (route("100", "50"), "forward.routes.crm.batch_max_events"),
+            (vec![("COURIER__KAFKA__PROPERTIES__DELIVERY_TIMEOUT_MS", "1000")], "kafka.properties.delivery.timeout.ms"),
+            (
+                vec![("COURIER__KAFKA__PROPERTIES__ENABLE_SSL_CERTIFICATE_VERIFICATION", "false")],
+                "kafka.properties.enable.ssl.certificate.verification",
+            ),
+            (
+                vec![("COURIER__KAFKA__PROPERTIES__SSL_ENDPOINT_IDENTIFICATION_ALGORITHM", "none")],
+                "kafka.properties.ssl.endpoint.identification.algorithm",
+            ),
+        ];
+        let mut accepted = Vec::new();
+        for (pairs, setting) in cases {
+            match Settings::load_with_env(None, env(&pairs)) {
+                Err(err) if err.to_string().contains(setting) => {}
+                other => accepted.push(format!("{pairs:?} → {:?}, not an error naming {setting}", other.map(|_| ()))),
+            }
+        }
+        assert!(accepted.is_empty(), "{accepted:#?}");
+        assert!(Settings::load_with_env(None, env(&route("50", "50"))).is_ok(), "a batch of max_in_flight fills");
+        for (key, value) in [
+            ("COURIER__PRODUCER__IDEMPOTENCY_TTL_SECS", "604800"),
+            ("COURIER__CONSUMER__MAX_IN_FLIGHT", "65536"),
+            ("COURIER__PRODUCER__MAX_CONCURRENT_REQUESTS", "65536"),
+            ("COURIER__KAFKA__PROPERTIES__SSL_ENDPOINT_IDENTIFICATION_ALGORITHM", "https"),
+        ] {
+            assert!(Settings::load_with_env(None, env(&[(key, value)])).is_ok(), "{key}={value} is within bounds");
+        }
+    }
+
+    #[test]
+    fn insecure_skip_verify_turns_the_verification_off_explicitly() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[("COURIER__KAFKA__SECURITY_PROTOCOL", "ssl"), ("COURIER__KAFKA__TLS__INSECURE_SKIP_VERIFY", "true")]),
+        )
+        .expect("valid");
+        assert!(s.kafka.tls.insecure_skip_verify);
+        let config = crate::kafka::base_config(&s.kafka, "test");
+        assert_eq!(config.get("enable.ssl.certificate.verification"), Some("false"));
+        assert_eq!(config.get("ssl.endpoint.identification.algorithm"), Some("none"));
+        let verified = Settings::load_with_env(None, env(&[("COURIER__KAFKA__SECURITY_PROTOCOL", "ssl")])).expect("ok");
+        assert!(!verified.kafka.tls.insecure_skip_verify, "verified by default");
+        let config = crate::kafka::base_config(&verified.kafka, "test");
+        assert_eq!(config.get("enable.ssl.certificate.verification"), None);
     }
 
     #[test]

@@ -13,11 +13,24 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "alive"}))
 }
 
-/// 200 when the broker answered a metadata request for the orders topic, 503 otherwise, with why: the broker
-/// is unreachable, or it refuses the login or the TLS connection (`reason`).
+/// 200 when the broker answered a metadata request for each topic the API publishes to (`orders.created` and
+/// the topics of `[producer.events]`) and every one exists; 503 otherwise, with why: topics that do not exist
+/// (`missing_topics`, e.g. on a cluster where courier does not create them), a broker that is unreachable, or
+/// one that refuses the login or the TLS connection (`reason`).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.publisher.broker_reachable(state.readiness_timeout).await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "broker": "reachable"}))),
+    let event_topics = state.events.topics();
+    match state.publisher.unusable_topics(&event_topics, state.readiness_timeout).await {
+        Ok(unusable) if unusable.is_empty() => {
+            (StatusCode::OK, Json(json!({"status": "ready", "broker": "reachable"})))
+        }
+        Ok(unusable) => {
+            let names: Vec<&str> = unusable.iter().map(|topic| topic.name.as_str()).collect();
+            let list: Vec<String> = unusable.iter().map(ToString::to_string).collect();
+            let reason = format!("topics the API publishes to cannot be used: {}", list.join(", "));
+            tracing::warn!(topics = ?names, %reason, "readiness check: topics missing");
+            let body = json!({"status": "not ready", "broker": "reachable", "missing_topics": names, "reason": reason});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+        }
         Err(error) => {
             // With a login or TLS, a fresh connection tells a refused login or a TLS failure from a broker that is
             // down.

@@ -4,7 +4,8 @@
 //! to, its failure route, a handler built by hand, such as a `forward` route whose name comes from settings).
 //!
 //! A run serves `/healthz`, `/readyz` and `/metrics` on `consumer.health_listen`, waits for the cluster,
-//! creates the topics, and then one thread polls Kafka and feeds the dispatcher while event tasks run on the
+//! creates the topics (or, with `topics.create = false`, waits until every topic it reads and writes, dead-letter
+//! topics included, exists), and then one thread polls Kafka and feeds the dispatcher while event tasks run on the
 //! tokio runtime:
 //!
 //! * `runtime`: the wiring of one consumer's parts (worker, dispatcher, rdkafka consumer, poll thread);
@@ -22,7 +23,7 @@ use super::dlq::DeadLetterRoute;
 use super::failure::{FailureRoute, LogFailureRoute};
 use super::handler::{Handler, Incoming, Outcome, each_on_its_own};
 pub use super::poll_loop::RECOMMIT_EVERY;
-use super::runtime::{consume, ensure_topics, report_readiness, wait_for_cluster};
+use super::runtime::{consume, ensure_topics, report_readiness, wait_for_cluster, wait_for_topics};
 use crate::health::{self, Health};
 use crate::settings::Settings;
 use crate::telemetry::metrics;
@@ -226,6 +227,10 @@ impl<'s, R: FailureRoute> Runner<'s, R> {
                 return Ok(());
             }
             ensure_topics(settings, &spec).await?;
+            let dead_letters = route.is_none() && settings.dlq.enabled;
+            if !wait_for_topics(settings, &spec, dead_letters, &health, &shutdown).await {
+                return Ok(());
+            }
             match route {
                 Some(route) => consume(settings, &spec, handler, route, &health, shutdown).await,
                 None if settings.dlq.enabled => {

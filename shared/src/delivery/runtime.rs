@@ -1,6 +1,7 @@
 //! The wiring of one consumer's parts: the worker (retries, breaker waits, failure route), the dispatcher
 //! (key order, bounded memory), the rdkafka consumer with its context, and the poll thread; and what a run
-//! does before it: wait for the cluster, create the topics.
+//! does before it: wait for the cluster, create the topics (or, where courier does not create them, wait until
+//! they exist).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch::Batches;
 use super::consumer::{ConsumerSpec, RunError};
 use super::dispatcher::{Dispatcher, Limits};
+use super::dlq::dlq_topic;
 use super::dlq_guard::DlqGuard;
 use super::failure::FailureRoute;
 use super::handler::Handler;
@@ -82,6 +84,63 @@ pub(super) async fn ensure_topics(settings: &Settings, spec: &ConsumerSpec) -> R
     }
     Ok(())
 }
+
+/// With `topics.create = false`, waits until every topic `spec` reads or publishes to exists, and its
+/// dead-letter topics when `dead_letters`, checking every few seconds; until then the consumer is not ready and
+/// names the missing topics (on `/readyz` and in an error log), rather than meet one at its first dead letter
+/// and stall that partition. False when `shutdown` came first.
+pub(super) async fn wait_for_topics(
+    settings: &Settings,
+    spec: &ConsumerSpec,
+    dead_letters: bool,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> bool {
+    if settings.topics.create {
+        // Created at start-up instead (`ensure_topics`, and the dead-letter route's own).
+        return true;
+    }
+    let mut names: Vec<String> = Vec::new();
+    let dlq_topics = spec.topics.iter().filter(|_| dead_letters).map(|topic| dlq_topic(topic, &spec.group));
+    for name in spec.topics.iter().chain(&spec.publishes).cloned().chain(dlq_topics) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let component = format!("{TOPICS}:{}", spec.group);
+    let mut reported: Option<String> = None;
+    loop {
+        let problem = match kafka::unusable_topics(&settings.kafka, &names, CLUSTER_CHECK_TIMEOUT).await {
+            Ok(unusable) if unusable.is_empty() => {
+                if reported.is_some() {
+                    tracing::info!(group = %spec.group, "every topic exists: starting");
+                    health.clear(&component);
+                }
+                return true;
+            }
+            Ok(unusable) => {
+                let list: Vec<String> = unusable.iter().map(ToString::to_string).collect();
+                format!(
+                    "topics it reads or writes cannot be used: {} (topics.create is false: create them on the cluster)",
+                    list.join(", ")
+                )
+            }
+            Err(error) => format!("cannot check that its topics exist: {error}"),
+        };
+        if reported.as_deref() != Some(problem.as_str()) {
+            tracing::error!(group = %spec.group, %problem, "not ready, checking again every few seconds");
+            health.set_problem(&component, problem.clone());
+            reported = Some(problem);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(CLUSTER_RETRY) => {}
+        }
+    }
+}
+
+/// The readiness component under which a consumer names its missing topics: `topics:<group>`.
+const TOPICS: &str = "topics";
 
 /// Runs the consumer over topics that exist already.
 pub(super) async fn consume<H: Handler, R: FailureRoute>(

@@ -3,7 +3,8 @@
 //! (`[kafka.properties]`), their checks at start-up, and how they are applied to every client.
 //!
 //! Properties that courier's guarantees rest on (auto-commit, idempotence, acks, …) are refused with the
-//! reason, and so are those a typed setting owns (the typed setting is named instead). Secrets (the SASL
+//! reason, and so are those a typed setting owns (the typed setting is named instead) and those that turn off
+//! the verification of the brokers' certificates (only `kafka.tls.insecure_skip_verify` does, knowingly). Secrets (the SASL
 //! password, the key password, and any property whose name says it is one) never print.
 
 use std::collections::BTreeMap;
@@ -41,6 +42,11 @@ pub struct TlsSettings {
     /// Password of an encrypted private key. A secret: never printed or logged.
     #[serde(default)]
     pub key_password: Option<SecretString>,
+    /// Whether clients skip verifying the brokers' certificates and host names (librdkafka's
+    /// `enable.ssl.certificate.verification=false` and `ssl.endpoint.identification.algorithm=none`, which
+    /// `[kafka.properties]` may not set). Off by default; on, every binary logs a warning at start-up.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 /// `[kafka.properties]`: further librdkafka properties given to every client (producers, consumers,
@@ -84,10 +90,15 @@ fn is_sensitive(name: &str) -> bool {
     ["password", "secret", "token", "key.pem", "jaas", "credentials"].iter().any(|word| name.contains(word))
 }
 
-/// Properties courier's guarantees rest on, with the reason; `[kafka.properties]` may not set them.
-const GUARDED: [(&str, &str); 7] = [
+/// Properties courier's guarantees rest on, with the reason; `[kafka.properties]` may not set them (nor the
+/// aliases librdkafka documents for them).
+const GUARDED: [(&str, &str); 9] = [
     (
         "enable.auto.commit",
+        "courier commits an offset only after its event was handled; auto-commit would commit events before they reach the API",
+    ),
+    (
+        "auto.commit.enable",
         "courier commits an offset only after its event was handled; auto-commit would commit events before they reach the API",
     ),
     ("enable.auto.offset.store", "courier stores an offset only after its event was handled"),
@@ -105,10 +116,14 @@ const GUARDED: [(&str, &str); 7] = [
         "partitioner",
         "courier partitions keys as the Java client does (murmur2_random), so per-key order holds with Java producers",
     ),
+    (
+        "transactional.id",
+        "courier's producers are idempotent, not transactional: with a transactional id every send fails outside a transaction",
+    ),
 ];
 
 /// Properties a typed setting owns, with that setting.
-const OWNED: [(&str, &str); 21] = [
+const OWNED: [(&str, &str); 22] = [
     ("bootstrap.servers", "kafka.bootstrap_servers"),
     ("metadata.broker.list", "kafka.bootstrap_servers"),
     ("client.id", "kafka.client_id"),
@@ -130,7 +145,22 @@ const OWNED: [(&str, &str); 21] = [
     ("partition.assignment.strategy", "kafka.partition_assignment_strategy"),
     ("auto.offset.reset", "kafka.auto_offset_reset"),
     ("message.timeout.ms", "producer.publish_timeout_ms (and the dead-letter publish timeout)"),
+    ("delivery.timeout.ms", "producer.publish_timeout_ms (and the dead-letter publish timeout)"),
 ];
+
+/// The properties that verify the brokers' TLS certificates; only `kafka.tls.insecure_skip_verify` turns
+/// them off.
+const VERIFICATION: [&str; 2] = ["enable.ssl.certificate.verification", "ssl.endpoint.identification.algorithm"];
+
+/// Whether `value` of verification property `name` keeps the verification on (librdkafka reads `true`, `t`
+/// and `1`, in any case, as true; the host name is checked with `https`).
+fn verifies(name: &str, value: &str) -> bool {
+    let value = value.trim().to_ascii_lowercase();
+    match name {
+        "enable.ssl.certificate.verification" => ["true", "t", "1"].contains(&value.as_str()),
+        _ => value == "https",
+    }
+}
 
 /// The security protocols, as `kafka.security_protocol` spells them.
 const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
@@ -202,7 +232,7 @@ impl Security<'_> {
         ];
         let key_password = tls.key_password.as_ref().is_some_and(|p| !p.expose_secret().is_empty());
         if !self.uses_tls() {
-            if files.iter().any(|(_, path)| !path.is_empty()) || key_password {
+            if files.iter().any(|(_, path)| !path.is_empty()) || key_password || tls.insecure_skip_verify {
                 return fail(
                     "kafka.tls",
                     format!("is set but kafka.security_protocol is {}: use ssl or sasl_ssl", self.protocol),
@@ -223,13 +253,26 @@ impl Security<'_> {
                 }
             }
         }
-        for (name, _) in self.properties.iter() {
+        for (name, value) in self.properties.iter() {
             let setting = format!("kafka.properties.{name}");
             if let Some((_, why)) = GUARDED.iter().find(|(guarded, _)| *guarded == name) {
                 return fail(&setting, format!("cannot be changed: {why}"));
             }
             if let Some((_, typed)) = OWNED.iter().find(|(owned, _)| *owned == name) {
                 return fail(&setting, format!("is set by {typed}: use that setting"));
+            }
+            if VERIFICATION.contains(&name.as_str()) {
+                if self.tls.insecure_skip_verify {
+                    return fail(&setting, "is set by kafka.tls.insecure_skip_verify: leave it out".to_owned());
+                }
+                if !verifies(&name, value) {
+                    return fail(
+                        &setting,
+                        "turns off the verification of the brokers' certificates: set \
+                         kafka.tls.insecure_skip_verify = true to do so knowingly (it logs a warning at start-up)"
+                            .to_owned(),
+                    );
+                }
             }
         }
         // librdkafka itself knows every property and its values: ask it, so a typo stops the start-up.
@@ -245,7 +288,8 @@ impl Security<'_> {
         Ok(())
     }
 
-    /// Sets the protocol, the SASL login, the certificates and the further properties on `config`.
+    /// Sets the protocol, the SASL login, the certificates and the further properties on `config` (and, with
+    /// `kafka.tls.insecure_skip_verify`, turns off the verification of the brokers' certificates).
     pub fn apply(&self, config: &mut ClientConfig) {
         config.set("security.protocol", self.protocol);
         if self.uses_sasl() {
@@ -275,6 +319,11 @@ impl Security<'_> {
         for (name, value) in self.properties.iter() {
             config.set(name, value);
         }
+        if self.uses_tls() && self.tls.insecure_skip_verify {
+            config
+                .set("enable.ssl.certificate.verification", "false")
+                .set("ssl.endpoint.identification.algorithm", "none");
+        }
     }
 }
 
@@ -296,6 +345,7 @@ mod tests {
             certificate_location: String::new(),
             key_location: String::new(),
             key_password: None,
+            insecure_skip_verify: false,
         }
     }
 
@@ -343,6 +393,7 @@ mod tests {
             certificate_location: c.into(),
             key_location: k.into(),
             key_password: None,
+            insecure_skip_verify: false,
         };
         assert_eq!(check("ssl", &no_login, &tls(&cert, &cert, &cert), &none), Ok(()));
         assert_eq!(
@@ -351,6 +402,49 @@ mod tests {
         );
         assert_eq!(check("ssl", &no_login, &tls("", &cert, ""), &none), Err("kafka.tls.key_location".into()));
         assert_eq!(check("plaintext", &no_login, &tls(&cert, "", ""), &none), Err("kafka.tls".into()));
+        let insecure = TlsSettings { insecure_skip_verify: true, ..no_tls() };
+        assert_eq!(check("plaintext", &no_login, &insecure, &none), Err("kafka.tls".into()), "no TLS to skip");
+    }
+
+    #[test]
+    fn only_insecure_skip_verify_turns_the_verification_of_brokers_off() {
+        let no_login = sasl("", "", None);
+        for (name, value) in [
+            ("enable.ssl.certificate.verification", "false"),
+            ("ENABLE_SSL_CERTIFICATE_VERIFICATION", "0"),
+            ("enable.ssl.certificate.verification", "F"),
+            ("ssl.endpoint.identification.algorithm", "none"),
+            ("ssl.endpoint.identification.algorithm", "NONE"),
+        ] {
+            let off = properties(&[(name, value)]);
+            let (setting, why) = Security { protocol: "ssl", sasl: &no_login, tls: &no_tls(), properties: &off }
+                .check()
+                .expect_err(name);
+            assert_eq!(setting, format!("kafka.properties.{}", normalized(name)), "{name}={value}");
+            assert!(why.contains("kafka.tls.insecure_skip_verify"), "{why}");
+        }
+        let on = properties(&[
+            ("enable.ssl.certificate.verification", "true"),
+            ("ssl.endpoint.identification.algorithm", "https"),
+        ]);
+        assert_eq!(check("ssl", &no_login, &no_tls(), &on), Ok(()), "keeping the verification on is fine");
+
+        let insecure = TlsSettings { insecure_skip_verify: true, ..no_tls() };
+        assert_eq!(check("sasl_ssl", &sasl("PLAIN", "u", Some("p")), &insecure, &properties(&[])), Ok(()));
+        assert_eq!(
+            check("ssl", &no_login, &insecure, &on),
+            Err("kafka.properties.enable.ssl.certificate.verification".to_owned()),
+            "the setting owns the properties once on"
+        );
+        let mut config = ClientConfig::new();
+        let none = properties(&[]);
+        Security { protocol: "ssl", sasl: &no_login, tls: &insecure, properties: &none }.apply(&mut config);
+        assert_eq!(config.get("enable.ssl.certificate.verification"), Some("false"));
+        assert_eq!(config.get("ssl.endpoint.identification.algorithm"), Some("none"));
+        let mut config = ClientConfig::new();
+        Security { protocol: "ssl", sasl: &no_login, tls: &no_tls(), properties: &none }.apply(&mut config);
+        assert_eq!(config.get("enable.ssl.certificate.verification"), None, "librdkafka's default: verified");
+        assert_eq!(config.get("ssl.endpoint.identification.algorithm"), None);
     }
 
     #[test]
@@ -367,6 +461,11 @@ mod tests {
             ("enable.auto.commit", "kafka.properties.enable.auto.commit"),
             ("ENABLE_IDEMPOTENCE", "kafka.properties.enable.idempotence"),
             ("acks", "kafka.properties.acks"),
+            ("request.required.acks", "kafka.properties.request.required.acks"),
+            ("auto.commit.enable", "kafka.properties.auto.commit.enable"),
+            ("transactional.id", "kafka.properties.transactional.id"),
+            ("message.timeout.ms", "kafka.properties.message.timeout.ms"),
+            ("DELIVERY_TIMEOUT_MS", "kafka.properties.delivery.timeout.ms"),
             ("sasl.password", "kafka.properties.sasl.password"),
             ("bootstrap.servers", "kafka.properties.bootstrap.servers"),
             ("no.such.property", "kafka.properties.no.such.property"),

@@ -107,7 +107,7 @@ fn post() -> String {
 }
 
 /// A list given as an array, or as one comma-separated string (as the environment gives it).
-fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -176,6 +176,23 @@ pub(super) fn check_forward(forward: &ForwardSettings) -> Result<(), SettingsErr
             (1..=60_000).contains(&route.batch_max_wait_ms),
             &field("batch_max_wait_ms"),
             "must be between 1 and 60000 (ms)",
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks that every route's batch can fill: each event in a batch holds one of `consumer.max_in_flight`'s
+/// slots while it waits, so a batch larger than `max_in_flight` never fills and every call would wait its
+/// whole `batch_max_wait_ms`.
+pub(super) fn check_batches(forward: &ForwardSettings, max_in_flight: usize) -> Result<(), SettingsError> {
+    for (name, route) in &forward.routes {
+        check(
+            route.batch_max_events <= max_in_flight,
+            &format!("forward.routes.{name}.batch_max_events"),
+            &format!(
+                "must be at most consumer.max_in_flight ({max_in_flight}): each event of a batch holds one of its \
+                 slots, so a larger batch never fills and every call waits its whole batch_max_wait_ms"
+            ),
         )?;
     }
     Ok(())

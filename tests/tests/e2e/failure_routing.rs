@@ -6,7 +6,8 @@ use courier_tests::WAIT;
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
-use courier::delivery::dlq::dlq_topic;
+use courier::delivery::Consumer;
+use courier::delivery::dlq::{DeadLetterRoute, dlq_topic};
 use courier::health::Health;
 use courier::kafka::headers::RawHeader;
 use courier_tests::kafka_probe::{self, ReadRecord};
@@ -158,15 +159,20 @@ async fn a_failed_dead_letter_keeps_the_offset_uncommitted_until_it_lands_once()
     );
     let rejected = order_event("key-rejected", "SEQ-0");
     produce(&app.settings, &[order_record(&rejected, Some(0))]).await.expect("produced");
-    // The dead-letter topic does not exist (and is not created): the dead letter cannot be written.
+    // The dead-letter topic does not exist (and is not created): the dead letter cannot be written. (Started
+    // as its binary starts it, the consumer would wait for that topic: the route is given to it instead.)
     let dlq = dlq_of(&app);
     let settings = app.settings_with(&[
         ("COURIER__PRODUCER__PUBLISH_TIMEOUT_MS", "1500"),
         ("COURIER__TOPICS__CREATE", "false"),
         ("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "500"),
     ]);
+    let t = &app.settings.topics;
+    courier::kafka::ensure_topics(&app.settings.kafka, t, &[&t.payment_failed]).await.expect("topic created");
+    let spec = Inventory::spec(&settings);
+    let route = DeadLetterRoute::new(&settings, &spec.group, "inventory", &spec.topics).await.expect("route");
     let health = Health::default();
-    let consumer = app.consumer::<Inventory>().settings(&settings).health(&health).start();
+    let consumer = app.consumer::<Inventory>().settings(&settings).health(&health).failure_route(route).start();
     app.mock.wait_for_calls(Api::Inventory, 1, WAIT).await.expect("the event was tried");
     // Every call is rejected; while the DLQ cannot be written the event stays unfinished.
     let group = app.settings.kafka.group_id("inventory");
@@ -534,4 +540,48 @@ async fn a_handler_that_panics_on_one_key_stalls_neither_the_others_nor_the_comm
         assert!(message.contains("the mapping of") && message.contains("blew up"), "{message}");
     }
     assert_eq!(app.mock.stats(Api::Inventory).calls as usize, others, "the panicking key made no call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_dead_letter_topic_is_named_and_the_consumer_waits_for_it() {
+    let app = spawn_app().await;
+    produce(&app.settings, &[order_record(&order_event("key-waits", "SEQ-0"), Some(0))]).await.expect("produced");
+    // A cluster whose topics are created by its operators: the input topics exist, and so does the dead-letter
+    // topic of `orders.payment-failed`, but not that of `orders.created`.
+    let settings = app.settings_with(&[("COURIER__TOPICS__CREATE", "false")]);
+    let (t, group) = (&app.settings.topics, app.settings.kafka.group_id("inventory"));
+    let payment_failed_dlq = dlq_topic(&t.payment_failed, &group);
+    let existing = [t.payment_failed.as_str(), payment_failed_dlq.as_str()];
+    courier::kafka::ensure_topics(&app.settings.kafka, t, &existing).await.expect("topics created");
+    let missing = dlq_of(&app);
+
+    let health = Health::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let readyz = format!("http://{}/readyz", listener.local_addr().expect("addr"));
+    let stop_health = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(courier::health::serve(listener, health.clone(), stop_health.clone()));
+    let consumer = app.consumer::<Inventory>().settings(&settings).health(&health).start();
+    let names_it = |p: &std::collections::BTreeMap<String, String>| p.values().any(|r| r.contains(&missing));
+    assert!(
+        health.wait_for(Duration::from_secs(60), names_it).await,
+        "not ready, naming {missing}: {:?}",
+        health.problems()
+    );
+    let answer = reqwest::get(&readyz).await.expect("readyz answers");
+    assert_eq!(answer.status(), 503);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    let problem = body["problems"][format!("topics:{group}")].as_str().unwrap_or_default().to_owned();
+    assert!(problem.contains(&missing) && problem.contains("does not exist"), "{body}");
+    for topic in [&t.orders_created, &t.payment_failed, &payment_failed_dlq] {
+        assert!(!problem.contains(&format!("{topic} (")), "{topic} exists: {problem}");
+    }
+    assert_eq!(health.assigned(), 0, "it has not joined its group");
+    assert!(app.mock.calls(Api::Inventory).is_empty(), "no event is handled while a topic is missing");
+
+    courier::kafka::ensure_topics(&app.settings.kafka, t, &[&missing]).await.expect("the DLQ topic created");
+    app.mock.wait_for_effects(Api::Inventory, 1, WAIT).await.expect("delivered once the topic exists");
+    assert!(health.wait_for(WAIT, |p| !names_it(p)).await, "ready once it exists: {:?}", health.problems());
+    consumer.stop().await.expect("stops cleanly");
+    stop_health.cancel();
+    assert_eq!(app.mock.calls(Api::Inventory).len(), 1, "one raw call");
 }

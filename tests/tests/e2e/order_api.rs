@@ -89,6 +89,29 @@ async fn health_and_readiness_with_a_broker() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_the_topics_that_do_not_exist() {
+    // A cluster whose topics are created by its operators, and not yet.
+    let app = spawn_app_with(&[("COURIER__TOPICS__CREATE", "false")]).await;
+    let orders = app.settings.topics.orders_created.clone();
+    let users = app.settings.producer.events["users"].topic.clone();
+    let readyz = || async {
+        let answer = app.http.get(format!("{}/readyz", app.address)).send().await.expect("answer");
+        (answer.status().as_u16(), answer.json::<Value>().await.expect("json"))
+    };
+    let (status, body) = readyz().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["missing_topics"], json!([orders, users]), "{body}");
+    assert!(body["reason"].as_str().is_some_and(|r| r.contains("does not exist")), "{body}");
+
+    courier::kafka::ensure_topics(&app.settings.kafka, &app.settings.topics, &[&orders]).await.expect("created");
+    let (status, body) = readyz().await;
+    assert_eq!((status, &body["missing_topics"]), (503, &json!([users])), "{body}");
+    courier::kafka::ensure_topics(&app.settings.kafka, &app.settings.topics, &[&users]).await.expect("created");
+    let (status, body) = readyz().await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_gives_503_with_retry_after() {
     let dead = format!("127.0.0.1:{}", free_port().expect("free port"));
     let app = spawn_app_with(&[
