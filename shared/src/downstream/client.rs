@@ -540,7 +540,7 @@ mod tests {
     /// 4 calls in flight).
     async fn api_serving(app: axum::Router) -> ApiSettings {
         ApiSettings {
-            base_url: format!("{}/api", serving(app).await),
+            base_url: format!("{}/api", serving(app).await).into(),
             connect_timeout_ms: 2_000,
             request_timeout_ms: 2_000,
             max_in_flight: 4,
@@ -621,7 +621,7 @@ mod tests {
         let port = closed_port().await;
         let secrets = ["courier-user", "pw-S3CR3T", "SECRET-T0KEN"];
         let settings = ApiSettings {
-            base_url: format!("http://courier-user:pw-S3CR3T@127.0.0.1:{port}/x?token=SECRET-T0KEN"),
+            base_url: format!("http://courier-user:pw-S3CR3T@127.0.0.1:{port}/x?token=SECRET-T0KEN").into(),
             connect_timeout_ms: 2_000,
             request_timeout_ms: 2_000,
             max_in_flight: 4,
@@ -644,7 +644,7 @@ mod tests {
         // The same for the token endpoint of an API with OAuth 2.0.
         let settings = ApiSettings {
             auth: "oauth2".into(),
-            oauth2_token_url: format!("http://courier-user:pw-S3CR3T@127.0.0.1:{port}/token?key=SECRET-T0KEN"),
+            oauth2_token_url: format!("http://courier-user:pw-S3CR3T@127.0.0.1:{port}/token?key=SECRET-T0KEN").into(),
             oauth2_client_id: "client".into(),
             oauth2_client_secret: Some(secrecy::SecretString::from("client-S3CR3T")),
             ..settings

@@ -305,7 +305,7 @@ impl TokenEndpoint {
         };
         Self {
             http,
-            url: settings.oauth2_token_url.clone(),
+            url: settings.oauth2_token_url.as_str().to_owned(),
             label,
             client_id: settings.oauth2_client_id.clone(),
             client_secret: settings.oauth2_client_secret.clone().unwrap_or_else(|| SecretString::from(String::new())),

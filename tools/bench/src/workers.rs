@@ -73,7 +73,7 @@ fn key(message: &impl Message) -> String {
 /// Each consumer is assigned its partition rather than subscribing, so the measurement sees the steady state
 /// of such a deployment and not the group's rebalancing as its members join one by one.
 async fn baseline(settings: &Settings, group: &str) -> anyhow::Result<()> {
-    let url = format!("{}/reservations", settings.apis.get("inventory")?.base_url);
+    let url = format!("{}/reservations", settings.apis.get("inventory")?.base_url.as_str());
     let http = reqwest::Client::new();
     let mut tasks = Vec::new();
     for partition in 0..settings.topics.partitions {
@@ -96,7 +96,7 @@ async fn baseline(settings: &Settings, group: &str) -> anyhow::Result<()> {
 
 /// One consumer handing every record to its own task, `max_in_flight` at once, no order, no offsets.
 async fn ceiling(settings: &Settings, group: &str) -> anyhow::Result<()> {
-    let url = Arc::new(format!("{}/reservations", settings.apis.get("inventory")?.base_url));
+    let url = Arc::new(format!("{}/reservations", settings.apis.get("inventory")?.base_url.as_str()));
     let http = reqwest::Client::new();
     let slots = Arc::new(Semaphore::new(settings.consumer.max_in_flight));
     let consumer = consumer(settings, group, false)?;
