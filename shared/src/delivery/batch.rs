@@ -531,6 +531,12 @@ mod tests {
         }
     }
 
+    /// Polls `leader` once (it opens a batch and waits for it to fill), then `follower` (it joins that batch).
+    async fn gather<F: Future + Unpin>(leader: &mut F, follower: &mut F) {
+        assert!(futures::poll!(&mut *leader).is_pending(), "the leader waits for its batch to fill");
+        assert!(futures::poll!(&mut *follower).is_pending(), "the follower waits for the leader's call");
+    }
+
     fn uncharged_batch_retry(outcome: &Outcome) -> bool {
         matches!(outcome, Outcome::Retry(f) if !f.charged && f.kind == "batch")
     }
@@ -541,9 +547,8 @@ mod tests {
         let (a, b) = (incoming("a"), incoming("b"));
         let (stops_a, stops_b) = (stops(), stops());
         let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
-        assert!(futures::poll!(leader.as_mut()).is_pending());
         let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
-        assert!(futures::poll!(follower.as_mut()).is_pending());
+        gather(&mut leader, &mut follower).await;
         // b's partition is revoked while the batch gathers: b leaves it at once, without a call.
         let started = tokio::time::Instant::now();
         stops_b.cancel.cancel();
@@ -559,9 +564,8 @@ mod tests {
         let (a, b) = (incoming("a"), incoming("b"));
         let (stops_a, stops_b) = (stops(), stops());
         let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
-        assert!(futures::poll!(leader.as_mut()).is_pending());
         let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
-        assert!(futures::poll!(follower.as_mut()).is_pending());
+        gather(&mut leader, &mut follower).await;
         stops_a.cancel.cancel();
         assert!(uncharged_batch_retry(&leader.await));
         assert!(uncharged_batch_retry(&follower.await), "the others try again in another batch");
@@ -574,9 +578,8 @@ mod tests {
         let (a, b) = (incoming("a"), incoming("b"));
         let (stops_a, stops_b) = (stops(), stops());
         let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
-        assert!(futures::poll!(leader.as_mut()).is_pending());
         let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
-        assert!(futures::poll!(follower.as_mut()).is_pending());
+        gather(&mut leader, &mut follower).await;
         assert!(futures::poll!(leader.as_mut()).is_pending());
         assert_eq!(handler.started.load(Ordering::SeqCst), 1, "the full batch is sent");
         // b's partition is revoked: b cannot leave a batch in flight, so it waits for the call...
