@@ -3,7 +3,7 @@
 //!
 //! Each `[forward.routes.<name>]` is a consumer of its own, run side by side in one process that serves one
 //! health server: consumer group `<name>` (after `kafka.group_id_prefix`), `Idempotency-Key: <name>:<event
-//! id>`, per-key order, retries, the circuit breaker and rate limit of its API (`[apis.<api>]`), and dead
+//! identity>` (the digest of its source and its id; see `CloudEvent::identity`), per-key order, retries, the circuit breaker and rate limit of its API (`[apis.<api>]`), and dead
 //! letters in `<topic>.<name>.dlq`. An event whose type the route does not deliver is skipped (committed
 //! without a call). The event goes out as it was published (structured mode,
 //! `application/cloudevents+json`) or in CloudEvents HTTP binary mode (`ce-*` headers, `data` as the body).
