@@ -1,8 +1,8 @@
-//! The no-code `forward` consumer over a real broker, with the seed's opening example exactly as the README
-//! shows it (`config/examples/user-registration.toml`): `user.registered` events posted to `POST /v1/events`
-//! reach the auth API (binary mode) and the e-mail API (structured mode) once each; a route whose API refuses
-//! an event dead-letters it into its own DLQ while the other route delivers it; events of other types are
-//! skipped by both routes.
+//! The no-code `forward` consumer over a real broker, with the seed's opening example exactly as README and
+//! `docs/forward.md` show it (`config/examples/user-registration.toml`): `user.registered` events posted to
+//! `POST /v1/events` reach the auth API (binary mode) and the e-mail API (structured mode) once each; a route
+//! whose API refuses an event dead-letters it into its own DLQ while the other route delivers it; events of
+//! other types are skipped by both routes.
 
 use courier_tests::WAIT;
 use std::collections::BTreeSet;
