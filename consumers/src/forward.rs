@@ -57,7 +57,7 @@ impl Forward {
             path: route.path.clone(),
             mode: route.mode,
             batching: (route.batch_max_events > 1)
-                .then(|| Batching { max_events: route.batch_max_events, max_wait: route.batch_max_wait_ms }),
+                .then_some(Batching { max_events: route.batch_max_events, max_wait: route.batch_max_wait_ms }),
         })
     }
 

@@ -153,6 +153,15 @@ mod testing {
         Settings::load_with_env(None, Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
     }
 
+    /// The defaults, then a settings file holding `toml`, then `pairs` as the environment.
+    pub(super) fn load_with_file(toml: &str, pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("courier.toml");
+        std::fs::write(&path, toml).expect("write settings file");
+        let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::load_with_env(Some(&path), Some(env))
+    }
+
     /// Asserts that each `(variable, value, setting)` is refused with an error naming `setting`.
     pub(super) fn assert_refused(cases: &[(&str, &str, &str)]) {
         for (key, value, setting) in cases {
@@ -198,12 +207,9 @@ mod tests {
 
     #[test]
     fn file_overrides_defaults_and_environment_overrides_file() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("courier.toml");
-        std::fs::write(&path, "[kafka]\nbootstrap_servers = \"from-file:9092\"\nclient_id = \"file-client\"\n")
-            .expect("write settings file");
-        let env = [("COURIER__KAFKA__BOOTSTRAP_SERVERS".to_owned(), "from-env:9092".to_owned())];
-        let s = Settings::load_with_env(Some(&path), Some(env.into())).expect("valid");
+        let file = "[kafka]\nbootstrap_servers = \"from-file:9092\"\nclient_id = \"file-client\"\n";
+        let s =
+            testing::load_with_file(file, &[("COURIER__KAFKA__BOOTSTRAP_SERVERS", "from-env:9092")]).expect("valid");
         assert_eq!(s.kafka.bootstrap_servers, "from-env:9092", "environment wins over the file");
         assert_eq!(s.kafka.client_id, "file-client", "the file wins over the defaults");
         assert_eq!(s.kafka.session_timeout_ms, Duration::from_millis(45000), "defaults fill the rest");
@@ -323,11 +329,138 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_refused_by_name() {
+    fn values_that_would_panic_or_never_work_name_the_setting() {
+        let route = |batch: &'static str, in_flight: &'static str| {
+            vec![
+                ("COURIER__FORWARD__ROUTES__CRM__TOPICS", "users.registered"),
+                ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", batch),
+                ("COURIER__CONSUMER__MAX_IN_FLIGHT", in_flight),
+            ]
+        };
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![("COURIER__PRODUCER__IDEMPOTENCY_TTL_SECS", "0")], "producer.idempotency_ttl_secs"),
+            (
+                vec![("COURIER__PRODUCER__IDEMPOTENCY_TTL_SECS", "18446744073709551615")],
+                "producer.idempotency_ttl_secs",
+            ),
+            (vec![("COURIER__PRODUCER__IDEMPOTENCY_TTL_SECS", "2592000")], "producer.idempotency_ttl_secs"),
+            (vec![("COURIER__CONSUMER__MAX_IN_FLIGHT", "2305843009213693952")], "consumer.max_in_flight"),
+            (vec![("COURIER__CONSUMER__MAX_IN_FLIGHT", "100000")], "consumer.max_in_flight"),
+            (
+                vec![("COURIER__PRODUCER__MAX_CONCURRENT_REQUESTS", "18446744073709551615")],
+                "producer.max_concurrent_requests",
+            ),
+            (vec![("COURIER__PRODUCER__MAX_CONCURRENT_REQUESTS", "100000")], "producer.max_concurrent_requests"),
+            (vec![("COURIER__APIS__PAYMENT__MAX_IN_FLIGHT", "2305843009213693952")], "apis.payment.max_in_flight"),
+            (vec![("COURIER__APIS__DEFAULTS__MAX_IN_FLIGHT", "100000")], "max_in_flight"),
+            (route("100", "50"), "forward.routes.crm.batch_max_events"),
+            (vec![("COURIER__KAFKA__PROPERTIES__DELIVERY_TIMEOUT_MS", "1000")], "kafka.properties.delivery.timeout.ms"),
+            (
+                vec![("COURIER__KAFKA__PROPERTIES__ENABLE_SSL_CERTIFICATE_VERIFICATION", "false")],
+                "kafka.properties.enable.ssl.certificate.verification",
+            ),
+            (
+                vec![("COURIER__KAFKA__PROPERTIES__SSL_ENDPOINT_IDENTIFICATION_ALGORITHM", "none")],
+                "kafka.properties.ssl.endpoint.identification.algorithm",
+            ),
+        ];
+        let mut accepted = Vec::new();
+        for (pairs, setting) in cases {
+            match load(&pairs) {
+                Err(err) if err.to_string().contains(setting) => {}
+                other => accepted.push(format!("{pairs:?} → {:?}, not an error naming {setting}", other.map(|_| ()))),
+            }
+        }
+        assert!(accepted.is_empty(), "{accepted:#?}");
+        assert!(load(&route("50", "50")).is_ok(), "a batch of max_in_flight fills");
+        for (key, value) in [
+            ("COURIER__PRODUCER__IDEMPOTENCY_TTL_SECS", "604800"),
+            ("COURIER__CONSUMER__MAX_IN_FLIGHT", "65536"),
+            ("COURIER__PRODUCER__MAX_CONCURRENT_REQUESTS", "65536"),
+            ("COURIER__KAFKA__PROPERTIES__SSL_ENDPOINT_IDENTIFICATION_ALGORITHM", "https"),
+        ] {
+            assert!(load(&[(key, value)]).is_ok(), "{key}={value} is within bounds");
+        }
+    }
+
+    /// Each section's checks (`kafka.rs`, `topics.rs`, …) and the rules between them (`rules.rs`) name the
+    /// setting to change.
+    #[test]
+    fn bad_values_name_the_setting() {
         testing::assert_refused(&[
+            // [kafka]
+            ("COURIER__KAFKA__SESSION_TIMEOUT_MS", "soon", "kafka.session_timeout_ms"),
+            ("COURIER__KAFKA__SESSION_TIMEOUT_MS", "0", "kafka.session_timeout_ms"),
+            ("COURIER__KAFKA__BOOTSTRAP_SERVERS", " ", "kafka.bootstrap_servers"),
             ("COURIER__KAFKA__BOOTSTRAP_SERVER", "typo:9092", "bootstrap_server"),
+            ("COURIER__KAFKA__FETCH_WAIT_MAX_MS", "300001", "kafka.fetch_wait_max_ms"),
+            ("COURIER__KAFKA__MAX_POLL_INTERVAL_MS", "18446744073709551615", "kafka.max_poll_interval_ms"),
+            ("COURIER__KAFKA__AUTO_OFFSET_RESET", "none", "kafka.auto_offset_reset"),
+            ("COURIER__KAFKA__GROUP_INSTANCE_ID", "pod 1", "kafka.group_instance_id"),
+            ("COURIER__KAFKA__SECURITY_PROTOCOL", "SASL-SSL", "kafka.security_protocol"),
+            ("COURIER__KAFKA__PARTITION_ASSIGNMENT_STRATEGY", "range,cooperative-sticky", "partition_assignment"),
+            ("COURIER__KAFKA__PROPERTIES__ENABLE_AUTO_COMMIT", "true", "kafka.properties.enable.auto.commit"),
+            ("COURIER__KAFKA__PROPERTIES__CLIENT_RAK", "az1", "kafka.properties.client.rak"),
+            // [topics]
+            ("COURIER__TOPICS__ORDERS_CREATED", " ", "topics.orders_created"),
+            ("COURIER__TOPICS__PAYMENT_FAILED", "", "topics.payment_failed"),
             ("COURIER__TOPICS__ORDERS_CREATD", "orders.created", "orders_creatd"),
+            ("COURIER__TOPICS__PARTITIONS", "0", "topics.partitions"),
+            ("COURIER__TOPICS__PARTITIONS", "many", "topics.partitions"),
+            ("COURIER__TOPICS__REPLICATION_FACTOR", "0", "topics.replication_factor"),
+            ("COURIER__TOPICS__CREATE", "maybe", "topics.create"),
+            // [producer]
+            ("COURIER__PRODUCER__LISTEN", "everywhere", "producer.listen"),
+            ("COURIER__PRODUCER__LISTEN", "localhost:8080", "producer.listen"),
+            ("COURIER__PRODUCER__PUBLISH_TIMEOUT_MS", "0", "producer.publish_timeout_ms"),
+            ("COURIER__PRODUCER__SHUTDOWN_TIMEOUT_MS", "18446744073709551615", "producer.shutdown_timeout_ms"),
+            ("COURIER__PRODUCER__API_KEYS", "short", "producer.api_keys"),
+            ("COURIER__PRODUCER__MAX_CONCURRENT_REQUESTS", "0", "producer.max_concurrent_requests"),
+            ("COURIER__PRODUCER__MAX_CONNECTIONS", "0", "producer.max_connections"),
+            ("COURIER__PRODUCER__MAX_CONNECTIONS", "2000000", "producer.max_connections"),
+            // [consumer]
+            ("COURIER__CONSUMER__MAX_IN_FLIGHT", "0", "consumer.max_in_flight"),
+            ("COURIER__CONSUMER__RETRY_MAX_ELAPSED_MS", "18446744073709551615", "consumer.retry_max_elapsed_ms"),
+            ("COURIER__CONSUMER__DRAIN_TIMEOUT_MS", "60000", "consumer.drain_timeout_ms"),
+            ("COURIER__CONSUMER__COMMIT_INTERVAL_MS", "0", "consumer.commit_interval_ms"),
+            ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "0", "consumer.retry_max_attempts"),
+            ("COURIER__CONSUMER__MAX_THROTTLE_MS", "-1", "consumer.max_throttle_ms"),
             ("COURIER__CONSUMER__HEALTH_LISTN", "0.0.0.0:8081", "health_listn"),
+            // [apis]
+            ("COURIER__APIS__INVENTORY__BASE_URL", "ftp://x", "apis.inventory.base_url"),
+            ("COURIER__APIS__EMAIL__BASE_URL", "not a url", "apis.email.base_url"),
+            ("COURIER__APIS__PAYMENT__MAX_IN_FLIGHT", "0", "apis.payment.max_in_flight"),
+            ("COURIER__APIS__SMS__REQUEST_TIMEOUT_MS", "18446744073709551615", "apis.sms.request_timeout_ms"),
+            ("COURIER__APIS__SMS__CONNECT_TIMEOUT_MS", "0", "apis.sms.connect_timeout_ms"),
+            (
+                "COURIER__APIS__PAYMENT__BREAKER_FAILURE_RATE_PERCENT",
+                "150",
+                "apis.payment.breaker_failure_rate_percent",
+            ),
+            ("COURIER__APIS__PAYMENT__AUTH", "basic", "apis.payment.username"),
+            ("COURIER__APIS__PAYMENT__AUTH", "kerberos", "apis.payment.auth"),
+            ("COURIER__APIS__PAYMENT__HTTP_VERSION", "http3", "apis.payment.http_version"),
+            ("COURIER__APIS__SMS__TLS_CA_LOCATION", "/nowhere/ca.pem", "apis.sms.tls_ca_location"),
+            // [dlq]
+            ("COURIER__DLQ__GUARD_WINDOW_MS", "604800001", "dlq.guard_window_ms"),
+            ("COURIER__DLQ__GUARD_MAX_RECORDS", "-1", "dlq.guard_max_records"),
+            ("COURIER__DLQ__ENABLED", "sometimes", "dlq.enabled"),
+            // [telemetry]
+            ("COURIER__TELEMETRY__LOG_FORMAT", "xml", "telemetry.log_format"),
+            ("COURIER__TELEMETRY__LOG_LEVEL", "courier=loud", "telemetry.log_level"),
+            ("COURIER__TELEMETRY__OTLP_ENDPOINT", "collector:4317", "telemetry.otlp_endpoint"),
+            ("COURIER__TELEMETRY__STATISTICS_INTERVAL_MS", "604800001", "telemetry.statistics_interval_ms"),
+            // rules between settings
+            ("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "999999", "kafka.heartbeat_interval_ms"),
+            ("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "20000", "kafka.heartbeat_interval_ms"),
+            ("COURIER__KAFKA__MAX_POLL_INTERVAL_MS", "40000", "kafka.max_poll_interval_ms"),
+            ("COURIER__KAFKA__REJOIN_UNASSIGNED_AFTER_MS", "60000", "kafka.rejoin_unassigned_after_ms"),
+            ("COURIER__PRODUCER__REQUEST_TIMEOUT_MS", "5000", "producer.request_timeout_ms"),
+            ("COURIER__CONSUMER__MAX_BUFFERED_TOTAL", "10", "consumer.max_buffered_total"),
+            ("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "400000", "consumer.rebalance_timeout_ms"),
+            ("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "100", "consumer.retry_max_backoff_ms"),
+            ("COURIER__APIS__PAYMENT__BREAKER_COOLDOWN_MS", "0", "apis.payment.breaker_cooldown_ms"),
+            ("COURIER__APIS__PAYMENT__TLS_CERTIFICATE_LOCATION", "Cargo.toml", "apis.payment.tls_key_location"),
         ]);
     }
 }

@@ -31,17 +31,3 @@ impl DlqSettings {
         check_duration("dlq.guard_window_ms", self.guard_window_ms)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::super::testing::assert_refused;
-
-    #[test]
-    fn bad_values_name_the_setting() {
-        assert_refused(&[
-            ("COURIER__DLQ__GUARD_WINDOW_MS", "604800001", "dlq.guard_window_ms"),
-            ("COURIER__DLQ__GUARD_MAX_RECORDS", "-1", "dlq.guard_max_records"),
-            ("COURIER__DLQ__ENABLED", "sometimes", "dlq.enabled"),
-        ]);
-    }
-}

@@ -50,18 +50,3 @@ impl TelemetrySettings {
         check_duration("telemetry.statistics_interval_ms", self.statistics_interval_ms.unwrap_or_default())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::super::testing::assert_refused;
-
-    #[test]
-    fn bad_values_name_the_setting() {
-        assert_refused(&[
-            ("COURIER__TELEMETRY__LOG_FORMAT", "xml", "telemetry.log_format"),
-            ("COURIER__TELEMETRY__LOG_LEVEL", "courier=loud", "telemetry.log_level"),
-            ("COURIER__TELEMETRY__OTLP_ENDPOINT", "collector:4317", "telemetry.otlp_endpoint"),
-            ("COURIER__TELEMETRY__STATISTICS_INTERVAL_MS", "604800001", "telemetry.statistics_interval_ms"),
-        ]);
-    }
-}

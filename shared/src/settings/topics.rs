@@ -122,7 +122,7 @@ impl<'de> Visitor<'de> for Table {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_refused, load};
+    use super::super::testing::load;
 
     #[test]
     fn named_topics_are_the_keys_the_defaults_declare() {
@@ -132,18 +132,5 @@ mod tests {
         assert_eq!((s.topics.partitions, s.topics.replication_factor, s.topics.create), (8, 1, true));
         let missing = std::panic::catch_unwind(|| s.topics.names.get("orders_shipped").to_owned());
         assert!(missing.is_err(), "a key the defaults do not declare is a mistake in the code");
-    }
-
-    #[test]
-    fn bad_values_name_the_setting() {
-        assert_refused(&[
-            ("COURIER__TOPICS__ORDERS_CREATED", " ", "topics.orders_created"),
-            ("COURIER__TOPICS__PAYMENT_FAILED", "", "topics.payment_failed"),
-            ("COURIER__TOPICS__PARTITIONS", "0", "topics.partitions"),
-            ("COURIER__TOPICS__PARTITIONS", "many", "topics.partitions"),
-            ("COURIER__TOPICS__REPLICATION_FACTOR", "0", "topics.replication_factor"),
-            ("COURIER__TOPICS__CREATE", "maybe", "topics.create"),
-            ("COURIER__TOPICS__ORDERS_SHIPPED", "orders.shipped", "orders_shipped"),
-        ]);
     }
 }
