@@ -65,10 +65,10 @@ pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", &kafka.auto_offset_reset)
-        .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
-        .set("heartbeat.interval.ms", kafka.heartbeat_interval_ms.to_string())
-        .set("max.poll.interval.ms", kafka.max_poll_interval_ms.to_string())
-        .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
+        .set("session.timeout.ms", kafka.session_timeout_ms.as_millis().to_string())
+        .set("heartbeat.interval.ms", kafka.heartbeat_interval_ms.as_millis().to_string())
+        .set("max.poll.interval.ms", kafka.max_poll_interval_ms.as_millis().to_string())
+        .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.as_millis().to_string())
         .set("partition.assignment.strategy", &kafka.partition_assignment_strategy);
     if config.get("queued.max.messages.kbytes").is_none() {
         // What librdkafka prefetches ahead of the runtime for each partition (each has a queue of its own, see
