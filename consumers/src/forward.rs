@@ -8,8 +8,6 @@
 //! without a call). The event goes out as it was published (structured mode,
 //! `application/cloudevents+json`) or in CloudEvents HTTP binary mode (`ce-*` headers, `data` as the body).
 
-use std::time::Duration;
-
 use courier::delivery::{
     self, Batching, BuildError, ConsumerSpec, Failure, Handler, Incoming, Outcome, RunError, Runner,
 };
@@ -58,10 +56,8 @@ impl Forward {
             method: Method::from_bytes(route.method.as_bytes())?,
             path: route.path.clone(),
             mode: route.mode,
-            batching: (route.batch_max_events > 1).then(|| Batching {
-                max_events: route.batch_max_events,
-                max_wait: Duration::from_millis(route.batch_max_wait_ms),
-            }),
+            batching: (route.batch_max_events > 1)
+                .then_some(Batching { max_events: route.batch_max_events, max_wait: route.batch_max_wait_ms }),
         })
     }
 

@@ -14,6 +14,8 @@ use courier::settings::Settings;
 use reqwest::Method;
 use serde::Serialize;
 
+use crate::order_topics::OrderTopics;
+
 /// The e-mail channel.
 pub const EMAIL: &str = "email";
 /// The SMS channel.
@@ -52,7 +54,7 @@ impl Consumer for Notification {
     const NAME: &'static str = "notification";
 
     fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_created])
+        ConsumerSpec::reads(settings, Self::NAME, [settings.topics.orders_created()])
     }
 
     fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
