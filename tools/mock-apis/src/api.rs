@@ -5,7 +5,6 @@
 use std::fmt;
 
 use http::StatusCode;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -175,16 +174,9 @@ impl Api {
     }
 
     /// The path of its one `POST` endpoint, e.g. `/inventory/reservations`; a template with `{order_id}`
-    /// for [`Api::InventoryRelease`] (see [`Api::release_path`]).
+    /// (percent-decoded) for [`Api::InventoryRelease`].
     pub fn endpoint_path(self) -> &'static str {
         spec(self).endpoint
-    }
-
-    /// The path releasing the reservation of `order_id` (percent-encoded but for ASCII letters, digits and
-    /// `-._~`), e.g. `/inventory/reservations/o-1/release`.
-    pub fn release_path(order_id: &str) -> String {
-        const KEPT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-        format!("/inventory/reservations/{}/release", utf8_percent_encode(order_id, KEPT))
     }
 }
 

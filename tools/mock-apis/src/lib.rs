@@ -24,10 +24,6 @@
 //! marked `Idempotent-Replayed: true`; injected failures ([`Faults`]) and refusals (409, 404) are not
 //! remembered, so a retry may succeed. A declined charge is remembered but is a decline, not an effect.
 //! Every `POST` also enters the API's call journal ([`Call`]), which shows retries and their timing.
-//!
-//! Modules: `api` (the table of APIs and their business rules), `handler` (the router and the one handler
-//! of every API), `store` (what each API remembers), `faults`, `credentials` (what an API requires of its
-//! callers; the token endpoint), `connection` (connections a handler can reset), `server` ([`MockApis`]).
 
 mod api;
 mod connection;

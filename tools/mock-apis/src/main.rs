@@ -9,10 +9,10 @@ use tracing_subscriber::EnvFilter;
 #[command(version, about)]
 struct Args {
     /// Address to listen on, ip:port (the APIs' base URLs in config/default.toml use 127.0.0.1:8090).
-    #[arg(long, env = "MOCK_APIS_LISTEN", default_value = "127.0.0.1:8090")]
+    #[arg(long, default_value = "127.0.0.1:8090")]
     listen: String,
-    /// Answer 503 to every request whose body contains this text, at every API (an outage for one
-    /// customer, e.g. a phone number).
+    /// Answer 503 to every request whose body contains this text, at every API: an outage for one customer,
+    /// e.g. a phone number (`MOCK_APIS_FAIL_BODY_CONTAINS=… scripts/run-local.sh`, docs/dead-letters.md).
     #[arg(long, env = "MOCK_APIS_FAIL_BODY_CONTAINS")]
     fail_body_contains: Option<String>,
 }

@@ -107,7 +107,7 @@ impl MockApis {
 
     /// Replaces the faults of every API.
     pub fn set_all_faults(&self, faults: Faults) {
-        Api::ALL.map(|api| self.set_faults(api, faults.clone()));
+        Api::ALL.into_iter().for_each(|api| self.set_faults(api, faults.clone()));
     }
 
     /// Makes calls to `api` require `required`; others are answered 401 ([`ApiStats::unauthorized`]).

@@ -17,13 +17,18 @@ async fn every_api_answers_a_first_call_and_replays_it_without_a_second_effect()
                               "data": {"user_id": "u-1", "email": "ada@example.com"}});
     // The label request of the shipping consumer (consumers/src/shipping.rs).
     let label = json!({"order_id": "o-1", "customer_id": "c-1", "items": [{"sku": "SKU-1", "quantity": 2}]});
-    let release = Api::release_path("o-1");
     let cases = [
         (Api::Inventory, "/inventory/reservations", reservation("o-1"), 201, "reservation_id"),
         (Api::Payment, "/payment/charges", charge("o-1", 1250), 201, "charge_id"),
         (Api::Email, "/email/messages", json!({"to": "a@example.com", "subject": "Hi"}), 202, "message_id"),
         (Api::Sms, "/sms/messages", sms("Shipped"), 202, "message_id"),
-        (Api::InventoryRelease, release.as_str(), json!({"order_id": "o-1", "reason": "cancelled"}), 200, "status"),
+        (
+            Api::InventoryRelease,
+            "/inventory/reservations/o-1/release",
+            json!({"order_id": "o-1", "reason": "cancelled"}),
+            200,
+            "status",
+        ),
         (Api::Shipping, "/shipping/labels", label, 201, "label_id"),
         (Api::Auth, "/auth/users", registration, 201, "account_id"),
     ];
@@ -407,18 +412,18 @@ async fn releasing_a_reservation_needs_one_and_is_idempotent() {
 #[tokio::test]
 async fn a_release_takes_its_order_from_the_path() {
     let mock = Mock::start().await;
-    let order = "o 8/β";
+    let (order, in_path) = ("o 8/β", "o%208%2F%CE%B2");
     mock.post(Api::Inventory, "inventory:o-8", &reservation(order)).await;
     // An empty body will do: the effect's body gets the path's order id; the journal keeps the body as sent.
-    let released = mock.release(order, "release:o-8", &json!({})).await;
+    let released = mock.release(in_path, "release:o-8", &json!({})).await;
     assert_eq!(json_of(released).await["order_id"], order);
     assert_eq!(mock.effects(Api::InventoryRelease)[0].body, json!({"order_id": order}));
     assert_eq!(mock.calls(Api::InventoryRelease)[0].body, json!({}));
     // Malformed: another order in the body, no key, not an object.
-    let other = mock.release(order, "release:o-8:other", &json!({"order_id": "o-9"})).await;
+    let other = mock.release(in_path, "release:o-8:other", &json!({"order_id": "o-9"})).await;
     let problem = problem_of(other, StatusCode::BAD_REQUEST).await;
     assert!(problem["detail"].as_str().is_some_and(|d| d.contains("o-9")), "{problem}");
-    let url = mock.url(&Api::release_path(order));
+    let url = mock.url(&format!("/inventory/reservations/{in_path}/release"));
     problem_of(answered(mock.client.post(&url).json(&json!({}))).await, StatusCode::BAD_REQUEST).await;
     problem_of(answered(keyed(&mock.client, &url, "k").json(&json!([1]))).await, StatusCode::BAD_REQUEST).await;
     let stats = mock.stats(Api::InventoryRelease);
@@ -517,9 +522,9 @@ impl Mock {
         answered(self.call(api, key).json(body)).await
     }
 
-    /// POSTs a release of `order`'s reservation.
+    /// POSTs a release of the reservation of `order` (percent-encoded).
     async fn release(&self, order: &str, key: &str, body: &Value) -> Response {
-        answered(self.keyed(&Api::release_path(order), key).json(body)).await
+        answered(self.keyed(&format!("/inventory/reservations/{order}/release"), key).json(body)).await
     }
 
     /// GETs `path` as JSON.
