@@ -17,18 +17,13 @@ async fn every_api_answers_a_first_call_and_replays_it_without_a_second_effect()
                               "data": {"user_id": "u-1", "email": "ada@example.com"}});
     // The label request of the shipping consumer (consumers/src/shipping.rs).
     let label = json!({"order_id": "o-1", "customer_id": "c-1", "items": [{"sku": "SKU-1", "quantity": 2}]});
+    let release = "/inventory/reservations/o-1/release";
     let cases = [
         (Api::Inventory, "/inventory/reservations", reservation("o-1"), 201, "reservation_id"),
         (Api::Payment, "/payment/charges", charge("o-1", 1250), 201, "charge_id"),
         (Api::Email, "/email/messages", json!({"to": "a@example.com", "subject": "Hi"}), 202, "message_id"),
         (Api::Sms, "/sms/messages", sms("Shipped"), 202, "message_id"),
-        (
-            Api::InventoryRelease,
-            "/inventory/reservations/o-1/release",
-            json!({"order_id": "o-1", "reason": "cancelled"}),
-            200,
-            "status",
-        ),
+        (Api::InventoryRelease, release, json!({"order_id": "o-1", "reason": "cancelled"}), 200, "status"),
         (Api::Shipping, "/shipping/labels", label, 201, "label_id"),
         (Api::Auth, "/auth/users", registration, 201, "account_id"),
     ];
@@ -388,8 +383,12 @@ async fn releasing_a_reservation_needs_one_and_is_idempotent() {
     let missing = mock.release("o-7", "release:o-7", &body).await;
     assert_eq!((missing.status(), replayed(&missing)), (StatusCode::NOT_FOUND, false));
     assert_eq!(json_of(missing).await, json!({"error": "reservation_not_found", "order_id": "o-7"}));
+    // The release API has faults of its own: reservations go through, releases fail, and are not remembered.
+    mock.set_faults(Api::InventoryRelease, Faults { error_rate: 1.0, ..Faults::default() });
+    assert_eq!(mock.post(Api::Inventory, "inventory:o-7", &reservation("o-7")).await.status(), StatusCode::CREATED);
+    assert_eq!(mock.release("o-7", "release:o-7", &body).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    mock.set_faults(Api::InventoryRelease, Faults::default());
     // Reserved: the same key now releases it; again, the first answer is replayed.
-    mock.post(Api::Inventory, "inventory:o-7", &reservation("o-7")).await;
     let released = json_of(mock.release("o-7", "release:o-7", &body).await).await;
     assert_eq!(released, json!({"order_id": "o-7", "status": "released"}));
     assert!(replayed(&mock.release("o-7", "release:o-7", &body).await));
@@ -405,8 +404,10 @@ async fn releasing_a_reservation_needs_one_and_is_idempotent() {
     let effects = mock.effects(Api::InventoryRelease);
     assert_eq!((effects.len(), &effects[0].body, &effects[0].response), (3, &body, &released));
     let stats = mock.stats(Api::InventoryRelease);
-    assert_eq!((stats.calls, stats.effects, stats.duplicates, stats.refused), (7, 3, 2, 1));
-    assert_eq!(statuses(&mock, Api::InventoryRelease), [404, 200, 200, 200, 200, 200, 200]);
+    assert_eq!((stats.calls, stats.effects, stats.duplicates, stats.refused, stats.injected_failures), (8, 3, 2, 1, 1));
+    assert_eq!(statuses(&mock, Api::InventoryRelease), [404, 503, 200, 200, 200, 200, 200, 200]);
+    let inventory = mock.stats(Api::Inventory);
+    assert_eq!((inventory.calls, inventory.effects, inventory.injected_failures), (3, 3, 0), "counted apart");
 }
 
 #[tokio::test]
@@ -428,23 +429,6 @@ async fn a_release_takes_its_order_from_the_path() {
     problem_of(answered(keyed(&mock.client, &url, "k").json(&json!([1]))).await, StatusCode::BAD_REQUEST).await;
     let stats = mock.stats(Api::InventoryRelease);
     assert_eq!((stats.calls, stats.rejected, stats.effects), (4, 3, 1));
-}
-
-#[tokio::test]
-async fn the_release_api_has_its_own_stats_effects_and_faults() {
-    let mock = Mock::start().await;
-    mock.set_faults(Api::InventoryRelease, Faults { error_rate: 1.0, ..Faults::default() });
-    let reserved = mock.post(Api::Inventory, "inventory:o-1", &reservation("o-1")).await;
-    assert_eq!(reserved.status(), StatusCode::CREATED, "reservations keep their own faults");
-    assert_eq!(mock.release("o-1", "release:o-1", &json!({})).await.status(), 503);
-    mock.set_faults(Api::InventoryRelease, Faults::default());
-    assert_eq!(mock.release("o-1", "release:o-1", &json!({})).await.status(), StatusCode::OK);
-    let stats: Value = mock.get("/stats").await;
-    let (release, inventory) = (&stats["inventory_release"], &stats["inventory"]);
-    assert_eq!([&release["calls"], &release["effects"], &release["injected_failures"]], [2, 1, 1]);
-    assert_eq!([&inventory["effects"], &inventory["injected_failures"]], [1, 0]);
-    let effects: Vec<Effect> = mock.get("/inventory_release/effects").await;
-    assert_eq!((effects.len(), effects[0].idempotency_key.as_str()), (1, "release:o-1"));
 }
 
 #[tokio::test]
