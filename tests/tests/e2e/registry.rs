@@ -110,6 +110,6 @@ fn a_consumer_is_its_file_its_binary_and_one_registry_entry() {
         assert!(page.contains(&format!("`{file}` ({what})")), "docs/writing-a-consumer.md names `{file}` ({what})");
     }
     let readme = read("README.md").split_whitespace().collect::<Vec<_>>().join(" ");
-    let claim = "A new consumer is its file, its binary and one registry entry";
+    let claim = "a new consumer is its file, its binary and one entry in `consumers/src/registry.rs`";
     assert!(readme.contains(claim) && readme.contains("tests/tests/e2e/registry.rs"), "README: {claim}");
 }
