@@ -5,7 +5,8 @@
 # payment) and shows what arrived at each API.
 # Keeps running until Ctrl-C, then stops every process it started.
 #
-# Settings: any COURIER__* variable (see config/default.toml) is passed on to the services. Ports:
+# Settings: any COURIER__* variable (see config/default.toml) is passed on to the services, and
+# MOCK_APIS_FAIL_BODY_CONTAINS to the mock APIs (an outage for one customer, docs/dead-letters.md). Ports:
 #   COURIER_KAFKA_PORT (9092), COURIER_PRODUCER_PORT (8080), COURIER_MOCK_PORT (8090), COURIER_HEALTH_PORT
 #   (8081; the consumers' health servers use it and the next ports, one each); data: COURIER_DATA_DIR.
 set -euo pipefail
@@ -83,9 +84,10 @@ export COURIER__KAFKA__REJOIN_UNASSIGNED_AFTER_MS=${COURIER__KAFKA__REJOIN_UNASS
 export COURIER__CONSUMER__REBALANCE_TIMEOUT_MS=${COURIER__CONSUMER__REBALANCE_TIMEOUT_MS:-1000}
 export COURIER__TOPICS__PARTITIONS=${COURIER__TOPICS__PARTITIONS:-8}
 export COURIER__PRODUCER__LISTEN="127.0.0.1:$producer_port"
-for api in INVENTORY PAYMENT EMAIL SMS SHIPPING AUTH; do
-  lower=$(echo "$api" | tr '[:upper:]' '[:lower:]')
-  export "COURIER__APIS__${api}__BASE_URL=http://127.0.0.1:$mock_port/$lower"
+# Every API of config/default.toml (one per API a registered consumer calls: a test checks it) and of the
+# forward example points at the mock APIs.
+for api in $(sed -n 's/^\[apis\.\([a-z_]*\)\]$/\1/p' config/default.toml config/examples/*.toml | grep -vx defaults | sort -u); do
+  export "COURIER__APIS__$(echo "$api" | tr '[:lower:]' '[:upper:]')__BASE_URL=http://127.0.0.1:$mock_port/$api"
 done
 export COURIER__TELEMETRY__LOG_FORMAT=${COURIER__TELEMETRY__LOG_FORMAT:-pretty}
 

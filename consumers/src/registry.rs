@@ -1,7 +1,8 @@
 //! The one list of courier's coded consumers. The test kit and `tools/chaos` start them from it (and point
-//! their APIs at the mock APIs), the Docker image holds every binary this crate builds, and a test checks
-//! `docker-compose.yml`, `scripts/run-local.sh` and the mock APIs against it. Adding a consumer is its file,
-//! its `src/bin/` line, and one entry here.
+//! their APIs at the mock APIs), the Docker image holds every binary this crate builds, and tests check
+//! `docker-compose.yml`, the Prometheus files, `scripts/run-local.sh`, the mock APIs and the demo against it
+//! (`tests/tests/e2e/registry.rs`). In the code, adding a consumer is its file, its `src/bin/` line, and one
+//! entry here; `docs/writing-a-consumer.md` lists the files outside the code that name it too.
 
 use std::fmt;
 
@@ -80,7 +81,8 @@ mod tests {
     use super::*;
 
     /// The consumer services of `docker-compose.yml` and the consumers `scripts/run-local.sh` starts are the
-    /// registered ones, each has a `src/bin/` file, and the mock APIs serve every API they call.
+    /// registered ones, and each has a `src/bin/` file (`tests/tests/e2e/registry.rs` checks the other lists,
+    /// the mock APIs' among them).
     #[test]
     fn every_list_outside_the_code_follows_the_registry() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

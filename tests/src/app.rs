@@ -198,9 +198,10 @@ pub fn test_settings(
     set("COURIER__CONSUMER__COMMIT_INTERVAL_MS", "200".into());
     set("COURIER__CONSUMER__RETRY_INITIAL_BACKOFF_MS", "50".into());
     set("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "2000".into());
-    let apis = registry::CONSUMERS.iter().flat_map(|consumer| consumer.apis).chain(&["auth"]);
-    for api in apis {
-        set(&format!("COURIER__APIS__{}__BASE_URL", api.to_uppercase()), mock.api_url(api));
+    // Every API the mock serves under a base URL of its own: those of the registered consumers (a test checks
+    // that it serves each, `tests/tests/e2e/registry.rs`) and of the forward example.
+    for api in mock_apis::Api::ALL.into_iter().filter(|api| api.base_path() == format!("/{api}")) {
+        set(&format!("COURIER__APIS__{}__BASE_URL", api.as_str().to_uppercase()), mock.api_url(api));
     }
     for (k, v) in overrides {
         set(k, (*v).to_owned());

@@ -52,7 +52,7 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Reads a file of the workspace, `relative` to its root.
-fn read(relative: &str) -> String {
+pub(super) fn read(relative: &str) -> String {
     let path = workspace_root().join(relative);
     fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
 }
@@ -113,7 +113,7 @@ fn workspace_packages() -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// `docker-compose.yml`, with its `<<` merge keys applied (as Compose does).
-fn compose() -> Value {
+pub(super) fn compose() -> Value {
     let mut compose: Value = serde_norway::from_str(&read("docker-compose.yml"))
         .unwrap_or_else(|error| panic!("docker-compose.yml is not valid YAML: {error}"));
     compose

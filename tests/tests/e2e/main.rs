@@ -19,4 +19,5 @@ mod order_api;
 mod order_flow;
 mod order_saga;
 mod partitioning;
+mod registry;
 mod secured_cluster;

@@ -117,7 +117,10 @@ async fn a_declined_payment_releases_the_reservation_exactly_once() {
     shipping.stop().await.expect("stops");
 
     assert_eq!(labels.len(), 1, "only the paid order ships");
-    assert_eq!(labels[0].body["order_id"], ids[1].0.as_str());
+    // The label request names the order, the customer and the items (consumers/src/shipping.rs), as the mock
+    // shipping API and the demo read it.
+    let items = json!([{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-GIFT", "quantity": 1}]);
+    assert_eq!(labels[0].body, json!({"order_id": ids[1].0, "customer_id": "c-1", "items": items}));
     assert_eq!(app.mock.calls(Api::Shipping).len(), 1, "no call for the declined order");
     let paid = kafka_probe::read_all(&app.bootstrap, app.settings.topics.orders_paid(), 1, WAIT).await.expect("paid");
     assert_eq!(paid.len(), 1, "one order.paid event");

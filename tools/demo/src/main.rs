@@ -172,16 +172,16 @@ fn belongs(body: &Value, sent: &HashSet<String>) -> bool {
     sent.iter().any(|id| text.contains(id.as_str()))
 }
 
+/// An arrival at the API whose list is `path`, in words.
 fn describe(path: &str, body: &Value) -> String {
     let s = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+    let items: Vec<String> = body["items"]
+        .as_array()
+        .map(|items| items.iter().map(|i| format!("{} × {}", i["quantity"], s(&i["sku"]))).collect())
+        .unwrap_or_default();
+    let items = items.join(", ");
     match path {
-        "inventory/effects" => {
-            let items: Vec<String> = body["items"]
-                .as_array()
-                .map(|items| items.iter().map(|i| format!("{} × {}", i["quantity"], s(&i["sku"]))).collect())
-                .unwrap_or_default();
-            format!("order {}  reserved {}", s(&body["order_id"]), items.join(", "))
-        }
+        "inventory/effects" => format!("order {}  reserved {items}", s(&body["order_id"])),
         "payment/effects" | "payment/declines" => format!(
             "order {}  {:.2} {}",
             s(&body["order_id"]),
@@ -190,7 +190,8 @@ fn describe(path: &str, body: &Value) -> String {
         ),
         "inventory_release/effects" => format!("order {}  released ({})", s(&body["order_id"]), s(&body["reason"])),
         "email/effects" => format!("to {:<22} {}", s(&body["to"]), s(&body["subject"])),
-        "shipping/effects" => format!("order {}  label for {}", s(&body["order_id"]), s(&body["customer_id"])),
+        // The shipping consumer's label request: `{order_id, customer_id, items}`.
+        "shipping/effects" => format!("order {}  label for {}: {items}", s(&body["order_id"]), s(&body["customer_id"])),
         _ => format!("to {:<15} {}", s(&body["to"]), s(&body["text"])),
     }
 }
