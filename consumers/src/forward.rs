@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use courier::delivery::{
-    self, Batching, BuildError, ConsumerSpec, Failure, Handler, Incoming, Outcome, RunError, Runner,
+    self, Batching, BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome, RunError, Runner,
 };
 use courier::downstream::{self, ApiClient, CallContext, Payload};
 use courier::events::{CLOUDEVENTS_BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, http_binding};
@@ -24,10 +24,58 @@ use tokio_util::sync::CancellationToken;
 /// The binary's name.
 pub const NAME: &str = "forward";
 
-/// One route: delivers the events of its types to its API.
+/// One route's declaration: the consumer `[forward.routes.<name>]` describes.
 #[derive(Debug, Clone)]
 pub struct Forward {
     /// The route's name: its consumer group and the prefix of its idempotency keys.
+    name: String,
+    /// Its settings.
+    route: ForwardRoute,
+}
+
+impl Forward {
+    /// Route `name`, as `route` describes it.
+    pub fn new(name: &str, route: &ForwardRoute) -> Self {
+        Self { name: name.to_owned(), route: route.clone() }
+    }
+}
+
+impl Consumer for Forward {
+    type Handler = ForwardHandler;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn spec(&self, settings: &Settings) -> ConsumerSpec {
+        ConsumerSpec::reads(settings, &self.name, &self.route.topics)
+    }
+
+    /// Its handler; an error names the route.
+    fn build(&self, settings: &Settings, health: &Health) -> Result<ForwardHandler, BuildError> {
+        let (name, route) = (&self.name, &self.route);
+        let handler = || -> Result<ForwardHandler, BuildError> {
+            Ok(ForwardHandler {
+                name: name.clone(),
+                types: route.types.clone(),
+                api: ApiClient::new(name, settings.apis.get(route.api_name(name))?, health)?,
+                method: Method::from_bytes(route.method.as_bytes())?,
+                path: route.path.clone(),
+                mode: route.mode,
+                batching: (route.batch_max_events > 1).then(|| Batching {
+                    max_events: route.batch_max_events,
+                    max_wait: Duration::from_millis(route.batch_max_wait_ms),
+                }),
+            })
+        };
+        handler().map_err(|e| format!("route {name}: {e}").into())
+    }
+}
+
+/// One route's handler: delivers the events of its types to its API.
+#[derive(Debug, Clone)]
+pub struct ForwardHandler {
+    /// The route's name: the prefix of its idempotency keys.
     name: String,
     /// The event types delivered; empty: every type.
     types: Vec<String>,
@@ -43,28 +91,7 @@ pub struct Forward {
     batching: Option<Batching>,
 }
 
-impl Forward {
-    /// What route `name` reads.
-    pub fn spec(settings: &Settings, name: &str, route: &ForwardRoute) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, name, &route.topics)
-    }
-
-    /// Builds route `name`; its API client reports to `health`.
-    pub fn build(settings: &Settings, name: &str, route: &ForwardRoute, health: &Health) -> Result<Self, BuildError> {
-        Ok(Self {
-            name: name.to_owned(),
-            types: route.types.clone(),
-            api: ApiClient::new(name, settings.apis.get(route.api_name(name))?, health)?,
-            method: Method::from_bytes(route.method.as_bytes())?,
-            path: route.path.clone(),
-            mode: route.mode,
-            batching: (route.batch_max_events > 1).then(|| Batching {
-                max_events: route.batch_max_events,
-                max_wait: Duration::from_millis(route.batch_max_wait_ms),
-            }),
-        })
-    }
-
+impl ForwardHandler {
     /// Whether the route delivers events of `incoming`'s type.
     fn delivers(&self, incoming: &Incoming) -> bool {
         self.types.is_empty() || self.types.contains(&incoming.event.event_type)
@@ -88,11 +115,7 @@ impl Forward {
     }
 }
 
-impl Handler for Forward {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
+impl Handler for ForwardHandler {
     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
         if !self.delivers(incoming) {
             tracing::debug!(route = %self.name, "event type not delivered by this route: skipped");
@@ -160,21 +183,17 @@ pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(),
     let mut routes = Vec::with_capacity(settings.forward.routes.len());
     for (name, route) in &settings.forward.routes {
         // Built before anything runs, so that a missing API stops the start with its name.
-        let forward = Forward::build(settings, name, route, &health)
-            .map_err(|e| RunError::Handler(format!("route {name}: {e}")))?;
+        let forward =
+            Runner::new(settings).health(&health).without_health_server().build(&Forward::new(name, route))?;
         tracing::info!(route = %name, topics = ?route.topics, types = ?route.types, mode = ?route.mode, "route configured");
-        routes.push((Forward::spec(settings, name, route), forward));
+        routes.push(forward);
     }
     let server = delivery::serve_health(settings, &health, &shutdown).await?;
     let stop = shutdown.child_token();
-    let runs = routes.into_iter().map(|(spec, forward)| {
-        let (health, stop) = (health.clone(), stop.clone());
+    let runs = routes.into_iter().map(|forward| {
+        let stop = stop.clone();
         async move {
-            let result = Runner::new(settings, spec)
-                .health(&health)
-                .without_health_server()
-                .run(|_| Ok::<_, BuildError>(forward), stop.clone())
-                .await;
+            let result = forward.run(stop.clone()).await;
             // One route failing stops the others: the process exits and its orchestrator restarts it.
             stop.cancel();
             result

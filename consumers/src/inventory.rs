@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use courier::delivery::{BuildError, Consumer, ConsumerSpec, Failure, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
 use courier::events::{DecodeError, EventData, OrderCreated, PaymentFailed};
 use courier::health::Health;
@@ -51,25 +51,41 @@ pub struct ReservationItem<'a> {
     pub quantity: u32,
 }
 
+/// The inventory consumer's declaration: it reads new orders and declined payments, and calls the inventory
+/// API ([`InventoryHandler`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inventory;
+
+impl Inventory {
+    /// Its name: its consumer group, its API and the prefix of its idempotency keys.
+    pub const NAME: &'static str = "inventory";
+}
+
+impl Consumer for Inventory {
+    type Handler = InventoryHandler;
+
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    /// New orders, and declined payments to compensate.
+    fn spec(&self, settings: &Settings) -> ConsumerSpec {
+        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_created, &settings.topics.payment_failed])
+    }
+
+    fn build(&self, settings: &Settings, health: &Health) -> Result<InventoryHandler, BuildError> {
+        Ok(InventoryHandler { api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)? })
+    }
+}
+
 /// Maps order events to inventory API calls.
 #[derive(Debug, Clone)]
-pub struct Inventory {
+pub struct InventoryHandler {
     /// Client of the inventory API.
     api: ApiClient,
 }
 
-impl Consumer for Inventory {
-    const NAME: &'static str = "inventory";
-
-    /// New orders, and declined payments to compensate.
-    fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_created, &settings.topics.payment_failed])
-    }
-
-    fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
-        Ok(Self { api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)? })
-    }
-
+impl Handler for InventoryHandler {
     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
         match incoming.event.event_type.as_str() {
             OrderCreated::EVENT_TYPE => self.reserve(incoming).await,
@@ -79,7 +95,8 @@ impl Consumer for Inventory {
     }
 }
 
-impl Inventory {
+impl InventoryHandler {
+    /// Reserves the items of the order `incoming` carries.
     async fn reserve(&self, incoming: &Incoming) -> Outcome {
         let order: OrderCreated = match incoming.data() {
             Ok(order) => order,
@@ -89,12 +106,14 @@ impl Inventory {
             order_id: &order.order_id,
             items: order.items.iter().map(|i| ReservationItem { sku: &i.sku, quantity: i.quantity }).collect(),
         };
-        let call = CallContext::for_event(Self::NAME, incoming);
+        let call = CallContext::for_event(Inventory::NAME, incoming);
         let result = self.api.send_json(Method::POST, "reservations", &body, &call).await;
         downstream::classify(&result)
             .on_done(|| tracing::debug!(order_id = %order.order_id, items = order.items.len(), "stock reserved"))
     }
 
+    /// Releases the reservation of the order whose payment `incoming` says was declined (a 404 is retried: see
+    /// the module doc).
     async fn release(&self, incoming: &Incoming) -> Outcome {
         let failed: PaymentFailed = match incoming.data() {
             Ok(failed) => failed,

@@ -6,7 +6,7 @@
 //! `notification-sms:<event id>`) and dead letter (header `courier.dlq.channel`). An SMS outage therefore
 //! neither delays the e-mails nor sends one twice, and a replayed dead letter re-sends only its channel.
 
-use courier::delivery::{BuildError, Consumer, ConsumerSpec, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
 use courier::events::OrderCreated;
 use courier::health::Health;
@@ -39,29 +39,45 @@ pub struct SmsRequest<'a> {
     pub text: String,
 }
 
+/// The notification consumer's declaration: it reads new orders and calls the e-mail and SMS APIs
+/// ([`NotificationHandler`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Notification;
+
+impl Notification {
+    /// Its name: its consumer group, and the prefix of its channels' idempotency keys.
+    pub const NAME: &'static str = "notification";
+}
+
+impl Consumer for Notification {
+    type Handler = NotificationHandler;
+
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn spec(&self, settings: &Settings) -> ConsumerSpec {
+        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_created])
+    }
+
+    fn build(&self, settings: &Settings, health: &Health) -> Result<NotificationHandler, BuildError> {
+        Ok(NotificationHandler {
+            email: ApiClient::new(EMAIL, settings.apis.get(EMAIL)?, health)?,
+            sms: ApiClient::new(SMS, settings.apis.get(SMS)?, health)?,
+        })
+    }
+}
+
 /// Maps order events to e-mails and SMS.
 #[derive(Debug, Clone)]
-pub struct Notification {
+pub struct NotificationHandler {
     /// Client of the e-mail API.
     email: ApiClient,
     /// Client of the SMS API.
     sms: ApiClient,
 }
 
-impl Consumer for Notification {
-    const NAME: &'static str = "notification";
-
-    fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_created])
-    }
-
-    fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
-        Ok(Self {
-            email: ApiClient::new(EMAIL, settings.apis.get(EMAIL)?, health)?,
-            sms: ApiClient::new(SMS, settings.apis.get(SMS)?, health)?,
-        })
-    }
-
+impl Handler for NotificationHandler {
     fn channels(&self, incoming: &Incoming) -> Vec<&'static str> {
         match incoming.event.data::<OrderCreated>() {
             Ok(order) if order.customer.phone.is_some() => vec![EMAIL, SMS],
@@ -76,7 +92,7 @@ impl Consumer for Notification {
             Ok(order) => order,
             Err(outcome) => return outcome,
         };
-        let key = |channel: &str| CallContext::for_event(&format!("{}-{channel}", Self::NAME), incoming);
+        let key = |channel: &str| CallContext::for_event(&format!("{}-{channel}", Notification::NAME), incoming);
         let result = match channel {
             Some(SMS) => {
                 let Some(phone) = order.customer.phone.as_deref() else { return Outcome::Done };

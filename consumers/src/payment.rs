@@ -12,7 +12,7 @@
 //! Their ids derive from the order event's id, so a redelivered order publishes the same event again, which
 //! its consumers' idempotency keys absorb.
 
-use courier::delivery::{BuildError, Consumer, ConsumerSpec, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, ApiResponse, CallContext};
 use courier::events::{OrderCreated, OrderPaid, PaymentFailed};
 use courier::health::Health;
@@ -47,9 +47,42 @@ pub struct ChargeResponse {
     pub decline_reason: Option<String>,
 }
 
+/// The payment consumer's declaration: it reads new orders, calls the payment API and publishes the outcomes
+/// ([`PaymentHandler`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Payment;
+
+impl Payment {
+    /// Its name: its consumer group, its API, the prefix of its idempotency keys and its producer's client id.
+    pub const NAME: &'static str = "payment";
+}
+
+impl Consumer for Payment {
+    type Handler = PaymentHandler;
+
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    /// New orders in; their outcomes out.
+    fn spec(&self, settings: &Settings) -> ConsumerSpec {
+        let t = &settings.topics;
+        ConsumerSpec::reads(settings, Self::NAME, [&t.orders_created]).publishing([&t.orders_paid, &t.payment_failed])
+    }
+
+    fn build(&self, settings: &Settings, health: &Health) -> Result<PaymentHandler, BuildError> {
+        Ok(PaymentHandler {
+            api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)?,
+            publisher: Publisher::new(settings, &settings.topics.orders_paid, Self::NAME)?,
+            paid: Label::from(settings.topics.orders_paid.as_str()),
+            failed: Label::from(settings.topics.payment_failed.as_str()),
+        })
+    }
+}
+
 /// Maps order events to charges, and their outcomes to `order.paid` and `order.payment_failed` events.
 #[derive(Clone)]
-pub struct Payment {
+pub struct PaymentHandler {
     /// Client of the payment API.
     api: ApiClient,
     /// Publishes the outcomes.
@@ -60,55 +93,60 @@ pub struct Payment {
     failed: Label,
 }
 
-impl Consumer for Payment {
-    const NAME: &'static str = "payment";
-
-    /// New orders in; their outcomes out.
-    fn spec(settings: &Settings) -> ConsumerSpec {
-        let t = &settings.topics;
-        ConsumerSpec::reads(settings, Self::NAME, [&t.orders_created]).publishing([&t.orders_paid, &t.payment_failed])
-    }
-
-    fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
-        Ok(Self {
-            api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)?,
-            publisher: Publisher::new(settings, &settings.topics.orders_paid, Self::NAME)?,
-            paid: Label::from(settings.topics.orders_paid.as_str()),
-            failed: Label::from(settings.topics.payment_failed.as_str()),
-        })
-    }
-
+impl Handler for PaymentHandler {
     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
-        let order: OrderCreated = match incoming.data() {
-            Ok(order) => order,
-            Err(outcome) => return outcome,
-        };
-        let body = ChargeRequest {
-            order_id: &order.order_id,
-            customer_id: &order.customer.id,
-            amount: order.total,
-            currency: &order.currency,
-        };
-        let call = CallContext::for_event(Self::NAME, incoming);
-        let result = self.api.send_json(Method::POST, "charges", &body, &call).await;
-        let answer: ChargeResponse = result.as_ref().ok().and_then(ApiResponse::json).unwrap_or_default();
-        let (id, cause) = (order.order_id.clone(), incoming.event.id.clone());
-        if let Some(reason) = result.as_ref().ok().and_then(|r| decline_reason(r, answer.decline_reason)) {
-            let failed = PaymentFailed { order_id: id.clone(), reason: reason.clone(), causing_event_id: cause };
-            return self.publisher.publish_caused(&self.failed, incoming, SOURCE, &id, failed).await.on_done(
-                || tracing::warn!(order_id = %id, %reason, "payment declined: order.payment_failed published"),
-            );
+        match charge(&self.api, incoming).await {
+            Charge::Paid(paid) => {
+                let (id, amount, currency) = (paid.order_id.clone(), paid.amount, paid.currency.clone());
+                self.publisher.publish_caused(&self.paid, incoming, SOURCE, &id, paid).await.on_done(
+                    || tracing::debug!(order_id = %id, amount, %currency, "payment charged: order.paid published"),
+                )
+            }
+            Charge::Declined(failed) => {
+                let (id, reason) = (failed.order_id.clone(), failed.reason.clone());
+                self.publisher.publish_caused(&self.failed, incoming, SOURCE, &id, failed).await.on_done(
+                    || tracing::warn!(order_id = %id, %reason, "payment declined: order.payment_failed published"),
+                )
+            }
+            Charge::Ended(outcome) => outcome,
         }
-        let charged = downstream::classify(&result);
-        if charged != Outcome::Done {
-            return charged;
-        }
-        let (amount, currency) = (order.total, order.currency.clone());
-        let paid = OrderPaid::of(order, answer.charge_id, cause);
-        self.publisher
-            .publish_caused(&self.paid, incoming, SOURCE, &id, paid)
-            .await
-            .on_done(|| tracing::debug!(order_id = %id, amount, %currency, "payment charged: order.paid published"))
+    }
+}
+
+/// What charging an order came to: the event to publish, or the outcome that ends the attempt.
+#[derive(Debug)]
+enum Charge {
+    /// The charge was accepted: `order.paid` is published.
+    Paid(OrderPaid),
+    /// The charge was declined (a business outcome): `order.payment_failed` is published.
+    Declined(PaymentFailed),
+    /// Nothing to publish: the event is not an order, or the call failed (to retry, or for good).
+    Ended(Outcome),
+}
+
+/// Charges the order `incoming` carries through the payment `api` (`POST charges`, `Idempotency-Key:
+/// payment:<event id>`), and says what the answer means.
+async fn charge(api: &ApiClient, incoming: &Incoming) -> Charge {
+    let order: OrderCreated = match incoming.data() {
+        Ok(order) => order,
+        Err(outcome) => return Charge::Ended(outcome),
+    };
+    let body = ChargeRequest {
+        order_id: &order.order_id,
+        customer_id: &order.customer.id,
+        amount: order.total,
+        currency: &order.currency,
+    };
+    let call = CallContext::for_event(Payment::NAME, incoming);
+    let result = api.send_json(Method::POST, "charges", &body, &call).await;
+    let answer: ChargeResponse = result.as_ref().ok().and_then(ApiResponse::json).unwrap_or_default();
+    let cause = incoming.event.id.clone();
+    if let Some(reason) = result.as_ref().ok().and_then(|r| decline_reason(r, answer.decline_reason)) {
+        return Charge::Declined(PaymentFailed { order_id: order.order_id, reason, causing_event_id: cause });
+    }
+    match downstream::classify(&result) {
+        Outcome::Done => Charge::Paid(OrderPaid::of(order, answer.charge_id, cause)),
+        failed => Charge::Ended(failed),
     }
 }
 

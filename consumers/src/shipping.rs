@@ -7,7 +7,7 @@
 //! payment consumer publishes `order.paid` once the charge was accepted, with what fulfilment needs (the
 //! customer and the items), and this consumer needs nothing else.
 
-use courier::delivery::{BuildError, Consumer, ConsumerSpec, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
 use courier::events::OrderPaid;
 use courier::health::Health;
@@ -35,25 +35,40 @@ pub struct LabelItem<'a> {
     pub quantity: u32,
 }
 
+/// The shipping consumer's declaration: it reads paid orders and calls the shipping API
+/// ([`ShippingHandler`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shipping;
+
+impl Shipping {
+    /// Its name: its consumer group, its API and the prefix of its idempotency keys.
+    pub const NAME: &'static str = "shipping";
+}
+
+impl Consumer for Shipping {
+    type Handler = ShippingHandler;
+
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn spec(&self, settings: &Settings) -> ConsumerSpec {
+        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_paid])
+    }
+
+    fn build(&self, settings: &Settings, health: &Health) -> Result<ShippingHandler, BuildError> {
+        Ok(ShippingHandler { api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)? })
+    }
+}
+
 /// Maps paid orders to shipping labels.
 #[derive(Debug, Clone)]
-pub struct Shipping {
+pub struct ShippingHandler {
     /// Client of the shipping API.
     api: ApiClient,
 }
 
-impl Consumer for Shipping {
-    /// Its consumer group, its API and the prefix of its idempotency keys.
-    const NAME: &'static str = "shipping";
-
-    fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_paid])
-    }
-
-    fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
-        Ok(Self { api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)? })
-    }
-
+impl Handler for ShippingHandler {
     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
         let paid: OrderPaid = match incoming.data() {
             Ok(paid) => paid,
@@ -61,7 +76,7 @@ impl Consumer for Shipping {
         };
         let items = paid.items.iter().map(|i| LabelItem { sku: &i.sku, quantity: i.quantity }).collect();
         let body = LabelRequest { order_id: &paid.order_id, customer_id: &paid.customer.id, items };
-        let call = CallContext::for_event(Self::NAME, incoming);
+        let call = CallContext::for_event(Shipping::NAME, incoming);
         let result = self.api.send_json(Method::POST, "labels", &body, &call).await;
         downstream::classify(&result).on_done(|| tracing::debug!(order_id = %paid.order_id, "shipping label created"))
     }

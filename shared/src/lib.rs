@@ -19,8 +19,9 @@
 //!   Prometheus metrics every process serves at `/metrics`.
 //! * [`downstream`]: calling a consumer's APIs: the HTTP client (timeouts, `Idempotency-Key`, auth,
 //!   `traceparent`), the circuit breaker of each API, and the classification of results into outcomes.
-//! * [`delivery`]: the runtime a consumer runs on: the [`delivery::Handler`] trait a consumer implements,
-//!   and the loop that reads records, hands them to the handler and stores offsets only after success.
+//! * [`delivery`]: the runtime a consumer runs on: the [`delivery::Consumer`] a consumer declares itself with,
+//!   the [`delivery::Handler`] it builds, and the loop that reads records, hands them to the handler and
+//!   stores offsets only after success.
 //! * [`health`]: a consumer's problems (open breakers, the dead-letter guard) and its server: `/healthz`,
 //!   `/readyz`, `/metrics`.
 //! * [`shutdown`]: the signal that tells every task to stop (SIGTERM / SIGINT).

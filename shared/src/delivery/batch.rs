@@ -389,10 +389,6 @@ mod tests {
     }
 
     impl Handler for Recorder {
-        fn name(&self) -> &str {
-            "recorder"
-        }
-
         async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
             self.single.fetch_add(1, Ordering::SeqCst);
             Outcome::Done
@@ -515,10 +511,6 @@ mod tests {
     }
 
     impl Handler for Hanging {
-        fn name(&self) -> &str {
-            "hanging"
-        }
-
         async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
             Outcome::Done
         }

@@ -503,10 +503,6 @@ mod tests {
     struct Gate(Arc<Semaphore>);
 
     impl Handler for Gate {
-        fn name(&self) -> &str {
-            "gate"
-        }
-
         async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
             if let Ok(permit) = self.0.acquire().await {
                 permit.forget();
@@ -705,10 +701,6 @@ mod tests {
     }
 
     impl Handler for GatedBatches {
-        fn name(&self) -> &str {
-            "gated-batches"
-        }
-
         async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
             Outcome::Done
         }

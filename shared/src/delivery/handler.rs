@@ -1,5 +1,5 @@
-//! The [`Handler`] trait a consumer implements, what it is given ([`Incoming`]) and what it returns
-//! ([`Outcome`]).
+//! What handles an event: the [`Handler`] trait a consumer's handler implements, what it is given
+//! ([`Incoming`]) and what it returns ([`Outcome`]). The [`super::Consumer`] declaration builds it.
 
 use std::future::Future;
 use std::time::Duration;
@@ -38,16 +38,14 @@ impl Incoming {
     }
 }
 
-/// What a consumer does with an event. The runtime calls `handle` once per attempt; it must be safe to call
-/// again for the same event (the downstream call carries an idempotency key derived from the event id).
+/// What a consumer does with an event: its domain mapping, built by its [`super::Consumer`] declaration. The
+/// runtime calls `handle` once per attempt; it must be safe to call again for the same event (the downstream
+/// call carries an idempotency key derived from the event id).
 ///
 /// An event may need several independent deliveries ("channels", e.g. an e-mail and an SMS): the runtime
 /// runs each concurrently with its own retries, circuit breaker and dead letter, and the event is finished
 /// when every channel is (delivered or dead-lettered). A replayed dead letter re-runs only its channel.
 pub trait Handler: Send + Sync + 'static {
-    /// The consumer's name: its consumer group and the prefix of its idempotency keys.
-    fn name(&self) -> &str;
-
     /// The channels `incoming` needs; empty (the default) means one unnamed delivery.
     fn channels(&self, _incoming: &Incoming) -> Vec<&'static str> {
         Vec::new()
@@ -64,23 +62,15 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Handles one attempt at each event of `batch` (events of different keys, on `channel`) in one call, when
     /// [`Handler::batching`] says so: one outcome per event, in the batch's order. Each event is then retried,
-    /// dead-lettered and committed on its own (see [`crate::delivery::batch`]). The default handles each event
-    /// on its own ([`each_on_its_own`]).
+    /// dead-lettered and committed on its own (see [`Batching`]). The default handles each event on its own,
+    /// concurrently, with [`Handler::handle`].
     fn handle_batch(
         &self,
         batch: &[Incoming],
         channel: Option<&'static str>,
     ) -> impl Future<Output = Vec<Outcome>> + Send {
-        each_on_its_own(batch, move |incoming| self.handle(incoming, channel))
+        futures::future::join_all(batch.iter().map(move |incoming| self.handle(incoming, channel)))
     }
-}
-
-/// Handles each event of `batch` with `handle`, concurrently: `handle_batch` for a handler without a batch call.
-pub fn each_on_its_own<'a, F: Future<Output = Outcome>>(
-    batch: &'a [Incoming],
-    handle: impl FnMut(&'a Incoming) -> F,
-) -> futures::future::JoinAll<F> {
-    futures::future::join_all(batch.iter().map(handle))
 }
 
 /// How one attempt ended.

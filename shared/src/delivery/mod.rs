@@ -1,9 +1,10 @@
 //! The delivery runtime a consumer runs on.
 //!
-//! * [`consumer`]: the [`Consumer`] trait a coded consumer implements, [`run`], and the [`consumer::Runner`]
-//!   (also for handlers built by hand, such as `forward`'s routes).
-//! * [`handler`]: the [`Handler`] trait the runtime drives (every `Consumer` is one), what it is given
-//!   ([`Incoming`]) and the [`Outcome`] it returns.
+//! * [`consumer`]: the [`Consumer`] trait, what a consumer declares: its name, what it reads and publishes,
+//!   how its handler is built from settings.
+//! * [`handler`]: the [`Handler`] trait, what handles an event, what it is given ([`Incoming`]) and the
+//!   [`Outcome`] it returns.
+//! * [`runner`]: [`run`], and the [`Runner`] with what a test or a tool changes.
 //! * `runtime`: the wiring of one consumer's parts.
 //! * `poll_loop`: the poll thread: reads records, commits watermarks, shutdown.
 //! * `kafka_context`: librdkafka's callbacks: rebalances, statistics (lag), errors.
@@ -35,10 +36,13 @@ mod panics;
 mod poll_loop;
 pub mod record;
 pub mod retry;
+pub mod runner;
 mod runtime;
 pub mod throttle;
 pub mod worker;
 
 pub use batch::Batching;
-pub use consumer::{BuildError, Consumer, ConsumerSpec, RunError, Runner, run, serve_health};
+pub use consumer::{BuildError, Consumer, ConsumerSpec};
 pub use handler::{Failure, Handler, Incoming, Outcome};
+pub use poll_loop::RECOMMIT_EVERY;
+pub use runner::{Built, RunError, Runner, run, serve_health};
