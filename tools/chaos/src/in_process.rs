@@ -52,11 +52,14 @@ impl InProcess {
 /// The message every panic of [`Panicking`] starts with.
 const PANIC_MESSAGE: &str = "chaos: the handler panics";
 
+/// A panic hook, as `std::panic::take_hook` returns it.
+type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
 /// While it lives, the panics of [`Panicking`] print nothing (the runtime contains them, and hundreds of
 /// backtraces would bury the report); any other panic is printed as before.
 pub struct QuietPanics {
     /// The hook in place before, which every other panic still goes to.
-    previous: std::sync::Arc<Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>>,
+    previous: std::sync::Arc<PanicHook>,
 }
 
 impl QuietPanics {
