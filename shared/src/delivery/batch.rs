@@ -35,7 +35,11 @@ use super::handler::{Failure, Handler, Incoming, Outcome};
 use super::panics;
 use super::worker::Stops;
 
-/// How a handler batches its calls.
+/// How a handler batches its attempts ([`Handler::batching`]): up to `max_events` events of different keys in
+/// one call of [`Handler::handle_batch`], waiting at most `max_wait` for them. Only the attempt is shared: each
+/// event keeps its key's order, its own outcome, retries, dead letter and commit, and a failed event is retried
+/// alone or in whatever batch its next attempt joins, never with the whole batch. Once a revoke has returned,
+/// no event of the revoked partitions is sent or still being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batching {
     /// The most events in one call (at least 2; 1 means no batching).

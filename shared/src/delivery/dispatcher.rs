@@ -469,6 +469,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     }
 
     /// Whether the dispatcher holds `tp` paused (too many unfinished events).
+    #[cfg(test)]
     pub fn is_paused(&self, tp: &TopicPartition) -> bool {
         self.lock().partitions.get(tp).is_some_and(|p| p.paused)
     }
