@@ -203,3 +203,103 @@ pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(),
     server.abort();
     results.into_iter().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::MockApi;
+
+    /// Route `crm` (`[forward.routes.crm]`: `users.registered` to `crm`'s `contacts`, with `route`'s other
+    /// settings) calling `api`.
+    fn handler(api: &MockApi, route: &[(&str, &str)]) -> ForwardHandler {
+        let mut overrides = vec![
+            ("COURIER__FORWARD__ROUTES__CRM__TOPICS", "users.registered"),
+            ("COURIER__FORWARD__ROUTES__CRM__PATH", "contacts"),
+        ];
+        overrides.extend_from_slice(route);
+        let settings = api.settings(&["crm"], &overrides);
+        let forward = Forward::new("crm", &settings.forward.routes["crm"]);
+        forward.build(&settings, &Health::default()).expect("built")
+    }
+
+    /// An event `id` of `event_type` from another application, with an extension attribute.
+    fn registered(id: &str, event_type: &str) -> Incoming {
+        let event = json!({
+            "specversion": "1.0", "id": id, "source": "/signup", "type": event_type, "subject": "u-1",
+            "time": "2026-12-03T00:00:00Z", "datacontenttype": "application/json", "tenant": "eu",
+            "data": {"user_id": "u-1", "email": "ada@example.com"},
+        });
+        Incoming::new("users.registered", &event).expect("an event")
+    }
+
+    #[tokio::test]
+    async fn a_route_sends_the_event_as_it_was_published() {
+        let api = MockApi::answering(201, json!({})).await;
+        let incoming = registered("e-1", "user.registered");
+        assert_eq!(handler(&api, &[]).handle(&incoming, None).await, Outcome::Done);
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/crm/contacts"));
+        assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.event.identity()).as_str()));
+        assert_eq!(sent.header("content-type"), Some(CLOUDEVENTS_CONTENT_TYPE));
+        assert_eq!(sent.body, incoming.value, "byte for byte, the extension attribute included");
+    }
+
+    #[tokio::test]
+    async fn a_route_in_binary_mode_sends_the_attributes_as_headers_and_the_data_as_body() {
+        let api = MockApi::answering(204, json!(null)).await;
+        let route =
+            [("COURIER__FORWARD__ROUTES__CRM__MODE", "binary"), ("COURIER__FORWARD__ROUTES__CRM__METHOD", "PUT")];
+        let incoming = registered("e-1", "user.registered");
+        assert_eq!(handler(&api, &route).handle(&incoming, None).await, Outcome::Done);
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::PUT, "/crm/contacts"));
+        let attributes = ["ce-id", "ce-source", "ce-type", "ce-tenant"].map(|name| sent.header(name));
+        assert_eq!(attributes, [Some("e-1"), Some("%2Fsignup"), Some("user.registered"), Some("eu")]);
+        assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.event.identity()).as_str()));
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        assert_eq!(sent.json(), json!({"user_id": "u-1", "email": "ada@example.com"}));
+    }
+
+    #[tokio::test]
+    async fn an_event_of_a_type_the_route_does_not_deliver_is_skipped_without_a_call() {
+        let api = MockApi::answering(201, json!({})).await;
+        let handler = handler(&api, &[("COURIER__FORWARD__ROUTES__CRM__TYPES", "user.registered")]);
+        assert_eq!(handler.handle(&registered("e-1", "user.deleted"), None).await, Outcome::Done);
+        assert!(api.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_event_the_api_refuses_is_dead_lettered() {
+        let api = MockApi::answering(400, json!({"error": "unknown field tenant"})).await;
+        match handler(&api, &[]).handle(&registered("e-1", "user.registered"), None).await {
+            Outcome::Permanent(failure) => assert_eq!(failure.http_status, Some(400), "{failure:?}"),
+            other => panic!("a refusal must be permanent, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_sends_the_events_it_delivers_as_one_array_and_each_gets_its_own_outcome() {
+        let results = json!({"results": [{"status": 201}, {"status": 422, "detail": "duplicate e-mail"}]});
+        let api = MockApi::answering(200, results).await;
+        let route = [
+            ("COURIER__FORWARD__ROUTES__CRM__TYPES", "user.registered"),
+            ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "10"),
+        ];
+        let handler = handler(&api, &route);
+        assert_eq!(handler.batching().map(|b| b.max_events), Some(10));
+        let batch =
+            [registered("a", "user.registered"), registered("b", "user.deleted"), registered("c", "user.registered")];
+        let outcomes = handler.handle_batch(&batch, None).await;
+        assert_eq!(outcomes[..2], [Outcome::Done, Outcome::Done], "b is skipped");
+        assert!(matches!(&outcomes[2], Outcome::Permanent(f) if f.http_status == Some(422)), "{outcomes:?}");
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/crm/contacts"));
+        let key = CallContext::for_batch("crm", &[&batch[0], &batch[2]]).idempotency_key;
+        assert_eq!(sent.header("idempotency-key"), Some(key.as_str()));
+        assert_eq!(sent.header("content-type"), Some(CLOUDEVENTS_BATCH_CONTENT_TYPE));
+        let published = |i: &Incoming| serde_json::from_slice::<serde_json::Value>(&i.value).expect("JSON");
+        assert_eq!(sent.json(), json!([published(&batch[0]), published(&batch[2])]));
+    }
+}

@@ -142,3 +142,87 @@ impl InventoryHandler {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use courier::events::{OrderPaid, PAYMENT_SOURCE, PRODUCER_SOURCE};
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{MockApi, event, order};
+
+    /// The inventory consumer's handler, calling `api`.
+    fn handler(api: &MockApi) -> InventoryHandler {
+        Inventory.build(&api.settings(&[Inventory::NAME], &[]), &Health::default()).expect("built")
+    }
+
+    #[tokio::test]
+    async fn an_order_reserves_its_items_under_the_events_key() {
+        let api = MockApi::answering(201, json!({"reservation_id": "r-1"})).await;
+        let (incoming, id) = event("orders.created", PRODUCER_SOURCE, order());
+        assert_eq!(handler(&api).handle(&incoming, None).await, Outcome::Done);
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/inventory/reservations"));
+        assert_eq!(sent.header("idempotency-key"), Some(format!("inventory:{id}").as_str()));
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        let items = json!([{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}]);
+        assert_eq!(sent.json(), json!({"order_id": "o/1", "items": items}));
+    }
+
+    #[tokio::test]
+    async fn an_order_the_api_refuses_is_dead_lettered() {
+        // The inventory API answers an unknown sku with 409.
+        let api = MockApi::answering(409, json!({"error": "unknown sku SKU-2"})).await;
+        let (incoming, _) = event("orders.created", PRODUCER_SOURCE, order());
+        match handler(&api).handle(&incoming, None).await {
+            Outcome::Permanent(failure) => assert_eq!(failure.http_status, Some(409), "{failure:?}"),
+            other => panic!("a refusal must be permanent, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_declined_payment_releases_its_orders_reservation() {
+        let api = MockApi::answering(200, json!({"released": true})).await;
+        let failed = PaymentFailed {
+            order_id: "o/1".into(),
+            reason: "insufficient_funds".into(),
+            causing_event_id: "e-0".into(),
+        };
+        let (incoming, id) = event("orders.payment-failed", PAYMENT_SOURCE, failed);
+        assert_eq!(handler(&api).handle(&incoming, None).await, Outcome::Done);
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/inventory/reservations/o%2F1/release"));
+        assert_eq!(sent.header("idempotency-key"), Some(format!("inventory-release:{id}").as_str()));
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        let body = json!({"order_id": "o/1", "reason": "insufficient_funds", "causing_event_id": "e-0"});
+        assert_eq!(sent.json(), body);
+    }
+
+    #[tokio::test]
+    async fn a_release_that_finds_no_reservation_is_retried_no_sooner_than_the_floor() {
+        let api = MockApi::answering(404, json!({"error": "no reservation"})).await;
+        let failed =
+            PaymentFailed { order_id: "o/1".into(), reason: "declined".into(), causing_event_id: "e-0".into() };
+        let (incoming, _) = event("orders.payment-failed", PAYMENT_SOURCE, failed);
+        match handler(&api).handle(&incoming, None).await {
+            Outcome::Retry(failure) => {
+                assert_eq!((failure.kind, failure.http_status), (NO_RESERVATION, Some(404)), "{failure:?}");
+                assert_eq!(failure.retry_after, Some(RELEASE_RETRY_FLOOR));
+                assert!(failure.charged, "each try spends the event's budget, so a missing reservation ends");
+            }
+            other => panic!("a missing reservation must be retried, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_of_another_type_is_dead_lettered_without_a_call() {
+        let api = MockApi::answering(201, json!({})).await;
+        let paid = OrderPaid::of(order(), None, "e-0".into());
+        let (incoming, _) = event("orders.paid", PAYMENT_SOURCE, paid);
+        match handler(&api).handle(&incoming, None).await {
+            Outcome::Permanent(failure) => assert_eq!(failure.kind, "unknown_type", "{failure:?}"),
+            other => panic!("an unknown type must be permanent, got {other:?}"),
+        }
+        assert!(api.sent().is_empty());
+    }
+}

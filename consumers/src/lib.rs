@@ -17,6 +17,8 @@ pub mod notification;
 pub mod payment;
 pub mod registry;
 pub mod shipping;
+#[cfg(test)]
+mod testing;
 
 use std::process::ExitCode;
 

@@ -124,3 +124,65 @@ fn summary(order: &OrderCreated) -> String {
     let minor = order.total % 100;
     format!("{units} item(s), total {major}.{minor:02} {}", order.currency)
 }
+
+#[cfg(test)]
+mod tests {
+    use courier::events::PRODUCER_SOURCE;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{MockApi, event, order};
+
+    /// The notification consumer's handler, calling `api` for both channels.
+    fn handler(api: &MockApi) -> NotificationHandler {
+        Notification.build(&api.settings(&[EMAIL, SMS], &[]), &Health::default()).expect("built")
+    }
+
+    #[tokio::test]
+    async fn an_order_is_confirmed_by_email_and_by_sms_each_under_its_own_key() {
+        let api = MockApi::answering(202, json!({"message_id": "m-1"})).await;
+        let handler = handler(&api);
+        let (incoming, id) = event("orders.created", PRODUCER_SOURCE, order());
+        assert_eq!(handler.channels(&incoming), [EMAIL, SMS]);
+        assert_eq!(handler.handle(&incoming, Some(EMAIL)).await, Outcome::Done);
+        assert_eq!(handler.handle(&incoming, Some(SMS)).await, Outcome::Done);
+        let [email, sms]: [_; 2] = api.sent().try_into().expect("two requests");
+        assert_eq!((&email.method, email.path.as_str()), (&Method::POST, "/email/messages"));
+        assert_eq!(email.header("idempotency-key"), Some(format!("notification-email:{id}").as_str()));
+        assert_eq!(email.header("content-type"), Some("application/json"));
+        let summary = "3 item(s), total 25.99 EUR";
+        let body = json!({
+            "to": "ada@example.com",
+            "subject": "Your order o/1 is confirmed",
+            "body": format!("Thank you for your order: {summary}."),
+        });
+        assert_eq!(email.json(), body);
+        assert_eq!((&sms.method, sms.path.as_str()), (&Method::POST, "/sms/messages"));
+        assert_eq!(sms.header("idempotency-key"), Some(format!("notification-sms:{id}").as_str()));
+        assert_eq!(sms.json(), json!({"to": "+15550100", "text": format!("Order o/1 confirmed: {summary}.")}));
+    }
+
+    #[tokio::test]
+    async fn an_order_without_a_phone_number_is_confirmed_by_email_only() {
+        let api = MockApi::answering(202, json!({})).await;
+        let handler = handler(&api);
+        let mut order = order();
+        order.customer.phone = None;
+        let (incoming, _) = event("orders.created", PRODUCER_SOURCE, order);
+        assert_eq!(handler.channels(&incoming), [EMAIL]);
+        // A replayed SMS dead letter of such an order has nothing to send.
+        assert_eq!(handler.handle(&incoming, Some(SMS)).await, Outcome::Done);
+        assert!(api.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_message_the_api_refuses_is_dead_lettered() {
+        let api = MockApi::answering(400, json!({"error": "invalid recipient"})).await;
+        let (incoming, _) = event("orders.created", PRODUCER_SOURCE, order());
+        match handler(&api).handle(&incoming, Some(EMAIL)).await {
+            Outcome::Permanent(failure) => assert_eq!(failure.http_status, Some(400), "{failure:?}"),
+            other => panic!("a refusal must be permanent, got {other:?}"),
+        }
+        assert_eq!(api.only().path, "/email/messages");
+    }
+}

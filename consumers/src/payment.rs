@@ -159,3 +159,80 @@ pub fn decline_reason(response: &ApiResponse, reason: Option<String>) -> Option<
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use courier::events::PRODUCER_SOURCE;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{MockApi, event, order};
+
+    /// A client of the payment API, calling `api` (the API client `Payment` builds; the publisher it builds
+    /// beside needs a broker, and `charge` says what it would publish).
+    fn client(api: &MockApi) -> ApiClient {
+        let settings = api.settings(&[Payment::NAME], &[]);
+        ApiClient::new(Payment::NAME, settings.apis.get(Payment::NAME).expect("configured"), &Health::default())
+            .expect("a client")
+    }
+
+    #[tokio::test]
+    async fn an_accepted_charge_is_an_order_paid_caused_by_the_order() {
+        let api = MockApi::answering(201, json!({"charge_id": "ch-1", "status": "captured"})).await;
+        let (incoming, id) = event("orders.created", PRODUCER_SOURCE, order());
+        let charged = charge(&client(&api), &incoming).await;
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/payment/charges"));
+        assert_eq!(sent.header("idempotency-key"), Some(format!("payment:{id}").as_str()));
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        assert_eq!(sent.json(), json!({"order_id": "o/1", "customer_id": "c-1", "amount": 2599, "currency": "EUR"}));
+        let order = order();
+        let paid = OrderPaid {
+            order_id: "o/1".into(),
+            customer: order.customer,
+            items: order.items,
+            amount: 2599,
+            currency: "EUR".into(),
+            charge_id: Some("ch-1".into()),
+            causing_event_id: id,
+        };
+        match charged {
+            Charge::Paid(published) => assert_eq!(published, paid),
+            other => panic!("an accepted charge must publish order.paid, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_decline_is_an_order_payment_failed_with_its_reason() {
+        for (status, answer, reason) in [
+            (402, json!({"decline_reason": "insufficient_funds"}), "insufficient_funds"),
+            (402, json!({}), "declined"),
+            (422, json!({"decline_reason": "card_expired"}), "card_expired"),
+        ] {
+            let api = MockApi::answering(status, answer).await;
+            let (incoming, id) = event("orders.created", PRODUCER_SOURCE, order());
+            let failed = PaymentFailed { order_id: "o/1".into(), reason: reason.into(), causing_event_id: id };
+            match charge(&client(&api), &incoming).await {
+                Charge::Declined(published) => assert_eq!(published, failed, "{status}"),
+                other => panic!("{status}: a decline must publish order.payment_failed, got {other:?}"),
+            }
+            assert_eq!(api.only().path, "/payment/charges");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_that_is_no_decline_is_dead_lettered_and_an_outage_retried() {
+        for (status, answer, class) in [
+            (422, json!({"error": "amount must be positive"}), "permanent"),
+            (400, json!({"error": "bad request"}), "permanent"),
+            (503, json!({}), "retry"),
+        ] {
+            let api = MockApi::answering(status, answer).await;
+            let (incoming, _) = event("orders.created", PRODUCER_SOURCE, order());
+            match charge(&client(&api), &incoming).await {
+                Charge::Ended(outcome) => assert_eq!(outcome.class(), class, "{status}: {outcome:?}"),
+                other => panic!("{status}: nothing may be published, got {other:?}"),
+            }
+        }
+    }
+}

@@ -81,3 +81,45 @@ impl Handler for ShippingHandler {
         downstream::classify(&result).on_done(|| tracing::debug!(order_id = %paid.order_id, "shipping label created"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use courier::events::PAYMENT_SOURCE;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{MockApi, event, order};
+
+    /// The shipping consumer's handler, calling `api`.
+    fn handler(api: &MockApi) -> ShippingHandler {
+        Shipping.build(&api.settings(&[Shipping::NAME], &[]), &Health::default()).expect("built")
+    }
+
+    /// The payment of the test order, as the payment consumer publishes it.
+    fn paid() -> OrderPaid {
+        OrderPaid::of(order(), Some("ch-1".into()), "e-0".into())
+    }
+
+    #[tokio::test]
+    async fn a_paid_order_gets_a_label_for_its_customer_and_items() {
+        let api = MockApi::answering(201, json!({"label_id": "l-1"})).await;
+        let (incoming, id) = event("orders.paid", PAYMENT_SOURCE, paid());
+        assert_eq!(handler(&api).handle(&incoming, None).await, Outcome::Done);
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/shipping/labels"));
+        assert_eq!(sent.header("idempotency-key"), Some(format!("shipping:{id}").as_str()));
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        let items = json!([{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}]);
+        assert_eq!(sent.json(), json!({"order_id": "o/1", "customer_id": "c-1", "items": items}));
+    }
+
+    #[tokio::test]
+    async fn a_label_the_api_refuses_is_dead_lettered() {
+        let api = MockApi::answering(422, json!({"error": "no address for customer c-1"})).await;
+        let (incoming, _) = event("orders.paid", PAYMENT_SOURCE, paid());
+        match handler(&api).handle(&incoming, None).await {
+            Outcome::Permanent(failure) => assert_eq!(failure.http_status, Some(422), "{failure:?}"),
+            other => panic!("a refusal must be permanent, got {other:?}"),
+        }
+    }
+}
