@@ -122,7 +122,7 @@ courier is running:
   user events    curl -H 'content-type: application/cloudevents+json' http://127.0.0.1:$producer_port/v1/events -d \\
                    '{"specversion":"1.0","id":"reg-1","source":"/signup","type":"user.registered","subject":"u-1","data":{"user_id":"u-1","email":"ada@example.com"}}'
                  then: http://127.0.0.1:$mock_port/auth/effects and http://127.0.0.1:$mock_port/email/effects
-  dead letters   COURIER__KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:$kafka_port $bin/courier-dlq list   (README: Dead letters)
+  dead letters   COURIER__KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:$kafka_port $bin/courier-dlq list   (docs/dead-letters.md)
   broker         127.0.0.1:$kafka_port (Tansu, sqlite in $data/tansu)
   logs           $data/logs/
 Press Ctrl-C to stop everything.

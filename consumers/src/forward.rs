@@ -8,8 +8,6 @@
 //! without a call). The event goes out as it was published (structured mode,
 //! `application/cloudevents+json`) or in CloudEvents HTTP binary mode (`ce-*` headers, `data` as the body).
 
-use std::time::Duration;
-
 use courier::delivery::{
     self, Batching, BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome, RunError, Runner,
 };
@@ -64,7 +62,7 @@ impl Consumer for Forward {
                 mode: route.mode,
                 batching: (route.batch_max_events > 1).then(|| Batching {
                     max_events: route.batch_max_events,
-                    max_wait: Duration::from_millis(route.batch_max_wait_ms),
+                    max_wait: route.batch_max_wait_ms,
                 }),
             })
         };

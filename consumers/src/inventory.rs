@@ -27,6 +27,8 @@ use courier::settings::Settings;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
+use crate::order_topics::OrderTopics;
+
 /// The failure kind of a release that found no reservation (see the module doc).
 pub const NO_RESERVATION: &str = "no_reservation";
 /// The least time between two tries of a release that found no reservation: long enough that the retry
@@ -70,7 +72,7 @@ impl Consumer for Inventory {
 
     /// New orders, and declined payments to compensate.
     fn spec(&self, settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_created, &settings.topics.payment_failed])
+        ConsumerSpec::reads(settings, Self::NAME, [settings.topics.orders_created(), settings.topics.payment_failed()])
     }
 
     fn build(&self, settings: &Settings, health: &Health) -> Result<InventoryHandler, BuildError> {

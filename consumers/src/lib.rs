@@ -8,12 +8,14 @@
 //! * [`notification`]: confirms the order by e-mail and, with a phone number, by SMS (two channels).
 //! * [`shipping`]: creates the shipping label of each paid order (`order.paid`).
 //!
+//! [`order_topics`] names the topics of the order flow they read and publish (settings of `[topics]`).
 //! [`registry`] is the one list of them that the tests, scripts and deployment files follow. Beside them,
 //! [`forward`] needs no code: it delivers the events its `[forward.routes]` settings name to their APIs.
 
 pub mod forward;
 pub mod inventory;
 pub mod notification;
+pub mod order_topics;
 pub mod payment;
 pub mod registry;
 pub mod shipping;

@@ -14,6 +14,8 @@ use courier::settings::Settings;
 use reqwest::Method;
 use serde::Serialize;
 
+use crate::order_topics::OrderTopics;
+
 /// The e-mail channel.
 pub const EMAIL: &str = "email";
 /// The SMS channel.
@@ -57,7 +59,7 @@ impl Consumer for Notification {
     }
 
     fn spec(&self, settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_created])
+        ConsumerSpec::reads(settings, Self::NAME, [settings.topics.orders_created()])
     }
 
     fn build(&self, settings: &Settings, health: &Health) -> Result<NotificationHandler, BuildError> {

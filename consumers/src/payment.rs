@@ -22,6 +22,8 @@ use courier::telemetry::metrics::Label;
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::order_topics::OrderTopics;
+
 /// The `source` of the events this consumer publishes.
 pub const SOURCE: &str = courier::events::PAYMENT_SOURCE;
 
@@ -67,15 +69,15 @@ impl Consumer for Payment {
     /// New orders in; their outcomes out.
     fn spec(&self, settings: &Settings) -> ConsumerSpec {
         let t = &settings.topics;
-        ConsumerSpec::reads(settings, Self::NAME, [&t.orders_created]).publishing([&t.orders_paid, &t.payment_failed])
+        ConsumerSpec::reads(settings, Self::NAME, [t.orders_created()]).publishing([t.orders_paid(), t.payment_failed()])
     }
 
     fn build(&self, settings: &Settings, health: &Health) -> Result<PaymentHandler, BuildError> {
         Ok(PaymentHandler {
             api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)?,
-            publisher: Publisher::new(settings, &settings.topics.orders_paid, Self::NAME)?,
-            paid: Label::from(settings.topics.orders_paid.as_str()),
-            failed: Label::from(settings.topics.payment_failed.as_str()),
+            publisher: Publisher::new(settings, settings.topics.orders_paid(), Self::NAME)?,
+            paid: Label::from(settings.topics.orders_paid()),
+            failed: Label::from(settings.topics.payment_failed()),
         })
     }
 }

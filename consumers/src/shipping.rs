@@ -15,6 +15,8 @@ use courier::settings::Settings;
 use reqwest::Method;
 use serde::Serialize;
 
+use crate::order_topics::OrderTopics;
+
 /// The body of a label request.
 #[derive(Debug, Serialize)]
 pub struct LabelRequest<'a> {
@@ -53,7 +55,7 @@ impl Consumer for Shipping {
     }
 
     fn spec(&self, settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, [&settings.topics.orders_paid])
+        ConsumerSpec::reads(settings, Self::NAME, [settings.topics.orders_paid()])
     }
 
     fn build(&self, settings: &Settings, health: &Health) -> Result<ShippingHandler, BuildError> {

@@ -56,7 +56,7 @@ impl<T: Clone + Send + Sync + 'static> IdempotencyStore<T> {
 
     /// A store sized by `producer.idempotency_capacity` and `producer.idempotency_ttl_secs`.
     pub fn from_settings(producer: &courier::settings::ProducerSettings) -> Self {
-        Self::new(producer.idempotency_capacity, Duration::from_secs(producer.idempotency_ttl_secs))
+        Self::new(producer.idempotency_capacity, producer.idempotency_ttl_secs)
     }
 
     /// Returns the remembered answer for `key`, or runs `make` (once, even for concurrent callers) and

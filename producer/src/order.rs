@@ -5,10 +5,17 @@
 
 use chrono::{DateTime, Utc};
 use courier::events::{Customer, OrderCreated, OrderItem};
+use courier::settings::TopicSettings;
 use email_address::EmailAddress;
 use serde::Deserialize;
 
 use crate::error::{ApiError, FieldError};
+
+/// The topic orders are published to: `topics.orders_created` (`orders.created` by default), a key of
+/// `[topics]` the order flow declares in `config/default.toml`.
+pub fn orders_topic(topics: &TopicSettings) -> &str {
+    topics.names.get("orders_created")
+}
 
 /// Most items one order may have.
 pub const MAX_ITEMS: usize = 500;

@@ -41,7 +41,7 @@ pub struct Application {
 impl Application {
     /// Creates the topic when asked to, the Kafka producer, and binds `producer.listen`.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let topic = &settings.topics.orders_created;
+        let topic = crate::order::orders_topic(&settings.topics);
         // With a login or TLS, check them first: a refusal is named, and the API starts not ready.
         let secured = settings.kafka.security_protocol != "plaintext";
         let check = if secured { check_cluster(&settings.kafka, Duration::from_secs(10)).await } else { Ok(()) };
@@ -55,7 +55,7 @@ impl Application {
         };
         let event_topics = EventTopics::new(&settings.producer.events);
         if settings.topics.create && !refused {
-            let topics: Vec<&str> = std::iter::once(topic.as_str()).chain(event_topics.topics()).collect();
+            let topics: Vec<&str> = std::iter::once(topic).chain(event_topics.topics()).collect();
             courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &topics)
                 .await
                 .with_context(|| format!("cannot create topics {topics:?} on {}", settings.kafka.bootstrap_servers))?;
@@ -96,7 +96,7 @@ impl Application {
             // broker has not acknowledged when the time runs out is a 503, as a publish that timed out.
             .layer(middleware::from_fn_with_state(
                 RequestTimeout {
-                    timeout: Duration::from_millis(settings.producer.request_timeout_ms),
+                    timeout: settings.producer.request_timeout_ms,
                     retry_after_secs: publisher.timeout().as_secs().max(1),
                     body_limit: limit,
                 },
@@ -112,9 +112,9 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on producer.listen = {}", settings.producer.listen))?;
         let limits = ServerLimits {
-            header_read_timeout: Duration::from_millis(settings.producer.header_read_timeout_ms),
+            header_read_timeout: settings.producer.header_read_timeout_ms,
             max_connections: server::connection_cap(settings.producer.max_connections),
-            shutdown_timeout: Duration::from_millis(settings.producer.shutdown_timeout_ms),
+            shutdown_timeout: settings.producer.shutdown_timeout_ms,
         };
         Ok(Self { listener, router, publisher, limits })
     }

@@ -65,27 +65,27 @@ pub fn consumer_config(kafka: &KafkaSettings, group: &str) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", &kafka.auto_offset_reset)
-        .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
-        .set("heartbeat.interval.ms", kafka.heartbeat_interval_ms.to_string())
-        .set("max.poll.interval.ms", kafka.max_poll_interval_ms.to_string())
-        .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
+        .set("session.timeout.ms", kafka.session_timeout_ms.as_millis().to_string())
+        .set("heartbeat.interval.ms", kafka.heartbeat_interval_ms.as_millis().to_string())
+        .set("max.poll.interval.ms", kafka.max_poll_interval_ms.as_millis().to_string())
+        .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.as_millis().to_string())
         .set("partition.assignment.strategy", &kafka.partition_assignment_strategy);
     if config.get("queued.max.messages.kbytes").is_none() {
         // What librdkafka prefetches ahead of the runtime for each partition (each has a queue of its own, see
         // the poll loop; librdkafka's default is 64 MiB): 512 KiB, about 1,000 events of 500 bytes, and 4 MiB
         // over eight partitions. Every queued record keeps the whole fetch response it came in alive, so a
-        // deeper queue costs far more memory than its records (BENCHMARKS.md, 2026-12-04: 2 MiB per partition
-        // peaked at 163 MiB RSS, 512 KiB at 131 MiB, and was faster). `[kafka.properties]` may set another.
+        // deeper queue costs far more memory than its records (BENCHMARKS.md, memory: 2 MiB per partition peaked
+        // at 163 MiB RSS, 512 KiB at 131 MiB, and was faster). `[kafka.properties]` may set another.
         config.set("queued.max.messages.kbytes", PREFETCH_KBYTES_PER_PARTITION.to_string());
     }
     if config.get("fetch.max.bytes").is_none() && config.get("message.max.bytes").is_none() {
         // Left alone, librdkafka lowers fetch.max.bytes to queued.max.messages.kbytes (but not below
         // message.max.bytes, 1 MB), and a partition holding a record larger than that (a topic may allow more
-        // than Kafka's 1 MB) stalled after it (the e2e test of an oversized dead letter, on Tansu). Apache
+        // than Kafka's 1 MB) stalls after it (the e2e test of an oversized dead letter, on Tansu). Apache
         // Kafka bounds each partition's part of a response anyway (max.partition.fetch.bytes, 1 MiB), so
-        // 16 MiB, the value before partitions had queues of their own, costs nothing in everyday traffic.
-        // Tansu 0.6.0 ignores that bound and fills a response from one partition up to fetch.max.bytes:
-        // on it, the queues hold several times their 512 KiB (BENCHMARKS.md, 2026-12-04, memory).
+        // 16 MiB costs nothing in everyday traffic. Tansu 0.6.0 ignores that bound and fills a response from
+        // one partition up to fetch.max.bytes: on it, the queues hold several times their 512 KiB
+        // (BENCHMARKS.md, memory).
         config.set("fetch.max.bytes", FETCH_MAX_BYTES.to_string());
     }
     if !kafka.group_instance_id.is_empty() {

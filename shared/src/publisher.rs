@@ -77,15 +77,14 @@ pub struct Publisher {
 impl Publisher {
     /// Creates the producer for `topic` from settings; `role` names the client in broker logs.
     pub fn new(settings: &Settings, topic: &str, role: &str) -> Result<Self, KafkaError> {
-        let timeout = Duration::from_millis(settings.producer.publish_timeout_ms);
-        let config = crate::kafka::producer_config(&settings.kafka, role, timeout);
+        let config = crate::kafka::producer_config(&settings.kafka, role, settings.producer.publish_timeout_ms);
         let producer = config.create()?;
         Ok(Self {
             producer: Arc::new(Mutex::new(producer)),
             config,
             refusals: Arc::default(),
             topic: Label::from(topic),
-            timeout,
+            timeout: settings.producer.publish_timeout_ms,
         })
     }
 

@@ -82,7 +82,7 @@ static LOG_WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 /// Log lines go to stderr from a thread of their own: a consumer writes one line per event, and a write to
 /// stderr for each one (a system call, on the event's task) cost a few µs of CPU per event at full rate. The
 /// thread writes the lines waiting for it in one go. A full queue of lines makes the logging task wait (it
-/// is never lossy), as a slow stderr did before; [`shutdown`] writes out the rest.
+/// is never lossy), as a slow stderr would; [`shutdown`] writes out the rest.
 fn log_writer() -> NonBlocking {
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker;
+use courier_consumers::order_topics::OrderTopics;
 
 /// One test's environment.
 pub struct TestApp {
@@ -127,7 +128,7 @@ pub fn init_test_log() {
             log_level: log_level.into(),
             log_format: LogFormat::Pretty,
             otlp_endpoint: String::new(),
-            statistics_interval_ms: 0,
+            statistics_interval_ms: None,
         };
         courier::telemetry::init(&telemetry, "courier-tests");
     });
@@ -278,7 +279,7 @@ impl TestApp {
 
     /// The number of records on the orders topic.
     pub async fn orders_on_topic(&self) -> i64 {
-        crate::kafka_probe::record_count(&self.bootstrap, &self.settings.topics.orders_created)
+        crate::kafka_probe::record_count(&self.bootstrap, self.settings.topics.orders_created())
             .await
             .expect("watermarks readable")
     }

@@ -6,6 +6,7 @@ use chrono::Utc;
 use courier::events::{CloudEvent, Customer, OrderCreated, OrderItem, PRODUCER_SOURCE};
 use courier::kafka::headers::RawHeader;
 use courier::settings::Settings;
+use courier_consumers::order_topics::OrderTopics;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// One record to produce.
@@ -53,7 +54,7 @@ pub fn order_record(event: &CloudEvent<OrderCreated>, partition: Option<i32>) ->
 /// Creates the orders topic of `settings` and produces `records` to it, in order, waiting for each
 /// acknowledgement (so offsets follow the order given).
 pub async fn produce(settings: &Settings, records: &[TestRecord]) -> anyhow::Result<()> {
-    let topic = &settings.topics.orders_created;
+    let topic = settings.topics.orders_created();
     courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[topic]).await?;
     let producer: FutureProducer =
         courier::kafka::producer_config(&settings.kafka, "test-producer", Duration::from_secs(30)).create()?;

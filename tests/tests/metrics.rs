@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use courier::delivery::dlq::dlq_topic;
 use courier::telemetry::metrics as names;
+use courier_consumers::order_topics::OrderTopics;
 use courier_tests::app::{sample_order, spawn_app_with};
 use courier_tests::kafka_probe;
 use courier_tests::scrape::{Metrics, scrape};
@@ -69,12 +70,12 @@ async fn scraped_counters_equal_what_the_api_and_the_dead_letter_topic_saw() {
     let consumer = app.consumer(Inventory).start();
     let delivered = N + 1;
     app.mock.wait_for_effects(Api::Inventory, delivered, WAIT).await.expect("every known SKU reserved");
-    let dlq = dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("inventory"));
+    let dlq = dlq_topic(app.settings.topics.orders_created(), &app.settings.kafka.group_id("inventory"));
     let dead = kafka_probe::read_all(&app.bootstrap, &dlq, 1, WAIT).await.expect("the dead-letter topic reads");
     assert_eq!(dead.len(), 1, "one dead letter");
 
     let inventory = [("consumer", "inventory")];
-    let topic = app.settings.topics.orders_created.as_str();
+    let topic = app.settings.topics.orders_created();
     // Counters move when a delivery finishes, just after its effect; commits and lag follow within a second.
     let m = scrape_until(&metrics_url, |m| {
         let finished = m.sum(names::EVENTS_FINISHED, &inventory);

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use courier::delivery::dlq::dlq_topic;
+use courier_consumers::order_topics::OrderTopics;
 use courier_tests::app::{registry, spawn_app, spawn_app_with};
 use courier_tests::kafka_probe::read_all;
 use mock_apis::{Api, Faults};
@@ -109,7 +110,7 @@ async fn no_log_line_holds_a_recipient_or_a_secret() {
     app.mock.wait_for_effects(Api::Sms, n, WAIT).await.expect("SMS");
     app.mock.wait_for_effects(Api::Payment, n, WAIT).await.expect("charges");
     // The refused e-mail's dead letter has landed (and been logged) before the consumers stop.
-    let dlq = dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("notification"));
+    let dlq = dlq_topic(app.settings.topics.orders_created(), &app.settings.kafka.group_id("notification"));
     let dead = read_all(&app.bootstrap, &dlq, 1, WAIT).await.expect("the dead-letter topic reads");
     assert_eq!(dead.len(), 1, "the refused e-mail is dead-lettered");
     for consumer in consumers {

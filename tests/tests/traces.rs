@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use courier::settings::{LogFormat, TelemetrySettings};
+use courier_consumers::order_topics::OrderTopics;
 use courier_tests::app::{registry, spawn_app};
 use mock_apis::Api;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
@@ -108,7 +109,7 @@ async fn one_order_is_one_connected_trace_across_the_broker() {
         log_level: "off".into(),
         log_format: LogFormat::Pretty,
         otlp_endpoint: format!("http://{address}"),
-        statistics_interval_ms: 0,
+        statistics_interval_ms: None,
     };
     courier::telemetry::init(&telemetry, "courier-trace-test");
     let app = spawn_app().await;
@@ -148,7 +149,7 @@ async fn one_order_is_one_connected_trace_across_the_broker() {
     let request = spans.iter().find(|s| s.parent == client_span).expect("the request span continues the client's");
     assert_eq!((request.name.as_str(), request.kind), ("POST /v1/orders", 2));
     let order = child(&spans, request, "order", |_| true);
-    let created = &app.settings.topics.orders_created;
+    let created = app.settings.topics.orders_created();
     let publish = child(&spans, order, &format!("publish {created}"), |s| s.kind == 4);
 
     // Across the broker: each consumer's span is a child of the publish span, and its HTTP call a child of it.
@@ -168,7 +169,7 @@ async fn one_order_is_one_connected_trace_across_the_broker() {
     assert_eq!(reservation[0].traceparent.as_deref(), Some(sent(reserve_call).as_str()));
 
     // The decline: payment publishes order.payment_failed under its event span; inventory releases under that.
-    let failed_topic = &app.settings.topics.payment_failed;
+    let failed_topic = app.settings.topics.payment_failed();
     let failed = child(&spans, charging, &format!("publish {failed_topic}"), |s| s.kind == 4);
     let releasing = consumer_span(failed, "inventory");
     let release_call = child(&spans, releasing, "POST", |s| s.kind == 3);

@@ -122,7 +122,7 @@ impl DeadLetterRoute {
         consumer: &str,
         source_topics: &[String],
     ) -> Result<Self, KafkaError> {
-        let timeout = Duration::from_millis(settings.producer.publish_timeout_ms);
+        let timeout = settings.producer.publish_timeout_ms;
         let mut topics = HashMap::new();
         for source in source_topics {
             let dlq = dlq_topic(source, group);

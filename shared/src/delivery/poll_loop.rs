@@ -102,8 +102,8 @@ pub(super) struct PollLoop<H: Handler, R: FailureRoute> {
     pub(super) commit_interval: Duration,
     /// How long running events may take after shutdown.
     pub(super) drain_timeout: Duration,
-    /// How long without any assigned partition before leaving and joining the group again (zero: never).
-    pub(super) rejoin_after: Duration,
+    /// How long without any assigned partition before leaving and joining the group again (`None`: never).
+    pub(super) rejoin_after: Option<Duration>,
     /// Since when no partition is assigned, while none is.
     pub(super) unassigned_since: Option<Instant>,
     /// The subscribed topics, for joining again.
@@ -267,15 +267,15 @@ impl<H: Handler, R: FailureRoute> PollLoop<H, R> {
     /// next join elects it leader, which assigns the partitions. On Apache Kafka the same rejoin is only an
     /// extra rebalance, which is why the setting is off by default.
     fn rejoin_when_unassigned(&mut self) {
-        if self.rejoin_after.is_zero() {
+        let Some(rejoin_after) = self.rejoin_after else {
             return;
-        }
+        };
         if self.dispatcher.assigned() > 0 {
             self.unassigned_since = None;
             return;
         }
         let since = *self.unassigned_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < self.rejoin_after {
+        if since.elapsed() < rejoin_after {
             return;
         }
         tracing::warn!(

@@ -23,10 +23,10 @@ impl RetryPolicy {
     /// The policy the consumer settings describe.
     pub fn from_settings(settings: &ConsumerSettings) -> Self {
         Self {
-            initial_backoff: Duration::from_millis(settings.retry_initial_backoff_ms),
-            max_backoff: Duration::from_millis(settings.retry_max_backoff_ms),
+            initial_backoff: settings.retry_initial_backoff_ms,
+            max_backoff: settings.retry_max_backoff_ms,
             max_attempts: settings.retry_max_attempts,
-            max_elapsed: Duration::from_millis(settings.retry_max_elapsed_ms),
+            max_elapsed: settings.retry_max_elapsed_ms,
         }
     }
 

@@ -155,11 +155,10 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
 ) -> Result<(), RunError> {
     let c = &settings.consumer;
     let d = &settings.dlq;
-    let window = Duration::from_millis(d.guard_window_ms);
-    let guard = DlqGuard::new(d.guard_max_records, window, consumer_label.clone(), health.clone());
+    let guard = DlqGuard::new(d.guard_max_records, d.guard_window_ms, consumer_label.clone(), health.clone());
     let batches = handler.batching().map(Batches::new);
     let event_metrics = metrics::EventMetrics::new(consumer_label.clone());
-    let throttle = ThrottlePolicy { alert_after: c.throttle_alert(), charge_after: c.max_throttle() };
+    let throttle = ThrottlePolicy { alert_after: c.throttle_alert_ms, charge_after: c.max_throttle_ms };
     let worker = Worker {
         handler,
         throttles: Throttles::new(throttle, &event_metrics, health.clone()),
@@ -177,7 +176,7 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
     let abandoned = Arc::new(AtomicBool::new(false));
     let context = RuntimeContext {
         dispatcher: Arc::clone(&dispatcher),
-        rebalance_timeout: c.rebalance_timeout(),
+        rebalance_timeout: c.rebalance_timeout_ms,
         abandoned: Arc::clone(&abandoned),
         health: health.clone(),
         brokers_down: Arc::new(AtomicBool::new(false)),
@@ -186,9 +185,9 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
         split: std::sync::Mutex::new(Vec::new()),
     };
     let mut config = kafka::consumer_config(&settings.kafka, &spec.group);
-    if settings.telemetry.statistics_interval_ms > 0 {
+    if let Some(interval) = settings.telemetry.statistics_interval_ms {
         // The statistics carry each partition's lag (courier_consumer_lag).
-        config.set("statistics.interval.ms", settings.telemetry.statistics_interval_ms.to_string());
+        config.set("statistics.interval.ms", interval.as_millis().to_string());
     }
     let consumer: Arc<BaseConsumer<RuntimeContext<H, R>>> =
         Arc::new(config.create_with_context(context).map_err(RunError::Create)?);
@@ -207,9 +206,9 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
         shutdown: shutdown.clone(),
         events,
         abandoned: Arc::clone(&abandoned),
-        commit_interval: c.commit_interval(),
-        drain_timeout: c.drain_timeout(),
-        rejoin_after: Duration::from_millis(settings.kafka.rejoin_unassigned_after_ms),
+        commit_interval: c.commit_interval_ms,
+        drain_timeout: c.drain_timeout_ms,
+        rejoin_after: settings.kafka.rejoin_unassigned_after_ms,
         unassigned_since: Some(Instant::now()),
         subscription: spec.topics.clone(),
         group: spec.group.clone(),
@@ -233,7 +232,7 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
     // exiting without the final commit only means redelivery.
     let close_deadline = async {
         shutdown.cancelled().await;
-        tokio::time::sleep(c.drain_timeout() + CLOSE_GRACE).await;
+        tokio::time::sleep(c.drain_timeout_ms + CLOSE_GRACE).await;
     };
     tokio::select! {
         done = done_rx => done.map_err(|_| RunError::Thread("the poll thread panicked".into())),

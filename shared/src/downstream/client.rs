@@ -179,8 +179,8 @@ impl ApiClient {
     /// certificate file cannot be read or parsed.
     pub fn new(name: &str, settings: &ApiSettings, health: &Health) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout())
-            .timeout(settings.request_timeout())
+            .connect_timeout(settings.connect_timeout_ms)
+            .timeout(settings.request_timeout_ms)
             .user_agent(concat!("courier/", env!("CARGO_PKG_VERSION")))
             .redirect(redirect_policy());
         builder = match settings.http_version {
@@ -492,14 +492,14 @@ mod tests {
         // Nothing listens on port 1 of loopback: the connection is refused.
         let settings = ApiSettings {
             base_url: "http://127.0.0.1:1/api".into(),
-            connect_timeout_ms: 500,
-            request_timeout_ms: 500,
+            connect_timeout_ms: Duration::from_millis(500),
+            request_timeout_ms: Duration::from_millis(500),
             token: Some(secrecy::SecretString::from("s3cret")),
             breaker_failure_rate_percent: 50,
             breaker_minimum_calls: 1,
             breaker_minimum_failing_keys: 1,
-            breaker_window_ms: 10_000,
-            breaker_cooldown_ms: 60_000,
+            breaker_window_ms: Duration::from_secs(10),
+            breaker_cooldown_ms: Duration::from_secs(60),
             rate_limit_per_sec: 0,
             rate_limit_burst: 1,
             ..ApiSettings::default()
@@ -541,8 +541,8 @@ mod tests {
     async fn api_serving(app: axum::Router) -> ApiSettings {
         ApiSettings {
             base_url: format!("{}/api", serving(app).await).into(),
-            connect_timeout_ms: 2_000,
-            request_timeout_ms: 2_000,
+            connect_timeout_ms: Duration::from_secs(2),
+            request_timeout_ms: Duration::from_secs(2),
             max_in_flight: 4,
             ..ApiSettings::default()
         }
@@ -622,8 +622,8 @@ mod tests {
         let secrets = ["courier-user", "pw-S3CR3T", "SECRET-T0KEN"];
         let settings = ApiSettings {
             base_url: format!("http://courier-user:pw-S3CR3T@127.0.0.1:{port}/x?token=SECRET-T0KEN").into(),
-            connect_timeout_ms: 2_000,
-            request_timeout_ms: 2_000,
+            connect_timeout_ms: Duration::from_secs(2),
+            request_timeout_ms: Duration::from_secs(2),
             max_in_flight: 4,
             ..ApiSettings::default()
         };
@@ -761,13 +761,13 @@ mod tests {
         let (api, calls) = api_accepting("t-1").await;
         let timeout = Duration::from_millis(400);
         let settings = ApiSettings {
-            request_timeout_ms: 400,
+            request_timeout_ms: Duration::from_millis(400),
             max_in_flight: 16,
             breaker_failure_rate_percent: 50,
             breaker_minimum_calls: 8,
             breaker_minimum_failing_keys: 3,
-            breaker_window_ms: 60_000,
-            breaker_cooldown_ms: 60_000,
+            breaker_window_ms: Duration::from_secs(60),
+            breaker_cooldown_ms: Duration::from_secs(60),
             ..with_oauth2(api, &token_url)
         };
         let client = ApiClient::new("test", &settings, &Health::default()).expect("client");

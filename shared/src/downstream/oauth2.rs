@@ -131,7 +131,7 @@ impl OAuth2 {
             let endpoint = endpoint.clone();
             async move { endpoint.request().await }.boxed()
         };
-        Self::with_fetcher(api, settings.request_timeout(), Arc::new(fetcher))
+        Self::with_fetcher(api, settings.request_timeout_ms, Arc::new(fetcher))
     }
 
     /// A client whose tokens come from `fetcher`, callers waiting at most `wait`.

@@ -1,13 +1,13 @@
 //! Prometheus metrics: every metric courier exports, named once here, and the recorder that renders them.
 //!
 //! Components record through the functions of this module (not the `metrics` macros directly), so that the
-//! names, labels and units live in one place and the README, the dashboard and the alert rules can be checked
-//! against [`CATALOGUE`]. Labels are low-cardinality: a consumer, a topic, a partition, an API, a status code,
+//! names, labels and units live in one place and the operations page (`docs/operations.md`), the dashboard and
+//! the alert rules can be checked against [`CATALOGUE`]. Labels are low-cardinality: a consumer, a topic, a partition, an API, a status code,
 //! an outcome class — never an event id, an order id or a key.
 //!
 //! [`install`] sets the process-wide recorder (once; later calls return the same handle) with histogram
-//! buckets that resolve 5 ms to 30 s, the process collector (CPU, memory, open file descriptors) and
-//! `courier_build_info`. [`Metrics::render`] is what `GET /metrics` answers.
+//! buckets that resolve 5 ms to 30 s ([`LATENCY_BUCKETS`]; an hour for the end-to-end histogram,
+//! [`END_TO_END_BUCKETS`]), the process collector (CPU, memory, open file descriptors) and `courier_build_info`. [`Metrics::render`] is what `GET /metrics` answers.
 
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
@@ -524,11 +524,28 @@ mod tests {
         assert_eq!(names.len(), CATALOGUE.len(), "a name is listed twice");
     }
 
+    /// The operations page users read.
+    const OPERATIONS: &str = include_str!("../../../docs/operations.md");
+
     #[test]
-    fn the_readme_lists_every_metric() {
-        let readme = include_str!("../../../README.md");
+    fn the_operations_page_lists_every_metric_and_no_other() {
         for metric in CATALOGUE {
-            assert!(readme.contains(metric.name), "README.md does not list {}", metric.name);
+            assert!(OPERATIONS.contains(metric.name), "docs/operations.md does not list {}", metric.name);
+        }
+        let table = OPERATIONS.lines().filter(|line| line.starts_with("| `courier_"));
+        for word in table.flat_map(|row| row.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))) {
+            if word.starts_with("courier_") {
+                assert!(CATALOGUE.iter().any(|m| m.name == word), "docs/operations.md lists {word}, no metric");
+            }
+        }
+    }
+
+    #[test]
+    fn the_operations_page_gives_the_histogram_buckets() {
+        let page = OPERATIONS.split_whitespace().collect::<Vec<_>>().join(" ");
+        for buckets in [LATENCY_BUCKETS, END_TO_END_BUCKETS] {
+            let bounds = buckets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            assert!(page.contains(&format!("`{bounds}`")), "docs/operations.md does not give the buckets {bounds}");
         }
     }
 

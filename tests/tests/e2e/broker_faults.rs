@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use courier::delivery::dlq::dlq_topic;
 use courier::telemetry::metrics::COMMITTED_OFFSET as COMMITTED;
+use courier_consumers::order_topics::OrderTopics;
 use courier_tests::app::{sample_order, spawn_app_on};
 use courier_tests::scrape::scrape;
 use mock_apis::Api;
@@ -34,10 +35,10 @@ async fn a_commit_the_broker_refused_is_repaired_though_no_new_event_comes() {
     let bootstrap = cluster.bootstrap_servers();
     // The mock cluster does not answer CreateTopics: the test creates the topics itself.
     let app = spawn_app_on(&bootstrap, &[("COURIER__TOPICS__CREATE", "false")]).await;
-    let (topic, partitions) = (app.settings.topics.orders_created.clone(), app.settings.topics.partitions);
+    let (topic, partitions) = (app.settings.topics.orders_created().to_owned(), app.settings.topics.partitions);
     let group = app.settings.kafka.group_id("inventory");
-    for source in [&topic, &app.settings.topics.payment_failed] {
-        for name in [source.clone(), dlq_topic(source, &group)] {
+    for source in [topic.as_str(), app.settings.topics.payment_failed()] {
+        for name in [source.to_owned(), dlq_topic(source, &group)] {
             cluster.create_topic(&name, partitions, 1).expect("a topic on the mock cluster");
         }
     }

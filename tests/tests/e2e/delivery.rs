@@ -6,6 +6,7 @@ use courier_tests::WAIT;
 use std::collections::{HashMap, HashSet};
 
 use courier::health::Health;
+use courier_consumers::order_topics::OrderTopics;
 use courier_tests::kafka_probe;
 use courier_tests::produce::{TestRecord, order_event, order_record, produce};
 use courier_tests::recording_route::RecordingRoute;
@@ -256,7 +257,7 @@ async fn a_partition_paused_by_its_backstop_resumes_after_a_rebalance() {
     app.mock.set_faults(Api::Inventory, Faults::default());
     app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("every event of the paused partition delivered");
     staying.stop().await.expect("stops cleanly");
-    let topic = &app.settings.topics.orders_created;
+    let topic = app.settings.topics.orders_created();
     let committed = kafka_probe::committed(&app.bootstrap, &group, topic, 0).await.expect("committed readable");
     assert_eq!(committed, Some(n as i64), "the partition's lag drained");
     let ok_calls = app.mock.calls(Api::Inventory).iter().filter(|c| c.status < 300).count();

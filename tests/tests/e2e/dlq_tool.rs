@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use courier::delivery::dlq::dlq_topic;
+use courier_consumers::order_topics::OrderTopics;
 use courier_tests::app::{RunningConsumer, registry};
 use courier_tests::kafka_probe;
 use courier_tests::{TestApp, WAIT, spawn_app};
@@ -100,7 +101,7 @@ async fn dead_letters(app: &TestApp) -> Scenario {
         .into_iter()
         .map(|c| app.start(c, &settings))
         .collect();
-    let topic = &app.settings.topics.orders_created;
+    let topic = app.settings.topics.orders_created();
     let dlq = |group: &str| dlq_topic(topic, &app.settings.kafka.group_id(group));
     let scenario = Scenario {
         inventory: dlq("inventory"),
@@ -123,7 +124,7 @@ async fn dead_letters(app: &TestApp) -> Scenario {
 /// Waits until every group of `consumers` committed the whole orders topic (every record, replays
 /// included, handled or skipped).
 async fn wait_until_consumed(app: &TestApp, consumers: &[&str]) {
-    let topic = &app.settings.topics.orders_created;
+    let topic = app.settings.topics.orders_created();
     let partitions = app.settings.topics.partitions;
     let deadline = tokio::time::Instant::now() + WAIT;
     for consumer in consumers {
@@ -148,7 +149,7 @@ async fn wait_until_consumed(app: &TestApp, consumers: &[&str]) {
 async fn watermark(app: &TestApp, partition: i32) -> i64 {
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let (bootstrap, topic) = (app.bootstrap.clone(), app.settings.topics.orders_created.clone());
+    let (bootstrap, topic) = (app.bootstrap.clone(), app.settings.topics.orders_created().to_owned());
     tokio::task::spawn_blocking(move || {
         let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("client");
         client.fetch_watermarks(&topic, partition, Duration::from_secs(10)).expect("watermarks").1
@@ -192,7 +193,7 @@ async fn dead_letters_of_the_real_consumers_are_listed_and_filtered() {
     assert_eq!(letters.len(), 1);
     let l = &letters[0];
     assert_eq!((&l["consumer"], &l["http_status"], &l["attempts"]), (&json!("inventory"), &json!(409), &json!(1)));
-    assert_eq!(l["original_topic"], app.settings.topics.orders_created.as_str());
+    assert_eq!(l["original_topic"], app.settings.topics.orders_created());
     assert_eq!(l["event_id"], s.late_sku.1.as_str());
     assert_eq!(l["key"], s.late_sku.0.as_str());
 
@@ -275,7 +276,7 @@ async fn after_the_fix_a_replay_gives_one_effect_per_dead_letter_at_the_right_ap
     }
     assert_eq!(app.orders_on_topic().await, before + 5, "one record per dead letter");
     let records =
-        kafka_probe::read_all(&app.bootstrap, &app.settings.topics.orders_created, (before + 5) as usize, WAIT)
+        kafka_probe::read_all(&app.bootstrap, app.settings.topics.orders_created(), (before + 5) as usize, WAIT)
             .await
             .expect("readable");
     let replayed: Vec<_> = records.iter().filter(|r| r.header("courier.replay.from").is_some()).collect();
@@ -328,7 +329,7 @@ async fn the_loop_guard_stops_a_record_that_keeps_failing_and_drained_letters_re
     // An SKU the inventory API will never know: every replay fails again.
     let (order_id, _) = post(&app, order(0, "UNKNOWN-42", None)).await;
     let inventory = app.start(registry::INVENTORY, &app.settings);
-    let topic = dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("inventory"));
+    let topic = dlq_topic(app.settings.topics.orders_created(), &app.settings.kafka.group_id("inventory"));
     for round in 1..=3usize {
         let letters = kafka_probe::read_all(&app.bootstrap, &topic, round, WAIT).await.expect("readable");
         assert_eq!(letters.len(), round, "dead-lettered again after each replay");
@@ -426,7 +427,7 @@ async fn replays_on(app: &TestApp, topic: &str, expected: usize) -> (usize, usiz
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replay_whose_position_expired_refuses_to_send_again_without_an_explicit_flag() {
     let app = spawn_app().await;
-    let target = app.settings.topics.orders_created.clone();
+    let target = app.settings.topics.orders_created().to_owned();
     let topic = dlq_topic(&target, &app.settings.kafka.group_id("inventory"));
     let position = app.settings.kafka.group_id(&format!("courier-dlq-replay-{topic}"));
     produce_dead_letters(&app, &topic, &target, 0, 20).await;
@@ -476,7 +477,7 @@ async fn a_replay_whose_position_expired_refuses_to_send_again_without_an_explic
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replays_of_one_topic_started_at_once_one_refuses_and_nothing_is_sent_twice() {
     let app = spawn_app().await;
-    let target = app.settings.topics.orders_created.clone();
+    let target = app.settings.topics.orders_created().to_owned();
     let topic = dlq_topic(&target, &app.settings.kafka.group_id("inventory"));
     const LETTERS: usize = 300;
     produce_dead_letters(&app, &topic, &target, 0, LETTERS).await;

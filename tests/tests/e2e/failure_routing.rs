@@ -10,6 +10,7 @@ use courier::delivery::dlq::{DeadLetterRoute, dlq_topic};
 use courier::delivery::{Consumer, Handler, Incoming, Outcome};
 use courier::health::Health;
 use courier::kafka::headers::RawHeader;
+use courier_consumers::order_topics::OrderTopics;
 use courier_tests::kafka_probe::{self, ReadRecord};
 use courier_tests::produce::{TestRecord, order_event, order_record, origin_header, produce};
 use courier_tests::wrapped::Wrapped;
@@ -22,7 +23,7 @@ fn raw(key: &str, value: &[u8]) -> TestRecord {
 }
 
 fn dlq_of(app: &TestApp) -> String {
-    dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("inventory"))
+    dlq_topic(app.settings.topics.orders_created(), &app.settings.kafka.group_id("inventory"))
 }
 
 /// A poison record and what its dead letter must say.
@@ -59,7 +60,7 @@ async fn dead_letters(app: &TestApp, poison: Vec<Poison>, good: usize, overrides
         assert_eq!(letter.partition, 0, "{key}: same partition as the original");
         assert_eq!(letter.header("x-test-origin").as_deref(), Some("courier-tests"), "{key}: original headers kept");
         let h = |name: &str| letter.header(&format!("courier.dlq.{name}"));
-        assert_eq!(h("original.topic").as_deref(), Some(app.settings.topics.orders_created.as_str()), "{key}");
+        assert_eq!(h("original.topic").as_deref(), Some(app.settings.topics.orders_created()), "{key}");
         assert_eq!(h("original.partition").as_deref(), Some("0"), "{key}");
         assert_eq!(h("original.offset"), Some(offset.to_string()), "{key}");
         assert!(h("original.timestamp").and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| t > 0), "{key}");
@@ -169,7 +170,7 @@ async fn a_failed_dead_letter_keeps_the_offset_uncommitted_until_it_lands_once()
         ("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "500"),
     ]);
     let t = &app.settings.topics;
-    courier::kafka::ensure_topics(&app.settings.kafka, t, &[&t.payment_failed]).await.expect("topic created");
+    courier::kafka::ensure_topics(&app.settings.kafka, t, &[t.payment_failed()]).await.expect("topic created");
     let spec = Inventory.spec(&settings);
     let route = DeadLetterRoute::new(&settings, &spec.group, "inventory", &spec.topics).await.expect("route");
     let health = Health::default();
@@ -177,7 +178,7 @@ async fn a_failed_dead_letter_keeps_the_offset_uncommitted_until_it_lands_once()
     app.mock.wait_for_calls(Api::Inventory, 1, WAIT).await.expect("the event was tried");
     // Every call is rejected; while the DLQ cannot be written the event stays unfinished.
     let group = app.settings.kafka.group_id("inventory");
-    let topic = &app.settings.topics.orders_created;
+    let topic = app.settings.topics.orders_created();
     let committed = kafka_probe::committed(&app.bootstrap, &group, topic, 0).await.expect("committed readable");
     assert!(committed.unwrap_or(0) <= 0, "the source offset must not be committed past the event: {committed:?}");
     // The failing route is reported (and the consumer is not ready) until the dead letter lands.
@@ -346,7 +347,7 @@ async fn a_lone_event_that_always_fails_is_dead_lettered_with_the_breaker_on() {
     let consumer = app.consumer(Inventory).settings(&app.settings).health(&health).start();
     let letters = kafka_probe::read_all(&app.bootstrap, &dlq_of(&app), 1, WAIT).await.expect("DLQ readable");
     let group = app.settings.kafka.group_id("inventory");
-    let topic = app.settings.topics.orders_created.clone();
+    let topic = app.settings.topics.orders_created().to_owned();
     let mut committed = None;
     for _ in 0..100 {
         committed = kafka_probe::committed(&app.bootstrap, &group, &topic, 0).await.expect("readable");
@@ -461,7 +462,7 @@ async fn a_dead_letter_too_large_to_publish_goes_without_its_value() {
 /// Produces records larger than librdkafka's default `message.max.bytes` to partition 0 of the orders topic.
 async fn produce_large(settings: &courier::settings::Settings, records: &[TestRecord]) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let topic = &settings.topics.orders_created;
+    let topic = settings.topics.orders_created();
     courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[topic]).await.expect("topic");
     let mut config = courier::kafka::producer_config(&settings.kafka, "test-large", Duration::from_secs(30));
     config.set("message.max.bytes", "10000000");
@@ -506,7 +507,7 @@ async fn a_handler_that_panics_on_one_key_stalls_neither_the_others_nor_the_comm
     app.mock.wait_for_effects(Api::Inventory, others, WAIT).await.expect("the other keys flow");
     let letters = kafka_probe::read_all(&app.bootstrap, &dlq_of(&app), 2, WAIT).await.expect("dead letters");
     let group = app.settings.kafka.group_id("inventory");
-    let topic = &app.settings.topics.orders_created;
+    let topic = app.settings.topics.orders_created();
     let total = i64::try_from(records.len()).expect("a count");
     let deadline = Instant::now() + WAIT;
     let mut committed = None;
@@ -537,8 +538,8 @@ async fn a_missing_dead_letter_topic_is_named_and_the_consumer_waits_for_it() {
     // topic of `orders.payment-failed`, but not that of `orders.created`.
     let settings = app.settings_with(&[("COURIER__TOPICS__CREATE", "false")]);
     let (t, group) = (&app.settings.topics, app.settings.kafka.group_id("inventory"));
-    let payment_failed_dlq = dlq_topic(&t.payment_failed, &group);
-    let existing = [t.payment_failed.as_str(), payment_failed_dlq.as_str()];
+    let payment_failed_dlq = dlq_topic(t.payment_failed(), &group);
+    let existing = [t.payment_failed(), payment_failed_dlq.as_str()];
     courier::kafka::ensure_topics(&app.settings.kafka, t, &existing).await.expect("topics created");
     let missing = dlq_of(&app);
 
@@ -559,7 +560,7 @@ async fn a_missing_dead_letter_topic_is_named_and_the_consumer_waits_for_it() {
     let body: serde_json::Value = answer.json().await.expect("json");
     let problem = body["problems"][format!("topics:{group}")].as_str().unwrap_or_default().to_owned();
     assert!(problem.contains(&missing) && problem.contains("does not exist"), "{body}");
-    for topic in [&t.orders_created, &t.payment_failed, &payment_failed_dlq] {
+    for topic in [t.orders_created(), t.payment_failed(), &payment_failed_dlq] {
         assert!(!problem.contains(&format!("{topic} (")), "{topic} exists: {problem}");
     }
     assert_eq!(health.assigned(), 0, "it has not joined its group");

@@ -1,13 +1,14 @@
-//! The no-code `forward` consumer over a real broker, with the seed's opening example exactly as the README
-//! shows it (`config/examples/user-registration.toml`): `user.registered` events posted to `POST /v1/events`
-//! reach the auth API (binary mode) and the e-mail API (structured mode) once each; a route whose API refuses
-//! an event dead-letters it into its own DLQ while the other route delivers it; events of other types are
-//! skipped by both routes.
+//! The no-code `forward` consumer over a real broker, with the seed's opening example exactly as README and
+//! `docs/forward.md` show it (`config/examples/user-registration.toml`): `user.registered` events posted to
+//! `POST /v1/events` reach the auth API (binary mode) and the e-mail API (structured mode) once each; a route
+//! whose API refuses an event dead-letters it into its own DLQ while the other route delivers it; events of
+//! other types are skipped by both routes.
 
 use courier_tests::WAIT;
 use std::collections::BTreeSet;
 
 use courier::delivery::dlq::dlq_topic;
+use courier_consumers::order_topics::OrderTopics;
 use courier_tests::app::spawn_app_with;
 use courier_tests::kafka_probe;
 use mock_apis::{Api, Faults};
@@ -413,7 +414,7 @@ async fn a_member_joining_while_batches_are_in_flight_keeps_each_keys_calls_apar
         }
     }
     produce(&app.settings, &records).await.expect("records produced");
-    let topic = app.settings.topics.orders_created.clone();
+    let topic = app.settings.topics.orders_created().to_owned();
     // Cooperative rebalancing (the default) moves only the partitions the joining member takes: the first
     // member's batches keep going, with the moved partitions' events in them.
     let settings = app.settings_with(&[

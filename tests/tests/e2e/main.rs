@@ -10,6 +10,7 @@ mod broker_faults;
 mod compose;
 mod delivery;
 mod dlq_tool;
+mod docs;
 mod downstream_auth;
 mod events_api;
 mod failure_routing;

@@ -1,6 +1,7 @@
 //! The order API's answers: 202 for valid orders, problem+json for each class of bad input (and nothing
 //! published), 503 with Retry-After when the broker does not acknowledge in time, health and readiness.
 
+use courier_consumers::order_topics::OrderTopics;
 use courier_tests::app::{sample_order, spawn_app_with};
 use courier_tests::broker::free_port;
 use courier_tests::spawn_app;
@@ -92,7 +93,7 @@ async fn health_and_readiness_with_a_broker() {
 async fn readiness_names_the_topics_that_do_not_exist() {
     // A cluster whose topics are created by its operators, and not yet.
     let app = spawn_app_with(&[("COURIER__TOPICS__CREATE", "false")]).await;
-    let orders = app.settings.topics.orders_created.clone();
+    let orders = app.settings.topics.orders_created().to_owned();
     let users = app.settings.producer.events["users"].topic.clone();
     let readyz = || async {
         let answer = app.http.get(format!("{}/readyz", app.address)).send().await.expect("answer");

@@ -6,6 +6,7 @@ use courier_tests::WAIT;
 use std::collections::HashMap;
 
 use courier::delivery::dlq::dlq_topic;
+use courier_consumers::order_topics::OrderTopics;
 use courier_tests::app::{RunningConsumer, registry, sample_order};
 use courier_tests::kafka_probe;
 use courier_tests::{TestApp, spawn_app};
@@ -118,7 +119,7 @@ async fn a_declined_payment_releases_the_reservation_exactly_once() {
     assert_eq!(labels.len(), 1, "only the paid order ships");
     assert_eq!(labels[0].body["order_id"], ids[1].0.as_str());
     assert_eq!(app.mock.calls(Api::Shipping).len(), 1, "no call for the declined order");
-    let paid = kafka_probe::read_all(&app.bootstrap, &app.settings.topics.orders_paid, 1, WAIT).await.expect("paid");
+    let paid = kafka_probe::read_all(&app.bootstrap, app.settings.topics.orders_paid(), 1, WAIT).await.expect("paid");
     assert_eq!(paid.len(), 1, "one order.paid event");
     let event: Value = serde_json::from_slice(paid[0].value.as_deref().unwrap_or_default()).expect("CloudEvent");
     assert_eq!(event["type"], "order.paid");
@@ -128,7 +129,7 @@ async fn a_declined_payment_releases_the_reservation_exactly_once() {
     assert!(releases[0].idempotency_key.starts_with("inventory-release:"), "{}", releases[0].idempotency_key);
     assert_eq!(app.mock.stats(Api::InventoryRelease).effects, 1, "exactly one release");
     assert_eq!(app.mock.stats(Api::Payment).declines, 1);
-    let topic = &app.settings.topics.payment_failed;
+    let topic = app.settings.topics.payment_failed();
     let failed = kafka_probe::read_all(&app.bootstrap, topic, 1, WAIT).await.expect("payment-failed readable");
     assert_eq!(failed.len(), 1, "one order.payment_failed event");
     assert_eq!(failed[0].key.as_deref(), Some(declined_id.as_bytes()), "keyed by order id");
@@ -136,7 +137,7 @@ async fn a_declined_payment_releases_the_reservation_exactly_once() {
     assert_eq!(event["type"], "order.payment_failed");
     assert_eq!(event["data"]["order_id"], declined_id.as_str());
     assert_eq!(event["data"]["reason"], "insufficient_funds");
-    let payment_dlq = dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("payment"));
+    let payment_dlq = dlq_topic(app.settings.topics.orders_created(), &app.settings.kafka.group_id("payment"));
     assert_eq!(
         kafka_probe::record_count(&app.bootstrap, &payment_dlq).await.expect("count"),
         0,
@@ -176,7 +177,7 @@ async fn a_release_that_arrives_before_its_reservation_still_releases_it() {
     let reservations = effects_by_order(&app, Api::Inventory, "order_id");
     assert_eq!(reservations.get(declined_id), Some(&1), "reserved once, late");
     assert_eq!(app.mock.stats(Api::InventoryRelease).effects, 1, "and released once: the stock is not kept");
-    let dlq = dlq_topic(&app.settings.topics.payment_failed, &app.settings.kafka.group_id("inventory"));
+    let dlq = dlq_topic(app.settings.topics.payment_failed(), &app.settings.kafka.group_id("inventory"));
     assert_eq!(kafka_probe::record_count(&app.bootstrap, &dlq).await.expect("count"), 0, "no release dead-lettered");
 }
 
@@ -205,7 +206,7 @@ async fn an_sms_outage_delays_no_email_and_every_sms_arrives_once_after_it() {
     let email = app.mock.stats(Api::Email);
     assert_eq!((email.effects, email.calls), (n as u64, n as u64), "each e-mail sent once, never re-sent");
     assert_eq!(app.mock.stats(Api::Sms).effects as usize, n, "each SMS exactly once");
-    let dlq = dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("notification"));
+    let dlq = dlq_topic(app.settings.topics.orders_created(), &app.settings.kafka.group_id("notification"));
     assert_eq!(kafka_probe::record_count(&app.bootstrap, &dlq).await.expect("count"), 0);
 }
 
@@ -217,7 +218,7 @@ async fn an_unknown_sku_dead_letters_the_reservation_only() {
     let consumers = start_all(&app, &[]);
     let ids = post_all(&app, &[unknown, order(1, false)]).await;
     let (unknown_id, _) = &ids[0];
-    let dlq = dlq_topic(&app.settings.topics.orders_created, &app.settings.kafka.group_id("inventory"));
+    let dlq = dlq_topic(app.settings.topics.orders_created(), &app.settings.kafka.group_id("inventory"));
     let letters = kafka_probe::read_all(&app.bootstrap, &dlq, 1, WAIT).await.expect("inventory DLQ readable");
     app.mock.wait_for_effects(Api::Payment, 2, WAIT).await.expect("both orders charged");
     app.mock.wait_for_effects(Api::Email, 2, WAIT).await.expect("both orders confirmed");

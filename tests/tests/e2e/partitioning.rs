@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use courier::settings::TopicSettings;
+use courier_consumers::order_topics::OrderTopics;
 use courier_tests::java_partitioner::{JAVA_MURMUR2_VECTORS, java_partition};
 use courier_tests::kafka_probe::read_all;
 use courier_tests::{app::sample_order, spawn_app};
@@ -16,7 +17,7 @@ async fn a_courier_producer_puts_every_key_on_the_java_clients_partition() {
     let mut keys: Vec<String> = JAVA_MURMUR2_VECTORS.iter().map(|(key, _)| (*key).to_owned()).collect();
     keys.extend((0..200).map(|i| format!("order-{i}-{}", uuid::Uuid::new_v4())));
     for partitions in [16, 7] {
-        let topic = format!("{}.p{partitions}", app.settings.topics.orders_created);
+        let topic = format!("{}.p{partitions}", app.settings.topics.orders_created());
         let topics = TopicSettings { partitions, ..app.settings.topics.clone() };
         courier::kafka::ensure_topics(&app.settings.kafka, &topics, &[&topic]).await.expect("topic created");
         let producer: FutureProducer =
@@ -48,7 +49,7 @@ async fn the_order_api_publishes_each_order_on_the_java_clients_partition_for_it
         let response = app.post_order(&sample_order(i), None).await;
         assert_eq!(response.status(), 202);
     }
-    let records = read_all(&app.bootstrap, &app.settings.topics.orders_created, 40, Duration::from_secs(30))
+    let records = read_all(&app.bootstrap, app.settings.topics.orders_created(), 40, Duration::from_secs(30))
         .await
         .expect("records read");
     assert_eq!(records.len(), 40);

@@ -121,7 +121,7 @@ pub async fn measure(
 
     let producer: FutureProducer =
         courier::kafka::producer_config(&settings.kafka, "bench-direct", Duration::from_secs(30)).create()?;
-    let topic = settings.topics.orders_created.clone();
+    let topic = courier_producer::order::orders_topic(&settings.topics).to_owned();
     let send = move |i| {
         let (producer, topic) = (producer.clone(), topic.clone());
         async move {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use courier::settings::Settings;
+use courier_producer::order::orders_topic;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -45,8 +46,8 @@ fn consumer(settings: &Settings, group: &str, store_after_call: bool) -> anyhow:
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true")
-        .set("session.timeout.ms", settings.kafka.session_timeout_ms.to_string())
-        .set("heartbeat.interval.ms", settings.kafka.heartbeat_interval_ms.to_string());
+        .set("session.timeout.ms", settings.kafka.session_timeout_ms.as_millis().to_string())
+        .set("heartbeat.interval.ms", settings.kafka.heartbeat_interval_ms.as_millis().to_string());
     if store_after_call {
         config.set("enable.auto.offset.store", "false");
     }
@@ -79,7 +80,7 @@ async fn baseline(settings: &Settings, group: &str) -> anyhow::Result<()> {
     for partition in 0..settings.topics.partitions {
         let consumer = consumer(settings, group, true)?;
         let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(&settings.topics.orders_created, partition, Offset::Stored)?;
+        assignment.add_partition_offset(orders_topic(&settings.topics), partition, Offset::Stored)?;
         consumer.assign(&assignment)?;
         let (http, url) = (http.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
@@ -100,7 +101,7 @@ async fn ceiling(settings: &Settings, group: &str) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let slots = Arc::new(Semaphore::new(settings.consumer.max_in_flight));
     let consumer = consumer(settings, group, false)?;
-    consumer.subscribe(&[&settings.topics.orders_created])?;
+    consumer.subscribe(&[orders_topic(&settings.topics)])?;
     loop {
         let Ok(message) = consumer.recv().await else { continue };
         let (key, payload) = (key(&message), message.payload().unwrap_or_default().to_vec());

@@ -99,7 +99,7 @@ pub enum DlqError {
         /// `; its members: client-id@host, …` as the broker lists them, or empty.
         members: String,
         /// The session timeout after which a killed run's hold lapses.
-        session_timeout_ms: u32,
+        session_timeout_ms: u128,
     },
     /// The lock group did not decide in time.
     #[error("could not take the lock on {topic} (group {group}) within {waited:?} (last client error: {last_error})")]

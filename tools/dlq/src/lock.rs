@@ -175,9 +175,9 @@ impl Lock {
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")
                 .set("auto.offset.reset", "latest")
-                .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
-                .set("heartbeat.interval.ms", kafka.heartbeat_interval_ms.to_string())
-                .set("max.poll.interval.ms", kafka.max_poll_interval_ms.to_string())
+                .set("session.timeout.ms", kafka.session_timeout_ms.as_millis().to_string())
+                .set("heartbeat.interval.ms", kafka.heartbeat_interval_ms.as_millis().to_string())
+                .set("max.poll.interval.ms", kafka.max_poll_interval_ms.as_millis().to_string())
                 .set("partition.assignment.strategy", "cooperative-sticky")
                 .create_with_context(LockContext { shared: Arc::clone(&shared) })
                 .map_err(DlqError::kafka("creating the lock's Kafka client"))?;
@@ -202,7 +202,7 @@ impl Lock {
         let watch = LockWatch { shared: Arc::clone(&shared), topic: topic.to_owned(), group: group.clone() };
         let lock = Lock { watch, stop, poller: Some(poller) };
         // A dead member is removed after its session timeout, and a rebalance may take up to another.
-        let limit = Duration::from_millis(2 * u64::from(kafka.session_timeout_ms)) + Duration::from_secs(10);
+        let limit = 2 * kafka.session_timeout_ms + Duration::from_secs(10);
         let started = Instant::now();
         match shared.decided(limit) {
             State::Held => {
@@ -216,7 +216,7 @@ impl Lock {
                     topic: topic.to_owned(),
                     group: group.clone(),
                     members: members(settings, &group),
-                    session_timeout_ms: kafka.session_timeout_ms,
+                    session_timeout_ms: kafka.session_timeout_ms.as_millis(),
                 })
             }
             State::Joining => {

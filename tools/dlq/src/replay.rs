@@ -436,8 +436,7 @@ struct Sender {
 impl Sender {
     /// A sender for `opened`.
     fn new(settings: &Settings, opened: &Opened, rate: Option<f64>, lock: Option<LockWatch>) -> Result<Self, DlqError> {
-        let timeout = Duration::from_millis(settings.producer.publish_timeout_ms);
-        let producer = kafka::producer_config(&settings.kafka, "dlq-replay", timeout)
+        let producer = kafka::producer_config(&settings.kafka, "dlq-replay", settings.producer.publish_timeout_ms)
             .create()
             .map_err(DlqError::kafka("creating the replay producer"))?;
         Ok(Self {

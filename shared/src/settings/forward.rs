@@ -1,32 +1,15 @@
-//! Settings that route events by their type: `[producer.events.<name>]` (which CloudEvent types
-//! `POST /v1/events` accepts and the topic each goes to) and `[forward.routes.<name>]` (the routes of the
-//! no-code `forward` consumer). Lists may be TOML arrays or, from the environment, comma-separated strings
+//! `[forward.routes.<name>]`: the routes of the no-code `forward` consumer, each a consumer of its own.
+//! Lists may be TOML arrays or, from the environment, comma-separated strings
 //! (`COURIER__FORWARD__ROUTES__AUTH__TOPICS=users.registered,users.updated`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+use serde_with::{DurationMilliSeconds, serde_as};
 
-use super::{SettingsError, check, invalid};
-
-/// `[producer.events.<name>]`: one group of CloudEvent types `POST /v1/events` accepts.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventRoute {
-    /// The event types (`type` attribute) published to `topic`.
-    #[serde(deserialize_with = "list")]
-    pub types: Vec<String>,
-    /// The topic they are published to.
-    pub topic: String,
-    /// The attribute whose value keys the record (and so orders the events of one key): `subject` (the
-    /// default) or any other attribute or extension of the event. An event without it is refused.
-    #[serde(default = "subject")]
-    pub key: String,
-}
-
-fn subject() -> String {
-    "subject".to_owned()
-}
+use super::lists::list;
+use super::{SettingsError, check};
 
 /// `[forward]`: the `forward` consumer, configured by settings alone.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -38,6 +21,7 @@ pub struct ForwardSettings {
 }
 
 /// One route of the `forward` consumer: events of `types` read from `topics`, delivered to one URL.
+#[serde_as]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardRoute {
@@ -59,8 +43,8 @@ pub struct ForwardRoute {
     #[serde(default = "post")]
     pub method: String,
     /// How the event is sent: `structured` (the default: the CloudEvent as it was published, as
-    /// `application/cloudevents+json`) or `binary` (CloudEvents HTTP binary mode: the attributes as `ce-*`
-    /// headers, `data` as the body with the event's `datacontenttype`).
+    /// `application/cloudevents+json`) or `binary` (CloudEvents HTTP binary mode: the attributes as `ce-*` headers,
+    /// `data` as the body with the event's `datacontenttype`).
     #[serde(default)]
     pub mode: BodyMode,
     /// The most events sent in one call; 1 (the default): a call per event. Above 1, events of different keys
@@ -68,9 +52,10 @@ pub struct ForwardRoute {
     /// API may answer a result per event (see `courier::downstream::classify_batch`). Structured mode only.
     #[serde(default = "one")]
     pub batch_max_events: usize,
-    /// How long an event waits for others to fill its batch, in milliseconds (default 10).
-    #[serde(default = "ten")]
-    pub batch_max_wait_ms: u64,
+    /// How long an event waits for others to fill its batch (default 10 ms).
+    #[serde(default = "ten_millis")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub batch_max_wait_ms: Duration,
 }
 
 impl ForwardRoute {
@@ -91,35 +76,25 @@ pub enum BodyMode {
     Binary,
 }
 
+/// The default of [`ForwardRoute::batch_max_events`]: a call per event.
 fn one() -> usize {
     1
 }
 
-fn ten() -> u64 {
-    10
+/// The default of [`ForwardRoute::batch_max_wait_ms`].
+fn ten_millis() -> Duration {
+    Duration::from_millis(10)
 }
+
+/// The longest [`ForwardRoute::batch_max_wait_ms`].
+const MAX_BATCH_WAIT: Duration = Duration::from_secs(60);
 
 /// The most events a route may send in one call.
 pub const MAX_BATCH_EVENTS: usize = 1000;
 
+/// The default of [`ForwardRoute::method`].
 fn post() -> String {
     "POST".to_owned()
-}
-
-/// A list given as an array, or as one comma-separated string (as the environment gives it).
-pub(super) fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        /// `"a,b"`.
-        Text(String),
-        /// `["a", "b"]`.
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(deserializer)? {
-        OneOrMany::Text(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-        OneOrMany::Many(many) => many,
-    })
 }
 
 /// Whether `name` can name a route (a consumer group, an idempotency-key prefix, a metrics label, a
@@ -128,85 +103,45 @@ fn is_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Checks `[producer.events]`: every group names types and a topic, and no type goes to two topics.
-pub(super) fn check_events(events: &BTreeMap<String, EventRoute>) -> Result<(), SettingsError> {
-    let mut seen = HashSet::new();
-    for (name, route) in events {
-        let field = |key: &str| format!("producer.events.{name}.{key}");
-        check(!route.types.is_empty(), &field("types"), "must name at least one event type")?;
-        check(!route.topic.trim().is_empty(), &field("topic"), "must name a topic")?;
-        check(!route.key.trim().is_empty(), &field("key"), "must name the attribute that keys the record")?;
-        for event_type in &route.types {
-            if !seen.insert(event_type.as_str()) {
-                return Err(invalid(field("types"), format!("{event_type:?} is routed by another group too")));
-            }
+impl ForwardSettings {
+    /// Checks each field of each route on its own: names, topics, methods, batches. (That each route's API is
+    /// configured is checked when the `forward` consumer starts: the other programs do not need it.)
+    pub(super) fn validate(&self) -> Result<(), SettingsError> {
+        for (name, route) in &self.routes {
+            let field = |key: &str| format!("forward.routes.{name}.{key}");
+            check(
+                is_name(name),
+                &format!("forward.routes.{name}"),
+                "a route's name must be ASCII letters, digits, '_' and '-' (it names a consumer group)",
+            )?;
+            check(!route.topics.is_empty(), &field("topics"), "must name at least one topic")?;
+            check(
+                matches!(route.method.as_str(), "POST" | "PUT" | "PATCH"),
+                &field("method"),
+                "must be POST, PUT or PATCH",
+            )?;
+            check(route.api.is_empty() || is_name(&route.api), &field("api"), "must name an [apis.<name>] block")?;
+            check(
+                (1..=MAX_BATCH_EVENTS).contains(&route.batch_max_events),
+                &field("batch_max_events"),
+                &format!("must be between 1 (no batching) and {MAX_BATCH_EVENTS}"),
+            )?;
+            check(
+                !route.batch_max_wait_ms.is_zero() && route.batch_max_wait_ms <= MAX_BATCH_WAIT,
+                &field("batch_max_wait_ms"),
+                "must be between 1 and 60000 (ms)",
+            )?;
         }
+        Ok(())
     }
-    Ok(())
-}
-
-/// Checks `[forward.routes]`: names, topics, methods. (That each route's API is configured is checked when
-/// the `forward` consumer starts: the other programs do not need it.)
-pub(super) fn check_forward(forward: &ForwardSettings) -> Result<(), SettingsError> {
-    for (name, route) in &forward.routes {
-        let field = |key: &str| format!("forward.routes.{name}.{key}");
-        check(
-            is_name(name),
-            &format!("forward.routes.{name}"),
-            "a route's name must be ASCII letters, digits, '_' and '-' (it names a consumer group)",
-        )?;
-        check(!route.topics.is_empty(), &field("topics"), "must name at least one topic")?;
-        check(
-            matches!(route.method.as_str(), "POST" | "PUT" | "PATCH"),
-            &field("method"),
-            "must be POST, PUT or PATCH",
-        )?;
-        check(route.api.is_empty() || is_name(&route.api), &field("api"), "must name an [apis.<name>] block")?;
-        check(
-            (1..=MAX_BATCH_EVENTS).contains(&route.batch_max_events),
-            &field("batch_max_events"),
-            &format!("must be between 1 (no batching) and {MAX_BATCH_EVENTS}"),
-        )?;
-        check(
-            route.batch_max_events == 1 || route.mode == BodyMode::Structured,
-            &field("batch_max_events"),
-            "a batch is a JSON array of structured CloudEvents: batching needs mode = \"structured\"",
-        )?;
-        check(
-            (1..=60_000).contains(&route.batch_max_wait_ms),
-            &field("batch_max_wait_ms"),
-            "must be between 1 and 60000 (ms)",
-        )?;
-    }
-    Ok(())
-}
-
-/// Checks that every route's batch can fill: each event in a batch holds one of `consumer.max_in_flight`'s
-/// slots while it waits, so a batch larger than `max_in_flight` never fills and every call would wait its
-/// whole `batch_max_wait_ms`.
-pub(super) fn check_batches(forward: &ForwardSettings, max_in_flight: usize) -> Result<(), SettingsError> {
-    for (name, route) in &forward.routes {
-        check(
-            route.batch_max_events <= max_in_flight,
-            &format!("forward.routes.{name}.batch_max_events"),
-            &format!(
-                "must be at most consumer.max_in_flight ({max_in_flight}): each event of a batch holds one of its \
-                 slots, so a larger batch never fills and every call waits its whole batch_max_wait_ms"
-            ),
-        )?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
 
-    use super::super::Settings;
+    use super::super::testing::load;
     use super::*;
-
-    fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        Settings::load_with_env(None, Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
-    }
 
     fn setting_of(error: SettingsError) -> String {
         match error {
@@ -227,6 +162,7 @@ mod tests {
         let crm = &s.forward.routes["crm"];
         assert_eq!(crm.topics, ["users.registered", "users.updated"]);
         assert_eq!((crm.api_name("crm"), crm.method.as_str(), crm.mode), ("crm", "POST", BodyMode::Binary));
+        assert_eq!((crm.batch_max_events, crm.batch_max_wait_ms), (1, Duration::from_millis(10)), "the defaults");
         assert_eq!(s.producer.events["users"].types, ["user.registered", "user.deleted"]);
     }
 

@@ -1,0 +1,103 @@
+//! The rules that relate two settings, in one place; each section checks its own fields first
+//! ([`Settings::validate`]). An error names the setting to change.
+
+use super::{BodyMode, Settings, SettingsError, check};
+
+/// Checks every rule between two settings of `s`.
+pub(super) fn check_all(s: &Settings) -> Result<(), SettingsError> {
+    let (k, p, c) = (&s.kafka, &s.producer, &s.consumer);
+    check(
+        k.heartbeat_interval_ms * 3 <= k.session_timeout_ms,
+        "kafka.heartbeat_interval_ms",
+        "must be at most a third of kafka.session_timeout_ms (a member must get several heartbeats through before \
+         its session expires)",
+    )?;
+    check(
+        k.max_poll_interval_ms >= k.session_timeout_ms,
+        "kafka.max_poll_interval_ms",
+        "must be at least kafka.session_timeout_ms",
+    )?;
+    check(
+        k.rejoin_unassigned_after_ms.is_none_or(|after| after >= 2 * k.session_timeout_ms),
+        "kafka.rejoin_unassigned_after_ms",
+        "must be 0 (never) or at least twice kafka.session_timeout_ms (a new member's first assignment can take \
+         that long)",
+    )?;
+    check(
+        p.request_timeout_ms > p.publish_timeout_ms,
+        "producer.request_timeout_ms",
+        "must be above producer.publish_timeout_ms (a request waits for the broker's acknowledgement)",
+    )?;
+    check(
+        c.max_buffered_total >= c.max_buffered_per_partition,
+        "consumer.max_buffered_total",
+        "must be at least consumer.max_buffered_per_partition",
+    )?;
+    check(
+        c.rebalance_timeout_ms < k.max_poll_interval_ms,
+        "consumer.rebalance_timeout_ms",
+        "must be below kafka.max_poll_interval_ms: the revoke waits on the poll thread, and a member that does not \
+         poll within max_poll_interval_ms is thrown out of its group",
+    )?;
+    check(
+        c.retry_max_backoff_ms >= c.retry_initial_backoff_ms,
+        "consumer.retry_max_backoff_ms",
+        "must be at least consumer.retry_initial_backoff_ms",
+    )?;
+    for (name, route) in &s.forward.routes {
+        let field = format!("forward.routes.{name}.batch_max_events");
+        check(
+            route.batch_max_events == 1 || route.mode == BodyMode::Structured,
+            &field,
+            "a batch is a JSON array of structured CloudEvents: batching needs mode = \"structured\"",
+        )?;
+        check(
+            route.batch_max_events <= c.max_in_flight,
+            &field,
+            &format!(
+                "must be at most consumer.max_in_flight ({}): each event of a batch holds one of its slots, so a \
+                 larger batch never fills and every call waits its whole batch_max_wait_ms",
+                c.max_in_flight
+            ),
+        )?;
+    }
+    for (name, api) in s.apis.iter() {
+        let field = |key: &str| format!("apis.{name}.{key}");
+        check(
+            api.tls_certificate_location.is_empty() == api.tls_key_location.is_empty(),
+            &field("tls_key_location"),
+            "a client certificate needs both tls_certificate_location and tls_key_location",
+        )?;
+        if api.breaker_failure_rate_percent > 0 {
+            let why = "must be positive while the breaker is on (breaker_failure_rate_percent > 0)";
+            check(!api.breaker_cooldown_ms.is_zero(), &field("breaker_cooldown_ms"), why)?;
+            check(!api.breaker_window_ms.is_zero(), &field("breaker_window_ms"), why)?;
+            check(api.breaker_minimum_calls > 0, &field("breaker_minimum_calls"), why)?;
+            check(api.breaker_minimum_failing_keys > 0, &field("breaker_minimum_failing_keys"), why)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::load;
+
+    #[test]
+    fn the_rules_allow_what_they_do_not_forbid() {
+        let route = [
+            ("COURIER__FORWARD__ROUTES__CRM__TOPICS", "users.registered"),
+            ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "50"),
+            ("COURIER__CONSUMER__MAX_IN_FLIGHT", "50"),
+        ];
+        assert!(load(&route).is_ok(), "a batch of max_in_flight fills");
+        let rejoin = [("COURIER__KAFKA__REJOIN_UNASSIGNED_AFTER_MS", "90000")];
+        assert!(load(&rejoin).is_ok(), "twice the session timeout");
+        let breaker_off =
+            [("COURIER__APIS__SMS__BREAKER_FAILURE_RATE_PERCENT", "0"), ("COURIER__APIS__SMS__BREAKER_WINDOW_MS", "0")];
+        assert!(load(&breaker_off).is_ok(), "no window is needed without a breaker");
+        let heartbeat =
+            [("COURIER__KAFKA__SESSION_TIMEOUT_MS", "6000"), ("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "2000")];
+        assert!(load(&heartbeat).is_ok(), "a third of the session timeout");
+    }
+}
