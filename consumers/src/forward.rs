@@ -60,10 +60,8 @@ impl Consumer for Forward {
                 method: Method::from_bytes(route.method.as_bytes())?,
                 path: route.path.clone(),
                 mode: route.mode,
-                batching: (route.batch_max_events > 1).then(|| Batching {
-                    max_events: route.batch_max_events,
-                    max_wait: route.batch_max_wait_ms,
-                }),
+                batching: (route.batch_max_events > 1)
+                    .then_some(Batching { max_events: route.batch_max_events, max_wait: route.batch_max_wait_ms }),
             })
         };
         handler().map_err(|e| format!("route {name}: {e}").into())
@@ -254,7 +252,7 @@ mod tests {
         let sent = api.only();
         assert_eq!((&sent.method, sent.path.as_str()), (&Method::PUT, "/crm/contacts"));
         let attributes = ["ce-id", "ce-source", "ce-type", "ce-tenant"].map(|name| sent.header(name));
-        assert_eq!(attributes, [Some("e-1"), Some("%2Fsignup"), Some("user.registered"), Some("eu")]);
+        assert_eq!(attributes, [Some("e-1"), Some("/signup"), Some("user.registered"), Some("eu")]);
         assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.event.identity()).as_str()));
         assert_eq!(sent.header("content-type"), Some("application/json"));
         assert_eq!(sent.json(), json!({"user_id": "u-1", "email": "ada@example.com"}));

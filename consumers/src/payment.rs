@@ -69,7 +69,8 @@ impl Consumer for Payment {
     /// New orders in; their outcomes out.
     fn spec(&self, settings: &Settings) -> ConsumerSpec {
         let t = &settings.topics;
-        ConsumerSpec::reads(settings, Self::NAME, [t.orders_created()]).publishing([t.orders_paid(), t.payment_failed()])
+        ConsumerSpec::reads(settings, Self::NAME, [t.orders_created()])
+            .publishing([t.orders_paid(), t.payment_failed()])
     }
 
     fn build(&self, settings: &Settings, health: &Health) -> Result<PaymentHandler, BuildError> {

@@ -52,7 +52,7 @@
 //!     }
 //!
 //!     fn spec(&self, settings: &Settings) -> ConsumerSpec {
-//!         ConsumerSpec::reads(settings, self.name(), [&settings.topics.orders_created])
+//!         ConsumerSpec::reads(settings, self.name(), [settings.topics.names.get("orders_created")])
 //!     }
 //!
 //!     fn build(&self, settings: &Settings, health: &Health) -> Result<Greetings, BuildError> {
