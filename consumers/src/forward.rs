@@ -205,7 +205,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::MockApi;
+    use crate::testing::{MockApi, permanent};
 
     /// Route `crm` (`[forward.routes.crm]`: `users.registered` to `crm`'s `contacts`, with `route`'s other
     /// settings) calling `api`.
@@ -269,10 +269,10 @@ mod tests {
     #[tokio::test]
     async fn an_event_the_api_refuses_is_dead_lettered() {
         let api = MockApi::answering(400, json!({"error": "unknown field tenant"})).await;
-        match handler(&api, &[]).handle(&registered("e-1", "user.registered"), None).await {
-            Outcome::Permanent(failure) => assert_eq!(failure.http_status, Some(400), "{failure:?}"),
-            other => panic!("a refusal must be permanent, got {other:?}"),
-        }
+        assert_eq!(
+            permanent(handler(&api, &[]).handle(&registered("e-1", "user.registered"), None).await).http_status,
+            Some(400)
+        );
     }
 
     #[tokio::test]

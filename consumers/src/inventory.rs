@@ -151,7 +151,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{MockApi, event, order};
+    use crate::testing::{MockApi, event, order, permanent};
 
     /// The inventory consumer's handler, calling `api`.
     fn handler(api: &MockApi) -> InventoryHandler {
@@ -176,10 +176,7 @@ mod tests {
         // The inventory API answers an unknown sku with 409.
         let api = MockApi::answering(409, json!({"error": "unknown sku SKU-2"})).await;
         let (incoming, _) = event("orders.created", PRODUCER_SOURCE, order());
-        match handler(&api).handle(&incoming, None).await {
-            Outcome::Permanent(failure) => assert_eq!(failure.http_status, Some(409), "{failure:?}"),
-            other => panic!("a refusal must be permanent, got {other:?}"),
-        }
+        assert_eq!(permanent(handler(&api).handle(&incoming, None).await).http_status, Some(409));
     }
 
     #[tokio::test]
@@ -221,10 +218,7 @@ mod tests {
         let api = MockApi::answering(201, json!({})).await;
         let paid = OrderPaid::of(order(), None, "e-0".into());
         let (incoming, _) = event("orders.paid", PAYMENT_SOURCE, paid);
-        match handler(&api).handle(&incoming, None).await {
-            Outcome::Permanent(failure) => assert_eq!(failure.kind, "unknown_type", "{failure:?}"),
-            other => panic!("an unknown type must be permanent, got {other:?}"),
-        }
+        assert_eq!(permanent(handler(&api).handle(&incoming, None).await).kind, "unknown_type");
         assert!(api.sent().is_empty());
     }
 }

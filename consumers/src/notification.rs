@@ -133,7 +133,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{MockApi, event, order};
+    use crate::testing::{MockApi, event, order, permanent};
 
     /// The notification consumer's handler, calling `api` for both channels.
     fn handler(api: &MockApi) -> NotificationHandler {
@@ -181,10 +181,7 @@ mod tests {
     async fn a_message_the_api_refuses_is_dead_lettered() {
         let api = MockApi::answering(400, json!({"error": "invalid recipient"})).await;
         let (incoming, _) = event("orders.created", PRODUCER_SOURCE, order());
-        match handler(&api).handle(&incoming, Some(EMAIL)).await {
-            Outcome::Permanent(failure) => assert_eq!(failure.http_status, Some(400), "{failure:?}"),
-            other => panic!("a refusal must be permanent, got {other:?}"),
-        }
+        assert_eq!(permanent(handler(&api).handle(&incoming, Some(EMAIL)).await).http_status, Some(400));
         assert_eq!(api.only().path, "/email/messages");
     }
 }

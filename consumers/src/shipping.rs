@@ -90,7 +90,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{MockApi, event, order};
+    use crate::testing::{MockApi, event, order, permanent};
 
     /// The shipping consumer's handler, calling `api`.
     fn handler(api: &MockApi) -> ShippingHandler {
@@ -119,9 +119,6 @@ mod tests {
     async fn a_label_the_api_refuses_is_dead_lettered() {
         let api = MockApi::answering(422, json!({"error": "no address for customer c-1"})).await;
         let (incoming, _) = event("orders.paid", PAYMENT_SOURCE, paid());
-        match handler(&api).handle(&incoming, None).await {
-            Outcome::Permanent(failure) => assert_eq!(failure.http_status, Some(422), "{failure:?}"),
-            other => panic!("a refusal must be permanent, got {other:?}"),
-        }
+        assert_eq!(permanent(handler(&api).handle(&incoming, None).await).http_status, Some(422));
     }
 }

@@ -1,6 +1,7 @@
 //! What the consumers' unit tests share: their downstream API ([`MockApi`], an axum router on a free loopback
 //! port that answers every request with one status and body and keeps each request it was sent, and the
-//! settings that point a consumer's APIs at it) and the events they hand a handler ([`order`], [`event`]).
+//! settings that point a consumer's APIs at it), the events they hand a handler ([`order`], [`event`]) and how
+//! they read a refusal ([`permanent`]).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -8,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use chrono::Utc;
-use courier::delivery::Incoming;
+use courier::delivery::{Failure, Incoming, Outcome};
 use courier::events::{CloudEvent, Customer, EventData, OrderCreated, OrderItem};
 use courier::settings::Settings;
 
@@ -31,6 +32,15 @@ pub fn order() -> OrderCreated {
 pub fn event<T: EventData>(topic: &str, source: &str, data: T) -> (Incoming, String) {
     let event = CloudEvent::new(uuid::Uuid::now_v7(), source, Utc::now(), Some("o/1".into()), data);
     (Incoming::new(topic, &event).expect("an event"), event.id)
+}
+
+/// The failure of `outcome`, which must be permanent (the event is dead-lettered).
+#[track_caller]
+pub fn permanent(outcome: Outcome) -> Failure {
+    match outcome {
+        Outcome::Permanent(failure) => failure,
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
 }
 
 /// One request the API was sent.

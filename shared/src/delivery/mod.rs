@@ -10,6 +10,7 @@
 //!   builds the handler before the run starts ([`Built`]). [`RunError`] says why a consumer could not run.
 //! * [`failure`]: where an event goes when it cannot be delivered: the [`failure::FailureRoute`] trait;
 //!   [`dlq`]: the dead-letter topic route, its topic names and its `courier.dlq.*` headers.
+//! * [`RECOMMIT_EVERY`]: how often the poll thread commits every partition's offset again, moved or not.
 //!
 //! Inside, private to the runtime:
 //! * `consumer`, `handler`, `runner`: the items above.
