@@ -9,7 +9,7 @@
 //! `application/cloudevents+json`) or in CloudEvents HTTP binary mode (`ce-*` headers, `data` as the body).
 
 use courier::delivery::{
-    self, Batching, BuildError, ConsumerSpec, Failure, Handler, Incoming, Outcome, RunError, Runner,
+    self, Batching, BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome, RunError, Runner,
 };
 use courier::downstream::{self, ApiClient, CallContext, Payload};
 use courier::events::{CLOUDEVENTS_BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, http_binding};
@@ -22,10 +22,56 @@ use tokio_util::sync::CancellationToken;
 /// The binary's name.
 pub const NAME: &str = "forward";
 
-/// One route: delivers the events of its types to its API.
+/// One route's declaration: the consumer `[forward.routes.<name>]` describes.
 #[derive(Debug, Clone)]
 pub struct Forward {
     /// The route's name: its consumer group and the prefix of its idempotency keys.
+    name: String,
+    /// Its settings.
+    route: ForwardRoute,
+}
+
+impl Forward {
+    /// Route `name`, as `route` describes it.
+    pub fn new(name: &str, route: &ForwardRoute) -> Self {
+        Self { name: name.to_owned(), route: route.clone() }
+    }
+}
+
+impl Consumer for Forward {
+    type Handler = ForwardHandler;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn spec(&self, settings: &Settings) -> ConsumerSpec {
+        ConsumerSpec::reads(settings, &self.name, &self.route.topics)
+    }
+
+    /// Its handler; an error names the route.
+    fn build(&self, settings: &Settings, health: &Health) -> Result<ForwardHandler, BuildError> {
+        let (name, route) = (&self.name, &self.route);
+        let handler = || -> Result<ForwardHandler, BuildError> {
+            Ok(ForwardHandler {
+                name: name.clone(),
+                types: route.types.clone(),
+                api: ApiClient::new(name, settings.apis.get(route.api_name(name))?, health)?,
+                method: Method::from_bytes(route.method.as_bytes())?,
+                path: route.path.clone(),
+                mode: route.mode,
+                batching: (route.batch_max_events > 1)
+                    .then_some(Batching { max_events: route.batch_max_events, max_wait: route.batch_max_wait_ms }),
+            })
+        };
+        handler().map_err(|e| format!("route {name}: {e}").into())
+    }
+}
+
+/// One route's handler: delivers the events of its types to its API.
+#[derive(Debug, Clone)]
+pub struct ForwardHandler {
+    /// The route's name: the prefix of its idempotency keys.
     name: String,
     /// The event types delivered; empty: every type.
     types: Vec<String>,
@@ -41,26 +87,7 @@ pub struct Forward {
     batching: Option<Batching>,
 }
 
-impl Forward {
-    /// What route `name` reads.
-    pub fn spec(settings: &Settings, name: &str, route: &ForwardRoute) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, name, &route.topics)
-    }
-
-    /// Builds route `name`; its API client reports to `health`.
-    pub fn build(settings: &Settings, name: &str, route: &ForwardRoute, health: &Health) -> Result<Self, BuildError> {
-        Ok(Self {
-            name: name.to_owned(),
-            types: route.types.clone(),
-            api: ApiClient::new(name, settings.apis.get(route.api_name(name))?, health)?,
-            method: Method::from_bytes(route.method.as_bytes())?,
-            path: route.path.clone(),
-            mode: route.mode,
-            batching: (route.batch_max_events > 1)
-                .then_some(Batching { max_events: route.batch_max_events, max_wait: route.batch_max_wait_ms }),
-        })
-    }
-
+impl ForwardHandler {
     /// Whether the route delivers events of `incoming`'s type.
     fn delivers(&self, incoming: &Incoming) -> bool {
         self.types.is_empty() || self.types.contains(&incoming.event.event_type)
@@ -84,11 +111,7 @@ impl Forward {
     }
 }
 
-impl Handler for Forward {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
+impl Handler for ForwardHandler {
     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
         if !self.delivers(incoming) {
             tracing::debug!(route = %self.name, "event type not delivered by this route: skipped");
@@ -156,21 +179,17 @@ pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(),
     let mut routes = Vec::with_capacity(settings.forward.routes.len());
     for (name, route) in &settings.forward.routes {
         // Built before anything runs, so that a missing API stops the start with its name.
-        let forward = Forward::build(settings, name, route, &health)
-            .map_err(|e| RunError::Handler(format!("route {name}: {e}")))?;
+        let forward =
+            Runner::new(settings).health(&health).without_health_server().build(&Forward::new(name, route))?;
         tracing::info!(route = %name, topics = ?route.topics, types = ?route.types, mode = ?route.mode, "route configured");
-        routes.push((Forward::spec(settings, name, route), forward));
+        routes.push(forward);
     }
     let server = delivery::serve_health(settings, &health, &shutdown).await?;
     let stop = shutdown.child_token();
-    let runs = routes.into_iter().map(|(spec, forward)| {
-        let (health, stop) = (health.clone(), stop.clone());
+    let runs = routes.into_iter().map(|forward| {
+        let stop = stop.clone();
         async move {
-            let result = Runner::new(settings, spec)
-                .health(&health)
-                .without_health_server()
-                .run(|_| Ok::<_, BuildError>(forward), stop.clone())
-                .await;
+            let result = forward.run(stop.clone()).await;
             // One route failing stops the others: the process exits and its orchestrator restarts it.
             stop.cancel();
             result
@@ -179,4 +198,104 @@ pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(),
     let results = futures::future::join_all(runs).await;
     server.abort();
     results.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{MockApi, permanent};
+
+    /// Route `crm` (`[forward.routes.crm]`: `users.registered` to `crm`'s `contacts`, with `route`'s other
+    /// settings) calling `api`.
+    fn handler(api: &MockApi, route: &[(&str, &str)]) -> ForwardHandler {
+        let mut overrides = vec![
+            ("COURIER__FORWARD__ROUTES__CRM__TOPICS", "users.registered"),
+            ("COURIER__FORWARD__ROUTES__CRM__PATH", "contacts"),
+        ];
+        overrides.extend_from_slice(route);
+        let settings = api.settings(&["crm"], &overrides);
+        let forward = Forward::new("crm", &settings.forward.routes["crm"]);
+        forward.build(&settings, &Health::default()).expect("built")
+    }
+
+    /// An event `id` of `event_type` from another application, with an extension attribute.
+    fn registered(id: &str, event_type: &str) -> Incoming {
+        let event = json!({
+            "specversion": "1.0", "id": id, "source": "/signup", "type": event_type, "subject": "u-1",
+            "time": "2026-12-03T00:00:00Z", "datacontenttype": "application/json", "tenant": "eu",
+            "data": {"user_id": "u-1", "email": "ada@example.com"},
+        });
+        Incoming::new("users.registered", &event).expect("an event")
+    }
+
+    #[tokio::test]
+    async fn a_route_sends_the_event_as_it_was_published() {
+        let api = MockApi::answering(201, json!({})).await;
+        let incoming = registered("e-1", "user.registered");
+        assert_eq!(handler(&api, &[]).handle(&incoming, None).await, Outcome::Done);
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/crm/contacts"));
+        assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.event.identity()).as_str()));
+        assert_eq!(sent.header("content-type"), Some(CLOUDEVENTS_CONTENT_TYPE));
+        assert_eq!(sent.body, incoming.value, "byte for byte, the extension attribute included");
+    }
+
+    #[tokio::test]
+    async fn a_route_in_binary_mode_sends_the_attributes_as_headers_and_the_data_as_body() {
+        let api = MockApi::answering(204, json!(null)).await;
+        let route =
+            [("COURIER__FORWARD__ROUTES__CRM__MODE", "binary"), ("COURIER__FORWARD__ROUTES__CRM__METHOD", "PUT")];
+        let incoming = registered("e-1", "user.registered");
+        assert_eq!(handler(&api, &route).handle(&incoming, None).await, Outcome::Done);
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::PUT, "/crm/contacts"));
+        let attributes = ["ce-id", "ce-source", "ce-type", "ce-tenant"].map(|name| sent.header(name));
+        assert_eq!(attributes, [Some("e-1"), Some("/signup"), Some("user.registered"), Some("eu")]);
+        assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.event.identity()).as_str()));
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        assert_eq!(sent.json(), json!({"user_id": "u-1", "email": "ada@example.com"}));
+    }
+
+    #[tokio::test]
+    async fn an_event_of_a_type_the_route_does_not_deliver_is_skipped_without_a_call() {
+        let api = MockApi::answering(201, json!({})).await;
+        let handler = handler(&api, &[("COURIER__FORWARD__ROUTES__CRM__TYPES", "user.registered")]);
+        assert_eq!(handler.handle(&registered("e-1", "user.deleted"), None).await, Outcome::Done);
+        assert!(api.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_event_the_api_refuses_is_dead_lettered() {
+        let api = MockApi::answering(400, json!({"error": "unknown field tenant"})).await;
+        assert_eq!(
+            permanent(handler(&api, &[]).handle(&registered("e-1", "user.registered"), None).await).http_status,
+            Some(400)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_sends_the_events_it_delivers_as_one_array_and_each_gets_its_own_outcome() {
+        let results = json!({"results": [{"status": 201}, {"status": 422, "detail": "duplicate e-mail"}]});
+        let api = MockApi::answering(200, results).await;
+        let route = [
+            ("COURIER__FORWARD__ROUTES__CRM__TYPES", "user.registered"),
+            ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "10"),
+        ];
+        let handler = handler(&api, &route);
+        assert_eq!(handler.batching().map(|b| b.max_events), Some(10));
+        let batch =
+            [registered("a", "user.registered"), registered("b", "user.deleted"), registered("c", "user.registered")];
+        let outcomes = handler.handle_batch(&batch, None).await;
+        assert_eq!(outcomes[..2], [Outcome::Done, Outcome::Done], "b is skipped");
+        assert!(matches!(&outcomes[2], Outcome::Permanent(f) if f.http_status == Some(422)), "{outcomes:?}");
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/crm/contacts"));
+        let key = CallContext::for_batch("crm", &[&batch[0], &batch[2]]).idempotency_key;
+        assert_eq!(sent.header("idempotency-key"), Some(key.as_str()));
+        assert_eq!(sent.header("content-type"), Some(CLOUDEVENTS_BATCH_CONTENT_TYPE));
+        let published = |i: &Incoming| serde_json::from_slice::<serde_json::Value>(&i.value).expect("JSON");
+        assert_eq!(sent.json(), json!([published(&batch[0]), published(&batch[2])]));
+    }
 }

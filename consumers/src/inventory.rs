@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use courier::delivery::{BuildError, Consumer, ConsumerSpec, Failure, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
 use courier::events::{DecodeError, EventData, OrderCreated, PaymentFailed};
 use courier::health::Health;
@@ -53,25 +53,41 @@ pub struct ReservationItem<'a> {
     pub quantity: u32,
 }
 
+/// The inventory consumer's declaration: it reads new orders and declined payments, and calls the inventory
+/// API ([`InventoryHandler`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inventory;
+
+impl Inventory {
+    /// Its name: its consumer group, its API and the prefix of its idempotency keys.
+    pub const NAME: &'static str = "inventory";
+}
+
+impl Consumer for Inventory {
+    type Handler = InventoryHandler;
+
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    /// New orders, and declined payments to compensate.
+    fn spec(&self, settings: &Settings) -> ConsumerSpec {
+        ConsumerSpec::reads(settings, Self::NAME, [settings.topics.orders_created(), settings.topics.payment_failed()])
+    }
+
+    fn build(&self, settings: &Settings, health: &Health) -> Result<InventoryHandler, BuildError> {
+        Ok(InventoryHandler { api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)? })
+    }
+}
+
 /// Maps order events to inventory API calls.
 #[derive(Debug, Clone)]
-pub struct Inventory {
+pub struct InventoryHandler {
     /// Client of the inventory API.
     api: ApiClient,
 }
 
-impl Consumer for Inventory {
-    const NAME: &'static str = "inventory";
-
-    /// New orders, and declined payments to compensate.
-    fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, [settings.topics.orders_created(), settings.topics.payment_failed()])
-    }
-
-    fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
-        Ok(Self { api: ApiClient::new(Self::NAME, settings.apis.get(Self::NAME)?, health)? })
-    }
-
+impl Handler for InventoryHandler {
     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
         match incoming.event.event_type.as_str() {
             OrderCreated::EVENT_TYPE => self.reserve(incoming).await,
@@ -81,7 +97,8 @@ impl Consumer for Inventory {
     }
 }
 
-impl Inventory {
+impl InventoryHandler {
+    /// Reserves the items of the order `incoming` carries.
     async fn reserve(&self, incoming: &Incoming) -> Outcome {
         let order: OrderCreated = match incoming.data() {
             Ok(order) => order,
@@ -91,12 +108,14 @@ impl Inventory {
             order_id: &order.order_id,
             items: order.items.iter().map(|i| ReservationItem { sku: &i.sku, quantity: i.quantity }).collect(),
         };
-        let call = CallContext::for_event(Self::NAME, incoming);
+        let call = CallContext::for_event(Inventory::NAME, incoming);
         let result = self.api.send_json(Method::POST, "reservations", &body, &call).await;
         downstream::classify(&result)
             .on_done(|| tracing::debug!(order_id = %order.order_id, items = order.items.len(), "stock reserved"))
     }
 
+    /// Releases the reservation of the order whose payment `incoming` says was declined (a 404 is retried: see
+    /// the module doc).
     async fn release(&self, incoming: &Incoming) -> Outcome {
         let failed: PaymentFailed = match incoming.data() {
             Ok(failed) => failed,
@@ -123,5 +142,83 @@ impl Inventory {
         downstream::classify(&result).on_done(|| {
             tracing::debug!(order_id = %failed.order_id, reason = %failed.reason, "reservation released after a declined payment")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use courier::events::{OrderPaid, PAYMENT_SOURCE, PRODUCER_SOURCE};
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{MockApi, event, order, permanent};
+
+    /// The inventory consumer's handler, calling `api`.
+    fn handler(api: &MockApi) -> InventoryHandler {
+        Inventory.build(&api.settings(&[Inventory::NAME], &[]), &Health::default()).expect("built")
+    }
+
+    #[tokio::test]
+    async fn an_order_reserves_its_items_under_the_events_key() {
+        let api = MockApi::answering(201, json!({"reservation_id": "r-1"})).await;
+        let (incoming, id) = event("orders.created", PRODUCER_SOURCE, order());
+        assert_eq!(handler(&api).handle(&incoming, None).await, Outcome::Done);
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/inventory/reservations"));
+        assert_eq!(sent.header("idempotency-key"), Some(format!("inventory:{id}").as_str()));
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        let items = json!([{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}]);
+        assert_eq!(sent.json(), json!({"order_id": "o/1", "items": items}));
+    }
+
+    #[tokio::test]
+    async fn an_order_the_api_refuses_is_dead_lettered() {
+        // The inventory API answers an unknown sku with 409.
+        let api = MockApi::answering(409, json!({"error": "unknown sku SKU-2"})).await;
+        let (incoming, _) = event("orders.created", PRODUCER_SOURCE, order());
+        assert_eq!(permanent(handler(&api).handle(&incoming, None).await).http_status, Some(409));
+    }
+
+    #[tokio::test]
+    async fn a_declined_payment_releases_its_orders_reservation() {
+        let api = MockApi::answering(200, json!({"released": true})).await;
+        let failed = PaymentFailed {
+            order_id: "o/1".into(),
+            reason: "insufficient_funds".into(),
+            causing_event_id: "e-0".into(),
+        };
+        let (incoming, id) = event("orders.payment-failed", PAYMENT_SOURCE, failed);
+        assert_eq!(handler(&api).handle(&incoming, None).await, Outcome::Done);
+        let sent = api.only();
+        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/inventory/reservations/o%2F1/release"));
+        assert_eq!(sent.header("idempotency-key"), Some(format!("inventory-release:{id}").as_str()));
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        let body = json!({"order_id": "o/1", "reason": "insufficient_funds", "causing_event_id": "e-0"});
+        assert_eq!(sent.json(), body);
+    }
+
+    #[tokio::test]
+    async fn a_release_that_finds_no_reservation_is_retried_no_sooner_than_the_floor() {
+        let api = MockApi::answering(404, json!({"error": "no reservation"})).await;
+        let failed =
+            PaymentFailed { order_id: "o/1".into(), reason: "declined".into(), causing_event_id: "e-0".into() };
+        let (incoming, _) = event("orders.payment-failed", PAYMENT_SOURCE, failed);
+        match handler(&api).handle(&incoming, None).await {
+            Outcome::Retry(failure) => {
+                assert_eq!((failure.kind, failure.http_status), (NO_RESERVATION, Some(404)), "{failure:?}");
+                assert_eq!(failure.retry_after, Some(RELEASE_RETRY_FLOOR));
+                assert!(failure.charged, "each try spends the event's budget, so a missing reservation ends");
+            }
+            other => panic!("a missing reservation must be retried, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_of_another_type_is_dead_lettered_without_a_call() {
+        let api = MockApi::answering(201, json!({})).await;
+        let paid = OrderPaid::of(order(), None, "e-0".into());
+        let (incoming, _) = event("orders.paid", PAYMENT_SOURCE, paid);
+        assert_eq!(permanent(handler(&api).handle(&incoming, None).await).kind, "unknown_type");
+        assert!(api.sent().is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! courier's consumers. Each is a domain mapping from events to calls of its downstream API(s), run by the
-//! delivery runtime of the shared library ([`courier::delivery`]): it implements
-//! [`courier::delivery::Consumer`], and its binary in `src/bin/` is one line, `main::<Payment>(about)`.
+//! delivery runtime of the shared library ([`courier::delivery`]): it declares itself with a
+//! [`courier::delivery::Consumer`] that builds its [`courier::delivery::Handler`], and its binary in `src/bin/`
+//! is one line, `main(registry::PAYMENT, about)`.
 //!
 //! * [`inventory`]: reserves an order's items; releases them when the payment was declined.
 //! * [`payment`]: charges the order; publishes `order.paid`, or `order.payment_failed` when it is declined.
@@ -18,12 +19,16 @@ pub mod order_topics;
 pub mod payment;
 pub mod registry;
 pub mod shipping;
+#[cfg(test)]
+mod testing;
 
 use std::process::ExitCode;
 
-use courier::delivery::{Consumer, RunError};
+use courier::delivery::RunError;
 use courier::settings::Settings;
 use tokio_util::sync::CancellationToken;
+
+use crate::registry::Registration;
 
 /// Every consumer allocates with jemalloc. At full rate a consumer makes about 150 heap allocations per event
 /// (the HTTP call, decoding, the log line), and glibc's `malloc` and `free` took a fifth of its CPU; with
@@ -33,13 +38,13 @@ use tokio_util::sync::CancellationToken;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// What every consumer binary does: read its command line (`--help` opens with `about`), load settings (exit
-/// 2 naming a bad one), run consumer `C` until SIGTERM/SIGINT, exit 0 after a clean stop and 1 when it could
-/// not run.
-pub async fn main<C: Consumer>(about: &'static str) -> ExitCode {
-    main_with(C::NAME, about, async |settings, shutdown| courier::delivery::run::<C>(settings, shutdown).await).await
+/// 2 naming a bad one), run the registered `consumer` until SIGTERM/SIGINT, exit 0 after a clean stop and 1
+/// when it could not run.
+pub async fn main(consumer: Registration, about: &'static str) -> ExitCode {
+    main_with(consumer.name, about, async |settings, shutdown| (consumer.run)(settings.clone(), shutdown).await).await
 }
 
-/// [`main`] for a program that runs `run` rather than one [`Consumer`] (`forward` runs one per route).
+/// [`main`] for a program that runs `run` rather than one registered consumer (`forward` runs one per route).
 pub async fn main_with(
     name: &'static str,
     about: &'static str,

@@ -6,7 +6,7 @@
 //! `notification-sms:<event id>`) and dead letter (header `courier.dlq.channel`). An SMS outage therefore
 //! neither delays the e-mails nor sends one twice, and a replayed dead letter re-sends only its channel.
 
-use courier::delivery::{BuildError, Consumer, ConsumerSpec, Incoming, Outcome};
+use courier::delivery::{BuildError, Consumer, ConsumerSpec, Handler, Incoming, Outcome};
 use courier::downstream::{self, ApiClient, CallContext};
 use courier::events::OrderCreated;
 use courier::health::Health;
@@ -41,29 +41,45 @@ pub struct SmsRequest<'a> {
     pub text: String,
 }
 
+/// The notification consumer's declaration: it reads new orders and calls the e-mail and SMS APIs
+/// ([`NotificationHandler`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Notification;
+
+impl Notification {
+    /// Its name: its consumer group, and the prefix of its channels' idempotency keys.
+    pub const NAME: &'static str = "notification";
+}
+
+impl Consumer for Notification {
+    type Handler = NotificationHandler;
+
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn spec(&self, settings: &Settings) -> ConsumerSpec {
+        ConsumerSpec::reads(settings, Self::NAME, [settings.topics.orders_created()])
+    }
+
+    fn build(&self, settings: &Settings, health: &Health) -> Result<NotificationHandler, BuildError> {
+        Ok(NotificationHandler {
+            email: ApiClient::new(EMAIL, settings.apis.get(EMAIL)?, health)?,
+            sms: ApiClient::new(SMS, settings.apis.get(SMS)?, health)?,
+        })
+    }
+}
+
 /// Maps order events to e-mails and SMS.
 #[derive(Debug, Clone)]
-pub struct Notification {
+pub struct NotificationHandler {
     /// Client of the e-mail API.
     email: ApiClient,
     /// Client of the SMS API.
     sms: ApiClient,
 }
 
-impl Consumer for Notification {
-    const NAME: &'static str = "notification";
-
-    fn spec(settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, Self::NAME, [settings.topics.orders_created()])
-    }
-
-    fn build(settings: &Settings, health: &Health) -> Result<Self, BuildError> {
-        Ok(Self {
-            email: ApiClient::new(EMAIL, settings.apis.get(EMAIL)?, health)?,
-            sms: ApiClient::new(SMS, settings.apis.get(SMS)?, health)?,
-        })
-    }
-
+impl Handler for NotificationHandler {
     fn channels(&self, incoming: &Incoming) -> Vec<&'static str> {
         match incoming.event.data::<OrderCreated>() {
             Ok(order) if order.customer.phone.is_some() => vec![EMAIL, SMS],
@@ -78,7 +94,7 @@ impl Consumer for Notification {
             Ok(order) => order,
             Err(outcome) => return outcome,
         };
-        let key = |channel: &str| CallContext::for_event(&format!("{}-{channel}", Self::NAME), incoming);
+        let key = |channel: &str| CallContext::for_event(&format!("{}-{channel}", Notification::NAME), incoming);
         let result = match channel {
             Some(SMS) => {
                 let Some(phone) = order.customer.phone.as_deref() else { return Outcome::Done };
@@ -109,4 +125,63 @@ fn summary(order: &OrderCreated) -> String {
     let major = order.total / 100;
     let minor = order.total % 100;
     format!("{units} item(s), total {major}.{minor:02} {}", order.currency)
+}
+
+#[cfg(test)]
+mod tests {
+    use courier::events::PRODUCER_SOURCE;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{MockApi, event, order, permanent};
+
+    /// The notification consumer's handler, calling `api` for both channels.
+    fn handler(api: &MockApi) -> NotificationHandler {
+        Notification.build(&api.settings(&[EMAIL, SMS], &[]), &Health::default()).expect("built")
+    }
+
+    #[tokio::test]
+    async fn an_order_is_confirmed_by_email_and_by_sms_each_under_its_own_key() {
+        let api = MockApi::answering(202, json!({"message_id": "m-1"})).await;
+        let handler = handler(&api);
+        let (incoming, id) = event("orders.created", PRODUCER_SOURCE, order());
+        assert_eq!(handler.channels(&incoming), [EMAIL, SMS]);
+        assert_eq!(handler.handle(&incoming, Some(EMAIL)).await, Outcome::Done);
+        assert_eq!(handler.handle(&incoming, Some(SMS)).await, Outcome::Done);
+        let [email, sms]: [_; 2] = api.sent().try_into().expect("two requests");
+        assert_eq!((&email.method, email.path.as_str()), (&Method::POST, "/email/messages"));
+        assert_eq!(email.header("idempotency-key"), Some(format!("notification-email:{id}").as_str()));
+        assert_eq!(email.header("content-type"), Some("application/json"));
+        let summary = "3 item(s), total 25.99 EUR";
+        let body = json!({
+            "to": "ada@example.com",
+            "subject": "Your order o/1 is confirmed",
+            "body": format!("Thank you for your order: {summary}."),
+        });
+        assert_eq!(email.json(), body);
+        assert_eq!((&sms.method, sms.path.as_str()), (&Method::POST, "/sms/messages"));
+        assert_eq!(sms.header("idempotency-key"), Some(format!("notification-sms:{id}").as_str()));
+        assert_eq!(sms.json(), json!({"to": "+15550100", "text": format!("Order o/1 confirmed: {summary}.")}));
+    }
+
+    #[tokio::test]
+    async fn an_order_without_a_phone_number_is_confirmed_by_email_only() {
+        let api = MockApi::answering(202, json!({})).await;
+        let handler = handler(&api);
+        let mut order = order();
+        order.customer.phone = None;
+        let (incoming, _) = event("orders.created", PRODUCER_SOURCE, order);
+        assert_eq!(handler.channels(&incoming), [EMAIL]);
+        // A replayed SMS dead letter of such an order has nothing to send.
+        assert_eq!(handler.handle(&incoming, Some(SMS)).await, Outcome::Done);
+        assert!(api.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_message_the_api_refuses_is_dead_lettered() {
+        let api = MockApi::answering(400, json!({"error": "invalid recipient"})).await;
+        let (incoming, _) = event("orders.created", PRODUCER_SOURCE, order());
+        assert_eq!(permanent(handler(&api).handle(&incoming, Some(EMAIL)).await).http_status, Some(400));
+        assert_eq!(api.only().path, "/email/messages");
+    }
 }

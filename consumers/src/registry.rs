@@ -30,25 +30,33 @@ pub struct Registration {
 }
 
 /// `inventory`: reserves stock, releases it after a declined payment.
-pub const INVENTORY: Registration = register::<Inventory>(&["inventory"]);
+pub const INVENTORY: Registration = register::<Inventory>(Inventory::NAME, &["inventory"]);
 /// `payment`: charges orders; publishes `order.paid` and `order.payment_failed`.
-pub const PAYMENT: Registration = register::<Payment>(&["payment"]);
+pub const PAYMENT: Registration = register::<Payment>(Payment::NAME, &["payment"]);
 /// `notification`: e-mail and SMS confirmations.
-pub const NOTIFICATION: Registration = register::<Notification>(&["email", "sms"]);
+pub const NOTIFICATION: Registration = register::<Notification>(Notification::NAME, &["email", "sms"]);
 /// `shipping`: shipping labels for paid orders.
-pub const SHIPPING: Registration = register::<Shipping>(&["shipping"]);
+pub const SHIPPING: Registration = register::<Shipping>(Shipping::NAME, &["shipping"]);
 
 /// Every coded consumer, in the order they are started.
 pub const CONSUMERS: [Registration; 4] = [INVENTORY, PAYMENT, NOTIFICATION, SHIPPING];
 
-/// The registration of consumer `C`, which calls `apis`.
-const fn register<C: Consumer>(apis: &'static [&'static str]) -> Registration {
-    Registration { name: C::NAME, apis, spec: C::spec, run: run::<C> }
+/// The registration of consumer `C`, called `name` (its declared name), which calls `apis`.
+const fn register<C: Consumer + Default>(name: &'static str, apis: &'static [&'static str]) -> Registration {
+    Registration { name, apis, spec: spec::<C>, run: run::<C> }
+}
+
+/// What `C` reads and publishes (a registration's `spec`).
+fn spec<C: Consumer + Default>(settings: &Settings) -> ConsumerSpec {
+    C::default().spec(settings)
 }
 
 /// Runs `C` with owned settings (a registration's `run`).
-fn run<C: Consumer>(settings: Settings, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), RunError>> {
-    Box::pin(async move { courier::delivery::run::<C>(&settings, shutdown).await })
+fn run<C: Consumer + Default>(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> BoxFuture<'static, Result<(), RunError>> {
+    Box::pin(async move { courier::delivery::run(&C::default(), &settings, shutdown).await })
 }
 
 /// The registered consumer called `name`.
@@ -103,5 +111,15 @@ mod tests {
             .expect("run-local.sh has a consumers=\"…\" line");
         let names: Vec<&str> = CONSUMERS.iter().map(|c| c.name).collect();
         assert_eq!(listed.split(' ').collect::<Vec<_>>(), names, "run-local.sh's consumers");
+    }
+
+    /// A registration's name (its binary's) is the one its consumer declares, which its consumer group is
+    /// named after.
+    #[test]
+    fn every_registration_is_named_as_its_consumer_declares() {
+        let settings = Settings::load_with_env(None, Some(Default::default())).expect("the default settings");
+        for consumer in CONSUMERS {
+            assert_eq!((consumer.spec)(&settings).group, settings.kafka.group_id(consumer.name), "{consumer:?}");
+        }
     }
 }

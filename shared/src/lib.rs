@@ -19,11 +19,75 @@
 //!   Prometheus metrics every process serves at `/metrics`.
 //! * [`downstream`]: calling a consumer's APIs: the HTTP client (timeouts, `Idempotency-Key`, auth,
 //!   `traceparent`), the circuit breaker of each API, and the classification of results into outcomes.
-//! * [`delivery`]: the runtime a consumer runs on: the [`delivery::Handler`] trait a consumer implements,
-//!   and the loop that reads records, hands them to the handler and stores offsets only after success.
+//! * [`delivery`]: the runtime a consumer runs on: the [`delivery::Consumer`] a consumer declares itself with,
+//!   the [`delivery::Handler`] it builds, and the loop that reads records, hands them to the handler and
+//!   stores offsets only after success.
 //! * [`health`]: a consumer's problems (open breakers, the dead-letter guard) and its server: `/healthz`,
 //!   `/readyz`, `/metrics`.
 //! * [`shutdown`]: the signal that tells every task to stop (SIGTERM / SIGINT).
+//!
+//! # A consumer
+//!
+//! A consumer is a declaration ([`delivery::Consumer`]: its name, what it reads, how its handler is built from
+//! settings) and the handler it builds ([`delivery::Handler`]: what it does with one event). The runtime does
+//! the rest: key order, retries, circuit breaker, dead letters, commits, health, metrics and shutdown. This one
+//! asks a `greetings` API (`[apis.greetings]` in the settings) to greet the customer of every new order:
+//!
+//! ```no_run
+//! use courier::delivery::{self, BuildError, Consumer, ConsumerSpec, Handler, Incoming, Outcome};
+//! use courier::downstream::{self, ApiClient, CallContext};
+//! use courier::events::OrderCreated;
+//! use courier::health::Health;
+//! use courier::settings::Settings;
+//! use reqwest::Method;
+//!
+//! /// The declaration: what the consumer is called, what it reads, how its handler is built.
+//! struct Greeter;
+//!
+//! impl Consumer for Greeter {
+//!     type Handler = Greetings;
+//!
+//!     fn name(&self) -> &str {
+//!         "greeter" // its consumer group and the prefix of its idempotency keys
+//!     }
+//!
+//!     fn spec(&self, settings: &Settings) -> ConsumerSpec {
+//!         ConsumerSpec::reads(settings, self.name(), [settings.topics.names.get("orders_created")])
+//!     }
+//!
+//!     fn build(&self, settings: &Settings, health: &Health) -> Result<Greetings, BuildError> {
+//!         Ok(Greetings { api: ApiClient::new("greetings", settings.apis.get("greetings")?, health)? })
+//!     }
+//! }
+//!
+//! /// The handler: one attempt at one event. It may run again for the same event.
+//! struct Greetings {
+//!     api: ApiClient,
+//! }
+//!
+//! impl Handler for Greetings {
+//!     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
+//!         // Not an order (or not a valid one): a permanent failure, which dead-letters the event.
+//!         let order: OrderCreated = match incoming.data() {
+//!             Ok(order) => order,
+//!             Err(outcome) => return outcome,
+//!         };
+//!         let body = serde_json::json!({ "order_id": order.order_id, "customer_id": order.customer.id });
+//!         // `Idempotency-Key: greeter:<event id>`, the same on every attempt and redelivery.
+//!         let call = CallContext::for_event("greeter", incoming);
+//!         let result = self.api.send_json(Method::POST, "greetings", &body, &call).await;
+//!         // 2xx: done; 408, 429, 5xx, a timeout: retried; any other 4xx: dead-lettered.
+//!         downstream::classify(&result)
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let settings = Settings::load(None)?;
+//!     delivery::run(&Greeter, &settings, courier::shutdown::on_signal()).await?;
+//!     Ok(())
+//! }
+//! ```
 
 pub mod cli;
 pub mod delivery;

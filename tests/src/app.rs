@@ -44,14 +44,14 @@ pub use courier_consumers::registry::{self, Registration as Consumer};
 
 /// A consumer about to be started in-process ([`TestApp::consumer`]).
 pub struct StartConsumer<C, R = LogFailureRoute> {
+    /// The consumer.
+    consumer: C,
     /// The settings it runs with.
     settings: Settings,
     /// Where it reports problems.
     health: Health,
     /// Its failure route, when not the standard one.
     route: Option<R>,
-    /// The consumer.
-    consumer: std::marker::PhantomData<fn() -> C>,
 }
 
 impl<C: courier::delivery::Consumer, R: FailureRoute> StartConsumer<C, R> {
@@ -69,19 +69,18 @@ impl<C: courier::delivery::Consumer, R: FailureRoute> StartConsumer<C, R> {
 
     /// Hands its undeliverable events to `route` instead of the dead-letter topic.
     pub fn failure_route<R2: FailureRoute>(self, route: R2) -> StartConsumer<C, R2> {
-        let Self { settings, health, consumer, .. } = self;
-        StartConsumer { settings, health, route: Some(route), consumer }
+        let Self { consumer, settings, health, .. } = self;
+        StartConsumer { consumer, settings, health, route: Some(route) }
     }
 
     /// Starts it.
     pub fn start(self) -> RunningConsumer {
-        let Self { settings, health, route, .. } = self;
+        let Self { consumer, settings, health, route } = self;
         spawn_consumer(async move |token| {
-            let runner = Runner::new(&settings, C::spec(&settings)).health(&health);
-            let build = |health: &Health| C::build(&settings, health);
+            let runner = Runner::new(&settings).health(&health);
             match route {
-                Some(route) => runner.failure_route(route).run(build, token).await?,
-                None => runner.run(build, token).await?,
+                Some(route) => runner.failure_route(route).run(&consumer, token).await?,
+                None => runner.run(&consumer, token).await?,
             }
             Ok(())
         })
@@ -226,16 +225,11 @@ impl TestApp {
         spawn_consumer(async move |token| Ok((consumer.run)(settings, token).await?))
     }
 
-    /// Starts consumer `C` in-process with what the test changes, e.g.
-    /// `app.consumer::<Inventory>().settings(&s).health(&h).failure_route(route).start()`; by default with the
+    /// Starts `consumer` in-process with what the test changes, e.g.
+    /// `app.consumer(Inventory).settings(&s).health(&h).failure_route(route).start()`; by default with the
     /// app's settings, a health of its own and the standard failure route (the dead-letter topic).
-    pub fn consumer<C: courier::delivery::Consumer>(&self) -> StartConsumer<C> {
-        StartConsumer {
-            settings: self.settings.clone(),
-            health: Health::default(),
-            route: None,
-            consumer: std::marker::PhantomData,
-        }
+    pub fn consumer<C: courier::delivery::Consumer>(&self, consumer: C) -> StartConsumer<C> {
+        StartConsumer { consumer, settings: self.settings.clone(), health: Health::default(), route: None }
     }
 
     /// These settings with `overrides` (`COURIER__…` names) applied on top.
@@ -278,15 +272,10 @@ impl TestApp {
     /// Starts the one `forward` route `name` of `settings` in-process, reporting to `health` (its assignment,
     /// its problems).
     pub fn start_forward_route(&self, settings: &Settings, name: &str, health: &Health) -> RunningConsumer {
-        use courier_consumers::forward::Forward;
-        let (settings, name, health) = (settings.clone(), name.to_owned(), health.clone());
-        spawn_consumer(async move |token| {
-            let route = settings.forward.routes.get(&name).expect("the route is configured");
-            let forward = Forward::build(&settings, &name, route, &health).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let runner = Runner::new(&settings, Forward::spec(&settings, &name, route)).health(&health);
-            runner.run(|_| Ok::<_, courier::delivery::BuildError>(forward), token).await?;
-            Ok(())
-        })
+        let route = settings.forward.routes.get(name).expect("the route is configured");
+        let forward = courier_consumers::forward::Forward::new(name, route);
+        let (settings, health) = (settings.clone(), health.clone());
+        spawn_consumer(async move |token| Ok(Runner::new(&settings).health(&health).run(&forward, token).await?))
     }
 
     /// The number of records on the orders topic.

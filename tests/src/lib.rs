@@ -7,6 +7,7 @@
 //!   pointing at them, unique topic and group names per test, and helpers to run consumers in-process.
 //! * [`produce`]: producing chosen records (keys, partitions, raw bytes) straight to a topic.
 //! * [`recording_route`]: a failure route that records what it is given.
+//! * [`wrapped`]: a real consumer whose handler a test wraps (to make it panic, or batch).
 //! * [`tls_proxy`]: certificates made by the test and a TLS-terminating proxy in front of a broker, for TLS and
 //!   mutual TLS to Kafka.
 //! * [`kafka_probe`]: reading a topic's watermarks to check what was (not) published.
@@ -24,6 +25,7 @@ pub mod produce;
 pub mod recording_route;
 pub mod scrape;
 pub mod tls_proxy;
+pub mod wrapped;
 
 pub use app::{TestApp, spawn_app};
 

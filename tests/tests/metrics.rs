@@ -67,7 +67,7 @@ async fn scraped_counters_equal_what_the_api_and_the_dead_letter_topic_saw() {
     let bad = app.http.post(format!("{}/v1/orders", app.address)).body("{").header("content-type", "application/json");
     assert_eq!(bad.send().await.expect("answers").status(), 400);
 
-    let consumer = app.consumer::<Inventory>().start();
+    let consumer = app.consumer(Inventory).start();
     let delivered = N + 1;
     app.mock.wait_for_effects(Api::Inventory, delivered, WAIT).await.expect("every known SKU reserved");
     let dlq = dlq_topic(app.settings.topics.orders_created(), &app.settings.kafka.group_id("inventory"));

@@ -35,7 +35,11 @@ use super::handler::{Failure, Handler, Incoming, Outcome};
 use super::panics;
 use super::worker::Stops;
 
-/// How a handler batches its calls.
+/// How a handler batches its attempts ([`Handler::batching`]): up to `max_events` events of different keys in
+/// one call of [`Handler::handle_batch`], waiting at most `max_wait` for them. Only the attempt is shared: each
+/// event keeps its key's order, its own outcome, retries, dead letter and commit, and a failed event is retried
+/// alone or in whatever batch its next attempt joins, never with the whole batch. Once a revoke has returned,
+/// no event of the revoked partitions is sent or still being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batching {
     /// The most events in one call (at least 2; 1 means no batching).
@@ -377,7 +381,6 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::events::decode_envelope;
 
     /// A handler that records each batch it gets and fails the events whose id ends in `x`.
     #[derive(Default)]
@@ -389,10 +392,6 @@ mod tests {
     }
 
     impl Handler for Recorder {
-        fn name(&self) -> &str {
-            "recorder"
-        }
-
         async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
             self.single.fetch_add(1, Ordering::SeqCst);
             Outcome::Done
@@ -409,20 +408,13 @@ mod tests {
         }
     }
 
-    fn incoming(id: &str) -> Incoming {
-        let value = format!(
-            r#"{{"specversion":"1.0","id":"{id}","source":"/t","type":"order.created","time":"2026-12-03T00:00:00Z","datacontenttype":"application/json","data":{{}}}}"#
-        );
-        let event = decode_envelope(Some(value.as_bytes())).expect("an envelope");
-        Incoming {
-            topic: "t".into(),
-            partition: 0,
-            offset: 0,
-            key: Some(id.to_owned()),
-            trace_id: String::new(),
-            event,
-            value: value.into_bytes().into(),
-        }
+    /// An event with `id`, keyed by it.
+    fn event(id: &str) -> Incoming {
+        let json = serde_json::json!({
+            "specversion": "1.0", "id": id, "source": "/t", "type": "order.created", "subject": id,
+            "time": "2026-12-03T00:00:00Z", "datacontenttype": "application/json", "data": {},
+        });
+        Incoming::new("t", &json).expect("an event")
     }
 
     fn stops() -> Stops {
@@ -437,7 +429,7 @@ mod tests {
     async fn a_full_batch_is_one_call_and_each_event_gets_its_own_outcome() {
         let stops = stops();
         let (handler, batches) = (Recorder::default(), batches(3, Duration::from_secs(60)));
-        let events: Vec<Incoming> = ["a", "bx", "c", "d", "ex", "f"].into_iter().map(incoming).collect();
+        let events: Vec<Incoming> = ["a", "bx", "c", "d", "ex", "f"].into_iter().map(event).collect();
         let started = tokio::time::Instant::now();
         let outcomes =
             futures::future::join_all(events.iter().map(|event| batches.attempt(&handler, event, None, &stops))).await;
@@ -453,7 +445,7 @@ mod tests {
     async fn a_batch_that_does_not_fill_goes_after_max_wait() {
         let stops = stops();
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_millis(50)));
-        let (a, b) = (incoming("a"), incoming("b"));
+        let (a, b) = (event("a"), event("b"));
         let started = tokio::time::Instant::now();
         let (first, second) =
             tokio::join!(batches.attempt(&handler, &a, None, &stops), batches.attempt(&handler, &b, None, &stops));
@@ -466,7 +458,7 @@ mod tests {
     async fn channels_are_batched_apart() {
         let stops = stops();
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_millis(5)));
-        let (a, b) = (incoming("a"), incoming("b"));
+        let (a, b) = (event("a"), event("b"));
         let _ = tokio::join!(
             batches.attempt(&handler, &a, Some("email"), &stops),
             batches.attempt(&handler, &b, Some("sms"), &stops)
@@ -478,7 +470,7 @@ mod tests {
     async fn when_the_leader_is_dropped_the_events_that_joined_it_retry_without_spending_an_attempt() {
         let stops = stops();
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_secs(1)));
-        let (a, b) = (incoming("a"), incoming("b"));
+        let (a, b) = (event("a"), event("b"));
         let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops));
         // The leader opens the batch and waits; `b` joins it.
         assert!(futures::poll!(leader.as_mut()).is_pending());
@@ -515,10 +507,6 @@ mod tests {
     }
 
     impl Handler for Hanging {
-        fn name(&self) -> &str {
-            "hanging"
-        }
-
         async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
             Outcome::Done
         }
@@ -544,7 +532,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_event_whose_partition_stops_leaves_its_batch_before_the_batch_is_sent() {
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_secs(1)));
-        let (a, b) = (incoming("a"), incoming("b"));
+        let (a, b) = (event("a"), event("b"));
         let (stops_a, stops_b) = (stops(), stops());
         let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
         let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
@@ -561,7 +549,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_leader_whose_partition_stops_sends_nothing() {
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_secs(1)));
-        let (a, b) = (incoming("a"), incoming("b"));
+        let (a, b) = (event("a"), event("b"));
         let (stops_a, stops_b) = (stops(), stops());
         let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
         let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
@@ -575,7 +563,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn aborting_an_event_of_a_batch_in_flight_drops_the_call_before_the_event_returns() {
         let (handler, batches) = (Hanging::default(), batches(2, Duration::from_secs(1)));
-        let (a, b) = (incoming("a"), incoming("b"));
+        let (a, b) = (event("a"), event("b"));
         let (stops_a, stops_b) = (stops(), stops());
         let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
         let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
@@ -597,7 +585,7 @@ mod tests {
     async fn a_panicking_batch_fails_the_attempt_of_every_event_in_it() {
         let handler = Hanging { panics: true, ..Hanging::default() };
         let batches = batches(2, Duration::from_secs(1));
-        let (a, b) = (incoming("a"), incoming("b"));
+        let (a, b) = (event("a"), event("b"));
         let stops = stops();
         let (own, theirs) =
             tokio::join!(batches.attempt(&handler, &a, None, &stops), batches.attempt(&handler, &b, None, &stops));

@@ -469,6 +469,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     }
 
     /// Whether the dispatcher holds `tp` paused (too many unfinished events).
+    #[cfg(test)]
     pub fn is_paused(&self, tp: &TopicPartition) -> bool {
         self.lock().partitions.get(tp).is_some_and(|p| p.paused)
     }
@@ -503,10 +504,6 @@ mod tests {
     struct Gate(Arc<Semaphore>);
 
     impl Handler for Gate {
-        fn name(&self) -> &str {
-            "gate"
-        }
-
         async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
             if let Ok(permit) = self.0.acquire().await {
                 permit.forget();
@@ -705,10 +702,6 @@ mod tests {
     }
 
     impl Handler for GatedBatches {
-        fn name(&self) -> &str {
-            "gated-batches"
-        }
-
         async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
             Outcome::Done
         }

@@ -1,13 +1,14 @@
-//! The [`Handler`] trait a consumer implements, what it is given ([`Incoming`]) and what it returns
-//! ([`Outcome`]).
+//! What handles an event: the [`Handler`] trait a consumer's handler implements, what it is given
+//! ([`Incoming`]) and what it returns ([`Outcome`]). The [`super::Consumer`] declaration builds it.
 
 use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::Serialize;
 
 use super::batch::Batching;
-use crate::events::{DecodeError, EventData, RawEvent};
+use crate::events::{DecodeError, EventData, RawEvent, decode_envelope};
 
 /// One event read from Kafka, with where it came from.
 #[derive(Debug, Clone)]
@@ -30,6 +31,24 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// `event` (a [`crate::events::CloudEvent`], or the JSON of one) as a handler is given it when it was
+    /// published to `topic`: read at partition 0, offset 0, keyed by its `subject` (as courier keys what it
+    /// publishes), outside any trace; or why it is not a CloudEvent courier reads. The runtime makes its own of
+    /// each record; this is for the tests and tools that hand an event to a handler themselves.
+    pub fn new(topic: &str, event: &impl Serialize) -> Result<Self, DecodeError> {
+        let value = Bytes::from(serde_json::to_vec(event).map_err(DecodeError::NotJson)?);
+        let event = decode_envelope(Some(&value))?;
+        Ok(Self {
+            topic: topic.to_owned(),
+            partition: 0,
+            offset: 0,
+            key: event.subject.clone(),
+            trace_id: String::new(),
+            event,
+            value,
+        })
+    }
+
     /// The event's data as `T`, or the outcome that ends the delivery when the event is not a valid `T` (a
     /// permanent failure naming what is wrong, which dead-letters it):
     /// `let order: OrderCreated = match incoming.data() { Ok(order) => order, Err(outcome) => return outcome };`
@@ -38,16 +57,14 @@ impl Incoming {
     }
 }
 
-/// What a consumer does with an event. The runtime calls `handle` once per attempt; it must be safe to call
-/// again for the same event (the downstream call carries an idempotency key derived from the event id).
+/// What a consumer does with an event: its domain mapping, built by its [`super::Consumer`] declaration. The
+/// runtime calls `handle` once per attempt; it must be safe to call again for the same event (the downstream
+/// call carries an idempotency key derived from the event id).
 ///
 /// An event may need several independent deliveries ("channels", e.g. an e-mail and an SMS): the runtime
 /// runs each concurrently with its own retries, circuit breaker and dead letter, and the event is finished
 /// when every channel is (delivered or dead-lettered). A replayed dead letter re-runs only its channel.
 pub trait Handler: Send + Sync + 'static {
-    /// The consumer's name: its consumer group and the prefix of its idempotency keys.
-    fn name(&self) -> &str;
-
     /// The channels `incoming` needs; empty (the default) means one unnamed delivery.
     fn channels(&self, _incoming: &Incoming) -> Vec<&'static str> {
         Vec::new()
@@ -64,23 +81,15 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Handles one attempt at each event of `batch` (events of different keys, on `channel`) in one call, when
     /// [`Handler::batching`] says so: one outcome per event, in the batch's order. Each event is then retried,
-    /// dead-lettered and committed on its own (see [`crate::delivery::batch`]). The default handles each event
-    /// on its own ([`each_on_its_own`]).
+    /// dead-lettered and committed on its own (see [`Batching`]). The default handles each event on its own,
+    /// concurrently, with [`Handler::handle`].
     fn handle_batch(
         &self,
         batch: &[Incoming],
         channel: Option<&'static str>,
     ) -> impl Future<Output = Vec<Outcome>> + Send {
-        each_on_its_own(batch, move |incoming| self.handle(incoming, channel))
+        futures::future::join_all(batch.iter().map(move |incoming| self.handle(incoming, channel)))
     }
-}
-
-/// Handles each event of `batch` with `handle`, concurrently: `handle_batch` for a handler without a batch call.
-pub fn each_on_its_own<'a, F: Future<Output = Outcome>>(
-    batch: &'a [Incoming],
-    handle: impl FnMut(&'a Incoming) -> F,
-) -> futures::future::JoinAll<F> {
-    futures::future::join_all(batch.iter().map(handle))
 }
 
 /// How one attempt ended.
@@ -192,27 +201,33 @@ impl From<&DecodeError> for Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{OrderCreated, decode_envelope};
+    use crate::events::OrderCreated;
 
-    fn incoming(data: &str) -> Incoming {
-        let value = format!(
-            r#"{{"specversion":"1.0","id":"e-1","source":"/t","type":"order.created","time":"2026-12-03T00:00:00Z","datacontenttype":"application/json","data":{data}}}"#
-        );
-        let event = decode_envelope(Some(value.as_bytes())).expect("an envelope");
-        Incoming {
-            topic: "t".into(),
-            partition: 0,
-            offset: 0,
-            key: None,
-            trace_id: String::new(),
-            event,
-            value: value.into_bytes().into(),
-        }
+    /// The JSON of an `order.created` event of `source` with `id`, subject `o-1` and `data`.
+    fn order_json(source: &str, id: &str, data: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "specversion": "1.0", "id": id, "source": source, "type": "order.created", "subject": "o-1",
+            "time": "2026-12-03T00:00:00Z", "datacontenttype": "application/json", "data": data,
+        })
+    }
+
+    #[test]
+    fn an_event_handed_to_a_handler_by_hand_is_keyed_by_its_subject_and_kept_as_published() {
+        let json = order_json("/t", "e-1", serde_json::json!({"order_id": "o-1"}));
+        let incoming = Incoming::new("orders", &json).expect("an event");
+        assert_eq!((incoming.topic.as_str(), incoming.key.as_deref()), ("orders", Some("o-1")));
+        assert_eq!((incoming.event.id.as_str(), incoming.event.event_type.as_str()), ("e-1", "order.created"));
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&incoming.value).expect("JSON"), json);
+        let mut old = json;
+        old["specversion"] = "0.3".into();
+        assert!(matches!(Incoming::new("t", &old), Err(DecodeError::UnsupportedSpecVersion(_))));
+        assert!(matches!(Incoming::new("t", &serde_json::json!({"id": 1})), Err(DecodeError::NotCloudEvent(_))));
     }
 
     #[test]
     fn data_that_is_not_the_type_ends_the_delivery_for_good() {
-        match incoming(r#"{"order_id":1}"#).data::<OrderCreated>() {
+        let incoming = Incoming::new("t", &order_json("/t", "e-1", serde_json::json!({"order_id": 1})));
+        match incoming.expect("an event").data::<OrderCreated>() {
             Err(Outcome::Permanent(failure)) => assert_eq!(failure.kind, "decode", "{failure:?}"),
             other => panic!("expected a permanent failure, got {other:?}"),
         }
@@ -236,10 +251,7 @@ mod tests {
 
     /// An event of `source` with `id`.
     fn event_of(source: &str, id: &str) -> Incoming {
-        let mut event = incoming("{}");
-        event.event.source = source.to_owned();
-        event.event.id = id.to_owned();
-        event
+        Incoming::new("t", &order_json(source, id, serde_json::json!({}))).expect("an event")
     }
 
     #[test]

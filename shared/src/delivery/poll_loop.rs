@@ -36,7 +36,8 @@ use super::kafka_context::{KAFKA, OwnQueue, RuntimeContext};
 use super::record::{Record, TopicPartition};
 use crate::telemetry::metrics::{self, Label};
 
-/// How often every watermark is committed again, moved or not (see the module doc).
+/// How often every watermark is committed again, moved or not: a commit that failed without notice (an
+/// asynchronous commit's result goes unreported) is repaired within this time.
 pub const RECOMMIT_EVERY: Duration = Duration::from_secs(10);
 
 /// At most this many records are taken from one partition's queue in one turn, so that the budget's room is

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::Batches;
-use super::consumer::{ConsumerSpec, RunError};
+use super::consumer::ConsumerSpec;
 use super::dispatcher::{Dispatcher, Limits};
 use super::dlq::dlq_topic;
 use super::dlq_guard::DlqGuard;
@@ -22,6 +22,7 @@ use super::handler::Handler;
 use super::kafka_context::{KAFKA, RuntimeContext};
 use super::poll_loop::PollLoop;
 use super::retry::RetryPolicy;
+use super::runner::RunError;
 use super::throttle::{ThrottlePolicy, Throttles};
 use super::worker::Worker;
 use crate::health::Health;
@@ -142,10 +143,11 @@ pub(super) async fn wait_for_topics(
 /// The readiness component under which a consumer names its missing topics: `topics:<group>`.
 const TOPICS: &str = "topics";
 
-/// Runs the consumer over topics that exist already.
+/// Runs consumer `consumer_label` (its name) over topics that exist already.
 pub(super) async fn consume<H: Handler, R: FailureRoute>(
     settings: &Settings,
     spec: &ConsumerSpec,
+    consumer_label: Label,
     handler: H,
     route: R,
     health: &Health,
@@ -153,7 +155,6 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
 ) -> Result<(), RunError> {
     let c = &settings.consumer;
     let d = &settings.dlq;
-    let consumer_label: Label = Arc::from(handler.name());
     let guard = DlqGuard::new(d.guard_max_records, d.guard_window_ms, consumer_label.clone(), health.clone());
     let batches = handler.batching().map(Batches::new);
     let event_metrics = metrics::EventMetrics::new(consumer_label.clone());

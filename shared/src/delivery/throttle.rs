@@ -50,6 +50,7 @@ impl Throttles {
     }
 
     /// The name under which `/readyz` lists this consumer's long throttles.
+    #[cfg(test)]
     pub fn component(&self) -> &str {
         &self.component
     }

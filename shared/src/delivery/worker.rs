@@ -174,7 +174,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             event,
             value: record.value.clone().unwrap_or_default(),
         };
-        if let Some(other) = replayed_for_another(record, self.handler.name()) {
+        if let Some(other) = replayed_for_another(record, self.metrics.consumer()) {
             span.in_scope(
                 || tracing::info!(dead_lettered_by = %other, "a replayed dead letter of another consumer: skipped"),
             );
@@ -466,10 +466,6 @@ mod tests {
     }
 
     impl Handler for Scripted {
-        fn name(&self) -> &str {
-            "scripted"
-        }
-
         fn channels(&self, _incoming: &Incoming) -> Vec<&'static str> {
             self.channels.clone()
         }

@@ -51,7 +51,7 @@ async fn a_commit_the_broker_refused_is_repaired_though_no_new_event_comes() {
         RDKafkaApiKey::OffsetCommit,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_COMMIT_OFFSET_SIZE; 100_000],
     );
-    let consumer = app.consumer::<Inventory>().start();
+    let consumer = app.consumer(Inventory).start();
     app.mock.wait_for_effects(Api::Inventory, N, WAIT).await.expect("every order reserved");
     // The consumer has sent (to no avail) a commit of every watermark at the end: its gauge says so.
     let metrics_url = format!("{}/metrics", app.address);
@@ -70,7 +70,7 @@ async fn a_commit_the_broker_refused_is_repaired_though_no_new_event_comes() {
     // The broker accepts commits again; every event is delivered, so no watermark moves any more: only the
     // periodic commit of every watermark can bring the group's offsets to the end.
     cluster.clear_request_errors(RDKafkaApiKey::OffsetCommit);
-    let deadline = Instant::now() + courier::delivery::consumer::RECOMMIT_EVERY * 3;
+    let deadline = Instant::now() + courier::delivery::RECOMMIT_EVERY * 3;
     loop {
         let now = committed(&bootstrap, &group, &topic, partitions);
         if now == N as i64 {

@@ -36,7 +36,7 @@ async fn events_of_one_key_arrive_in_offset_order() {
     app.mock.set_faults(Api::Inventory, Faults { latency_ms: 1, latency_jitter_ms: 25, ..Faults::default() });
     let (keys, per_key) = (6, 40);
     produce_keyed(&app, keys, per_key).await;
-    let consumer = app.consumer::<Inventory>().start();
+    let consumer = app.consumer(Inventory).start();
     let effects = app.mock.wait_for_effects(Api::Inventory, keys * per_key, WAIT).await.expect("all delivered");
     consumer.stop().await.expect("stops cleanly");
 
@@ -58,7 +58,7 @@ async fn in_flight_calls_reach_but_never_pass_max_in_flight() {
     app.mock.set_faults(Api::Inventory, Faults { latency_ms: 50, ..Faults::default() });
     produce_keyed(&app, 1000, 1).await;
     let consumer =
-        app.consumer::<Inventory>().settings(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "64")])).start();
+        app.consumer(Inventory).settings(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "64")])).start();
     app.mock.wait_for_effects(Api::Inventory, 1000, WAIT).await.expect("all delivered");
     consumer.stop().await.expect("stops cleanly");
     let peak = app.mock.stats(Api::Inventory).peak_in_flight;
@@ -73,7 +73,7 @@ async fn max_in_flight_one_means_one_call_at_a_time() {
     app.mock.set_faults(Api::Inventory, Faults { latency_ms: 5, ..Faults::default() });
     produce_keyed(&app, 100, 1).await;
     let consumer =
-        app.consumer::<Inventory>().settings(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "1")])).start();
+        app.consumer(Inventory).settings(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "1")])).start();
     app.mock.wait_for_effects(Api::Inventory, 100, WAIT).await.expect("all delivered");
     consumer.stop().await.expect("stops cleanly");
     assert_eq!(app.mock.stats(Api::Inventory).peak_in_flight, 1);
@@ -98,7 +98,7 @@ async fn a_failing_key_delays_only_itself() {
     }
     produce(&app.settings, &records).await.expect("records produced");
     let consumer = app
-        .consumer::<Inventory>()
+        .consumer(Inventory)
         .settings(&app.settings_with(&[
             ("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "1000"),
             ("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "200"),
@@ -127,7 +127,7 @@ async fn retry_after_is_honoured() {
     );
     produce(&app.settings, &[order_record(&order_event("key-throttled", "SEQ-0"), None)]).await.expect("produced");
     let consumer = app
-        .consumer::<Inventory>()
+        .consumer(Inventory)
         .settings(&app.settings_with(&[("COURIER__CONSUMER__RETRY_MAX_BACKOFF_MS", "30000")]))
         .start();
     let calls = app.mock.wait_for_calls(Api::Inventory, 2, WAIT).await.expect("a retry came");
@@ -154,7 +154,7 @@ async fn a_permanent_failure_is_not_retried_and_its_partition_moves_on() {
     }
     produce(&app.settings, &records).await.expect("produced");
     let route = RecordingRoute::default();
-    let consumer = app.consumer::<Inventory>().failure_route(route.clone()).start();
+    let consumer = app.consumer(Inventory).failure_route(route.clone()).start();
     let routed = route.wait_for(1, WAIT).await.expect("the poison event is routed");
     app.mock.wait_for_effects(Api::Inventory, 20, WAIT).await.expect("the partition moves on");
     consumer.stop().await.expect("stops cleanly");
@@ -179,13 +179,13 @@ async fn interrupted_stream(
     let records = produce_keyed(&app, n, 1).await;
     // A small in-flight bound keeps most events unstarted when the interruption comes.
     let first =
-        app.consumer::<Inventory>().settings(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")])).start();
+        app.consumer(Inventory).settings(&app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")])).start();
     app.mock.wait_for_effects(Api::Inventory, after, WAIT).await.expect("first consumer makes progress");
     interrupt(first).await;
     let done = app.mock.stats(Api::Inventory).effects as usize;
     assert!(done < n, "the interruption must come mid-stream ({done} of {n} done)");
 
-    let second = app.consumer::<Inventory>().start();
+    let second = app.consumer(Inventory).start();
     let effects = app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("every event delivered");
     second.stop().await.expect("stops cleanly");
     let delivered: HashSet<&str> = effects.iter().filter_map(|e| e.body["order_id"].as_str()).collect();
@@ -216,8 +216,8 @@ async fn a_member_leaving_the_group_mid_stream_loses_nothing() {
     let n = 600;
     produce_keyed(&app, n, 1).await;
     let settings = app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "16")]);
-    let staying = app.consumer::<Inventory>().settings(&settings).start();
-    let leaving = app.consumer::<Inventory>().settings(&settings).start();
+    let staying = app.consumer(Inventory).settings(&settings).start();
+    let leaving = app.consumer(Inventory).settings(&settings).start();
     app.mock.wait_for_effects(Api::Inventory, 150, WAIT).await.expect("progress");
     leaving.stop().await.expect("the leaving member stops cleanly");
     let effects = app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("every event delivered");
@@ -245,10 +245,10 @@ async fn a_partition_paused_by_its_backstop_resumes_after_a_rebalance() {
     ]);
     let group = settings.kafka.group_id("inventory");
     let (staying_health, joining_health) = (Health::default(), Health::default());
-    let staying = app.consumer::<Inventory>().settings(&settings).health(&staying_health).start();
+    let staying = app.consumer(Inventory).settings(&settings).health(&staying_health).start();
     app.mock.wait_for_calls(Api::Inventory, 3, WAIT).await.expect("the stuck key is retried");
     // A second member joins and leaves: partition 0 is revoked and assigned again.
-    let joining = app.consumer::<Inventory>().settings(&settings).health(&joining_health).start();
+    let joining = app.consumer(Inventory).settings(&settings).health(&joining_health).start();
     assert!(joining_health.wait_for_assigned(WAIT, |n| n > 0).await, "the second member gets partitions");
     joining.stop().await.expect("the second member stops cleanly");
     let all = app.settings.topics.partitions as usize * 2;
@@ -280,11 +280,11 @@ async fn a_keys_calls_never_overlap_across_owners() {
         ("COURIER__CONSUMER__REBALANCE_TIMEOUT_MS", "1000"),
         ("COURIER__KAFKA__PARTITION_ASSIGNMENT_STRATEGY", "range,roundrobin"),
     ]);
-    let first = app.consumer::<Inventory>().settings(&settings).start();
+    let first = app.consumer(Inventory).settings(&settings).start();
     let all_in_flight = |s: &mock_apis::ApiStats| s.in_flight >= partitions as u64;
     app.mock.wait_for_stats(Api::Inventory, WAIT, all_in_flight).await.expect("every event's call hangs");
     let second_health = Health::default();
-    let second = app.consumer::<Inventory>().settings(&settings).health(&second_health).start();
+    let second = app.consumer(Inventory).settings(&settings).health(&second_health).start();
     assert!(second_health.wait_for_assigned(WAIT, |n| n > 0).await, "the second member gets partitions");
     app.mock.set_faults(Api::Inventory, Faults::default());
     app.mock.wait_for_effects(Api::Inventory, partitions as usize, WAIT).await.expect("every event delivered");
@@ -333,12 +333,12 @@ async fn a_member_joins_and_another_leaves_under_load(strategy: &str) {
         ("COURIER__CONSUMER__MAX_IN_FLIGHT", "16"),
     ]);
     let (first_health, second_health) = (Health::default(), Health::default());
-    let first = app.consumer::<Inventory>().settings(&settings).health(&first_health).start();
+    let first = app.consumer(Inventory).settings(&settings).health(&first_health).start();
     app.mock.wait_for_effects(Api::Inventory, 100, WAIT).await.expect("the first member makes progress");
     // Every partition of the two topics inventory reads.
     let partitions = first_health.assigned();
     assert_eq!(partitions, 2 * app.settings.topics.partitions as usize);
-    let second = app.consumer::<Inventory>().settings(&settings).health(&second_health).start();
+    let second = app.consumer(Inventory).settings(&settings).health(&second_health).start();
     assert!(second_health.wait_for_assigned(WAIT, |n| n > 0).await, "the joining member gets partitions");
     assert!(
         first_health.wait_for_assigned(WAIT, |n| n + second_health.assigned() <= partitions).await,

@@ -120,7 +120,7 @@ async fn an_api_behind_mutual_tls_with_its_own_ca_is_reached_with_the_client_cer
     let (app, _proxy) = inventory_behind_mutual_tls(&pki, true).await;
     let records: Vec<_> = (0..5).map(|i| order_record(&order_event(&format!("tls-{i}"), "SKU-1"), None)).collect();
     produce(&app.settings, &records).await.expect("produced");
-    let inventory = app.consumer::<Inventory>().start();
+    let inventory = app.consumer(Inventory).start();
     app.mock.wait_for_effects(Api::Inventory, 5, WAIT).await.expect("reserved over mutual TLS");
     inventory.stop().await.expect("stops cleanly");
     assert_eq!(app.mock.calls(Api::Inventory).len(), 5);
@@ -130,7 +130,7 @@ async fn an_api_behind_mutual_tls_with_its_own_ca_is_reached_with_the_client_cer
     let (app, _proxy) = inventory_behind_mutual_tls(&pki, false).await;
     produce(&app.settings, &[order_record(&order_event("tls-anonymous", "SKU-1"), None)]).await.expect("produced");
     let route = RecordingRoute::default();
-    let inventory = app.consumer::<Inventory>().failure_route(route.clone()).start();
+    let inventory = app.consumer(Inventory).failure_route(route.clone()).start();
     let routed = route.wait_for(1, WAIT).await.expect("the event is routed as a failure");
     inventory.stop().await.expect("stops cleanly");
     assert!(matches!(routed[0].kind, "connect" | "transport"), "{}", routed[0].kind);

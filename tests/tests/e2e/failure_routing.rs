@@ -1,18 +1,19 @@
 //! Failure routing against a real broker and the mock APIs: dead letters with full context, the dead-letter
 //! guard, the circuit breaker and the rate limit.
 
-use courier_consumers::inventory::Inventory;
+use courier_consumers::inventory::{Inventory, InventoryHandler};
 use courier_tests::WAIT;
 use std::time::{Duration, Instant};
 
 use chrono::DateTime;
-use courier::delivery::Consumer;
 use courier::delivery::dlq::{DeadLetterRoute, dlq_topic};
+use courier::delivery::{Consumer, Handler, Incoming, Outcome};
 use courier::health::Health;
 use courier::kafka::headers::RawHeader;
 use courier_consumers::order_topics::OrderTopics;
 use courier_tests::kafka_probe::{self, ReadRecord};
 use courier_tests::produce::{TestRecord, order_event, order_record, origin_header, produce};
+use courier_tests::wrapped::Wrapped;
 use courier_tests::{TestApp, spawn_app};
 use mock_apis::{Api, Faults};
 use serde_json::json;
@@ -42,7 +43,7 @@ async fn dead_letters(app: &TestApp, poison: Vec<Poison>, good: usize, overrides
         records.push(order_record(&order_event(&format!("key-ok-{k}"), "SEQ-0"), Some(0)));
     }
     produce(&app.settings, &records).await.expect("produced");
-    let consumer = app.consumer::<Inventory>().settings(&app.settings_with(overrides)).start();
+    let consumer = app.consumer(Inventory).settings(&app.settings_with(overrides)).start();
     let dlq = kafka_probe::read_all(&app.bootstrap, &dlq_of(app), poison.len(), WAIT).await.expect("DLQ readable");
     app.mock.wait_for_effects(Api::Inventory, good, WAIT).await.expect("the events behind the poison flow");
     consumer.stop().await.expect("stops cleanly");
@@ -170,10 +171,10 @@ async fn a_failed_dead_letter_keeps_the_offset_uncommitted_until_it_lands_once()
     ]);
     let t = &app.settings.topics;
     courier::kafka::ensure_topics(&app.settings.kafka, t, &[t.payment_failed()]).await.expect("topic created");
-    let spec = Inventory::spec(&settings);
+    let spec = Inventory.spec(&settings);
     let route = DeadLetterRoute::new(&settings, &spec.group, "inventory", &spec.topics).await.expect("route");
     let health = Health::default();
-    let consumer = app.consumer::<Inventory>().settings(&settings).health(&health).failure_route(route).start();
+    let consumer = app.consumer(Inventory).settings(&settings).health(&health).failure_route(route).start();
     app.mock.wait_for_calls(Api::Inventory, 1, WAIT).await.expect("the event was tried");
     // Every call is rejected; while the DLQ cannot be written the event stays unfinished.
     let group = app.settings.kafka.group_id("inventory");
@@ -211,7 +212,7 @@ async fn an_outage_opens_the_breaker_and_dead_letters_nothing() {
         ("COURIER__CONSUMER__MAX_IN_FLIGHT", "1"),
     ]);
     let health = Health::default();
-    let consumer = app.consumer::<Inventory>().settings(&settings).health(&health).start();
+    let consumer = app.consumer(Inventory).settings(&settings).health(&health).start();
     assert!(health.wait_for(WAIT, |p| p.contains_key("breaker.inventory")).await, "the breaker opens");
     // While open, only probes reach the API: one per cool-down.
     let opened_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).expect("after 1970");
@@ -267,7 +268,7 @@ async fn a_flood_of_poison_is_throttled_never_held_and_good_orders_flow() {
     let stop_health = tokio_util::sync::CancellationToken::new();
     tokio::spawn(courier::health::serve(listener, health.clone(), stop_health.clone()));
     let started = Instant::now();
-    let consumer = app.consumer::<Inventory>().settings(&settings).health(&health).start();
+    let consumer = app.consumer(Inventory).settings(&settings).health(&health).start();
     assert!(health.wait_for(WAIT, |p| p.contains_key("dlq_guard")).await, "the guard throttles");
     let answer = reqwest::get(&readyz).await.expect("readyz answers");
     assert_eq!(answer.status(), 503, "readiness says it throttles");
@@ -303,7 +304,7 @@ async fn the_rate_limit_holds_in_every_second() {
         ("COURIER__APIS__INVENTORY__RATE_LIMIT_PER_SEC", &rate.to_string()),
         ("COURIER__APIS__INVENTORY__RATE_LIMIT_BURST", &burst.to_string()),
     ]);
-    let consumer = app.consumer::<Inventory>().settings(&settings).start();
+    let consumer = app.consumer(Inventory).settings(&settings).start();
     app.mock.wait_for_effects(Api::Inventory, n, WAIT).await.expect("all delivered");
     consumer.stop().await.expect("stops cleanly");
     let times: Vec<u64> = app.mock.calls(Api::Inventory).iter().map(|c| c.received_at_unix_ms).collect();
@@ -322,7 +323,7 @@ async fn a_header_key_that_is_not_utf8_neither_stops_the_consumer_nor_is_lost() 
     let mut good = order_record(&order_event("key-odd-good", "SEQ-0"), Some(0));
     good.headers.push(odd.clone());
     produce(&app.settings, &[poison.clone(), good]).await.expect("produced");
-    let consumer = app.consumer::<Inventory>().settings(&app.settings).start();
+    let consumer = app.consumer(Inventory).settings(&app.settings).start();
     let letters = kafka_probe::read_all(&app.bootstrap, &dlq_of(&app), 1, WAIT).await.expect("DLQ readable");
     app.mock.wait_for_effects(Api::Inventory, 1, WAIT).await.expect("the good event is delivered");
     consumer.stop().await.expect("the consumer is still running and stops cleanly");
@@ -343,7 +344,7 @@ async fn a_lone_event_that_always_fails_is_dead_lettered_with_the_breaker_on() {
     produce(&app.settings, &[order_record(&order_event("key-lone", "SEQ-0"), Some(0))]).await.expect("produced");
     // Default breaker and attempts; only the test's shorter backoff.
     let health = Health::default();
-    let consumer = app.consumer::<Inventory>().settings(&app.settings).health(&health).start();
+    let consumer = app.consumer(Inventory).settings(&app.settings).health(&health).start();
     let letters = kafka_probe::read_all(&app.bootstrap, &dlq_of(&app), 1, WAIT).await.expect("DLQ readable");
     let group = app.settings.kafka.group_id("inventory");
     let topic = app.settings.topics.orders_created().to_owned();
@@ -375,7 +376,7 @@ async fn one_failing_key_does_not_stop_the_others() {
     let settings = app.settings_with(&[("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "1000")]);
     let health = Health::default();
     produce(&app.settings, &[order_record(&order_event("key-sick", "SEQ-0"), Some(0))]).await.expect("produced");
-    let consumer = app.consumer::<Inventory>().settings(&settings).health(&health).start();
+    let consumer = app.consumer(Inventory).settings(&settings).health(&health).start();
     // More consecutive failures than any "N in a row" breaker would tolerate.
     app.mock.wait_for_calls(Api::Inventory, 8, WAIT).await.expect("the failing key keeps failing");
     assert!(health.is_ready(), "one key never opens the breaker: {:?}", health.problems());
@@ -421,7 +422,7 @@ async fn a_retry_after_of_an_hour_is_capped_by_the_max_backoff() {
         ("COURIER__APIS__INVENTORY__BREAKER_COOLDOWN_MS", "2000"),
     ]);
     let health = Health::default();
-    let consumer = app.consumer::<Inventory>().settings(&settings).health(&health).start();
+    let consumer = app.consumer(Inventory).settings(&settings).health(&health).start();
     app.mock.wait_for_calls(Api::Inventory, n, WAIT).await.expect("every event tried");
     assert!(health.wait_for(WAIT, |p| p.contains_key("breaker.inventory")).await, "the breaker opens");
     app.mock.set_faults(Api::Inventory, Faults::default());
@@ -443,7 +444,7 @@ async fn a_dead_letter_too_large_to_publish_goes_without_its_value() {
     let records = [raw("key-near-limit", &near_limit), raw("key-too-large", &too_large)];
     produce_large(&app.settings, &records).await;
     produce(&app.settings, &[order_record(&order_event("key-after", "SEQ-0"), Some(0))]).await.expect("produced");
-    let consumer = app.consumer::<Inventory>().settings(&app.settings).start();
+    let consumer = app.consumer(Inventory).settings(&app.settings).start();
     let letters = kafka_probe::read_all(&app.bootstrap, &dlq_of(&app), 2, WAIT).await.expect("DLQ readable");
     app.mock.wait_for_effects(Api::Inventory, 1, WAIT).await.expect("the partition does not stall");
     consumer.stop().await.expect("stops cleanly");
@@ -476,29 +477,15 @@ async fn produce_large(settings: &courier::settings::Settings, records: &[TestRe
     }
 }
 
-/// The inventory consumer, except that every attempt at the events of key `key-boom` panics.
-struct Exploding(Inventory);
+/// The inventory consumer's handler, except that every attempt at the events of key `key-boom` panics.
+struct Exploding(InventoryHandler);
 
-impl courier::delivery::Consumer for Exploding {
-    const NAME: &'static str = <Inventory as courier::delivery::Consumer>::NAME;
-
-    fn spec(settings: &courier::settings::Settings) -> courier::delivery::ConsumerSpec {
-        Inventory::spec(settings)
-    }
-
-    fn build(settings: &courier::settings::Settings, health: &Health) -> Result<Self, courier::delivery::BuildError> {
-        Ok(Self(Inventory::build(settings, health)?))
-    }
-
-    async fn handle(
-        &self,
-        incoming: &courier::delivery::Incoming,
-        channel: Option<&'static str>,
-    ) -> courier::delivery::Outcome {
+impl Handler for Exploding {
+    async fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
         if incoming.key.as_deref() == Some("key-boom") {
             panic!("the mapping of {} blew up", incoming.event.id);
         }
-        courier::delivery::Consumer::handle(&self.0, incoming, channel).await
+        self.0.handle(incoming, channel).await
     }
 }
 
@@ -515,7 +502,7 @@ async fn a_handler_that_panics_on_one_key_stalls_neither_the_others_nor_the_comm
     produce(&app.settings, &records).await.expect("produced");
     let settings = app.settings_with(&[("COURIER__CONSUMER__RETRY_MAX_ATTEMPTS", "3")]);
     let health = Health::default();
-    let consumer = app.consumer::<Exploding>().settings(&settings).health(&health).start();
+    let consumer = app.consumer(Wrapped::new(Inventory, Exploding)).settings(&settings).health(&health).start();
 
     app.mock.wait_for_effects(Api::Inventory, others, WAIT).await.expect("the other keys flow");
     let letters = kafka_probe::read_all(&app.bootstrap, &dlq_of(&app), 2, WAIT).await.expect("dead letters");
@@ -561,7 +548,7 @@ async fn a_missing_dead_letter_topic_is_named_and_the_consumer_waits_for_it() {
     let readyz = format!("http://{}/readyz", listener.local_addr().expect("addr"));
     let stop_health = tokio_util::sync::CancellationToken::new();
     tokio::spawn(courier::health::serve(listener, health.clone(), stop_health.clone()));
-    let consumer = app.consumer::<Inventory>().settings(&settings).health(&health).start();
+    let consumer = app.consumer(Inventory).settings(&settings).health(&health).start();
     let names_it = |p: &std::collections::BTreeMap<String, String>| p.values().any(|r| r.contains(&missing));
     assert!(
         health.wait_for(Duration::from_secs(60), names_it).await,

@@ -33,7 +33,7 @@ async fn send_orders(app: &courier_tests::TestApp, n: usize) -> HashMap<String, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_valid_order_is_reserved_once_with_its_items() {
     let app = spawn_app().await;
-    let consumer = app.consumer::<Inventory>().start();
+    let consumer = app.consumer(Inventory).start();
     let sent = send_orders(&app, 25).await;
 
     let effects = app.mock.wait_for_effects(Api::Inventory, sent.len(), WAIT).await.expect("all reservations arrive");
@@ -83,7 +83,7 @@ async fn the_same_idempotency_key_gives_the_same_ids_and_one_effect() {
     assert_eq!(conflict.status(), 422);
 
     assert_eq!(app.orders_on_topic().await, 1, "the order is published once");
-    let consumer = app.consumer::<Inventory>().start();
+    let consumer = app.consumer(Inventory).start();
     let effects = app.mock.wait_for_effects(Api::Inventory, 1, WAIT).await.expect("reservation arrives");
     assert_eq!(effects[0].body["order_id"], first["order_id"]);
     consumer.stop().await.expect("consumer stops cleanly");
@@ -98,13 +98,13 @@ async fn a_consumer_stopped_mid_stream_and_restarted_loses_nothing() {
 
     // A small in-flight bound keeps most orders unstarted when the stop comes.
     let settings = app.settings_with(&[("COURIER__CONSUMER__MAX_IN_FLIGHT", "8")]);
-    let first = app.consumer::<Inventory>().settings(&settings).start();
+    let first = app.consumer(Inventory).settings(&settings).start();
     app.mock.wait_for_effects(Api::Inventory, 20, WAIT).await.expect("the first consumer makes progress");
     first.stop().await.expect("first consumer stops cleanly");
     let after_stop = app.mock.stats(Api::Inventory).effects;
     assert!(after_stop < sent.len() as u64, "the stop must happen mid-stream ({after_stop} of {})", sent.len());
 
-    let second = app.consumer::<Inventory>().start();
+    let second = app.consumer(Inventory).start();
     let effects = app.mock.wait_for_effects(Api::Inventory, sent.len(), WAIT).await.expect("every order arrives");
     second.stop().await.expect("second consumer stops cleanly");
 

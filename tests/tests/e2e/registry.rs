@@ -89,7 +89,10 @@ fn a_consumer_is_its_file_its_binary_and_one_registry_entry() {
         let name = consumer.name;
         assert!(lib.contains(&format!("\npub mod {name};")), "consumers/src/lib.rs declares `{name}`");
         let binary = read(&format!("consumers/src/bin/{name}.rs"));
-        assert!(binary.contains("courier_consumers::main::<"), "{name}'s binary is one call of the generic main");
+        assert!(
+            binary.contains(&format!("courier_consumers::main(courier_consumers::registry::{})", name.to_uppercase())),
+            "{name}'s binary is one call of the generic main"
+        );
     }
     // Every binary of consumers/src/bin/ is a registered consumer, but `forward` (its routes are settings).
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../consumers/src/bin");

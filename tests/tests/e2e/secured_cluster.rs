@@ -166,7 +166,7 @@ async fn a_wrong_password_is_named_at_start_up_and_nothing_is_ready_or_accepted(
 
     let health = Health::default();
     let started = Instant::now();
-    let consumer = app.consumer::<Inventory>().settings(&app.settings).health(&health).start();
+    let consumer = app.consumer(Inventory).settings(&app.settings).health(&health).start();
     assert!(
         health.wait_for(WAIT, |problems| problems.iter().any(|(_, why)| why.contains("authentication failed"))).await,
         "the consumer says why it is not ready"

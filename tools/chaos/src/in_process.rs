@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use courier::delivery::{Batching, BuildError, Consumer, Handler, Incoming, Outcome, Runner};
+use courier::delivery::{Batching, Handler, Incoming, Outcome, Runner};
 use courier::health::Health;
 use courier::settings::Settings;
-use courier_consumers::inventory::Inventory;
+use courier_consumers::inventory::{Inventory, InventoryHandler};
+use courier_tests::wrapped::Wrapped;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -26,14 +27,16 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// Starts a member of the inventory group whose handler `wrap` makes of the real inventory consumer.
-    pub fn inventory<H: Handler>(settings: &Settings, wrap: impl FnOnce(Inventory) -> H + Send + 'static) -> Self {
+    /// Starts a member of the inventory group whose handler `wrap` makes of the real inventory consumer's.
+    pub fn inventory<H: Handler>(
+        settings: &Settings,
+        wrap: impl Fn(InventoryHandler) -> H + Send + Sync + 'static,
+    ) -> Self {
         let (stop, health) = (CancellationToken::new(), Health::default());
         let (settings, token, member_health) = (settings.clone(), stop.clone(), health.clone());
+        let consumer = Wrapped::new(Inventory, wrap);
         let task = tokio::spawn(async move {
-            let runner = Runner::new(&settings, Inventory::spec(&settings)).health(&member_health);
-            let build = |health: &Health| Ok::<_, BuildError>(wrap(Inventory::build(&settings, health)?));
-            runner.run(build, token).await?;
+            Runner::new(&settings).health(&member_health).run(&consumer, token).await?;
             Ok(())
         });
         Self { stop, task, health }
@@ -81,10 +84,10 @@ impl Drop for QuietPanics {
     }
 }
 
-/// The real inventory consumer, whose first two attempts at every seventh event panic.
+/// The real inventory consumer's handler, whose first two attempts at every seventh event panic.
 pub struct Panicking {
-    /// The real consumer.
-    inner: Inventory,
+    /// The real handler.
+    inner: InventoryHandler,
     /// Attempts that panicked, by event id.
     attempts: Mutex<HashMap<String, u32>>,
     /// Panics so far, over every member.
@@ -93,7 +96,7 @@ pub struct Panicking {
 
 impl Panicking {
     /// `inner`, panicking; the panics are counted in `panics`.
-    pub fn new(inner: Inventory, panics: Arc<AtomicUsize>) -> Self {
+    pub fn new(inner: InventoryHandler, panics: Arc<AtomicUsize>) -> Self {
         Self { inner, attempts: Mutex::default(), panics }
     }
 
@@ -112,30 +115,22 @@ impl Panicking {
 }
 
 impl Handler for Panicking {
-    fn name(&self) -> &str {
-        Inventory::NAME
-    }
-
     async fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
         if self.panics_now(incoming) {
             self.panics.fetch_add(1, Ordering::SeqCst);
             panic!("{PANIC_MESSAGE} on event {}", incoming.event.id);
         }
-        Consumer::handle(&self.inner, incoming, channel).await
+        self.inner.handle(incoming, channel).await
     }
 }
 
-/// The real inventory consumer, batching: up to 10 events of different keys in one attempt, whose calls go out
-/// together (the inventory API takes one order a call), waiting at most 20 ms for the batch to fill.
-pub struct Batched(pub Inventory);
+/// The real inventory consumer's handler, batching: up to 10 events of different keys in one attempt, whose
+/// calls go out together (the inventory API takes one order a call), waiting at most 20 ms for the batch to fill.
+pub struct Batched(pub InventoryHandler);
 
 impl Handler for Batched {
-    fn name(&self) -> &str {
-        Inventory::NAME
-    }
-
     async fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
-        Consumer::handle(&self.0, incoming, channel).await
+        self.0.handle(incoming, channel).await
     }
 
     fn batching(&self) -> Option<Batching> {

@@ -345,7 +345,7 @@ async fn panicking_handler(options: &Options, load: Load) -> anyhow::Result<Outc
     let settings = stage.settings()?;
     let panics = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&panics);
-    let member = InProcess::inventory(&settings, move |inventory| Panicking::new(inventory, counted));
+    let member = InProcess::inventory(&settings, move |inventory| Panicking::new(inventory, Arc::clone(&counted)));
     let orders = stage.post(load).await?;
     let recovered = audit::wait_until_complete(&stage.mock, &orders, Duration::from_secs(180)).await;
     let stopped = member.stop().await;
