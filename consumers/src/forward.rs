@@ -205,7 +205,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{MockApi, permanent};
+    use crate::testing::{MockApi, Received, permanent};
 
     /// Route `crm` (`[forward.routes.crm]`: `users.registered` to `crm`'s `contacts`, with `route`'s other
     /// settings) calling `api`.
@@ -235,8 +235,8 @@ mod tests {
         let api = MockApi::answering(201, json!({})).await;
         let incoming = registered("e-1", "user.registered");
         assert_eq!(handler(&api, &[]).handle(&incoming, None).await, Outcome::Done);
-        let sent = api.only();
-        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/crm/contacts"));
+        let sent = api.only().await;
+        assert_eq!((&sent.method, sent.path()), (&Method::POST, "/crm/contacts"));
         assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.event.identity()).as_str()));
         assert_eq!(sent.header("content-type"), Some(CLOUDEVENTS_CONTENT_TYPE));
         assert_eq!(sent.body, incoming.value, "byte for byte, the extension attribute included");
@@ -249,8 +249,8 @@ mod tests {
             [("COURIER__FORWARD__ROUTES__CRM__MODE", "binary"), ("COURIER__FORWARD__ROUTES__CRM__METHOD", "PUT")];
         let incoming = registered("e-1", "user.registered");
         assert_eq!(handler(&api, &route).handle(&incoming, None).await, Outcome::Done);
-        let sent = api.only();
-        assert_eq!((&sent.method, sent.path.as_str()), (&Method::PUT, "/crm/contacts"));
+        let sent = api.only().await;
+        assert_eq!((&sent.method, sent.path()), (&Method::PUT, "/crm/contacts"));
         let attributes = ["ce-id", "ce-source", "ce-type", "ce-tenant"].map(|name| sent.header(name));
         assert_eq!(attributes, [Some("e-1"), Some("/signup"), Some("user.registered"), Some("eu")]);
         assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.event.identity()).as_str()));
@@ -263,7 +263,7 @@ mod tests {
         let api = MockApi::answering(201, json!({})).await;
         let handler = handler(&api, &[("COURIER__FORWARD__ROUTES__CRM__TYPES", "user.registered")]);
         assert_eq!(handler.handle(&registered("e-1", "user.deleted"), None).await, Outcome::Done);
-        assert!(api.sent().is_empty());
+        assert!(api.sent().await.is_empty());
     }
 
     #[tokio::test]
@@ -290,8 +290,8 @@ mod tests {
         let outcomes = handler.handle_batch(&batch, None).await;
         assert_eq!(outcomes[..2], [Outcome::Done, Outcome::Done], "b is skipped");
         assert!(matches!(&outcomes[2], Outcome::Permanent(f) if f.http_status == Some(422)), "{outcomes:?}");
-        let sent = api.only();
-        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/crm/contacts"));
+        let sent = api.only().await;
+        assert_eq!((&sent.method, sent.path()), (&Method::POST, "/crm/contacts"));
         let key = CallContext::for_batch("crm", &[&batch[0], &batch[2]]).idempotency_key;
         assert_eq!(sent.header("idempotency-key"), Some(key.as_str()));
         assert_eq!(sent.header("content-type"), Some(CLOUDEVENTS_BATCH_CONTENT_TYPE));

@@ -151,7 +151,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{MockApi, event, order, permanent};
+    use crate::testing::{MockApi, Received, event, order, permanent};
 
     /// The inventory consumer's handler, calling `api`.
     fn handler(api: &MockApi) -> InventoryHandler {
@@ -163,8 +163,8 @@ mod tests {
         let api = MockApi::answering(201, json!({"reservation_id": "r-1"})).await;
         let (incoming, id) = event("orders.created", PRODUCER_SOURCE, order());
         assert_eq!(handler(&api).handle(&incoming, None).await, Outcome::Done);
-        let sent = api.only();
-        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/inventory/reservations"));
+        let sent = api.only().await;
+        assert_eq!((&sent.method, sent.path()), (&Method::POST, "/inventory/reservations"));
         assert_eq!(sent.header("idempotency-key"), Some(format!("inventory:{id}").as_str()));
         assert_eq!(sent.header("content-type"), Some("application/json"));
         let items = json!([{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}]);
@@ -189,8 +189,8 @@ mod tests {
         };
         let (incoming, id) = event("orders.payment-failed", PAYMENT_SOURCE, failed);
         assert_eq!(handler(&api).handle(&incoming, None).await, Outcome::Done);
-        let sent = api.only();
-        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/inventory/reservations/o%2F1/release"));
+        let sent = api.only().await;
+        assert_eq!((&sent.method, sent.path()), (&Method::POST, "/inventory/reservations/o%2F1/release"));
         assert_eq!(sent.header("idempotency-key"), Some(format!("inventory-release:{id}").as_str()));
         assert_eq!(sent.header("content-type"), Some("application/json"));
         let body = json!({"order_id": "o/1", "reason": "insufficient_funds", "causing_event_id": "e-0"});
@@ -219,6 +219,6 @@ mod tests {
         let paid = OrderPaid::of(order(), None, "e-0".into());
         let (incoming, _) = event("orders.paid", PAYMENT_SOURCE, paid);
         assert_eq!(permanent(handler(&api).handle(&incoming, None).await).kind, "unknown_type");
-        assert!(api.sent().is_empty());
+        assert!(api.sent().await.is_empty());
     }
 }

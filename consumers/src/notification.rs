@@ -133,7 +133,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{MockApi, event, order, permanent};
+    use crate::testing::{MockApi, Received, event, order, permanent};
 
     /// The notification consumer's handler, calling `api` for both channels.
     fn handler(api: &MockApi) -> NotificationHandler {
@@ -148,8 +148,8 @@ mod tests {
         assert_eq!(handler.channels(&incoming), [EMAIL, SMS]);
         assert_eq!(handler.handle(&incoming, Some(EMAIL)).await, Outcome::Done);
         assert_eq!(handler.handle(&incoming, Some(SMS)).await, Outcome::Done);
-        let [email, sms]: [_; 2] = api.sent().try_into().expect("two requests");
-        assert_eq!((&email.method, email.path.as_str()), (&Method::POST, "/email/messages"));
+        let [email, sms]: [_; 2] = api.sent().await.try_into().expect("two requests");
+        assert_eq!((&email.method, email.path()), (&Method::POST, "/email/messages"));
         assert_eq!(email.header("idempotency-key"), Some(format!("notification-email:{id}").as_str()));
         assert_eq!(email.header("content-type"), Some("application/json"));
         let summary = "3 item(s), total 25.99 EUR";
@@ -159,7 +159,7 @@ mod tests {
             "body": format!("Thank you for your order: {summary}."),
         });
         assert_eq!(email.json(), body);
-        assert_eq!((&sms.method, sms.path.as_str()), (&Method::POST, "/sms/messages"));
+        assert_eq!((&sms.method, sms.path()), (&Method::POST, "/sms/messages"));
         assert_eq!(sms.header("idempotency-key"), Some(format!("notification-sms:{id}").as_str()));
         assert_eq!(sms.json(), json!({"to": "+15550100", "text": format!("Order o/1 confirmed: {summary}.")}));
     }
@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(handler.channels(&incoming), [EMAIL]);
         // A replayed SMS dead letter of such an order has nothing to send.
         assert_eq!(handler.handle(&incoming, Some(SMS)).await, Outcome::Done);
-        assert!(api.sent().is_empty());
+        assert!(api.sent().await.is_empty());
     }
 
     #[tokio::test]
@@ -182,6 +182,6 @@ mod tests {
         let api = MockApi::answering(400, json!({"error": "invalid recipient"})).await;
         let (incoming, _) = event("orders.created", PRODUCER_SOURCE, order());
         assert_eq!(permanent(handler(&api).handle(&incoming, Some(EMAIL)).await).http_status, Some(400));
-        assert_eq!(api.only().path, "/email/messages");
+        assert_eq!(api.only().await.path(), "/email/messages");
     }
 }

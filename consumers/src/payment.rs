@@ -169,7 +169,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{MockApi, event, order};
+    use crate::testing::{MockApi, Received, event, order};
 
     /// A client of the payment API, calling `api` (the API client `Payment` builds; the publisher it builds
     /// beside needs a broker, and `charge` says what it would publish).
@@ -184,8 +184,8 @@ mod tests {
         let api = MockApi::answering(201, json!({"charge_id": "ch-1", "status": "captured"})).await;
         let (incoming, id) = event("orders.created", PRODUCER_SOURCE, order());
         let charged = charge(&client(&api), &incoming).await;
-        let sent = api.only();
-        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/payment/charges"));
+        let sent = api.only().await;
+        assert_eq!((&sent.method, sent.path()), (&Method::POST, "/payment/charges"));
         assert_eq!(sent.header("idempotency-key"), Some(format!("payment:{id}").as_str()));
         assert_eq!(sent.header("content-type"), Some("application/json"));
         assert_eq!(sent.json(), json!({"order_id": "o/1", "customer_id": "c-1", "amount": 2599, "currency": "EUR"}));
@@ -219,7 +219,7 @@ mod tests {
                 Charge::Declined(published) => assert_eq!(published, failed, "{status}"),
                 other => panic!("{status}: a decline must publish order.payment_failed, got {other:?}"),
             }
-            assert_eq!(api.only().path, "/payment/charges");
+            assert_eq!(api.only().await.path(), "/payment/charges");
         }
     }
 

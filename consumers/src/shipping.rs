@@ -90,7 +90,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{MockApi, event, order, permanent};
+    use crate::testing::{MockApi, Received, event, order, permanent};
 
     /// The shipping consumer's handler, calling `api`.
     fn handler(api: &MockApi) -> ShippingHandler {
@@ -107,8 +107,8 @@ mod tests {
         let api = MockApi::answering(201, json!({"label_id": "l-1"})).await;
         let (incoming, id) = event("orders.paid", PAYMENT_SOURCE, paid());
         assert_eq!(handler(&api).handle(&incoming, None).await, Outcome::Done);
-        let sent = api.only();
-        assert_eq!((&sent.method, sent.path.as_str()), (&Method::POST, "/shipping/labels"));
+        let sent = api.only().await;
+        assert_eq!((&sent.method, sent.path()), (&Method::POST, "/shipping/labels"));
         assert_eq!(sent.header("idempotency-key"), Some(format!("shipping:{id}").as_str()));
         assert_eq!(sent.header("content-type"), Some("application/json"));
         let items = json!([{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}]);

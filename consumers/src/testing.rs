@@ -1,17 +1,14 @@
-//! What the consumers' unit tests share: their downstream API ([`MockApi`], an axum router on a free loopback
-//! port that answers every request with one status and body and keeps each request it was sent, and the
-//! settings that point a consumer's APIs at it), the events they hand a handler ([`order`], [`event`]) and how
+//! What the consumers' unit tests share: their downstream API ([`MockApi`], a wiremock server that answers every
+//! request with one status and body and keeps each request it was sent, and the settings that point a
+//! consumer's APIs at it), the events they hand a handler ([`order`], [`event`]) and how
 //! they read a refusal ([`permanent`]).
 
-use std::sync::{Arc, Mutex, PoisonError};
-
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use chrono::Utc;
 use courier::delivery::{Failure, Incoming, Outcome};
 use courier::events::{CloudEvent, Customer, EventData, OrderCreated, OrderItem};
 use courier::settings::Settings;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 /// The order `o/1` of customer `c-1` (with a phone number): two SKU-1 at 10.00 and one SKU-2 at 5.99 EUR.
 pub fn order() -> OrderCreated {
@@ -43,49 +40,39 @@ pub fn permanent(outcome: Outcome) -> Failure {
     }
 }
 
-/// One request the API was sent.
-#[derive(Debug, Clone)]
-pub struct Sent {
-    /// Its method.
-    pub method: Method,
+/// What the tests read of a request the API was sent.
+pub trait Received {
     /// Its path from the server's root, as sent (an API's base URL is `/<api name>`).
-    pub path: String,
-    /// Its headers.
-    pub headers: HeaderMap,
-    /// Its body, byte for byte.
-    pub body: Bytes,
+    fn path(&self) -> &str;
+    /// The value of header `name`, when the request has it.
+    fn header(&self, name: &str) -> Option<&str>;
+    /// The body as JSON.
+    fn json(&self) -> serde_json::Value;
 }
 
-impl Sent {
-    /// The value of header `name`, when the request has it.
-    pub fn header(&self, name: &str) -> Option<&str> {
+impl Received for Request {
+    fn path(&self) -> &str {
+        self.url.path()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
-    /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("a JSON body")
+    fn json(&self) -> serde_json::Value {
+        self.body_json().expect("a JSON body")
     }
 }
 
-/// An API that answers every request with one status and body.
-pub struct MockApi {
-    /// `http://127.0.0.1:<port>`.
-    address: String,
-    /// What it was sent, in order.
-    sent: Arc<Mutex<Vec<Sent>>>,
-}
+/// An API that answers every request with one status and body, and keeps each request it was sent.
+pub struct MockApi(MockServer);
 
 impl MockApi {
     /// Serves an API answering `status` with the JSON `body` to every request.
     pub async fn answering(status: u16, body: serde_json::Value) -> Self {
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let answer = (StatusCode::from_u16(status).expect("a status"), axum::Json(body));
-        let app = axum::Router::new().fallback(record).with_state((Arc::clone(&sent), answer));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let address = format!("http://{}", listener.local_addr().expect("its address"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { address, sent }
+        let server = MockServer::start().await;
+        Mock::given(any()).respond_with(ResponseTemplate::new(status).set_body_json(body)).mount(&server).await;
+        Self(server)
     }
 
     /// The default settings, with APIs `apis` served here (each under `/<api>`) and `overrides` (`COURIER__…`
@@ -93,36 +80,20 @@ impl MockApi {
     pub fn settings(&self, apis: &[&str], overrides: &[(&str, &str)]) -> Settings {
         let urls = apis
             .iter()
-            .map(|api| (format!("COURIER__APIS__{}__BASE_URL", api.to_uppercase()), format!("{}/{api}", self.address)));
+            .map(|api| (format!("COURIER__APIS__{}__BASE_URL", api.to_uppercase()), format!("{}/{api}", self.0.uri())));
         let env = urls.chain(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))).collect();
         Settings::load_with_env(None, Some(env)).expect("valid settings")
     }
 
     /// The requests it was sent, in order.
-    pub fn sent(&self) -> Vec<Sent> {
-        self.sent.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    pub async fn sent(&self) -> Vec<Request> {
+        self.0.received_requests().await.expect("requests are recorded")
     }
 
     /// The one request it was sent.
-    pub fn only(&self) -> Sent {
-        let sent = self.sent();
+    pub async fn only(&self) -> Request {
+        let sent = self.sent().await;
         assert_eq!(sent.len(), 1, "one request: {sent:?}");
         sent.into_iter().next().expect("one request")
     }
-}
-
-/// What the router keeps and answers.
-type Recorder = (Arc<Mutex<Vec<Sent>>>, (StatusCode, axum::Json<serde_json::Value>));
-
-/// Keeps the request and answers it.
-async fn record(
-    State((sent, answer)): State<Recorder>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, axum::Json<serde_json::Value>) {
-    let request = Sent { method, path: uri.path().to_owned(), headers, body };
-    sent.lock().unwrap_or_else(PoisonError::into_inner).push(request);
-    answer
 }
