@@ -40,7 +40,7 @@ arguments or settings).
 Settings: config/default.toml (built in), then --config FILE, then COURIER__<SECTION>__<KEY> environment
 variables, as for the services (kafka.bootstrap_servers, security, group_id_prefix).";
 
-/// courier-dlq: list, inspect, replay and drain courier's dead-letter topics (<topic>.<group>.dlq).
+/// courier-dlq: list, inspect, replay and drain courier's dead-letter topics (`<topic>.<group>.dlq`).
 #[derive(Debug, Parser)]
 #[command(name = "courier-dlq", version, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -98,7 +98,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["topic", "from"])))]
 pub struct ReplayArgs {
-    /// The dead-letter topic (read from the tool's position, group courier-dlq-replay-<topic>).
+    /// The dead-letter topic (read from the tool's position, group `courier-dlq-replay-<topic>`).
     pub topic: Option<String>,
     /// Replay a file written by drain instead of a topic.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["topic", "from_beginning", "restore_position"])]

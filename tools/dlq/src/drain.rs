@@ -158,7 +158,7 @@ pub struct DrainSummary {
 const BATCH: usize = 1000;
 
 /// Appends the dead letters of `topic` that pass `filter`, from where `from` says (the tool's position, the
-/// beginning, the recorded position) to the end, to `to`. Every [`BATCH`] dead letters, and at the end, the
+/// beginning, the recorded position) to the end, to `to`. Every `BATCH` dead letters, and at the end, the
 /// file is synced and then the position moved past what was read. A rerun after an interruption passes over
 /// what the file holds already and what an interrupted replay sent ([`resume::look_back`]). The topic's lock
 /// ([`Lock`]) is held throughout: a replay or drain of it running already makes this one refuse to start.

@@ -11,7 +11,7 @@
 //!   (`<dead-letter topic>:<partition>:<offset>`) are added. A dead letter whose count reached
 //!   `--max-replays` is not replayed again but reported: it keeps failing, a person must look at it.
 //! * **Resumable, each dead letter sent once.** Reading starts at the tool's position on the dead-letter
-//!   topic ([`crate::position`]) and streams: a batch of at most [`BATCH`] sends is read, sent, and once the
+//!   topic ([`crate::position`]) and streams: a batch of at most `BATCH` sends is read, sent, and once the
 //!   broker acknowledged all of it the position moves past it. A rerun after an interruption goes on from
 //!   there, and the marks committed with the position ([`crate::resume`]) let it find the records of the
 //!   batch that was cut short and pass over their dead letters: nothing is skipped, nothing is sent twice.
@@ -185,7 +185,7 @@ struct Planned {
 
 /// The source, opened: its records as they are read and, for a topic, where the tool stands on it.
 struct Opened {
-    /// The records, streamed by a reading thread ([`BATCH`] of them buffered).
+    /// The records, streamed by a reading thread (100 of them buffered).
     records: mpsc::Receiver<Result<RawRecord, DlqError>>,
     /// The tool's position on the topic (none for a file).
     position: Option<Arc<Position>>,
@@ -245,7 +245,7 @@ async fn open(settings: &Settings, source: &Source, from: StartFrom) -> Result<O
     }
 }
 
-/// Reads and decides the next batch: dead letters up to [`BATCH`] to send, the end of the source, or the
+/// Reads and decides the next batch: dead letters up to 100 to send, the end of the source, or the
 /// `--limit`; says whether reading is over. The first dead letter naming an original topic has the tool look
 /// back on that topic for what an interrupted run sent to it.
 async fn next_batch(
