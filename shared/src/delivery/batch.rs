@@ -519,10 +519,22 @@ mod tests {
         }
     }
 
-    /// Polls `leader` once (it opens a batch and waits for it to fill), then `follower` (it joins that batch).
-    async fn gather<F: Future + Unpin>(leader: &mut F, follower: &mut F) {
-        assert!(futures::poll!(&mut *leader).is_pending(), "the leader waits for its batch to fill");
-        assert!(futures::poll!(&mut *follower).is_pending(), "the follower waits for the leader's call");
+    /// An attempt in progress, as a test holds it.
+    type Attempt<'a> = std::pin::Pin<Box<dyn Future<Output = Outcome> + 'a>>;
+
+    /// The attempts of `events[0]` (the leader: it opens a batch and waits for it to fill) and `events[1]` (the
+    /// follower: it joins that batch), each with its own `stops`, polled once each.
+    async fn gathered<'a, H: Handler>(
+        handler: &'a H,
+        batches: &'a Batches,
+        events: &'a [Incoming; 2],
+        stops: &'a [Stops; 2],
+    ) -> (Attempt<'a>, Attempt<'a>) {
+        let mut leader: Attempt<'a> = Box::pin(batches.attempt(handler, &events[0], None, &stops[0]));
+        let mut follower: Attempt<'a> = Box::pin(batches.attempt(handler, &events[1], None, &stops[1]));
+        assert!(futures::poll!(leader.as_mut()).is_pending(), "the leader waits for its batch to fill");
+        assert!(futures::poll!(follower.as_mut()).is_pending(), "the follower waits for the leader's call");
+        (leader, follower)
     }
 
     fn uncharged_batch_retry(outcome: &Outcome) -> bool {
@@ -532,14 +544,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_event_whose_partition_stops_leaves_its_batch_before_the_batch_is_sent() {
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_secs(1)));
-        let (a, b) = (event("a"), event("b"));
-        let (stops_a, stops_b) = (stops(), stops());
-        let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
-        let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
-        gather(&mut leader, &mut follower).await;
+        let (events, stops) = ([event("a"), event("b")], [stops(), stops()]);
+        let (mut leader, mut follower) = gathered(&handler, &batches, &events, &stops).await;
         // b's partition is revoked while the batch gathers: b leaves it at once, without a call.
         let started = tokio::time::Instant::now();
-        stops_b.cancel.cancel();
+        stops[1].cancel.cancel();
         assert!(uncharged_batch_retry(&follower.await), "b leaves with an uncharged retry");
         assert_eq!(started.elapsed(), Duration::ZERO, "at once, not at the batch's max_wait");
         assert_eq!(leader.await, Outcome::Done);
@@ -549,12 +558,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_leader_whose_partition_stops_sends_nothing() {
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_secs(1)));
-        let (a, b) = (event("a"), event("b"));
-        let (stops_a, stops_b) = (stops(), stops());
-        let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
-        let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
-        gather(&mut leader, &mut follower).await;
-        stops_a.cancel.cancel();
+        let (events, stops) = ([event("a"), event("b")], [stops(), stops()]);
+        let (mut leader, mut follower) = gathered(&handler, &batches, &events, &stops).await;
+        stops[0].cancel.cancel();
         assert!(uncharged_batch_retry(&leader.await));
         assert!(uncharged_batch_retry(&follower.await), "the others try again in another batch");
         assert!(handler.batches.lock().expect("batches").is_empty(), "no call was made");
@@ -563,18 +569,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn aborting_an_event_of_a_batch_in_flight_drops_the_call_before_the_event_returns() {
         let (handler, batches) = (Hanging::default(), batches(2, Duration::from_secs(1)));
-        let (a, b) = (event("a"), event("b"));
-        let (stops_a, stops_b) = (stops(), stops());
-        let mut leader = Box::pin(batches.attempt(&handler, &a, None, &stops_a));
-        let mut follower = Box::pin(batches.attempt(&handler, &b, None, &stops_b));
-        gather(&mut leader, &mut follower).await;
+        let (events, stops) = ([event("a"), event("b")], [stops(), stops()]);
+        let (mut leader, mut follower) = gathered(&handler, &batches, &events, &stops).await;
         assert!(futures::poll!(leader.as_mut()).is_pending());
         assert_eq!(handler.started.load(Ordering::SeqCst), 1, "the full batch is sent");
         // b's partition is revoked: b cannot leave a batch in flight, so it waits for the call...
-        stops_b.cancel.cancel();
+        stops[1].cancel.cancel();
         assert!(futures::poll!(follower.as_mut()).is_pending(), "b waits for the call it is in");
         // ...until its calls must be dropped: then the call is dropped before b returns.
-        stops_b.abort.cancel();
+        stops[1].abort.cancel();
         let (own, theirs) = tokio::join!(leader, follower);
         assert!(uncharged_batch_retry(&theirs), "{theirs:?}");
         assert!(uncharged_batch_retry(&own), "the leader tries again: {own:?}");
