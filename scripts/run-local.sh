@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs courier locally: builds it, installs and starts the Tansu broker (sqlite storage under .local/),
-# starts the mock APIs, the producer, the consumers (the list below follows consumers/src/registry.rs: a test
-# checks it) and `forward` with config/examples/user-registration.toml, sends sample orders (one with a declined
+# starts the mock APIs, the producer, the consumers (every binary of consumers/src/bin/,
+# which a test holds to consumers/src/registry.rs) and `forward` with config/examples/user-registration.toml, sends sample orders (one with a declined
 # payment) and shows what arrived at each API.
 # Keeps running until Ctrl-C, then stops every process it started.
 #
@@ -19,7 +19,9 @@ producer_port=${COURIER_PRODUCER_PORT:-8080}
 mock_port=${COURIER_MOCK_PORT:-8090}
 health_base=${COURIER_HEALTH_PORT:-8081}
 export PATH="$HOME/.cargo/bin:$PATH"
-consumers="inventory payment notification shipping"
+# Every consumer binary but forward (started below with its example routes): the registered consumers.
+consumers=$(cd consumers/src/bin && ls -- *.rs | sed 's/\.rs$//' | grep -vx forward | tr '\n' ' ')
+consumers=${consumers% }
 read -r -a consumer_list <<<"$consumers"
 health_ports=()
 # One health port per consumer, and the last one for forward (the user-registration routes).

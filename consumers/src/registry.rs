@@ -88,14 +88,12 @@ impl fmt::Debug for Registration {
 mod tests {
     use super::*;
 
-    /// The consumer services of `docker-compose.yml` and the consumers `scripts/run-local.sh` starts are the
-    /// registered ones, and each has a `src/bin/` file (`tests/tests/e2e/registry.rs` checks the other lists,
-    /// the mock APIs' among them).
+    /// The consumer services of `docker-compose.yml` are the registered ones, and each has a `src/bin/` file
+    /// (`tests/tests/e2e/registry.rs` checks the other lists, the mock APIs' among them).
     #[test]
     fn every_list_outside_the_code_follows_the_registry() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let compose = std::fs::read_to_string(root.join("docker-compose.yml")).expect("compose file");
-        let run_local = std::fs::read_to_string(root.join("scripts/run-local.sh")).expect("run-local.sh");
         for consumer in CONSUMERS {
             assert!(compose.contains(&format!("\n  {}:\n", consumer.name)), "compose has no {} service", consumer.name);
             assert!(
@@ -104,13 +102,6 @@ mod tests {
                 consumer.name
             );
         }
-        let listed = run_local
-            .lines()
-            .find_map(|line| line.strip_prefix("consumers=\""))
-            .and_then(|rest| rest.strip_suffix('"'))
-            .expect("run-local.sh has a consumers=\"…\" line");
-        let names: Vec<&str> = CONSUMERS.iter().map(|c| c.name).collect();
-        assert_eq!(listed.split(' ').collect::<Vec<_>>(), names, "run-local.sh's consumers");
     }
 
     /// A registration's name (its binary's) is the one its consumer declares, which its consumer group is
