@@ -52,4 +52,5 @@ pub use batch::Batching;
 pub use consumer::{BuildError, Consumer, ConsumerSpec};
 pub use handler::{Failure, Handler, Incoming, Outcome};
 pub use poll_loop::RECOMMIT_EVERY;
-pub use runner::{Built, RunError, Runner, run, serve_health};
+pub use runner::{Built, Runner, run, serve_health};
+pub use runtime::RunError;

@@ -14,7 +14,6 @@
 
 use std::sync::Arc;
 
-use rdkafka::error::KafkaError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +21,7 @@ use super::consumer::{Consumer, ConsumerSpec};
 use super::dlq::DeadLetterRoute;
 use super::failure::{FailureRoute, LogFailureRoute};
 use super::handler::Handler;
-use super::runtime::{consume, ensure_topics, report_readiness, wait_for_cluster, wait_for_topics};
+use super::runtime::{RunError, consume, ensure_topics, report_readiness, wait_for_cluster, wait_for_topics};
 use crate::health::{self, Health};
 use crate::settings::Settings;
 use crate::telemetry::metrics::{self, Label};
@@ -30,42 +29,6 @@ use crate::telemetry::metrics::{self, Label};
 /// Runs `consumer` until `shutdown` is cancelled, as its binary does.
 pub async fn run(consumer: &impl Consumer, settings: &Settings, shutdown: CancellationToken) -> Result<(), RunError> {
     Runner::new(settings).run(consumer, shutdown).await
-}
-
-/// Why a consumer could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The Kafka consumer could not be created (a bad client setting).
-    #[error("cannot create the Kafka consumer: {0}")]
-    Create(#[source] KafkaError),
-    /// The subscription was refused.
-    #[error("cannot subscribe to {topics:?}: {source}")]
-    Subscribe {
-        /// The topics.
-        topics: Vec<String>,
-        /// The client's error.
-        source: KafkaError,
-    },
-    /// Topics could not be created at start-up.
-    #[error("cannot create topics {topics:?}: {source}")]
-    Topics {
-        /// The topics.
-        topics: Vec<String>,
-        /// The client's error.
-        source: KafkaError,
-    },
-    /// The poll thread could not be started or died.
-    #[error("the poll thread failed: {0}")]
-    Thread(String),
-    /// The dead-letter topics or producer could not be set up.
-    #[error("cannot set up dead-lettering: {0}")]
-    DeadLetter(#[source] KafkaError),
-    /// The handler could not be built (e.g. an API client).
-    #[error("cannot build the handler: {0}")]
-    Handler(String),
-    /// The health server could not listen (`consumer.health_listen`).
-    #[error("cannot listen on consumer.health_listen = {0}")]
-    Health(String),
 }
 
 /// Runs a consumer with what a test or tool changes; [`run`] is `Runner::new(settings).run(consumer, …)`.

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -22,13 +23,48 @@ use super::handler::Handler;
 use super::kafka_context::{KAFKA, RuntimeContext};
 use super::poll_loop::PollLoop;
 use super::retry::RetryPolicy;
-use super::runner::RunError;
 use super::throttle::{ThrottlePolicy, Throttles};
 use super::worker::Worker;
 use crate::health::Health;
 use crate::kafka;
 use crate::settings::Settings;
 use crate::telemetry::metrics::{self, Label};
+
+/// Why a consumer could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The Kafka consumer could not be created (a bad client setting).
+    #[error("cannot create the Kafka consumer: {0}")]
+    Create(#[source] KafkaError),
+    /// The subscription was refused.
+    #[error("cannot subscribe to {topics:?}: {source}")]
+    Subscribe {
+        /// The topics.
+        topics: Vec<String>,
+        /// The client's error.
+        source: KafkaError,
+    },
+    /// Topics could not be created at start-up.
+    #[error("cannot create topics {topics:?}: {source}")]
+    Topics {
+        /// The topics.
+        topics: Vec<String>,
+        /// The client's error.
+        source: KafkaError,
+    },
+    /// The poll thread could not be started or died.
+    #[error("the poll thread failed: {0}")]
+    Thread(String),
+    /// The dead-letter topics or producer could not be set up.
+    #[error("cannot set up dead-lettering: {0}")]
+    DeadLetter(#[source] KafkaError),
+    /// The handler could not be built (e.g. an API client).
+    #[error("cannot build the handler: {0}")]
+    Handler(String),
+    /// The health server could not listen (`consumer.health_listen`).
+    #[error("cannot listen on consumer.health_listen = {0}")]
+    Health(String),
+}
 
 /// Keeps `courier_ready` equal to what `/readyz` answers.
 pub(super) async fn report_readiness(health: Health, consumer: Label) {
