@@ -92,7 +92,7 @@ async fn a_replay_killed_half_way_and_run_again_sends_every_dead_letter_once() {
         // The killed run's lock lapses with its session: a short one, as in the other tests.
         let Round { target, dead_letters, env } = Round::new(&broker.bootstrap, 6000).await;
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut child = replay_until(&broker.bootstrap, &target, &dead_letters, &env, kill_at, round).await;
+        let mut child = replay_until(&broker.bootstrap, &target, &dead_letters, &env, kill_at, round, "150").await;
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
         let at_kill = record_count(&broker.bootstrap, &target).await;
@@ -139,9 +139,10 @@ async fn an_interrupted_replay_lets_go_of_its_lock_at_once_and_a_rerun_sends_the
     let Round { target, dead_letters, env } = Round::new(&broker.bootstrap, 45_000).await;
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     for (round, (signal, code)) in [("-INT", 130), ("-TERM", 143)].into_iter().enumerate() {
-        // Signalled once it sends (its handlers are installed by then).
+        // Signalled once it sends (its handlers are installed by then), at a rate slow enough that the replay
+        // is still sending when the signal arrives, however long a watermark query takes on a loaded machine.
         let at = record_count(&broker.bootstrap, &target).await + 20;
-        let mut child = replay_until(&broker.bootstrap, &target, &dead_letters, &env, at, round).await;
+        let mut child = replay_until(&broker.bootstrap, &target, &dead_letters, &env, at, round, "25").await;
         let sent = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill runs");
         assert!(sent.success());
         assert_eq!(child.wait().expect("reaped").code(), Some(code), "{signal}: exits with 128 + the signal");
@@ -192,8 +193,8 @@ impl Round {
     }
 }
 
-/// Starts the binary replaying `dead_letters`, slowed down so that a signal lands while records are being
-/// sent, and returns it once `at` records are on `target`.
+/// Starts the binary replaying `dead_letters` at `rate` letters a second, slowed down so that a signal lands
+/// while records are being sent, and returns it once `at` records are on `target`.
 async fn replay_until(
     bootstrap: &str,
     target: &str,
@@ -201,9 +202,10 @@ async fn replay_until(
     env: &[(&str, &str)],
     at: i64,
     round: usize,
+    rate: &str,
 ) -> std::process::Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_courier-dlq"))
-        .args(["replay", dead_letters, "--rate", "150"])
+        .args(["replay", dead_letters, "--rate", rate])
         .env_remove("COURIER_CONFIG")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
