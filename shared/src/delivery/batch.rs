@@ -398,7 +398,7 @@ mod tests {
         }
 
         async fn handle_batch(&self, batch: &[Incoming], _channel: Option<&'static str>) -> Vec<Outcome> {
-            let ids: Vec<String> = batch.iter().map(|i| i.event.id.clone()).collect();
+            let ids: Vec<String> = batch.iter().map(|i| i.id().to_owned()).collect();
             self.batches.lock().expect("batches").push(ids.clone());
             ids.iter()
                 .map(|id| {
@@ -545,7 +545,7 @@ mod tests {
     async fn an_event_whose_partition_stops_leaves_its_batch_before_the_batch_is_sent() {
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_secs(1)));
         let (events, stops) = ([event("a"), event("b")], [stops(), stops()]);
-        let (mut leader, mut follower) = gathered(&handler, &batches, &events, &stops).await;
+        let (leader, follower) = gathered(&handler, &batches, &events, &stops).await;
         // b's partition is revoked while the batch gathers: b leaves it at once, without a call.
         let started = tokio::time::Instant::now();
         stops[1].cancel.cancel();
@@ -559,7 +559,7 @@ mod tests {
     async fn a_leader_whose_partition_stops_sends_nothing() {
         let (handler, batches) = (Recorder::default(), batches(10, Duration::from_secs(1)));
         let (events, stops) = ([event("a"), event("b")], [stops(), stops()]);
-        let (mut leader, mut follower) = gathered(&handler, &batches, &events, &stops).await;
+        let (leader, follower) = gathered(&handler, &batches, &events, &stops).await;
         stops[0].cancel.cancel();
         assert!(uncharged_batch_retry(&leader.await));
         assert!(uncharged_batch_retry(&follower.await), "the others try again in another batch");
