@@ -10,7 +10,7 @@ use std::path::Path;
 use courier::delivery::dlq::dlq_topic;
 use courier::settings::Settings;
 use courier_tests::WAIT;
-use courier_tests::app::{TestApp, spawn_app_with};
+use courier_tests::app::{RunningConsumer, TestApp, spawn_app_with};
 use courier_tests::kafka_probe::{self, ReadRecord};
 use mock_apis::{Api, Faults};
 use serde_json::Value;
@@ -50,9 +50,27 @@ async fn produce_independently(bootstrap: &str, topic: &str, kind: &str) -> Vec<
     written
 }
 
-/// A topic of this test's own, created on the broker (no auto-creation), with forward's `routes` reading it.
-async fn topic_and_routes(app: &TestApp, name: &str, routes: &[(&str, &str)]) -> (String, Settings) {
-    let topic = format!("{}.{name}", app.settings.producer.events["users"].topic);
+/// A test's app, its topic written by the independent producer, and `forward` reading it.
+struct Scenario {
+    /// Mock APIs and the producer.
+    app: TestApp,
+    /// The topic of this test's own.
+    topic: String,
+    /// The settings with the test's routes.
+    settings: Settings,
+    /// Where the independent producer put each record, in the order written.
+    written: Vec<Written>,
+    /// `forward`, running every route.
+    forward: RunningConsumer,
+}
+
+/// Spawns an app whose auth API fails every key's first call, creates a topic of its own (no auto-creation)
+/// named after `kind`, has the independent producer write records of `kind` there, and starts `forward` with
+/// `routes` (each route's `…__API` setting names it; its topics are set to the test's topic).
+async fn scenario(kind: &str, routes: &[(&str, &str)]) -> Scenario {
+    let app = spawn_app_with(&[]).await;
+    app.mock.set_faults(Api::Auth, first_call_fails());
+    let topic = format!("{}.{kind}", app.settings.producer.events["users"].topic);
     let mut overrides: Vec<(String, String)> = routes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     for route in routes.iter().filter_map(|(k, _)| k.strip_suffix("__API")) {
         overrides.push((format!("{route}__TOPICS"), topic.clone()));
@@ -60,7 +78,9 @@ async fn topic_and_routes(app: &TestApp, name: &str, routes: &[(&str, &str)]) ->
     let overrides: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let settings = app.settings_with(&overrides);
     courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[&topic]).await.expect("topic created");
-    (topic, settings)
+    let written = produce_independently(&app.bootstrap, &topic, kind).await;
+    let forward = app.start_forward(&settings);
+    Scenario { app, topic, settings, written, forward }
 }
 
 /// Every key's first call answered 503: each record is delivered on its second call, under the same key.
@@ -69,9 +89,9 @@ fn first_call_fails() -> Faults {
 }
 
 /// The one dead letter of route `route` reading `topic`, once there.
-async fn dead_letter(app: &TestApp, settings: &Settings, topic: &str, route: &str) -> ReadRecord {
-    let dlq = dlq_topic(topic, &settings.kafka.group_id(route));
-    let letters = kafka_probe::read_all(&app.bootstrap, &dlq, 1, WAIT).await.expect("dead letters readable");
+async fn dead_letter(s: &Scenario, route: &str) -> ReadRecord {
+    let dlq = dlq_topic(&s.topic, &s.settings.kafka.group_id(route));
+    let letters = kafka_probe::read_all(&s.app.bootstrap, &dlq, 1, WAIT).await.expect("dead letters readable");
     assert_eq!(letters.len(), 1, "{route}: one dead letter: {letters:?}");
     letters.into_iter().next().expect("one dead letter")
 }
@@ -87,11 +107,8 @@ fn calls_per_key(app: &TestApp, api: Api) -> BTreeMap<String, Vec<u16>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn plain_json_of_another_application_reaches_the_api_keyed_by_coordinates_and_not_json_is_dead_lettered() {
-    let app = spawn_app_with(&[]).await;
-    app.mock.set_faults(Api::Auth, first_call_fails());
-    let (topic, settings) = topic_and_routes(
-        &app,
-        "signups",
+    let s = scenario(
+        "json",
         &[
             ("COURIER__FORWARD__ROUTES__SIGNUPS__API", "auth"),
             ("COURIER__FORWARD__ROUTES__SIGNUPS__PATH", "users"),
@@ -99,19 +116,19 @@ async fn plain_json_of_another_application_reaches_the_api_keyed_by_coordinates_
         ],
     )
     .await;
-    let written = produce_independently(&app.bootstrap, &topic, "json").await;
-    let forward = app.start_forward(&settings);
-    let letter = dead_letter(&app, &settings, &topic, "signups").await;
+    let (app, topic) = (&s.app, &s.topic);
+    let letter = dead_letter(&s, "signups").await;
     app.mock.wait_for_effects(Api::Auth, USERS, WAIT).await.expect("every user's account created");
-    forward.stop().await.expect("forward stops cleanly");
+    s.forward.stop().await.expect("forward stops cleanly");
 
     // Keyed by where each record is, the same on its retry: two raw calls per key (503, then 201).
-    let expected: BTreeMap<String, Vec<u16>> = written
+    let expected: BTreeMap<String, Vec<u16>> = s
+        .written
         .iter()
         .filter(|w| w.key != "bad")
         .map(|w| (format!("signups:{topic}-{}-{}", w.partition, w.offset), vec![503, 201]))
         .collect();
-    assert_eq!(calls_per_key(&app, Api::Auth), expected, "raw calls at the API, per idempotency key");
+    assert_eq!(calls_per_key(app, Api::Auth), expected, "raw calls at the API, per idempotency key");
     // Compared as JSON text: a `Value` has no order, and its text has its members sorted.
     let bodies: BTreeSet<String> = app.mock.effects(Api::Auth).into_iter().map(|e| e.body.to_string()).collect();
     let sent: BTreeSet<String> = (0..USERS)
@@ -134,13 +151,10 @@ async fn plain_json_of_another_application_reaches_the_api_keyed_by_coordinates_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cloudevents_in_binary_mode_reach_the_api_as_the_events_they_are_in_either_body_mode() {
-    let app = spawn_app_with(&[]).await;
-    app.mock.set_faults(Api::Auth, first_call_fails());
     // Two routes on one topic: `cloudevents-binary` sent on in HTTP binary mode, `auto` (the default) in
     // structured mode.
-    let (topic, settings) = topic_and_routes(
-        &app,
-        "identity",
+    let s = scenario(
+        "cloudevents-binary",
         &[
             ("COURIER__FORWARD__ROUTES__ACCOUNTS__API", "auth"),
             ("COURIER__FORWARD__ROUTES__ACCOUNTS__PATH", "users"),
@@ -152,19 +166,17 @@ async fn cloudevents_in_binary_mode_reach_the_api_as_the_events_they_are_in_eith
         ],
     )
     .await;
-    produce_independently(&app.bootstrap, &topic, "cloudevents-binary").await;
-    let forward = app.start_forward(&settings);
-    let letters =
-        [dead_letter(&app, &settings, &topic, "accounts").await, dead_letter(&app, &settings, &topic, "welcome").await];
+    let app = &s.app;
+    let letters = [dead_letter(&s, "accounts").await, dead_letter(&s, "welcome").await];
     app.mock.wait_for_effects(Api::Auth, USERS, WAIT).await.expect("every account created");
     app.mock.wait_for_effects(Api::Email, USERS, WAIT).await.expect("every welcome e-mail sent");
-    forward.stop().await.expect("forward stops cleanly");
+    s.forward.stop().await.expect("forward stops cleanly");
 
     // Keyed by each event's source and id, as if courier's producer had published them: two raw calls per key
     // at the API that fails each key's first call, one at the other.
     let ids: BTreeSet<String> = (0..USERS).map(|i| format!("reg-{i}")).collect();
     for (api, route, statuses) in [(Api::Auth, "accounts", vec![503, 201]), (Api::Email, "welcome", vec![202])] {
-        let per_key = calls_per_key(&app, api);
+        let per_key = calls_per_key(app, api);
         let keyed: BTreeSet<String> = per_key
             .keys()
             .map(|key| {
