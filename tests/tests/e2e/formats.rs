@@ -64,12 +64,12 @@ struct Scenario {
     forward: RunningConsumer,
 }
 
-/// Spawns an app whose auth API fails every key's first call, creates a topic of its own (no auto-creation)
-/// named after `kind`, has the independent producer write records of `kind` there, and starts `forward` with
-/// `routes` (each route's `…__API` setting names it; its topics are set to the test's topic).
-async fn scenario(kind: &str, routes: &[(&str, &str)]) -> Scenario {
+/// Spawns an app whose auth API has `faults`, creates a topic of its own (no auto-creation) named after `kind`,
+/// has the independent producer write records of `kind` there, and starts `forward` with `routes` (each
+/// route's `…__API` setting names it; its topics are set to the test's topic).
+async fn scenario(kind: &str, faults: Faults, routes: &[(&str, &str)]) -> Scenario {
     let app = spawn_app_with(&[]).await;
-    app.mock.set_faults(Api::Auth, first_call_fails());
+    app.mock.set_faults(Api::Auth, faults);
     let topic = format!("{}.{kind}", app.settings.producer.events["users"].topic);
     let mut overrides: Vec<(String, String)> = routes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     for route in routes.iter().filter_map(|(k, _)| k.strip_suffix("__API")) {
@@ -109,6 +109,7 @@ fn calls_per_key(app: &TestApp, api: Api) -> BTreeMap<String, Vec<u16>> {
 async fn plain_json_of_another_application_reaches_the_api_keyed_by_coordinates_and_not_json_is_dead_lettered() {
     let s = scenario(
         "json",
+        first_call_fails(),
         &[
             ("COURIER__FORWARD__ROUTES__SIGNUPS__API", "auth"),
             ("COURIER__FORWARD__ROUTES__SIGNUPS__PATH", "users"),
@@ -155,6 +156,7 @@ async fn cloudevents_in_binary_mode_reach_the_api_as_the_events_they_are_in_eith
     // structured mode.
     let s = scenario(
         "cloudevents-binary",
+        first_call_fails(),
         &[
             ("COURIER__FORWARD__ROUTES__ACCOUNTS__API", "auth"),
             ("COURIER__FORWARD__ROUTES__ACCOUNTS__PATH", "users"),
@@ -213,4 +215,46 @@ async fn cloudevents_in_binary_mode_reach_the_api_as_the_events_they_are_in_eith
         assert!(message.starts_with(&format!("{format}: ")) && message.contains("JSON"), "{message}");
         assert_eq!(letter.header("ce_id").as_deref(), Some("reg-bad"), "the original headers kept");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_json_record_replayed_from_its_dead_letter_keeps_the_key_of_where_it_was_first_read() {
+    // The auth API refuses user 2 for good until it is fixed: dead-lettered after one call.
+    let refuse = Faults { fail_body_contains: Some("user2@".into()), fail_body_status: 422, ..Faults::default() };
+    let routes = [
+        ("COURIER__FORWARD__ROUTES__SIGNUPS__API", "auth"),
+        ("COURIER__FORWARD__ROUTES__SIGNUPS__PATH", "users"),
+        ("COURIER__FORWARD__ROUTES__SIGNUPS__FORMAT", "json"),
+    ];
+    let s = scenario("json", refuse, &routes).await;
+    let (app, topic) = (&s.app, &s.topic);
+    let dlq = dlq_topic(topic, &s.settings.kafka.group_id("signups"));
+    let letters = kafka_probe::read_all(&app.bootstrap, &dlq, 2, WAIT).await.expect("dead letters readable");
+    assert_eq!(letters.len(), 2, "user 2 and the record that is not JSON: {letters:?}");
+    app.mock.wait_for_effects(Api::Auth, USERS - 1, WAIT).await.expect("every other account created");
+
+    // Fixed; `courier-dlq replay` sends both back to the topic, at new offsets.
+    app.mock.set_faults(Api::Auth, Faults::default());
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let argv = ["courier-dlq", "replay", dlq.as_str()];
+    let code = courier_dlq::cli::run(argv, Some(app.env.clone()), false, &mut out, &mut err).await;
+    let (out, err) = (String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("replayed 2 of 2"), "{out}");
+    app.mock.wait_for_effects(Api::Auth, USERS, WAIT).await.expect("user 2's account created after the replay");
+    let again = kafka_probe::read_all(&app.bootstrap, &dlq, 3, WAIT).await.expect("dead letters readable");
+    s.forward.stop().await.expect("forward stops cleanly");
+
+    // User 2's refused call and its replayed call carry one key: that of where the record was first written.
+    let first = s.written.iter().find(|w| w.key == "u-2").expect("user 2 written");
+    let key = format!("signups:{topic}-{}-{}", first.partition, first.offset);
+    assert_eq!(calls_per_key(app, Api::Auth).get(&key), Some(&vec![422, 201]), "{:?}", calls_per_key(app, Api::Auth));
+    assert_eq!(app.mock.stats(Api::Auth).calls as usize, USERS + 1, "one call per record, and the replay");
+    // The record that is not JSON fails again after its replay, and its dead letter names where it was first.
+    let bad = s.written.iter().find(|w| w.key == "bad").expect("the bad record written");
+    let replayed_bad = again.iter().find(|l| l.header("courier.replay.count").is_some()).expect("dead-lettered again");
+    let original =
+        ["topic", "partition", "offset"].map(|c| replayed_bad.header(&format!("courier.replay.original.{c}")));
+    let expected = [Some(topic.clone()), Some(bad.partition.to_string()), Some(bad.offset.to_string())];
+    assert_eq!(original, expected);
 }
