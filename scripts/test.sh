@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test. Installs the Tansu broker the integration tests start (cached; skipped when present).
+# Runs every test. Installs the Tansu broker the integration tests start (cached; skipped when present) and the
+# Python packages of the independent producer.
 # Set COURIER_TEST_BOOTSTRAP=host:port to test against a running broker instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/install-tansu.sh
+# The independent producer of the format tests (tests/independent/produce.py): librdkafka's Python client and
+# the CloudEvents SDK's Kafka binding.
+python3 -m pip install --quiet --disable-pip-version-check confluent-kafka cloudevents
 cargo test --workspace --locked "$@"

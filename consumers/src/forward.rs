@@ -5,14 +5,17 @@
 //! health server: consumer group `<name>` (after `kafka.group_id_prefix`), `Idempotency-Key: <name>:<event
 //! identity>` (the digest of its source and its id; see `CloudEvent::identity`), per-key order, retries, the circuit breaker and rate limit of its API (`[apis.<api>]`), and dead
 //! letters in `<topic>.<name>.dlq`. An event whose type the route does not deliver is skipped (committed
-//! without a call). The event goes out as it was published (structured mode,
-//! `application/cloudevents+json`) or in CloudEvents HTTP binary mode (`ce-*` headers, `data` as the body).
+//! without a call). The route reads its records in its format (`courier::formats`): a CloudEvent goes out
+//! in structured mode (`application/cloudevents+json`) or in CloudEvents HTTP binary mode (`ce-*` headers,
+//! `data` as the body), whichever mode it was read in; any other record goes out as its value, JSON as
+//! `application/json`, bytes of their content type.
 
 use courier::delivery::{
     self, Batching, BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome, RunError, Runner,
 };
 use courier::downstream::{self, ApiClient, CallContext, Payload};
-use courier::events::{CLOUDEVENTS_BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, http_binding};
+use courier::events::{CLOUDEVENTS_BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, DATA_CONTENT_TYPE, http_binding};
+use courier::formats::Decoded;
 use courier::health::Health;
 use courier::settings::{BodyMode, ForwardRoute, Settings};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -46,7 +49,7 @@ impl Consumer for Forward {
     }
 
     fn spec(&self, settings: &Settings) -> ConsumerSpec {
-        ConsumerSpec::reads(settings, &self.name, &self.route.topics)
+        ConsumerSpec::reads(settings, &self.name, &self.route.topics).reading(self.route.reading())
     }
 
     /// Its handler; an error names the route.
@@ -88,18 +91,32 @@ pub struct ForwardHandler {
 }
 
 impl ForwardHandler {
-    /// Whether the route delivers events of `incoming`'s type.
+    /// Whether the route delivers events of `incoming`'s type (a record that is not a CloudEvent has none: a
+    /// route that names types skips it).
     fn delivers(&self, incoming: &Incoming) -> bool {
-        self.types.is_empty() || self.types.contains(&incoming.event.event_type)
+        self.types.is_empty() || incoming.event_type().is_some_and(|t| self.types.iter().any(|wanted| wanted == t))
     }
 
-    /// The request for `incoming`, or why the event cannot be sent in binary mode.
+    /// The request for `incoming`, or why it cannot be sent (in binary mode, or with its content type).
     fn payload(&self, incoming: &Incoming) -> Result<Payload, Failure> {
+        let structured = match &incoming.decoded {
+            Decoded::CloudEvent { structured, .. } => structured,
+            Decoded::Json(_) => {
+                let content_type = HeaderValue::from_static(DATA_CONTENT_TYPE);
+                return Ok(Payload { body: incoming.value.clone(), content_type, headers: HeaderMap::new() });
+            }
+            Decoded::Bytes { content_type } => {
+                let content_type = HeaderValue::try_from(content_type.as_str()).map_err(|_| {
+                    Failure::new("decode", format!("content type {content_type:?} cannot be sent as an HTTP header"))
+                })?;
+                return Ok(Payload { body: incoming.value.clone(), content_type, headers: HeaderMap::new() });
+            }
+        };
         if self.mode == BodyMode::Structured {
             let content_type = HeaderValue::from_static(CLOUDEVENTS_CONTENT_TYPE);
-            return Ok(Payload { body: incoming.value.clone(), content_type, headers: HeaderMap::new() });
+            return Ok(Payload { body: structured.clone(), content_type, headers: HeaderMap::new() });
         }
-        let binary = http_binding::to_binary(&incoming.value).map_err(|e| Failure::new("decode", e.to_string()))?;
+        let binary = http_binding::to_binary(structured).map_err(|e| Failure::new("decode", e.to_string()))?;
         let invalid = |what: &str| Failure::new("decode", format!("{what} cannot be sent as an HTTP header"));
         let mut headers = HeaderMap::with_capacity(binary.headers.len());
         for (name, value) in binary.headers {
@@ -130,16 +147,29 @@ impl Handler for ForwardHandler {
         self.batching
     }
 
-    /// The events of the types the route delivers, as one JSON array of the CloudEvents as published
-    /// (`application/cloudevents-batch+json`); the others are skipped.
+    /// The events of the types the route delivers, as one JSON array: of the CloudEvents in structured mode
+    /// (`application/cloudevents-batch+json`) when every event is one, else of each event's JSON (a CloudEvent
+    /// in structured mode, a JSON record's value) as `application/json`. The others are skipped; a record
+    /// read as bytes cannot be an element of a JSON array and fails for good.
     async fn handle_batch(&self, batch: &[Incoming], _channel: Option<&'static str>) -> Vec<Outcome> {
         let mut outcomes = vec![Outcome::Done; batch.len()];
-        let (sent, events): (Vec<usize>, Vec<&Incoming>) =
-            batch.iter().enumerate().filter(|(_, incoming)| self.delivers(incoming)).unzip();
+        let mut sent = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        for (i, incoming) in batch.iter().enumerate().filter(|(_, incoming)| self.delivers(incoming)) {
+            if let Decoded::Bytes { content_type } = &incoming.decoded {
+                let why = format!("bytes of {content_type} cannot be an element of a batch (a JSON array)");
+                outcomes[i] = Outcome::Permanent(Failure::new("decode", why));
+            } else {
+                sent.push(i);
+                events.push(incoming);
+            }
+        }
         if events.is_empty() {
             return outcomes;
         }
-        let content_type = HeaderValue::from_static(CLOUDEVENTS_BATCH_CONTENT_TYPE);
+        let every_cloudevent = events.iter().all(|incoming| incoming.event().is_some());
+        let content_type =
+            HeaderValue::from_static(if every_cloudevent { CLOUDEVENTS_BATCH_CONTENT_TYPE } else { DATA_CONTENT_TYPE });
         let payload = Payload { body: json_array(&events).into(), content_type, headers: HeaderMap::new() };
         let call = CallContext::for_batch(&self.name, &events);
         let result = self.api.send(self.method.clone(), &self.path, &payload, &call).await;
@@ -151,15 +181,19 @@ impl Handler for ForwardHandler {
     }
 }
 
-/// The events as published, as one JSON array (each record's value is one JSON object).
+/// The events as one JSON array: each a CloudEvent in structured mode, or a JSON record's value.
 fn json_array(events: &[&Incoming]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(events.iter().map(|e| e.value.len() + 1).sum::<usize>() + 1);
+    let json = |incoming: &&Incoming| match &incoming.decoded {
+        Decoded::CloudEvent { structured, .. } => structured.clone(),
+        _ => incoming.value.clone(),
+    };
+    let mut body = Vec::with_capacity(events.iter().map(|e| json(e).len() + 1).sum::<usize>() + 1);
     body.push(b'[');
     for (n, event) in events.iter().enumerate() {
         if n > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(&event.value);
+        body.extend_from_slice(&json(event));
     }
     body.push(b']');
     body
@@ -181,7 +215,10 @@ pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(),
         // Built before anything runs, so that a missing API stops the start with its name.
         let forward =
             Runner::new(settings).health(&health).without_health_server().build(&Forward::new(name, route))?;
-        tracing::info!(route = %name, topics = ?route.topics, types = ?route.types, mode = ?route.mode, "route configured");
+        tracing::info!(
+            route = %name, topics = ?route.topics, types = ?route.types, format = %route.format, mode = ?route.mode,
+            "route configured"
+        );
         routes.push(forward);
     }
     let server = delivery::serve_health(settings, &health, &shutdown).await?;
@@ -237,7 +274,7 @@ mod tests {
         assert_eq!(handler(&api, &[]).handle(&incoming, None).await, Outcome::Done);
         let sent = api.only().await;
         assert_eq!((&sent.method, sent.path()), (&Method::POST, "/crm/contacts"));
-        assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.event.identity()).as_str()));
+        assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.identity).as_str()));
         assert_eq!(sent.header("content-type"), Some(CLOUDEVENTS_CONTENT_TYPE));
         assert_eq!(sent.body, incoming.value, "byte for byte, the extension attribute included");
     }
@@ -253,9 +290,72 @@ mod tests {
         assert_eq!((&sent.method, sent.path()), (&Method::PUT, "/crm/contacts"));
         let attributes = ["ce-id", "ce-source", "ce-type", "ce-tenant"].map(|name| sent.header(name));
         assert_eq!(attributes, [Some("e-1"), Some("/signup"), Some("user.registered"), Some("eu")]);
-        assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.event.identity()).as_str()));
+        assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.identity).as_str()));
         assert_eq!(sent.header("content-type"), Some("application/json"));
         assert_eq!(sent.json(), json!({"user_id": "u-1", "email": "ada@example.com"}));
+    }
+
+    /// A record that is not a CloudEvent, decoded as `decoded`, holding `value`, identified as `orders-0-7`.
+    fn plain(decoded: Decoded, value: &[u8]) -> Incoming {
+        let mut incoming = registered("unused", "user.registered");
+        incoming.decoded = decoded;
+        incoming.identity = "orders-0-7".to_owned();
+        incoming.value = value.to_vec().into();
+        incoming
+    }
+
+    #[tokio::test]
+    async fn a_json_record_is_sent_as_its_value_keyed_by_its_identity() {
+        let api = MockApi::answering(201, json!({})).await;
+        let value = br#"{"user_id": "u-1", "email": "ada@example.com"}"#;
+        for mode in ["structured", "binary"] {
+            let handler = handler(&api, &[("COURIER__FORWARD__ROUTES__CRM__MODE", mode)]);
+            let raw = serde_json::from_slice(value).expect("JSON");
+            assert_eq!(handler.handle(&plain(Decoded::Json(raw), value), None).await, Outcome::Done);
+            let sent = api.sent().await.pop().expect("a call");
+            assert_eq!(sent.header("idempotency-key"), Some("crm:orders-0-7"), "{mode}");
+            assert_eq!(sent.header("content-type"), Some("application/json"), "{mode}");
+            assert_eq!(&sent.body[..], value, "{mode}: the value byte for byte");
+            assert_eq!(sent.header("ce-id"), None, "{mode}: no CloudEvent, no ce-* headers");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bytes_record_is_sent_as_it_is_with_its_content_type() {
+        let api = MockApi::answering(201, json!({})).await;
+        let incoming = plain(Decoded::Bytes { content_type: "text/csv".into() }, b"u-1,ada@example.com");
+        assert_eq!(handler(&api, &[]).handle(&incoming, None).await, Outcome::Done);
+        let sent = api.only().await;
+        assert_eq!((sent.header("content-type"), &sent.body[..]), (Some("text/csv"), &b"u-1,ada@example.com"[..]));
+        assert_eq!(sent.header("idempotency-key"), Some("crm:orders-0-7"));
+    }
+
+    #[tokio::test]
+    async fn a_route_that_names_types_skips_records_that_have_none() {
+        let api = MockApi::answering(201, json!({})).await;
+        let handler = handler(&api, &[("COURIER__FORWARD__ROUTES__CRM__TYPES", "user.registered")]);
+        let raw = serde_json::from_str("{}").expect("JSON");
+        assert_eq!(handler.handle(&plain(Decoded::Json(raw), b"{}"), None).await, Outcome::Done);
+        assert!(api.sent().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_json_records_is_an_array_of_their_values_and_bytes_cannot_join_it() {
+        let api = MockApi::answering(200, json!({})).await;
+        let handler = handler(&api, &[("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "10")]);
+        let one = plain(Decoded::Json(serde_json::from_str("{}").expect("JSON")), br#"{"n":1}"#);
+        let bytes = plain(Decoded::Bytes { content_type: "text/plain".into() }, b"two");
+        let outcomes = handler.handle_batch(&[one, bytes, registered("e-3", "user.registered")], None).await;
+        assert_eq!(outcomes[0], Outcome::Done);
+        assert!(matches!(&outcomes[1], Outcome::Permanent(f) if f.kind == "decode"), "{outcomes:?}");
+        assert_eq!(outcomes[2], Outcome::Done);
+        let sent = api.only().await;
+        assert_eq!(sent.header("content-type"), Some("application/json"), "not every event is a CloudEvent");
+        let body = sent.json();
+        assert_eq!(
+            (body[0].clone(), body[1]["id"].clone(), body.as_array().map(Vec::len)),
+            (json!({"n": 1}), json!("e-3"), Some(2))
+        );
     }
 
     #[tokio::test]

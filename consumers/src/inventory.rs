@@ -89,7 +89,7 @@ pub struct InventoryHandler {
 
 impl Handler for InventoryHandler {
     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
-        match incoming.event.event_type.as_str() {
+        match incoming.event_type().unwrap_or_default() {
             OrderCreated::EVENT_TYPE => self.reserve(incoming).await,
             PaymentFailed::EVENT_TYPE => self.release(incoming).await,
             other => Outcome::Permanent(Failure::from(&DecodeError::UnknownType(other.to_owned()))),

@@ -81,7 +81,7 @@ pub struct NotificationHandler {
 
 impl Handler for NotificationHandler {
     fn channels(&self, incoming: &Incoming) -> Vec<&'static str> {
-        match incoming.event.data::<OrderCreated>() {
+        match incoming.data::<OrderCreated>() {
             Ok(order) if order.customer.phone.is_some() => vec![EMAIL, SMS],
             Ok(_) => vec![EMAIL],
             // Not an order: one unnamed delivery, which `handle` fails permanently.

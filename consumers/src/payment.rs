@@ -143,7 +143,7 @@ async fn charge(api: &ApiClient, incoming: &Incoming) -> Charge {
     let call = CallContext::for_event(Payment::NAME, incoming);
     let result = api.send_json(Method::POST, "charges", &body, &call).await;
     let answer: ChargeResponse = result.as_ref().ok().and_then(ApiResponse::json).unwrap_or_default();
-    let cause = incoming.event.id.clone();
+    let cause = incoming.id().to_owned();
     if let Some(reason) = result.as_ref().ok().and_then(|r| decline_reason(r, answer.decline_reason)) {
         return Charge::Declined(PaymentFailed { order_id: order.order_id, reason, causing_event_id: cause });
     }

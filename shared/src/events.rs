@@ -6,9 +6,11 @@
 //! an unknown `type` or an unsupported `specversion` is a [`DecodeError`], never a panic.
 //!
 //! * [`http_binding`]: the CloudEvents HTTP binding (binary mode to and from structured).
+//! * [`kafka_binding`]: the CloudEvents Kafka binding's binary mode (`ce_*` headers) read as structured.
 //! * [`validation`]: what attribute values and `data_base64` must be for an event to be deliverable.
 
 pub mod http_binding;
+pub mod kafka_binding;
 pub mod validation;
 
 use chrono::{DateTime, Utc};

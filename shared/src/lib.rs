@@ -8,6 +8,9 @@
 //!   `OrderPaid`), a decoder that turns any record value into a typed event or a [`events::DecodeError`]
 //!   saying what is wrong, and the HTTP binding between structured and binary mode
 //!   ([`events::http_binding`]).
+//! * [`formats`]: what a topic's records are read as (`cloudevents`, `cloudevents-binary`, `json`, `bytes`,
+//!   `auto`), the decoder that turns a record into the event a handler is given, and the identity of a record
+//!   that is not a CloudEvent.
 //! * [`cli`]: what every binary does first: arguments (`--help`, `--version`, `--check`), settings, logging.
 //! * [`settings`]: typed settings, layered `config/default.toml` → optional file → `COURIER__*` environment
 //!   variables, validated at start-up so that a bad value stops the program with the setting's name.
@@ -93,6 +96,7 @@ pub mod cli;
 pub mod delivery;
 pub mod downstream;
 pub mod events;
+pub mod formats;
 pub mod health;
 pub mod kafka;
 pub mod publisher;

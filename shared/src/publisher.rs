@@ -206,7 +206,7 @@ impl Publisher {
         key: &str,
         data: T,
     ) -> Outcome {
-        let id = caused_id::<T>(&incoming.event.id);
+        let id = caused_id::<T>(incoming.id());
         let event = CloudEvent::new(id, source, chrono::Utc::now(), Some(key.to_owned()), data);
         match self.publish_to(topic, key, &event).await {
             Ok(_) => Outcome::Done,

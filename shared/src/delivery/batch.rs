@@ -398,7 +398,7 @@ mod tests {
         }
 
         async fn handle_batch(&self, batch: &[Incoming], _channel: Option<&'static str>) -> Vec<Outcome> {
-            let ids: Vec<String> = batch.iter().map(|i| i.event.id.clone()).collect();
+            let ids: Vec<String> = batch.iter().map(|i| i.id().to_owned()).collect();
             self.batches.lock().expect("batches").push(ids.clone());
             ids.iter()
                 .map(|id| {

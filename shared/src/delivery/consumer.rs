@@ -6,6 +6,7 @@
 //! batching) is written once, on the handler. [`super::run`] runs a consumer as its binary does.
 
 use super::handler::Handler;
+use crate::formats::Reading;
 use crate::health::Health;
 use crate::settings::Settings;
 
@@ -40,13 +41,23 @@ pub struct ConsumerSpec {
     pub topics: Vec<String>,
     /// Topics it publishes to: created at start-up with those it reads (`topics.create`).
     pub publishes: Vec<String>,
+    /// How it reads its records: their format, and the identity of those that are not CloudEvents.
+    pub reading: Reading,
 }
 
 impl ConsumerSpec {
-    /// Consumer `name` (its group: `kafka.group_id_prefix` + `name`) reading `topics`, publishing nothing.
+    /// Consumer `name` (its group: `kafka.group_id_prefix` + `name`) reading structured CloudEvents from
+    /// `topics`, publishing nothing.
     pub fn reads(settings: &Settings, name: &str, topics: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
         let topics = topics.into_iter().map(|t| t.as_ref().to_owned()).collect();
-        Self { group: settings.kafka.group_id(name), topics, publishes: Vec::new() }
+        Self { group: settings.kafka.group_id(name), topics, publishes: Vec::new(), reading: Reading::cloudevents() }
+    }
+
+    /// The same, reading its records as `reading` says (another format: JSON, CloudEvents in binary mode, …).
+    #[must_use]
+    pub fn reading(mut self, reading: Reading) -> Self {
+        self.reading = reading;
+        self
     }
 
     /// The same, publishing to `topics` too.

@@ -527,6 +527,7 @@ mod tests {
         let throttle = ThrottlePolicy { alert_after: Duration::from_secs(60), charge_after: None };
         Worker {
             handler,
+            decoder: crate::formats::Decoder::new(crate::formats::Reading::cloudevents()),
             throttles: Throttles::new(throttle, &metrics, health.clone()),
             metrics,
             route: LogFailureRoute,

@@ -11,7 +11,8 @@
 //! | `courier.dlq.group`, `courier.dlq.consumer` | who gave up on it |
 //! | `courier.dlq.channel` | the channel that failed, for a consumer with several (e-mail, SMS) |
 //! | `courier.dlq.error.kind` | `http_status`, `timeout`, `connect`, `transport`, `decode`, `unknown_type`, `unknown_version`, … |
-//! | `courier.dlq.error.message` | what happened, in words |
+//! | `courier.dlq.error.message` | what happened, in words (for a record that did not decode: the format, then why) |
+//! | `courier.dlq.format` | the format a record that did not decode was read in (`cloudevents`, `json`, …) |
 //! | `courier.dlq.http.status`, `courier.dlq.http.body` | the last response's status and first KiB of body (when there was one) |
 //! | `courier.dlq.endpoint` | `METHOD url` of the call, never with credentials or query |
 //! | `courier.dlq.attempts` | calls made (0 for an undecodable record) |
@@ -19,7 +20,9 @@
 //!
 //! `courier-dlq replay` (tools/dlq) sends a dead letter back without these headers and with
 //! `courier.replay.count`, `.from`, `.consumer` and `.channel` instead ([`REPLAY_CONSUMER_HEADER`], …): only the
-//! named consumer (and channel) handles it again.
+//! named consumer (and channel) handles it again. It carries where the record was first read too
+//! (`courier.replay.original.topic`, `.partition`, `.offset`), so that a record identified by its coordinates
+//! keeps its idempotency key.
 //!
 //! The source offset counts as finished only once the broker acknowledged the dead letter (idempotent
 //! producer, acks=all); a failed publish keeps the event unfinished and is tried again.
@@ -61,6 +64,13 @@ pub const REPLAY_CHANNEL_HEADER: &str = "courier.replay.channel";
 pub const REPLAY_COUNT_HEADER: &str = "courier.replay.count";
 /// Where a replayed record was replayed from: `<dead-letter topic>:<partition>:<offset>`.
 pub const REPLAY_FROM_HEADER: &str = "courier.replay.from";
+/// The topic a replayed record was first read from (before any dead letter and replay): a record identified by
+/// its coordinates keeps its identity across replays (see `courier::formats::identity`).
+pub const REPLAY_ORIGINAL_TOPIC_HEADER: &str = "courier.replay.original.topic";
+/// Its partition there.
+pub const REPLAY_ORIGINAL_PARTITION_HEADER: &str = "courier.replay.original.partition";
+/// Its offset there.
+pub const REPLAY_ORIGINAL_OFFSET_HEADER: &str = "courier.replay.original.offset";
 /// The header marking a dead letter published without its value (too large), holding the value's size.
 pub const VALUE_OMITTED_HEADER: &str = "courier.dlq.value_omitted";
 /// The topic the dead-lettered record was read from.
@@ -75,6 +85,9 @@ pub const ORIGINAL_TIMESTAMP_HEADER: &str = "courier.dlq.original.timestamp";
 pub const GROUP_HEADER: &str = "courier.dlq.group";
 /// The kind of error: `http_status`, `timeout`, `decode`, …
 pub const ERROR_KIND_HEADER: &str = "courier.dlq.error.kind";
+/// The format the record could not be decoded in (`json`, `cloudevents-binary`, …), for a record that did not
+/// decode.
+pub const FORMAT_HEADER: &str = "courier.dlq.format";
 /// What happened, in words.
 pub const ERROR_MESSAGE_HEADER: &str = "courier.dlq.error.message";
 /// The last response's HTTP status.
@@ -178,6 +191,9 @@ pub fn dlq_headers(record: &FailedRecord<'_>, group: &str, consumer: &str) -> Ve
         headers.push((CHANNEL_HEADER, channel.to_owned()));
     }
     headers.extend([(ERROR_KIND_HEADER, f.kind.to_owned()), (ERROR_MESSAGE_HEADER, f.message.clone())]);
+    if let Some(format) = record.format {
+        headers.push((FORMAT_HEADER, format.to_owned()));
+    }
     if let Some(status) = f.http_status {
         headers.push((HTTP_STATUS_HEADER, status.to_string()));
     }

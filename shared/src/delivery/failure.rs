@@ -29,6 +29,8 @@ pub struct FailedRecord<'a> {
     pub timestamp_ms: Option<i64>,
     /// The event id, when the value could be decoded that far.
     pub event_id: Option<&'a str>,
+    /// The format the record did not decode in, when that is why it failed.
+    pub format: Option<&'a str>,
     /// Attempts made (0 when the record could not be decoded).
     pub attempts: u32,
     /// The channel that failed, for handlers with several (see [`super::Handler::channels`]).

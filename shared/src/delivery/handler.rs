@@ -9,8 +9,11 @@ use serde::Serialize;
 
 use super::batch::Batching;
 use crate::events::{DecodeError, EventData, RawEvent, decode_envelope};
+use crate::formats::Decoded;
+use crate::kafka::headers::RawHeader;
 
-/// One event read from Kafka, with where it came from.
+/// One event read from Kafka, decoded in its consumer's format ([`crate::formats::Format`]), with where it came
+/// from.
 #[derive(Debug, Clone)]
 pub struct Incoming {
     /// Topic the record was read from.
@@ -21,12 +24,21 @@ pub struct Incoming {
     pub offset: i64,
     /// The record key (the order id), when it has one and it is UTF-8.
     pub key: Option<String>,
+    /// The record's headers, in order, byte for byte.
+    pub headers: Vec<RawHeader>,
+    /// The record's timestamp (milliseconds since the epoch), when it has one.
+    pub timestamp_ms: Option<i64>,
     /// The id of the trace the event belongs to (32 hex digits; empty when tracing is off), for logs. The
     /// handler runs inside the event's span: HTTP calls and publishes continue the trace by themselves.
     pub trace_id: String,
-    /// The decoded envelope; `data` is decoded by the handler for the types it handles.
-    pub event: RawEvent,
-    /// The record's value byte for byte: the CloudEvent as it was published (extension attributes included).
+    /// What the record decoded to: a CloudEvent (its envelope; `data` is decoded by the handler for the types
+    /// it handles), a JSON value, or bytes.
+    pub decoded: Decoded,
+    /// What identifies the event, from which idempotency keys are made: a CloudEvent's
+    /// [`crate::events::CloudEvent::identity`], else the record's ([`crate::formats::identity`]).
+    pub identity: String,
+    /// The record's value byte for byte: for a structured CloudEvent, the event as it was published (extension
+    /// attributes included).
     pub value: Bytes,
 }
 
@@ -43,17 +55,56 @@ impl Incoming {
             partition: 0,
             offset: 0,
             key: event.subject.clone(),
+            headers: Vec::new(),
+            timestamp_ms: None,
             trace_id: String::new(),
-            event,
+            identity: event.identity().into_owned(),
+            decoded: Decoded::CloudEvent { event, structured: value.clone() },
             value,
         })
     }
 
-    /// The event's data as `T`, or the outcome that ends the delivery when the event is not a valid `T` (a
-    /// permanent failure naming what is wrong, which dead-letters it):
+    /// The CloudEvent, when the record is one.
+    pub fn event(&self) -> Option<&RawEvent> {
+        match &self.decoded {
+            Decoded::CloudEvent { event, .. } => Some(event),
+            _ => None,
+        }
+    }
+
+    /// The CloudEvent's `type`, when the record is a CloudEvent.
+    pub fn event_type(&self) -> Option<&str> {
+        self.event().map(|event| event.event_type.as_str())
+    }
+
+    /// The event's `id` for a CloudEvent, its [`Incoming::identity`] for any other record: what names the event
+    /// in logs and what the events it causes are derived from.
+    pub fn id(&self) -> &str {
+        self.event().map_or(&self.identity, |event| &event.id)
+    }
+
+    /// The event's data as `T`, or the outcome that ends the delivery when it is not a valid `T` (a permanent
+    /// failure naming what is wrong, which dead-letters it):
     /// `let order: OrderCreated = match incoming.data() { Ok(order) => order, Err(outcome) => return outcome };`
+    ///
+    /// For a CloudEvent, its `data`, once its `type` is checked to be `T`'s; for a JSON record (or a record a
+    /// schema decoded to JSON), the value itself, which has no type to check; bytes are never a `T`.
     pub fn data<T: EventData>(&self) -> Result<T, Outcome> {
-        self.event.data().map_err(|error| Outcome::Permanent(Failure::from(&error)))
+        let fail = |error: &DecodeError| Outcome::Permanent(Failure::from(error));
+        match &self.decoded {
+            Decoded::CloudEvent { event, .. } => event.data().map_err(|error| fail(&error)),
+            Decoded::Json(value) => serde_json::from_str(value.get()).map_err(|source| {
+                fail(&DecodeError::InvalidData {
+                    id: self.identity.clone(),
+                    event_type: T::EVENT_TYPE.to_owned(),
+                    source,
+                })
+            }),
+            Decoded::Bytes { content_type } => Err(Outcome::Permanent(Failure::new(
+                "decode",
+                format!("the record's value is bytes of {content_type}, not the JSON of a {}", T::EVENT_TYPE),
+            ))),
+        }
     }
 }
 
@@ -216,7 +267,7 @@ mod tests {
         let json = order_json("/t", "e-1", serde_json::json!({"order_id": "o-1"}));
         let incoming = Incoming::new("orders", &json).expect("an event");
         assert_eq!((incoming.topic.as_str(), incoming.key.as_deref()), ("orders", Some("o-1")));
-        assert_eq!((incoming.event.id.as_str(), incoming.event.event_type.as_str()), ("e-1", "order.created"));
+        assert_eq!((incoming.id(), incoming.event_type()), ("e-1", Some("order.created")));
         assert_eq!(serde_json::from_slice::<serde_json::Value>(&incoming.value).expect("JSON"), json);
         let mut old = json;
         old["specversion"] = "0.3".into();
@@ -231,6 +282,22 @@ mod tests {
             Err(Outcome::Permanent(failure)) => assert_eq!(failure.kind, "decode", "{failure:?}"),
             other => panic!("expected a permanent failure, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn data_reads_a_json_record_as_the_type_and_never_bytes() {
+        let event = Incoming::new("t", &order_json("/t", "e-1", serde_json::json!({})));
+        let mut incoming = event.expect("an event");
+        let order = serde_json::json!({"order_id": "o-1", "reason": "declined", "causing_event_id": "c-1"});
+        incoming.decoded = Decoded::Json(serde_json::value::to_raw_value(&order).expect("JSON"));
+        let failed: crate::events::PaymentFailed = incoming.data().expect("a JSON record has no type to check");
+        assert_eq!(failed.order_id, "o-1");
+        assert!(matches!(incoming.data::<OrderCreated>(), Err(Outcome::Permanent(f)) if f.kind == "decode"));
+        incoming.decoded = Decoded::Bytes { content_type: "text/csv".into() };
+        assert!(
+            matches!(incoming.data::<OrderCreated>(), Err(Outcome::Permanent(f)) if f.message.contains("text/csv"))
+        );
+        assert_eq!((incoming.event_type(), incoming.id()), (None, incoming.identity.as_str()));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use super::poll_loop::PollLoop;
 use super::retry::RetryPolicy;
 use super::throttle::{ThrottlePolicy, Throttles};
 use super::worker::Worker;
+use crate::formats::Decoder;
 use crate::health::Health;
 use crate::kafka;
 use crate::settings::Settings;
@@ -197,6 +198,7 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
     let throttle = ThrottlePolicy { alert_after: c.throttle_alert_ms, charge_after: c.max_throttle_ms };
     let worker = Worker {
         handler,
+        decoder: Decoder::new(spec.reading.clone()),
         throttles: Throttles::new(throttle, &event_metrics, health.clone()),
         metrics: event_metrics,
         route,

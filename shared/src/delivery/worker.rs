@@ -27,7 +27,7 @@ use super::panics::{self, PANIC};
 use super::record::Record;
 use super::retry::RetryPolicy;
 use super::throttle::{Throttle, Throttled, Throttles};
-use crate::events;
+use crate::formats::{Decoded, Decoder, RecordRef, Undecodable};
 use crate::health::Health;
 use crate::kafka::headers;
 use crate::telemetry::metrics::EventMetrics;
@@ -37,6 +37,8 @@ use crate::telemetry::propagation;
 pub struct Worker<H, R> {
     /// The consumer's domain mapping.
     pub handler: H,
+    /// Decodes each record in the consumer's format.
+    pub decoder: Decoder,
     /// The consumer's per-event metrics (labelled with its name).
     pub metrics: EventMetrics,
     /// Where undeliverable events go.
@@ -57,6 +59,8 @@ pub struct Worker<H, R> {
 
 /// Name under which a failing failure route is reported to [`Health`].
 pub const FAILURE_ROUTE: &str = "failure_route";
+/// Name under which records that cannot be decoded for now (a transient failure) are reported to [`Health`].
+pub const DECODING: &str = "decoding";
 /// Name under which an event that could be neither delivered nor dead-lettered because of a panic is reported.
 pub const PANICKED: &str = "panic";
 
@@ -120,7 +124,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         );
         let now = Utc::now();
         let verdict = Verdict { failure, attempts: 0, first: now, last: now };
-        match panics::contain(self.fail(record, None, None, verdict, &stops.cancel)).await {
+        match panics::contain(self.fail(record, None, None, None, verdict, &stops.cancel)).await {
             Ok(delivery) => delivery,
             Err(failure) => {
                 let at = format!("{}/{}@{}", record.topic(), record.partition(), record.offset);
@@ -141,13 +145,18 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
     async fn deliver_record(&self, record: &Record, stops: &Stops) -> Delivery {
         let cancel = &stops.cancel;
         self.metrics.received(&record.tp.0);
-        let event = match events::decode_envelope(record.value.as_deref()) {
-            Ok(event) => event,
-            Err(error) => {
+        let (decoded, identity) = match self.decode(record, cancel).await {
+            Some(Ok(decoded)) => decoded,
+            Some(Err((kind, reason))) => {
                 let now = Utc::now();
-                let verdict = Verdict { failure: Failure::from(&error), attempts: 0, first: now, last: now };
-                return self.fail(record, None, None, verdict, cancel).await;
+                let verdict = Verdict { failure: Failure::new(kind, reason), attempts: 0, first: now, last: now };
+                return self.fail(record, None, Some(self.decoder.format().name()), None, verdict, cancel).await;
             }
+            None => return Delivery::Abandoned,
+        };
+        let (event_id, event_type) = match &decoded {
+            Decoded::CloudEvent { event, .. } => (event.id.as_str(), event.event_type.as_str()),
+            other => (identity.as_str(), other.kind()),
         };
         // The event's span continues the trace of its `traceparent` header (the order API's publish span), so
         // every log line and HTTP call of the event belongs to the order's trace.
@@ -156,8 +165,8 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 "event",
                 otel.kind = "consumer",
                 consumer = %self.metrics.consumer(),
-                event_id = %event.id,
-                event_type = %event.event_type,
+                event_id = %event_id,
+                event_type = %event_type,
                 trace_id,
                 topic = %record.topic(),
                 partition = record.partition(),
@@ -170,8 +179,11 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             partition: record.partition(),
             offset: record.offset,
             key: record.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()).map(str::to_owned),
+            headers: record.headers.clone(),
+            timestamp_ms: record.timestamp_ms,
             trace_id,
-            event,
+            decoded,
+            identity,
             value: record.value.clone().unwrap_or_default(),
         };
         if let Some(other) = replayed_for_another(record, self.metrics.consumer()) {
@@ -226,8 +238,49 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             Some(Err(verdict)) => verdict,
             None => return Delivery::Abandoned,
         };
-        let id = incoming.event.id.clone();
-        self.fail(record, Some(&id), channel, verdict, &stops.cancel).instrument(span).await
+        self.fail(record, Some(incoming.id()), None, channel, verdict, &stops.cancel).instrument(span).await
+    }
+
+    /// `record` decoded in the consumer's format with its identity, or the kind and reason of a permanent
+    /// failure; `None` when `cancel` fires first. A transient failure (what decoding needs cannot be reached) is
+    /// tried again with backoff, spending nothing and reported as a problem until decoding succeeds: it never
+    /// dead-letters a record.
+    async fn decode(
+        &self,
+        record: &Record,
+        cancel: &CancellationToken,
+    ) -> Option<Result<(Decoded, String), (&'static str, String)>> {
+        let view = RecordRef {
+            topic: record.topic(),
+            partition: record.partition(),
+            offset: record.offset,
+            key: record.key.as_deref(),
+            value: record.value.as_ref(),
+            headers: &record.headers,
+        };
+        let mut tries = 0;
+        loop {
+            let reason = match self.decoder.decode(view).await {
+                Ok(decoded) => {
+                    if tries > 0 {
+                        self.health.clear(DECODING);
+                    }
+                    return Some(Ok(decoded));
+                }
+                Err(Undecodable::Permanent { kind, reason }) => return Some(Err((kind, reason))),
+                Err(Undecodable::Transient { reason }) => reason,
+            };
+            tries += 1;
+            self.metrics.retry("decode");
+            self.health.set_problem(DECODING, format!("records cannot be decoded for now: {reason}"));
+            tracing::warn!(
+                topic = record.topic(), partition = record.partition(), offset = record.offset, tries,
+                error.message = %reason, "the record cannot be decoded for now: trying again"
+            );
+            if !pause(self.policy.delay(tries, None), cancel).await {
+                return None;
+            }
+        }
     }
 
     /// One attempt at `incoming` on `channel`: a call of its own, or its part in a batch; `None` when
@@ -283,7 +336,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                             incoming.topic,
                             incoming.partition,
                             incoming.offset,
-                            incoming.event.id,
+                            incoming.id(),
                             failure.endpoint.as_deref().unwrap_or("its API")
                         )
                     };
@@ -355,6 +408,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
         &self,
         record: &Record,
         event_id: Option<&str>,
+        format: Option<&str>,
         channel: Option<&'static str>,
         verdict: Verdict,
         cancel: &CancellationToken,
@@ -374,6 +428,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 headers: &record.headers,
                 timestamp_ms: record.timestamp_ms,
                 event_id,
+                format,
                 attempts: verdict.attempts,
                 channel,
                 failure: &verdict.failure,
@@ -451,6 +506,8 @@ mod tests {
         calls: Mutex<HashMap<Option<&'static str>, u32>>,
         /// The channels an event has.
         channels: Vec<&'static str>,
+        /// The identity of every event handled, per call.
+        identities: Mutex<Vec<String>>,
     }
 
     impl Scripted {
@@ -470,8 +527,9 @@ mod tests {
             self.channels.clone()
         }
 
-        async fn handle(&self, _incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
+        async fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
             *self.calls.lock().expect("lock").entry(channel).or_default() += 1;
+            self.identities.lock().expect("lock").push(incoming.identity.clone());
             let next = self.script.lock().expect("lock").get_mut(&channel).and_then(VecDeque::pop_front);
             next.unwrap_or(Outcome::Done)
         }
@@ -482,6 +540,8 @@ mod tests {
     struct Recorded {
         /// (channel, attempts, failure kind) of every record accepted.
         accepted: Mutex<Vec<(Option<String>, u32, &'static str)>>,
+        /// The format each record accepted did not decode in, if that is why.
+        formats: Mutex<Vec<Option<String>>>,
         /// Calls to `route`, refused or not.
         offered: Mutex<u32>,
         /// Refusals still to make.
@@ -498,6 +558,7 @@ mod tests {
             }
             let entry = (record.channel.map(str::to_owned), record.attempts, record.failure.kind);
             self.accepted.lock().expect("lock").push(entry);
+            self.formats.lock().expect("lock").push(record.format.map(str::to_owned));
             Ok(())
         }
     }
@@ -517,6 +578,7 @@ mod tests {
         let health = Health::default();
         let worker = Worker {
             handler,
+            decoder: Decoder::new(crate::formats::Reading::cloudevents()),
             metrics: EventMetrics::new(Arc::from("scripted")),
             route: Arc::clone(&route),
             policy: RetryPolicy {
@@ -597,6 +659,23 @@ mod tests {
         assert_eq!(worker.deliver(&bad, &stops()).await, Delivery::Handled);
         assert_eq!(worker.handler.calls(None), 0);
         assert_eq!(route.accepted(), vec![(None, 0, "decode")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_is_decoded_in_the_consumers_format_before_its_handler_sees_it() {
+        use crate::formats::{Format, Reading};
+        let (mut worker, route) = worker(Scripted::default(), 5, 0);
+        worker.decoder = Decoder::new(Reading::of(Format::Json));
+        let mut plain = record(7);
+        plain.value = Some(bytes::Bytes::from_static(br#"{"user_id":"u-1"}"#));
+        assert_eq!(worker.deliver(&plain, &stops()).await, Delivery::Handled);
+        assert_eq!(*worker.handler.identities.lock().expect("lock"), ["orders-0-7"], "identified by coordinates");
+        let mut bad = record(8);
+        bad.value = Some(bytes::Bytes::from_static(b"not json"));
+        assert_eq!(worker.deliver(&bad, &stops()).await, Delivery::Handled);
+        assert_eq!(worker.handler.calls(None), 1, "no call for a record that does not decode");
+        assert_eq!(route.accepted(), vec![(None, 0, "decode")]);
+        assert_eq!(*route.formats.lock().expect("lock"), [Some("json".to_owned())]);
     }
 
     #[tokio::test(start_paused = true)]

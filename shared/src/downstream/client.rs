@@ -69,10 +69,11 @@ pub struct CallContext {
 impl CallContext {
     /// The call made for `incoming` by the consumer (or its channel or step) `prefix`:
     /// `Idempotency-Key: <prefix>:<event identity>`, the same on every attempt and redelivery. The identity
-    /// is the event's `id` for the events courier publishes, and its source's digest and `id` for any other
-    /// ([`crate::events::CloudEvent::identity`]).
+    /// is the event's `id` for the events courier publishes, its source's digest and `id` for any other
+    /// CloudEvent ([`crate::events::CloudEvent::identity`]), and the record's for a record that is not a
+    /// CloudEvent ([`crate::formats::identity`]).
     pub fn for_event(prefix: &str, incoming: &crate::delivery::Incoming) -> Self {
-        Self { idempotency_key: format!("{prefix}:{}", incoming.event.identity()) }
+        Self { idempotency_key: format!("{prefix}:{}", incoming.identity) }
     }
 
     /// The call made for `batch` by `prefix`: `Idempotency-Key: <prefix>:batch:<digest of the events'
@@ -80,10 +81,10 @@ impl CallContext {
     /// another when an event is retried in another batch. So an API must deduplicate the events of a batch one
     /// by one, by each event's own `source` and `id` (which the body carries), never by the batch's key.
     pub fn for_batch(prefix: &str, batch: &[&crate::delivery::Incoming]) -> Self {
-        let mut identities = Vec::with_capacity(batch.iter().map(|i| i.event.id.len() + 32).sum());
+        let mut identities = Vec::with_capacity(batch.iter().map(|i| i.identity.len() + 8).sum());
         for incoming in batch {
             // Each identity preceded by its length: no two lists of identities give the same bytes.
-            let identity = incoming.event.identity();
+            let identity = &incoming.identity;
             identities.extend_from_slice(&(identity.len() as u64).to_be_bytes());
             identities.extend_from_slice(identity.as_bytes());
         }

@@ -113,6 +113,18 @@ pub fn from_binary<'h>(
         })?;
         event.insert(attribute, Value::String(text));
     }
+    insert_data(&mut event, content_type, body)?;
+    Ok(event)
+}
+
+/// Adds `datacontenttype` (when there is a content type) and the body to `event`: `data` the body's JSON for a
+/// JSON content type (or none), its text for a textual one, `data_base64` otherwise. Shared by the HTTP and
+/// the Kafka bindings.
+pub(super) fn insert_data(
+    event: &mut Map<String, Value>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(), BindingError> {
     if let Some(content_type) = content_type {
         event.insert("datacontenttype".to_owned(), Value::String(content_type.to_owned()));
     }
@@ -135,7 +147,7 @@ pub fn from_binary<'h>(
             }
         }
     }
-    Ok(event)
+    Ok(())
 }
 
 /// Percent-encodes the bytes the binding asks for: outside printable ASCII, space, `"` and `%`.

@@ -10,6 +10,7 @@ use serde_with::{DurationMilliSeconds, serde_as};
 
 use super::lists::list;
 use super::{SettingsError, check};
+use crate::formats::{Format, IdFrom, Reading};
 
 /// `[forward]`: the `forward` consumer, configured by settings alone.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -28,6 +29,20 @@ pub struct ForwardRoute {
     /// The topics it reads.
     #[serde(deserialize_with = "list")]
     pub topics: Vec<String>,
+    /// What their records are: `auto` (the default: each record as what it is, a CloudEvent in either mode,
+    /// else JSON, else bytes), `cloudevents`, `cloudevents-binary`, `json` or `bytes`. A record that does not
+    /// decode in it is dead-lettered (`courier.dlq.error.kind = decode`).
+    #[serde(default)]
+    pub format: Format,
+    /// What identifies a record that is not a CloudEvent (its idempotency key is `<route>:<identity>`): empty
+    /// (the default) or `offset`: `<topic>-<partition>-<offset>`; `key`: the record key; `value.<path>`: a
+    /// member of its JSON value (`value.order_id`). A CloudEvent is identified by its `source` and `id`.
+    #[serde(default)]
+    pub id_from: IdFrom,
+    /// The content type of a record read as bytes that has no `content-type` header (default
+    /// `application/octet-stream`).
+    #[serde(default = "octet_stream")]
+    pub content_type: String,
     /// The event types it delivers; empty (the default): every type. Events of other types are skipped
     /// (committed without a call).
     #[serde(default, deserialize_with = "list")]
@@ -63,6 +78,11 @@ impl ForwardRoute {
     pub fn api_name<'a>(&'a self, route: &'a str) -> &'a str {
         if self.api.is_empty() { route } else { &self.api }
     }
+
+    /// How the route reads its topics.
+    pub fn reading(&self) -> Reading {
+        Reading { format: self.format, id_from: self.id_from.clone(), content_type: self.content_type.clone() }
+    }
 }
 
 /// How the `forward` consumer sends an event.
@@ -74,6 +94,11 @@ pub enum BodyMode {
     Structured,
     /// CloudEvents HTTP binary mode: `ce-*` headers, `data` as the body.
     Binary,
+}
+
+/// The default of [`ForwardRoute::content_type`].
+fn octet_stream() -> String {
+    crate::events::kafka_binding::OCTET_STREAM.to_owned()
 }
 
 /// The default of [`ForwardRoute::batch_max_events`]: a call per event.
@@ -122,6 +147,11 @@ impl ForwardSettings {
             )?;
             check(route.api.is_empty() || is_name(&route.api), &field("api"), "must name an [apis.<name>] block")?;
             check(
+                http::HeaderValue::from_str(&route.content_type).is_ok() && route.content_type.contains('/'),
+                &field("content_type"),
+                "must be a media type, such as application/octet-stream or text/csv",
+            )?;
+            check(
                 (1..=MAX_BATCH_EVENTS).contains(&route.batch_max_events),
                 &field("batch_max_events"),
                 &format!("must be between 1 (no batching) and {MAX_BATCH_EVENTS}"),
@@ -163,7 +193,35 @@ mod tests {
         assert_eq!(crm.topics, ["users.registered", "users.updated"]);
         assert_eq!((crm.api_name("crm"), crm.method.as_str(), crm.mode), ("crm", "POST", BodyMode::Binary));
         assert_eq!((crm.batch_max_events, crm.batch_max_wait_ms), (1, Duration::from_millis(10)), "the defaults");
+        assert_eq!(crm.reading(), Reading::of(Format::Auto), "auto, identified by offsets, octet-stream");
         assert_eq!(s.producer.events["users"].types, ["user.registered", "user.deleted"]);
+    }
+
+    #[test]
+    fn a_route_reads_the_format_and_identity_it_names() {
+        let s = load(&[
+            ("COURIER__FORWARD__ROUTES__CRM__TOPICS", "signups"),
+            ("COURIER__FORWARD__ROUTES__CRM__FORMAT", "cloudevents-binary"),
+            ("COURIER__FORWARD__ROUTES__ORDERS__TOPICS", "orders"),
+            ("COURIER__FORWARD__ROUTES__ORDERS__FORMAT", "json"),
+            ("COURIER__FORWARD__ROUTES__ORDERS__ID_FROM", "value.order_id"),
+            ("COURIER__FORWARD__ROUTES__FILES__TOPICS", "files"),
+            ("COURIER__FORWARD__ROUTES__FILES__FORMAT", "bytes"),
+            ("COURIER__FORWARD__ROUTES__FILES__CONTENT_TYPE", "text/csv"),
+        ])
+        .expect("valid");
+        assert_eq!(s.forward.routes["crm"].format, Format::CloudeventsBinary);
+        let orders = &s.forward.routes["orders"];
+        assert_eq!((orders.format, &orders.id_from), (Format::Json, &IdFrom::Value(vec!["order_id".into()])));
+        assert_eq!(s.forward.routes["files"].reading().content_type, "text/csv");
+        for (key, value) in
+            [("FORMAT", "xml"), ("ID_FROM", "value."), ("ID_FROM", "headers.id"), ("CONTENT_TYPE", "csv")]
+        {
+            let variable = format!("COURIER__FORWARD__ROUTES__CRM__{key}");
+            let error = load(&[("COURIER__FORWARD__ROUTES__CRM__TOPICS", "t"), (&variable, value)]).expect_err(value);
+            let error = error.to_string();
+            assert!(error.contains(&key.to_ascii_lowercase()) || error.contains(value), "{key}={value}: {error}");
+        }
     }
 
     #[test]

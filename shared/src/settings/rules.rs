@@ -2,6 +2,7 @@
 //! ([`Settings::validate`]). An error names the setting to change.
 
 use super::{BodyMode, Settings, SettingsError, check};
+use crate::formats::{Format, IdFrom};
 
 /// Checks every rule between two settings of `s`.
 pub(super) fn check_all(s: &Settings) -> Result<(), SettingsError> {
@@ -45,7 +46,22 @@ pub(super) fn check_all(s: &Settings) -> Result<(), SettingsError> {
         "must be at least consumer.retry_initial_backoff_ms",
     )?;
     for (name, route) in &s.forward.routes {
+        check(
+            !matches!(route.format, Format::Cloudevents | Format::CloudeventsBinary) || route.id_from == IdFrom::Offset,
+            &format!("forward.routes.{name}.id_from"),
+            "a CloudEvent is identified by its source and id: id_from applies to formats json, bytes and auto",
+        )?;
+        check(
+            route.format != Format::Bytes || !matches!(route.id_from, IdFrom::Value(_)),
+            &format!("forward.routes.{name}.id_from"),
+            "a value read as bytes has no members: use \"offset\" or \"key\" with format = \"bytes\"",
+        )?;
         let field = format!("forward.routes.{name}.batch_max_events");
+        check(
+            route.batch_max_events == 1 || route.format != Format::Bytes,
+            &field,
+            "a batch is a JSON array: batching needs a format whose records are JSON (not bytes)",
+        )?;
         check(
             route.batch_max_events == 1 || route.mode == BodyMode::Structured,
             &field,
@@ -99,5 +115,40 @@ mod tests {
         let heartbeat =
             [("COURIER__KAFKA__SESSION_TIMEOUT_MS", "6000"), ("COURIER__KAFKA__HEARTBEAT_INTERVAL_MS", "2000")];
         assert!(load(&heartbeat).is_ok(), "a third of the session timeout");
+        let keyed_json = [
+            ("COURIER__FORWARD__ROUTES__CRM__TOPICS", "users"),
+            ("COURIER__FORWARD__ROUTES__CRM__FORMAT", "json"),
+            ("COURIER__FORWARD__ROUTES__CRM__ID_FROM", "value.user_id"),
+            ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "10"),
+        ];
+        assert!(load(&keyed_json).is_ok(), "JSON records identified by a member, in batches");
+    }
+
+    #[test]
+    fn an_identity_rule_must_fit_the_format() {
+        let route = |format: &str, id_from: &str, batch: &str| {
+            let pairs = [
+                ("COURIER__FORWARD__ROUTES__CRM__TOPICS", "users".to_owned()),
+                ("COURIER__FORWARD__ROUTES__CRM__FORMAT", format.to_owned()),
+                ("COURIER__FORWARD__ROUTES__CRM__ID_FROM", id_from.to_owned()),
+                ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", batch.to_owned()),
+            ];
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            match load(&pairs) {
+                Ok(_) => String::new(),
+                Err(super::SettingsError::Invalid { setting, .. }) => setting,
+                Err(other) => panic!("{other}"),
+            }
+        };
+        assert_eq!(route("cloudevents", "key", "1"), "forward.routes.crm.id_from");
+        assert_eq!(route("cloudevents-binary", "value.id", "1"), "forward.routes.crm.id_from");
+        assert_eq!(route("bytes", "value.id", "1"), "forward.routes.crm.id_from");
+        assert_eq!(route("bytes", "key", "5"), "forward.routes.crm.batch_max_events");
+        assert_eq!(route("bytes", "key", "1"), "", "bytes identified by their key");
+        assert_eq!(
+            route("auto", "value.id", "5"),
+            "",
+            "auto: the rule applies to the records that are not CloudEvents"
+        );
     }
 }

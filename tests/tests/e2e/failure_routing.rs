@@ -483,7 +483,7 @@ struct Exploding(InventoryHandler);
 impl Handler for Exploding {
     async fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
         if incoming.key.as_deref() == Some("key-boom") {
-            panic!("the mapping of {} blew up", incoming.event.id);
+            panic!("the mapping of {} blew up", incoming.id());
         }
         self.0.handle(incoming, channel).await
     }

@@ -14,6 +14,7 @@ mod docs;
 mod downstream_auth;
 mod events_api;
 mod failure_routing;
+mod formats;
 mod forward;
 mod order_api;
 mod order_flow;

@@ -103,12 +103,12 @@ impl Panicking {
     /// Whether this attempt at `incoming` panics: the first two at an event whose id's bytes sum to a
     /// multiple of seven.
     fn panics_now(&self, incoming: &Incoming) -> bool {
-        let chosen = incoming.event.id.bytes().map(u32::from).sum::<u32>() % 7 == 0;
+        let chosen = incoming.id().bytes().map(u32::from).sum::<u32>() % 7 == 0;
         if !chosen {
             return false;
         }
         let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-        let panicked = attempts.entry(incoming.event.id.clone()).or_default();
+        let panicked = attempts.entry(incoming.id().to_owned()).or_default();
         *panicked += 1;
         *panicked <= 2
     }
@@ -118,7 +118,7 @@ impl Handler for Panicking {
     async fn handle(&self, incoming: &Incoming, channel: Option<&'static str>) -> Outcome {
         if self.panics_now(incoming) {
             self.panics.fetch_add(1, Ordering::SeqCst);
-            panic!("{PANIC_MESSAGE} on event {}", incoming.event.id);
+            panic!("{PANIC_MESSAGE} on event {}", incoming.id());
         }
         self.inner.handle(incoming, channel).await
     }

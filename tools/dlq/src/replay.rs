@@ -33,7 +33,9 @@ use std::time::Duration;
 
 use courier::delivery::dlq::{
     HEADER_PREFIX, REPLAY_CHANNEL_HEADER, REPLAY_CONSUMER_HEADER, REPLAY_COUNT_HEADER, REPLAY_FROM_HEADER,
+    REPLAY_ORIGINAL_OFFSET_HEADER, REPLAY_ORIGINAL_PARTITION_HEADER, REPLAY_ORIGINAL_TOPIC_HEADER,
 };
+use courier::formats::identity;
 use courier::kafka::headers::RawHeader;
 use courier::kafka::{self, headers};
 use courier::settings::{KafkaSettings, Settings};
@@ -62,13 +64,25 @@ pub fn replay_count(record: &RawRecord) -> u32 {
 }
 
 /// The headers of the replayed record: the original ones without any `courier.dlq.*` or `courier.replay.*`,
-/// then the count, the origin and the consumer (and channel) the replay is meant for.
+/// then the count, the origin, where the record was first read (`courier.replay.original.*`: a record
+/// identified by its coordinates keeps its idempotency key, replay after replay) and the consumer (and
+/// channel) the replay is meant for.
 pub fn replayed_headers(record: &RawRecord, letter: &DeadLetter) -> Vec<RawHeader> {
+    let (first_topic, first_partition, first_offset) =
+        identity::first_read_at(&record.headers, &record.topic, record.partition, record.offset);
+    let first = [
+        (REPLAY_ORIGINAL_TOPIC_HEADER, first_topic.to_owned()),
+        (REPLAY_ORIGINAL_PARTITION_HEADER, first_partition.to_string()),
+        (REPLAY_ORIGINAL_OFFSET_HEADER, first_offset.to_string()),
+    ];
     let ours = |key: &[u8]| key.starts_with(HEADER_PREFIX.as_bytes()) || key.starts_with(REPLAY_PREFIX.as_bytes());
     let mut out: Vec<RawHeader> = record.headers.iter().filter(|(k, _)| !ours(k)).cloned().collect();
     let mut add = |k: &str, v: String| out.push((k.as_bytes().to_vec(), Some(v.into_bytes())));
     add(REPLAY_COUNT_HEADER, (letter.replay_count + 1).to_string());
     add(REPLAY_FROM_HEADER, format!("{}:{}:{}", record.topic, record.partition, record.offset));
+    for (key, value) in first {
+        add(key, value);
+    }
     if let Some(consumer) = &letter.consumer {
         add(REPLAY_CONSUMER_HEADER, consumer.clone());
     }
@@ -605,17 +619,46 @@ mod tests {
 
     #[test]
     fn a_replayed_record_loses_the_dead_letter_headers_and_gains_the_replay_ones() {
-        let (record, letter) = dead_letter(7, &[("courier.replay.count", "1"), ("courier.replay.from", "old:0:0")]);
+        let extra =
+            [("courier.dlq.original.offset", "41"), ("courier.replay.count", "1"), ("courier.replay.from", "old:0:0")];
+        let (record, letter) = dead_letter(7, &extra);
         let headers = text(&replayed_headers(&record, &letter));
         let expected = [
             ("traceparent", "00-abc-def-01"),
             ("courier.replay.count", "2"),
             ("courier.replay.from", "orders.created.inventory.dlq:2:7"),
+            ("courier.replay.original.topic", "orders.created"),
+            ("courier.replay.original.partition", "2"),
+            ("courier.replay.original.offset", "41"),
             ("courier.replay.consumer", "notification"),
             ("courier.replay.channel", "sms"),
         ];
         let expected: Vec<(String, String)> = expected.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         assert_eq!(headers, expected);
+    }
+
+    #[test]
+    fn a_record_replayed_again_keeps_where_it_was_first_read() {
+        let extra = [
+            ("courier.dlq.original.offset", "900"),
+            ("courier.replay.original.topic", "orders.created"),
+            ("courier.replay.original.partition", "0"),
+            ("courier.replay.original.offset", "41"),
+        ];
+        let (record, letter) = dead_letter(8, &extra);
+        let headers = text(&replayed_headers(&record, &letter));
+        let first: Vec<&(String, String)> =
+            headers.iter().filter(|(k, _)| k.starts_with("courier.replay.original.")).collect();
+        let first: Vec<(&str, &str)> = first.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            first,
+            [
+                ("courier.replay.original.topic", "orders.created"),
+                ("courier.replay.original.partition", "0"),
+                ("courier.replay.original.offset", "41"),
+            ],
+            "the first coordinates, not those of its replayed copy (900)"
+        );
     }
 
     fn options(max_replays: u32, limit: Option<usize>) -> ReplayOptions {

@@ -1,0 +1,260 @@
+//! `forward` reading topics that courier did not write, over a real broker: the records are written by an
+//! independent producer (`tests/independent/produce.py`: the confluent-kafka client, and the CloudEvents Python
+//! SDK's Kafka binding), not by courier's code. Each record reaches the mock API with a stable idempotency key
+//! (every key's first call fails with a 503, so each record is called twice under one key), and the record that
+//! does not decode is dead-lettered with `courier.dlq.error.kind = decode`, its format and its reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use courier::delivery::dlq::dlq_topic;
+use courier::settings::Settings;
+use courier_tests::WAIT;
+use courier_tests::app::{RunningConsumer, TestApp, spawn_app_with};
+use courier_tests::kafka_probe::{self, ReadRecord};
+use mock_apis::{Api, Faults};
+use serde_json::Value;
+
+/// Records the independent producer writes per test, beside its one undecodable record.
+const USERS: usize = 5;
+
+/// Where the independent producer put one record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+struct Written {
+    /// The record key.
+    key: String,
+    /// Its partition.
+    partition: i32,
+    /// Its offset.
+    offset: i64,
+}
+
+/// Writes `USERS` records of `kind` and one undecodable record to `topic` with the independent producer, and
+/// says where each went. Needs `python3` with `confluent-kafka` and `cloudevents` (`scripts/test.sh` installs
+/// them).
+async fn produce_independently(bootstrap: &str, topic: &str, kind: &str) -> Vec<Written> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("independent/produce.py");
+    let output = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args([bootstrap, topic, kind, &USERS.to_string()])
+        .output()
+        .await
+        .expect("python3 runs (scripts/test.sh installs confluent-kafka and cloudevents)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{} failed: {stderr}", script.display());
+    let written: Vec<Written> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect();
+    assert_eq!(written.len(), USERS + 1, "every record acknowledged: {written:?}");
+    written
+}
+
+/// A test's app, its topic written by the independent producer, and `forward` reading it.
+struct Scenario {
+    /// Mock APIs and the producer.
+    app: TestApp,
+    /// The topic of this test's own.
+    topic: String,
+    /// The settings with the test's routes.
+    settings: Settings,
+    /// Where the independent producer put each record, in the order written.
+    written: Vec<Written>,
+    /// `forward`, running every route.
+    forward: RunningConsumer,
+}
+
+/// Spawns an app whose auth API has `faults`, creates a topic of its own (no auto-creation) named after `kind`,
+/// has the independent producer write records of `kind` there, and starts `forward` with `routes` (each
+/// route's `…__API` setting names it; its topics are set to the test's topic).
+async fn scenario(kind: &str, faults: Faults, routes: &[(&str, &str)]) -> Scenario {
+    let app = spawn_app_with(&[]).await;
+    app.mock.set_faults(Api::Auth, faults);
+    let topic = format!("{}.{kind}", app.settings.producer.events["users"].topic);
+    let mut overrides: Vec<(String, String)> = routes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    for route in routes.iter().filter_map(|(k, _)| k.strip_suffix("__API")) {
+        overrides.push((format!("{route}__TOPICS"), topic.clone()));
+    }
+    let overrides: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let settings = app.settings_with(&overrides);
+    courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[&topic]).await.expect("topic created");
+    let written = produce_independently(&app.bootstrap, &topic, kind).await;
+    let forward = app.start_forward(&settings);
+    Scenario { app, topic, settings, written, forward }
+}
+
+/// Every key's first call answered 503: each record is delivered on its second call, under the same key.
+fn first_call_fails() -> Faults {
+    Faults { fail_first_per_key: 1, fail_first_status: 503, ..Faults::default() }
+}
+
+/// The one dead letter of route `route` reading `topic`, once there.
+async fn dead_letter(s: &Scenario, route: &str) -> ReadRecord {
+    let dlq = dlq_topic(&s.topic, &s.settings.kafka.group_id(route));
+    let letters = kafka_probe::read_all(&s.app.bootstrap, &dlq, 1, WAIT).await.expect("dead letters readable");
+    assert_eq!(letters.len(), 1, "{route}: one dead letter: {letters:?}");
+    letters.into_iter().next().expect("one dead letter")
+}
+
+/// The calls `api` was sent, per idempotency key.
+fn calls_per_key(app: &TestApp, api: Api) -> BTreeMap<String, Vec<u16>> {
+    let mut per_key: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    for call in app.mock.calls(api) {
+        per_key.entry(call.idempotency_key.unwrap_or_default()).or_default().push(call.status);
+    }
+    per_key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plain_json_of_another_application_reaches_the_api_keyed_by_coordinates_and_not_json_is_dead_lettered() {
+    let s = scenario(
+        "json",
+        first_call_fails(),
+        &[
+            ("COURIER__FORWARD__ROUTES__SIGNUPS__API", "auth"),
+            ("COURIER__FORWARD__ROUTES__SIGNUPS__PATH", "users"),
+            ("COURIER__FORWARD__ROUTES__SIGNUPS__FORMAT", "json"),
+        ],
+    )
+    .await;
+    let (app, topic) = (&s.app, &s.topic);
+    let letter = dead_letter(&s, "signups").await;
+    app.mock.wait_for_effects(Api::Auth, USERS, WAIT).await.expect("every user's account created");
+    s.forward.stop().await.expect("forward stops cleanly");
+
+    // Keyed by where each record is, the same on its retry: two raw calls per key (503, then 201).
+    let expected: BTreeMap<String, Vec<u16>> = s
+        .written
+        .iter()
+        .filter(|w| w.key != "bad")
+        .map(|w| (format!("signups:{topic}-{}-{}", w.partition, w.offset), vec![503, 201]))
+        .collect();
+    assert_eq!(calls_per_key(app, Api::Auth), expected, "raw calls at the API, per idempotency key");
+    // Compared as JSON text: a `Value` has no order, and its text has its members sorted.
+    let bodies: BTreeSet<String> = app.mock.effects(Api::Auth).into_iter().map(|e| e.body.to_string()).collect();
+    let sent: BTreeSet<String> = (0..USERS)
+        .map(|i| serde_json::json!({"user_id": format!("u-{i}"), "email": format!("user{i}@example.com")}).to_string())
+        .collect();
+    assert_eq!(bodies, sent, "each record's value as the body");
+    for effect in app.mock.effects(Api::Auth) {
+        assert_eq!(effect.cloudevent.get("content-type").map(String::as_str), Some("application/json"));
+    }
+
+    // The record that is not JSON: dead-lettered without a call, with its format and reason.
+    assert_eq!(letter.key.as_deref(), Some(&b"bad"[..]));
+    assert_eq!(letter.value.as_deref(), Some(&b"not json {"[..]), "byte for byte");
+    assert_eq!(letter.header("courier.dlq.error.kind").as_deref(), Some("decode"));
+    assert_eq!(letter.header("courier.dlq.format").as_deref(), Some("json"));
+    let message = letter.header("courier.dlq.error.message").unwrap_or_default();
+    assert!(message.starts_with("json: record value is not JSON"), "{message}");
+    assert_eq!(letter.header("courier.dlq.attempts").as_deref(), Some("0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cloudevents_in_binary_mode_reach_the_api_as_the_events_they_are_in_either_body_mode() {
+    // Two routes on one topic: `cloudevents-binary` sent on in HTTP binary mode, `auto` (the default) in
+    // structured mode.
+    let s = scenario(
+        "cloudevents-binary",
+        first_call_fails(),
+        &[
+            ("COURIER__FORWARD__ROUTES__ACCOUNTS__API", "auth"),
+            ("COURIER__FORWARD__ROUTES__ACCOUNTS__PATH", "users"),
+            ("COURIER__FORWARD__ROUTES__ACCOUNTS__FORMAT", "cloudevents-binary"),
+            ("COURIER__FORWARD__ROUTES__ACCOUNTS__MODE", "binary"),
+            ("COURIER__FORWARD__ROUTES__ACCOUNTS__TYPES", "user.registered"),
+            ("COURIER__FORWARD__ROUTES__WELCOME__API", "email"),
+            ("COURIER__FORWARD__ROUTES__WELCOME__PATH", "messages"),
+        ],
+    )
+    .await;
+    let app = &s.app;
+    let letters = [dead_letter(&s, "accounts").await, dead_letter(&s, "welcome").await];
+    app.mock.wait_for_effects(Api::Auth, USERS, WAIT).await.expect("every account created");
+    app.mock.wait_for_effects(Api::Email, USERS, WAIT).await.expect("every welcome e-mail sent");
+    s.forward.stop().await.expect("forward stops cleanly");
+
+    // Keyed by each event's source and id, as if courier's producer had published them: two raw calls per key
+    // at the API that fails each key's first call, one at the other.
+    let ids: BTreeSet<String> = (0..USERS).map(|i| format!("reg-{i}")).collect();
+    for (api, route, statuses) in [(Api::Auth, "accounts", vec![503, 201]), (Api::Email, "welcome", vec![202])] {
+        let per_key = calls_per_key(app, api);
+        let keyed: BTreeSet<String> = per_key
+            .keys()
+            .map(|key| {
+                let parts: Vec<&str> = key.splitn(3, ':').collect();
+                assert!(parts.len() == 3 && parts[0] == route && parts[1].len() == 16, "{key}");
+                parts[2].to_owned()
+            })
+            .collect();
+        assert_eq!(keyed, ids, "{api}: one key per event");
+        assert!(per_key.values().all(|calls| *calls == statuses), "{api}: raw calls per key: {per_key:?}");
+    }
+    for effect in app.mock.effects(Api::Auth) {
+        let header = |name: &str| effect.cloudevent.get(name).map(String::as_str);
+        assert_eq!((header("ce-type"), header("ce-source")), (Some("user.registered"), Some("/signup")));
+        assert!(effect.idempotency_key.ends_with(header("ce-id").unwrap_or("?")), "{effect:?}");
+        assert_eq!(header("content-type"), Some("application/json"));
+        assert!(effect.body["user_id"].as_str().is_some_and(|u| u.starts_with("u-")), "the data as the body");
+    }
+    for effect in app.mock.effects(Api::Email) {
+        assert_eq!(
+            (&effect.body["specversion"], &effect.body["type"]),
+            (&Value::from("1.0"), &Value::from("user.registered"))
+        );
+        assert!(effect.body["data"]["email"].as_str().is_some_and(|e| e.ends_with("@example.com")), "{effect:?}");
+        assert_eq!(effect.cloudevent.get("content-type").map(String::as_str), Some("application/cloudevents+json"));
+    }
+
+    // The event whose value is not the JSON its content type says: dead-lettered by each route, in its format.
+    for (letter, format) in letters.iter().zip(["cloudevents-binary", "auto"]) {
+        assert_eq!(letter.key.as_deref(), Some(&b"bad"[..]));
+        assert_eq!(letter.header("courier.dlq.error.kind").as_deref(), Some("decode"), "{format}");
+        assert_eq!(letter.header("courier.dlq.format").as_deref(), Some(format));
+        let message = letter.header("courier.dlq.error.message").unwrap_or_default();
+        assert!(message.starts_with(&format!("{format}: ")) && message.contains("JSON"), "{message}");
+        assert_eq!(letter.header("ce_id").as_deref(), Some("reg-bad"), "the original headers kept");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_json_record_replayed_from_its_dead_letter_keeps_the_key_of_where_it_was_first_read() {
+    // The auth API refuses user 2 for good until it is fixed: dead-lettered after one call.
+    let refuse = Faults { fail_body_contains: Some("user2@".into()), fail_body_status: 422, ..Faults::default() };
+    let routes = [
+        ("COURIER__FORWARD__ROUTES__SIGNUPS__API", "auth"),
+        ("COURIER__FORWARD__ROUTES__SIGNUPS__PATH", "users"),
+        ("COURIER__FORWARD__ROUTES__SIGNUPS__FORMAT", "json"),
+    ];
+    let s = scenario("json", refuse, &routes).await;
+    let (app, topic) = (&s.app, &s.topic);
+    let dlq = dlq_topic(topic, &s.settings.kafka.group_id("signups"));
+    let letters = kafka_probe::read_all(&app.bootstrap, &dlq, 2, WAIT).await.expect("dead letters readable");
+    assert_eq!(letters.len(), 2, "user 2 and the record that is not JSON: {letters:?}");
+    app.mock.wait_for_effects(Api::Auth, USERS - 1, WAIT).await.expect("every other account created");
+
+    // Fixed; `courier-dlq replay` sends both back to the topic, at new offsets.
+    app.mock.set_faults(Api::Auth, Faults::default());
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let argv = ["courier-dlq", "replay", dlq.as_str()];
+    let code = courier_dlq::cli::run(argv, Some(app.env.clone()), false, &mut out, &mut err).await;
+    let (out, err) = (String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("replayed 2 of 2"), "{out}");
+    app.mock.wait_for_effects(Api::Auth, USERS, WAIT).await.expect("user 2's account created after the replay");
+    let again = kafka_probe::read_all(&app.bootstrap, &dlq, 3, WAIT).await.expect("dead letters readable");
+    s.forward.stop().await.expect("forward stops cleanly");
+
+    // User 2's refused call and its replayed call carry one key: that of where the record was first written.
+    let first = s.written.iter().find(|w| w.key == "u-2").expect("user 2 written");
+    let key = format!("signups:{topic}-{}-{}", first.partition, first.offset);
+    assert_eq!(calls_per_key(app, Api::Auth).get(&key), Some(&vec![422, 201]), "{:?}", calls_per_key(app, Api::Auth));
+    assert_eq!(app.mock.stats(Api::Auth).calls as usize, USERS + 1, "one call per record, and the replay");
+    // The record that is not JSON fails again after its replay, and its dead letter names where it was first.
+    let bad = s.written.iter().find(|w| w.key == "bad").expect("the bad record written");
+    let replayed_bad = again.iter().find(|l| l.header("courier.replay.count").is_some()).expect("dead-lettered again");
+    let original =
+        ["topic", "partition", "offset"].map(|c| replayed_bad.header(&format!("courier.replay.original.{c}")));
+    let expected = [Some(topic.clone()), Some(bad.partition.to_string()), Some(bad.offset.to_string())];
+    assert_eq!(original, expected);
+}
