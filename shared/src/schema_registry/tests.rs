@@ -80,6 +80,22 @@ async fn avro_records_decode_to_the_json_a_user_expects() {
 }
 
 #[tokio::test]
+async fn an_avro_schema_decodes_with_the_schemas_it_references() {
+    let (registry, server) = decoder().await;
+    let payment = registry.decode(SchemaFormat::Avro, &record("avro-payment")).await.expect("decodes");
+    assert_eq!(
+        payment,
+        json!({
+            "payment_id": "p-1",
+            "total": {"currency": "EUR", "amount": "25.98"},
+            "refund": {"currency": "EUR", "amount": "-5.00"},
+        }),
+        "the referenced record's decimal keeps its scale"
+    );
+    assert_eq!(server.requests(), ["/schemas/ids/8", "/subjects/com.example.shop.Money/versions/1"]);
+}
+
+#[tokio::test]
 async fn protobuf_records_decode_by_their_message_indexes() {
     let (registry, server) = decoder().await;
     let order = registry.decode(SchemaFormat::Protobuf, &record("protobuf-order")).await.expect("decodes");
