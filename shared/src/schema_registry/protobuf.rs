@@ -2,8 +2,9 @@
 //! copies of Google's well-known types) compiled at run time by protox, the message type picked by the record's
 //! message indexes, the payload decoded by prost-reflect and written as JSON: the proto3 JSON mapping (enums by
 //! name, `bytes` in base64, `Timestamp` as RFC 3339, …) with two choices made for the APIs courier calls: the
-//! field names of the .proto file (`order_id`, not `orderId`), every field present (defaults included), and 64-bit
-//! integers as numbers (as Avro's `long`), not strings.
+//! field names of the .proto file (`order_id`, not `orderId`), every field present with its default when unset
+//! (but an unset `optional` field, which has presence, is left out), and 64-bit integers as numbers (as Avro's
+//! `long`), not strings.
 
 use std::collections::HashMap;
 

@@ -110,7 +110,8 @@ async fn protobuf_records_decode_by_their_message_indexes() {
             "labels": {"channel": "web"},
             "priority": 0,
             "signature": "AQI=",
-        })
+        }),
+        "every field but the unset `optional` note, with its .proto name"
     );
     let item = registry.decode(SchemaFormat::Protobuf, &record("protobuf-order-item")).await.expect("[1, 0]");
     assert_eq!(item, json!({"sku": "SKU-9", "quantity": 3}));
