@@ -25,6 +25,8 @@
 //! * [`delivery`]: the runtime a consumer runs on: the [`delivery::Consumer`] a consumer declares itself with,
 //!   the [`delivery::Handler`] it builds, and the loop that reads records, hands them to the handler and
 //!   stores offsets only after success.
+//! * [`schema_registry`]: records written with a Confluent-compatible Schema Registry (Avro, Protobuf, JSON
+//!   Schema in the Confluent wire format) decoded to JSON, each schema fetched once by id and kept.
 //! * [`health`]: a consumer's problems (open breakers, the dead-letter guard) and its server: `/healthz`,
 //!   `/readyz`, `/metrics`.
 //! * [`shutdown`]: the signal that tells every task to stop (SIGTERM / SIGINT).
@@ -100,6 +102,7 @@ pub mod formats;
 pub mod health;
 pub mod kafka;
 pub mod publisher;
+pub mod schema_registry;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

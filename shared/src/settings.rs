@@ -10,7 +10,7 @@
 //! `Duration` from their `_ms` and `_secs` keys, listen addresses as `SocketAddr`) and checks each of its
 //! fields: `kafka.rs` (`[kafka]`), `topics.rs` (`[topics]`), `producer.rs` (`[producer]`, `[producer.events]`),
 //! `consumer.rs` (`[consumer]`), `apis.rs` (`[apis]`, with `url.rs` for their URLs), `dlq.rs` (`[dlq]`),
-//! `forward.rs` (`[forward.routes]`) and `telemetry.rs` (`[telemetry]`). The rules that relate two settings
+//! `forward.rs` (`[forward.routes]`), `schema_registry.rs` (`[schema_registry]`) and `telemetry.rs` (`[telemetry]`). The rules that relate two settings
 //! are in `rules.rs`; `durations.rs` and `lists.rs` say how durations and lists are read.
 //!
 //! [`Settings::load`] rejects unknown keys (a typo must not be ignored silently) and checks every value, so a
@@ -31,6 +31,7 @@ mod kafka;
 mod lists;
 mod producer;
 mod rules;
+mod schema_registry;
 mod telemetry;
 mod topics;
 mod url;
@@ -41,6 +42,7 @@ pub use dlq::DlqSettings;
 pub use forward::{BodyMode, ForwardRoute, ForwardSettings, MAX_BATCH_EVENTS};
 pub use kafka::KafkaSettings;
 pub use producer::{EventRoute, ProducerSettings};
+pub use schema_registry::{REGISTRY_AUTH_MODES, SchemaRegistrySettings};
 pub use telemetry::{LogFormat, TelemetrySettings};
 pub use topics::{TopicNames, TopicSettings};
 pub use url::UrlSetting;
@@ -69,6 +71,8 @@ pub struct Settings {
     /// The routes of the no-code `forward` consumer (none by default).
     #[serde(default)]
     pub forward: ForwardSettings,
+    /// The Schema Registry of the `avro`, `protobuf` and `json-schema` formats (none by default).
+    pub schema_registry: SchemaRegistrySettings,
     /// Logging, traces and the lag metric.
     pub telemetry: TelemetrySettings,
 }
@@ -122,6 +126,7 @@ impl Settings {
         self.consumer.validate()?;
         self.apis.validate()?;
         self.dlq.validate()?;
+        self.schema_registry.validate()?;
         self.telemetry.validate()?;
         rules::check_all(self)
     }

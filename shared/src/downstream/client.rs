@@ -189,22 +189,13 @@ impl ApiClient {
             HttpVersion::Http1 => builder.http1_only(),
             HttpVersion::Http2 => builder.http2_prior_knowledge(),
         };
-        let read = |setting: &str, path: &str| {
-            std::fs::read(path).map_err(|e| ClientError::Certificate(format!("apis.{name}.{setting} = {path}: {e}")))
+        let tls = TlsFiles {
+            setting_prefix: &format!("apis.{name}"),
+            ca: &settings.tls_ca_location,
+            certificate: &settings.tls_certificate_location,
+            key: &settings.tls_key_location,
         };
-        if !settings.tls_ca_location.is_empty() {
-            let pem = read("tls_ca_location", &settings.tls_ca_location)?;
-            let ca = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| ClientError::Certificate(format!("apis.{name}.tls_ca_location: {e}")))?;
-            builder = builder.add_root_certificate(ca);
-        }
-        if !settings.tls_certificate_location.is_empty() {
-            let cert = read("tls_certificate_location", &settings.tls_certificate_location)?;
-            let key = read("tls_key_location", &settings.tls_key_location)?;
-            let identity = reqwest::Identity::from_pkcs8_pem(&cert, &key)
-                .map_err(|e| ClientError::Certificate(format!("apis.{name}.tls_certificate_location: {e}")))?;
-            builder = builder.identity(identity);
-        }
+        builder = tls.apply(builder).map_err(ClientError::Certificate)?;
         let http = builder.build().map_err(ClientError::Http)?;
         let mut base_url = Url::parse(&settings.base_url).unwrap_or_else(|_| {
             // Settings::validate has checked the URL already; keep a harmless value rather than panic.
@@ -365,6 +356,41 @@ impl ApiClient {
             Err(error) => self.metrics.call(transport_class(error), None, elapsed),
         }
         (result.map_err(|error| CallErrorKind::Transport(redacted_error(error))), token)
+    }
+}
+
+/// The PEM files of an HTTP client's TLS settings (`<prefix>.tls_ca_location`, `tls_certificate_location`,
+/// `tls_key_location`); an empty path is a file not set.
+pub(crate) struct TlsFiles<'a> {
+    /// The settings' prefix in error messages (`apis.payment`, `schema_registry`).
+    pub(crate) setting_prefix: &'a str,
+    /// CA certificates trusted beside the system's.
+    pub(crate) ca: &'a str,
+    /// A client certificate (mutual TLS).
+    pub(crate) certificate: &'a str,
+    /// Its PKCS#8 key.
+    pub(crate) key: &'a str,
+}
+
+impl TlsFiles<'_> {
+    /// `builder` trusting the CA and presenting the client certificate, as set; the error names the setting.
+    pub(crate) fn apply(&self, mut builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, String> {
+        let prefix = self.setting_prefix;
+        let read =
+            |setting: &str, path: &str| std::fs::read(path).map_err(|e| format!("{prefix}.{setting} = {path}: {e}"));
+        if !self.ca.is_empty() {
+            let pem = read("tls_ca_location", self.ca)?;
+            let ca = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("{prefix}.tls_ca_location: {e}"))?;
+            builder = builder.add_root_certificate(ca);
+        }
+        if !self.certificate.is_empty() {
+            let cert = read("tls_certificate_location", self.certificate)?;
+            let key = read("tls_key_location", self.key)?;
+            let identity = reqwest::Identity::from_pkcs8_pem(&cert, &key)
+                .map_err(|e| format!("{prefix}.tls_certificate_location: {e}"))?;
+            builder = builder.identity(identity);
+        }
+        Ok(builder)
     }
 }
 
