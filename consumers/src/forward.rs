@@ -8,8 +8,11 @@
 //! without a call). The route reads its records in its format (`courier::formats`): a CloudEvent goes out
 //! in structured mode (`application/cloudevents+json`) or in CloudEvents HTTP binary mode (`ce-*` headers,
 //! `data` as the body), whichever mode it was read in; any other record goes out as its value, JSON as
-//! `application/json`, bytes of their content type.
+//! `application/json`, bytes of their content type; a record of a registry format (`avro`, `protobuf`,
+//! `json-schema`) as the JSON its schema decodes it to, `application/json`. The routes of one process share one
+//! schema registry client, built at start-up.
 
+use bytes::Bytes;
 use courier::delivery::{
     self, Batching, BuildError, Consumer, ConsumerSpec, Failure, Handler, Incoming, Outcome, RunError, Runner,
 };
@@ -20,6 +23,7 @@ use courier::health::Health;
 use courier::settings::{BodyMode, ForwardRoute, Settings};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
+use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 /// The binary's name.
@@ -58,6 +62,7 @@ impl Consumer for Forward {
         let handler = || -> Result<ForwardHandler, BuildError> {
             Ok(ForwardHandler {
                 name: name.clone(),
+                schema_decoded: route.format.schema_format().is_some(),
                 types: route.types.clone(),
                 api: ApiClient::new(name, settings.apis.get(route.api_name(name))?, health)?,
                 method: Method::from_bytes(route.method.as_bytes())?,
@@ -76,6 +81,9 @@ impl Consumer for Forward {
 pub struct ForwardHandler {
     /// The route's name: the prefix of its idempotency keys.
     name: String,
+    /// Whether its JSON records are decoded by a schema (a registry format): their JSON is sent, not their
+    /// value.
+    schema_decoded: bool,
     /// The event types delivered; empty: every type.
     types: Vec<String>,
     /// Client of the route's API (its metrics and breaker are named after the route).
@@ -97,13 +105,18 @@ impl ForwardHandler {
         self.types.is_empty() || incoming.event_type().is_some_and(|t| self.types.iter().any(|wanted| wanted == t))
     }
 
+    /// The JSON sent for a JSON record: the value as it was written, or the JSON its schema decoded it to.
+    fn json_body(&self, incoming: &Incoming, json: &RawValue) -> Bytes {
+        if self.schema_decoded { Bytes::copy_from_slice(json.get().as_bytes()) } else { incoming.value.clone() }
+    }
+
     /// The request for `incoming`, or why it cannot be sent (in binary mode, or with its content type).
     fn payload(&self, incoming: &Incoming) -> Result<Payload, Failure> {
         let structured = match &incoming.decoded {
             Decoded::CloudEvent { structured, .. } => structured,
-            Decoded::Json(_) => {
+            Decoded::Json(json) => {
                 let content_type = HeaderValue::from_static(DATA_CONTENT_TYPE);
-                return Ok(Payload { body: incoming.value.clone(), content_type, headers: HeaderMap::new() });
+                return Ok(Payload { body: self.json_body(incoming, json), content_type, headers: HeaderMap::new() });
             }
             Decoded::Bytes { content_type } => {
                 let content_type = HeaderValue::try_from(content_type.as_str()).map_err(|_| {
@@ -170,7 +183,7 @@ impl Handler for ForwardHandler {
         let every_cloudevent = events.iter().all(|incoming| incoming.event().is_some());
         let content_type =
             HeaderValue::from_static(if every_cloudevent { CLOUDEVENTS_BATCH_CONTENT_TYPE } else { DATA_CONTENT_TYPE });
-        let payload = Payload { body: json_array(&events).into(), content_type, headers: HeaderMap::new() };
+        let payload = Payload { body: self.json_array(&events).into(), content_type, headers: HeaderMap::new() };
         let call = CallContext::for_batch(&self.name, &events);
         let result = self.api.send(self.method.clone(), &self.path, &payload, &call).await;
         for (i, outcome) in sent.into_iter().zip(downstream::classify_batch(&result, events.len())) {
@@ -181,22 +194,26 @@ impl Handler for ForwardHandler {
     }
 }
 
-/// The events as one JSON array: each a CloudEvent in structured mode, or a JSON record's value.
-fn json_array(events: &[&Incoming]) -> Vec<u8> {
-    let json = |incoming: &&Incoming| match &incoming.decoded {
-        Decoded::CloudEvent { structured, .. } => structured.clone(),
-        _ => incoming.value.clone(),
-    };
-    let mut body = Vec::with_capacity(events.iter().map(|e| json(e).len() + 1).sum::<usize>() + 1);
-    body.push(b'[');
-    for (n, event) in events.iter().enumerate() {
-        if n > 0 {
-            body.push(b',');
+impl ForwardHandler {
+    /// The events as one JSON array: each a CloudEvent in structured mode, or a JSON record's JSON.
+    fn json_array(&self, events: &[&Incoming]) -> Vec<u8> {
+        let json = |incoming: &&Incoming| match &incoming.decoded {
+            Decoded::CloudEvent { structured, .. } => structured.clone(),
+            Decoded::Json(json) => self.json_body(incoming, json),
+            Decoded::Bytes { .. } => incoming.value.clone(),
+        };
+        let bodies: Vec<Bytes> = events.iter().map(json).collect();
+        let mut body = Vec::with_capacity(bodies.iter().map(|b| b.len() + 1).sum::<usize>() + 1);
+        body.push(b'[');
+        for (n, event) in bodies.iter().enumerate() {
+            if n > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(event);
         }
-        body.extend_from_slice(&json(event));
+        body.push(b']');
+        body
     }
-    body.push(b']');
-    body
 }
 
 /// Runs every route of `[forward.routes]` until `shutdown`, serving one health server for all; stops them
@@ -210,11 +227,19 @@ pub async fn run(settings: &Settings, shutdown: CancellationToken) -> Result<(),
         ));
     }
     let health = Health::default();
+    // One registry client for every route of a registry format: each schema is fetched once per process.
+    let registry = match settings.forward.routes.iter().find(|(_, route)| route.format.schema_format().is_some()) {
+        Some((name, route)) => Some(delivery::registry_for(settings, name, route.format)?),
+        None => None,
+    };
     let mut routes = Vec::with_capacity(settings.forward.routes.len());
     for (name, route) in &settings.forward.routes {
         // Built before anything runs, so that a missing API stops the start with its name.
-        let forward =
-            Runner::new(settings).health(&health).without_health_server().build(&Forward::new(name, route))?;
+        let mut runner = Runner::new(settings).health(&health).without_health_server();
+        if let Some(registry) = &registry {
+            runner = runner.schema_registry(registry);
+        }
+        let forward = runner.build(&Forward::new(name, route))?;
         tracing::info!(
             route = %name, topics = ?route.topics, types = ?route.types, format = %route.format, mode = ?route.mode,
             "route configured"

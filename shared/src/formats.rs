@@ -2,7 +2,9 @@
 //!
 //! * [`Format`]: what a topic is read as (`forward.routes.<name>.format`, a coded consumer's
 //!   [`crate::delivery::ConsumerSpec`]): `cloudevents` (structured JSON), `cloudevents-binary` (the Kafka
-//!   binding's `ce_*` headers), `json`, `bytes`, or `auto` (each record as what it is).
+//!   binding's `ce_*` headers), `json`, `bytes`, `avro`, `protobuf`, `json-schema` (the Confluent wire format,
+//!   decoded to JSON with the writer's schema from a [`SchemaRegistry`]), or `auto` (each record as what it is;
+//!   never a registry format).
 //! * [`Reading`]: a format with the identity rule of records that are not CloudEvents ([`IdFrom`]) and the
 //!   content type of bytes.
 //! * [`Decoder`]: decodes one record in its [`Reading`] to a [`Decoded`] view and its identity, or says why it
@@ -10,8 +12,8 @@
 //! * [`identity`]: the identity of a record without an envelope (its coordinates, its key, or a member of its
 //!   value), kept across a replay by `courier-dlq`.
 //!
-//! A format is one variant of [`Format`] and one arm of [`Decoder::decode`]: the formats of a schema registry
-//! plug in there, each returning a [`Decoded`] view or an [`Undecodable`].
+//! A format is one variant of [`Format`] and one arm of [`Decoder::decode`], each returning a [`Decoded`] view or
+//! an [`Undecodable`]. A record of a registry format decodes to [`Decoded::Json`]: the JSON its schema gives it.
 
 pub mod identity;
 
@@ -23,6 +25,7 @@ pub use identity::IdFrom;
 
 use crate::events::{self, DecodeError, RawEvent, kafka_binding};
 use crate::kafka::headers::{self, RawHeader};
+use crate::schema_registry::{SchemaFormat, SchemaRegistry};
 
 /// What a topic's records are read as.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -30,7 +33,8 @@ use crate::kafka::headers::{self, RawHeader};
 pub enum Format {
     /// Each record as what it is: a CloudEvent in binary mode (a `ce_specversion` header), else a CloudEvent in
     /// structured mode (a JSON object with a `specversion` member, or a `content-type` of
-    /// `application/cloudevents…`), else JSON, else bytes.
+    /// `application/cloudevents…`), else JSON, else bytes. Never a registry format: a leading zero byte does not
+    /// prove the Confluent wire format, so such a topic names its format.
     #[default]
     Auto,
     /// A CloudEvent in JSON, structured mode (what courier's producer writes); anything else is undecodable.
@@ -41,6 +45,13 @@ pub enum Format {
     Json,
     /// The value as it is, of the content type its `content-type` header or the setting says.
     Bytes,
+    /// Avro in the Confluent wire format, decoded to JSON with its writer's schema from the registry.
+    Avro,
+    /// Protobuf in the Confluent wire format (with its message indexes), decoded to JSON with its schema from the
+    /// registry.
+    Protobuf,
+    /// JSON validated against its JSON Schema from the registry, in the Confluent wire format.
+    JsonSchema,
 }
 
 impl Format {
@@ -52,6 +63,19 @@ impl Format {
             Format::CloudeventsBinary => "cloudevents-binary",
             Format::Json => "json",
             Format::Bytes => "bytes",
+            Format::Avro => "avro",
+            Format::Protobuf => "protobuf",
+            Format::JsonSchema => "json-schema",
+        }
+    }
+
+    /// The registry format it is, when its records name their schema in a [`SchemaRegistry`].
+    pub fn schema_format(self) -> Option<SchemaFormat> {
+        match self {
+            Format::Avro => Some(SchemaFormat::Avro),
+            Format::Protobuf => Some(SchemaFormat::Protobuf),
+            Format::JsonSchema => Some(SchemaFormat::JsonSchema),
+            Format::Auto | Format::Cloudevents | Format::CloudeventsBinary | Format::Json | Format::Bytes => None,
         }
     }
 }
@@ -97,7 +121,7 @@ pub enum Decoded {
         /// headers and the value for a binary one.
         structured: Bytes,
     },
-    /// A JSON value: the record's value.
+    /// A JSON value: the record's value, or the JSON a registry format's schema decoded it to.
     Json(Box<RawValue>),
     /// Bytes: the record's value, of `content_type`.
     Bytes {
@@ -136,6 +160,16 @@ pub enum Undecodable {
 }
 
 impl Undecodable {
+    /// The failure of a record of registry format `format`: transient when the registry is unavailable, else
+    /// permanent (kind `decode`, the reason after the format's name).
+    fn of_registry(format: Format, error: &crate::schema_registry::DecodeError) -> Self {
+        if error.is_transient() {
+            Undecodable::Transient { reason: format!("{format}: {error}") }
+        } else {
+            Undecodable::permanent(format, error)
+        }
+    }
+
     /// A permanent failure of `format`: kind `decode`, `reason` after the format's name.
     pub fn permanent(format: Format, reason: impl std::fmt::Display) -> Self {
         Undecodable::Permanent { kind: "decode", reason: format!("{format}: {reason}") }
@@ -174,12 +208,21 @@ pub struct RecordRef<'a> {
 pub struct Decoder {
     /// The format, identity rule and content type.
     reading: Reading,
+    /// The registry the schemas of a registry format come from (the process's one, shared).
+    registry: Option<SchemaRegistry>,
 }
 
 impl Decoder {
-    /// A decoder of records in `reading`.
+    /// A decoder of records in `reading`, of a format that needs no registry.
     pub fn new(reading: Reading) -> Self {
-        Self { reading }
+        Self { reading, registry: None }
+    }
+
+    /// The same, taking the schemas of a registry format from `registry`.
+    #[must_use]
+    pub fn with_registry(mut self, registry: Option<SchemaRegistry>) -> Self {
+        self.registry = registry;
+        self
     }
 
     /// The format it decodes.
@@ -196,6 +239,9 @@ impl Decoder {
             Format::Json => Decoded::Json(json(format, record.value)?),
             Format::Bytes => Decoded::Bytes { content_type: self.content_type(record.headers) },
             Format::Auto => self.auto(record)?,
+            Format::Avro | Format::Protobuf | Format::JsonSchema => {
+                Decoded::Json(self.registered(format, record).await?)
+            }
         };
         let identity = match &decoded {
             Decoded::CloudEvent { event, .. } => event.identity().into_owned(),
@@ -230,6 +276,19 @@ impl Decoder {
             }
             Err(_) => Ok(Decoded::Bytes { content_type: self.content_type(record.headers) }),
         }
+    }
+
+    /// A record of registry format `format`, decoded by its writer's schema to JSON.
+    async fn registered(&self, format: Format, record: RecordRef<'_>) -> Result<Box<RawValue>, Undecodable> {
+        let Some(schema_format) = format.schema_format() else {
+            return Err(Undecodable::permanent(format, "not a schema registry format"));
+        };
+        let Some(registry) = &self.registry else {
+            return Err(Undecodable::permanent(format, "no schema registry is configured: set schema_registry.url"));
+        };
+        let value = record.value.ok_or_else(|| Undecodable::permanent(format, DecodeError::Empty))?;
+        let json = registry.decode(schema_format, value).await.map_err(|e| Undecodable::of_registry(format, &e))?;
+        serde_json::value::to_raw_value(&json).map_err(|e| Undecodable::permanent(format, e))
     }
 
     /// The content type of a bytes record: its `content-type` header, else the reading's.
@@ -402,9 +461,86 @@ mod tests {
         );
     }
 
+    /// Record `fixture` of the Schema Registry fixtures (written by confluent-kafka's serializers).
+    fn registry_fixture(fixture: &str) -> Bytes {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/schema-registry/records")
+            .join(format!("{fixture}.bin"));
+        Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+    }
+
+    #[tokio::test]
+    async fn a_registry_format_decodes_to_the_json_of_its_schema_and_says_which_failures_are_transient() {
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/schema-registry/registry.json");
+        let server =
+            mock_schema_registry::MockSchemaRegistry::start(mock_schema_registry::Recorded::load(&fixtures)).await;
+        let settings = crate::settings::SchemaRegistrySettings {
+            url: server.url().into(),
+            connect_timeout_ms: std::time::Duration::from_millis(500),
+            request_timeout_ms: std::time::Duration::from_millis(500),
+            ..Default::default()
+        };
+        let registry = SchemaRegistry::new(&settings).expect("a registry client");
+        let reading = Reading { id_from: IdFrom::Value(vec!["user_id".into()]), ..Reading::of(Format::Avro) };
+        let decoder = Decoder::new(reading.clone()).with_registry(Some(registry));
+        let decode = |value: Bytes| {
+            let decoder = decoder.clone();
+            async move {
+                let record =
+                    RecordRef { topic: "users", partition: 0, offset: 9, key: None, value: Some(&value), headers: &[] };
+                decoder.decode(record).await
+            }
+        };
+
+        let (decoded, identity) = decode(registry_fixture("avro-user")).await.expect("decodes");
+        let Decoded::Json(raw) = decoded else { panic!("not JSON: {decoded:?}") };
+        let user: serde_json::Value = serde_json::from_str(raw.get()).expect("JSON");
+        assert_eq!((&user["email"], &user["plan"]), (&json!("ada@example.com"), &json!("PRO")));
+        assert_eq!(identity, "u-1", "id_from reads the decoded JSON");
+
+        let mut unknown = registry_fixture("avro-user").to_vec();
+        unknown[1..5].copy_from_slice(&4040_u32.to_be_bytes());
+        let error = decode(Bytes::from(unknown)).await.expect_err("schema 4040 is unknown");
+        assert!(
+            matches!(&error, Undecodable::Permanent { kind: "decode", reason } if reason.starts_with("avro: schema 4040 is unknown")),
+            "{error:?}"
+        );
+        let error = decode(Bytes::from_static(b"{}")).await.expect_err("not the wire format");
+        assert!(matches!(&error, Undecodable::Permanent { reason, .. } if reason.contains("magic byte")), "{error:?}");
+
+        server.set_fault(Some(mock_schema_registry::Fault::Unavailable));
+        let error = decode(registry_fixture("avro-payment")).await.expect_err("the registry is out");
+        assert!(matches!(&error, Undecodable::Transient { reason } if reason.starts_with("avro: ")), "{error:?}");
+
+        let value = registry_fixture("avro-user");
+        let record =
+            RecordRef { topic: "users", partition: 0, offset: 9, key: None, value: Some(&value), headers: &[] };
+        let without = Decoder::new(reading).decode(record).await;
+        assert!(
+            matches!(&without, Err(Undecodable::Permanent { reason, .. }) if reason.contains("schema_registry.url")),
+            "{without:?}"
+        );
+    }
+
+    #[test]
+    fn auto_never_reads_the_confluent_wire_format_as_a_registry_format() {
+        let (decoded, _) = decode(Reading::of(Format::Auto), Some(&registry_fixture("avro-user")), &[]).expect("bytes");
+        assert!(matches!(decoded, Decoded::Bytes { .. }), "{decoded:?}");
+    }
+
     #[test]
     fn formats_are_named_in_settings_as_in_kebab_case() {
-        for format in [Format::Auto, Format::Cloudevents, Format::CloudeventsBinary, Format::Json, Format::Bytes] {
+        for format in [
+            Format::Auto,
+            Format::Cloudevents,
+            Format::CloudeventsBinary,
+            Format::Json,
+            Format::Bytes,
+            Format::Avro,
+            Format::Protobuf,
+            Format::JsonSchema,
+        ] {
             let read: Format = serde_json::from_value(json!(format.name())).expect("a format");
             assert_eq!(read, format);
         }

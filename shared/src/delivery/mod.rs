@@ -52,5 +52,5 @@ pub use batch::Batching;
 pub use consumer::{BuildError, Consumer, ConsumerSpec};
 pub use handler::{Failure, Handler, Incoming, Outcome};
 pub use poll_loop::RECOMMIT_EVERY;
-pub use runner::{Built, Runner, run, serve_health};
+pub use runner::{Built, Runner, registry_for, run, serve_health};
 pub use runtime::RunError;

@@ -1,5 +1,6 @@
 //! Running a consumer. [`run`] runs one as its binary does; a [`Runner`] is the same with what a test or a
-//! tool changes (the [`Health`] it reports to, its failure route, whether it serves its own health), and
+//! tool changes (the [`Health`] it reports to, its failure route, whether it serves its own health, the
+//! [`SchemaRegistry`] it shares with the process's other consumers), and
 //! [`Runner::build`] builds the handler first, so that a program running several consumers (`forward`'s
 //! routes) refuses to start before any of them runs.
 //!
@@ -22,7 +23,9 @@ use super::dlq::DeadLetterRoute;
 use super::failure::{FailureRoute, LogFailureRoute};
 use super::handler::Handler;
 use super::runtime::{RunError, consume, ensure_topics, report_readiness, wait_for_cluster, wait_for_topics};
+use crate::formats::Format;
 use crate::health::{self, Health};
+use crate::schema_registry::SchemaRegistry;
 use crate::settings::Settings;
 use crate::telemetry::metrics::{self, Label};
 
@@ -41,12 +44,15 @@ pub struct Runner<'s, R = LogFailureRoute> {
     route: Option<R>,
     /// Whether the run serves `/healthz`, `/readyz` and `/metrics` on `consumer.health_listen` itself.
     serves_health: bool,
+    /// The registry of a registry format's schemas: built from `[schema_registry]` when the format needs one,
+    /// unless given.
+    registry: Option<SchemaRegistry>,
 }
 
 impl<'s> Runner<'s> {
     /// A run of a consumer with `settings`.
     pub fn new(settings: &'s Settings) -> Self {
-        Self { settings, health: None, route: None, serves_health: true }
+        Self { settings, health: None, route: None, serves_health: true, registry: None }
     }
 }
 
@@ -67,17 +73,31 @@ impl<'s, R: FailureRoute> Runner<'s, R> {
 
     /// Hands undeliverable events to `route` instead of the dead-letter topic (or the log).
     pub fn failure_route<R2: FailureRoute>(self, route: R2) -> Runner<'s, R2> {
-        let Self { settings, health, serves_health, .. } = self;
-        Runner { settings, health, route: Some(route), serves_health }
+        let Self { settings, health, serves_health, registry, .. } = self;
+        Runner { settings, health, route: Some(route), serves_health, registry }
     }
 
-    /// Builds `consumer`'s handler (its API clients report to the run's [`Health`]): a run ready to start.
+    /// Takes the schemas of a registry format from `registry` (one per process, shared by its consumers)
+    /// instead of a registry of its own.
+    pub fn schema_registry(mut self, registry: &SchemaRegistry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// Builds `consumer`'s handler (its API clients report to the run's [`Health`]), and the schema registry
+    /// its format needs: a run ready to start. A registry format without `schema_registry.url` is refused here.
     pub fn build<C: Consumer>(self, consumer: &C) -> Result<Built<'s, C::Handler, R>, RunError> {
-        let Self { settings, health, route, serves_health } = self;
+        let Self { settings, health, route, serves_health, registry } = self;
         let health = health.unwrap_or_default();
         let handler = consumer.build(settings, &health).map_err(|e| RunError::Handler(e.to_string()))?;
         let name = Label::from(consumer.name());
-        Ok(Built { settings, name, spec: consumer.spec(settings), handler, health, route, serves_health })
+        let spec = consumer.spec(settings);
+        let registry = match (spec.reading.format.schema_format(), registry) {
+            (None, _) => None,
+            (Some(_), Some(registry)) => Some(registry),
+            (Some(_), None) => Some(registry_for(settings, consumer.name(), spec.reading.format)?),
+        };
+        Ok(Built { settings, name, spec, handler, health, route, serves_health, registry })
     }
 
     /// Builds `consumer`'s handler and runs it until `shutdown` is cancelled (see [`Built::run`]).
@@ -102,13 +122,15 @@ pub struct Built<'s, H, R> {
     route: Option<R>,
     /// Whether the run serves `/healthz`, `/readyz` and `/metrics` itself.
     serves_health: bool,
+    /// The registry its format's schemas come from, when it is a registry format.
+    registry: Option<SchemaRegistry>,
 }
 
 impl<H: Handler, R: FailureRoute> Built<'_, H, R> {
     /// Runs the consumer until `shutdown` is cancelled: the health server on `consumer.health_listen`, then,
     /// once the cluster answers, the topics and the consumer itself.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), RunError> {
-        let Self { settings, name, spec, handler, health, route, serves_health } = self;
+        let Self { settings, name, spec, handler, health, route, serves_health, registry } = self;
         // The binary installed it already (`cli::start`); a consumer run by a test or the bench installs it here.
         metrics::install("consumer");
         let server = if serves_health { Some(serve_health(settings, &health, &shutdown).await?) } else { None };
@@ -123,14 +145,14 @@ impl<H: Handler, R: FailureRoute> Built<'_, H, R> {
                 return Ok(());
             }
             match route {
-                Some(route) => consume(settings, &spec, name, handler, route, &health, shutdown).await,
+                Some(route) => consume(settings, &spec, name, handler, route, registry, &health, shutdown).await,
                 None if settings.dlq.enabled => {
                     let route = DeadLetterRoute::new(settings, &spec.group, &name, &spec.topics)
                         .await
                         .map_err(RunError::DeadLetter)?;
-                    consume(settings, &spec, name, handler, route, &health, shutdown).await
+                    consume(settings, &spec, name, handler, route, registry, &health, shutdown).await
                 }
-                None => consume(settings, &spec, name, handler, LogFailureRoute, &health, shutdown).await,
+                None => consume(settings, &spec, name, handler, LogFailureRoute, registry, &health, shutdown).await,
             }
         }
         .await;
@@ -140,6 +162,13 @@ impl<H: Handler, R: FailureRoute> Built<'_, H, R> {
         readiness.abort();
         result
     }
+}
+
+/// The schema registry of `[schema_registry]`, for consumer `consumer` reading `format`; an error names the
+/// setting to change.
+pub fn registry_for(settings: &Settings, consumer: &str, format: Format) -> Result<SchemaRegistry, RunError> {
+    SchemaRegistry::new(&settings.schema_registry)
+        .map_err(|e| RunError::Handler(format!("{consumer}: format {format} needs the schema registry: {e}")))
 }
 
 /// Serves `/healthz`, `/readyz` and `/metrics` for `health` on `consumer.health_listen` until `shutdown`.

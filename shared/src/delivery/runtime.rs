@@ -28,6 +28,7 @@ use super::worker::Worker;
 use crate::formats::Decoder;
 use crate::health::Health;
 use crate::kafka;
+use crate::schema_registry::SchemaRegistry;
 use crate::settings::Settings;
 use crate::telemetry::metrics::{self, Label};
 
@@ -180,13 +181,16 @@ pub(super) async fn wait_for_topics(
 /// The readiness component under which a consumer names its missing topics: `topics:<group>`.
 const TOPICS: &str = "topics";
 
-/// Runs consumer `consumer_label` (its name) over topics that exist already.
+/// Runs consumer `consumer_label` (its name) over topics that exist already, decoding a registry format's
+/// records with `registry`.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn consume<H: Handler, R: FailureRoute>(
     settings: &Settings,
     spec: &ConsumerSpec,
     consumer_label: Label,
     handler: H,
     route: R,
+    registry: Option<SchemaRegistry>,
     health: &Health,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
@@ -198,7 +202,7 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
     let throttle = ThrottlePolicy { alert_after: c.throttle_alert_ms, charge_after: c.max_throttle_ms };
     let worker = Worker {
         handler,
-        decoder: Decoder::new(spec.reading.clone()),
+        decoder: Decoder::new(spec.reading.clone()).with_registry(registry),
         throttles: Throttles::new(throttle, &event_metrics, health.clone()),
         metrics: event_metrics,
         route,

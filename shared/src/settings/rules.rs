@@ -47,6 +47,14 @@ pub(super) fn check_all(s: &Settings) -> Result<(), SettingsError> {
     )?;
     for (name, route) in &s.forward.routes {
         check(
+            route.format.schema_format().is_none() || s.schema_registry.is_configured(),
+            "schema_registry.url",
+            &format!(
+                "forward.routes.{name}.format = \"{}\" reads schemas from a schema registry: set its URL",
+                route.format
+            ),
+        )?;
+        check(
             !matches!(route.format, Format::Cloudevents | Format::CloudeventsBinary) || route.id_from == IdFrom::Offset,
             &format!("forward.routes.{name}.id_from"),
             "a CloudEvent is identified by its source and id: id_from applies to formats json, bytes and auto",
@@ -143,6 +151,9 @@ mod tests {
         assert_eq!(route("cloudevents", "key", "1"), "forward.routes.crm.id_from");
         assert_eq!(route("cloudevents-binary", "value.id", "1"), "forward.routes.crm.id_from");
         assert_eq!(route("bytes", "value.id", "1"), "forward.routes.crm.id_from");
+        for format in ["avro", "protobuf", "json-schema"] {
+            assert_eq!(route(format, "offset", "1"), "schema_registry.url", "{format} without a registry");
+        }
         assert_eq!(route("bytes", "key", "5"), "forward.routes.crm.batch_max_events");
         assert_eq!(route("bytes", "key", "1"), "", "bytes identified by their key");
         assert_eq!(
