@@ -11,11 +11,19 @@ usage: produce.py BOOTSTRAP TOPIC KIND COUNT
                       binding's binary mode (cloudevents.v1.kafka.to_binary: ce_* headers, content-type
                       application/json, the data as the value), keyed u-<i>; then one keyed "bad" whose value is
                       not the JSON its content type says.
+  avro, protobuf,     COUNT records in the Confluent wire format, the committed fixtures of
+  json-schema         tests/fixtures/schema-registry/records (written by confluent-kafka's serializers:
+                      make_fixtures.py) taken in turn, each keyed by its fixture's name: avro-user, avro-payment;
+                      protobuf-order, protobuf-order-item, protobuf-customer; json-schema-user. Then one keyed
+                      "bad": for avro and protobuf the first fixture naming schema id 4040, which the registry does
+                      not know (the id is bytes 1-4 of the wire format, big-endian); for json-schema
+                      json-schema-user-invalid, which its schema refuses.
 
 Prints one JSON line per record once the broker acknowledged it: {"key", "partition", "offset"}.
 """
 
 import json
+import pathlib
 import sys
 
 from cloudevents.v1.http import CloudEvent
@@ -23,8 +31,39 @@ from cloudevents.v1.kafka import to_binary
 from confluent_kafka import Producer
 
 
+# The records written by confluent-kafka's serializers, by format: the good ones in turn, then the bad one.
+FIXTURES = {
+    "avro": (["avro-user", "avro-payment"], "avro-user"),
+    "protobuf": (["protobuf-order", "protobuf-order-item", "protobuf-customer"], "protobuf-order"),
+    "json-schema": (["json-schema-user"], "json-schema-user-invalid"),
+}
+
+# A schema id the fixtures' registry does not know.
+UNKNOWN_SCHEMA_ID = 4040
+
+
+def fixture(name):
+    """The bytes of fixture record `name`."""
+    return (pathlib.Path(__file__).parent.parent / "fixtures/schema-registry/records" / f"{name}.bin").read_bytes()
+
+
+def registered(kind, count):
+    """(key, value, headers) of the records of a schema registry format."""
+    good, bad = FIXTURES[kind]
+    for i in range(count):
+        name = good[i % len(good)]
+        yield name, fixture(name), []
+    value = fixture(bad)
+    if kind != "json-schema":
+        value = value[:1] + UNKNOWN_SCHEMA_ID.to_bytes(4, "big") + value[5:]
+    yield "bad", value, []
+
+
 def records(kind, count):
     """(key, value, headers) of each record to write."""
+    if kind in FIXTURES:
+        yield from registered(kind, count)
+        return
     for i in range(count):
         user = {"user_id": f"u-{i}", "email": f"user{i}@example.com"}
         if kind == "json":

@@ -3,17 +3,24 @@
 //! SDK's Kafka binding), not by courier's code. Each record reaches the mock API with a stable idempotency key
 //! (every key's first call fails with a 503, so each record is called twice under one key), and the record that
 //! does not decode is dead-lettered with `courier.dlq.error.kind = decode`, its format and its reason.
+//!
+//! The records of the schema registry formats (`avro`, `protobuf`, `json-schema`) are the committed fixtures of
+//! `tests/fixtures/schema-registry`, encoded by confluent-kafka's serializers (fastavro, protoc's Python
+//! classes) against a registry whose schemas the test kit's registry (`mock-schema-registry`) serves; the same
+//! independent producer writes them to the topic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use courier::delivery::dlq::dlq_topic;
+use courier::health::Health;
 use courier::settings::Settings;
 use courier_tests::WAIT;
 use courier_tests::app::{RunningConsumer, TestApp, spawn_app_with};
 use courier_tests::kafka_probe::{self, ReadRecord};
 use mock_apis::{Api, Faults};
-use serde_json::Value;
+use mock_schema_registry::{Fault, MockSchemaRegistry, Recorded};
+use serde_json::{Value, json};
 
 /// Records the independent producer writes per test, beside its one undecodable record.
 const USERS: usize = 5;
@@ -68,6 +75,16 @@ struct Scenario {
 /// has the independent producer write records of `kind` there, and starts `forward` with `routes` (each
 /// route's `…__API` setting names it; its topics are set to the test's topic).
 async fn scenario(kind: &str, faults: Faults, routes: &[(&str, &str)]) -> Scenario {
+    scenario_started(kind, faults, routes, |app, settings| app.start_forward(settings)).await
+}
+
+/// [`scenario`], `forward` started by `start`.
+async fn scenario_started(
+    kind: &str,
+    faults: Faults,
+    routes: &[(&str, &str)],
+    start: impl FnOnce(&TestApp, &Settings) -> RunningConsumer,
+) -> Scenario {
     let app = spawn_app_with(&[]).await;
     app.mock.set_faults(Api::Auth, faults);
     let topic = format!("{}.{kind}", app.settings.producer.events["users"].topic);
@@ -79,7 +96,7 @@ async fn scenario(kind: &str, faults: Faults, routes: &[(&str, &str)]) -> Scenar
     let settings = app.settings_with(&overrides);
     courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &[&topic]).await.expect("topic created");
     let written = produce_independently(&app.bootstrap, &topic, kind).await;
-    let forward = app.start_forward(&settings);
+    let forward = start(&app, &settings);
     Scenario { app, topic, settings, written, forward }
 }
 
@@ -257,4 +274,147 @@ async fn a_json_record_replayed_from_its_dead_letter_keeps_the_key_of_where_it_w
         ["topic", "partition", "offset"].map(|c| replayed_bad.header(&format!("courier.replay.original.{c}")));
     let expected = [Some(topic.clone()), Some(bad.partition.to_string()), Some(bad.offset.to_string())];
     assert_eq!(original, expected);
+}
+
+/// The test kit's schema registry, serving the schemas the fixtures were written with.
+async fn schema_registry() -> MockSchemaRegistry {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/schema-registry/registry.json");
+    MockSchemaRegistry::start(Recorded::load(&fixtures)).await
+}
+
+/// Route `profiles` reading `format` with the registry at `url`, to the auth API's `users`.
+fn registry_route(format: &'static str, url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("COURIER__FORWARD__ROUTES__PROFILES__API", "auth".to_owned()),
+        ("COURIER__FORWARD__ROUTES__PROFILES__PATH", "users".to_owned()),
+        ("COURIER__FORWARD__ROUTES__PROFILES__FORMAT", format.to_owned()),
+        ("COURIER__SCHEMA_REGISTRY__URL", url.to_owned()),
+    ]
+}
+
+/// The JSON a fixture record decodes to: what a user of its schema expects to receive.
+fn expected_json(fixture: &str) -> Value {
+    match fixture {
+        "avro-user" => json!({
+            "user_id": "u-1", "email": "ada@example.com", "age": 36, "visits": 12_345_678_901_i64,
+            "verified": true, "score": 4.5, "nickname": "ada", "referrer": null, "credit": 250, "plan": "PRO",
+            "addresses": [{"city": "London", "zip": "N1"}, {"city": "Paris", "zip": "75001"}],
+            "tags": {"beta": 1}, "avatar": "AAH+", "fingerprint": "3q2+7w==", "birthday": "1990-12-10",
+            "registered_at": "2026-12-07T04:30:15.123Z", "last_seen_at": "2026-12-07T04:31:00.123456Z",
+            "wake_up": "07:30:00.250", "balance": "1234.56", "session": "6f1c5b1e-9a2b-4c3d-8e4f-0a1b2c3d4e5f",
+        }),
+        "avro-payment" => json!({
+            "payment_id": "p-1",
+            "total": {"currency": "EUR", "amount": "25.98"},
+            "refund": {"currency": "EUR", "amount": "-5.00"},
+        }),
+        "protobuf-order" => json!({
+            "order_id": "o-1", "total": {"currency": "EUR", "units": 2598},
+            "items": [{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}],
+            "status": "STATUS_PAID", "placed_at": "2026-12-07T04:30:15.500Z", "labels": {"channel": "web"},
+            "priority": 0, "signature": "AQI=",
+        }),
+        "protobuf-order-item" => json!({"sku": "SKU-9", "quantity": 3}),
+        "protobuf-customer" => json!({"id": "c-1", "email": "ada@example.com"}),
+        "json-schema-user" => json!({"user_id": "u-1", "email": "ada@example.com", "age": 36, "tags": ["beta"]}),
+        other => panic!("no expected JSON for fixture {other}"),
+    }
+}
+
+/// Runs route `profiles` in `format` over the independent producer's records of that format, every key's first
+/// call failing: each record reaches the API as the JSON its schema decodes it to, twice under one key (its
+/// coordinates); each of `schemas` is fetched once; the bad record is dead-lettered with `reason` in its message.
+async fn a_registry_format_reaches_the_api_as_json(format: &'static str, schemas: &[&str], reason: &str) {
+    let registry = schema_registry().await;
+    let routes = registry_route(format, registry.url());
+    let routes: Vec<(&str, &str)> = routes.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = scenario(format, first_call_fails(), &routes).await;
+    let (app, topic) = (&s.app, &s.topic);
+    let letter = dead_letter(&s, "profiles").await;
+    app.mock.wait_for_effects(Api::Auth, USERS, WAIT).await.expect("every record delivered");
+    s.forward.stop().await.expect("forward stops cleanly");
+
+    let good: Vec<&Written> = s.written.iter().filter(|w| w.key != "bad").collect();
+    let key = |w: &Written| format!("profiles:{topic}-{}-{}", w.partition, w.offset);
+    let expected: BTreeMap<String, Vec<u16>> = good.iter().map(|w| (key(w), vec![503, 201])).collect();
+    assert_eq!(calls_per_key(app, Api::Auth), expected, "{format}: raw calls at the API, per idempotency key");
+    let bodies: BTreeMap<String, Value> =
+        app.mock.effects(Api::Auth).into_iter().map(|e| (e.idempotency_key, e.body)).collect();
+    let sent: BTreeMap<String, Value> = good.iter().map(|w| (key(w), expected_json(&w.key))).collect();
+    assert_eq!(bodies, sent, "{format}: each record as the JSON its schema decodes it to");
+    for effect in app.mock.effects(Api::Auth) {
+        assert_eq!(effect.cloudevent.get("content-type").map(String::as_str), Some("application/json"));
+    }
+    // Each schema asked for once, however many records name it.
+    let requests = registry.requests();
+    for schema in schemas {
+        let asked = requests.iter().filter(|r| r == schema).count();
+        assert_eq!(asked, 1, "{format}: {schema} fetched once: {requests:?}");
+    }
+
+    assert_eq!(letter.key.as_deref(), Some(&b"bad"[..]));
+    assert_eq!(letter.header("courier.dlq.error.kind").as_deref(), Some("decode"));
+    assert_eq!(letter.header("courier.dlq.format").as_deref(), Some(format));
+    let message = letter.header("courier.dlq.error.message").unwrap_or_default();
+    assert!(message.starts_with(&format!("{format}: ")) && message.contains(reason), "{format}: {message}");
+    assert_eq!(letter.header("courier.dlq.attempts").as_deref(), Some("0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn avro_records_reach_the_api_as_json_and_an_unknown_schema_id_is_dead_lettered() {
+    let schemas = ["/schemas/ids/1", "/schemas/ids/8", "/subjects/com.example.shop.Money/versions/1"];
+    let unknown = "schema 4040 is unknown to the schema registry: Schema 4040 not found (error code 40403)";
+    a_registry_format_reaches_the_api_as_json("avro", &schemas, unknown).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn protobuf_records_reach_the_api_as_json_and_an_unknown_schema_id_is_dead_lettered() {
+    // common.proto, which all three import, is fetched with each of them: the ids are what is cached.
+    let schemas = ["/schemas/ids/3", "/schemas/ids/4", "/schemas/ids/5"];
+    a_registry_format_reaches_the_api_as_json("protobuf", &schemas, "schema 4040 is unknown").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn json_schema_records_reach_the_api_as_json_and_one_its_schema_refuses_is_dead_lettered() {
+    a_registry_format_reaches_the_api_as_json("json-schema", &["/schemas/ids/6"], "malformed record").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_outage_dead_letters_nothing_and_delivery_completes_once_it_is_back() {
+    let registry = schema_registry().await;
+    registry.set_fault(Some(Fault::Unavailable));
+    let routes = registry_route("avro", registry.url());
+    let routes: Vec<(&str, &str)> = routes.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let health = Health::default();
+    let start = |app: &TestApp, settings: &Settings| app.start_forward_route(settings, "profiles", &health);
+    let s = scenario_started("avro", Faults::default(), &routes, start).await;
+    let (app, topic) = (&s.app, &s.topic);
+
+    // The registry answers 503: decoding is retried, reported as the `decoding` problem, and nothing moves.
+    let reported = health.wait_for(WAIT, |problems| problems.contains_key("decoding")).await;
+    assert!(reported, "the decoding problem reported: {:?}", health.problems());
+    let dlq = dlq_topic(topic, &s.settings.kafka.group_id("profiles"));
+    assert_eq!(kafka_probe::record_count(&app.bootstrap, &dlq).await.expect("watermarks"), 0, "no dead letter");
+    assert_eq!(app.mock.stats(Api::Auth).calls, 0, "no call while the records cannot be decoded");
+
+    // Back: every record is delivered, the problem clears, and the one dead letter is the unknown schema id's.
+    registry.set_fault(None);
+    app.mock.wait_for_effects(Api::Auth, USERS, WAIT).await.expect("every record delivered once the registry is back");
+    let letter = dead_letter(&s, "profiles").await;
+    assert!(health.wait_for(WAIT, |problems| !problems.contains_key("decoding")).await, "{:?}", health.problems());
+    s.forward.stop().await.expect("forward stops cleanly");
+    assert_eq!(letter.key.as_deref(), Some(&b"bad"[..]), "the unknown schema id's, and no other");
+    let message = letter.header("courier.dlq.error.message").unwrap_or_default();
+    assert!(message.contains("schema 4040 is unknown"), "{message}");
+    let asked = registry.requests().iter().filter(|r| *r == "/schemas/ids/1").count();
+    assert!(asked >= 2, "schema 1 asked for while the registry was out, and again once it was back: {asked}");
+    let keys: BTreeSet<String> = app.mock.effects(Api::Auth).into_iter().map(|e| e.idempotency_key).collect();
+    let expected: BTreeSet<String> = s
+        .written
+        .iter()
+        .filter(|w| w.key != "bad")
+        .map(|w| format!("profiles:{topic}-{}-{}", w.partition, w.offset))
+        .collect();
+    assert_eq!(keys, expected, "one key per record, by its coordinates");
+    assert_eq!(app.mock.stats(Api::Auth).calls as usize, USERS, "one raw call per record");
 }
