@@ -9,7 +9,7 @@
 //!   saying what is wrong, and the HTTP binding between structured and binary mode
 //!   ([`events::http_binding`]).
 //! * [`formats`]: what a topic's records are read as (`cloudevents`, `cloudevents-binary`, `json`, `bytes`,
-//!   `auto`), the decoder that turns a record into the event a handler is given, and the identity of a record
+//!   `avro`, `protobuf`, `json-schema`, `auto`), the decoder that turns a record into the event a handler is given, and the identity of a record
 //!   that is not a CloudEvent.
 //! * [`cli`]: what every binary does first: arguments (`--help`, `--version`, `--check`), settings, logging.
 //! * [`settings`]: typed settings, layered `config/default.toml` → optional file → `COURIER__*` environment

@@ -183,3 +183,48 @@ pub async fn serve_health(
     tracing::info!(%address, "health server listening");
     Ok(tokio::spawn(health::serve(listener, health.clone(), shutdown.clone())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::{BuildError, Incoming, Outcome};
+    use crate::formats::Reading;
+
+    /// A handler that does nothing.
+    struct Nothing;
+
+    impl Handler for Nothing {
+        async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
+            Outcome::Done
+        }
+    }
+
+    /// A coded consumer of an Avro topic.
+    struct AvroReader;
+
+    impl Consumer for AvroReader {
+        type Handler = Nothing;
+
+        fn name(&self) -> &str {
+            "avro-reader"
+        }
+
+        fn spec(&self, settings: &Settings) -> ConsumerSpec {
+            ConsumerSpec::reads(settings, self.name(), ["users.avro"]).reading(Reading::of(Format::Avro))
+        }
+
+        fn build(&self, _settings: &Settings, _health: &Health) -> Result<Nothing, BuildError> {
+            Ok(Nothing)
+        }
+    }
+
+    #[test]
+    fn a_consumer_of_a_registry_format_is_refused_without_the_registry_url_naming_it() {
+        let mut settings = Settings::load_with_env(None, Some(Default::default())).expect("the default settings");
+        let refused = Runner::new(&settings).build(&AvroReader).err().expect("no schema_registry.url");
+        assert!(refused.to_string().contains("schema_registry.url"), "{refused}");
+        settings.schema_registry.url = "http://127.0.0.1:8081".into();
+        let built = Runner::new(&settings).build(&AvroReader).expect("a registry client built");
+        assert!(built.registry.is_some());
+    }
+}
