@@ -11,6 +11,10 @@ usage: produce.py BOOTSTRAP TOPIC KIND COUNT
                       binding's binary mode (cloudevents.v1.kafka.to_binary: ce_* headers, content-type
                       application/json, the data as the value), keyed u-<i>; then one keyed "bad" whose value is
                       not the JSON its content type says.
+  keyed               COUNT records {"user_id": "u-<i>", "email": "user<i>@example.com"} keyed k-<i> (the even ones
+                      with a content-type header application/vnd.example.user+json); then one without a key
+                      ({"user_id": "u-nokey", …}), one keyed "no-member" without a user_id ({"email": …}), and one
+                      keyed "bad" whose value is not JSON (content-type text/plain).
   avro, protobuf,     COUNT records in the Confluent wire format, the committed fixtures of
   json-schema         tests/fixtures/schema-registry/records (written by confluent-kafka's serializers:
                       make_fixtures.py) taken in turn, each keyed by its fixture's name: avro-user, avro-payment;
@@ -19,7 +23,8 @@ usage: produce.py BOOTSTRAP TOPIC KIND COUNT
                       not know (the id is bytes 1-4 of the wire format, big-endian); for json-schema
                       json-schema-user-invalid, which its schema refuses.
 
-Prints one JSON line per record once the broker acknowledged it: {"key", "partition", "offset"}.
+Prints one JSON line per record once the broker acknowledged it: {"key", "partition", "offset"} (key "" for a
+record without a key).
 """
 
 import json
@@ -59,10 +64,24 @@ def registered(kind, count):
     yield "bad", value, []
 
 
+def keyed(count):
+    """(key, value, headers) of the records of kind `keyed`: users keyed by one thing and identified by another."""
+    for i in range(count):
+        user = {"user_id": f"u-{i}", "email": f"user{i}@example.com"}
+        headers = [("content-type", b"application/vnd.example.user+json")] if i % 2 == 0 else []
+        yield f"k-{i}", json.dumps(user).encode(), headers
+    yield None, json.dumps({"user_id": "u-nokey", "email": "nokey@example.com"}).encode(), []
+    yield "no-member", json.dumps({"email": "nomember@example.com"}).encode(), []
+    yield "bad", b"not json {", [("content-type", b"text/plain")]
+
+
 def records(kind, count):
     """(key, value, headers) of each record to write."""
     if kind in FIXTURES:
         yield from registered(kind, count)
+        return
+    if kind == "keyed":
+        yield from keyed(count)
         return
     for i in range(count):
         user = {"user_id": f"u-{i}", "email": f"user{i}@example.com"}
@@ -92,11 +111,13 @@ def main():
     def on_delivery(error, message):
         if error is not None:
             raise SystemExit(f"not acknowledged: {error}")
-        acknowledged.append({"key": message.key().decode(), "partition": message.partition(),
+        key = message.key()
+        acknowledged.append({"key": key.decode() if key is not None else "", "partition": message.partition(),
                              "offset": message.offset()})
 
     for key, value, headers in records(kind, count):
-        producer.produce(topic, key=key.encode(), value=value, headers=headers, on_delivery=on_delivery)
+        key = key.encode() if key is not None else None
+        producer.produce(topic, key=key, value=value, headers=headers, on_delivery=on_delivery)
         # One record at a time: the order of the output is the order of writing.
         producer.flush(30)
     if producer.flush(30) != 0:

@@ -300,6 +300,134 @@ mod tests {
         assert_eq!((incoming.event_type(), incoming.id()), (None, incoming.identity.as_str()));
     }
 
+    /// What the test's typed consumer reads: the fields of a user every format's record carries.
+    #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+    struct UserRegistered {
+        /// The user.
+        user_id: String,
+        /// Their address.
+        email: String,
+        /// When they registered, when the record says.
+        #[serde(default)]
+        registered_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Their plan, when the record says.
+        #[serde(default)]
+        plan: Option<Plan>,
+    }
+
+    impl EventData for UserRegistered {
+        const EVENT_TYPE: &'static str = "user.registered";
+    }
+
+    /// A plan, as the Avro fixture's enum names it.
+    #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+    enum Plan {
+        /// Free.
+        #[serde(rename = "FREE")]
+        Free,
+        /// Paid.
+        #[serde(rename = "PRO")]
+        Pro,
+    }
+
+    /// The record of `value` and `headers` decoded by `decoder` as the runtime hands it to a handler.
+    async fn decoded(decoder: &crate::formats::Decoder, value: &[u8], headers: &[(&str, &str)]) -> Incoming {
+        let value = Bytes::copy_from_slice(value);
+        let headers: Vec<RawHeader> =
+            headers.iter().map(|(k, v)| (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()))).collect();
+        let record = crate::formats::RecordRef {
+            topic: "users",
+            partition: 0,
+            offset: 1,
+            key: Some(b"u-1"),
+            value: Some(&value),
+            headers: &headers,
+        };
+        let (decoded, identity) = decoder.decode(record).await.expect("decodes");
+        Incoming {
+            topic: "users".into(),
+            partition: 0,
+            offset: 1,
+            key: Some("u-1".into()),
+            headers,
+            timestamp_ms: None,
+            trace_id: String::new(),
+            decoded,
+            identity,
+            value,
+        }
+    }
+
+    #[tokio::test]
+    async fn data_reads_a_typed_struct_in_every_format_but_bytes() {
+        use crate::formats::{Decoder, Format, Reading};
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/schema-registry");
+        let registry = mock_schema_registry::MockSchemaRegistry::start(mock_schema_registry::Recorded::load(
+            &fixtures.join("registry.json"),
+        ))
+        .await;
+        let settings = crate::settings::SchemaRegistrySettings {
+            url: registry.url().into(),
+            connect_timeout_ms: Duration::from_millis(500),
+            request_timeout_ms: Duration::from_millis(500),
+            ..Default::default()
+        };
+        let registry = crate::schema_registry::SchemaRegistry::new(&settings).expect("a registry client");
+        let decoder = |format| Decoder::new(Reading::of(format)).with_registry(Some(registry.clone()));
+        let fixture = |name: &str| std::fs::read(fixtures.join(format!("records/{name}.bin"))).expect("a fixture");
+        let user = serde_json::json!({"user_id": "u-1", "email": "ada@example.com"});
+        let plain =
+            UserRegistered { user_id: "u-1".into(), email: "ada@example.com".into(), registered_at: None, plan: None };
+
+        let structured = serde_json::json!({
+            "specversion": "1.0", "id": "e-1", "source": "/signup", "type": "user.registered",
+            "time": "2026-12-07T04:30:15Z", "datacontenttype": "application/json", "data": user,
+        });
+        let binary = [
+            ("ce_specversion", "1.0"),
+            ("ce_id", "e-1"),
+            ("ce_source", "/signup"),
+            ("ce_type", "user.registered"),
+            ("ce_time", "2026-12-07T04:30:15Z"),
+            ("content-type", "application/json"),
+        ];
+        let cases: [(Format, Vec<u8>, &[(&str, &str)]); 5] = [
+            (Format::Cloudevents, structured.to_string().into_bytes(), &[]),
+            (Format::CloudeventsBinary, user.to_string().into_bytes(), &binary),
+            (Format::Json, user.to_string().into_bytes(), &[]),
+            (Format::Auto, user.to_string().into_bytes(), &[]),
+            (Format::JsonSchema, fixture("json-schema-user"), &[]),
+        ];
+        for (format, value, headers) in cases {
+            let incoming = decoded(&decoder(format), &value, headers).await;
+            assert_eq!(incoming.data::<UserRegistered>().ok(), Some(plain.clone()), "{format}");
+        }
+
+        // Avro: the JSON its schema decodes it to, read as the typed struct (an instant, an enum).
+        let avro = decoded(&decoder(Format::Avro), &fixture("avro-user"), &[]).await;
+        let read: UserRegistered = avro.data().expect("an Avro record as a typed struct");
+        let registered_at = "2026-12-07T04:30:15.123Z".parse().expect("an instant");
+        assert_eq!(read, UserRegistered { registered_at: Some(registered_at), plan: Some(Plan::Pro), ..plain });
+        // Protobuf: the message's JSON with its .proto field names.
+        #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+        struct Customer {
+            id: String,
+            email: String,
+        }
+        impl EventData for Customer {
+            const EVENT_TYPE: &'static str = "customer";
+        }
+        let customer = decoded(&decoder(Format::Protobuf), &fixture("protobuf-customer"), &[]).await;
+        let read: Customer = customer.data().expect("a Protobuf record as a typed struct");
+        assert_eq!(read, Customer { id: "c-1".into(), email: "ada@example.com".into() });
+
+        // Bytes are never a typed struct: a permanent failure naming the content type.
+        let bytes = decoded(&decoder(Format::Bytes), user.to_string().as_bytes(), &[]).await;
+        assert!(
+            matches!(bytes.data::<UserRegistered>(), Err(Outcome::Permanent(f)) if f.message.contains("application/octet-stream"))
+        );
+    }
+
     #[test]
     fn on_done_runs_only_for_a_delivered_event() {
         let mut ran = 0;

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema::{InnerDecimalSchema, Name, Schema};
 use apache_avro::types::Value as Avro;
 use base64::Engine;
@@ -20,48 +21,75 @@ use serde_json::{Map, Value as Json};
 use super::client::RegisteredSchema;
 use super::error::DecodeError;
 
-/// A parsed writer's schema and the named schemas it may refer to.
+/// A parsed writer's schema, its reader built once, and the named schemas it may refer to.
 #[derive(Debug)]
 pub struct AvroSchema {
-    /// The writer's schema.
-    schema: Schema,
-    /// The schemas it references (named types defined elsewhere).
-    references: Vec<Schema>,
+    /// The schemas and the reader of datums written with them.
+    reader: Reader,
     /// Every named type of the schema and its references, by full name (for `decimal`'s scale behind a name).
     named: HashMap<Name, Schema>,
 }
 
+/// The schemas a datum is read with, and the reader that borrows them: its names resolved once, not per datum.
+#[ouroboros::self_referencing]
+struct Reader {
+    /// The writer's schema.
+    writer: Schema,
+    /// The schemas it references (named types defined elsewhere), dependencies first.
+    references: Vec<Schema>,
+    /// apache-avro's reader of datums of the writer's schema, the named types of every schema resolved.
+    #[borrows(writer, references)]
+    #[covariant]
+    datum: GenericDatumReader<'this>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").field("writer", self.borrow_writer()).finish_non_exhaustive()
+    }
+}
+
 impl AvroSchema {
-    /// Parses schema `id` with the texts of the schemas it references.
-    pub fn parse(id: u32, schema: &RegisteredSchema, references: &[RegisteredSchema]) -> Result<Self, DecodeError> {
+    /// Parses schema `id` with the texts of the schemas it references (dependencies first), and builds its
+    /// reader.
+    pub fn parse(id: u32, schema: &RegisteredSchema, references: &[&str]) -> Result<Self, DecodeError> {
         let invalid = |e: apache_avro::Error| DecodeError::InvalidSchema { id, reason: format!("Avro: {e}") };
-        let (schema, references) = if references.is_empty() {
+        let (writer, references) = if references.is_empty() {
             (Schema::parse_str(&schema.schema).map_err(invalid)?, Vec::new())
         } else {
-            Schema::parse_str_with_list(&schema.schema, references.iter().map(|r| r.schema.as_str()))
-                .map_err(invalid)?
+            Schema::parse_str_with_list(&schema.schema, references).map_err(invalid)?
         };
         let mut named = HashMap::new();
-        for schema in references.iter().chain([&schema]) {
+        for schema in references.iter().chain([&writer]) {
             collect_named(schema, &mut named);
         }
-        Ok(Self { schema, references, named })
+        let reader = ReaderTryBuilder {
+            writer,
+            references,
+            // Resolved in order: the references first, then the writer's schema, which may name their types.
+            datum_builder: |writer: &Schema, references: &Vec<Schema>| {
+                GenericDatumReader::builder(writer)
+                    .writer_schemata(references.iter().chain([writer]).collect())?
+                    .build()
+            },
+        }
+        .try_build()
+        .map_err(invalid)?;
+        Ok(Self { reader, named })
     }
 
     /// Decodes `payload` (one datum, nothing after it) to JSON.
     pub fn decode(&self, payload: &[u8]) -> Result<Json, DecodeError> {
-        let malformed = |e: apache_avro::Error| DecodeError::Malformed(format!("Avro: {e}"));
-        let reader = apache_avro::reader::datum::GenericDatumReader::builder(&self.schema)
-            .writer_schemata(self.references.iter().collect())
-            .map_err(malformed)?
-            .build()
-            .map_err(malformed)?;
         let mut rest = payload;
-        let value = reader.read_value(&mut rest).map_err(malformed)?;
+        let value = self
+            .reader
+            .borrow_datum()
+            .read_value(&mut rest)
+            .map_err(|e| DecodeError::Malformed(format!("Avro: {e}")))?;
         if !rest.is_empty() {
             return Err(DecodeError::Malformed(format!("{} bytes after the Avro datum", rest.len())));
         }
-        Ok(self.json(value, &self.schema))
+        Ok(self.json(value, self.reader.borrow_writer()))
     }
 
     /// `value` of `schema` as JSON.
@@ -102,13 +130,13 @@ impl AvroSchema {
                 Json::Object(entries.into_iter().map(|(k, v)| (k, self.json(v, values))).collect())
             }
             Avro::Record(fields) => {
-                let schemas: Vec<&Schema> = match schema {
-                    Schema::Record(record) => record.fields.iter().map(|f| &f.schema).collect(),
-                    _ => Vec::new(),
+                let schemas = match schema {
+                    Schema::Record(record) => record.fields.as_slice(),
+                    _ => &[],
                 };
                 let mut object = Map::with_capacity(fields.len());
                 for (i, (name, value)) in fields.into_iter().enumerate() {
-                    let json = self.json(value, schemas.get(i).copied().unwrap_or(&Schema::Null));
+                    let json = self.json(value, schemas.get(i).map_or(&Schema::Null, |field| &field.schema));
                     object.insert(name, json);
                 }
                 Json::Object(object)

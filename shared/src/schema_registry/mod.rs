@@ -1,8 +1,17 @@
 //! Records written with a Confluent-compatible Schema Registry, decoded to JSON: Avro, Protobuf and JSON Schema.
 //!
 //! A record in the Confluent wire format names its writer's schema by id; [`SchemaRegistry::decode`] fetches
-//! that schema once (concurrent first uses of one id make one request), keeps it compiled, and decodes the
-//! record with it to a `serde_json::Value`. Each concern has its file:
+//! that schema once (concurrent first uses of one id make one request), keeps it compiled (what decoding needs
+//! of it built once: the Avro reader, the Protobuf message descriptors, the JSON Schema validator), and decodes
+//! the record with it to a `serde_json::Value`. What the registry answers is kept as follows:
+//!
+//! * a schema, by id, for good (an id names one schema for ever), the least used dropped past `CACHED_SCHEMAS`;
+//! * a schema another one references (by subject and version), once per process, however many schemas import it;
+//! * a permanent failure of an id (an id the registry does not know, a refusal, a schema that does not parse), for
+//!   `schema_registry.failure_cache_ms`: the records naming it meanwhile fail at once, without a request each;
+//! * a transient failure (the registry unreachable, 5xx, a timeout), never: the next record asks again.
+//!
+//! Each concern has its file:
 //!
 //! * [`wire_format`]: the framing (magic byte, schema id, Protobuf's message indexes);
 //! * [`client`]: the registry's REST API (`GET /schemas/ids/{id}`, the subjects a schema references), its
@@ -20,6 +29,7 @@ pub mod protobuf;
 pub mod wire_format;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use client::{ClientError, RegisteredSchema, RegistryClient, SchemaType};
 pub use error::DecodeError;
@@ -29,7 +39,8 @@ use crate::settings::SchemaRegistrySettings;
 /// What a request asks the registry to answer in.
 const ACCEPT: &str = "application/vnd.schemaregistry.v1+json";
 
-/// The most compiled schemas kept; past it, the least used are fetched again when next needed.
+/// The most compiled schemas (and failures) kept, and the most referenced schemas kept; past it, the least used
+/// are fetched again when next needed.
 const CACHED_SCHEMAS: u64 = 10_000;
 
 /// The most references one schema may pull in (its imports and theirs): a cycle or a runaway graph stops here.
@@ -68,13 +79,31 @@ enum Compiled {
     Json(json_schema::JsonSchema),
 }
 
-/// The Schema Registry's client and the schemas it has compiled, by id. Cloning shares both.
+/// What is kept of an id: its compiled schema, or the permanent failure of its fetch or compilation.
+type Lookup = Arc<Result<Compiled, DecodeError>>;
+
+/// How long a lookup is kept: a compiled schema for good, a permanent failure for its time.
+struct KeptFor {
+    /// How long a permanent failure is kept.
+    failure: Duration,
+}
+
+impl moka::Expiry<u32, Lookup> for KeptFor {
+    fn expire_after_create(&self, _id: &u32, lookup: &Lookup, _created_at: Instant) -> Option<Duration> {
+        lookup.is_err().then_some(self.failure)
+    }
+}
+
+/// The Schema Registry's client, the schemas it has compiled by id (and the permanent failures of ids), and the
+/// referenced schemas it has fetched. Cloning shares them all.
 #[derive(Debug, Clone)]
 pub struct SchemaRegistry {
     /// The registry's client.
     client: RegistryClient,
-    /// Compiled schemas by id.
-    schemas: moka::future::Cache<u32, Arc<Compiled>>,
+    /// Compiled schemas and permanent failures, by id.
+    schemas: moka::future::Cache<u32, Lookup>,
+    /// Referenced schemas, by subject and version.
+    referenced: moka::future::Cache<(String, i64), Arc<RegisteredSchema>>,
 }
 
 impl SchemaRegistry {
@@ -83,8 +112,12 @@ impl SchemaRegistry {
         if !settings.is_configured() {
             return Err(ClientError::NotConfigured);
         }
-        let schemas = moka::future::Cache::builder().max_capacity(CACHED_SCHEMAS).build();
-        Ok(Self { client: RegistryClient::new(settings)?, schemas })
+        let schemas = moka::future::Cache::builder()
+            .max_capacity(CACHED_SCHEMAS)
+            .expire_after(KeptFor { failure: settings.failure_cache_ms })
+            .build();
+        let referenced = moka::future::Cache::builder().max_capacity(CACHED_SCHEMAS).build();
+        Ok(Self { client: RegistryClient::new(settings)?, schemas, referenced })
     }
 
     /// Decodes `bytes`, a record value in the wire format of `format`, to JSON.
@@ -94,10 +127,11 @@ impl SchemaRegistry {
             SchemaFormat::Avro | SchemaFormat::JsonSchema => wire_format::parse(bytes)?,
         };
         let id = framed.schema_id;
-        // Concurrent callers for one id wait for the same fetch; a failed fetch is not kept, so the next record
-        // asks again.
-        let compiled = self.schemas.try_get_with(id, self.compile(id)).await.map_err(|e| (*e).clone())?;
-        match (format, &*compiled) {
+        // Concurrent callers for one id wait for the same fetch. A permanent failure is kept (for its time) like a
+        // schema; a transient one is not, so the next record asks again.
+        let lookup = self.schemas.try_get_with(id, self.lookup(id)).await.map_err(|e| (*e).clone())?;
+        let compiled = lookup.as_ref().as_ref().map_err(Clone::clone)?;
+        match (format, compiled) {
             (SchemaFormat::Avro, Compiled::Avro(schema)) => schema.decode(framed.payload),
             (SchemaFormat::Protobuf, Compiled::Protobuf(schema)) => {
                 schema.decode(&framed.message_indexes, framed.payload)
@@ -110,18 +144,34 @@ impl SchemaRegistry {
         }
     }
 
+    /// Schema `id` compiled, or its permanent failure; `Err` only for a transient failure, which is not kept.
+    async fn lookup(&self, id: u32) -> Result<Lookup, DecodeError> {
+        match self.compile(id).await {
+            Err(error) if error.is_transient() => Err(error),
+            kept => Ok(Arc::new(kept)),
+        }
+    }
+
     /// Fetches schema `id` and the schemas it references, and compiles it.
-    async fn compile(&self, id: u32) -> Result<Arc<Compiled>, DecodeError> {
+    async fn compile(&self, id: u32) -> Result<Compiled, DecodeError> {
         let schema = self.client.schema(id).await?;
         let references = self.references(id, &schema).await?;
-        Ok(Arc::new(match schema.schema_type {
+        Ok(match schema.schema_type {
             SchemaType::Avro => {
-                let texts: Vec<RegisteredSchema> = references.into_iter().map(|(_, schema)| schema).collect();
+                let texts: Vec<&str> = references.iter().map(|(_, schema)| schema.schema.as_str()).collect();
                 Compiled::Avro(avro::AvroSchema::parse(id, &schema, &texts)?)
             }
             SchemaType::Protobuf => Compiled::Protobuf(protobuf::ProtobufSchema::parse(id, &schema, &references)?),
             SchemaType::Json => Compiled::Json(json_schema::JsonSchema::parse(id, &schema)?),
-        }))
+        })
+    }
+
+    /// The schema `reference` names: fetched once, then kept (concurrent first uses make one request; a failure
+    /// is not kept: it fails the schema that references it, which is kept if it is permanent).
+    async fn referenced(&self, reference: &client::Reference) -> Result<Arc<RegisteredSchema>, DecodeError> {
+        let key = (reference.subject.clone(), reference.version);
+        let fetch = async { self.client.referenced(reference).await.map(Arc::new) };
+        self.referenced.try_get_with(key, fetch).await.map_err(|e| (*e).clone())
     }
 
     /// Every schema `schema` references, directly or through another, each once, dependencies first, with the
@@ -130,8 +180,8 @@ impl SchemaRegistry {
         &self,
         id: u32,
         schema: &RegisteredSchema,
-    ) -> Result<Vec<(String, RegisteredSchema)>, DecodeError> {
-        let mut found: Vec<(String, RegisteredSchema)> = Vec::new();
+    ) -> Result<Vec<(String, Arc<RegisteredSchema>)>, DecodeError> {
+        let mut found: Vec<(String, Arc<RegisteredSchema>)> = Vec::new();
         let mut pending: Vec<client::Reference> = schema.references.iter().rev().cloned().collect();
         while let Some(reference) = pending.pop() {
             if found.iter().any(|(name, _)| *name == reference.name) {
@@ -141,7 +191,7 @@ impl SchemaRegistry {
                 let reason = format!("more than {MAX_REFERENCES} referenced schemas");
                 return Err(DecodeError::InvalidSchema { id, reason });
             }
-            let referenced = self.client.referenced(&reference).await?;
+            let referenced = self.referenced(&reference).await?;
             pending.extend(referenced.references.iter().rev().cloned());
             found.push((reference.name, referenced));
         }

@@ -7,8 +7,9 @@
 //! `long`), not strings.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use prost_reflect::{DynamicMessage, FileDescriptor, MessageDescriptor, SerializeOptions};
+use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
 use super::client::RegisteredSchema;
@@ -17,11 +18,13 @@ use super::error::DecodeError;
 /// The name the schema's own file is compiled under (its imports have the names the references give them).
 const MAIN_FILE: &str = "courier-schema-registry/schema.proto";
 
-/// A compiled .proto file.
+/// A compiled .proto file: the descriptor of each of its messages, by the message indexes that name it.
 #[derive(Debug)]
 pub struct ProtobufSchema {
-    /// The schema's file, its imports resolved.
-    file: FileDescriptor,
+    /// Every message of the file, nested ones too, by its indexes (`[0]`, `[1, 0]`, …).
+    messages: HashMap<Vec<usize>, MessageDescriptor>,
+    /// How a message is written as JSON.
+    options: SerializeOptions,
 }
 
 /// The .proto texts of one schema and its references, by file name.
@@ -41,7 +44,7 @@ impl ProtobufSchema {
     pub fn parse(
         id: u32,
         schema: &RegisteredSchema,
-        references: &[(String, RegisteredSchema)],
+        references: &[(String, Arc<RegisteredSchema>)],
     ) -> Result<Self, DecodeError> {
         let invalid = |e: protox::Error| DecodeError::InvalidSchema { id, reason: format!("Protobuf: {e}") };
         let mut sources: HashMap<String, String> =
@@ -56,32 +59,31 @@ impl ProtobufSchema {
         let file = compiler.descriptor_pool().get_file_by_name(MAIN_FILE).ok_or_else(|| {
             DecodeError::InvalidSchema { id, reason: "Protobuf: the compiled file is missing".into() }
         })?;
-        Ok(Self { file })
-    }
-
-    /// Decodes `payload` as the message `indexes` name to JSON.
-    pub fn decode(&self, indexes: &[usize], payload: &[u8]) -> Result<serde_json::Value, DecodeError> {
-        let descriptor = self.message(indexes)?;
-        let message = DynamicMessage::decode(descriptor.clone(), payload)
-            .map_err(|e| DecodeError::Malformed(format!("Protobuf {}: {e}", descriptor.full_name())))?;
+        let mut messages = HashMap::new();
+        let mut pending: Vec<(Vec<usize>, MessageDescriptor)> =
+            file.messages().enumerate().map(|(i, message)| (vec![i], message)).collect();
+        while let Some((indexes, message)) = pending.pop() {
+            for (i, child) in message.child_messages().enumerate() {
+                pending.push(([indexes.as_slice(), &[i]].concat(), child));
+            }
+            messages.insert(indexes, message);
+        }
         let options = SerializeOptions::new()
             .use_proto_field_name(true)
             .skip_default_fields(false)
             .stringify_64_bit_integers(false);
-        message
-            .serialize_with_options(serde_json::value::Serializer, &options)
-            .map_err(|e| DecodeError::Malformed(format!("Protobuf {}: {e}", descriptor.full_name())))
+        Ok(Self { messages, options })
     }
 
-    /// The message type `indexes` name: a top-level message of the file, then nested ones.
-    fn message(&self, indexes: &[usize]) -> Result<MessageDescriptor, DecodeError> {
-        let missing = || DecodeError::Malformed(format!("message indexes {indexes:?} name no message of the schema"));
-        let (first, nested) = indexes.split_first().ok_or_else(missing)?;
-        let mut message = self.file.messages().nth(*first).ok_or_else(missing)?;
-        for index in nested {
-            let child = message.child_messages().nth(*index).ok_or_else(missing)?;
-            message = child;
-        }
-        Ok(message)
+    /// Decodes `payload` as the message `indexes` name to JSON.
+    pub fn decode(&self, indexes: &[usize], payload: &[u8]) -> Result<serde_json::Value, DecodeError> {
+        let descriptor = self.messages.get(indexes).ok_or_else(|| {
+            DecodeError::Malformed(format!("message indexes {indexes:?} name no message of the schema"))
+        })?;
+        let message = DynamicMessage::decode(descriptor.clone(), payload)
+            .map_err(|e| DecodeError::Malformed(format!("Protobuf {}: {e}", descriptor.full_name())))?;
+        message
+            .serialize_with_options(serde_json::value::Serializer, &self.options)
+            .map_err(|e| DecodeError::Malformed(format!("Protobuf {}: {e}", descriptor.full_name())))
     }
 }

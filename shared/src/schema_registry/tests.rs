@@ -26,12 +26,14 @@ fn record(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Settings of the registry at `url`, with short timeouts.
+/// Settings of the registry at `url`, with short timeouts and permanent failures remembered for a minute (the
+/// default).
 fn settings(url: &str) -> SchemaRegistrySettings {
     SchemaRegistrySettings {
         url: url.into(),
         connect_timeout_ms: Duration::from_millis(500),
         request_timeout_ms: Duration::from_millis(500),
+        failure_cache_ms: Duration::from_secs(60),
         ..SchemaRegistrySettings::default()
     }
 }
@@ -147,6 +149,88 @@ async fn each_schema_is_fetched_once_even_by_concurrent_first_records() {
     }
     registry.decode(SchemaFormat::Avro, &bytes).await.expect("from the cache");
     assert_eq!(server.requests(), ["/schemas/ids/1"], "one request for schema 1");
+}
+
+#[tokio::test]
+async fn a_schema_several_schemas_reference_is_fetched_once() {
+    // Schemas 3, 4 and 5 each import common.proto (subject common.proto, version 1).
+    let (registry, server) = decoder().await;
+    server.set_delay(Duration::from_millis(50));
+    let records = [record("protobuf-order"), record("protobuf-order-item"), record("protobuf-customer")];
+    let decodes = records.iter().map(|bytes| registry.decode(SchemaFormat::Protobuf, bytes));
+    for result in futures::future::join_all(decodes).await {
+        result.expect("decodes");
+    }
+    for bytes in &records {
+        registry.decode(SchemaFormat::Protobuf, bytes).await.expect("from the cache");
+    }
+    let mut requests = server.requests();
+    requests.sort();
+    assert_eq!(
+        requests,
+        ["/schemas/ids/3", "/schemas/ids/4", "/schemas/ids/5", "/subjects/common.proto/versions/1"],
+        "each schema once, and the import they share once"
+    );
+}
+
+#[tokio::test]
+async fn a_backlog_naming_an_unknown_id_asks_the_registry_once_while_the_failure_is_remembered() {
+    let server = MockSchemaRegistry::start(recorded().without(1)).await;
+    server.set_delay(Duration::from_millis(50));
+    let registry = SchemaRegistry::new(&settings(server.url())).expect("client");
+    let bytes = record("avro-user");
+    let first = (0..8).map(|_| registry.decode(SchemaFormat::Avro, &bytes));
+    let backlog = futures::future::join_all(first).await;
+    for _ in 0..32 {
+        let error = registry.decode(SchemaFormat::Avro, &bytes).await.expect_err("unknown id");
+        assert!(matches!(&error, DecodeError::UnknownSchema { id: 1, .. }), "{error:?}");
+    }
+    for error in backlog {
+        assert!(matches!(error, Err(DecodeError::UnknownSchema { id: 1, .. })), "{error:?}");
+    }
+    assert_eq!(server.requests(), ["/schemas/ids/1"], "40 records, concurrent first ones too: one request");
+
+    // Remembered for failure_cache_ms only: asked again after it.
+    let brief = SchemaRegistrySettings { failure_cache_ms: Duration::from_millis(50), ..settings(server.url()) };
+    server.set_delay(Duration::ZERO);
+    let registry = SchemaRegistry::new(&brief).expect("client");
+    for _ in 0..4 {
+        registry.decode(SchemaFormat::Avro, &bytes).await.expect_err("unknown id");
+    }
+    assert_eq!(server.requests().len(), 2, "one more request for four records");
+    // The failure's time passing is the event awaited here.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    registry.decode(SchemaFormat::Avro, &bytes).await.expect_err("unknown id");
+    assert_eq!(server.requests().len(), 3, "asked again once the failure is forgotten");
+
+    // failure_cache_ms = 0: every record asks.
+    let never = SchemaRegistrySettings { failure_cache_ms: Duration::ZERO, ..settings(server.url()) };
+    let registry = SchemaRegistry::new(&never).expect("client");
+    for _ in 0..3 {
+        registry.decode(SchemaFormat::Avro, &bytes).await.expect_err("unknown id");
+    }
+    assert_eq!(server.requests().len(), 6, "a request per record");
+}
+
+#[tokio::test]
+async fn an_avro_schema_naming_a_type_it_defines_decodes() {
+    // A record type defined in field `a` and named again by field `b`: the parsed schema refers to it by name.
+    let mut recorded = recorded();
+    let pair = json!({
+        "type": "record", "name": "Pair", "namespace": "com.example",
+        "fields": [
+            {"name": "a", "type": {"type": "record", "name": "Cell", "fields": [{"name": "v", "type": "string"}]}},
+            {"name": "b", "type": "Cell"},
+        ],
+    });
+    recorded.schemas.insert(100, json!({"schema": pair.to_string()}));
+    let server = MockSchemaRegistry::start(recorded).await;
+    let registry = SchemaRegistry::new(&settings(server.url())).expect("client");
+    // The wire format (magic byte 0, id 100), then the Avro binary encoding of {"a": {"v": "x"}, "b": {"v": "y"}}:
+    // each string its zigzag length (1 is 0x02) and its bytes.
+    let bytes = [0, 0, 0, 0, 100, 0x02, b'x', 0x02, b'y'];
+    let value = registry.decode(SchemaFormat::Avro, &bytes).await.expect("decodes");
+    assert_eq!(value, json!({"a": {"v": "x"}, "b": {"v": "y"}}));
 }
 
 #[tokio::test]

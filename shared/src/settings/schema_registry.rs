@@ -53,6 +53,11 @@ pub struct SchemaRegistrySettings {
     /// Longest wait for a whole request, response body included.
     #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub request_timeout_ms: Duration,
+    /// How long a permanent failure of a schema id (an id the registry does not know, a refusal, a schema that
+    /// does not parse) is remembered: the records naming that id meanwhile are dead-lettered without a request
+    /// each. Zero: every record asks again. A transient failure is never remembered.
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub failure_cache_ms: Duration,
 }
 
 impl SchemaRegistrySettings {
@@ -116,6 +121,7 @@ impl SchemaRegistrySettings {
             check(!duration.is_zero(), &setting, "must be positive")?;
             check_duration(&setting, duration)?;
         }
+        check_duration("schema_registry.failure_cache_ms", self.failure_cache_ms)?;
         Ok(())
     }
 }
@@ -132,6 +138,7 @@ mod tests {
         assert!(!s.schema_registry.is_configured());
         assert_eq!(s.schema_registry.effective_auth(), "none");
         assert_eq!(s.schema_registry.request_timeout_ms, Duration::from_secs(10));
+        assert_eq!(s.schema_registry.failure_cache_ms, Duration::from_secs(60));
     }
 
     #[test]
@@ -160,6 +167,7 @@ mod tests {
             ("COURIER__SCHEMA_REGISTRY__TLS_CA_LOCATION", "/no/such/ca.pem", "schema_registry.tls_ca_location"),
             ("COURIER__SCHEMA_REGISTRY__REQUEST_TIMEOUT_MS", "0", "schema_registry.request_timeout_ms"),
             ("COURIER__SCHEMA_REGISTRY__CONNECT_TIMEOUT_MS", "999999999999", "schema_registry.connect_timeout_ms"),
+            ("COURIER__SCHEMA_REGISTRY__FAILURE_CACHE_MS", "999999999999", "schema_registry.failure_cache_ms"),
         ]);
         let error = load(&[("COURIER__SCHEMA_REGISTRY__USERNAME", "key"), ("COURIER__SCHEMA_REGISTRY__AUTH", "basic")])
             .expect_err("no password")

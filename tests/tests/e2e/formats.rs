@@ -28,7 +28,7 @@ const USERS: usize = 5;
 /// Where the independent producer put one record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 struct Written {
-    /// The record key.
+    /// The record key (empty for a record without one).
     key: String,
     /// Its partition.
     partition: i32,
@@ -36,9 +36,9 @@ struct Written {
     offset: i64,
 }
 
-/// Writes `USERS` records of `kind` and one undecodable record to `topic` with the independent producer, and
-/// says where each went. Needs `python3` with `confluent-kafka` and `cloudevents` (`scripts/test.sh` installs
-/// them).
+/// Writes `USERS` records of `kind` and one undecodable record (for `keyed`, three records more: see
+/// produce.py) to `topic` with the independent producer, and says where each went. Needs `python3` with
+/// `confluent-kafka` and `cloudevents` (`scripts/test.sh` installs them).
 async fn produce_independently(bootstrap: &str, topic: &str, kind: &str) -> Vec<Written> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("independent/produce.py");
     let output = tokio::process::Command::new("python3")
@@ -53,7 +53,8 @@ async fn produce_independently(bootstrap: &str, topic: &str, kind: &str) -> Vec<
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
         .collect();
-    assert_eq!(written.len(), USERS + 1, "every record acknowledged: {written:?}");
+    let extra = if kind == "keyed" { 3 } else { 1 };
+    assert_eq!(written.len(), USERS + extra, "every record acknowledged: {written:?}");
     written
 }
 
@@ -111,6 +112,17 @@ async fn dead_letter(s: &Scenario, route: &str) -> ReadRecord {
     let letters = kafka_probe::read_all(&s.app.bootstrap, &dlq, 1, WAIT).await.expect("dead letters readable");
     assert_eq!(letters.len(), 1, "{route}: one dead letter: {letters:?}");
     letters.into_iter().next().expect("one dead letter")
+}
+
+/// The `n` dead letters of route `route` reading `topic`, once there, by their record key (empty for none).
+async fn dead_letters(s: &Scenario, route: &str, n: usize) -> BTreeMap<String, ReadRecord> {
+    let dlq = dlq_topic(&s.topic, &s.settings.kafka.group_id(route));
+    let letters = kafka_probe::read_all(&s.app.bootstrap, &dlq, n, WAIT).await.expect("dead letters readable");
+    assert_eq!(letters.len(), n, "{route}: {n} dead letters: {letters:?}");
+    letters
+        .into_iter()
+        .map(|l| (String::from_utf8_lossy(l.key.as_deref().unwrap_or_default()).into_owned(), l))
+        .collect()
 }
 
 /// The calls `api` was sent, per idempotency key.
@@ -276,6 +288,110 @@ async fn a_json_record_replayed_from_its_dead_letter_keeps_the_key_of_where_it_w
     assert_eq!(original, expected);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_read_as_bytes_or_keyed_by_their_key_or_a_member_keep_their_keys_across_retries() {
+    // Three routes on one topic, every API failing each key's first call: `raw` sends each value as it is,
+    // `accounts` keys each user by its record key, `welcome` by its user_id.
+    let routes = [
+        ("COURIER__FORWARD__ROUTES__RAW__API", "sms"),
+        ("COURIER__FORWARD__ROUTES__RAW__PATH", "messages"),
+        ("COURIER__FORWARD__ROUTES__RAW__FORMAT", "bytes"),
+        ("COURIER__FORWARD__ROUTES__RAW__CONTENT_TYPE", "application/vnd.example.signup+json"),
+        ("COURIER__FORWARD__ROUTES__ACCOUNTS__API", "auth"),
+        ("COURIER__FORWARD__ROUTES__ACCOUNTS__PATH", "users"),
+        ("COURIER__FORWARD__ROUTES__ACCOUNTS__FORMAT", "json"),
+        ("COURIER__FORWARD__ROUTES__ACCOUNTS__ID_FROM", "key"),
+        ("COURIER__FORWARD__ROUTES__WELCOME__API", "email"),
+        ("COURIER__FORWARD__ROUTES__WELCOME__PATH", "messages"),
+        ("COURIER__FORWARD__ROUTES__WELCOME__FORMAT", "json"),
+        ("COURIER__FORWARD__ROUTES__WELCOME__ID_FROM", "value.user_id"),
+    ];
+    let start = |app: &TestApp, settings: &Settings| {
+        app.mock.set_faults(Api::Sms, first_call_fails());
+        app.mock.set_faults(Api::Email, first_call_fails());
+        app.start_forward(settings)
+    };
+    let s = scenario_started("keyed", first_call_fails(), &routes, start).await;
+    let (app, topic) = (&s.app, &s.topic);
+    let raw_letters = dead_letters(&s, "raw", 1).await;
+    let account_letters = dead_letters(&s, "accounts", 2).await;
+    let welcome_letters = dead_letters(&s, "welcome", 2).await;
+    app.mock.wait_for_effects(Api::Sms, USERS + 2, WAIT).await.expect("every JSON value sent as bytes");
+    app.mock.wait_for_effects(Api::Auth, USERS + 1, WAIT).await.expect("every keyed record delivered");
+    app.mock.wait_for_effects(Api::Email, USERS + 1, WAIT).await.expect("every record with a user_id delivered");
+    s.forward.stop().await.expect("forward stops cleanly");
+    let value = |w: &Written| match w.key.as_str() {
+        "" => json!({"user_id": "u-nokey", "email": "nokey@example.com"}),
+        "no-member" => json!({"email": "nomember@example.com"}),
+        key => {
+            let i = key.trim_start_matches("k-");
+            json!({"user_id": format!("u-{i}"), "email": format!("user{i}@example.com")})
+        }
+    };
+    let json_records: Vec<&Written> = s.written.iter().filter(|w| w.key != "bad").collect();
+
+    // bytes: each value as the body, keyed by its coordinates, with its content-type header, else the setting's;
+    // the value that is not JSON is sent as it is too, and the API's 400 dead-letters it after that one call.
+    let at = |w: &Written| format!("raw:{topic}-{}-{}", w.partition, w.offset);
+    let bad = s.written.iter().find(|w| w.key == "bad").expect("the bad record written");
+    let mut expected: BTreeMap<String, Vec<u16>> = json_records.iter().map(|w| (at(w), vec![503, 202])).collect();
+    expected.insert(at(bad), vec![400]);
+    assert_eq!(calls_per_key(app, Api::Sms), expected, "bytes: raw calls at the API, per idempotency key");
+    let sent: BTreeMap<String, (Value, String)> = app
+        .mock
+        .effects(Api::Sms)
+        .into_iter()
+        .map(|e| (e.idempotency_key, (e.body, e.cloudevent.get("content-type").cloned().unwrap_or_default())))
+        .collect();
+    let headed = ["k-0", "k-2", "k-4"];
+    let expected: BTreeMap<String, (Value, String)> = json_records
+        .iter()
+        .map(|w| {
+            let content_type = if headed.contains(&w.key.as_str()) {
+                "application/vnd.example.user+json"
+            } else {
+                "application/vnd.example.signup+json"
+            };
+            (at(w), (value(w), content_type.to_owned()))
+        })
+        .collect();
+    assert_eq!(sent, expected, "bytes: each value and its content type");
+    let letter = &raw_letters["bad"];
+    assert_eq!(letter.value.as_deref(), Some(&b"not json {"[..]));
+    assert_eq!(letter.header("courier.dlq.error.kind").as_deref(), Some("http_status"), "sent, then refused");
+    assert_eq!(letter.header("courier.dlq.attempts").as_deref(), Some("1"));
+
+    // id_from = "key": `accounts:<key>`, the same on the retry; a record without a key cannot be identified so:
+    // dead-lettered without a call (kind decode), like the value that is not JSON.
+    let expected: BTreeMap<String, Vec<u16>> = json_records
+        .iter()
+        .filter(|w| !w.key.is_empty())
+        .map(|w| (format!("accounts:{}", w.key), vec![503, 201]))
+        .collect();
+    assert_eq!(calls_per_key(app, Api::Auth), expected, "id_from = key: raw calls per idempotency key");
+    // id_from = "value.user_id": `welcome:<user_id>`; a record without that member is dead-lettered so.
+    let expected: BTreeMap<String, Vec<u16>> = json_records
+        .iter()
+        .filter_map(|w| value(w)["user_id"].as_str().map(|user| (format!("welcome:{user}"), vec![503, 202])))
+        .collect();
+    assert_eq!(calls_per_key(app, Api::Email), expected, "id_from = value.user_id: raw calls per idempotency key");
+    for (letters, route, unidentified, reason) in [
+        (&account_letters, "accounts", "", "id_from: the record has no key"),
+        (&welcome_letters, "welcome", "no-member", "id_from: its value has no string or number at value.user_id"),
+    ] {
+        let keys: BTreeSet<&str> = letters.keys().map(String::as_str).collect();
+        assert_eq!(keys, BTreeSet::from([unidentified, "bad"]), "{route}: its dead letters");
+        let letter = &letters[unidentified];
+        assert_eq!(letter.header("courier.dlq.error.kind").as_deref(), Some("decode"), "{route}");
+        assert_eq!(letter.header("courier.dlq.format").as_deref(), Some("json"), "{route}");
+        let message = letter.header("courier.dlq.error.message").unwrap_or_default();
+        assert!(message.contains(reason), "{route}: {message}");
+        assert_eq!(letter.header("courier.dlq.attempts").as_deref(), Some("0"), "{route}: no call");
+        let message = letters["bad"].header("courier.dlq.error.message").unwrap_or_default();
+        assert!(message.starts_with("json: record value is not JSON"), "{route}: {message}");
+    }
+}
+
 /// The test kit's schema registry, serving the schemas the fixtures were written with.
 async fn schema_registry() -> MockSchemaRegistry {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/schema-registry/registry.json");
@@ -369,8 +485,8 @@ async fn avro_records_reach_the_api_as_json_and_an_unknown_schema_id_is_dead_let
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn protobuf_records_reach_the_api_as_json_and_an_unknown_schema_id_is_dead_lettered() {
-    // common.proto, which all three import, is fetched with each of them: the ids are what is cached.
-    let schemas = ["/schemas/ids/3", "/schemas/ids/4", "/schemas/ids/5"];
+    // common.proto, which all three import, is fetched once too.
+    let schemas = ["/schemas/ids/3", "/schemas/ids/4", "/schemas/ids/5", "/subjects/common.proto/versions/1"];
     a_registry_format_reaches_the_api_as_json("protobuf", &schemas, "schema 4040 is unknown").await;
 }
 
