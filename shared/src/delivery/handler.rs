@@ -391,12 +391,13 @@ mod tests {
             ("ce_time", "2026-12-07T04:30:15Z"),
             ("content-type", "application/json"),
         ];
-        let cases: [(Format, Vec<u8>, &[(&str, &str)]); 5] = [
-            (Format::Cloudevents, structured.to_string().into_bytes(), &[]),
-            (Format::CloudeventsBinary, user.to_string().into_bytes(), &binary),
-            (Format::Json, user.to_string().into_bytes(), &[]),
-            (Format::Auto, user.to_string().into_bytes(), &[]),
-            (Format::JsonSchema, fixture("json-schema-user"), &[]),
+        let (user_json, no_headers) = (user.to_string().into_bytes(), &[][..]);
+        let cases = [
+            (Format::Cloudevents, structured.to_string().into_bytes(), no_headers),
+            (Format::CloudeventsBinary, user_json.clone(), &binary[..]),
+            (Format::Json, user_json.clone(), no_headers),
+            (Format::Auto, user_json, no_headers),
+            (Format::JsonSchema, fixture("json-schema-user"), no_headers),
         ];
         for (format, value, headers) in cases {
             let incoming = decoded(&decoder(format), &value, headers).await;
