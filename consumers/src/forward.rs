@@ -522,7 +522,7 @@ mod tests {
     /// `registered`, with `data` in place of its data.
     fn registered_with(id: &str, data: serde_json::Value) -> Incoming {
         let event = json!({"specversion": "1.0", "id": id, "source": "/signup", "type": "user.registered",
-            "tenant": "eu", "data": data});
+            "time": "2026-12-03T00:00:00Z", "datacontenttype": "application/json", "tenant": "eu", "data": data});
         Incoming::new("users.registered", &event).expect("an event")
     }
 

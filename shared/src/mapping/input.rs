@@ -86,6 +86,7 @@ mod tests {
     #[test]
     fn a_cloudevent_is_seen_as_its_structured_json() {
         let event = json!({"specversion": "1.0", "id": "e-1", "source": "/s", "type": "t", "tenant": "eu",
+            "time": "2026-12-03T00:00:00Z", "datacontenttype": "application/json",
             "data": {"user_id": "u-1"}});
         let incoming = Incoming::new("users", &event).expect("an event");
         assert_eq!(seen(&incoming), event);
@@ -94,7 +95,7 @@ mod tests {
     #[test]
     fn any_other_record_is_seen_as_the_record() {
         let mut incoming = Incoming::new("users", &json!({"specversion": "1.0", "id": "e", "source": "/s",
-            "type": "t"}))
+            "type": "t", "time": "2026-12-03T00:00:00Z", "datacontenttype": "application/json"}))
         .expect("an event");
         incoming.decoded = Decoded::Json(serde_json::from_str(r#"{"user_id": "u-1"}"#).expect("JSON"));
         incoming.partition = 3;

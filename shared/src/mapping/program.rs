@@ -1,5 +1,7 @@
 //! A jq program compiled by jaq, run on an [`Input`] to exactly one value.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use jaq_core::data::JustLut;
 use jaq_core::load::{Arena, File, Loader, lex};
@@ -20,8 +22,8 @@ type Data = JustLut<Val>;
 pub struct Program {
     /// The setting it comes from (`forward.routes.crm.body`), named in its failures.
     key: String,
-    /// The compiled filter.
-    filter: jaq_core::Filter<Data>,
+    /// The compiled filter, shared by the clones of the program.
+    filter: Arc<jaq_core::Filter<Data>>,
 }
 
 impl std::fmt::Debug for Program {
@@ -59,7 +61,7 @@ impl Program {
             match first {
                 jaq_core::load::Error::Lex(errors) => {
                     let (expected, at) = errors.into_iter().next().expect("a lexer error");
-                    error(at, format!("expected {}", lexed(&expected)))
+                    error(at, format!("expected {}, found {}", lexed(&expected), found(at)))
                 }
                 jaq_core::load::Error::Parse(errors) => {
                     let (expected, at) = errors.into_iter().next().expect("a parse error");
@@ -76,7 +78,7 @@ impl Program {
             let (name, what) = undefined.into_iter().next().expect("an undefined symbol");
             error(name, format!("undefined {} `{name}`", what.as_str()))
         })?;
-        Ok(Self { key: key.to_owned(), filter })
+        Ok(Self { key: key.to_owned(), filter: Arc::new(filter) })
     }
 
     /// The setting the program comes from.
@@ -260,13 +262,13 @@ mod tests {
 
     #[test]
     fn a_program_that_does_not_compile_is_refused_with_its_position() {
-        let error = Program::compile("forward.routes.crm.body", "{email: .data.email,").expect_err("unclosed");
+        let error = Program::compile("forward.routes.crm.body", "{email: .data.email").expect_err("unclosed");
         assert_eq!(error.key, "forward.routes.crm.body");
         assert!(error.to_string().contains("at line 1, column "), "{error}");
         let error = Program::compile("forward.routes.crm.body", ".data |\n  nosuchfunction").expect_err("undefined");
         assert_eq!(error.to_string(), "forward.routes.crm.body: undefined filter `nosuchfunction` at line 2, column 3");
         let error = Program::compile("k", ".a | ] ").expect_err("stray");
-        assert_eq!(error.to_string(), "k: expected term, found `]` at line 1, column 6");
+        assert_eq!(error.to_string(), "k: expected token, found `]` at line 1, column 6");
     }
 
     #[test]

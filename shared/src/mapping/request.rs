@@ -53,8 +53,8 @@ pub struct RequestMapping {
     filter: Option<Program>,
     /// The path, query included.
     path: Template,
-    /// Query parameters after the path's own: the name percent-encoded, the value's template.
-    query: Vec<(String, Template)>,
+    /// Query parameters after the path's own: the name, the name percent-encoded, the value's template.
+    query: Vec<(String, String, Template)>,
     /// The headers of every request.
     static_headers: HeaderMap,
     /// The headers rendered for each event.
@@ -76,7 +76,7 @@ impl RequestMapping {
             if name.is_empty() {
                 return Err(CompileError::new(&key, "a query parameter needs a name"));
             }
-            query.push((crate::downstream::path_segment(name), Template::compile(&key, value)?));
+            query.push((name.clone(), crate::downstream::path_segment(name), Template::compile(&key, value)?));
         }
         let (mut static_headers, mut templated_headers) = (HeaderMap::new(), Vec::new());
         for (name, value) in &spec.headers {
@@ -119,8 +119,8 @@ impl RequestMapping {
     /// `headers.x-user`): a call shared by several events (a batch) cannot have them.
     pub fn event_dependent_keys(&self) -> Vec<String> {
         let path = self.path.as_static().is_none().then(|| "path".to_owned());
-        let query = self.query.iter().filter(|(_, value)| value.as_static().is_none());
-        let query = query.map(|(name, _)| format!("query.{name}"));
+        let query = self.query.iter().filter(|(_, _, value)| value.as_static().is_none());
+        let query = query.map(|(name, ..)| format!("query.{name}"));
         let headers = self.templated_headers.iter().map(|(name, _)| format!("headers.{name}"));
         path.into_iter().chain(query).chain(headers).collect()
     }
@@ -150,7 +150,7 @@ impl RequestMapping {
             (None, None) => return Err(self.without_input()),
         };
         let mut target = path;
-        for (name, value) in &self.query {
+        for (_, name, value) in &self.query {
             target.push(if target.contains('?') { '&' } else { '?' });
             target.push_str(name);
             target.push('=');

@@ -288,7 +288,7 @@ mod tests {
             load(&[("COURIER__FORWARD__ROUTES__CRM__TOPICS", "t"), (&variable, value)])
         };
         let cases = [
-            ("BODY", "{email: .data.email,}", "forward.routes.crm.body"),
+            ("BODY", "{email: .data.email", "forward.routes.crm.body"),
             ("FILTER", ".data.plan ==", "forward.routes.crm.filter"),
             ("PATH", "users/{{ .data.user_id", "forward.routes.crm.path"),
         ];
