@@ -567,7 +567,8 @@ mod tests {
         assert_eq!(sent.json(), json!({"email": "ada@example.com", "offset": 0}));
 
         let api = MockApi::answering(200, json!({})).await;
-        let route = [("COURIER__FORWARD__ROUTES__CRM__MODE", "binary"), ("COURIER__FORWARD__ROUTES__CRM__BODY", ".data")];
+        let route =
+            [("COURIER__FORWARD__ROUTES__CRM__MODE", "binary"), ("COURIER__FORWARD__ROUTES__CRM__BODY", ".data")];
         assert_eq!(handler(&api, &route).handle(&registered("e-1", "user.registered"), None).await, Outcome::Done);
         let sent = api.only().await;
         assert_eq!((sent.header("ce-id"), sent.header("content-type")), (Some("e-1"), Some("application/json")));

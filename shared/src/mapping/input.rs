@@ -94,8 +94,11 @@ mod tests {
 
     #[test]
     fn any_other_record_is_seen_as_the_record() {
-        let mut incoming = Incoming::new("users", &json!({"specversion": "1.0", "id": "e", "source": "/s",
-            "type": "t", "time": "2026-12-03T00:00:00Z", "datacontenttype": "application/json"}))
+        let mut incoming = Incoming::new(
+            "users",
+            &json!({"specversion": "1.0", "id": "e", "source": "/s",
+            "type": "t", "time": "2026-12-03T00:00:00Z", "datacontenttype": "application/json"}),
+        )
         .expect("an event");
         incoming.decoded = Decoded::Json(serde_json::from_str(r#"{"user_id": "u-1"}"#).expect("JSON"));
         incoming.partition = 3;

@@ -67,9 +67,8 @@ impl RequestMapping {
     /// `spec` compiled, each key named `<prefix>.<key>` in errors (`forward.routes.crm.headers.x-user`).
     pub fn compile(prefix: &str, spec: &RequestSpec) -> Result<Self, CompileError> {
         let key = |name: &str| format!("{prefix}.{name}");
-        let program = |name: &str, code: &str| {
-            (!code.trim().is_empty()).then(|| Program::compile(&key(name), code)).transpose()
-        };
+        let program =
+            |name: &str, code: &str| (!code.trim().is_empty()).then(|| Program::compile(&key(name), code)).transpose();
         let mut query = Vec::with_capacity(spec.query.len());
         for (name, value) in &spec.query {
             let key = key(&format!("query.{name}"));
@@ -254,10 +253,10 @@ mod tests {
 
     #[test]
     fn a_filter_says_which_events_are_sent() {
-        let mapping =
-            RequestMapping::compile("r", &RequestSpec { filter: ".data.plan == \"pro\"".into(), ..spec("") })
-                .expect("ok");
+        let mapping = RequestMapping::compile("r", &RequestSpec { filter: ".data.plan == \"pro\"".into(), ..spec("") })
+            .expect("ok");
         assert!(mapping.sends(&input(json!({"data": {"plan": "pro"}}))).expect("ok"));
         assert!(!mapping.sends(&input(json!({"data": {}}))).expect("ok"));
     }
 }
+
