@@ -575,22 +575,24 @@ mod tests {
         assert_eq!(sent.json(), json!({"user_id": "u-1", "email": "ada@example.com"}));
     }
 
+    /// Route `crm` in batches of up to 10, each event's body mapped, filtered, with a static header.
+    const BATCHED: [(&str, &str); 4] = [
+        ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "10"),
+        ("COURIER__FORWARD__ROUTES__CRM__BODY", "{email: (.data.email | ascii_downcase)}"),
+        ("COURIER__FORWARD__ROUTES__CRM__FILTER", ".data.plan != \"free\""),
+        ("COURIER__FORWARD__ROUTES__CRM__HEADERS__X_SOURCE", "courier"),
+    ];
+
     #[tokio::test]
     async fn a_batch_maps_each_body_and_filters_each_event() {
         let api = MockApi::answering(200, json!({})).await;
-        let route = [
-            ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "10"),
-            ("COURIER__FORWARD__ROUTES__CRM__BODY", "{email: (.data.email | ascii_downcase)}"),
-            ("COURIER__FORWARD__ROUTES__CRM__FILTER", ".data.plan != \"free\""),
-            ("COURIER__FORWARD__ROUTES__CRM__HEADERS__X_SOURCE", "courier"),
-        ];
         let batch = [
             registered_with("a", json!({"email": "a@example.com", "plan": "pro"})),
             registered_with("b", json!({"email": "b@example.com", "plan": "free"})),
             registered_with("c", json!({"email": 3, "plan": "pro"})),
             registered_with("d", json!({"email": "D@example.com"})),
         ];
-        let outcomes = handler(&api, &route).handle_batch(&batch, None).await;
+        let outcomes = handler(&api, &BATCHED).handle_batch(&batch, None).await;
         assert_eq!(outcomes[..2], [Outcome::Done, Outcome::Done], "b is filtered out");
         assert!(matches!(&outcomes[2], Outcome::Permanent(f) if f.kind == "mapping"), "{outcomes:?}");
         assert_eq!(outcomes[3], Outcome::Done);

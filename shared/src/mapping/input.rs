@@ -64,6 +64,14 @@ impl Input {
     }
 }
 
+#[cfg(test)]
+impl Input {
+    /// The JSON text `json` as the input, which must be JSON: what the tests of the mapping read.
+    pub(crate) fn of_text(json: &str) -> Self {
+        Self::from_json(json.as_bytes()).expect("JSON")
+    }
+}
+
 /// `json` read as a jaq value.
 fn read(json: &[u8]) -> Result<Val, MappingError> {
     jaq_json::read::parse_single(json)

@@ -259,4 +259,3 @@ mod tests {
         assert!(!mapping.sends(&input(json!({"data": {}}))).expect("ok"));
     }
 }
-

@@ -128,7 +128,7 @@ mod tests {
     use super::*;
 
     fn input(json: &str) -> Input {
-        Input::from_json(json.as_bytes()).expect("JSON")
+        Input::of_text(json)
     }
 
     #[test]
