@@ -11,6 +11,13 @@
 //! `application/json`, bytes of their content type; a record of a registry format (`avro`, `protobuf`,
 //! `json-schema`) as the JSON its schema decodes it to, `application/json`. The routes of one process share one
 //! schema registry client, built at start-up.
+//!
+//! A route may map its requests (`courier::mapping`): its `path`, `query` and `headers` are templates over the
+//! event, its `body` and `filter` jq programs, all compiled at start-up. An event the filter rejects is skipped
+//! like a type the route does not deliver; an event whose mapping fails is dead-lettered at once
+//! (`courier.dlq.error.kind = mapping`). In a batch, the filter and the body program run for each event (the
+//! body gives its element of the array); the path, query and headers are one for the call, so they cannot
+//! depend on the event (refused at start-up).
 
 use bytes::Bytes;
 use courier::delivery::{
@@ -21,6 +28,10 @@ use courier::events::{CLOUDEVENTS_BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, 
 use courier::formats::Decoded;
 use courier::health::Health;
 use courier::settings::{BodyMode, ForwardRoute, Settings};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use courier::mapping::RequestMapping;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 use serde_json::value::RawValue;
@@ -66,7 +77,7 @@ impl Consumer for Forward {
                 types: route.types.clone(),
                 api: ApiClient::new(name, settings.apis.get(route.api_name(name))?, health)?,
                 method: Method::from_bytes(route.method.as_bytes())?,
-                path: route.path.clone(),
+                mapping: Arc::new(RequestMapping::compile(&format!("forward.routes.{name}"), &route.request())?),
                 mode: route.mode,
                 batching: (route.batch_max_events > 1)
                     .then_some(Batching { max_events: route.batch_max_events, max_wait: route.batch_max_wait_ms }),
@@ -90,8 +101,8 @@ pub struct ForwardHandler {
     api: ApiClient,
     /// The HTTP method.
     method: Method,
-    /// The path under the API's base URL.
-    path: String,
+    /// Which events are sent, and their path, query, headers and body.
+    mapping: Arc<RequestMapping>,
     /// Structured or binary mode.
     mode: BodyMode,
     /// How events are batched, when the route sends several in one call.
@@ -141,18 +152,55 @@ impl ForwardHandler {
     }
 }
 
+impl ForwardHandler {
+    /// The path (query included) and payload of `incoming`'s call, as the route maps them; `None`: its filter
+    /// does not send the event.
+    fn request(&self, incoming: &Incoming) -> Result<Option<(Cow<'_, str>, Payload)>, Failure> {
+        let mapping = &*self.mapping;
+        if !mapping.needs_input() {
+            let mut payload = self.payload(incoming)?;
+            mapping.add_headers(None, &mut payload.headers).map_err(|e| e.failure())?;
+            return Ok(Some((mapping.target(None).map_err(|e| e.failure())?, payload)));
+        }
+        let input = mapping.input(incoming).map_err(|e| e.failure())?;
+        if !mapping.sends(&input).map_err(|e| e.failure())? {
+            return Ok(None);
+        }
+        let mut payload = match mapping.body(&input) {
+            Some(body) => self.mapped(incoming, body.map_err(|e| e.failure())?)?,
+            None => self.payload(incoming)?,
+        };
+        mapping.add_headers(Some(&input), &mut payload.headers).map_err(|e| e.failure())?;
+        let target = mapping.target(Some(&input)).map_err(|e| e.failure())?.into_owned();
+        Ok(Some((Cow::Owned(target), payload)))
+    }
+
+    /// The payload of a mapped `body` (`application/json`), with the event's `ce-*` headers in binary mode.
+    fn mapped(&self, incoming: &Incoming, body: Bytes) -> Result<Payload, Failure> {
+        let headers = match (&incoming.decoded, self.mode) {
+            (Decoded::CloudEvent { .. }, BodyMode::Binary) => self.payload(incoming)?.headers,
+            _ => HeaderMap::new(),
+        };
+        Ok(Payload { body, content_type: HeaderValue::from_static(DATA_CONTENT_TYPE), headers })
+    }
+}
+
 impl Handler for ForwardHandler {
     async fn handle(&self, incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
         if !self.delivers(incoming) {
             tracing::debug!(route = %self.name, "event type not delivered by this route: skipped");
             return Outcome::Done;
         }
-        let payload = match self.payload(incoming) {
-            Ok(payload) => payload,
+        let (target, payload) = match self.request(incoming) {
+            Ok(Some(request)) => request,
+            Ok(None) => {
+                tracing::debug!(route = %self.name, "event not sent by the route's filter: skipped");
+                return Outcome::Done;
+            }
             Err(failure) => return Outcome::Permanent(failure),
         };
         let call = CallContext::for_event(&self.name, incoming);
-        let result = self.api.send(self.method.clone(), &self.path, &payload, &call).await;
+        let result = self.api.send(self.method.clone(), &target, &payload, &call).await;
         downstream::classify(&result).on_done(|| tracing::debug!(route = %self.name, "event forwarded"))
     }
 
@@ -160,32 +208,51 @@ impl Handler for ForwardHandler {
         self.batching
     }
 
-    /// The events of the types the route delivers, as one JSON array: of the CloudEvents in structured mode
-    /// (`application/cloudevents-batch+json`) when every event is one, else of each event's JSON (a CloudEvent
-    /// in structured mode, a JSON record's value) as `application/json`. The others are skipped; a record
-    /// read as bytes cannot be an element of a JSON array and fails for good.
+    /// The events of the types the route delivers (and its filter sends), as one JSON array: of the CloudEvents
+    /// in structured mode (`application/cloudevents-batch+json`) when every event is one, else of each event's
+    /// JSON (a CloudEvent in structured mode, a JSON record's value) as `application/json`; with a mapped body,
+    /// of each event's body, as `application/json`. The others are skipped; a record read as bytes cannot be an
+    /// element of a JSON array unless a body program maps it, and fails for good; so does an event whose
+    /// mapping fails.
     async fn handle_batch(&self, batch: &[Incoming], _channel: Option<&'static str>) -> Vec<Outcome> {
         let mut outcomes = vec![Outcome::Done; batch.len()];
         let mut sent = Vec::with_capacity(batch.len());
         let mut events = Vec::with_capacity(batch.len());
+        let mut elements = Vec::with_capacity(batch.len());
         for (i, incoming) in batch.iter().enumerate().filter(|(_, incoming)| self.delivers(incoming)) {
-            if let Decoded::Bytes { content_type } = &incoming.decoded {
-                let why = format!("bytes of {content_type} cannot be an element of a batch (a JSON array)");
-                outcomes[i] = Outcome::Permanent(Failure::new("decode", why));
-            } else {
-                sent.push(i);
-                events.push(incoming);
+            match self.element(incoming) {
+                Ok(Some(element)) => {
+                    sent.push(i);
+                    events.push(incoming);
+                    elements.push(element);
+                }
+                Ok(None) => {}
+                Err(failure) => outcomes[i] = Outcome::Permanent(failure),
             }
         }
         if events.is_empty() {
             return outcomes;
         }
-        let every_cloudevent = events.iter().all(|incoming| incoming.event().is_some());
+        let every_cloudevent = !self.mapping.maps_body() && events.iter().all(|incoming| incoming.event().is_some());
         let content_type =
             HeaderValue::from_static(if every_cloudevent { CLOUDEVENTS_BATCH_CONTENT_TYPE } else { DATA_CONTENT_TYPE });
-        let payload = Payload { body: self.json_array(&events).into(), content_type, headers: HeaderMap::new() };
+        let mut payload = Payload { body: json_array(&elements).into(), content_type, headers: HeaderMap::new() };
+        let target = self
+            .mapping
+            .add_headers(None, &mut payload.headers)
+            .and_then(|()| self.mapping.target(None))
+            .map_err(|e| e.failure());
+        let target = match target {
+            Ok(target) => target,
+            Err(failure) => {
+                for i in sent {
+                    outcomes[i] = Outcome::Permanent(failure.clone());
+                }
+                return outcomes;
+            }
+        };
         let call = CallContext::for_batch(&self.name, &events);
-        let result = self.api.send(self.method.clone(), &self.path, &payload, &call).await;
+        let result = self.api.send(self.method.clone(), &target, &payload, &call).await;
         for (i, outcome) in sent.into_iter().zip(downstream::classify_batch(&result, events.len())) {
             outcomes[i] = outcome;
         }
@@ -195,25 +262,43 @@ impl Handler for ForwardHandler {
 }
 
 impl ForwardHandler {
-    /// The events as one JSON array: each a CloudEvent in structured mode, or a JSON record's JSON.
-    fn json_array(&self, events: &[&Incoming]) -> Vec<u8> {
-        let json = |incoming: &&Incoming| match &incoming.decoded {
-            Decoded::CloudEvent { structured, .. } => structured.clone(),
-            Decoded::Json(json) => self.json_body(incoming, json),
-            Decoded::Bytes { .. } => incoming.value.clone(),
-        };
-        let bodies: Vec<Bytes> = events.iter().map(json).collect();
-        let mut body = Vec::with_capacity(bodies.iter().map(|b| b.len() + 1).sum::<usize>() + 1);
-        body.push(b'[');
-        for (n, event) in bodies.iter().enumerate() {
-            if n > 0 {
-                body.push(b',');
+    /// `incoming`'s element of a batch: its mapped body, else the CloudEvent in structured mode or the JSON
+    /// record's JSON; `None`: the route's filter does not send it. A record read as bytes without a mapped body
+    /// cannot be one.
+    fn element(&self, incoming: &Incoming) -> Result<Option<Bytes>, Failure> {
+        let mapping = &*self.mapping;
+        if mapping.needs_input() {
+            let input = mapping.input(incoming).map_err(|e| e.failure())?;
+            if !mapping.sends(&input).map_err(|e| e.failure())? {
+                return Ok(None);
             }
-            body.extend_from_slice(event);
+            if let Some(body) = mapping.body(&input) {
+                return body.map(Some).map_err(|e| e.failure());
+            }
         }
-        body.push(b']');
-        body
+        match &incoming.decoded {
+            Decoded::CloudEvent { structured, .. } => Ok(Some(structured.clone())),
+            Decoded::Json(json) => Ok(Some(self.json_body(incoming, json))),
+            Decoded::Bytes { content_type } => {
+                let why = format!("bytes of {content_type} cannot be an element of a batch (a JSON array)");
+                Err(Failure::new("decode", why))
+            }
+        }
     }
+}
+
+/// `elements` (each JSON) as one JSON array.
+fn json_array(elements: &[Bytes]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(elements.iter().map(|b| b.len() + 1).sum::<usize>() + 1);
+    body.push(b'[');
+    for (n, element) in elements.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(element);
+    }
+    body.push(b']');
+    body
 }
 
 /// Runs every route of `[forward.routes]` until `shutdown`, serving one health server for all; stops them
@@ -422,5 +507,110 @@ mod tests {
         assert_eq!(sent.header("content-type"), Some(CLOUDEVENTS_BATCH_CONTENT_TYPE));
         let published = |i: &Incoming| serde_json::from_slice::<serde_json::Value>(&i.value).expect("JSON");
         assert_eq!(sent.json(), json!([published(&batch[0]), published(&batch[2])]));
+    }
+
+    /// Route `crm` `PUT`ting each user to `users/{id}` with a reshaped body and a templated header, for the
+    /// `user.registered` events of plan `pro`.
+    const MAPPED: [(&str, &str); 5] = [
+        ("COURIER__FORWARD__ROUTES__CRM__METHOD", "PUT"),
+        ("COURIER__FORWARD__ROUTES__CRM__PATH", "users/{{ data.user_id }}"),
+        ("COURIER__FORWARD__ROUTES__CRM__HEADERS__X_TENANT", "{{ .tenant }}"),
+        ("COURIER__FORWARD__ROUTES__CRM__BODY", "{email: .data.email, id: .id}"),
+        ("COURIER__FORWARD__ROUTES__CRM__FILTER", ".data.plan != \"free\""),
+    ];
+
+    /// `registered`, with `data` in place of its data.
+    fn registered_with(id: &str, data: serde_json::Value) -> Incoming {
+        let event = json!({"specversion": "1.0", "id": id, "source": "/signup", "type": "user.registered",
+            "time": "2026-12-03T00:00:00Z", "datacontenttype": "application/json", "tenant": "eu", "data": data});
+        Incoming::new("users.registered", &event).expect("an event")
+    }
+
+    #[tokio::test]
+    async fn a_mapped_route_puts_a_reshaped_body_to_a_path_and_header_taken_from_the_event() {
+        let api = MockApi::answering(200, json!({})).await;
+        let incoming = registered_with("e-1", json!({"user_id": "u/1", "email": "ada@example.com", "plan": "pro"}));
+        assert_eq!(handler(&api, &MAPPED).handle(&incoming, None).await, Outcome::Done);
+        let sent = api.only().await;
+        assert_eq!((&sent.method, sent.path()), (&Method::PUT, "/crm/users/u%2F1"), "the id percent-encoded");
+        assert_eq!(sent.header("x_tenant"), Some("eu"));
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        assert_eq!(sent.json(), json!({"email": "ada@example.com", "id": "e-1"}));
+        assert_eq!(sent.header("idempotency-key"), Some(format!("crm:{}", incoming.identity).as_str()));
+    }
+
+    #[tokio::test]
+    async fn an_event_the_filter_rejects_is_skipped_and_one_whose_mapping_fails_is_a_mapping_failure() {
+        let api = MockApi::answering(200, json!({})).await;
+        let handler = handler(&api, &MAPPED);
+        let free = registered_with("e-1", json!({"user_id": "u-1", "email": "a@example.com", "plan": "free"}));
+        assert_eq!(handler.handle(&free, None).await, Outcome::Done, "skipped");
+        let no_id = registered_with("e-2", json!({"email": "ada@example.com", "plan": "pro"}));
+        let failure = permanent(handler.handle(&no_id, None).await);
+        assert_eq!(failure.kind, "mapping");
+        assert!(failure.message.starts_with("forward.routes.crm.path: the program gives null"), "{failure:?}");
+        assert!(api.sent().await.is_empty(), "no call for either");
+    }
+
+    #[tokio::test]
+    async fn a_json_record_is_mapped_from_the_record_and_binary_mode_keeps_the_attributes_beside_a_mapped_body() {
+        let api = MockApi::answering(200, json!({})).await;
+        let route = [
+            ("COURIER__FORWARD__ROUTES__CRM__PATH", "users/{{ value.user_id }}?from={{ topic }}"),
+            ("COURIER__FORWARD__ROUTES__CRM__BODY", "{email: .value.email, offset}"),
+        ];
+        let value = br#"{"user_id": "u-1", "email": "ada@example.com"}"#;
+        let raw = serde_json::from_slice(value).expect("JSON");
+        assert_eq!(handler(&api, &route).handle(&plain(Decoded::Json(raw), value), None).await, Outcome::Done);
+        let sent = api.only().await;
+        assert_eq!((sent.path(), sent.url.query()), ("/crm/users/u-1", Some("from=users.registered")));
+        assert_eq!(sent.json(), json!({"email": "ada@example.com", "offset": 0}));
+
+        let api = MockApi::answering(200, json!({})).await;
+        let route =
+            [("COURIER__FORWARD__ROUTES__CRM__MODE", "binary"), ("COURIER__FORWARD__ROUTES__CRM__BODY", ".data")];
+        assert_eq!(handler(&api, &route).handle(&registered("e-1", "user.registered"), None).await, Outcome::Done);
+        let sent = api.only().await;
+        assert_eq!((sent.header("ce-id"), sent.header("content-type")), (Some("e-1"), Some("application/json")));
+        assert_eq!(sent.json(), json!({"user_id": "u-1", "email": "ada@example.com"}));
+    }
+
+    /// Route `crm` in batches of up to 10, each event's body mapped, filtered, with a static header.
+    const BATCHED: [(&str, &str); 4] = [
+        ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "10"),
+        ("COURIER__FORWARD__ROUTES__CRM__BODY", "{email: (.data.email | ascii_downcase)}"),
+        ("COURIER__FORWARD__ROUTES__CRM__FILTER", ".data.plan != \"free\""),
+        ("COURIER__FORWARD__ROUTES__CRM__HEADERS__X_SOURCE", "courier"),
+    ];
+
+    #[tokio::test]
+    async fn a_batch_maps_each_body_and_filters_each_event() {
+        let api = MockApi::answering(200, json!({})).await;
+        let batch = [
+            registered_with("a", json!({"email": "a@example.com", "plan": "pro"})),
+            registered_with("b", json!({"email": "b@example.com", "plan": "free"})),
+            registered_with("c", json!({"email": 3, "plan": "pro"})),
+            registered_with("d", json!({"email": "D@example.com"})),
+        ];
+        let outcomes = handler(&api, &BATCHED).handle_batch(&batch, None).await;
+        assert_eq!(outcomes[..2], [Outcome::Done, Outcome::Done], "b is filtered out");
+        assert!(matches!(&outcomes[2], Outcome::Permanent(f) if f.kind == "mapping"), "{outcomes:?}");
+        assert_eq!(outcomes[3], Outcome::Done);
+        let sent = api.only().await;
+        assert_eq!((sent.header("content-type"), sent.header("x_source")), (Some("application/json"), Some("courier")));
+        assert_eq!(sent.json(), json!([{"email": "a@example.com"}, {"email": "d@example.com"}]));
+        let key = CallContext::for_batch("crm", &[&batch[0], &batch[3]]).idempotency_key;
+        assert_eq!(sent.header("idempotency-key"), Some(key.as_str()));
+    }
+
+    #[tokio::test]
+    async fn a_program_that_fails_on_an_event_names_its_key_without_quoting_the_event() {
+        let api = MockApi::answering(200, json!({})).await;
+        let handler = handler(&api, &[("COURIER__FORWARD__ROUTES__CRM__BODY", "{n: (.data.email + 1)}")]);
+        let incoming = registered_with("e-1", json!({"email": "ada@example.com"}));
+        let failure = handler.request(&incoming).expect_err("string + number");
+        assert_eq!(failure.kind, "mapping");
+        assert!(failure.message.starts_with("forward.routes.crm.body: the program fails: cannot"), "{failure:?}");
+        assert!(!failure.message.contains("ada@"), "{failure:?}");
     }
 }

@@ -22,6 +22,8 @@
 //!   Prometheus metrics every process serves at `/metrics`.
 //! * [`downstream`]: calling a consumer's APIs: the HTTP client (timeouts, `Idempotency-Key`, auth,
 //!   `traceparent`), the circuit breaker of each API, and the classification of results into outcomes.
+//! * [`mapping`]: requests shaped from the event: a path, query and headers as templates over it, a body and a
+//!   filter as jq programs, compiled at start-up (what `forward`'s routes map with, and a coded consumer may).
 //! * [`delivery`]: the runtime a consumer runs on: the [`delivery::Consumer`] a consumer declares itself with,
 //!   the [`delivery::Handler`] it builds, and the loop that reads records, hands them to the handler and
 //!   stores offsets only after success.
@@ -101,6 +103,7 @@ pub mod events;
 pub mod formats;
 pub mod health;
 pub mod kafka;
+pub mod mapping;
 pub mod publisher;
 pub mod schema_registry;
 pub mod settings;

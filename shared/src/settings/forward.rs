@@ -11,6 +11,7 @@ use serde_with::{DurationMilliSeconds, serde_as};
 use super::lists::list;
 use super::{SettingsError, check};
 use crate::formats::{Format, IdFrom, Reading};
+use crate::mapping::{RequestMapping, RequestSpec};
 
 /// `[forward]`: the `forward` consumer, configured by settings alone.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -51,9 +52,25 @@ pub struct ForwardRoute {
     /// the API named like the route.
     #[serde(default)]
     pub api: String,
-    /// The path under the API's `base_url` the events are sent to; empty (the default): the base URL itself.
+    /// The path under the API's `base_url` the events are sent to; empty (the default): the base URL itself. A
+    /// template: `{{ … }}` holds a jq expression over the event, its value percent-encoded
+    /// (`users/{{ .data.user_id }}`); it may end with a query (`?v=2&tenant={{ .tenant }}`).
     #[serde(default)]
     pub path: String,
+    /// Query parameters added to the path's, name → template of the value (each value percent-encoded).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Request headers, name → template of the value (`x-user = "{{ .data.user_id }}"`, or static text).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A jq program whose one value is the body, as JSON (`application/json`): `{email: .data.email}`; empty (the
+    /// default): the event or its data, as `mode` says.
+    #[serde(default)]
+    pub body: String,
+    /// A jq program deciding, beside `types`, which events the route calls for: those for which it is neither
+    /// `false` nor `null` (`.data.plan == "pro"`); the others are skipped. Empty (the default): every event.
+    #[serde(default)]
+    pub filter: String,
     /// The HTTP method: `POST` (the default), `PUT` or `PATCH`.
     #[serde(default = "post")]
     pub method: String,
@@ -77,6 +94,17 @@ impl ForwardRoute {
     /// The name of the API the route calls.
     pub fn api_name<'a>(&'a self, route: &'a str) -> &'a str {
         if self.api.is_empty() { route } else { &self.api }
+    }
+
+    /// The request mapping its `path`, `query`, `headers`, `body` and `filter` describe.
+    pub fn request(&self) -> RequestSpec {
+        RequestSpec {
+            path: self.path.clone(),
+            query: self.query.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            filter: self.filter.clone(),
+        }
     }
 
     /// How the route reads its topics.
@@ -129,7 +157,8 @@ fn is_name(name: &str) -> bool {
 }
 
 impl ForwardSettings {
-    /// Checks each field of each route on its own: names, topics, methods, batches. (That each route's API is
+    /// Checks each field of each route on its own: names, topics, methods, batches, and that its templates and
+    /// programs compile. (That each route's API is
     /// configured is checked when the `forward` consumer starts: the other programs do not need it.)
     pub(super) fn validate(&self) -> Result<(), SettingsError> {
         for (name, route) in &self.routes {
@@ -161,6 +190,8 @@ impl ForwardSettings {
                 &field("batch_max_wait_ms"),
                 "must be between 1 and 60000 (ms)",
             )?;
+            RequestMapping::compile(&format!("forward.routes.{name}"), &route.request())
+                .map_err(|e| SettingsError::Invalid { setting: e.key, reason: e.reason })?;
         }
         Ok(())
     }
@@ -248,5 +279,29 @@ mod tests {
             ("COURIER__PRODUCER__EVENTS__AGAIN__TOPIC", "t"),
         ];
         assert!(setting_of(load(&twice).expect_err("one type, two topics")).starts_with("producer.events."));
+    }
+
+    #[test]
+    fn a_template_or_program_that_does_not_compile_is_refused_with_its_key_and_position() {
+        let route = |key: &str, value: &str| {
+            let variable = format!("COURIER__FORWARD__ROUTES__CRM__{key}");
+            load(&[("COURIER__FORWARD__ROUTES__CRM__TOPICS", "t"), (&variable, value)])
+        };
+        let cases = [
+            ("BODY", "{email: .data.email", "forward.routes.crm.body"),
+            ("FILTER", ".data.plan ==", "forward.routes.crm.filter"),
+            ("PATH", "users/{{ .data.user_id", "forward.routes.crm.path"),
+        ];
+        for (key, value, setting) in cases {
+            match route(key, value).expect_err(value) {
+                SettingsError::Invalid { setting: named, reason } => {
+                    assert_eq!(named, setting);
+                    assert!(reason.contains(" at line 1, column "), "{reason}");
+                }
+                other => panic!("not a bad setting: {other}"),
+            }
+        }
+        let mapped = route("BODY", "{email: .data.email}").expect("valid");
+        assert_eq!(mapped.forward.routes["crm"].request().body, "{email: .data.email}");
     }
 }

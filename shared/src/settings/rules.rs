@@ -1,8 +1,9 @@
 //! The rules that relate two settings, in one place; each section checks its own fields first
 //! ([`Settings::validate`]). An error names the setting to change.
 
-use super::{BodyMode, Settings, SettingsError, check};
+use super::{BodyMode, ForwardRoute, Settings, SettingsError, check};
 use crate::formats::{Format, IdFrom};
+use crate::mapping::has_expressions;
 
 /// Checks every rule between two settings of `s`.
 pub(super) fn check_all(s: &Settings) -> Result<(), SettingsError> {
@@ -75,6 +76,16 @@ pub(super) fn check_all(s: &Settings) -> Result<(), SettingsError> {
             &field,
             "a batch is a JSON array of structured CloudEvents: batching needs mode = \"structured\"",
         )?;
+        let dependent = event_dependent_keys(route);
+        check(
+            route.batch_max_events == 1 || dependent.is_empty(),
+            &field,
+            &format!(
+                "a batch is one call: its path, query and headers cannot depend on the event ({}); use \
+                 batch_max_events = 1, or static values",
+                dependent.iter().map(|key| format!("forward.routes.{name}.{key}")).collect::<Vec<_>>().join(", ")
+            ),
+        )?;
         check(
             route.batch_max_events <= c.max_in_flight,
             &field,
@@ -101,6 +112,15 @@ pub(super) fn check_all(s: &Settings) -> Result<(), SettingsError> {
         }
     }
     Ok(())
+}
+
+/// The keys of `route`'s path, query and headers that hold `{{ … }}` expressions (`path`, `query.page`,
+/// `headers.x-user`).
+fn event_dependent_keys(route: &ForwardRoute) -> Vec<String> {
+    let path = has_expressions(&route.path).then(|| "path".to_owned());
+    let query = route.query.iter().filter(|(_, v)| has_expressions(v)).map(|(name, _)| format!("query.{name}"));
+    let headers = route.headers.iter().filter(|(_, v)| has_expressions(v)).map(|(name, _)| format!("headers.{name}"));
+    path.into_iter().chain(query).chain(headers).collect()
 }
 
 #[cfg(test)]
@@ -161,5 +181,28 @@ mod tests {
             "",
             "auto: the rule applies to the records that are not CloudEvents"
         );
+    }
+
+    #[test]
+    fn a_batch_cannot_have_a_path_or_headers_that_depend_on_the_event() {
+        let batched = |key: &str, value: &str| {
+            let variable = format!("COURIER__FORWARD__ROUTES__CRM__{key}");
+            let pairs = [
+                ("COURIER__FORWARD__ROUTES__CRM__TOPICS", "users"),
+                ("COURIER__FORWARD__ROUTES__CRM__BATCH_MAX_EVENTS", "10"),
+                (variable.as_str(), value),
+            ];
+            load(&pairs)
+        };
+        match batched("PATH", "users/{{ .data.user_id }}") {
+            Err(super::SettingsError::Invalid { setting, reason }) => {
+                assert_eq!(setting, "forward.routes.crm.batch_max_events");
+                assert!(reason.contains("forward.routes.crm.path"), "names the key: {reason}");
+            }
+            other => panic!("a templated path in batches: {other:?}"),
+        }
+        assert!(batched("PATH", "users").is_ok(), "a static path");
+        assert!(batched("BODY", "{email: .data.email}").is_ok(), "a body program runs per event of a batch");
+        assert!(batched("FILTER", ".data.plan == \"pro\"").is_ok(), "and a filter");
     }
 }

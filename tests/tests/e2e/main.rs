@@ -21,4 +21,5 @@ mod order_flow;
 mod order_saga;
 mod partitioning;
 mod registry;
+mod request_mapping;
 mod secured_cluster;
