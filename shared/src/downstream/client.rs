@@ -17,8 +17,8 @@ use serde::Serialize;
 use super::auth::{Auth, AuthError, TokenId};
 use super::breaker::{CallResult, CircuitBreaker};
 use super::classification::is_transient_status;
-use super::signing::Signer;
 use super::concurrency::{AdaptiveConcurrency, CallSignal};
+use super::signing::Signer;
 use crate::health::Health;
 use crate::settings::{ApiSettings, HttpVersion};
 use crate::telemetry::metrics::{self, Label};
@@ -663,7 +663,8 @@ mod tests {
             ..Default::default()
         };
         let signer = Signer::from_settings(&settings).expect("valid").expect("a signer");
-        let client = ApiClient::new("test", &ApiSettings { signing: settings, ..api }, &Health::default()).expect("client");
+        let client =
+            ApiClient::new("test", &ApiSettings { signing: settings, ..api }, &Health::default()).expect("client");
         let mut payload = Payload::json(&serde_json::json!({"user_id": "u-1"})).expect("JSON");
         payload.headers.insert("webhook-signature", HeaderValue::from_static("v1,forged"));
         let call = CallContext { idempotency_key: "hooks:u-1".into() };

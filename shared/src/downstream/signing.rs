@@ -18,8 +18,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -42,8 +42,10 @@ pub const SECRET_PREFIX: &str = "whsec_";
 /// can be undone), and controls and non-ASCII (which a header cannot carry).
 const ESCAPED_IN_ID: &AsciiSet = &CONTROLS.add(b'.').add(b'%');
 /// Base64 as Standard Webhooks secrets are written: the standard alphabet, padded or not.
-const SECRET_BASE64: GeneralPurpose =
-    GeneralPurpose::new(&base64::alphabet::STANDARD, GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent));
+const SECRET_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 /// The sizes of a Standard Webhooks secret the specification allows, in bytes.
 const SECRET_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
 
@@ -429,8 +431,8 @@ mod tests {
 
     #[test]
     fn a_secret_without_padding_is_the_same_secret() {
-        // 25 bytes: base64 with one `=` of padding, which the specification's libraries accept left out.
-        let padded = format!("whsec_{}", STANDARD.encode([7u8; 25]));
+        // 26 bytes: base64 with one `=` of padding, which the specification's libraries accept left out.
+        let padded = format!("whsec_{}", STANDARD.encode([7u8; 26]));
         assert!(padded.ends_with('='));
         let unpadded = padded.trim_end_matches('=');
         let signature = |secret: &str| {
@@ -453,7 +455,8 @@ mod tests {
     #[test]
     fn a_retry_is_signed_anew_with_its_own_timestamp() {
         let signer = signer(&settings(SigningScheme::StandardWebhooks, &[STANDARD_WEBHOOKS_VECTORS[0].0]));
-        let (first, retry) = (signer.headers_at("k", 1_700_000_000, b"{}"), signer.headers_at("k", 1_700_000_007, b"{}"));
+        let (first, retry) =
+            (signer.headers_at("k", 1_700_000_000, b"{}"), signer.headers_at("k", 1_700_000_007, b"{}"));
         assert_eq!(header(&first, "webhook-id"), header(&retry, "webhook-id"));
         assert_ne!(header(&first, "webhook-signature"), header(&retry, "webhook-signature"));
         let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
@@ -490,11 +493,7 @@ mod tests {
         };
         let headers = signer(&settings).headers_at("k", 1, b"want for nothing?");
         let signature = header(&headers, "x-signature");
-        assert_eq!(
-            STANDARD.decode(signature).map(hex::encode).as_deref(),
-            Ok(RFC_4231_CASE_2_SHA512),
-            "{signature}"
-        );
+        assert_eq!(STANDARD.decode(signature).map(hex::encode).as_deref(), Ok(RFC_4231_CASE_2_SHA512), "{signature}");
     }
 
     /// RFC 4231, section 4.3: HMAC-SHA-512 of test case 2.
@@ -543,17 +542,30 @@ mod tests {
     fn settings_that_cannot_work_name_their_key_and_never_the_secret() {
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let hmac = |changes: fn(&mut SigningSettings)| {
-            let mut s = SigningSettings { header: "X-Signature".into(), ..settings(SigningScheme::Hmac, &["k3y-S3CR3T"]) };
+            let mut s =
+                SigningSettings { header: "X-Signature".into(), ..settings(SigningScheme::Hmac, &["k3y-S3CR3T"]) };
             changes(&mut s);
             s
         };
         let cases: Vec<(SigningSettings, &str, &str)> = vec![
             (settings(SigningScheme::None, &[secret]), "secrets", "scheme is \"none\""),
             (settings(SigningScheme::StandardWebhooks, &[]), "secrets", "at least one"),
-            (settings(SigningScheme::StandardWebhooks, &[secret, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]), "secrets", "secret 2 of 2 does not start with whsec_"),
-            (settings(SigningScheme::StandardWebhooks, &["whsec_not base64!S3CR3T"]), "secrets", "secret 1 of 1 is not whsec_ followed by base64"),
+            (
+                settings(SigningScheme::StandardWebhooks, &[secret, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]),
+                "secrets",
+                "secret 2 of 2 does not start with whsec_",
+            ),
+            (
+                settings(SigningScheme::StandardWebhooks, &["whsec_not base64!S3CR3T"]),
+                "secrets",
+                "secret 1 of 1 is not whsec_ followed by base64",
+            ),
             (settings(SigningScheme::StandardWebhooks, &["whsec_c2hvcnQtUzNDUjNU"]), "secrets", "holds 12 bytes"),
-            (SigningSettings { header: "X-Sig".into(), ..settings(SigningScheme::StandardWebhooks, &[secret]) }, "header", "hmac"),
+            (
+                SigningSettings { header: "X-Sig".into(), ..settings(SigningScheme::StandardWebhooks, &[secret]) },
+                "header",
+                "hmac",
+            ),
             (hmac(|s| s.secrets.clear()), "secrets", "exactly one"),
             (hmac(|s| s.header.clear()), "header", "must name"),
             (hmac(|s| s.header = "X Signature".into()), "header", "must name"),

@@ -89,3 +89,41 @@ impl SigningSettings {
             .map_err(|error| invalid(format!("apis.{name}.signing.{}", error.key), error.reason))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::super::testing::load;
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_the_environment_comma_separated_and_a_bad_one_stops_start_up_unprinted() {
+        let base = ("COURIER__APIS__PARTNER__BASE_URL", "https://hooks.example.com");
+        let scheme = ("COURIER__APIS__PARTNER__SIGNING__SCHEME", "standard-webhooks");
+        let new = "whsec_5GwuHSWkHWosaJso2QgPeai3DmU/P0D8rvLGr72jcCo=";
+        let old = "whsec_qtuq/zOSQlp/Nq1LJehZAunwTlLOO8B4C2wxxfkeFUQ=";
+        let both = format!("{new},{old}");
+        let s = load(&[base, scheme, ("COURIER__APIS__PARTNER__SIGNING__SECRETS", &both)]).expect("valid");
+        let signing = &s.apis.get("partner").expect("partner").signing;
+        assert_eq!(signing.scheme, SigningScheme::StandardWebhooks);
+        let secrets: Vec<&str> = signing.secrets.iter().map(|secret| secret.expose_secret()).collect();
+        assert_eq!(secrets, [new, old], "in the order given");
+        assert!(!format!("{s:?}").contains("5GwuHSWk"), "never printed");
+
+        let bad = format!("{new},whsec_S3CR3T-not-base64");
+        let error = load(&[base, scheme, ("COURIER__APIS__PARTNER__SIGNING__SECRETS", &bad)]).expect_err("refused");
+        let error = error.to_string();
+        assert!(error.contains("apis.partner.signing.secrets") && error.contains("secret 2 of 2"), "{error}");
+        assert!(!error.contains("S3CR3T") && !error.contains("5GwuHSWk"), "{error}");
+        let error = load(&[base, scheme]).expect_err("no secret").to_string();
+        assert!(error.contains("apis.partner.signing.secrets"), "{error}");
+        assert!(
+            load(&[base])
+                .expect("unsigned by default")
+                .apis
+                .get("partner")
+                .is_ok_and(|api| api.signing.scheme == SigningScheme::None)
+        );
+    }
+}

@@ -127,10 +127,10 @@ fn the_readmes_signed_webhook_recipe_is_the_partner_route_and_api_of_its_example
         .expect("README shows the signed webhook recipe");
     let shown: toml::Table = toml::from_str(block).unwrap_or_else(|error| panic!("README's recipe: {error}"));
     let mut expected: toml::Table = toml::from_str("[forward.routes]\n[apis]\n").expect("two tables");
-    expected["forward"]["routes"].as_table_mut().expect("a table").insert(
-        "partner".into(),
-        example["forward"]["routes"]["partner"].clone(),
-    );
+    expected["forward"]["routes"]
+        .as_table_mut()
+        .expect("a table")
+        .insert("partner".into(), example["forward"]["routes"]["partner"].clone());
     expected["apis"].as_table_mut().expect("a table").insert("partner".into(), example["apis"]["partner"].clone());
     assert_eq!(shown, expected, "README shows another partner route or API than config/examples/signed-webhooks.toml");
 }

@@ -100,8 +100,8 @@ async fn signed_calls_and_their_retries_verify_with_an_independent_verifier_unde
     let forward = app.start_forward(&settings);
     // Every event once, and the one refused with 503 once more.
     for (name, mut calls) in [("partner", partner_calls), ("ledger", ledger_calls)] {
-        let all = tokio::time::timeout(WAIT, calls.wait_for(|n| *n > ids.len())).await;
-        assert!(matches!(all, Ok(Ok(_))), "{name}: {} calls of {}", *calls.borrow(), ids.len() + 1);
+        let all = matches!(tokio::time::timeout(WAIT, calls.wait_for(|n| *n > ids.len())).await, Ok(Ok(_)));
+        assert!(all, "{name}: {} calls of {}", *calls.borrow(), ids.len() + 1);
     }
     forward.stop().await.expect("forward stops cleanly");
 
