@@ -9,7 +9,8 @@
 //! Each table of the file is a type in a module of its own, which reads its values typed (durations as
 //! `Duration` from their `_ms` and `_secs` keys, listen addresses as `SocketAddr`) and checks each of its
 //! fields: `kafka.rs` (`[kafka]`), `topics.rs` (`[topics]`), `producer.rs` (`[producer]`, `[producer.events]`),
-//! `consumer.rs` (`[consumer]`), `apis.rs` (`[apis]`, with `url.rs` for their URLs), `dlq.rs` (`[dlq]`),
+//! `consumer.rs` (`[consumer]`), `apis.rs` (`[apis]`, with `url.rs` for their URLs and `signing.rs` for
+//! `[apis.<name>.signing]`), `dlq.rs` (`[dlq]`),
 //! `forward.rs` (`[forward.routes]`), `schema_registry.rs` (`[schema_registry]`) and `telemetry.rs` (`[telemetry]`). The rules that relate two settings
 //! are in `rules.rs`; `durations.rs` and `lists.rs` say how durations and lists are read.
 //!
@@ -32,6 +33,7 @@ mod lists;
 mod producer;
 mod rules;
 mod schema_registry;
+mod signing;
 mod telemetry;
 mod topics;
 mod url;
@@ -43,6 +45,7 @@ pub use forward::{BodyMode, ForwardRoute, ForwardSettings, MAX_BATCH_EVENTS};
 pub use kafka::KafkaSettings;
 pub use producer::{EventRoute, ProducerSettings};
 pub use schema_registry::{REGISTRY_AUTH_MODES, SchemaRegistrySettings};
+pub use signing::{HmacAlgorithm, SignatureEncoding, SigningScheme, SigningSettings};
 pub use telemetry::{LogFormat, TelemetrySettings};
 pub use topics::{TopicNames, TopicSettings};
 pub use url::UrlSetting;

@@ -1,5 +1,6 @@
 //! The HTTP client of one downstream API: breaker → rate limit → concurrency limit → request (with its
-//! timeouts), each call carrying the event's idempotency key, its trace context and the API's credentials.
+//! timeouts), each call carrying the event's idempotency key, its trace context, the API's credentials and,
+//! when the API asks for them, its signature headers (each attempt signed anew).
 
 use std::borrow::Cow;
 use std::num::NonZeroU32;
@@ -17,6 +18,7 @@ use super::auth::{Auth, AuthError, TokenId};
 use super::breaker::{CallResult, CircuitBreaker};
 use super::classification::is_transient_status;
 use super::concurrency::{AdaptiveConcurrency, CallSignal};
+use super::signing::Signer;
 use crate::health::Health;
 use crate::settings::{ApiSettings, HttpVersion};
 use crate::telemetry::metrics::{self, Label};
@@ -41,6 +43,8 @@ pub struct ApiClient {
     http: reqwest::Client,
     /// The API's credentials.
     auth: Auth,
+    /// What signs every call, when the API asks for signed calls.
+    signer: Option<Arc<Signer>>,
     /// The API's circuit breaker.
     breaker: CircuitBreaker,
     /// The API's rate limit, when set.
@@ -211,11 +215,14 @@ impl ApiClient {
             Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
         });
         let auth = Auth::from_settings(name, settings, http.clone());
+        let signer = Signer::from_settings(&settings.signing)
+            .map_err(|error| ClientError::Signing(format!("apis.{name}.{error}")))?
+            .map(Arc::new);
         let name = Label::from(name);
         let metrics = Arc::new(metrics::CallMetrics::new(name.clone()));
         let concurrency =
             Arc::new(AdaptiveConcurrency::new(name.clone(), settings.max_in_flight, settings.adaptive_concurrency));
-        Ok(Self { name, base_url, http, auth, breaker, limiter, concurrency, metrics })
+        Ok(Self { name, base_url, http, auth, signer, breaker, limiter, concurrency, metrics })
     }
 
     /// The API's circuit breaker.
@@ -251,8 +258,8 @@ impl ApiClient {
         }
     }
 
-    /// Sends `payload` with `method` to `path`, with the idempotency key, trace context and credentials,
-    /// through the breaker, the rate limit and the concurrency limit. With OAuth 2.0, a 401 makes the client
+    /// Sends `payload` with `method` to `path`, with the idempotency key, trace context, credentials and
+    /// signature headers, through the breaker, the rate limit and the concurrency limit. With OAuth 2.0, a 401 makes the client
     /// forget the token the call carried (never a newer one) and send the call once more at once, with a newer
     /// token or a new one.
     pub async fn send(
@@ -290,7 +297,8 @@ impl ApiClient {
         result
     }
 
-    /// One HTTP call, as a client span of the current one whose context it sends (`traceparent`): its
+    /// One HTTP call, signed now when the API asks for it, as a client span of the current one whose context
+    /// it sends (`traceparent`): its
     /// status, headers and (capped) body, and the OAuth 2.0 token it carried (so that a 401 forgets that one
     /// and no newer one). Counted and timed in the call metrics. The span exists only when
     /// spans are exported, and is never entered (nothing is logged inside it, and entering it at every poll of
@@ -330,6 +338,12 @@ impl ApiClient {
                 self.metrics.call("auth", None, None);
                 return (Err(CallErrorKind::Auth(error)), TokenId::NONE);
             }
+        };
+        let request = match &self.signer {
+            // Signed last, so that the timestamp is the sending's (after any wait for a token); replacing any
+            // header of the payload's of the same name, since the signature covers this very body.
+            Some(signer) => request.headers(signer.headers(&call.idempotency_key, &payload.body)),
+            None => request,
         };
         let started = std::time::Instant::now();
         let result = async {
@@ -406,6 +420,9 @@ pub enum ClientError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(reqwest::Error),
+    /// The API's signing settings cannot work (the text names the setting, never a secret).
+    #[error("{0}")]
+    Signing(String),
 }
 
 /// A response's outcome class, as `courier_downstream_calls_total` labels it.
@@ -624,6 +641,44 @@ mod tests {
                     other => panic!("{path}: a redirect not followed must be a permanent failure, got {other:?}"),
                 }
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn every_attempt_is_signed_over_the_body_as_sent_replacing_the_payloads_own_signature_headers() {
+        // An API that answers with the signature headers and the body it got.
+        let echo = |headers: HeaderMap, body: Bytes| async move {
+            let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let names = ["webhook-id", "webhook-timestamp", "webhook-signature"];
+            axum::Json(serde_json::json!({
+                "headers": names.map(value),
+                "count": headers.get_all("webhook-signature").iter().count(),
+                "body": String::from_utf8_lossy(&body),
+            }))
+        };
+        let api = api_serving(axum::Router::new().route("/api/hooks", axum::routing::post(echo))).await;
+        let settings = crate::settings::SigningSettings {
+            scheme: crate::settings::SigningScheme::StandardWebhooks,
+            secrets: vec![secrecy::SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
+            ..Default::default()
+        };
+        let signer = Signer::from_settings(&settings).expect("valid").expect("a signer");
+        let client =
+            ApiClient::new("test", &ApiSettings { signing: settings, ..api }, &Health::default()).expect("client");
+        let mut payload = Payload::json(&serde_json::json!({"user_id": "u-1"})).expect("JSON");
+        payload.headers.insert("webhook-signature", HeaderValue::from_static("v1,forged"));
+        let call = CallContext { idempotency_key: "hooks:u-1".into() };
+        for _ in 0..2 {
+            let response = client.send(Method::POST, "hooks", &payload, &call).await.expect("an answer");
+            let got: serde_json::Value = response.json().expect("the echo");
+            let header = |i: usize| got["headers"][i].as_str().unwrap_or_default().to_owned();
+            let (id, timestamp, signature) = (header(0), header(1), header(2));
+            assert_eq!(id, "hooks:u-1", "webhook-id is the idempotency key: {got}");
+            assert_eq!(got["count"], 1, "one signature header, the forged one replaced: {got}");
+            assert_eq!(got["body"], r#"{"user_id":"u-1"}"#);
+            let timestamp: u64 = timestamp.parse().expect("unix seconds");
+            let expected = signer.headers_at("hooks:u-1", timestamp, br#"{"user_id":"u-1"}"#);
+            assert_eq!(Some(signature.as_str()), expected.get("webhook-signature").and_then(|v| v.to_str().ok()));
         }
     }
 

@@ -7,15 +7,18 @@
 //! * [`breaker`]: the circuit breaker of each API.
 //! * [`concurrency`]: how many calls each API gets at once: a limit that adapts to the API's latency and
 //!   push-back, up to `max_in_flight`.
+//! * [`signing`]: the signature every call to an API carries when it asks for one: Standard Webhooks, or an
+//!   HMAC of the API's own scheme.
 //! * [`auth`]: the API's credentials (bearer, a header, basic or OAuth 2.0 client credentials).
 //! * [`oauth2`]: OAuth 2.0 client credentials: the token cached, one fetch at a time, a failed fetch
 //!   remembered for a backoff, a 401 forgetting only the token it refused.
 //!
 //! Every call carries `Idempotency-Key: <consumer>:<event id>` (the same on every attempt, restart and
-//! rebalance, so the API can absorb a redelivery) and the W3C `traceparent` of the event's trace, and the
-//! API's credentials ([`auth`]: bearer, a header, basic or OAuth 2.0 client credentials). An API may have its
-//! own CA and a client certificate (mutual TLS). Each API has its own circuit breaker, concurrency limit and,
-//! when set, rate limit, layered as: breaker → rate limit → concurrency limit → request (with its timeouts).
+//! rebalance, so the API can absorb a redelivery) and the W3C `traceparent` of the event's trace, the API's
+//! credentials ([`auth`]: bearer, a header, basic or OAuth 2.0 client credentials) and, when the API asks for
+//! them, signature headers ([`signing`]). An API may have its own CA and a client certificate (mutual TLS).
+//! Each API has its own circuit breaker, concurrency limit and, when set, rate limit, layered as: breaker →
+//! rate limit → concurrency limit → request (with its timeouts).
 
 pub mod auth;
 pub mod breaker;
@@ -23,6 +26,7 @@ pub mod classification;
 pub mod client;
 pub mod concurrency;
 pub mod oauth2;
+pub mod signing;
 
 pub use classification::{
     BODY_EXCERPT_BYTES, classify, classify_batch, classify_error, classify_response, excerpt, is_transient_status,

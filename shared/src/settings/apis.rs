@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_with::{DurationMilliSeconds, serde_as};
 
 use super::durations::check_duration;
+use super::signing::SigningSettings;
 use super::url::UrlSetting;
 use super::{MAX_CONCURRENCY, SettingsError, check, invalid};
 use crate::downstream::breaker::BreakerPolicy;
@@ -143,6 +144,9 @@ pub struct ApiSettings {
     /// (`oauth2_token_url`) go through the same client, so they use it too.
     #[serde(default)]
     pub http_version: HttpVersion,
+    /// How the calls are signed for the API to check them (`[apis.<name>.signing]`; by default they are not).
+    #[serde(default)]
+    pub signing: SigningSettings,
 }
 
 /// Which HTTP version an API's calls use.
@@ -183,6 +187,7 @@ impl ApiSettings {
             Err(e) => return Err(invalid(field("base_url"), format!("is not a URL ({e})"))),
         }
         crate::downstream::auth::check(name, self).map_err(|(setting, reason)| invalid(setting, reason))?;
+        self.signing.validate(name)?;
         for (key, path) in [
             ("tls_ca_location", &self.tls_ca_location),
             ("tls_certificate_location", &self.tls_certificate_location),

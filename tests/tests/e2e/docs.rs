@@ -3,7 +3,8 @@
 //! * `docs/configuration.md` has a row for every key of `config/default.toml`, with that file's default
 //!   (`[apis.defaults]` keys stand as `apis.<name>.…`), and every key it documents is one courier accepts;
 //! * README and `docs/forward.md` show the routes of `config/examples/user-registration.toml` as that file has
-//!   them;
+//!   them, and README's signed webhook recipe the partner route and API of `config/examples/signed-webhooks.toml`
+//!   (which `signatures.rs` runs);
 //! * `docs/operations.md` names the consumer services Prometheus scrapes as `deploy/prometheus/prometheus.yml`
 //!   does.
 //!
@@ -111,6 +112,27 @@ fn the_readme_and_the_forward_page_show_the_example_routes_as_they_are() {
         let shown: toml::Table = toml::from_str(block).unwrap_or_else(|error| panic!("{page}'s toml block: {error}"));
         assert_eq!(shown, example, "{page} shows other routes than config/examples/user-registration.toml");
     }
+}
+
+#[test]
+fn the_readmes_signed_webhook_recipe_is_the_partner_route_and_api_of_its_example() {
+    let example: toml::Table =
+        toml::from_str(&read("config/examples/signed-webhooks.toml")).expect("the example parses");
+    let readme = read("README.md");
+    let block = readme
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("[apis.partner.signing]"))
+        .expect("README shows the signed webhook recipe");
+    let shown: toml::Table = toml::from_str(block).unwrap_or_else(|error| panic!("README's recipe: {error}"));
+    let mut expected: toml::Table = toml::from_str("[forward.routes]\n[apis]\n").expect("two tables");
+    expected["forward"]["routes"]
+        .as_table_mut()
+        .expect("a table")
+        .insert("partner".into(), example["forward"]["routes"]["partner"].clone());
+    expected["apis"].as_table_mut().expect("a table").insert("partner".into(), example["apis"]["partner"].clone());
+    assert_eq!(shown, expected, "README shows another partner route or API than config/examples/signed-webhooks.toml");
 }
 
 #[test]

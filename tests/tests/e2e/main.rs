@@ -23,3 +23,4 @@ mod partitioning;
 mod registry;
 mod request_mapping;
 mod secured_cluster;
+mod signatures;
