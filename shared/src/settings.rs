@@ -11,7 +11,8 @@
 //! fields: `kafka.rs` (`[kafka]`), `topics.rs` (`[topics]`), `producer.rs` (`[producer]`, `[producer.events]`),
 //! `consumer.rs` (`[consumer]`), `apis.rs` (`[apis]`, with `url.rs` for their URLs), `dlq.rs` (`[dlq]`),
 //! `forward.rs` (`[forward.routes]`), `schema_registry.rs` (`[schema_registry]`) and `telemetry.rs` (`[telemetry]`). The rules that relate two settings
-//! are in `rules.rs`; `durations.rs` and `lists.rs` say how durations and lists are read.
+//! are in `rules.rs`; `durations.rs` and `lists.rs` say how durations and lists are read, `status_codes.rs` how
+//! lists of HTTP status codes are.
 //!
 //! [`Settings::load`] rejects unknown keys (a typo must not be ignored silently) and checks every value, so a
 //! bad or missing setting stops the program with an error that names the setting.
@@ -32,6 +33,7 @@ mod lists;
 mod producer;
 mod rules;
 mod schema_registry;
+mod status_codes;
 mod telemetry;
 mod topics;
 mod url;
@@ -43,6 +45,7 @@ pub use forward::{BodyMode, ForwardRoute, ForwardSettings, MAX_BATCH_EVENTS};
 pub use kafka::KafkaSettings;
 pub use producer::{EventRoute, ProducerSettings};
 pub use schema_registry::{REGISTRY_AUTH_MODES, SchemaRegistrySettings};
+pub use status_codes::StatusCodes;
 pub use telemetry::{LogFormat, TelemetrySettings};
 pub use topics::{TopicNames, TopicSettings};
 pub use url::UrlSetting;

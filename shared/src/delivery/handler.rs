@@ -193,6 +193,20 @@ pub struct Failure {
     /// breaker does; a call the open breaker refused, the half-open breaker's probe and a 429 (the API asks
     /// to slow down) do not, so waiting out an outage or a throttle never dead-letters an event.
     pub charged: bool,
+    /// The retry budget of the API the failing call went to, over the consumer's (a consumer may call two
+    /// APIs, each with its own).
+    pub budget: RetryBudget,
+}
+
+/// An API's own retry budget (`apis.<name>.max_attempts`, `max_backoff_ms`): each limit it sets replaces the
+/// consumer's (`consumer.retry_max_attempts`, `retry_max_backoff_ms`) for the events whose calls to that API
+/// fail; one it leaves `None` keeps the consumer's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryBudget {
+    /// Attempts in all, the first included.
+    pub max_attempts: Option<u32>,
+    /// Upper bound of any delay between attempts (Retry-After included).
+    pub max_backoff: Option<Duration>,
 }
 
 impl Failure {
@@ -206,6 +220,7 @@ impl Failure {
             http_body: None,
             retry_after: None,
             charged: true,
+            budget: RetryBudget::default(),
         }
     }
 
@@ -228,6 +243,12 @@ impl Failure {
     /// The same failure, not spending an attempt (see [`Failure::charged`]).
     pub fn uncharged(mut self) -> Self {
         self.charged = false;
+        self
+    }
+
+    /// The same failure, retried within `budget` (its API's).
+    pub fn with_budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = budget;
         self
     }
 

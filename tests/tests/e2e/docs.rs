@@ -3,7 +3,7 @@
 //! * `docs/configuration.md` has a row for every key of `config/default.toml`, with that file's default
 //!   (`[apis.defaults]` keys stand as `apis.<name>.…`), and every key it documents is one courier accepts;
 //! * README and `docs/forward.md` show the routes of `config/examples/user-registration.toml` as that file has
-//!   them;
+//!   them, and README the recipe of `config/examples/status-rules.toml` as that file has it;
 //! * `docs/operations.md` names the consumer services Prometheus scrapes as `deploy/prometheus/prometheus.yml`
 //!   does.
 //!
@@ -111,6 +111,19 @@ fn the_readme_and_the_forward_page_show_the_example_routes_as_they_are() {
         let shown: toml::Table = toml::from_str(block).unwrap_or_else(|error| panic!("{page}'s toml block: {error}"));
         assert_eq!(shown, example, "{page} shows other routes than config/examples/user-registration.toml");
     }
+}
+
+#[test]
+fn the_readme_shows_the_status_rules_recipe_as_its_file_has_it() {
+    let example: toml::Table = toml::from_str(&read("config/examples/status-rules.toml")).expect("the example parses");
+    let readme = read("README.md");
+    let block = readme
+        .split("```toml\n")
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("[forward.routes.contacts]"))
+        .expect("README shows the status rules recipe");
+    let shown: toml::Table = toml::from_str(block).expect("README's status rules block parses");
+    assert_eq!(shown, example, "README shows other settings than config/examples/status-rules.toml");
 }
 
 #[test]

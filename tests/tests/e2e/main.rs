@@ -22,3 +22,4 @@ mod order_saga;
 mod partitioning;
 mod registry;
 mod secured_cluster;
+mod status_policy;
