@@ -35,8 +35,8 @@ impl RetryPolicy {
     /// failed (carried by the failure), for a consumer whose APIs have budgets of their own.
     pub fn within(&self, budget: RetryBudget) -> Self {
         Self {
-            max_attempts: budget.max_attempts.unwrap_or(self.max_attempts),
-            max_backoff: budget.max_backoff.unwrap_or(self.max_backoff),
+            max_attempts: budget.max_attempts().unwrap_or(self.max_attempts),
+            max_backoff: budget.max_backoff().unwrap_or(self.max_backoff),
             ..*self
         }
     }
@@ -101,13 +101,13 @@ mod tests {
 
     #[test]
     fn an_apis_budget_replaces_the_limits_it_sets() {
-        let budget = RetryBudget { max_attempts: Some(2), max_backoff: Some(Duration::from_millis(300)) };
+        let budget = RetryBudget::new(Some(2), Some(Duration::from_millis(300)));
         let api = POLICY.within(budget);
         assert_eq!((api.max_attempts, api.max_backoff), (2, Duration::from_millis(300)));
         assert_eq!((api.initial_backoff, api.max_elapsed), (POLICY.initial_backoff, POLICY.max_elapsed));
         assert!(!api.allows_another(2, Duration::ZERO));
         assert!((0..200).all(|_| api.delay(8, Some(Duration::from_secs(9))) == Duration::from_millis(300)));
-        let attempts_only = POLICY.within(RetryBudget { max_attempts: Some(9), max_backoff: None });
+        let attempts_only = POLICY.within(RetryBudget::new(Some(9), None));
         assert_eq!((attempts_only.max_attempts, attempts_only.max_backoff), (9, POLICY.max_backoff));
         assert_eq!(POLICY.within(RetryBudget::default()), POLICY, "no budget of its own: the consumer's");
     }

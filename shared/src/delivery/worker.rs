@@ -653,12 +653,16 @@ mod tests {
         let failing = |max_attempts: Option<u32>, max_backoff: Option<Duration>| {
             let failure = Failure::http("POST http://api/x", 503, String::new())
                 .with_retry_after(Some(Duration::from_secs(10)))
-                .with_budget(crate::delivery::RetryBudget { max_attempts, max_backoff });
+                .with_budget(crate::delivery::RetryBudget::new(max_attempts, max_backoff));
             vec![Outcome::Retry(failure); 10]
         };
         let handler = Scripted { channels: vec!["email", "sms"], ..Scripted::default() };
         handler.script.lock().expect("lock").insert(Some("email"), failing(Some(2), None).into());
-        handler.script.lock().expect("lock").insert(Some("sms"), failing(Some(4), Some(Duration::from_millis(300))).into());
+        handler
+            .script
+            .lock()
+            .expect("lock")
+            .insert(Some("sms"), failing(Some(4), Some(Duration::from_millis(300))).into());
         let (two_apis, route) = worker(handler, 6, 0);
         let started = tokio::time::Instant::now();
         assert_eq!(two_apis.deliver(&record(1), &stops()).await, Delivery::Handled);

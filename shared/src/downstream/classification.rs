@@ -90,9 +90,11 @@ impl StatusPolicy {
     /// Whether `headers` carry the abort signal.
     fn aborts(&self, headers: &HeaderMap) -> bool {
         let Some(abort) = &self.abort else { return false };
-        headers.get_all(&abort.header).iter().filter_map(|value| value.to_str().ok()).any(|value| {
-            value.split(',').any(|one| one.trim().eq_ignore_ascii_case(&abort.value))
-        })
+        headers
+            .get_all(&abort.header)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(|value| value.split(',').any(|one| one.trim().eq_ignore_ascii_case(&abort.value)))
     }
 }
 
@@ -295,7 +297,7 @@ mod tests {
             success_on: codes(&["409"]),
             retry_on: codes(&["404", "423-424"]),
             dead_letter_on: codes(&["500", "429"]),
-            budget: RetryBudget { max_attempts: Some(2), max_backoff: Some(Duration::from_millis(300)) },
+            budget: RetryBudget::new(Some(2), Some(Duration::from_millis(300))),
             abort: Some(AbortSignal {
                 header: HeaderName::from_static("webhook-delivery"),
                 value: "abort-message".into(),
@@ -345,10 +347,8 @@ mod tests {
 
     #[test]
     fn a_429_the_policy_retries_still_waits_without_spending_an_attempt_and_a_listed_2xx_is_retried() {
-        let retried = StatusPolicy {
-            retry_on: StatusCodes::parse(["429", "202"]).expect("valid"),
-            ..StatusPolicy::default()
-        };
+        let retried =
+            StatusPolicy { retry_on: StatusCodes::parse(["429", "202"]).expect("valid"), ..StatusPolicy::default() };
         match classify_response(&answered(429, &retried, &[])) {
             Outcome::Retry(f) => assert!(!f.charged && f.retry_after == Some(THROTTLE_WAIT), "{f:?}"),
             other => panic!("429 must wait, got {other:?}"),
@@ -377,7 +377,9 @@ mod tests {
         ));
         assert_eq!(classify_response(&answered(201, &policy, &abort)), Outcome::Done, "delivered: no effect");
         assert_eq!(classify_response(&answered(409, &policy, &abort)), Outcome::Done);
-        assert!(matches!(classify_response(&answered(422, &policy, &abort)), Outcome::Permanent(f) if f.kind == "http_status"));
+        assert!(
+            matches!(classify_response(&answered(422, &policy, &abort)), Outcome::Permanent(f) if f.kind == "http_status")
+        );
         assert!(matches!(
             classify_response(&answered(503, &policy, &[("webhook-delivery", "disable")])),
             Outcome::Retry(_)
@@ -406,7 +408,10 @@ mod tests {
         let taken: Vec<&str> = classify_batch(&batch(409, answer), 4).iter().map(Outcome::class).collect();
         assert_eq!(taken, ["done", "retry", "permanent", "permanent"], "a call the policy delivers is read per event");
         let refused = classify_batch(&batch(500, "down"), 3);
-        assert!(refused.iter().all(|o| matches!(o, Outcome::Permanent(f) if f.http_status == Some(500))), "{refused:?}");
+        assert!(
+            refused.iter().all(|o| matches!(o, Outcome::Permanent(f) if f.http_status == Some(500))),
+            "{refused:?}"
+        );
         let retried = classify_batch(&batch(404, "not yet"), 2);
         assert!(retried.iter().all(|o| matches!(o, Outcome::Retry(f) if f.budget == policy.budget)), "{retried:?}");
     }

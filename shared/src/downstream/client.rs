@@ -654,7 +654,7 @@ mod tests {
         let send = |status: &'static str| client.send_json(Method::POST, status, &body, &call);
         assert_eq!(classify(&send("409").await), Outcome::Done, "its 409 is a success");
         match classify(&send("503").await) {
-            Outcome::Retry(f) => assert_eq!(f.budget.max_attempts, Some(3), "{f:?}"),
+            Outcome::Retry(f) => assert_eq!(f.budget.max_attempts(), Some(3), "{f:?}"),
             other => panic!("a 503 is retried, got {other:?}"),
         }
         let plain = ApiSettings { success_on: Default::default(), max_attempts: 0, ..settings.clone() };

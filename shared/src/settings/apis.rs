@@ -211,7 +211,7 @@ impl ApiSettings {
             success_on: self.success_on.clone(),
             retry_on: self.retry_on.clone(),
             dead_letter_on: self.dead_letter_on.clone(),
-            budget: RetryBudget { max_attempts: (self.max_attempts > 0).then_some(self.max_attempts), max_backoff: self.max_backoff_ms },
+            budget: RetryBudget::new(Some(self.max_attempts), self.max_backoff_ms),
             abort,
         }
     }
@@ -219,7 +219,8 @@ impl ApiSettings {
     /// Checks the fields of API `name`'s status policy: no status in two lists, a valid abort header.
     fn validate_status_policy(&self, name: &str) -> Result<(), SettingsError> {
         let field = |key: &str| format!("apis.{name}.{key}");
-        let lists = [("success_on", &self.success_on), ("retry_on", &self.retry_on), ("dead_letter_on", &self.dead_letter_on)];
+        let lists =
+            [("success_on", &self.success_on), ("retry_on", &self.retry_on), ("dead_letter_on", &self.dead_letter_on)];
         for (i, (key, list)) in lists.iter().enumerate() {
             for (other_key, other) in &lists[i + 1..] {
                 if let Some(status) = list.shared_with(other) {
@@ -374,24 +375,27 @@ mod tests {
         .expect("valid");
         let crm = s.apis.get("crm").expect("crm").status_policy();
         let class = |code: u16| crm.class(StatusCode::from_u16(code).expect("status"));
-        assert_eq!([class(409), class(201), class(404), class(500), class(503)], [
-            StatusClass::Success,
-            StatusClass::Success,
-            StatusClass::Transient,
-            StatusClass::Permanent,
-            StatusClass::Permanent
-        ]);
-        assert_eq!([class(423), class(501), class(422)], [
-            StatusClass::Permanent,
-            StatusClass::Transient,
-            StatusClass::Permanent
-        ], "its own retry_on replaces the defaults'; unlisted statuses keep their default");
-        assert_eq!((crm.budget.max_attempts, crm.budget.max_backoff), (Some(3), Some(Duration::from_millis(250))));
+        assert_eq!(
+            [class(409), class(201), class(404), class(500), class(503)],
+            [
+                StatusClass::Success,
+                StatusClass::Success,
+                StatusClass::Transient,
+                StatusClass::Permanent,
+                StatusClass::Permanent
+            ]
+        );
+        assert_eq!(
+            [class(423), class(501), class(422)],
+            [StatusClass::Permanent, StatusClass::Transient, StatusClass::Permanent],
+            "its own retry_on replaces the defaults'; unlisted statuses keep their default"
+        );
+        assert_eq!((crm.budget.max_attempts(), crm.budget.max_backoff()), (Some(3), Some(Duration::from_millis(250))));
         let abort = crm.abort.expect("read by default");
         assert_eq!((abort.header.as_str(), abort.value.as_str()), ("webhook-delivery", "abort-message"));
         let inventory = s.apis.get("inventory").expect("inventory").status_policy();
         assert_eq!(inventory.class(StatusCode::LOCKED), StatusClass::Transient, "[apis.defaults] from the environment");
-        assert_eq!((inventory.budget.max_attempts, inventory.budget.max_backoff), (None, None), "the consumer's");
+        assert_eq!((inventory.budget.max_attempts(), inventory.budget.max_backoff()), (None, None), "the consumer's");
         let quiet = load(&[("COURIER__APIS__SMS__ABORT_HEADER", "")]).expect("valid");
         assert!(quiet.apis.get("sms").expect("sms").status_policy().abort.is_none(), "no header read");
     }

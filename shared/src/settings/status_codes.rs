@@ -5,8 +5,8 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 /// The lowest and highest status code a list may name.
 const STATUS_CODES: RangeInclusive<u16> = 100..=599;
@@ -39,7 +39,12 @@ impl StatusCodes {
     pub fn shared_with(&self, other: &StatusCodes) -> Option<u16> {
         self.ranges
             .iter()
-            .flat_map(|mine| other.ranges.iter().map(move |theirs| (*mine.start()).max(*theirs.start())..=(*mine.end()).min(*theirs.end())))
+            .flat_map(|mine| {
+                other
+                    .ranges
+                    .iter()
+                    .map(move |theirs| (*mine.start()).max(*theirs.start())..=(*mine.end()).min(*theirs.end()))
+            })
             .filter(|both| !both.is_empty())
             .map(|both| *both.start())
             .min()
@@ -48,13 +53,12 @@ impl StatusCodes {
 
 /// One entry: a code, or a range `low-high` with `low ≤ high`, within 100–599.
 fn parse_entry(entry: &str) -> Result<RangeInclusive<u16>, String> {
-    let code = |text: &str| {
-        text.trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|code| STATUS_CODES.contains(code))
-            .ok_or_else(|| format!("{entry:?} is not a status code from 100 to 599 or a range of them (\"400-403\")"))
-    };
+    let code =
+        |text: &str| {
+            text.trim().parse::<u16>().ok().filter(|code| STATUS_CODES.contains(code)).ok_or_else(|| {
+                format!("{entry:?} is not a status code from 100 to 599 or a range of them (\"400-403\")")
+            })
+        };
     let (low, high) = match entry.split_once('-') {
         Some((low, high)) => (code(low)?, code(high)?),
         None => (code(entry)?, code(entry)?),

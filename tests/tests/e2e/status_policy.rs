@@ -41,9 +41,17 @@ async fn an_apis_409_is_delivered_its_404_retried_and_its_500_and_its_abort_dead
     };
     Mock::given(for_event("dup")).respond_with(reporting(409)).mount(&crm).await;
     // Not replicated yet: two 404s, then the contact is created.
-    Mock::given(for_event("late")).respond_with(ResponseTemplate::new(404)).up_to_n_times(2).with_priority(1).mount(&crm).await;
+    Mock::given(for_event("late"))
+        .respond_with(ResponseTemplate::new(404))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&crm)
+        .await;
     Mock::given(for_event("late")).respond_with(reporting(201)).with_priority(2).mount(&crm).await;
-    Mock::given(for_event("broken")).respond_with(ResponseTemplate::new(500).set_body_string("no tenant")).mount(&crm).await;
+    Mock::given(for_event("broken"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("no tenant"))
+        .mount(&crm)
+        .await;
     let stop = ResponseTemplate::new(503).insert_header("webhook-delivery", "abort-message").set_body_string("gone");
     Mock::given(for_event("stop")).respond_with(stop).mount(&crm).await;
     Mock::given(for_event("ok")).respond_with(reporting(201)).mount(&crm).await;
