@@ -137,7 +137,9 @@ impl InventoryHandler {
                 message,
                 ..Failure::http(&response.endpoint, 404, downstream::excerpt(&response.body))
             };
-            return Outcome::Retry(failure.with_retry_after(Some(RELEASE_RETRY_FLOOR)));
+            return Outcome::Retry(
+                failure.with_retry_after(Some(RELEASE_RETRY_FLOOR)).with_budget(response.policy.budget),
+            );
         }
         downstream::classify(&result).on_done(|| {
             tracing::debug!(order_id = %failed.order_id, reason = %failed.reason, "reservation released after a declined payment")

@@ -12,7 +12,8 @@
 //! `consumer.rs` (`[consumer]`), `apis.rs` (`[apis]`, with `url.rs` for their URLs and `signing.rs` for
 //! `[apis.<name>.signing]`), `dlq.rs` (`[dlq]`),
 //! `forward.rs` (`[forward.routes]`), `schema_registry.rs` (`[schema_registry]`) and `telemetry.rs` (`[telemetry]`). The rules that relate two settings
-//! are in `rules.rs`; `durations.rs` and `lists.rs` say how durations and lists are read.
+//! are in `rules.rs`; `durations.rs` and `lists.rs` say how durations and lists are read, `status_codes.rs` how
+//! lists of HTTP status codes are.
 //!
 //! [`Settings::load`] rejects unknown keys (a typo must not be ignored silently) and checks every value, so a
 //! bad or missing setting stops the program with an error that names the setting.
@@ -34,6 +35,7 @@ mod producer;
 mod rules;
 mod schema_registry;
 mod signing;
+mod status_codes;
 mod telemetry;
 mod topics;
 mod url;
@@ -46,6 +48,7 @@ pub use kafka::KafkaSettings;
 pub use producer::{EventRoute, ProducerSettings};
 pub use schema_registry::{REGISTRY_AUTH_MODES, SchemaRegistrySettings};
 pub use signing::{HmacAlgorithm, SignatureEncoding, SigningScheme, SigningSettings};
+pub use status_codes::StatusCodes;
 pub use telemetry::{LogFormat, TelemetrySettings};
 pub use topics::{TopicNames, TopicSettings};
 pub use url::UrlSetting;

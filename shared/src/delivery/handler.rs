@@ -2,6 +2,7 @@
 //! ([`Incoming`]) and what it returns ([`Outcome`]). The [`super::Consumer`] declaration builds it.
 
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -193,6 +194,40 @@ pub struct Failure {
     /// breaker does; a call the open breaker refused, the half-open breaker's probe and a 429 (the API asks
     /// to slow down) do not, so waiting out an outage or a throttle never dead-letters an event.
     pub charged: bool,
+    /// The retry budget of the API the failing call went to, over the consumer's (a consumer may call two
+    /// APIs, each with its own).
+    pub budget: RetryBudget,
+}
+
+/// An API's own retry budget (`apis.<name>.max_attempts`, `max_backoff_ms`): each limit it sets replaces the
+/// consumer's (`consumer.retry_max_attempts`, `retry_max_backoff_ms`) for the events whose calls to that API
+/// fail; one it leaves unset keeps the consumer's. Kept in 8 bytes, as every [`Failure`] carries one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryBudget {
+    /// Attempts in all, the first included; `None`: the consumer's.
+    max_attempts: Option<NonZeroU32>,
+    /// Upper bound of any delay between attempts (Retry-After included), in milliseconds; `None`: the
+    /// consumer's.
+    max_backoff_ms: Option<NonZeroU32>,
+}
+
+impl RetryBudget {
+    /// A budget of `max_attempts` attempts and delays of at most `max_backoff`; `None` or zero keeps the
+    /// consumer's (as does a delay beyond `u32::MAX` milliseconds, which settings never allow).
+    pub fn new(max_attempts: Option<u32>, max_backoff: Option<Duration>) -> Self {
+        let millis = max_backoff.and_then(|delay| u32::try_from(delay.as_millis()).ok());
+        Self { max_attempts: max_attempts.and_then(NonZeroU32::new), max_backoff_ms: millis.and_then(NonZeroU32::new) }
+    }
+
+    /// Attempts in all, the first included, when the API sets them.
+    pub fn max_attempts(&self) -> Option<u32> {
+        self.max_attempts.map(NonZeroU32::get)
+    }
+
+    /// The longest delay between attempts, when the API sets it.
+    pub fn max_backoff(&self) -> Option<Duration> {
+        self.max_backoff_ms.map(|ms| Duration::from_millis(ms.get().into()))
+    }
 }
 
 impl Failure {
@@ -206,6 +241,7 @@ impl Failure {
             http_body: None,
             retry_after: None,
             charged: true,
+            budget: RetryBudget::default(),
         }
     }
 
@@ -228,6 +264,12 @@ impl Failure {
     /// The same failure, not spending an attempt (see [`Failure::charged`]).
     pub fn uncharged(mut self) -> Self {
         self.charged = false;
+        self
+    }
+
+    /// The same failure, retried within `budget` (its API's).
+    pub fn with_budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = budget;
         self
     }
 

@@ -4,7 +4,8 @@
 //! * [`Consumer`]: what a consumer declares: its name, what it reads and publishes ([`ConsumerSpec`]), how its
 //!   handler is built from settings ([`BuildError`] when it cannot be).
 //! * [`Handler`]: what handles an event: what it is given ([`Incoming`]), the [`Outcome`] it returns (with its
-//!   [`Failure`]), its channels, and its [`Batching`] when its API takes several events in one call.
+//!   [`Failure`], which carries the [`RetryBudget`] of the API that failed), its channels, and its
+//!   [`Batching`] when its API takes several events in one call.
 //! * [`run`] runs a consumer as its binary does; a [`Runner`] does the same with what a test or a tool changes
 //!   (its [`Health`](crate::health::Health), its failure route, its health server), and [`Runner::build`]
 //!   builds the handler before the run starts ([`Built`]). [`RunError`] says why a consumer could not run.
@@ -50,7 +51,7 @@ mod worker;
 
 pub use batch::Batching;
 pub use consumer::{BuildError, Consumer, ConsumerSpec};
-pub use handler::{Failure, Handler, Incoming, Outcome};
+pub use handler::{Failure, Handler, Incoming, Outcome, RetryBudget};
 pub use poll_loop::RECOMMIT_EVERY;
 pub use runner::{Built, Runner, registry_for, run, serve_health};
 pub use runtime::RunError;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use super::handler::RetryBudget;
 use crate::settings::ConsumerSettings;
 
 /// The retry budget and schedule of one event.
@@ -27,6 +28,16 @@ impl RetryPolicy {
             max_backoff: settings.retry_max_backoff_ms,
             max_attempts: settings.retry_max_attempts,
             max_elapsed: settings.retry_max_elapsed_ms,
+        }
+    }
+
+    /// This policy with the limits `budget` sets in place of its own: the budget of the API whose call
+    /// failed (carried by the failure), for a consumer whose APIs have budgets of their own.
+    pub fn within(&self, budget: RetryBudget) -> Self {
+        Self {
+            max_attempts: budget.max_attempts().unwrap_or(self.max_attempts),
+            max_backoff: budget.max_backoff().unwrap_or(self.max_backoff),
+            ..*self
         }
     }
 
@@ -86,6 +97,19 @@ mod tests {
         assert!(delays.iter().max().is_some_and(|d| *d > Duration::from_secs(1)), "the backoff still applies");
         let with_one: Vec<Duration> = (0..200).map(|_| POLICY.delay(6, Some(Duration::from_secs(1)))).collect();
         assert!(with_one.iter().all(|d| *d >= Duration::from_secs(1)), "and the server's wait is a floor");
+    }
+
+    #[test]
+    fn an_apis_budget_replaces_the_limits_it_sets() {
+        let budget = RetryBudget::new(Some(2), Some(Duration::from_millis(300)));
+        let api = POLICY.within(budget);
+        assert_eq!((api.max_attempts, api.max_backoff), (2, Duration::from_millis(300)));
+        assert_eq!((api.initial_backoff, api.max_elapsed), (POLICY.initial_backoff, POLICY.max_elapsed));
+        assert!(!api.allows_another(2, Duration::ZERO));
+        assert!((0..200).all(|_| api.delay(8, Some(Duration::from_secs(9))) == Duration::from_millis(300)));
+        let attempts_only = POLICY.within(RetryBudget::new(Some(9), None));
+        assert_eq!((attempts_only.max_attempts, attempts_only.max_backoff), (9, POLICY.max_backoff));
+        assert_eq!(POLICY.within(RetryBudget::default()), POLICY, "no budget of its own: the consumer's");
     }
 
     #[test]

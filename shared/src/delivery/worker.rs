@@ -4,7 +4,9 @@
 //! dead-letter guard gives it a turn.
 //!
 //! The retry budget (`retry_max_attempts`, `retry_max_elapsed_ms`) counts the calls an event made through
-//! the closed breaker and the time spent on them and their backoff. Waiting while the API's breaker is open,
+//! the closed breaker and the time spent on them and their backoff. An API may have a budget of its own
+//! (`apis.<name>.max_attempts`, `max_backoff_ms`), carried by each failure of a call to it: the failure at hand
+//! decides whether another attempt is allowed and how long to wait for it. Waiting while the API's breaker is open,
 //! and the half-open probe made on behalf of every waiting event, spend nothing. Since one event's failures
 //! never open the breaker by themselves (see `breaker`), an event whose own calls keep failing always ends
 //! in the failure route, breaker or not; only an outage that fails many events makes them wait without
@@ -43,7 +45,8 @@ pub struct Worker<H, R> {
     pub metrics: EventMetrics,
     /// Where undeliverable events go.
     pub route: R,
-    /// The retry budget and schedule.
+    /// The consumer's retry budget and schedule (an API's own budget replaces its limits for that API's
+    /// failures: [`RetryPolicy::within`]).
     pub policy: RetryPolicy,
     /// One permit per handler call in flight (`consumer.max_in_flight`).
     pub in_flight: Arc<Semaphore>,
@@ -358,8 +361,9 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 Outcome::Retry(failure) if !failure.charged => {
                     self.metrics.retry(failure.kind);
                     // The API's breaker is open, or the API throttles: wait, spending neither attempts nor retry
-                    // time. Like every wait, it is capped by `retry_max_backoff_ms`.
-                    let wait = failure.retry_after.unwrap_or(Duration::from_millis(100)).min(self.policy.max_backoff);
+                    // time. Like every wait, it is capped by `retry_max_backoff_ms` (or the API's `max_backoff_ms`).
+                    let max_backoff = self.policy.within(failure.budget).max_backoff;
+                    let wait = failure.retry_after.unwrap_or(Duration::from_millis(100)).min(max_backoff);
                     let waited = Instant::now();
                     if !pause(wait + jitter(wait), cancel).await {
                         return None;
@@ -373,7 +377,8 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             attempts += 1;
             let now = Utc::now();
             let first = *first_failure.get_or_insert(now);
-            if permanent || !self.policy.allows_another(attempts, started.elapsed()) {
+            let policy = self.policy.within(failure.budget);
+            if permanent || !policy.allows_another(attempts, started.elapsed()) {
                 span.in_scope(|| {
                     tracing::warn!(
                         attempts,
@@ -385,7 +390,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 });
                 return Some(Err(Verdict { failure, attempts, first, last: now }));
             }
-            let delay = self.policy.delay(attempts, failure.retry_after);
+            let delay = policy.delay(attempts, failure.retry_after);
             self.metrics.retry(failure.kind);
             span.in_scope(|| {
                 tracing::warn!(
@@ -639,6 +644,39 @@ mod tests {
         assert_eq!(worker.deliver(&record(1), &stops()).await, Delivery::Handled);
         assert_eq!(worker.handler.calls(None), 1);
         assert_eq!(route.accepted(), vec![(None, 1, "http_status")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_channel_is_retried_within_the_budget_of_the_api_its_calls_go_to() {
+        // The consumer allows 6 attempts and 1 s between them; the e-mail API allows 2, the SMS API 4 with at
+        // most 300 ms between them. Each failure asks for a 10 s wait, so every delay is the cap.
+        let failing = |max_attempts: Option<u32>, max_backoff: Option<Duration>| {
+            let failure = Failure::http("POST http://api/x", 503, String::new())
+                .with_retry_after(Some(Duration::from_secs(10)))
+                .with_budget(crate::delivery::RetryBudget::new(max_attempts, max_backoff));
+            vec![Outcome::Retry(failure); 10]
+        };
+        let handler = Scripted { channels: vec!["email", "sms"], ..Scripted::default() };
+        handler.script.lock().expect("lock").insert(Some("email"), failing(Some(2), None).into());
+        handler
+            .script
+            .lock()
+            .expect("lock")
+            .insert(Some("sms"), failing(Some(4), Some(Duration::from_millis(300))).into());
+        let (two_apis, route) = worker(handler, 6, 0);
+        let started = tokio::time::Instant::now();
+        assert_eq!(two_apis.deliver(&record(1), &stops()).await, Delivery::Handled);
+        assert_eq!((two_apis.handler.calls(Some("email")), two_apis.handler.calls(Some("sms"))), (2, 4));
+        let mut accepted = route.accepted();
+        accepted.sort();
+        assert_eq!(accepted, vec![(Some("email".into()), 2, "http_status"), (Some("sms".into()), 4, "http_status")]);
+        // The channels run side by side: the e-mail one waits the consumer's 1 s once, the SMS one 300 ms thrice.
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        let (sms_only, _) = worker(Scripted::new(None, failing(Some(4), Some(Duration::from_millis(300)))), 6, 0);
+        let started = tokio::time::Instant::now();
+        assert_eq!(sms_only.deliver(&record(2), &stops()).await, Delivery::Handled);
+        assert_eq!(sms_only.handler.calls(None), 4);
+        assert_eq!(started.elapsed(), Duration::from_millis(900), "three waits capped by the API's 300 ms");
     }
 
     #[tokio::test(start_paused = true)]

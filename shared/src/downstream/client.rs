@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::auth::{Auth, AuthError, TokenId};
 use super::breaker::{CallResult, CircuitBreaker};
-use super::classification::is_transient_status;
+use super::classification::{StatusPolicy, is_transient_status};
 use super::concurrency::{AdaptiveConcurrency, CallSignal};
 use super::signing::Signer;
 use crate::health::Health;
@@ -53,6 +53,8 @@ pub struct ApiClient {
     concurrency: Arc<AdaptiveConcurrency>,
     /// The API's call metrics.
     metrics: Arc<metrics::CallMetrics>,
+    /// What the API's answers mean for an event, and its retry budget; every result carries it.
+    policy: Arc<StatusPolicy>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -135,6 +137,8 @@ pub struct ApiResponse {
     pub body: Bytes,
     /// Whether this call was the half-open breaker's probe: its failure spends no attempt of the event.
     pub probe: bool,
+    /// The status policy of the API that answered, by which the response is classified.
+    pub policy: Arc<StatusPolicy>,
 }
 
 /// `text` as one segment of a URL path (e.g. an id in `reservations/{id}/release`): every character but
@@ -161,6 +165,8 @@ pub struct CallError {
     pub kind: CallErrorKind,
     /// Whether this call was the half-open breaker's probe: its failure spends no attempt of the event.
     pub probe: bool,
+    /// The status policy of the API called (its retry budget applies to the failure).
+    pub policy: Arc<StatusPolicy>,
 }
 
 /// Why a call got no response.
@@ -222,7 +228,8 @@ impl ApiClient {
         let metrics = Arc::new(metrics::CallMetrics::new(name.clone()));
         let concurrency =
             Arc::new(AdaptiveConcurrency::new(name.clone(), settings.max_in_flight, settings.adaptive_concurrency));
-        Ok(Self { name, base_url, http, auth, signer, breaker, limiter, concurrency, metrics })
+        let policy = Arc::new(settings.status_policy());
+        Ok(Self { name, base_url, http, auth, signer, breaker, limiter, concurrency, metrics, policy })
     }
 
     /// The API's circuit breaker.
@@ -254,6 +261,7 @@ impl ApiClient {
                 endpoint: endpoint_label(&method, &self.url(path)),
                 kind: CallErrorKind::Encode(error),
                 probe: false,
+                policy: self.policy.clone(),
             }),
         }
     }
@@ -275,7 +283,8 @@ impl ApiClient {
             Ok(ticket) => ticket,
             Err(retry_in) => {
                 self.metrics.call(CIRCUIT_OPEN, None, None);
-                return Err(CallError { endpoint, kind: CallErrorKind::CircuitOpen { retry_in }, probe: false });
+                let kind = CallErrorKind::CircuitOpen { retry_in };
+                return Err(CallError { endpoint, kind, probe: false, policy: self.policy.clone() });
             }
         };
         if let Some(limiter) = &self.limiter {
@@ -288,10 +297,10 @@ impl ApiClient {
             result = self.call(&method, &url, &endpoint, payload, call).await.0;
         }
         slot.finish(load_signal(&result));
-        let probe = ticket.is_probe();
+        let (probe, policy) = (ticket.is_probe(), self.policy.clone());
         let result = match result {
-            Ok((status, headers, body)) => Ok(ApiResponse { endpoint, status, headers, body, probe }),
-            Err(kind) => Err(CallError { endpoint, kind, probe }),
+            Ok((status, headers, body)) => Ok(ApiResponse { endpoint, status, headers, body, probe, policy }),
+            Err(kind) => Err(CallError { endpoint, kind, probe, policy }),
         };
         ticket.finish(breaker_verdict(&result));
         result
@@ -680,6 +689,33 @@ mod tests {
             let expected = signer.headers_at("hooks:u-1", timestamp, br#"{"user_id":"u-1"}"#);
             assert_eq!(Some(signature.as_str()), expected.get("webhook-signature").and_then(|v| v.to_str().ok()));
         }
+    }
+
+    #[tokio::test]
+    async fn every_result_carries_the_status_policy_and_budget_of_its_api() {
+        // An API that answers `/api/<status>` with that status.
+        let answer = |axum::extract::Path(status): axum::extract::Path<u16>| async move {
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST)
+        };
+        let api = api_serving(axum::Router::new().route("/api/{status}", axum::routing::post(answer))).await;
+        let settings = ApiSettings {
+            success_on: crate::settings::StatusCodes::parse(["409"]).expect("valid"),
+            max_attempts: 3,
+            ..api
+        };
+        let client = ApiClient::new("crm", &settings, &Health::default()).expect("client");
+        let call = CallContext { idempotency_key: "crm:1".into() };
+        let body = serde_json::json!({});
+        let send = |status: &'static str| client.send_json(Method::POST, status, &body, &call);
+        assert_eq!(classify(&send("409").await), Outcome::Done, "its 409 is a success");
+        match classify(&send("503").await) {
+            Outcome::Retry(f) => assert_eq!(f.budget.max_attempts(), Some(3), "{f:?}"),
+            other => panic!("a 503 is retried, got {other:?}"),
+        }
+        let plain = ApiSettings { success_on: Default::default(), max_attempts: 0, ..settings.clone() };
+        let other = ApiClient::new("other", &plain, &Health::default()).expect("client");
+        let answer = other.send_json(Method::POST, "409", &serde_json::json!({}), &call).await;
+        assert_eq!(classify(&answer).class(), "permanent", "another API keeps the defaults");
     }
 
     #[test]

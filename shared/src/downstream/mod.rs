@@ -3,7 +3,8 @@
 //!
 //! * [`client`]: the [`ApiClient`]: the request, with its idempotency key, trace context and credentials,
 //!   through the breaker and the rate limit; counted and timed in the call metrics.
-//! * [`classification`]: what a response or a failed call means for the event: done, retry, permanent.
+//! * [`classification`]: what a response or a failed call means for the event: done, retry, permanent, by
+//!   default or by the API's [`StatusPolicy`] (its own status lists, retry budget and abort header).
 //! * [`breaker`]: the circuit breaker of each API.
 //! * [`concurrency`]: how many calls each API gets at once: a limit that adapts to the API's latency and
 //!   push-back, up to `max_in_flight`.
@@ -29,8 +30,8 @@ pub mod oauth2;
 pub mod signing;
 
 pub use classification::{
-    BODY_EXCERPT_BYTES, classify, classify_batch, classify_error, classify_response, excerpt, is_transient_status,
-    retry_after,
+    ABORTED, AbortSignal, BODY_EXCERPT_BYTES, StatusClass, StatusPolicy, classify, classify_batch, classify_error,
+    classify_response, excerpt, is_transient_status, retry_after,
 };
 pub use client::{
     ApiClient, ApiResponse, CIRCUIT_OPEN, CallContext, CallError, CallErrorKind, ClientError, IDEMPOTENCY_KEY,

@@ -11,9 +11,13 @@ use serde_with::{DurationMilliSeconds, serde_as};
 
 use super::durations::check_duration;
 use super::signing::SigningSettings;
+use super::durations::{MillisOrOff, check_duration};
+use super::status_codes::StatusCodes;
 use super::url::UrlSetting;
 use super::{MAX_CONCURRENCY, SettingsError, check, invalid};
+use crate::delivery::RetryBudget;
 use crate::downstream::breaker::BreakerPolicy;
+use crate::downstream::{AbortSignal, StatusPolicy};
 
 /// `[apis]`: the downstream APIs by name, `[apis.<name>]`, each on top of `[apis.defaults]` (the layering is
 /// done as settings load, so the environment can set either: `COURIER__APIS__<NAME>__<KEY>`).
@@ -147,6 +151,33 @@ pub struct ApiSettings {
     /// How the calls are signed for the API to check them (`[apis.<name>.signing]`; by default they are not).
     #[serde(default)]
     pub signing: SigningSettings,
+
+    // The API's status policy (`StatusPolicy`): its status lists, its retry budget and its abort header.
+    /// Statuses that deliver the event, over the defaults (e.g. `[409]`: a duplicate is a success).
+    #[serde(default)]
+    pub success_on: StatusCodes,
+    /// Statuses after which the event is tried again (spending attempts), over the defaults (e.g. `[404]`).
+    #[serde(default)]
+    pub retry_on: StatusCodes,
+    /// Statuses that dead-letter the event at once, over the defaults (e.g. `["500-599"]`).
+    #[serde(default)]
+    pub dead_letter_on: StatusCodes,
+    /// Attempts per event at this API (the first included), in place of `consumer.retry_max_attempts`; 0: the
+    /// consumer's.
+    #[serde(default)]
+    pub max_attempts: u32,
+    /// Upper bound of any retry delay at this API, in place of `consumer.retry_max_backoff_ms`; `None` (0): the
+    /// consumer's.
+    #[serde(default)]
+    #[serde_as(as = "MillisOrOff")]
+    pub max_backoff_ms: Option<Duration>,
+    /// The response header by which the API asks for an event never to be retried (dead-lettered at once);
+    /// empty: none is read.
+    #[serde(default)]
+    pub abort_header: String,
+    /// The value of `abort_header` that asks for it (without regard to case).
+    #[serde(default)]
+    pub abort_value: String,
 }
 
 /// Which HTTP version an API's calls use.
@@ -176,8 +207,52 @@ impl ApiSettings {
         }
     }
 
+    /// What the API's answers mean for an event, and its retry budget.
+    pub fn status_policy(&self) -> StatusPolicy {
+        let abort = http::HeaderName::from_bytes(self.abort_header.as_bytes())
+            .ok()
+            .map(|header| AbortSignal { header, value: self.abort_value.clone() });
+        StatusPolicy {
+            success_on: self.success_on.clone(),
+            retry_on: self.retry_on.clone(),
+            dead_letter_on: self.dead_letter_on.clone(),
+            budget: RetryBudget::new(Some(self.max_attempts), self.max_backoff_ms),
+            abort,
+        }
+    }
+
+    /// Checks the fields of API `name`'s status policy: no status in two lists, a valid abort header.
+    fn validate_status_policy(&self, name: &str) -> Result<(), SettingsError> {
+        let field = |key: &str| format!("apis.{name}.{key}");
+        let lists =
+            [("success_on", &self.success_on), ("retry_on", &self.retry_on), ("dead_letter_on", &self.dead_letter_on)];
+        for (i, (key, list)) in lists.iter().enumerate() {
+            for (other_key, other) in &lists[i + 1..] {
+                if let Some(status) = list.shared_with(other) {
+                    return Err(invalid(
+                        field(other_key),
+                        format!("{status} is also in apis.{name}.{key}: a status may be in one list only"),
+                    ));
+                }
+            }
+        }
+        if let Some(backoff) = self.max_backoff_ms {
+            check_duration(&field("max_backoff_ms"), backoff)?;
+        }
+        if !self.abort_header.is_empty() {
+            check(
+                http::HeaderName::from_bytes(self.abort_header.as_bytes()).is_ok(),
+                &field("abort_header"),
+                &format!("{:?} is not an HTTP header name", self.abort_header),
+            )?;
+            check(!self.abort_value.trim().is_empty(), &field("abort_value"), "must be set with abort_header")?;
+        }
+        Ok(())
+    }
+
     /// Checks each field of API `name` on its own.
     fn validate(&self, name: &str) -> Result<(), SettingsError> {
+        self.validate_status_policy(name)?;
         let field = |key: &str| format!("apis.{name}.{key}");
         match reqwest::Url::parse(&self.base_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => {}
@@ -286,5 +361,68 @@ mod tests {
         );
         let error = load(&[("COURIER__APIS__CRM__TOKEN", "t0ken")]).expect_err("an API without a base URL").to_string();
         assert!(error.contains("apis.crm.base_url"), "{error}");
+    }
+
+    #[test]
+    fn a_status_policy_comes_from_a_file_or_the_environment_over_the_defaults() {
+        use http::StatusCode;
+
+        use crate::downstream::StatusClass;
+        let file = "[apis.crm]\nbase_url = \"http://crm\"\nsuccess_on = [409, \"200-201\"]\nretry_on = [\"404\"]\n\
+                    max_attempts = 3\n";
+        let s = load_with_file(
+            file,
+            &[
+                ("COURIER__APIS__CRM__DEAD_LETTER_ON", "500, 502-504"),
+                ("COURIER__APIS__CRM__MAX_BACKOFF_MS", "250"),
+                ("COURIER__APIS__DEFAULTS__RETRY_ON", "423"),
+            ],
+        )
+        .expect("valid");
+        let crm = s.apis.get("crm").expect("crm").status_policy();
+        let class = |code: u16| crm.class(StatusCode::from_u16(code).expect("status"));
+        assert_eq!(
+            [class(409), class(201), class(404), class(500), class(503)],
+            [
+                StatusClass::Success,
+                StatusClass::Success,
+                StatusClass::Transient,
+                StatusClass::Permanent,
+                StatusClass::Permanent
+            ]
+        );
+        assert_eq!(
+            [class(423), class(501), class(422)],
+            [StatusClass::Permanent, StatusClass::Transient, StatusClass::Permanent],
+            "its own retry_on replaces the defaults'; unlisted statuses keep their default"
+        );
+        assert_eq!((crm.budget.max_attempts(), crm.budget.max_backoff()), (Some(3), Some(Duration::from_millis(250))));
+        let abort = crm.abort.expect("read by default");
+        assert_eq!((abort.header.as_str(), abort.value.as_str()), ("webhook-delivery", "abort-message"));
+        let inventory = s.apis.get("inventory").expect("inventory").status_policy();
+        assert_eq!(inventory.class(StatusCode::LOCKED), StatusClass::Transient, "[apis.defaults] from the environment");
+        assert_eq!((inventory.budget.max_attempts(), inventory.budget.max_backoff()), (None, None), "the consumer's");
+        let quiet = load(&[("COURIER__APIS__SMS__ABORT_HEADER", "")]).expect("valid");
+        assert!(quiet.apis.get("sms").expect("sms").status_policy().abort.is_none(), "no header read");
+    }
+
+    #[test]
+    fn a_status_policy_that_cannot_be_meant_is_refused_naming_its_key() {
+        super::super::testing::assert_refused(&[
+            ("COURIER__APIS__EMAIL__SUCCESS_ON", "99", "apis.email.success_on"),
+            ("COURIER__APIS__EMAIL__RETRY_ON", "404,600", "apis.email.retry_on"),
+            ("COURIER__APIS__EMAIL__DEAD_LETTER_ON", "503-500", "apis.email.dead_letter_on"),
+            ("COURIER__APIS__EMAIL__DEAD_LETTER_ON", "5xx", "apis.email.dead_letter_on"),
+            ("COURIER__APIS__EMAIL__ABORT_HEADER", "no header", "apis.email.abort_header"),
+            ("COURIER__APIS__EMAIL__MAX_BACKOFF_MS", "10", "apis.email.max_backoff_ms"),
+        ]);
+        let twice = load_with_file("[apis.email]\nretry_on = [\"400-410\"]\ndead_letter_on = [500, 404]\n", &[])
+            .expect_err("404 in two lists")
+            .to_string();
+        assert!(twice.contains("apis.email.dead_letter_on") && twice.contains("404"), "{twice}");
+        let twice = load(&[("COURIER__APIS__DEFAULTS__SUCCESS_ON", "409"), ("COURIER__APIS__SMS__RETRY_ON", "409")])
+            .expect_err("409 in two lists")
+            .to_string();
+        assert!(twice.contains("apis.sms.retry_on") && twice.contains("apis.sms.success_on"), "{twice}");
     }
 }

@@ -110,6 +110,11 @@ pub(super) fn check_all(s: &Settings) -> Result<(), SettingsError> {
             check(api.breaker_minimum_calls > 0, &field("breaker_minimum_calls"), why)?;
             check(api.breaker_minimum_failing_keys > 0, &field("breaker_minimum_failing_keys"), why)?;
         }
+        check(
+            api.max_backoff_ms.is_none_or(|most| most >= c.retry_initial_backoff_ms),
+            &field("max_backoff_ms"),
+            "must be 0 (consumer.retry_max_backoff_ms) or at least consumer.retry_initial_backoff_ms",
+        )?;
     }
     Ok(())
 }

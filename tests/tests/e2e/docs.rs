@@ -4,7 +4,7 @@
 //!   (`[apis.defaults]` keys stand as `apis.<name>.…`), and every key it documents is one courier accepts;
 //! * README and `docs/forward.md` show the routes of `config/examples/user-registration.toml` as that file has
 //!   them, and README's signed webhook recipe the partner route and API of `config/examples/signed-webhooks.toml`
-//!   (which `signatures.rs` runs);
+//!   (which `signatures.rs` runs), and the recipe of `config/examples/status-rules.toml` as that file has it;
 //! * `docs/operations.md` names the consumer services Prometheus scrapes as `deploy/prometheus/prometheus.yml`
 //!   does.
 //!
@@ -133,6 +133,19 @@ fn the_readmes_signed_webhook_recipe_is_the_partner_route_and_api_of_its_example
         .insert("partner".into(), example["forward"]["routes"]["partner"].clone());
     expected["apis"].as_table_mut().expect("a table").insert("partner".into(), example["apis"]["partner"].clone());
     assert_eq!(shown, expected, "README shows another partner route or API than config/examples/signed-webhooks.toml");
+}
+
+#[test]
+fn the_readme_shows_the_status_rules_recipe_as_its_file_has_it() {
+    let example: toml::Table = toml::from_str(&read("config/examples/status-rules.toml")).expect("the example parses");
+    let readme = read("README.md");
+    let block = readme
+        .split("```toml\n")
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("[forward.routes.contacts]"))
+        .expect("README shows the status rules recipe");
+    let shown: toml::Table = toml::from_str(block).expect("README's status rules block parses");
+    assert_eq!(shown, example, "README shows other settings than config/examples/status-rules.toml");
 }
 
 #[test]

@@ -24,3 +24,4 @@ mod registry;
 mod request_mapping;
 mod secured_cluster;
 mod signatures;
+mod status_policy;
