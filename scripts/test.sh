@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/install-tansu.sh
 # The independent producer of the format tests (tests/independent/produce.py): librdkafka's Python client and
-# the CloudEvents SDK's Kafka binding.
-python3 -m pip install --quiet --disable-pip-version-check confluent-kafka cloudevents
+# the CloudEvents SDK's Kafka binding; the independent validator of the Kubernetes manifests
+# (tests/independent/validate_kubernetes.py): kubernetes-validate, Kubernetes' schemas with jsonschema.
+python3 -m pip install --quiet --disable-pip-version-check confluent-kafka cloudevents kubernetes-validate
 cargo test --workspace --locked "$@"
