@@ -33,8 +33,11 @@ use serde_norway::Value;
 use super::compose::{compose, read};
 
 /// What CI renders: the two overlays, and the example overlay with the optional components.
-const KUSTOMIZATIONS: [&str; 3] =
-    ["deploy/kubernetes/overlays/example", "deploy/kubernetes/overlays/production", "tests/fixtures/kubernetes-components"];
+const KUSTOMIZATIONS: [&str; 3] = [
+    "deploy/kubernetes/overlays/example",
+    "deploy/kubernetes/overlays/production",
+    "tests/fixtures/kubernetes-components",
+];
 
 /// The workspace root (this crate lives in `tests/`).
 fn root() -> &'static Path {
@@ -120,9 +123,9 @@ impl Rendered {
 
     /// The keys of Secret `name` that a KEDA TriggerAuthentication reads (so the pods find them there too).
     fn secret_keys(&self, name: &str) -> Vec<String> {
-        let references = self.all("TriggerAuthentication").flat_map(|auth| {
-            auth["spec"]["secretTargetRef"].as_sequence().cloned().unwrap_or_default()
-        });
+        let references = self
+            .all("TriggerAuthentication")
+            .flat_map(|auth| auth["spec"]["secretTargetRef"].as_sequence().cloned().unwrap_or_default());
         references
             .filter(|reference| reference["name"] == name)
             .filter_map(|reference| reference["key"].as_str().map(str::to_owned))
@@ -133,7 +136,9 @@ impl Rendered {
     fn config_map_data(&self, name: &str) -> BTreeMap<String, String> {
         let data = self.get("ConfigMap", name)["data"].as_mapping().cloned().unwrap_or_default();
         data.into_iter()
-            .map(|(key, value)| (key.as_str().expect("a key").to_owned(), value.as_str().unwrap_or_default().to_owned()))
+            .map(|(key, value)| {
+                (key.as_str().expect("a key").to_owned(), value.as_str().unwrap_or_default().to_owned())
+            })
             .collect()
     }
 
@@ -300,13 +305,19 @@ fn check_invariants(rendered: &Rendered) {
 
         // Scaled on its groups' lag, never beyond the partitions.
         let partitions = u64::try_from(settings.topics.partitions).expect("positive partitions");
-        let scaled = rendered.all("ScaledObject").find(|object| object["spec"]["scaleTargetRef"]["name"] == workload.name);
-        let hpa = rendered.all("HorizontalPodAutoscaler").find(|hpa| hpa["spec"]["scaleTargetRef"]["name"] == workload.name);
+        let scaled =
+            rendered.all("ScaledObject").find(|object| object["spec"]["scaleTargetRef"]["name"] == workload.name);
+        let hpa =
+            rendered.all("HorizontalPodAutoscaler").find(|hpa| hpa["spec"]["scaleTargetRef"]["name"] == workload.name);
         match (scaled, hpa) {
             (Some(scaled), None) => {
                 let spec = &scaled["spec"];
                 let most = spec["maxReplicaCount"].as_u64().expect("maxReplicaCount");
-                assert!(most <= partitions, "{name}: `{}` scales to {most} replicas, over {partitions} partitions", workload.name);
+                assert!(
+                    most <= partitions,
+                    "{name}: `{}` scales to {most} replicas, over {partitions} partitions",
+                    workload.name
+                );
                 assert!(spec["minReplicaCount"].as_u64() >= Some(1), "{name}: `{}` scales to zero", workload.name);
                 let env = rendered.environment(workload.name);
                 let mut triggered = BTreeSet::new();
@@ -317,8 +328,18 @@ fn check_invariants(rendered: &Rendered) {
                         Some(variable) => env.get(variable).cloned(),
                         None => metadata["bootstrapServers"].as_str().map(str::to_owned),
                     };
-                    assert_eq!(bootstrap.as_deref(), Some(settings.kafka.bootstrap_servers.as_str()), "{name}: `{}`'s brokers", workload.name);
-                    assert_eq!(metadata["offsetResetPolicy"], settings.kafka.auto_offset_reset.as_str(), "{name}: `{}`", workload.name);
+                    assert_eq!(
+                        bootstrap.as_deref(),
+                        Some(settings.kafka.bootstrap_servers.as_str()),
+                        "{name}: `{}`'s brokers",
+                        workload.name
+                    );
+                    assert_eq!(
+                        metadata["offsetResetPolicy"],
+                        settings.kafka.auto_offset_reset.as_str(),
+                        "{name}: `{}`",
+                        workload.name
+                    );
                     let protocol = settings.kafka.security_protocol.as_str();
                     let sasl = metadata["sasl"].as_str().unwrap_or("none");
                     // KEDA's names of the SASL mechanisms.
@@ -332,7 +353,12 @@ fn check_invariants(rendered: &Rendered) {
                     };
                     assert_eq!(sasl, mechanism, "{name}: `{}`'s trigger logs in as the pods do", workload.name);
                     let tls = metadata["tls"].as_str() == Some("enable");
-                    assert_eq!(tls, protocol.ends_with("ssl"), "{name}: `{}`'s trigger uses TLS as the pods do", workload.name);
+                    assert_eq!(
+                        tls,
+                        protocol.ends_with("ssl"),
+                        "{name}: `{}`'s trigger uses TLS as the pods do",
+                        workload.name
+                    );
                     let group = metadata["consumerGroup"].as_str().expect("consumerGroup").to_owned();
                     triggered.insert((group, metadata["topic"].as_str().expect("topic").to_owned()));
                 }
@@ -340,19 +366,34 @@ fn check_invariants(rendered: &Rendered) {
             }
             (None, Some(hpa)) => {
                 let most = hpa["spec"]["maxReplicas"].as_u64().expect("maxReplicas");
-                assert!(most <= partitions, "{name}: `{}` scales to {most} replicas, over {partitions} partitions", workload.name);
+                assert!(
+                    most <= partitions,
+                    "{name}: `{}` scales to {most} replicas, over {partitions} partitions",
+                    workload.name
+                );
             }
             _ => panic!("{name}: `{}` needs one ScaledObject or one HorizontalPodAutoscaler", workload.name),
         }
 
         // Stops after its drain; probes on its health port.
         let drain = settings.consumer.drain_timeout_ms;
-        assert!(grace_period(pod) > drain, "{name}: `{}`'s grace period is not above its drain of {drain:?}", workload.name);
+        assert!(
+            grace_period(pod) > drain,
+            "{name}: `{}`'s grace period is not above its drain of {drain:?}",
+            workload.name
+        );
         let health = settings.consumer.health_listen.port();
-        for (probe, path) in [("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        for (probe, path) in
+            [("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")]
+        {
             let get = &container[probe]["httpGet"];
             assert_eq!(get["path"], path, "{name}: `{}`'s {probe}", workload.name);
-            assert_eq!(rendered.port(workload.name, &get["port"]), health, "{name}: `{}`'s {probe} port", workload.name);
+            assert_eq!(
+                rendered.port(workload.name, &get["port"]),
+                health,
+                "{name}: `{}`'s {probe} port",
+                workload.name
+            );
         }
         let budget = rendered.all("PodDisruptionBudget").any(|pdb| selects(&pdb["spec"]["selector"], labels));
         assert!(budget, "{name}: `{}` has no PodDisruptionBudget", workload.name);
@@ -375,7 +416,11 @@ fn check_invariants(rendered: &Rendered) {
     for (probe, path) in [("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
         let get = &container[probe]["httpGet"];
         assert_eq!(get["path"], path, "{name}: the producer's {probe}");
-        assert_eq!(rendered.port("producer", &get["port"]), settings.producer.listen.port(), "{name}: the producer's {probe}");
+        assert_eq!(
+            rendered.port("producer", &get["port"]),
+            settings.producer.listen.port(),
+            "{name}: the producer's {probe}"
+        );
     }
     let pod = &rendered.get("Deployment", "producer")["spec"]["template"]["spec"];
     assert!(grace_period(pod) > settings.producer.shutdown_timeout_ms, "{name}: the producer's grace period");
@@ -391,7 +436,10 @@ fn check_invariants(rendered: &Rendered) {
             continue;
         }
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}: `{workload}` runs as root");
-        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault", "{name}: `{workload}`'s seccomp");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{name}: `{workload}`'s seccomp"
+        );
         let context = &rendered.container(workload)["securityContext"];
         assert_eq!(context["readOnlyRootFilesystem"], true, "{name}: `{workload}`'s root filesystem is writable");
         assert_eq!(context["allowPrivilegeEscalation"], false, "{name}: `{workload}` may escalate");
@@ -409,7 +457,11 @@ fn check_invariants(rendered: &Rendered) {
             }
             paths.extend(variable_path(&key));
             for path in paths {
-                assert!(!is_secret(&path, &secret_fields), "{name}: ConfigMap `{map}` holds the secret {}", path.join("."));
+                assert!(
+                    !is_secret(&path, &secret_fields),
+                    "{name}: ConfigMap `{map}` holds the secret {}",
+                    path.join(".")
+                );
             }
         }
     }
@@ -419,7 +471,10 @@ fn check_invariants(rendered: &Rendered) {
             for variable in container["env"].as_sequence().into_iter().flatten() {
                 let key = variable["name"].as_str().unwrap_or_default();
                 let secret = variable_path(key).is_some_and(|path| is_secret(&path, &secret_fields));
-                assert!(!secret || variable["value"].is_null(), "{name}: `{workload}` sets the secret {key} in plain text");
+                assert!(
+                    !secret || variable["value"].is_null(),
+                    "{name}: `{workload}` sets the secret {key} in plain text"
+                );
             }
         }
     }
@@ -434,10 +489,15 @@ fn check_invariants(rendered: &Rendered) {
             assert_eq!(watched(rule["expr"].as_str().expect("expr")), expected, "{name}: CourierConsumerMissing");
         } else {
             // kustomize re-folds the block scalars: the same expression up to white space.
-            let words = |rule: &Value| rule["expr"].as_str().expect("expr").split_whitespace().collect::<Vec<_>>().join(" ");
+            let words =
+                |rule: &Value| rule["expr"].as_str().expect("expr").split_whitespace().collect::<Vec<_>>().join(" ");
             assert_eq!(words(rule), words(&theirs[alert]), "{name}: {alert}'s expression is alerts.yml's");
         }
-        assert_eq!((&rule["for"], &rule["labels"]), (&theirs[alert]["for"], &theirs[alert]["labels"]), "{name}: {alert}");
+        assert_eq!(
+            (&rule["for"], &rule["labels"]),
+            (&theirs[alert]["for"], &theirs[alert]["labels"]),
+            "{name}: {alert}"
+        );
     }
 }
 
@@ -453,8 +513,13 @@ fn the_kubernetes_manifests_validate_against_their_schemas() {
     let validator = root().join("tests/independent/validate_kubernetes.py");
     for kustomization in KUSTOMIZATIONS {
         let rendered = tempfile::NamedTempFile::new().expect("a temporary file");
-        let output = Command::new("kubectl").arg("kustomize").arg(root().join(kustomization)).output().expect("kubectl runs");
-        assert!(output.status.success(), "kubectl kustomize {kustomization}: {}", String::from_utf8_lossy(&output.stderr));
+        let output =
+            Command::new("kubectl").arg("kustomize").arg(root().join(kustomization)).output().expect("kubectl runs");
+        assert!(
+            output.status.success(),
+            "kubectl kustomize {kustomization}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         std::fs::write(rendered.path(), &output.stdout).expect("the rendering is written");
         let checked = Command::new("python3")
             .arg(&validator)
@@ -462,7 +527,11 @@ fn the_kubernetes_manifests_validate_against_their_schemas() {
             .output()
             .expect("python3 runs (scripts/test.sh installs kubernetes-validate)");
         let report = String::from_utf8_lossy(&checked.stdout);
-        assert!(checked.status.success(), "{kustomization} does not validate:\n{report}{}", String::from_utf8_lossy(&checked.stderr));
+        assert!(
+            checked.status.success(),
+            "{kustomization} does not validate:\n{report}{}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
     }
 }
 
@@ -506,6 +575,10 @@ fn compose_lets_every_consumer_drain_before_it_is_killed() {
         let settings = Settings::load_with_env(None, Some(env)).expect("the compose settings load");
         let grace = service["stop_grace_period"].as_str().map(compose_duration).unwrap_or(Duration::from_secs(10));
         let drain = settings.consumer.drain_timeout_ms;
-        assert!(grace > drain, "compose's `{}` is killed after {grace:?}, within its drain of {drain:?}", consumer.name);
+        assert!(
+            grace > drain,
+            "compose's `{}` is killed after {grace:?}, within its drain of {drain:?}",
+            consumer.name
+        );
     }
 }
