@@ -8,6 +8,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 scripts/install-tansu.sh
 # The independent producer of the format tests (tests/independent/produce.py): librdkafka's Python client and
 # the CloudEvents SDK's Kafka binding; the independent verifier of the signature test
-# (tests/independent/verify_webhooks.py): the Standard Webhooks library.
-python3 -m pip install --quiet --disable-pip-version-check confluent-kafka cloudevents standardwebhooks
+# (tests/independent/verify_webhooks.py): the Standard Webhooks library; the independent validator of the
+# Kubernetes manifests (tests/independent/validate_kubernetes.py): kubernetes-validate, Kubernetes' schemas
+# with jsonschema.
+python3 -m pip install --quiet --disable-pip-version-check confluent-kafka cloudevents standardwebhooks kubernetes-validate
 cargo test --workspace --locked "$@"

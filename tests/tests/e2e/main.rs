@@ -9,6 +9,7 @@
 mod broker_faults;
 mod compose;
 mod delivery;
+mod deploy;
 mod dlq_tool;
 mod docs;
 mod downstream_auth;

@@ -16,10 +16,15 @@ use super::compose::{compose, read};
 
 /// The files outside the code that list consumers or their APIs by hand, and what a new consumer adds to
 /// each (`docs/writing-a-consumer.md` names them all).
-const HAND_KEPT: [(&str, &str); 6] = [
+const HAND_KEPT: [(&str, &str); 7] = [
     ("docker-compose.yml", "a service, the topics `kafka-init` creates, the base URL of each API"),
     ("deploy/prometheus/prometheus.yml", "its service among the scraped names"),
     ("deploy/prometheus/alerts.yml", "its service in `CourierConsumerMissing`"),
+    (
+        "deploy/kubernetes/base",
+        "its `<name>.yaml` (Deployment, PodDisruptionBudget, ScaledObject on its groups and topics) in \
+         `kustomization.yaml`, its service in `CourierConsumerMissing` of `prometheus-rule.yaml`",
+    ),
     ("config/default.toml", "an `[apis.<name>]` block per API it calls"),
     ("tools/mock-apis", "an entry in the table of APIs (`src/api.rs`) for a new API"),
     ("tools/demo", "what arrives at a new API"),
