@@ -9,9 +9,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_with::{DurationMilliSeconds, serde_as};
 
-use super::durations::check_duration;
-use super::signing::SigningSettings;
 use super::durations::{MillisOrOff, check_duration};
+use super::signing::SigningSettings;
 use super::status_codes::StatusCodes;
 use super::url::UrlSetting;
 use super::{MAX_CONCURRENCY, SettingsError, check, invalid};
