@@ -438,7 +438,7 @@ pub fn forward_rows_table(rows: &[RowRuns]) {
             }
             _ => ("—".to_owned(), "—".to_owned(), "(reference)"),
         };
-        let shares = CpuShare {
+        let cpu_shares = CpuShare {
             worker: row.median(|d| d.cpu.worker),
             broker: row.median(|d| d.cpu.broker),
             harness: row.median(|d| d.cpu.harness),
@@ -466,7 +466,7 @@ pub fn forward_rows_table(rows: &[RowRuns]) {
             row.median(|d| d.per_sec),
             row.median(|d| d.peak_mib),
             if counts.iter().all(|c| *c == counts[0]) { format!("{} (each run)", counts[0]) } else { counts.join("; ") },
-            shares(&shares),
+            shares(&cpu_shares),
             notes.join(", ")
         );
     }
