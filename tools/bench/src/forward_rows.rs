@@ -151,13 +151,18 @@ pub async fn run(harness: &Harness, rows: &[ForwardRow], plan: Plan) -> anyhow::
             if let (Encoding::Avro, Some(registry)) = (row.encoding, &registry) {
                 settings.push(("COURIER__SCHEMA_REGISTRY__URL".to_owned(), registry.url().to_owned()));
             }
-            let drained =
-                harness.drain(row.label, topic, (plan.events, plan.keys), plan.latency_ms, &settings).await?;
+            let drained = harness.drain(row.label, topic, (plan.events, plan.keys), plan.latency_ms, &settings).await?;
             eprintln!(
                 "forward row {} (round {round}/{}): {:.0} events/s, {:.1} µs CPU/event, peak {:.1} MiB, {} of {} \
                  events, {} calls",
-                row.label, plan.rounds, drained.per_sec, drained.cpu_us, drained.peak_mib, drained.delivered,
-                drained.events, drained.calls
+                row.label,
+                plan.rounds,
+                drained.per_sec,
+                drained.cpu_us,
+                drained.peak_mib,
+                drained.delivered,
+                drained.events,
+                drained.calls
             );
             result.runs.push(drained);
         }
@@ -181,10 +186,7 @@ mod tests {
                 ("COURIER__APIS__INVENTORY__SIGNING__SECRET".to_owned(), "whsec_x".to_owned()),
             ]
         );
-        assert_eq!(
-            row.describe(),
-            r#"path = "users/{{ data.order_id }}", apis.inventory.signing.secret = "whsec_x""#
-        );
+        assert_eq!(row.describe(), r#"path = "users/{{ data.order_id }}", apis.inventory.signing.secret = "whsec_x""#);
         assert_eq!(row.target, Some(("cloudevents", 10.0)));
     }
 

@@ -443,7 +443,8 @@ pub fn forward_rows_table(rows: &[RowRuns]) {
             broker: row.median(|d| d.cpu.broker),
             harness: row.median(|d| d.cpu.harness),
         };
-        let counts: Vec<String> = row.runs.iter().map(|d| format!("{} / {} / {}", d.events, d.delivered, d.calls)).collect();
+        let counts: Vec<String> =
+            row.runs.iter().map(|d| format!("{} / {} / {}", d.events, d.delivered, d.calls)).collect();
         let mut notes = Vec::new();
         let total = |f: fn(&Drained) -> u64| row.runs.iter().map(f).sum::<u64>();
         if total(|d| d.duplicates) > 0 {
@@ -465,7 +466,11 @@ pub fn forward_rows_table(rows: &[RowRuns]) {
             row.row.encoding.name(),
             row.median(|d| d.per_sec),
             row.median(|d| d.peak_mib),
-            if counts.iter().all(|c| *c == counts[0]) { format!("{} (each run)", counts[0]) } else { counts.join("; ") },
+            if counts.iter().all(|c| *c == counts[0]) {
+                format!("{} (each run)", counts[0])
+            } else {
+                counts.join("; ")
+            },
             shares(&cpu_shares),
             notes.join(", ")
         );

@@ -550,7 +550,11 @@ impl Harness {
 
 /// The `forward` binary next to this one, as route `bench` reading `topic` in consumer group `group` and
 /// calling the sink (the `inventory` API's base URL); its variables go to `env`.
-fn forward_command(topic: &str, group: &str, env: &mut Vec<(String, String)>) -> anyhow::Result<tokio::process::Command> {
+fn forward_command(
+    topic: &str,
+    group: &str,
+    env: &mut Vec<(String, String)>,
+) -> anyhow::Result<tokio::process::Command> {
     let binary = std::env::current_exe()?.with_file_name("forward");
     anyhow::ensure!(
         binary.exists(),
