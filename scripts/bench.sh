@@ -3,6 +3,7 @@
 # BENCHMARKS.md). Installs Tansu when missing, builds in release mode, and passes its arguments on, e.g.:
 #   scripts/bench.sh                 # the full matrix, open-loop latency and producer side (about 30 minutes)
 #   scripts/bench.sh --quick         # the target scenario only, short windows (under two minutes)
+#   scripts/bench.sh --forward       # the `forward` rows alone: CPU per event by record format
 #   scripts/bench.sh --latency-ms 20 --keys 10000 --max-in-flight 64,512 --no-producer
 # It prints Markdown; `target/release/bench --help` lists every option.
 set -euo pipefail

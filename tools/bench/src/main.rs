@@ -11,6 +11,9 @@
 //! Against an API with a capacity (the sink slows down past N calls at once and answers 429 past 2N), courier's
 //! defaults (an adaptive limit per API) are compared with the API's limit fixed at N/2 … 512.
 //!
+//! The `forward` rows run the `forward` binary over backlogs of each record format (and, row by row, the route
+//! settings a row names) and compare its CPU per event with the route that passes CloudEvents through.
+//!
 //! Both references make the cheapest call there is: the record's value as the body, its coordinates as the
 //! idempotency key, nothing parsed; so courier's CPU per event is compared with the least it could be.
 //!
@@ -19,9 +22,12 @@
 //! * [`scenario`] owns the harness (a Tansu broker on sqlite, the sink, worker processes) and measures one run;
 //! * [`workers`] are the two references, each run as a child process (`bench worker …`), as courier's binary
 //!   is, so that its CPU time and memory, read from /proc by [`process`], are its own;
+//! * [`forward_rows`] is the table of `forward` rows (a label, the route's settings, how its records are
+//!   encoded) and runs them in interleaved rounds;
 //! * [`sink`] is the API the workers call, [`load`] puts the events on the broker, [`producer_side`] measures
 //!   the order API, [`report`] formats tables and judges the targets.
 
+mod forward_rows;
 mod load;
 mod process;
 mod producer_side;

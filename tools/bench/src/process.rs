@@ -56,6 +56,14 @@ pub fn memory(pid: u32) -> anyhow::Result<Memory> {
     Ok(Memory { now_mib: kib("VmRSS:") / 1024.0, peak_mib: kib("VmHWM:") / 1024.0 })
 }
 
+/// The load averages over 1, 5 and 15 minutes, as `/proc/loadavg` gives them (`1.74, 1.15, 1.25`): how busy
+/// the machine was with other work while the bench ran.
+pub fn load_average() -> String {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let averages: Vec<&str> = loadavg.split_whitespace().take(3).collect();
+    if averages.len() == 3 { averages.join(", ") } else { "unknown".to_owned() }
+}
+
 /// One line describing this machine: CPU model, cores and memory.
 pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -93,5 +101,12 @@ mod tests {
         assert!(after - before >= 0.05, "100 ms of spinning showed {:.3} CPU s", after - before);
         let memory = memory(pid).unwrap();
         assert!(memory.now_mib > 1.0 && memory.peak_mib >= memory.now_mib, "{memory:?}");
+    }
+
+    #[test]
+    fn the_load_average_is_three_numbers() {
+        let load = load_average();
+        let numbers: Vec<f64> = load.split(", ").filter_map(|n| n.parse().ok()).collect();
+        assert_eq!(numbers.len(), 3, "{load}");
     }
 }

@@ -1,7 +1,8 @@
 //! Markdown tables of the figures, and the verdict on each target.
 
+use crate::forward_rows::RowRuns;
 use crate::producer_side::Requests;
-use crate::scenario::{CpuShare, Latency, Mode, Scenario, Throughput};
+use crate::scenario::{CpuShare, Drained, Latency, Mode, Scenario, Throughput};
 
 /// One point of the matrix: the three workers on the same backlog.
 #[derive(Debug, Clone, Copy)]
@@ -407,6 +408,92 @@ pub fn targets(
         println!(
             "- producer side (no numeric target): the order API acknowledges {:.0} % of what a direct produce loop does.",
             100.0 * api.per_sec / direct.per_sec
+        );
+    }
+}
+
+/// The row `row`'s figures are compared with: its target's reference, else the first row.
+fn reference_of<'a>(row: &RowRuns, rows: &'a [RowRuns]) -> Option<&'a RowRuns> {
+    match row.row.target {
+        Some((label, _)) => rows.iter().find(|r| r.row.label == label),
+        None => rows.first(),
+    }
+}
+
+/// Prints the table of the `forward` rows: per row the medians of its runs, and its CPU per event against
+/// its reference's.
+pub fn forward_rows_table(rows: &[RowRuns]) {
+    println!(
+        "| row | route settings | records | events/s | CPU µs/event (min–max) | Δ µs/event | ratio | against | \
+         peak RSS MiB | events / delivered / calls | CPU worker / broker / sink | notes |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|---|---:|---|---|---|");
+    for row in rows {
+        let cpu = row.median(|d| d.cpu_us);
+        let (lo, hi) = row.range(|d| d.cpu_us);
+        let (delta, ratio, against) = match reference_of(row, rows) {
+            Some(reference) if reference.row.label != row.row.label => {
+                let base = reference.median(|d| d.cpu_us);
+                (format!("{:+.1}", cpu - base), format!("{:.2}×", cpu / base), reference.row.label)
+            }
+            _ => ("—".to_owned(), "—".to_owned(), "(reference)"),
+        };
+        let cpu_shares = CpuShare {
+            worker: row.median(|d| d.cpu.worker),
+            broker: row.median(|d| d.cpu.broker),
+            harness: row.median(|d| d.cpu.harness),
+        };
+        let counts: Vec<String> =
+            row.runs.iter().map(|d| format!("{} / {} / {}", d.events, d.delivered, d.calls)).collect();
+        let mut notes = Vec::new();
+        let total = |f: fn(&Drained) -> u64| row.runs.iter().map(f).sum::<u64>();
+        if total(|d| d.duplicates) > 0 {
+            notes.push(format!("{} repeated", total(|d| d.duplicates)));
+        }
+        if total(|d| d.out_of_order) > 0 {
+            notes.push(format!("{} out of key order", total(|d| d.out_of_order)));
+        }
+        if total(|d| d.unreadable) > 0 {
+            notes.push(format!("{} requests the sink could not read", total(|d| d.unreadable)));
+        }
+        if !row.complete() {
+            notes.push("**events missing**".to_owned());
+        }
+        println!(
+            "| {} | {} | {} | {:.0} | {cpu:.1} ({lo:.1}–{hi:.1}) | {delta} | {ratio} | {against} | {:.1} | {} | {} | {} |",
+            row.row.label,
+            row.row.describe(),
+            row.row.encoding.name(),
+            row.median(|d| d.per_sec),
+            row.median(|d| d.peak_mib),
+            if counts.iter().all(|c| *c == counts[0]) {
+                format!("{} (each run)", counts[0])
+            } else {
+                counts.join("; ")
+            },
+            shares(&cpu_shares),
+            notes.join(", ")
+        );
+    }
+}
+
+/// Judges the target of each `forward` row that has one: its median CPU per event at most so many µs above its
+/// reference's, every event delivered.
+pub fn forward_rows_targets(rows: &[RowRuns]) {
+    for row in rows {
+        let Some((label, micros)) = row.row.target else { continue };
+        let Some(reference) = rows.iter().find(|r| r.row.label == label) else {
+            println!("- `{}`: its reference `{label}` did not run.", row.row.label);
+            continue;
+        };
+        let delta = row.median(|d| d.cpu_us) - reference.median(|d| d.cpu_us);
+        let complete = row.complete() && reference.complete();
+        println!(
+            "- `forward` row `{}` ({}): {delta:+.1} µs of CPU per event against `{label}` (≤ +{micros} µs){}: {}.",
+            row.row.label,
+            row.row.describe(),
+            if complete { "" } else { ", events missing" },
+            verdict(complete && delta <= micros)
         );
     }
 }

@@ -9,7 +9,7 @@ use courier::settings::Settings;
 use courier_tests::broker::TansuProcess;
 use tokio::process::Child;
 
-use crate::load::Loader;
+use crate::load::{Encoding, Loader};
 use crate::process::{self, Memory};
 use crate::sink::{Run, Sink};
 
@@ -184,6 +184,45 @@ pub struct Latency {
     pub cpu: CpuShare,
 }
 
+/// What a run over a whole backlog measured ([`Harness::drain`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Drained {
+    /// Events delivered per second between the two marks ([`DRAIN_MARKS`]).
+    pub per_sec: f64,
+    /// Worker CPU µs per event delivered between the marks.
+    pub cpu_us: f64,
+    /// CPU share of each process between the marks.
+    pub cpu: CpuShare,
+    /// Highest resident set size of the worker over the run, MiB.
+    pub peak_mib: f64,
+    /// Events of the backlog.
+    pub events: u64,
+    /// Distinct events the sink saw.
+    pub delivered: u64,
+    /// Requests the sink received.
+    pub calls: u64,
+    /// Repeated deliveries.
+    pub duplicates: u64,
+    /// Deliveries that overtook a later event of their key.
+    pub out_of_order: u64,
+    /// Requests the sink could not read (a body naming no event, or an event outside the backlog).
+    pub unreadable: u64,
+}
+
+impl Drained {
+    /// Every event of the backlog arrived, and every request named one.
+    pub fn complete(&self) -> bool {
+        self.delivered == self.events && self.unreadable == 0
+    }
+}
+
+/// The share of the backlog delivered when the measurement starts and when it ends: the group's start and
+/// the last partitions' tail are left out.
+pub const DRAIN_MARKS: (f64, f64) = (0.2, 0.9);
+
+/// How long a run may go without a delivery before it is taken as stalled (its missing events are reported).
+const STALL: Duration = Duration::from_secs(15);
+
 /// The broker, the sink and what every worker is told.
 pub struct Harness {
     /// The broker (Tansu, sqlite storage).
@@ -261,8 +300,20 @@ impl Harness {
 
     /// Creates `topic` and puts `events` events with `keys` keys on it.
     pub async fn preload(&self, topic: &str, events: usize, keys: usize) -> anyhow::Result<Duration> {
+        self.preload_encoded(topic, events, keys, Encoding::CloudEvents).await
+    }
+
+    /// The same, the events in `encoding`.
+    pub async fn preload_encoded(
+        &self,
+        topic: &str,
+        events: usize,
+        keys: usize,
+        encoding: Encoding,
+    ) -> anyhow::Result<Duration> {
         let started = Instant::now();
-        Loader::new(&self.settings(topic)?, topic, keys, self.headers).await?.preload(events).await?;
+        let settings = self.settings(topic)?;
+        Loader::encoding(&settings, topic, keys, self.headers, encoding).await?.preload(events).await?;
         Ok(started.elapsed())
     }
 
@@ -297,7 +348,7 @@ impl Harness {
         if mode == Mode::CourierSmallFetch {
             env.push(("COURIER__KAFKA__PROPERTIES__FETCH_MAX_BYTES".to_owned(), SMALL_FETCH_BYTES.to_string()));
         }
-        let mut command = match mode.worker() {
+        let command = match mode.worker() {
             "courier" => {
                 // The binary a user runs: courier's inventory consumer, next to this one (or the other build
                 // compared with it).
@@ -314,23 +365,13 @@ impl Harness {
                 tokio::process::Command::new(binary)
             }
             "forward" => {
-                // One route, `bench`, reading the topic and calling the sink (the `inventory` API's base URL).
-                let binary = std::env::current_exe()?.with_file_name("forward");
-                anyhow::ensure!(
-                    binary.exists(),
-                    "{} is missing: cargo build --release --bin forward (scripts/bench.sh does)",
-                    binary.display()
-                );
-                env.push(("COURIER__KAFKA__GROUP_ID_PREFIX".to_owned(), format!("{group}-")));
-                env.push(("COURIER__FORWARD__ROUTES__BENCH__TOPICS".to_owned(), topic.to_owned()));
-                env.push(("COURIER__FORWARD__ROUTES__BENCH__API".to_owned(), "inventory".to_owned()));
                 if mode == Mode::ForwardBatched {
                     env.push((
                         "COURIER__FORWARD__ROUTES__BENCH__BATCH_MAX_EVENTS".to_owned(),
                         BATCH_EVENTS.to_string(),
                     ));
                 }
-                tokio::process::Command::new(binary)
+                forward_command(topic, &group, &mut env)?
             }
             worker => {
                 let mut command = tokio::process::Command::new(std::env::current_exe()?);
@@ -338,17 +379,17 @@ impl Harness {
                 command
             }
         };
-        // Settings in the caller's environment reach courier (to try a tuning), never the defaults run.
-        if defaults {
-            for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("COURIER__")) {
-                command.env_remove(key);
-            }
-        }
-        // A worker's logs (on stderr, at courier's default level, as for a user) go to a file, as a container's
-        // go to its log driver: the bench's own output is the report.
-        let log = std::env::temp_dir().join(format!("bench-{}.log", mode.worker()));
-        let log = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        Ok(command.envs(env).stdout(std::process::Stdio::null()).stderr(log).kill_on_drop(true).spawn()?)
+        launch(command, env, defaults, mode.worker())
+    }
+
+    /// Starts `forward` on `topic` in a fresh group: route `bench` to the sink with every default but
+    /// `settings` (`COURIER__…` variables).
+    fn spawn_forward(&self, topic: &str, log: &str, settings: &[(String, String)]) -> anyhow::Result<Child> {
+        let group = format!("{topic}-forward-{}", self.topics.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let mut env = self.environment(topic);
+        let command = forward_command(topic, &group, &mut env)?;
+        env.extend_from_slice(settings);
+        launch(command, env, true, log)
     }
 
     fn snapshot(&self, worker: u32, run: &Run) -> anyhow::Result<Snapshot> {
@@ -405,6 +446,56 @@ impl Harness {
         })
     }
 
+    /// Runs `forward` (route `bench`, every default but `settings`) over the `events` preloaded on `topic` (with
+    /// `keys` keys) against the sink answering after `latency_ms`, until every event arrived or deliveries
+    /// stalled; measures between the [`DRAIN_MARKS`] and counts what the sink received over the whole run.
+    pub async fn drain(
+        &self,
+        label: &str,
+        topic: &str,
+        (events, keys): (usize, usize),
+        latency_ms: u64,
+        settings: &[(String, String)],
+    ) -> anyhow::Result<Drained> {
+        self.sink.set_latency(Duration::from_millis(latency_ms));
+        let run = self.sink.start_run(events, keys);
+        let mut worker = self.spawn_forward(topic, &format!("forward-{label}"), settings)?;
+        let pid = worker.id().context("worker pid")?;
+        let total = events as u64;
+        let mark = |share: f64| ((total as f64 * share) as u64).max(1);
+        let mut window = None;
+        if reach(&run, 1, Duration::from_secs(120)).await && reach(&run, mark(DRAIN_MARKS.0), STALL).await {
+            let start = self.snapshot(pid, &run)?;
+            if reach(&run, mark(DRAIN_MARKS.1), STALL).await {
+                window = Some((start, self.snapshot(pid, &run)?));
+            }
+        }
+        let _ = reach(&run, total, STALL).await;
+        // A worker that exited on its own has no memory left to read: its figures are NaN.
+        let peak_mib = process::memory(pid).map_or(f64::NAN, |m| m.peak_mib);
+        worker.kill().await?;
+        let (per_sec, cpu_us, cpu) = match window {
+            Some((start, end)) => {
+                let seconds = end.at.duration_since(start.at).as_secs_f64();
+                let delivered = end.delivered.saturating_sub(start.delivered).max(1) as f64;
+                (delivered / seconds, (end.cpu[0] - start.cpu[0]) * 1e6 / delivered, share(&start, &end, seconds))
+            }
+            None => (f64::NAN, f64::NAN, CpuShare::default()),
+        };
+        Ok(Drained {
+            per_sec,
+            cpu_us,
+            cpu,
+            peak_mib,
+            events: total,
+            delivered: run.delivered(),
+            calls: run.calls(),
+            duplicates: run.duplicates(),
+            out_of_order: run.out_of_order(),
+            unreadable: run.rejected() + run.unknown(),
+        })
+    }
+
     /// Runs `mode` while events are produced at `rate` per second (K = `scenario.keys`); measures the
     /// produce-to-API latency of the events produced after the warm-up.
     pub async fn open_loop(&self, mode: Mode, scenario: Scenario, rate: f64) -> anyhow::Result<Latency> {
@@ -454,6 +545,62 @@ impl Harness {
             max_ms: latencies.last().copied().unwrap_or(f64::NAN),
             cpu: share(&start, &end, seconds),
         })
+    }
+}
+
+/// The `forward` binary next to this one, as route `bench` reading `topic` in consumer group `group` and
+/// calling the sink (the `inventory` API's base URL); its variables go to `env`.
+fn forward_command(
+    topic: &str,
+    group: &str,
+    env: &mut Vec<(String, String)>,
+) -> anyhow::Result<tokio::process::Command> {
+    let binary = std::env::current_exe()?.with_file_name("forward");
+    anyhow::ensure!(
+        binary.exists(),
+        "{} is missing: cargo build --release --bin forward (scripts/bench.sh does)",
+        binary.display()
+    );
+    env.push(("COURIER__KAFKA__GROUP_ID_PREFIX".to_owned(), format!("{group}-")));
+    env.push(("COURIER__FORWARD__ROUTES__BENCH__TOPICS".to_owned(), topic.to_owned()));
+    env.push(("COURIER__FORWARD__ROUTES__BENCH__API".to_owned(), "inventory".to_owned()));
+    Ok(tokio::process::Command::new(binary))
+}
+
+/// Starts `command` with `env`, its logs in `bench-<log>.log` of the temporary directory; with `defaults`, the
+/// caller's own `COURIER__…` variables are removed first.
+fn launch(
+    mut command: tokio::process::Command,
+    env: Vec<(String, String)>,
+    defaults: bool,
+    log: &str,
+) -> anyhow::Result<Child> {
+    // Settings in the caller's environment reach courier (to try a tuning), never the defaults run.
+    if defaults {
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("COURIER__")) {
+            command.env_remove(key);
+        }
+    }
+    // A worker's logs (on stderr, at courier's default level, as for a user) go to a file, as a container's
+    // go to its log driver: the bench's own output is the report.
+    let log = std::env::temp_dir().join(format!("bench-{log}.log"));
+    let log = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    Ok(command.envs(env).stdout(std::process::Stdio::null()).stderr(log).kill_on_drop(true).spawn()?)
+}
+
+/// Waits until `run` has `n` events, for as long as deliveries keep coming: false once none arrived for
+/// `stall`.
+async fn reach(run: &Run, n: u64, stall: Duration) -> bool {
+    let mut seen = run.delivered();
+    loop {
+        if run.wait_for(n, stall).await.is_ok() {
+            return true;
+        }
+        let now = run.delivered();
+        if now == seen {
+            return false;
+        }
+        seen = now;
     }
 }
 

@@ -7,9 +7,11 @@
 //!
 //! It is lean on purpose (no journal, no bodies kept, no JSON tree): it shares the two cores with the broker
 //! and the worker being measured, so what it costs is taken from them. Requests carry the reservation body
-//! of the inventory API: `{"order_id": "k<key>", "items": [{"sku": "e<sequence number>", …}]}`, or the
+//! of the inventory API: `{"order_id": "k<key>", "items": [{"sku": "e<sequence number>", …}]}` (which is also the
+//! shape of the event's data, as a `forward` route reading plain JSON or Avro records sends it), or the
 //! `order.created` event itself (the references, and `forward`), or a JSON array of such events (a batch of
-//! `forward` with `batch_max_events`).
+//! `forward` with `batch_max_events`). It counts every request, and those whose body names no event (answered
+//! 422), so that a run that loses events says so.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -62,6 +64,10 @@ pub struct Run {
     unknown: AtomicU64,
     /// Requests answered 429 (past twice the capacity).
     throttled: AtomicU64,
+    /// Every request received, whatever its answer.
+    calls: AtomicU64,
+    /// Requests answered 422: a body that names no event the sink can read.
+    rejected: AtomicU64,
     /// With a capacity: when each answer went out (µs since the epoch) and how long it took (µs).
     served: Mutex<Vec<(u64, u64)>>,
     /// The number of delivered events a waiter waits for.
@@ -130,6 +136,8 @@ impl Run {
             out_of_order: AtomicU64::new(0),
             unknown: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
             served: Mutex::new(Vec::new()),
             target: AtomicU64::new(u64::MAX),
             reached: Notify::new(),
@@ -186,6 +194,16 @@ impl Run {
         self.throttled.load(Ordering::Relaxed)
     }
 
+    /// Requests received, whatever their answer.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered 422: their body named no event.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
     /// The latencies (ms, sorted) of the answers served between `from` and `to` (µs since the epoch).
     pub fn served_between(&self, from: u64, to: u64) -> Vec<f64> {
         let served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
@@ -219,13 +237,15 @@ impl Run {
 
 async fn receive(State(state): State<Arc<SinkState>>, body: Bytes) -> StatusCode {
     let now = unix_micros();
+    let run = Arc::clone(&state.run.read().unwrap_or_else(PoisonError::into_inner));
+    run.calls.fetch_add(1, Ordering::Relaxed);
     if body.first() == Some(&b'[') {
-        return receive_batch(&state, &body, now).await;
+        return receive_batch(&state, &run, &body, now).await;
     }
     let Some((key, seq)) = parse(&body) else {
+        run.rejected.fetch_add(1, Ordering::Relaxed);
         return StatusCode::UNPROCESSABLE_ENTITY;
     };
-    let run = Arc::clone(&state.run.read().unwrap_or_else(PoisonError::into_inner));
     let latency = state.latency_ms.load(Ordering::Relaxed);
     let capacity = state.capacity.load(Ordering::Relaxed);
     if capacity > 0 {
@@ -245,11 +265,11 @@ async fn answer_after(latency_ms: u64) {
 
 /// A batch (`forward` with `batch_max_events`): a JSON array of `order.created` events, every one taken (a 2xx
 /// without per-event results), after L ms. The API's capacity does not apply to batches.
-async fn receive_batch(state: &SinkState, body: &[u8], now: u64) -> StatusCode {
+async fn receive_batch(state: &SinkState, run: &Run, body: &[u8], now: u64) -> StatusCode {
     let Ok(events) = serde_json::from_slice::<Vec<Event<'_>>>(body) else {
+        run.rejected.fetch_add(1, Ordering::Relaxed);
         return StatusCode::UNPROCESSABLE_ENTITY;
     };
-    let run = Arc::clone(&state.run.read().unwrap_or_else(PoisonError::into_inner));
     for event in &events {
         match key_and_seq(&event.data) {
             Some((key, seq)) => run.arrive(key, seq, now),
@@ -427,6 +447,23 @@ mod tests {
         let latencies = run.served_between(0, u64::MAX);
         assert_eq!(latencies.len(), 4);
         assert!(latencies[3] >= 40.0, "four in flight at twice the capacity take 2 L: {latencies:?}");
+    }
+
+    #[tokio::test]
+    async fn every_request_is_counted_and_one_naming_no_event_is_rejected() {
+        let sink = Sink::start().await.expect("sink");
+        let run = sink.start_run(4, 2);
+        let client = reqwest::Client::new();
+        let bodies = [
+            r#"{"order_id":"k0","items":[{"sku":"e0"}],"currency":"EUR"}"#,
+            r#"{"order_id":"k1","items":[{"sku":"e1"}]}"#,
+            r#"{"order_id":"k1","items":[{"sku":"e1"}]}"#,
+            r#"{"user_id":"u-1"}"#,
+        ];
+        for body in bodies {
+            client.post(sink.url()).body(body).send().await.expect("answered");
+        }
+        assert_eq!((run.calls(), run.delivered(), run.duplicates(), run.rejected()), (4, 2, 1, 1));
     }
 
     #[test]

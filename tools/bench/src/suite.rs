@@ -1,12 +1,13 @@
-//! The whole benchmark: the closed-loop scenario matrix, the untuned defaults, the open-loop latency runs
-//! and the producer side, in one run against one broker, printed as Markdown as it goes.
+//! The whole benchmark: the closed-loop scenario matrix, the untuned defaults, the open-loop latency runs,
+//! the `forward` rows and the producer side, in one run against one broker, printed as Markdown as it goes.
 
 use std::time::Duration;
 
 use clap::Args;
 
+use crate::forward_rows::{Plan, ROWS, RowRuns};
 use crate::report::{self, Row};
-use crate::scenario::{BATCH_EVENTS, Harness, Mode, Scenario, Throughput, Timing};
+use crate::scenario::{BATCH_EVENTS, DRAIN_MARKS, Harness, Mode, Scenario, Throughput, Timing};
 
 /// The benchmark's options.
 #[derive(Debug, Args)]
@@ -62,6 +63,22 @@ pub struct SuiteArgs {
     /// Skip the batching runs (`forward` with a call per event against batches, K = 10,000).
     #[arg(long)]
     no_batching: bool,
+    /// Run the `forward` rows alone (records of each format, and each route setting a row names, against
+    /// courier's CloudEvents passed through; K = 10,000): nothing else.
+    #[arg(long, conflicts_with = "no_forward")]
+    forward: bool,
+    /// Skip the `forward` rows.
+    #[arg(long)]
+    no_forward: bool,
+    /// Events of each `forward` row's backlog.
+    #[arg(long, default_value_t = 150_000)]
+    forward_events: usize,
+    /// Runs of each `forward` row, a row after the other in each round; the medians are reported.
+    #[arg(long, default_value_t = 3)]
+    forward_rounds: usize,
+    /// The API latency L of the `forward` rows, ms.
+    #[arg(long, default_value_t = 20)]
+    forward_latency_ms: u64,
 }
 
 /// The scenario the targets are stated for.
@@ -77,6 +94,7 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
         args.window_s = args.window_s.min(3);
         args.no_capacity = true;
         args.no_batching = true;
+        args.no_forward = !args.forward;
     }
     let timing = Timing { warmup: Duration::from_secs(args.warmup_s), window: Duration::from_secs(args.window_s) };
     let run_seconds = (args.warmup_s + args.window_s + 4) as usize;
@@ -87,6 +105,14 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
     let harness = Harness::start(args.partitions, args.headers, timing, args.courier_before.clone()).await?;
     println!("# courier benchmark\n");
     println!("- machine: {}", crate::process::machine());
+    if args.forward {
+        println!("- load average at the start: {}", crate::process::load_average());
+        let rows = forward_rows(&harness, &args).await?;
+        println!("\n## Targets\n");
+        report::forward_rows_targets(&rows);
+        println!("\n- load average at the end: {}", crate::process::load_average());
+        return Ok(());
+    }
     println!(
         "- broker: Tansu (sqlite) on this machine; P = {} partitions; {events} events preloaded per key count; \
          records {} headers",
@@ -210,6 +236,11 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
         report::batching_table(&runs);
     }
 
+    let mut forwarded = Vec::new();
+    if !args.no_forward {
+        forwarded = forward_rows(&harness, &args).await?;
+    }
+
     let mut producer = None;
     if !args.no_producer {
         println!("\n## Producer side: `POST /v1/orders` against a direct rdkafka produce loop\n");
@@ -224,7 +255,35 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
 
     println!("\n## Targets\n");
     report::targets(&rows, target.as_ref().map(|(runs, _)| runs), &latencies, producer.as_ref(), &capacities);
+    report::forward_rows_targets(&forwarded);
     Ok(())
+}
+
+/// Runs the `forward` rows and prints their table.
+async fn forward_rows(harness: &Harness, args: &SuiteArgs) -> anyhow::Result<Vec<RowRuns>> {
+    let plan = Plan {
+        events: args.forward_events,
+        keys: TARGET.keys,
+        rounds: args.forward_rounds.max(1),
+        latency_ms: args.forward_latency_ms,
+    };
+    let (from, to) = DRAIN_MARKS;
+    println!(
+        "\n## `forward` rows: CPU per event by format and route settings (L = {} ms, K = {}, P = {})\n",
+        plan.latency_ms, plan.keys, args.partitions
+    );
+    println!(
+        "Each row: `forward` with route `bench` to the sink, every default but the settings named, over a backlog of \
+         {} events; {} rounds, a row after the other; medians. Measured from {:.0} % to {:.0} % of the backlog \
+         delivered; events, delivered and calls are the sink's counts over each whole run.\n",
+        plan.events,
+        plan.rounds,
+        from * 100.0,
+        to * 100.0
+    );
+    let rows = crate::forward_rows::run(harness, ROWS, plan).await?;
+    report::forward_rows_table(&rows);
+    Ok(rows)
 }
 
 /// The topic with the target scenario's keys (K = 10,000): the matrix's, or one preloaded now, once.
