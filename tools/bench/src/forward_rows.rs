@@ -40,7 +40,6 @@ impl ForwardRow {
     }
 
     /// The same, its API's settings `api`.
-    #[cfg_attr(not(test), expect(dead_code, reason = "no row sets its API's settings yet (issue 31's signing will)"))]
     const fn api(self, api: &'static [(&'static str, &'static str)]) -> Self {
         Self { api, ..self }
     }
@@ -77,6 +76,21 @@ pub const ROWS: &[ForwardRow] = &[
     ForwardRow::new("cloudevents", Encoding::CloudEvents, &[("format", "cloudevents")]),
     ForwardRow::new("json", Encoding::Json, &[("format", "json")]).within(3.0, "cloudevents"),
     ForwardRow::new("avro", Encoding::Avro, &[("format", "avro")]).within(10.0, "cloudevents"),
+    ForwardRow::new("mapping", Encoding::CloudEvents, MAPPING).within(10.0, "cloudevents"),
+    ForwardRow::new("signing", Encoding::CloudEvents, &[("format", "cloudevents")])
+        .api(&[("signing.scheme", "standard-webhooks"), ("signing.secrets", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")])
+        .within(3.0, "cloudevents"),
+];
+
+/// The `mapping` row's route: a path and a header templated from the event, the body reshaped by a jq program
+/// and a filter every event passes, as README's request-mapping recipe does.
+const MAPPING: &[(&str, &str)] = &[
+    ("format", "cloudevents"),
+    ("filter", ".data.order_id != null"),
+    ("method", "PUT"),
+    ("path", "orders/{{ data.order_id }}"),
+    ("headers.x-event-id", "{{ .id }}"),
+    ("body", "{order_id: .data.order_id, items: .data.items}"),
 ];
 
 /// A row's runs and their medians.
