@@ -59,7 +59,13 @@ impl ForwardRow {
     /// Its settings as they would be written in TOML, `key = "value"`, the API's after `apis.inventory.`.
     pub fn describe(&self) -> String {
         let route = self.route.iter().map(|(k, v)| format!("{k} = {v:?}"));
-        let api = self.api.iter().map(|(k, v)| format!("apis.inventory.{k} = {v:?}"));
+        let api = self.api.iter().map(|(k, v)| {
+            if k.contains("secret") {
+                format!("apis.inventory.{k} = \"…\"")
+            } else {
+                format!("apis.inventory.{k} = {v:?}")
+            }
+        });
         let all: Vec<String> = route.chain(api).collect();
         if all.is_empty() { "every default".to_owned() } else { all.join(", ") }
     }
@@ -77,14 +83,24 @@ pub const ROWS: &[ForwardRow] = &[
     ForwardRow::new("json", Encoding::Json, &[("format", "json")]).within(3.0, "cloudevents"),
     ForwardRow::new("avro", Encoding::Avro, &[("format", "avro")]).within(10.0, "cloudevents"),
     ForwardRow::new("mapping", Encoding::CloudEvents, MAPPING).within(10.0, "cloudevents"),
+    ForwardRow::new("mapping+filter+header", Encoding::CloudEvents, MAPPING_RECIPE),
     ForwardRow::new("signing", Encoding::CloudEvents, &[("format", "cloudevents")])
         .api(&[("signing.scheme", "standard-webhooks"), ("signing.secrets", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")])
         .within(3.0, "cloudevents"),
 ];
 
-/// The `mapping` row's route: a path and a header templated from the event, the body reshaped by a jq program
-/// and a filter every event passes, as README's request-mapping recipe does.
+/// The `mapping` row's route: what the issue's target names, a path templated from the event and the body
+/// reshaped by a jq program.
 const MAPPING: &[(&str, &str)] = &[
+    ("format", "cloudevents"),
+    ("method", "PUT"),
+    ("path", "orders/{{ data.order_id }}"),
+    ("body", "{order_id: .data.order_id, items: .data.items}"),
+];
+
+/// The `mapping+filter+header` row's route: as README's request-mapping recipe, a filter every event passes
+/// and a templated header too.
+const MAPPING_RECIPE: &[(&str, &str)] = &[
     ("format", "cloudevents"),
     ("filter", ".data.order_id != null"),
     ("method", "PUT"),
@@ -191,16 +207,20 @@ mod tests {
     #[test]
     fn a_row_is_its_settings_as_courier_variables() {
         let row = ForwardRow::new("mapped", Encoding::CloudEvents, &[("path", "users/{{ data.order_id }}")])
-            .api(&[("signing.secret", "whsec_x")])
+            .api(&[("signing.secrets", "whsec_x")])
             .within(10.0, "cloudevents");
         assert_eq!(
             row.variables(),
             [
                 ("COURIER__FORWARD__ROUTES__BENCH__PATH".to_owned(), "users/{{ data.order_id }}".to_owned()),
-                ("COURIER__APIS__INVENTORY__SIGNING__SECRET".to_owned(), "whsec_x".to_owned()),
+                ("COURIER__APIS__INVENTORY__SIGNING__SECRETS".to_owned(), "whsec_x".to_owned()),
             ]
         );
-        assert_eq!(row.describe(), r#"path = "users/{{ data.order_id }}", apis.inventory.signing.secret = "whsec_x""#);
+        assert_eq!(
+            row.describe(),
+            r#"path = "users/{{ data.order_id }}", apis.inventory.signing.secrets = "…""#,
+            "a secret is not printed"
+        );
         assert_eq!(row.target, Some(("cloudevents", 10.0)));
     }
 
