@@ -3,6 +3,7 @@
 use jaq_json::{Map, Val};
 
 use super::MappingError;
+use super::projection::Projection;
 use crate::delivery::Incoming;
 use crate::formats::Decoded;
 
@@ -23,39 +24,53 @@ use crate::formats::Decoded;
 pub struct Input(Val);
 
 impl Input {
-    /// The event `incoming` holds, as a mapping sees it.
+    /// The event `incoming` holds, as a mapping sees it, all of it.
     pub fn of(incoming: &Incoming) -> Result<Self, MappingError> {
+        Self::projected(incoming, &Projection::All)
+    }
+
+    /// The event `incoming` holds, as much of it as `projection` sees (what a mapping's programs can see).
+    pub fn projected(incoming: &Incoming, projection: &Projection) -> Result<Self, MappingError> {
         match &incoming.decoded {
-            Decoded::CloudEvent { structured, .. } => Self::from_json(structured),
-            Decoded::Json(json) => Ok(Self::record(incoming, read(json.get().as_bytes())?)),
-            Decoded::Bytes { .. } => Ok(Self::record(incoming, Val::utf8_str(incoming.value.clone()))),
+            Decoded::CloudEvent { structured, .. } => read(structured, projection).map(Self),
+            Decoded::Json(json) => Self::record(incoming, projection, |value| read(json.get().as_bytes(), value)),
+            Decoded::Bytes { .. } => Self::record(incoming, projection, |_| Ok(Val::utf8_str(incoming.value.clone()))),
         }
     }
 
     /// `json` as the input, e.g. a CloudEvent in structured mode.
     pub fn from_json(json: &[u8]) -> Result<Self, MappingError> {
-        read(json).map(Self)
+        read(json, &Projection::All).map(Self)
     }
 
-    /// The record around `value`.
-    fn record(incoming: &Incoming, value: Val) -> Self {
+    /// The record around its value, `value` read as much as the projection given to it sees; of the record's
+    /// members, those `projection` sees.
+    fn record(
+        incoming: &Incoming,
+        projection: &Projection,
+        value: impl FnOnce(&Projection) -> Result<Val, MappingError>,
+    ) -> Result<Self, MappingError> {
         let text = |s: &str| Val::utf8_str(s.to_owned().into_bytes());
         let bytes = |b: &[u8]| Val::utf8_str(b.to_vec());
-        let headers: Map = incoming
-            .headers
-            .iter()
-            .map(|(name, value)| (bytes(name), value.as_deref().map_or(Val::Null, bytes)))
-            .collect();
-        let members = [
-            ("key", incoming.key.as_deref().map_or(Val::Null, text)),
-            ("value", value),
-            ("headers", Val::obj(headers)),
-            ("topic", text(&incoming.topic)),
-            ("partition", Val::Num(jaq_json::Num::from_integral(incoming.partition))),
-            ("offset", Val::Num(jaq_json::Num::from_integral(incoming.offset))),
-            ("timestamp", incoming.timestamp_ms.map_or(Val::Null, |ms| Val::Num(jaq_json::Num::from_integral(ms)))),
+        let number = |n: i64| Val::Num(jaq_json::Num::from_integral(n));
+        let value = projection.member("value").map(value).transpose()?;
+        let members: [(&str, &dyn Fn() -> Val); 7] = [
+            ("key", &|| incoming.key.as_deref().map_or(Val::Null, text)),
+            ("value", &|| value.clone().unwrap_or(Val::Null)),
+            ("headers", &|| {
+                let headers = incoming.headers.iter();
+                Val::obj(
+                    headers.map(|(name, value)| (bytes(name), value.as_deref().map_or(Val::Null, bytes))).collect(),
+                )
+            }),
+            ("topic", &|| text(&incoming.topic)),
+            ("partition", &|| number(incoming.partition.into())),
+            ("offset", &|| number(incoming.offset)),
+            ("timestamp", &|| incoming.timestamp_ms.map_or(Val::Null, number)),
         ];
-        Self(Val::obj(members.into_iter().map(|(name, value)| (text(name), value)).collect()))
+        let members = members.into_iter().filter(|(name, _)| projection.member(name).is_some());
+        let members: Map = members.map(|(name, value)| (text(name), value())).collect();
+        Ok(Self(Val::obj(members)))
     }
 
     /// The value.
@@ -72,9 +87,10 @@ impl Input {
     }
 }
 
-/// `json` read as a jaq value.
-fn read(json: &[u8]) -> Result<Val, MappingError> {
-    jaq_json::read::parse_single(json)
+/// `json` read as a jaq value, as much of it as `projection` sees.
+fn read(json: &[u8], projection: &Projection) -> Result<Val, MappingError> {
+    projection
+        .read(json)
         .map_err(|e| MappingError { key: "input".to_owned(), reason: format!("the event is not JSON: {e}") })
 }
 

@@ -31,11 +31,13 @@
 
 mod input;
 mod program;
+mod projection;
 mod request;
 mod template;
 
 pub use input::Input;
 pub use program::Program;
+pub use projection::Projection;
 pub use request::{RequestMapping, RequestSpec};
 pub use template::{Template, has_expressions};
 

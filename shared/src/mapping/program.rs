@@ -10,6 +10,7 @@ use jaq_core::{Compiler, Ctx, Vars};
 use jaq_json::Val;
 
 use super::input::Input;
+use super::projection::Projection;
 use super::{CompileError, MappingError};
 
 /// The data jaq's filters run on: JSON values, nothing else.
@@ -24,6 +25,8 @@ pub struct Program {
     key: String,
     /// The compiled filter, shared by the clones of the program.
     filter: Arc<jaq_core::Filter<Data>>,
+    /// What of the event the program can see.
+    projection: Projection,
 }
 
 impl std::fmt::Debug for Program {
@@ -78,7 +81,12 @@ impl Program {
             let (name, what) = undefined.into_iter().next().expect("an undefined symbol");
             error(name, format!("undefined {} `{name}`", what.as_str()))
         })?;
-        Ok(Self { key: key.to_owned(), filter: Arc::new(filter) })
+        Ok(Self { key: key.to_owned(), filter: Arc::new(filter), projection: Projection::of_code(code) })
+    }
+
+    /// What of the event the program can see: the members an [`Input`] needs to hold for it.
+    pub(crate) fn projection(&self) -> &Projection {
+        &self.projection
     }
 
     /// The setting the program comes from.

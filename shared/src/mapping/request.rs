@@ -8,6 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::input::Input;
 use super::program::Program;
+use super::projection::Projection;
 use super::template::Template;
 use super::{CompileError, MappingError};
 use crate::delivery::Incoming;
@@ -61,6 +62,8 @@ pub struct RequestMapping {
     templated_headers: Vec<(HeaderName, Template)>,
     /// The body; `None`: not mapped.
     body: Option<Program>,
+    /// What of the event its programs and templates can see: what an [`Input`] is read as.
+    projection: Projection,
 }
 
 impl RequestMapping {
@@ -97,15 +100,17 @@ impl RequestMapping {
                 None => templated_headers.push((header, template)),
             }
         }
-        Ok(Self {
-            prefix: prefix.to_owned(),
-            filter: program("filter", &spec.filter)?,
-            path: Template::compile(&key("path"), &spec.path)?,
-            query,
-            static_headers,
-            templated_headers,
-            body: program("body", &spec.body)?,
-        })
+        let (filter, body) = (program("filter", &spec.filter)?, program("body", &spec.body)?);
+        let path = Template::compile(&key("path"), &spec.path)?;
+        let mut projection = Projection::default();
+        for program in filter.iter().chain(&body) {
+            projection.add(program.projection());
+        }
+        let templates = query.iter().map(|(.., value)| value).chain(templated_headers.iter().map(|(_, t)| t));
+        for template in std::iter::once(&path).chain(templates) {
+            template.add_projection(&mut projection);
+        }
+        Ok(Self { prefix: prefix.to_owned(), filter, path, query, static_headers, templated_headers, body, projection })
     }
 
     /// Whether anything of the request depends on the event (a filter, a template with an expression, a body
@@ -129,9 +134,15 @@ impl RequestMapping {
         self.body.is_some()
     }
 
-    /// The event `incoming` holds, as the mapping's programs see it.
+    /// The event `incoming` holds, as the mapping's programs see it: only the members they can see are read.
     pub fn input(&self, incoming: &Incoming) -> Result<Input, MappingError> {
-        Input::of(incoming).map_err(|e| MappingError { key: self.prefix.clone(), reason: e.reason })
+        Input::projected(incoming, &self.projection)
+            .map_err(|e| MappingError { key: self.prefix.clone(), reason: e.reason })
+    }
+
+    /// What of the event the mapping's programs and templates can see.
+    pub fn projection(&self) -> &Projection {
+        &self.projection
     }
 
     /// Whether the event is sent: what the filter says of it; `true` without a filter.
@@ -249,6 +260,49 @@ mod tests {
         let mapping = RequestMapping::compile("r", &spec).expect("ok");
         let error = mapping.add_headers(Some(&input(json!({"name": "a\nb"}))), &mut HeaderMap::new());
         assert_eq!(error.expect_err("a line break").key, "r.headers.x-name");
+    }
+
+    #[test]
+    fn an_event_is_read_as_what_its_mapping_sees_and_maps_as_the_whole_event_would() {
+        let mut spec = spec("users/{{ .data.user_id }}");
+        spec.query.insert("t".into(), "{{ .tenant }}".into());
+        spec.headers.insert("x-id".into(), "{{ id }}".into());
+        spec.filter = ".data.plan != \"free\"".into();
+        spec.body = "{email: .data.email, tags: .data.tags}".into();
+        let mapping = RequestMapping::compile("r", &spec).expect("ok");
+        let seen = |path: &[&str]| {
+            path.iter()
+                .rev()
+                .fold(Projection::All, |inner, name| Projection::Members([((*name).to_owned(), inner)].into()))
+        };
+        let mut expected = Projection::default();
+        for path in
+            [&["data", "user_id"][..], &["tenant"], &["id"], &["data", "plan"], &["data", "email"], &["data", "tags"]]
+        {
+            expected.add(&seen(path));
+        }
+        assert_eq!(mapping.projection(), &expected);
+        let events = [
+            json!({"specversion": "1.0", "source": "/s", "type": "t", "time": "2026-12-07T00:00:00Z", "datacontenttype": "application/json", "id": "e-1", "tenant": "eu", "data": {"user_id": "u/1", "email": "a@example.com",
+                "plan": "pro", "tags": [1.50, {"x": null}], "address": {"city": "Paris"}}}),
+            json!({"specversion": "1.0", "source": "/s", "type": "t", "time": "2026-12-07T00:00:00Z", "datacontenttype": "application/json", "id": "e-2", "tenant": "eu", "data": {"user_id": 7, "plan": "free"}}),
+            json!({"specversion": "1.0", "source": "/s", "type": "t", "time": "2026-12-07T00:00:00Z", "datacontenttype": "application/json", "id": "e-3", "tenant": "eu", "data": {"plan": "pro"}}),
+            json!({"specversion": "1.0", "source": "/s", "type": "t", "time": "2026-12-07T00:00:00Z", "datacontenttype": "application/json", "id": "e-4", "tenant": "eu", "data": "not an object"}),
+            json!({"specversion": "1.0", "source": "/s", "type": "t", "time": "2026-12-07T00:00:00Z", "datacontenttype": "application/json", "id": "e-5", "tenant": ["eu"], "data": {"user_id": "u", "plan": null}}),
+        ];
+        for event in events {
+            let whole = input(event.clone());
+            let incoming = Incoming::new("users", &event).expect("a CloudEvent");
+            let projected = mapping.input(&incoming).expect("JSON");
+            let outcome = |input: &Input| {
+                let sends = mapping.sends(input);
+                let target = mapping.target(Some(input)).map(|t| t.into_owned());
+                let mut headers = HeaderMap::new();
+                let headers = mapping.add_headers(Some(input), &mut headers).map(|()| headers);
+                (sends, target, headers, mapping.body(input))
+            };
+            assert_eq!(format!("{:?}", outcome(&projected)), format!("{:?}", outcome(&whole)), "{event}");
+        }
     }
 
     #[test]

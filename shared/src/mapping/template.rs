@@ -2,6 +2,7 @@
 
 use super::input::Input;
 use super::program::Program;
+use super::projection::Projection;
 use super::{CompileError, MappingError};
 
 /// Text with `{{ expression }}` parts, each a jq expression over the event ([`Input`]) giving one string,
@@ -65,6 +66,15 @@ impl Template {
         match self.parts.as_slice() {
             [Part::Text(text)] => Some(text),
             _ => None,
+        }
+    }
+
+    /// Adds what of the event the template's expressions can see to `projection`.
+    pub(crate) fn add_projection(&self, projection: &mut Projection) {
+        for part in &self.parts {
+            if let Part::Expression(program) = part {
+                projection.add(program.projection());
+            }
         }
     }
 
