@@ -5,6 +5,7 @@
 //! (Tansu's known defects). Consumers are started and stopped in-process, as their binaries run them (`courier::delivery::run`).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Once;
 
 use courier::delivery::Runner;
@@ -201,6 +202,15 @@ pub fn test_settings(
     // that it serves each, `tests/tests/e2e/registry.rs`) and of the forward example.
     for api in mock_apis::Api::ALL.into_iter().filter(|api| api.base_path() == format!("/{api}")) {
         set(&format!("COURIER__APIS__{}__BASE_URL", api.as_str().to_uppercase()), mock.api_url(api));
+    }
+    // A relative event schema path is read from the working directory: the workspace root for the scripts and
+    // the image's directory in a container, `tests/` for a test, which names it from the root.
+    let defaults = Settings::load_with_env(None, Some(HashMap::new())).expect("the default settings are valid");
+    for (name, route) in
+        defaults.producer.events.iter().filter(|(_, r)| !r.schema.is_empty() && Path::new(&r.schema).is_relative())
+    {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(&route.schema);
+        set(&format!("COURIER__PRODUCER__EVENTS__{}__SCHEMA", name.to_uppercase()), path.display().to_string());
     }
     for (k, v) in overrides {
         set(k, (*v).to_owned());
