@@ -273,6 +273,16 @@ impl TestApp {
         request.send().await.expect("producer answers")
     }
 
+    /// `POST /v1/events` of `event` (a structured CloudEvent) in binary mode: its text attributes as `ce-*`
+    /// headers, its `data` as an `application/json` body.
+    pub async fn post_event_in_binary_mode(&self, event: &Value) -> reqwest::Response {
+        let attributes = event.as_object().into_iter().flatten().filter(|(name, _)| *name != "data");
+        let headers: Vec<(String, &str)> =
+            attributes.filter_map(|(name, value)| Some((format!("ce-{name}"), value.as_str()?))).collect();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (name.as_str(), *value)).collect();
+        self.post_event("application/json", &headers, event["data"].to_string()).await
+    }
+
     /// Starts the `forward` consumer in-process (every route of `settings`), as its binary would.
     pub fn start_forward(&self, settings: &Settings) -> RunningConsumer {
         let settings = settings.clone();

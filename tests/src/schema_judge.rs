@@ -52,10 +52,8 @@ pub fn judge_event_data(data: &[(&str, &Value)]) -> Vec<Verdict> {
     let output = child.wait_with_output().expect("the judge ends");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{} failed: {stderr}", script.display());
-    let verdicts: Vec<Verdict> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-        .collect();
+    let verdicts = serde_json::Deserializer::from_slice(&output.stdout).into_iter::<Verdict>();
+    let verdicts: Vec<Verdict> = verdicts.collect::<Result<_, _>>().expect("the judge writes a verdict a line");
     assert_eq!(verdicts.len(), data.len(), "a verdict per value: {verdicts:?}");
     verdicts
 }

@@ -1,9 +1,11 @@
 //! The whole order flow: one order event, independent consumer groups — inventory, payment, notification
 //! (e-mail + SMS), and shipping behind payment's `order.paid` — each calling its own API, failing and
-//! recovering on its own; a declined payment releases the reservation again and ships nothing.
+//! recovering on its own; a declined payment releases the reservation again and ships nothing. The events
+//! published on the way match their JSON Schemas (`schemas/events/`, judged by Python's `jsonschema`) and carry the
+//! record headers `docs/asyncapi.yaml` declares.
 
 use courier_tests::WAIT;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use courier::delivery::dlq::dlq_topic;
 use courier_consumers::order_topics::OrderTopics;
@@ -163,6 +165,14 @@ async fn a_declined_payment_releases_the_reservation_exactly_once() {
     assert_eq!(types, ["order.created", "order.created", "order.paid", "order.payment_failed"]);
     for (event, verdict) in events.iter().zip(judge_event_data(&data)) {
         assert!(verdict.valid, "{event} does not match its schema: {:?}", verdict.errors);
+    }
+    // Their record headers are those docs/asyncapi.yaml declares for courier's events.
+    let (required, declared) = super::asyncapi::event_headers();
+    for record in created.iter().chain(&paid).chain(&failed) {
+        let names: BTreeSet<String> =
+            record.headers.iter().map(|(name, _)| String::from_utf8_lossy(name).into_owned()).collect();
+        assert!(required.is_subset(&names), "{names:?} lacks some of {required:?}");
+        assert!(names.is_subset(&declared), "{names:?} has headers docs/asyncapi.yaml does not declare");
     }
     // The schemas are strict: an order.created without its total, or with a member they do not describe, fails.
     let mut changed = events[1]["data"].clone();
