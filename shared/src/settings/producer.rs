@@ -150,11 +150,20 @@ impl ProducerSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::load;
+    use super::super::testing::{assert_refused, load};
 
     #[test]
     fn the_listen_address_is_an_address() {
         let s = load(&[("COURIER__PRODUCER__LISTEN", "127.0.0.1:0")]).expect("valid");
         assert_eq!(s.producer.listen, std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+
+    #[test]
+    fn an_event_groups_schema_is_a_path_or_empty() {
+        let s = load(&[]).expect("the defaults");
+        assert_eq!(s.producer.events["users"].schema, "schemas/events/user.registered.json");
+        let s = load(&[("COURIER__PRODUCER__EVENTS__USERS__SCHEMA", "")]).expect("no schema");
+        assert_eq!(s.producer.events["users"].schema, "");
+        assert_refused(&[("COURIER__PRODUCER__EVENTS__USERS__SCHEMA", "  ", "producer.events.users.schema")]);
     }
 }
