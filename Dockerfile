@@ -62,8 +62,13 @@ RUN groupadd --system --gid 10001 courier \
 
 COPY --from=builder /out/ /usr/local/bin/
 
+# The working directory holds the JSON Schemas of event data (schemas/), so that the relative paths the settings
+# name them by resolve as they do from the repository's root (producer.events.users.schema =
+# "schemas/events/user.registered.json"). Mount other schemas anywhere and name them by an absolute path.
+WORKDIR /usr/share/courier
+COPY schemas/ /usr/share/courier/schemas/
+
 USER 10001:10001
-WORKDIR /
 
 # The producer's order API (COURIER__PRODUCER__LISTEN, default 0.0.0.0:8080) and a consumer's health server
 # (COURIER__CONSUMER__HEALTH_LISTEN, default 0.0.0.0:8081: GET /healthz, GET /readyz). mock-apis listens where

@@ -25,6 +25,23 @@ impl FieldError {
     }
 }
 
+/// One way an event's `data` does not match the JSON Schema of its type (`producer.events.<name>.schema`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemaViolation {
+    /// RFC 6901 JSON Pointer to the value at fault in the event as a structured-mode CloudEvent (in binary mode
+    /// too), e.g. `/data/email`; for a missing property, the pointer of that property.
+    pub pointer: String,
+    /// What is wrong with it, without its value.
+    pub message: String,
+}
+
+impl SchemaViolation {
+    /// The value at `pointer` is wrong because of `message`.
+    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { pointer: pointer.into(), message: message.into() }
+    }
+}
+
 /// Everything that can go wrong with a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -53,6 +70,10 @@ pub enum ApiError {
     /// no topic in `producer.events`).
     #[error("the event is not valid")]
     InvalidEvent(Vec<FieldError>),
+    /// The event's `data` does not match the JSON Schema of its type (`producer.events.<name>.schema`), or is
+    /// not JSON where its type has one.
+    #[error("the event's data does not match its schema")]
+    SchemaViolation(Vec<SchemaViolation>),
     /// The `Idempotency-Key` header is unusable or was used before for a different request.
     #[error("{0}")]
     IdempotencyKey(String),
@@ -88,9 +109,19 @@ struct Problem<'a> {
     status: u16,
     /// What went wrong with this request.
     detail: String,
-    /// The failing fields, for validation problems.
+    /// The failing fields, for validation problems; the violations, for a schema violation.
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [FieldError]>,
+    errors: Option<ProblemErrors<'a>>,
+}
+
+/// The `errors` member of a problem document.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ProblemErrors<'a> {
+    /// `{field, message}` per failing field.
+    Fields(&'a [FieldError]),
+    /// `{pointer, message}` per violation of an event type's schema.
+    Schema(&'a [SchemaViolation]),
 }
 
 impl ApiError {
@@ -105,6 +136,9 @@ impl ApiError {
             }
             ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "/problems/validation", "Invalid order"),
             ApiError::InvalidEvent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "/problems/invalid-event", "Invalid event"),
+            ApiError::SchemaViolation(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "/problems/schema-violation", "Event data does not match its schema")
+            }
             ApiError::IdempotencyKey(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "/problems/idempotency-key", "Unusable Idempotency-Key")
             }
@@ -122,13 +156,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();
-        let errors = match &self {
-            ApiError::Validation(errors) | ApiError::InvalidEvent(errors) => Some(errors.as_slice()),
-            _ => None,
-        };
-        let detail = match errors {
-            Some(errors) => format!("{} field(s) failed validation", errors.len()),
-            None => self.to_string(),
+        let (errors, detail) = match &self {
+            ApiError::Validation(errors) | ApiError::InvalidEvent(errors) => {
+                (Some(ProblemErrors::Fields(errors)), format!("{} field(s) failed validation", errors.len()))
+            }
+            ApiError::SchemaViolation(violations) => (
+                Some(ProblemErrors::Schema(violations)),
+                format!("{} violation(s) of the JSON Schema of the event's type", violations.len()),
+            ),
+            _ => (None, self.to_string()),
         };
         let problem = Problem { kind, title, status: status.as_u16(), detail, errors };
         let mut response = (status, Json(problem)).into_response();

@@ -12,12 +12,15 @@
 //! * [`auth`]: API keys (`producer.api_keys`): 401 without one, 403 with a wrong one.
 //! * [`routes`]: the HTTP handlers: orders, health and readiness.
 //! * [`order`]: the order request, its validation and the event it becomes.
+//! * [`data_schema`]: the JSON Schemas of event data (`producer.events.<name>.schema`), and the violations of
+//!   an event's data.
 //! * [`extract`]: reading a JSON body (content type, size limit, syntax) into problem-aware errors.
 //! * [`idempotency`]: the `Idempotency-Key` memory that makes a retried request answer the same.
 //! * [`error`]: the API's error type and its problem+json rendering.
 
 pub mod access_log;
 pub mod auth;
+pub mod data_schema;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use courier_producer::data_schema::SchemaFileError;
 use courier_producer::startup::Application;
 
 #[tokio::main]
@@ -22,7 +23,13 @@ async fn main() -> ExitCode {
         },
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "producer could not start");
-            ExitCode::FAILURE
+            // A schema file that cannot be used is a bad setting: said on stderr, exit code 2, as the others.
+            if error.downcast_ref::<SchemaFileError>().is_some() {
+                eprintln!("producer: {error}");
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     };
     courier::telemetry::shutdown();

@@ -41,6 +41,8 @@ pub struct Application {
 impl Application {
     /// Creates the topic when asked to, the Kafka producer, and binds `producer.listen`.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        // The event schemas first: a bad file stops the start at once, whatever the state of the cluster.
+        let event_topics = EventTopics::new(&settings.producer.events)?;
         let topic = crate::order::orders_topic(&settings.topics);
         // With a login or TLS, check them first: a refusal is named, and the API starts not ready.
         let secured = settings.kafka.security_protocol != "plaintext";
@@ -53,7 +55,6 @@ impl Application {
             }
             _ => false,
         };
-        let event_topics = EventTopics::new(&settings.producer.events);
         if settings.topics.create && !refused {
             let topics: Vec<&str> = std::iter::once(topic).chain(event_topics.topics()).collect();
             courier::kafka::ensure_topics(&settings.kafka, &settings.topics, &topics)

@@ -46,6 +46,11 @@ async fn spawn(overrides: &[(&str, &str)]) -> Api {
         ("COURIER__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1"),
         ("COURIER__TOPICS__CREATE", "false"),
         ("COURIER__PRODUCER__LISTEN", "127.0.0.1:0"),
+        // The default schema's path is relative to the workspace root; a test runs in `producer/`.
+        (
+            "COURIER__PRODUCER__EVENTS__USERS__SCHEMA",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events/user.registered.json"),
+        ),
     ]
     .iter()
     .chain(overrides)

@@ -27,6 +27,29 @@ fn a_bad_setting_stops_start_up_and_is_named() {
 }
 
 #[test]
+fn an_event_schema_that_cannot_be_used_stops_start_up_and_is_named_with_its_path() {
+    let dir = std::env::temp_dir().join(format!("courier-startup-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let invalid = dir.join("invalid.json");
+    std::fs::write(&invalid, r#"{"type": "objekt"}"#).expect("written");
+    let missing = dir.join("missing.json");
+    for (path, reason) in [(&missing, "cannot read"), (&invalid, "not a valid JSON Schema")] {
+        let path = path.to_str().expect("UTF-8");
+        // Refused before any broker is asked: nothing listens on port 1.
+        let (code, stderr) = run_with(&[
+            ("COURIER__PRODUCER__EVENTS__USERS__SCHEMA", path),
+            ("COURIER__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1"),
+            ("COURIER__PRODUCER__LISTEN", "127.0.0.1:0"),
+            ("COURIER__TELEMETRY__LOG_LEVEL", "off"),
+        ]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(&format!("producer.events.users.schema: {path}: ")), "{stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).expect("removed");
+}
+
+#[test]
 fn a_missing_settings_file_is_named() {
     let (code, stderr) = run_with(&[("COURIER_CONFIG", "/nonexistent/courier.toml")]);
     assert_eq!(code, Some(2), "{stderr}");

@@ -5,6 +5,7 @@
 //! (Tansu's known defects). Consumers are started and stopped in-process, as their binaries run them (`courier::delivery::run`).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Once;
 
 use courier::delivery::Runner;
@@ -202,6 +203,15 @@ pub fn test_settings(
     for api in mock_apis::Api::ALL.into_iter().filter(|api| api.base_path() == format!("/{api}")) {
         set(&format!("COURIER__APIS__{}__BASE_URL", api.as_str().to_uppercase()), mock.api_url(api));
     }
+    // A relative event schema path is read from the working directory: the workspace root for the scripts and
+    // the image's directory in a container, `tests/` for a test, which names it from the root.
+    let defaults = Settings::load_with_env(None, Some(HashMap::new())).expect("the default settings are valid");
+    for (name, route) in
+        defaults.producer.events.iter().filter(|(_, r)| !r.schema.is_empty() && Path::new(&r.schema).is_relative())
+    {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(&route.schema);
+        set(&format!("COURIER__PRODUCER__EVENTS__{}__SCHEMA", name.to_uppercase()), path.display().to_string());
+    }
     for (k, v) in overrides {
         set(k, (*v).to_owned());
     }
@@ -261,6 +271,16 @@ impl TestApp {
             request = request.header(*name, *value);
         }
         request.send().await.expect("producer answers")
+    }
+
+    /// `POST /v1/events` of `event` (a structured CloudEvent) in binary mode: its text attributes as `ce-*`
+    /// headers, its `data` as an `application/json` body.
+    pub async fn post_event_in_binary_mode(&self, event: &Value) -> reqwest::Response {
+        let attributes = event.as_object().into_iter().flatten().filter(|(name, _)| *name != "data");
+        let headers: Vec<(String, &str)> =
+            attributes.filter_map(|(name, value)| Some((format!("ce-{name}"), value.as_str()?))).collect();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (name.as_str(), *value)).collect();
+        self.post_event("application/json", &headers, event["data"].to_string()).await
     }
 
     /// Starts the `forward` consumer in-process (every route of `settings`), as its binary would.

@@ -11,6 +11,7 @@
 //! * [`tls_proxy`]: certificates made by the test and a TLS-terminating proxy in front of a broker, for TLS and
 //!   mutual TLS to Kafka.
 //! * [`kafka_probe`]: reading a topic's watermarks to check what was (not) published.
+//! * [`schema_judge`]: the independent validator (`jsonschema`, Python) of the event schemas in `schemas/events/`.
 //! * [`scrape`]: fetching and reading a Prometheus `/metrics` scrape.
 //! * [`java_partitioner`]: the partition the Java client's default partitioner picks for a key (an oracle
 //!   checked against the Java client's own murmur2 vectors).
@@ -23,6 +24,7 @@ pub mod java_partitioner;
 pub mod kafka_probe;
 pub mod produce;
 pub mod recording_route;
+pub mod schema_judge;
 pub mod scrape;
 pub mod tls_proxy;
 pub mod wrapped;

@@ -6,6 +6,8 @@
 //! that every consumer reads a complete envelope. Only what can be delivered is accepted: attribute values
 //! printable and bounded, `id` and `source` fit for an HTTP header, `data_base64` base64
 //! ([`courier::events::validation`]); anything else is a 422 naming the attribute, and nothing is published.
+//! A type whose group has a JSON Schema (`producer.events.<name>.schema`) is published only with `data` that
+//! matches it ([`crate::data_schema`]); else a 422 lists each violation by its JSON Pointer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -26,7 +28,8 @@ use tracing::Instrument;
 
 use super::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, FieldError};
+use crate::data_schema::{DataSchema, SchemaFileError};
+use crate::error::{ApiError, FieldError, SchemaViolation};
 use crate::extract::RawBody;
 use crate::idempotency;
 use crate::request_timeout::RequestPhase;
@@ -44,23 +47,36 @@ pub struct EventAccepted {
     pub offset: i64,
 }
 
-/// Where each accepted event type goes: `[producer.events]` by type.
+/// Where each accepted event type goes and what its data must match: `[producer.events]` by type.
 #[derive(Debug, Clone, Default)]
 pub struct EventTopics {
     /// Event type → its topic and the attribute that keys its records.
     by_type: Arc<HashMap<String, (Label, String)>>,
+    /// Event type → the JSON Schema of its data, for the types whose group has one.
+    schemas: Arc<HashMap<String, Arc<DataSchema>>>,
 }
 
 impl EventTopics {
-    /// The table of `[producer.events]`.
-    pub fn new(events: &BTreeMap<String, EventRoute>) -> Self {
+    /// The table of `[producer.events]`, with each group's schema file read and compiled.
+    pub fn new(events: &BTreeMap<String, EventRoute>) -> Result<Self, SchemaFileError> {
         let by_type = events
             .values()
             .flat_map(|route| {
                 route.types.iter().map(|t| (t.clone(), (Label::from(route.topic.as_str()), route.key.clone())))
             })
             .collect();
-        Self { by_type: Arc::new(by_type) }
+        let mut schemas = HashMap::new();
+        for (name, route) in events.iter().filter(|(_, route)| !route.schema.is_empty()) {
+            let schema = Arc::new(DataSchema::load(&format!("producer.events.{name}.schema"), &route.schema)?);
+            schemas.extend(route.types.iter().map(|t| (t.clone(), Arc::clone(&schema))));
+        }
+        Ok(Self { by_type: Arc::new(by_type), schemas: Arc::new(schemas) })
+    }
+
+    /// Checks the data of `event` (checked by [`check`]) against the schema of its type, when it has one.
+    fn check_data(&self, event: &Map<String, Value>) -> Result<(), Vec<SchemaViolation>> {
+        let schema = event.get("type").and_then(Value::as_str).and_then(|t| self.schemas.get(t));
+        schema.map_or(Ok(()), |schema| schema.check(event))
     }
 
     /// Every topic events go to.
@@ -86,6 +102,11 @@ pub async fn publish_event(
     let (topic, record_key) = check(&mut event, &state.events).map_err(ApiError::InvalidEvent)?;
     let text = |name: &str| event.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
     let (id, event_type) = (text("id"), text("type"));
+    state.events.check_data(&event).map_err(|violations| {
+        // The pointers and messages stay out of the log: a property's name can be personal data too.
+        tracing::debug!(%event_type, violations = violations.len(), "event refused: its data does not match its schema");
+        ApiError::SchemaViolation(violations)
+    })?;
     let payload = serde_json::to_vec(&event).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let span = tracing::info_span!(
         "event", event_id = %id, event_type = %event_type, %topic, trace_id = tracing::field::Empty
@@ -216,11 +237,17 @@ fn check(event: &mut Map<String, Value>, topics: &EventTopics) -> Result<(Label,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::response::IntoResponse;
     use serde_json::json;
 
     fn topics() -> EventTopics {
-        let route = EventRoute { types: vec!["user.registered".into()], topic: "users".into(), key: "subject".into() };
-        EventTopics::new(&BTreeMap::from([("users".to_owned(), route)]))
+        let route = EventRoute {
+            types: vec!["user.registered".into()],
+            topic: "users".into(),
+            key: "subject".into(),
+            schema: String::new(),
+        };
+        EventTopics::new(&BTreeMap::from([("users".to_owned(), route)])).expect("no schema to read")
     }
 
     fn event(json: &str) -> Map<String, Value> {
@@ -299,6 +326,96 @@ mod tests {
         }
         with("data_base64", json!("AAE=")).expect("base64 data");
         with("subject", json!("Zoë's file.jpg")).expect("printable Unicode in a subject");
+    }
+
+    /// The state of an API whose `users` group has the shipped `user.registered` schema, over a broker that
+    /// does not answer: an event that reaches the publisher is answered 503 within 200 ms.
+    fn schema_checking_state() -> AppState {
+        let env = [
+            ("COURIER__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1"),
+            ("COURIER__PRODUCER__PUBLISH_TIMEOUT_MS", "200"),
+            (
+                "COURIER__PRODUCER__EVENTS__USERS__SCHEMA",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events/user.registered.json"),
+            ),
+        ];
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let settings = courier::settings::Settings::load_with_env(None, Some(env)).expect("valid settings");
+        AppState {
+            publisher: courier::publisher::Publisher::new(&settings, "orders", "producer").expect("a producer"),
+            idempotency: crate::idempotency::IdempotencyStore::from_settings(&settings.producer),
+            events: EventTopics::new(&settings.producer.events).expect("the shipped schema compiles"),
+            event_idempotency: crate::idempotency::IdempotencyStore::from_settings(&settings.producer),
+            readiness_timeout: std::time::Duration::from_secs(1),
+            kafka: settings.kafka.clone(),
+        }
+    }
+
+    /// `POST /v1/events` of `body` with `headers`, as the handler answers it.
+    async fn post(state: &AppState, headers: &[(&'static str, &str)], body: &str) -> Result<Response, ApiError> {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, value.parse().expect("a header value"));
+        }
+        let (caller, phase) = (Extension(Caller(None)), Extension(RequestPhase::default()));
+        publish_event(State(state.clone()), caller, phase, map, RawBody(body.to_owned().into())).await
+    }
+
+    /// The pointers of a schema violation, sorted.
+    fn violations(answer: Result<Response, ApiError>) -> Vec<String> {
+        match answer {
+            Err(ApiError::SchemaViolation(violations)) => {
+                let mut pointers: Vec<String> = violations.into_iter().map(|v| v.pointer).collect();
+                pointers.sort();
+                pointers
+            }
+            Err(other) => panic!("not a schema violation: {other:?}"),
+            Ok(answer) => panic!("accepted: {answer:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn data_that_does_not_match_its_schema_is_refused_before_anything_is_published() {
+        let state = schema_checking_state();
+        let structured = [("content-type", CLOUDEVENTS_CONTENT_TYPE)];
+        let event = |data: Value| {
+            json!({"specversion": "1.0", "id": "e-1", "source": "/signup", "type": "user.registered",
+                   "subject": "u-1", "data": data})
+            .to_string()
+        };
+        let no_email = post(&state, &structured, &event(json!({"user_id": "u-1"}))).await;
+        let problem = no_email.expect_err("refused").into_response();
+        assert_eq!(problem.status(), 422);
+        assert_eq!(problem.headers()[header::CONTENT_TYPE], crate::error::PROBLEM_JSON);
+        let body = axum::body::to_bytes(problem.into_body(), usize::MAX).await.expect("a body");
+        let body: Value = serde_json::from_slice(&body).expect("a problem document");
+        assert_eq!(body["type"], "/problems/schema-violation");
+        assert_eq!(body["title"], "Event data does not match its schema");
+        assert_eq!(body["errors"], json!([{"pointer": "/data/email", "message": "is required"}]), "{body}");
+
+        let bad = post(&state, &structured, &event(json!({"user_id": 7, "email": "ada.example.com"}))).await;
+        assert_eq!(violations(bad), ["/data/email", "/data/user_id"]);
+        let binary = |content_type| {
+            [
+                ("content-type", content_type),
+                ("ce-specversion", "1.0"),
+                ("ce-id", "e-2"),
+                ("ce-source", "/signup"),
+                ("ce-type", "user.registered"),
+                ("ce-subject", "u-2"),
+            ]
+        };
+        let bad = post(&state, &binary("application/json"), r#"{"email": "grace@example.com"}"#).await;
+        assert_eq!(violations(bad), ["/data/user_id"], "binary mode: pointers rooted at /data");
+        let not_json = post(&state, &binary("text/plain"), "u-2 grace@example.com").await;
+        assert_eq!(violations(not_json), ["/data"]);
+        let bytes = post(&state, &binary("application/octet-stream"), "\u{0}\u{1}").await;
+        assert_eq!(violations(bytes), ["/data"]);
+
+        // Matching data gets as far as the publisher, which the broker that does not answer fails.
+        let valid = json!({"user_id": "u-1", "email": "ada@example.com", "plan": "pro"});
+        let answer = post(&state, &structured, &event(valid)).await;
+        assert!(matches!(answer, Err(ApiError::BrokerUnavailable { .. })), "{answer:?}");
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub struct EventRoute {
     /// default) or any other attribute or extension of the event. An event without it is refused.
     #[serde(default = "subject")]
     pub key: String,
+    /// A JSON Schema file that the `data` of every event of the group must match (an event that does not is
+    /// refused with 422 and not published); a relative path is taken from the working directory. Read and
+    /// compiled when the producer starts. Empty (the default): `data` is not checked.
+    #[serde(default)]
+    pub schema: String,
 }
 
 /// The default of [`EventRoute::key`].
@@ -128,6 +133,11 @@ impl ProducerSettings {
             check(!route.types.is_empty(), &field("types"), "must name at least one event type")?;
             check(!route.topic.trim().is_empty(), &field("topic"), "must name a topic")?;
             check(!route.key.trim().is_empty(), &field("key"), "must name the attribute that keys the record")?;
+            check(
+                route.schema.is_empty() || !route.schema.trim().is_empty(),
+                &field("schema"),
+                "must be the path of a JSON Schema file, or empty for none",
+            )?;
             for event_type in &route.types {
                 if !seen.insert(event_type.as_str()) {
                     return Err(invalid(field("types"), format!("{event_type:?} is routed by another group too")));
@@ -140,11 +150,20 @@ impl ProducerSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::load;
+    use super::super::testing::{assert_refused, load};
 
     #[test]
     fn the_listen_address_is_an_address() {
         let s = load(&[("COURIER__PRODUCER__LISTEN", "127.0.0.1:0")]).expect("valid");
         assert_eq!(s.producer.listen, std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+
+    #[test]
+    fn an_event_groups_schema_is_a_path_or_empty() {
+        let s = load(&[]).expect("the defaults");
+        assert_eq!(s.producer.events["users"].schema, "schemas/events/user.registered.json");
+        let s = load(&[("COURIER__PRODUCER__EVENTS__USERS__SCHEMA", "")]).expect("no schema");
+        assert_eq!(s.producer.events["users"].schema, "");
+        assert_refused(&[("COURIER__PRODUCER__EVENTS__USERS__SCHEMA", "  ", "producer.events.users.schema")]);
     }
 }

@@ -14,7 +14,8 @@
 //!   topics, and the topics of `producer.events`, all with the default settings;
 //! * every `depends_on` names a defined service;
 //! * the Dockerfile's `cargo build` names only existing packages, and its runtime stage runs as a non-root
-//!   `USER`.
+//!   `USER` and copies the event schemas the default settings name by a relative path where that path
+//!   resolves, under its `WORKDIR`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -35,7 +36,7 @@ fn consumer_services() -> impl Iterator<Item = &'static str> {
 
 /// Topics `kafka-init` must create, with the default settings: what each consumer reads and publishes, the
 /// dead-letter topic of each topic it reads, and the topics of `POST /v1/events`.
-fn topics() -> BTreeSet<String> {
+pub(super) fn topics() -> BTreeSet<String> {
     let settings = Settings::load_with_env(None, Some(HashMap::new())).expect("the default settings load");
     let mut topics: BTreeSet<String> = settings.producer.events.values().map(|route| route.topic.clone()).collect();
     for consumer in CONSUMERS {
@@ -427,5 +428,41 @@ fn dockerfile_runtime_stage_is_non_root_and_runs_a_built_binary() {
         };
         let first = first.unwrap_or_else(|| panic!("Dockerfile: CMD is empty"));
         assert!(built.contains(&first), "Dockerfile: default CMD runs `{first}`, which `cargo build` does not build");
+    }
+}
+
+#[test]
+fn the_image_holds_the_event_schemas_the_default_settings_name_where_their_paths_resolve() {
+    let instructions = dockerfile_instructions();
+    let last_from = instructions.iter().rposition(|i| keyword(i) == "FROM").expect("Dockerfile has no FROM");
+    let runtime = &instructions[last_from..];
+    let workdir = runtime.iter().rev().find(|i| keyword(i) == "WORKDIR").map_or("/", |i| i[7..].trim());
+    assert!(workdir.starts_with('/'), "Dockerfile: the runtime stage's WORKDIR {workdir} is not absolute");
+    // The build context's files the runtime stage copies in: (source in the context, destination in the image).
+    let copies: Vec<(&str, PathBuf)> = runtime
+        .iter()
+        .filter(|i| keyword(i) == "COPY" && !i.contains("--from"))
+        .filter_map(|i| {
+            let words: Vec<&str> = i.split_whitespace().skip(1).filter(|w| !w.starts_with("--")).collect();
+            let [source, destination] = words.as_slice() else { return None };
+            Some((*source, Path::new(workdir).join(destination)))
+        })
+        .collect();
+    let settings = Settings::load_with_env(None, Some(HashMap::new())).expect("the default settings load");
+    let relative: Vec<&str> = settings
+        .producer
+        .events
+        .values()
+        .map(|route| route.schema.as_str())
+        .filter(|schema| !schema.is_empty() && Path::new(schema).is_relative())
+        .collect();
+    assert!(!relative.is_empty(), "the default settings name no event schema by a relative path");
+    for schema in relative {
+        let in_image = Path::new(workdir).join(schema);
+        let copied = copies.iter().find_map(|(source, destination)| {
+            in_image.strip_prefix(destination).ok().map(|rest| workspace_root().join(source).join(rest))
+        });
+        let copied = copied.unwrap_or_else(|| panic!("Dockerfile: nothing copies {schema} to {}", in_image.display()));
+        assert!(copied.is_file(), "Dockerfile: {} (for {schema}) is not a file", copied.display());
     }
 }

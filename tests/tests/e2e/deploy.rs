@@ -427,6 +427,27 @@ fn check_invariants(rendered: &Rendered) {
     let service = rendered.get("Service", "producer");
     let target = &service["spec"]["ports"][0]["targetPort"];
     assert_eq!(rendered.port("producer", target), settings.producer.listen.port(), "{name}: the producer's Service");
+    // Its event schemas are found: a relative path in the image's working directory, which holds the
+    // repository's schemas/ (compose.rs checks the Dockerfile), an absolute one in a mounted volume.
+    let mounts: Vec<&str> = container["volumeMounts"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|mount| mount["mountPath"].as_str())
+        .collect();
+    for (group, route) in settings.producer.events.iter().filter(|(_, route)| !route.schema.is_empty()) {
+        let path = Path::new(&route.schema);
+        let found = if path.is_relative() {
+            container["workingDir"].is_null() && root().join(path).is_file()
+        } else {
+            mounts.iter().any(|mount| path.starts_with(mount))
+        };
+        assert!(
+            found,
+            "{name}: producer.events.{group}.schema = {} is not in the producer's image or volumes",
+            route.schema
+        );
+    }
 
     // Every courier pod runs restricted.
     for deployment in rendered.all("Deployment") {

@@ -1,11 +1,14 @@
 //! `POST /v1/events` against a real broker: CloudEvents in structured and binary mode are published to the
 //! topic of their type, keyed by their subject, once acknowledged; bad events (undeliverable ones included: an
 //! id no header can carry, one of 20 KB, data_base64 that is not base64) get problem+json and publish
-//! nothing; a repeated `Idempotency-Key` publishes once.
+//! nothing; a repeated `Idempotency-Key` publishes once; data that does not match its type's JSON Schema (the
+//! shipped `schemas/events/user.registered.json`) gets 422 with a JSON Pointer per violation and publishes nothing,
+//! courier's verdict on each case agreeing with an independent validator's (`jsonschema`, Python).
 
 use courier_tests::WAIT;
 
 use courier_tests::kafka_probe;
+use courier_tests::schema_judge::judge_event_data;
 use courier_tests::{TestApp, spawn_app};
 use serde_json::{Value, json};
 
@@ -45,7 +48,7 @@ async fn structured_and_binary_events_are_published_keyed_by_subject() {
         ("ce-subject", "u-2"),
         ("ce-time", "2026-12-03T10:00:00Z"),
     ];
-    let response = app.post_event("application/json", &binary, r#"{"user_id":"u-2"}"#).await;
+    let response = app.post_event("application/json", &binary, r#"{"user_id":"u-2","email":"u-2@example.com"}"#).await;
     assert_eq!(response.status(), 202);
 
     let records = kafka_probe::read_all(&app.bootstrap, &users_topic(&app), 2, WAIT).await.expect("readable");
@@ -59,7 +62,7 @@ async fn structured_and_binary_events_are_published_keyed_by_subject() {
     assert_eq!(first.header("ce_type").as_deref(), Some("user.registered"));
     let second = records.iter().find(|r| r.key.as_deref() == Some(&b"u-2"[..])).expect("keyed by subject u-2");
     let event: Value = serde_json::from_slice(second.value.as_deref().expect("value")).expect("json");
-    assert_eq!(event["data"], json!({"user_id": "u-2"}), "the body became data");
+    assert_eq!(event["data"], json!({"user_id": "u-2", "email": "u-2@example.com"}), "the body became data");
     assert_eq!(event["time"], "2026-12-03T10:00:00Z");
     assert_eq!(event["id"], "e-2");
 }
@@ -153,4 +156,54 @@ async fn only_deliverable_events_are_accepted_in_either_mode() {
     let accepted = app.post_event("application/cloudevents+json", &[], registered("e-7", "u-7").to_string()).await;
     assert_eq!(accepted.status(), 202);
     assert_eq!(kafka_probe::record_count(&app.bootstrap, &users_topic(&app)).await.expect("watermarks"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_that_does_not_match_its_schema_gets_422_with_pointers_and_publishes_nothing() {
+    let app = spawn_app().await;
+    // Each case's data, and the pointers of courier's 422 (none: accepted).
+    let cases: [(Value, &[&str]); 8] = [
+        (json!({"user_id": "u-0", "email": "ada@example.com"}), &[]),
+        (json!({"user_id": "u-1"}), &["/data/email"]),
+        (json!({"email": "grace@example.com"}), &["/data/user_id"]),
+        (json!({"user_id": "u-3", "email": "not-an-address"}), &["/data/email"]),
+        (json!({"user_id": 4, "email": "ada@example.com"}), &["/data/user_id"]),
+        (json!({"user_id": "", "email": "x"}), &["/data/email", "/data/user_id"]),
+        (json!({"user_id": "u-6", "email": "edsger@example.com", "plan": "pro"}), &[]),
+        (json!("ada@example.com"), &["/data"]),
+    ];
+    for (i, (data, expected)) in cases.iter().enumerate() {
+        // Even cases in structured mode, odd ones in binary mode: the pointers are the same.
+        let event = json!({"specversion": "1.0", "id": format!("reg-{i}"), "source": "/signup",
+                           "type": "user.registered", "subject": format!("s-{i}"), "data": data});
+        let response = if i % 2 == 0 {
+            app.post_event("application/cloudevents+json", &[], event.to_string()).await
+        } else {
+            app.post_event_in_binary_mode(&event).await
+        };
+        if expected.is_empty() {
+            assert_eq!(response.status(), 202, "case {i}: {data}");
+            continue;
+        }
+        let body = problem(response, 422).await;
+        assert_eq!(body["type"], "/problems/schema-violation", "{body}");
+        assert_eq!(body["title"], "Event data does not match its schema", "{body}");
+        let errors = body["errors"].as_array().expect("errors");
+        let mut pointers: Vec<&str> = errors.iter().filter_map(|e| e["pointer"].as_str()).collect();
+        pointers.sort_unstable();
+        assert_eq!(pointers, *expected, "case {i}: {data}: {body}");
+        assert!(errors.iter().all(|e| e["message"].as_str().is_some_and(|m| !m.is_empty())), "{body}");
+    }
+
+    // The independent validator's verdict on each case is courier's.
+    let data: Vec<(&str, &Value)> = cases.iter().map(|(data, _)| ("user.registered", data)).collect();
+    for ((data, expected), verdict) in cases.iter().zip(judge_event_data(&data)) {
+        assert_eq!(verdict.valid, expected.is_empty(), "{data}: courier and jsonschema disagree: {verdict:?}");
+    }
+    // Only the accepted events reached the topic.
+    let records = kafka_probe::read_all(&app.bootstrap, &users_topic(&app), 2, WAIT).await.expect("readable");
+    let mut keys: Vec<&[u8]> = records.iter().filter_map(|r| r.key.as_deref()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, [&b"s-0"[..], b"s-6"]);
+    assert_eq!(kafka_probe::record_count(&app.bootstrap, &users_topic(&app)).await.expect("watermarks"), 2);
 }

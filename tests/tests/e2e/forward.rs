@@ -61,7 +61,7 @@ async fn user_registration_reaches_both_apis_once_and_a_refusal_dead_letters_in_
         assert_eq!(response.status(), 202, "event {i}");
     }
     let deleted = json!({"specversion": "1.0", "id": "del-0", "source": "/signup", "type": "user.deleted",
-                         "subject": "u-0", "data": {"user_id": "u-0"}});
+                         "subject": "u-0", "data": {"user_id": "u-0", "email": "user0@example.com"}});
     assert_eq!(app.post_event("application/cloudevents+json", &[], deleted.to_string()).await.status(), 202);
 
     let welcome_dlq = dlq_topic(&topic, &settings.kafka.group_id("welcome"));

@@ -1,14 +1,17 @@
 //! The whole order flow: one order event, independent consumer groups — inventory, payment, notification
 //! (e-mail + SMS), and shipping behind payment's `order.paid` — each calling its own API, failing and
-//! recovering on its own; a declined payment releases the reservation again and ships nothing.
+//! recovering on its own; a declined payment releases the reservation again and ships nothing. The events
+//! published on the way match their JSON Schemas (`schemas/events/`, judged by Python's `jsonschema`) and carry the
+//! record headers `docs/asyncapi.yaml` declares.
 
 use courier_tests::WAIT;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use courier::delivery::dlq::dlq_topic;
 use courier_consumers::order_topics::OrderTopics;
 use courier_tests::app::{RunningConsumer, registry, sample_order};
 use courier_tests::kafka_probe;
+use courier_tests::schema_judge::judge_event_data;
 use courier_tests::{TestApp, spawn_app};
 use mock_apis::{Api, Faults};
 use serde_json::{Value, json};
@@ -102,7 +105,7 @@ async fn a_declined_payment_releases_the_reservation_exactly_once() {
     // A total ending in 13 is declined by the mock payment API.
     let declined = json!({"customer": {"id": "c-broke", "email": "broke@example.com"},
                           "items": [{"sku": "SKU-1", "quantity": 1, "unit_price": 1313}], "currency": "EUR"});
-    let ids = post_all(&app, &[declined, order(1, false)]).await;
+    let ids = post_all(&app, &[declined, order(1, true)]).await;
     let (declined_id, _) = &ids[0];
     // Reserve first, then charge: a release needs a reservation to release.
     let inventory = app.start(registry::INVENTORY, &app.settings);
@@ -146,6 +149,39 @@ async fn a_declined_payment_releases_the_reservation_exactly_once() {
         0,
         "a decline is no failure"
     );
+
+    // What the producer and the payment consumer published matches the schemas of its types
+    // (schemas/events/<type>.json), as an independent validator judges it.
+    let topic = app.settings.topics.orders_created();
+    let created = kafka_probe::read_all(&app.bootstrap, topic, 2, WAIT).await.expect("orders readable");
+    let events: Vec<Value> = created
+        .iter()
+        .chain(&paid)
+        .chain(&failed)
+        .map(|r| serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("a CloudEvent"))
+        .collect();
+    let data: Vec<(&str, &Value)> = events.iter().map(|e| (e["type"].as_str().expect("a type"), &e["data"])).collect();
+    let types: Vec<&str> = data.iter().map(|(t, _)| *t).collect();
+    assert_eq!(types, ["order.created", "order.created", "order.paid", "order.payment_failed"]);
+    for (event, verdict) in events.iter().zip(judge_event_data(&data)) {
+        assert!(verdict.valid, "{event} does not match its schema: {:?}", verdict.errors);
+    }
+    // Their record headers are those docs/asyncapi.yaml declares for courier's events.
+    let (required, declared) = super::asyncapi::event_headers();
+    for record in created.iter().chain(&paid).chain(&failed) {
+        let names: BTreeSet<String> =
+            record.headers.iter().map(|(name, _)| String::from_utf8_lossy(name).into_owned()).collect();
+        assert!(required.is_subset(&names), "{names:?} lacks some of {required:?}");
+        assert!(names.is_subset(&declared), "{names:?} has headers docs/asyncapi.yaml does not declare");
+    }
+    // The schemas are strict: an order.created without its total, or with a member they do not describe, fails.
+    let mut changed = events[1]["data"].clone();
+    changed.as_object_mut().expect("an object").remove("total");
+    changed["customer"]["vip"] = json!(true);
+    let verdict = judge_event_data(&[("order.created", &changed)]).remove(0);
+    let mut pointers: Vec<&str> = verdict.errors.iter().map(|e| e.pointer.as_str()).collect();
+    pointers.sort_unstable();
+    assert_eq!((verdict.valid, pointers), (false, vec!["", "/customer"]), "{:?}", verdict.errors);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -38,7 +38,13 @@ async fn calls(server: &MockServer, n: usize) -> Vec<Request> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_route_puts_each_user_to_its_path_with_a_reshaped_body_skips_what_it_filters_and_dead_letters_a_failed_mapping()
  {
-    let app = spawn_app_with(&[("COURIER__PRODUCER__EVENTS__USERS__TYPES", "user.registered")]).await;
+    // No schema at the producer: an event without a user_id must reach the topic (as from any other Kafka
+    // producer) for the route's mapping to fail on it.
+    let app = spawn_app_with(&[
+        ("COURIER__PRODUCER__EVENTS__USERS__TYPES", "user.registered"),
+        ("COURIER__PRODUCER__EVENTS__USERS__SCHEMA", ""),
+    ])
+    .await;
     let crm = MockServer::start().await;
     Mock::given(method("PUT")).respond_with(ResponseTemplate::new(200)).mount(&crm).await;
     let topic = app.settings.producer.events["users"].topic.clone();

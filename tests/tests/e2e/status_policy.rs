@@ -66,7 +66,8 @@ async fn an_apis_409_is_delivered_its_404_retried_and_its_500_and_its_abort_dead
     let ids = ["dup", "late", "broken", "stop", "ok"];
     for (i, id) in ids.iter().enumerate() {
         let event = json!({"specversion": "1.0", "id": id, "source": "/signup", "type": "user.registered",
-                           "subject": format!("u-{i}"), "data": {"user_id": format!("u-{i}")}});
+                           "subject": format!("u-{i}"),
+                           "data": {"user_id": format!("u-{i}"), "email": format!("user{i}@example.com")}});
         let response = app.post_event("application/cloudevents+json", &[], event.to_string()).await;
         assert_eq!(response.status(), 202, "event {id}");
     }

@@ -1,5 +1,7 @@
 //! The real binaries of a chaos run (`producer`, `inventory`, `payment`, `notification`), started as child
-//! processes with the run's `COURIER__*` settings, each consumer with a health server of its own.
+//! processes with the run's `COURIER__*` settings, each consumer with a health server of its own, from the
+//! workspace's root as the scripts start them (a relative path in the settings, such as the producer's event
+//! schema `schemas/events/user.registered.json`, resolves there whatever directory the run starts from).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 pub use courier_tests::app::Consumer;
+
+/// The workspace's root, the binaries' working directory.
+const WORKSPACE_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// One running consumer process.
 pub struct Member {
@@ -46,7 +51,7 @@ impl Fleet {
         let path = self.bin_dir.join(binary);
         anyhow::ensure!(path.exists(), "{} not found: build the binaries first (cargo build)", path.display());
         let mut command = Command::new(path);
-        command.envs(&self.env).envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        command.current_dir(WORKSPACE_ROOT).envs(&self.env).envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
         let stderr = match &self.log_dir {
             Some(dir) => {
                 let file =
