@@ -21,6 +21,10 @@ pub fn orders_topic(topics: &TopicSettings) -> &str {
 pub const MAX_ITEMS: usize = 500;
 /// Longest accepted id or sku.
 pub const MAX_ID_LEN: usize = 128;
+/// Largest quantity of one item.
+pub const MAX_QUANTITY: u64 = u32::MAX as u64;
+/// Largest unit price, in minor units.
+pub const MAX_UNIT_PRICE: u64 = i64::MAX as u64;
 
 /// `POST /v1/orders` body, as sent.
 #[derive(Debug, Deserialize)]

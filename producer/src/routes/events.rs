@@ -32,7 +32,7 @@ use crate::idempotency;
 use crate::request_timeout::RequestPhase;
 
 /// The 202 answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventAccepted {
     /// The event's id (its `id` attribute).
     pub event_id: String,
