@@ -10,6 +10,7 @@ scripts/install-tansu.sh
 # the CloudEvents SDK's Kafka binding; the independent verifier of the signature test
 # (tests/independent/verify_webhooks.py): the Standard Webhooks library; the independent validator of the
 # Kubernetes manifests (tests/independent/validate_kubernetes.py): kubernetes-validate, Kubernetes' schemas
-# with jsonschema.
-python3 -m pip install --quiet --disable-pip-version-check confluent-kafka cloudevents standardwebhooks kubernetes-validate
+# with jsonschema; the independent judge of the OpenAPI document (tests/tests/e2e/openapi_fuzz.rs): Schemathesis.
+python3 -m pip install --quiet --disable-pip-version-check confluent-kafka cloudevents standardwebhooks kubernetes-validate \
+  'schemathesis>=4,<5'
 cargo test --workspace --locked "$@"

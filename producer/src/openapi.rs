@@ -217,8 +217,10 @@ fn publish_event(events: &BTreeMap<String, EventRoute>) -> utoipa::openapi::path
     operation
         .request_body(Some(
             RequestBodyBuilder::new()
-                .required(Some(Required::True))
-                .description(Some("The event in structured mode, or its data in binary mode"))
+                .required(Some(Required::False))
+                .description(Some(
+                    "The event in structured mode, or its data in binary mode (no body: an event without data)",
+                ))
                 .content(
                     CLOUDEVENTS_CONTENT_TYPE,
                     ContentBuilder::new()
@@ -583,9 +585,9 @@ fn order_request() -> Schema {
         .property(
             "phone",
             ObjectBuilder::new()
-                .schema_type(Type::String)
+                .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
                 .pattern(Some(r"^\+[1-9][0-9]{6,14}$"))
-                .description(Some("Phone number in E.164 form: `+` and 7 to 15 digits, the first not 0")),
+                .description(Some("Phone number in E.164 form: `+` and 7 to 15 digits, the first not 0; null is no number")),
         )
         .required("id")
         .required("email");

@@ -22,9 +22,15 @@ pub const MAX_ITEMS: usize = 500;
 /// Longest accepted id or sku.
 pub const MAX_ID_LEN: usize = 128;
 /// Largest quantity of one item.
-pub const MAX_QUANTITY: u64 = u32::MAX as u64;
-/// Largest unit price, in minor units.
-pub const MAX_UNIT_PRICE: u64 = i64::MAX as u64;
+pub const MAX_QUANTITY: u64 = 1_000_000;
+/// Largest unit price, in minor units (100 million in a currency of cents).
+pub const MAX_UNIT_PRICE: u64 = 10_000_000_000;
+// Within these bounds the total of any order fits in the event's `total` (u64), so that an order whose every
+// field is valid is never refused for its sum.
+const _: () = assert!(
+    (MAX_ITEMS as u128) * (MAX_QUANTITY as u128) * (MAX_UNIT_PRICE as u128) <= u64::MAX as u128,
+    "the largest order's total must fit in a u64"
+);
 
 /// `POST /v1/orders` body, as sent.
 #[derive(Debug, Deserialize)]
@@ -53,10 +59,10 @@ pub struct CustomerRequest {
 pub struct ItemRequest {
     /// Stock keeping unit.
     pub sku: Option<String>,
-    /// How many; at least 1.
-    pub quantity: Option<i64>,
-    /// Unit price in minor units; at least 0.
-    pub unit_price: Option<i64>,
+    /// How many; a whole number from 1 to [`MAX_QUANTITY`].
+    pub quantity: Option<serde_json::Number>,
+    /// Unit price in minor units; a whole number from 0 to [`MAX_UNIT_PRICE`].
+    pub unit_price: Option<serde_json::Number>,
 }
 
 /// An order that passed validation.
@@ -189,14 +195,18 @@ fn validate_items(items: Option<Vec<ItemRequest>>, errors: &mut Vec<FieldError>)
                     errors.push(FieldError::new(format!("items[{i}].quantity"), "is required"));
                     None
                 }
-                Some(q) => match u32::try_from(q) {
-                    Ok(q) if q >= 1 => Some(q),
-                    _ if q < 1 => {
+                Some(q) => match whole(&q) {
+                    Some(q) if q < 1 => {
                         errors.push(FieldError::new(format!("items[{i}].quantity"), "must be at least 1"));
                         None
                     }
-                    _ => {
+                    Some(q) if q <= i128::from(MAX_QUANTITY) => u32::try_from(q).ok(),
+                    Some(_) => {
                         errors.push(FieldError::new(format!("items[{i}].quantity"), "is too large"));
+                        None
+                    }
+                    None => {
+                        errors.push(FieldError::new(format!("items[{i}].quantity"), "must be a whole number"));
                         None
                     }
                 },
@@ -206,10 +216,18 @@ fn validate_items(items: Option<Vec<ItemRequest>>, errors: &mut Vec<FieldError>)
                     errors.push(FieldError::new(format!("items[{i}].unit_price"), "is required"));
                     None
                 }
-                Some(p) => match u64::try_from(p) {
-                    Ok(p) => Some(p),
-                    Err(_) => {
+                Some(p) => match whole(&p) {
+                    Some(p) if p < 0 => {
                         errors.push(FieldError::new(format!("items[{i}].unit_price"), "must be at least 0"));
+                        None
+                    }
+                    Some(p) if p <= i128::from(MAX_UNIT_PRICE) => u64::try_from(p).ok(),
+                    Some(_) => {
+                        errors.push(FieldError::new(format!("items[{i}].unit_price"), "is too large"));
+                        None
+                    }
+                    None => {
+                        errors.push(FieldError::new(format!("items[{i}].unit_price"), "must be a whole number"));
                         None
                     }
                 },
@@ -236,6 +254,19 @@ fn required_text(value: Option<String>, field: &str, errors: &mut Vec<FieldError
         }
         Some(v) => Some(v),
     }
+}
+
+/// The whole number `n` is, written as an integer or as a number with no fraction (`2.0`: JSON Schema's
+/// integers, and what some encoders write for one); `None` when it has a fraction.
+fn whole(n: &serde_json::Number) -> Option<i128> {
+    if let Some(n) = n.as_i64() {
+        return Some(i128::from(n));
+    }
+    if let Some(n) = n.as_u64() {
+        return Some(i128::from(n));
+    }
+    // Beyond i128, a float saturates: it is "too large" all the same.
+    n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i128)
 }
 
 /// `+` followed by 7 to 15 digits, the first not 0.
@@ -286,12 +317,16 @@ mod tests {
             (|v| v["customer"]["id"] = json!(""), vec!["customer.id"]),
             (|v| drop(v.as_object_mut().map(|o| o.remove("currency"))), vec!["currency"]),
             (|v| v["items"][0]["quantity"] = json!("two"), vec!["items[0].quantity"]),
+            (|v| v["items"][0]["quantity"] = json!(1.5), vec!["items[0].quantity"]),
+            (|v| v["items"][0]["quantity"] = json!(u64::from(u32::MAX) + 1), vec!["items[0].quantity"]),
+            (|v| v["items"][0]["unit_price"] = json!(u64::MAX), vec!["items[0].unit_price"]),
+            (|v| v["items"][0]["unit_price"] = json!(1e300), vec!["items[0].unit_price"]),
             (
                 |v| {
-                    v["items"][0]["unit_price"] = json!(i64::MAX);
-                    v["items"][0]["quantity"] = json!(3);
+                    v["items"][0]["unit_price"] = json!(MAX_UNIT_PRICE + 1);
+                    v["items"][0]["quantity"] = json!(MAX_QUANTITY + 1);
                 },
-                vec!["items"],
+                vec!["items[0].quantity", "items[0].unit_price"],
             ),
             (
                 |v| {
@@ -308,6 +343,14 @@ mod tests {
             got.sort();
             assert_eq!(got, expected, "{body}");
         }
+    }
+
+    #[test]
+    fn whole_numbers_written_with_a_zero_fraction_are_whole_numbers() {
+        let mut body = valid();
+        body["items"][0]["quantity"] = json!(2.0);
+        body["items"][0]["unit_price"] = json!(1299.0);
+        assert_eq!(parse(body).expect("valid").total, 2598);
     }
 
     #[test]
