@@ -15,6 +15,7 @@ use courier::events::{CLOUDEVENTS_CONTENT_TYPE, SPEC_VERSION, validation};
 use courier::settings::EventRoute;
 use futures::FutureExt as _;
 use serde_json::{Value, json};
+use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
@@ -22,13 +23,14 @@ use utoipa::openapi::schema::{
     AdditionalProperties, AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
     SchemaType, Type,
 };
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, HeaderBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder,
     PathsBuilder, Ref, RefOr, Required,
 };
-use utoipa::openapi::example::ExampleBuilder;
-use utoipa::openapi::tag::TagBuilder;
 
 use crate::error::{ApiError, FieldError, PROBLEM_JSON};
 use crate::idempotency::MAX_KEY_LEN;
@@ -265,7 +267,10 @@ fn publish_event(events: &BTreeMap<String, EventRoute>) -> utoipa::openapi::path
                 ApiError::NotACloudEvent("text/plain".into()),
                 ApiError::InvalidEvent(vec![
                     FieldError::new("id", "is required: a non-empty string"),
-                    FieldError::new("type", "no topic is configured for event type \"order.shipped\" (producer.events)"),
+                    FieldError::new(
+                        "type",
+                        "no topic is configured for event type \"order.shipped\" (producer.events)",
+                    ),
                 ]),
                 ApiError::IdempotencyKey("Idempotency-Key must be 1 to 255 visible ASCII characters".into()),
                 ApiError::Unauthenticated,
@@ -386,7 +391,8 @@ fn idempotency_key() -> utoipa::openapi::path::Parameter {
         .build()
 }
 
-/// The `ce-*` headers of binary mode (all optional here: structured mode has none).
+/// The `ce-*` headers of binary mode that the producer needs (all optional here: structured mode has none); any
+/// other attribute travels as `ce-<name>` too (`ce-time`, extensions).
 fn binary_mode_headers(events: &BTreeMap<String, EventRoute>) -> Vec<utoipa::openapi::path::Parameter> {
     let header = |name: &str, description: &str, schema: Schema, example: &str| {
         ParameterBuilder::new()
@@ -421,7 +427,6 @@ fn binary_mode_headers(events: &BTreeMap<String, EventRoute>) -> Vec<utoipa::ope
             header_text(validation::MAX_NAME_BYTES),
             "u-42",
         ),
-        header("ce-time", "when it happened (RFC 3339); now when absent", date_time(), "2026-12-03T10:00:00Z"),
     ]
 }
 
@@ -431,12 +436,17 @@ fn binary_mode_headers(events: &BTreeMap<String, EventRoute>) -> Vec<utoipa::ope
 fn accepted(schema: &str, example: Value) -> utoipa::openapi::Response {
     ResponseBuilder::new()
         .description("Published: the broker acknowledged the event")
-        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).example(Some(example)).build())
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).example(Some(example)).build(),
+        )
         .header(
             "Idempotent-Replayed",
             HeaderBuilder::new()
                 .schema(Some(string_enum(["true"])))
-                .description(Some("`true` when this is the remembered answer to an earlier request with the same Idempotency-Key"))
+                .description(Some(
+                    "`true` when this is the remembered answer to an earlier request with the same Idempotency-Key",
+                ))
                 .build(),
         )
         .build()
@@ -528,7 +538,10 @@ fn problem_response(problems: &[ProblemDoc]) -> utoipa::openapi::Response {
     };
     let schema: RefOr<Schema> = match problems {
         [one] => schema(one),
-        many => Schema::OneOf(many.iter().fold(OneOfBuilder::new(), |one_of, problem| one_of.item(schema(problem))).build()).into(),
+        many => {
+            Schema::OneOf(many.iter().fold(OneOfBuilder::new(), |one_of, problem| one_of.item(schema(problem))).build())
+                .into()
+        }
     };
     let titles: Vec<&str> = problems.iter().map(|p| p.kind).collect();
     let mut content = ContentBuilder::new().schema(Some(schema));
@@ -536,7 +549,9 @@ fn problem_response(problems: &[ProblemDoc]) -> utoipa::openapi::Response {
         let name = problem.kind.rsplit('/').next().unwrap_or(problem.kind);
         (name, ExampleBuilder::new().summary(problem.title).value(Some(problem.example.clone())).build())
     }));
-    let mut response = ResponseBuilder::new().description(format!("Problem: {}", titles.join(", "))).content(PROBLEM_JSON, content.build());
+    let mut response = ResponseBuilder::new()
+        .description(format!("Problem: {}", titles.join(", ")))
+        .content(PROBLEM_JSON, content.build());
     let mut headers: Vec<&str> = problems.iter().flat_map(|p| p.headers.iter().copied()).collect();
     headers.sort_unstable();
     headers.dedup();
@@ -587,7 +602,9 @@ fn order_request() -> Schema {
             ObjectBuilder::new()
                 .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
                 .pattern(Some(r"^\+[1-9][0-9]{6,14}$"))
-                .description(Some("Phone number in E.164 form: `+` and 7 to 15 digits, the first not 0; null is no number")),
+                .description(Some(
+                    "Phone number in E.164 form: `+` and 7 to 15 digits, the first not 0; null is no number",
+                )),
         )
         .required("id")
         .required("email");
@@ -619,7 +636,11 @@ fn order_request() -> Schema {
         .property("customer", customer)
         .property(
             "items",
-            ArrayBuilder::new().items(item).min_items(Some(1)).max_items(Some(MAX_ITEMS)).description(Some("What is ordered")),
+            ArrayBuilder::new()
+                .items(item)
+                .min_items(Some(1))
+                .max_items(Some(MAX_ITEMS))
+                .description(Some("What is ordered")),
         )
         .property(
             "currency",
@@ -703,9 +724,9 @@ fn problem() -> Schema {
         .property("detail", text().description(Some("What went wrong with this request")))
         .property(
             "errors",
-            ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)).description(
-                Some("Each failing field (`FieldError`) or schema violation (`SchemaViolation`)"),
-            ),
+            ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::Object))
+                .description(Some("Each failing field (`FieldError`) or schema violation (`SchemaViolation`)")),
         )
         .required("type")
         .required("title")
@@ -786,7 +807,9 @@ fn header_text(max: usize) -> Schema {
         .min_length(Some(1))
         .max_length(Some(max))
         .pattern(Some("^[ -$&-~]*[!-$&-~][ -$&-~]*$"))
-        .description(Some(format!("Not blank, at most {max} bytes; printable ASCII here, other characters percent-encoded UTF-8")))
+        .description(Some(format!(
+            "Not blank, at most {max} bytes; printable ASCII here, other characters percent-encoded UTF-8"
+        )))
         .build()
         .into()
 }

@@ -84,7 +84,8 @@ impl Application {
                     .concurrency_limit(settings.producer.max_concurrent_requests),
             );
         courier::telemetry::metrics::install("producer");
-        let openapi: std::sync::Arc<str> = crate::openapi::render(&crate::openapi::document(&settings.producer.events)).into();
+        let openapi: std::sync::Arc<str> =
+            crate::openapi::render(&crate::openapi::document(&settings.producer.events)).into();
         let request_id = http::HeaderName::from_static(crate::access_log::REQUEST_ID);
         let router = Router::new()
             .merge(publishing)

@@ -80,7 +80,11 @@ async fn schemathesis_finds_no_failure_in_the_producer_against_its_openapi_docum
     let report = String::from_utf8_lossy(&output.stdout);
     let summary = report.find("SUMMARY").map_or(&*report, |at| &report[report[..at].rfind('\n').unwrap_or(0)..]);
     println!("schemathesis:\n{summary}");
-    assert!(output.status.success(), "Schemathesis found failures:\n{report}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "Schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let generated: u64 = summary
         .lines()
         .find_map(|line| line.trim().split_once(" generated").and_then(|(count, _)| count.parse().ok()))
