@@ -171,21 +171,14 @@ fn create_order() -> utoipa::openapi::path::Operation {
                 json!({"order_id": "0193f1a2-7c4e-7d3a-9b1e-2f6a8c0d4e51", "event_id":
                        "0193f1a2-7c4e-7d3a-9b1e-2f6a8c0d4e52", "partition": 3, "offset": 1042}),
             ),
-            vec![
-                ApiError::MalformedJson("expected value at line 1 column 1".into()),
-                ApiError::TooLarge { limit: 65536 },
+            publishing_errors([
                 ApiError::UnsupportedMediaType("text/plain".into()),
                 ApiError::Validation(vec![
                     FieldError::new("customer.email", "\"ada\" is not an e-mail address"),
                     FieldError::new("items[0].quantity", "must be at least 1"),
                 ]),
                 ApiError::IdempotencyKey("this Idempotency-Key was used before with a different request body".into()),
-                ApiError::Unauthenticated,
-                ApiError::Forbidden,
-                ApiError::RequestTimeout,
-                ApiError::Overloaded,
-                ApiError::BrokerUnavailable { retry_after_secs: 5 },
-            ],
+            ]),
             &[],
         ))
         .securities(Some(security()))
@@ -261,9 +254,7 @@ fn publish_event(events: &BTreeMap<String, EventRoute>) -> utoipa::openapi::path
                 "EventAccepted",
                 json!({"event_id": "evt-0001", "topic": "users.registered", "partition": 0, "offset": 17}),
             ),
-            vec![
-                ApiError::MalformedJson("expected value at line 1 column 1".into()),
-                ApiError::TooLarge { limit: 65536 },
+            publishing_errors([
                 ApiError::NotACloudEvent("text/plain".into()),
                 ApiError::InvalidEvent(vec![
                     FieldError::new("id", "is required: a non-empty string"),
@@ -273,12 +264,7 @@ fn publish_event(events: &BTreeMap<String, EventRoute>) -> utoipa::openapi::path
                     ),
                 ]),
                 ApiError::IdempotencyKey("Idempotency-Key must be 1 to 255 visible ASCII characters".into()),
-                ApiError::Unauthenticated,
-                ApiError::Forbidden,
-                ApiError::RequestTimeout,
-                ApiError::Overloaded,
-                ApiError::BrokerUnavailable { retry_after_secs: 5 },
-            ],
+            ]),
             &[schema_violation_problem()],
         ))
         .securities(Some(security()))
@@ -329,13 +315,7 @@ fn readyz() -> utoipa::openapi::path::Operation {
 fn metrics() -> utoipa::openapi::path::Operation {
     operations_get("Prometheus metrics", "The `courier_` metric families in the Prometheus text format.")
         .operation_id(Some("metrics"))
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("The scrape")
-                .content("text/plain", ContentBuilder::new().schema(Some(text())).build())
-                .build(),
-        )
+        .response("200", plain_response("The scrape", "text/plain", text()))
         .build()
 }
 
@@ -345,14 +325,20 @@ fn openapi_json() -> utoipa::openapi::path::Operation {
         .operation_id(Some("openapi"))
         .response(
             "200",
-            ResponseBuilder::new()
-                .description("The OpenAPI 3.1 document")
-                .content(
-                    "application/json",
-                    ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Object).build())).build(),
-                )
-                .build(),
+            plain_response(
+                "The OpenAPI 3.1 document",
+                "application/json",
+                ObjectBuilder::new().schema_type(Type::Object),
+            ),
         )
+        .build()
+}
+
+/// A response of `media_type` with `schema`, without an example.
+fn plain_response(description: &str, media_type: &str, schema: ObjectBuilder) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(media_type, ContentBuilder::new().schema(Some(schema.build())).build())
         .build()
 }
 
@@ -450,6 +436,22 @@ fn accepted(schema: &str, example: Value) -> utoipa::openapi::Response {
                 .build(),
         )
         .build()
+}
+
+/// Every error of a publishing route: `own`, then those both routes answer (body, authentication, time, load,
+/// broker).
+fn publishing_errors<const N: usize>(own: [ApiError; N]) -> Vec<ApiError> {
+    let mut errors =
+        vec![ApiError::MalformedJson("expected value at line 1 column 1".into()), ApiError::TooLarge { limit: 65536 }];
+    errors.extend(own);
+    errors.extend([
+        ApiError::Unauthenticated,
+        ApiError::Forbidden,
+        ApiError::RequestTimeout,
+        ApiError::Overloaded,
+        ApiError::BrokerUnavailable { retry_after_secs: 5 },
+    ]);
+    errors
 }
 
 /// The responses of a publishing route: `accepted`, then one response per status that `errors` (and `extra`,
@@ -611,21 +613,10 @@ fn order_request() -> Schema {
     let item = ObjectBuilder::new()
         .schema_type(Type::Object)
         .property("sku", id("Stock keeping unit"))
-        .property(
-            "quantity",
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .minimum(Some(1))
-                .maximum(Some(MAX_QUANTITY as usize))
-                .description(Some("How many")),
-        )
+        .property("quantity", whole_number(1, MAX_QUANTITY, "How many"))
         .property(
             "unit_price",
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .minimum(Some(0))
-                .maximum(Some(MAX_UNIT_PRICE as usize))
-                .description(Some("Price of one, in the currency's minor units (cents for EUR)")),
+            whole_number(0, MAX_UNIT_PRICE, "Price of one, in the currency's minor units (cents for EUR)"),
         )
         .required("sku")
         .required("quantity")
@@ -775,60 +766,54 @@ fn date_time() -> Schema {
     text().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))).build().into()
 }
 
+/// A whole number from `min` to `max`.
+fn whole_number(min: u64, max: u64, description: &str) -> ObjectBuilder {
+    let bound = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(bound(min)))
+        .maximum(Some(bound(max)))
+        .description(Some(description))
+}
+
+/// A string of `min` to `max` characters matching `pattern`.
+fn constrained(min: usize, max: usize, pattern: impl Into<String>, description: Option<String>) -> Schema {
+    let min = (min > 0).then_some(min);
+    text().min_length(min).max_length(Some(max)).pattern(Some(pattern)).description(description).build().into()
+}
+
 /// 1 to `max` visible ASCII characters (`id`, `source`).
 fn visible_ascii(max: usize) -> Schema {
-    text().min_length(Some(1)).max_length(Some(max)).pattern(Some("^[!-~]+$")).build().into()
+    constrained(1, max, "^[!-~]+$", None)
 }
 
 /// Printable text: no control character (`max` bytes of UTF-8 at most).
 fn printable(max: usize) -> Schema {
-    text()
-        .max_length(Some(max))
-        .pattern(Some(PRINTABLE))
-        .description(Some(format!("Printable text, at most {max} bytes of UTF-8")))
-        .build()
-        .into()
+    constrained(0, max, PRINTABLE, Some(format!("Printable text, at most {max} bytes of UTF-8")))
 }
 
 /// Printable text with at least one character that is not white space.
 fn non_blank_text(max: usize) -> Schema {
-    text()
-        .min_length(Some(1))
-        .max_length(Some(max))
-        .pattern(Some(format!("^{PRINTABLE_CLASS}*{PRINTABLE_NOT_SPACE}{PRINTABLE_CLASS}*$")))
-        .description(Some(format!("Printable text, not blank, at most {max} bytes of UTF-8")))
-        .build()
-        .into()
+    let pattern = format!("^{PRINTABLE_CLASS}*{PRINTABLE_NOT_SPACE}{PRINTABLE_CLASS}*$");
+    constrained(1, max, pattern, Some(format!("Printable text, not blank, at most {max} bytes of UTF-8")))
 }
 
 /// A header value in binary mode: printable, percent-encoded.
 fn header_text(max: usize) -> Schema {
-    text()
-        .min_length(Some(1))
-        .max_length(Some(max))
-        .pattern(Some("^[ -$&-~]*[!-$&-~][ -$&-~]*$"))
-        .description(Some(format!(
-            "Not blank, at most {max} bytes; printable ASCII here, other characters percent-encoded UTF-8"
-        )))
-        .build()
-        .into()
+    let description =
+        format!("Not blank, at most {max} bytes; printable ASCII here, other characters percent-encoded UTF-8");
+    constrained(1, max, "^[ -$&-~]*[!-$&-~][ -$&-~]*$", Some(description))
 }
 
 /// A header value of `id` or `source` in binary mode: 1 to `max` visible ASCII characters (`%` only as a
 /// percent-encoded one).
 fn header_visible_ascii(max: usize) -> Schema {
-    text().min_length(Some(1)).max_length(Some(max)).pattern(Some("^[!-$&-~]+$")).build().into()
+    constrained(1, max, "^[!-$&-~]+$", None)
 }
 
 /// An id: not blank, at most `max` bytes.
 fn non_blank(max: usize, description: &str) -> Schema {
-    text()
-        .min_length(Some(1))
-        .max_length(Some(max))
-        .pattern(Some(NOT_SPACE))
-        .description(Some(format!("{description}: not blank, at most {max} bytes of UTF-8")))
-        .build()
-        .into()
+    constrained(1, max, NOT_SPACE, Some(format!("{description}: not blank, at most {max} bytes of UTF-8")))
 }
 
 /// A character that is not white space as Rust's `str::trim` sees it (Unicode White_Space).

@@ -190,48 +190,9 @@ fn validate_items(items: Option<Vec<ItemRequest>>, errors: &mut Vec<FieldError>)
         .enumerate()
         .filter_map(|(i, item)| {
             let sku = required_text(item.sku, &format!("items[{i}].sku"), errors);
-            let quantity = match item.quantity {
-                None => {
-                    errors.push(FieldError::new(format!("items[{i}].quantity"), "is required"));
-                    None
-                }
-                Some(q) => match whole(&q) {
-                    Some(q) if q < 1 => {
-                        errors.push(FieldError::new(format!("items[{i}].quantity"), "must be at least 1"));
-                        None
-                    }
-                    Some(q) if q <= i128::from(MAX_QUANTITY) => u32::try_from(q).ok(),
-                    Some(_) => {
-                        errors.push(FieldError::new(format!("items[{i}].quantity"), "is too large"));
-                        None
-                    }
-                    None => {
-                        errors.push(FieldError::new(format!("items[{i}].quantity"), "must be a whole number"));
-                        None
-                    }
-                },
-            };
-            let unit_price = match item.unit_price {
-                None => {
-                    errors.push(FieldError::new(format!("items[{i}].unit_price"), "is required"));
-                    None
-                }
-                Some(p) => match whole(&p) {
-                    Some(p) if p < 0 => {
-                        errors.push(FieldError::new(format!("items[{i}].unit_price"), "must be at least 0"));
-                        None
-                    }
-                    Some(p) if p <= i128::from(MAX_UNIT_PRICE) => u64::try_from(p).ok(),
-                    Some(_) => {
-                        errors.push(FieldError::new(format!("items[{i}].unit_price"), "is too large"));
-                        None
-                    }
-                    None => {
-                        errors.push(FieldError::new(format!("items[{i}].unit_price"), "must be a whole number"));
-                        None
-                    }
-                },
-            };
+            let quantity = whole_in(item.quantity, format!("items[{i}].quantity"), 1, MAX_QUANTITY, errors)
+                .and_then(|q| u32::try_from(q).ok());
+            let unit_price = whole_in(item.unit_price, format!("items[{i}].unit_price"), 0, MAX_UNIT_PRICE, errors);
             Some(OrderItem { sku: sku?, quantity: quantity?, unit_price: unit_price? })
         })
         .collect();
@@ -254,6 +215,25 @@ fn required_text(value: Option<String>, field: &str, errors: &mut Vec<FieldError
         }
         Some(v) => Some(v),
     }
+}
+
+/// `value` of `field` as a whole number from `min` to `max`; `None` and the reason in `errors` otherwise.
+fn whole_in(
+    value: Option<serde_json::Number>,
+    field: String,
+    min: u64,
+    max: u64,
+    errors: &mut Vec<FieldError>,
+) -> Option<u64> {
+    let problem = match value.as_ref().map(whole) {
+        None => "is required".to_owned(),
+        Some(None) => "must be a whole number".to_owned(),
+        Some(Some(n)) if n < i128::from(min) => format!("must be at least {min}"),
+        Some(Some(n)) if n > i128::from(max) => format!("must be at most {max}"),
+        Some(Some(n)) => return u64::try_from(n).ok(),
+    };
+    errors.push(FieldError::new(field, problem));
+    None
 }
 
 /// The whole number `n` is, written as an integer or as a number with no fraction (`2.0`: JSON Schema's
