@@ -11,9 +11,10 @@ scripts/install-tansu.sh
 # (tests/independent/verify_webhooks.py): the Standard Webhooks library; the independent validator of the
 # Kubernetes manifests (tests/independent/validate_kubernetes.py): kubernetes-validate, Kubernetes' schemas
 # with jsonschema; the independent validator of the event schemas (tests/independent/validate_json.py):
-# jsonschema with its format checkers.
+# jsonschema with its format checkers; the independent judge of the OpenAPI document
+# (tests/tests/e2e/openapi_fuzz.rs): Schemathesis.
 python3 -m pip install --quiet --disable-pip-version-check confluent-kafka cloudevents standardwebhooks kubernetes-validate \
-    'jsonschema[format-nongpl]'
+    'jsonschema[format-nongpl]' 'schemathesis>=4,<5'
 # The independent validator of docs/asyncapi.yaml (tests/independent/validate_asyncapi.cjs): the AsyncAPI
 # Initiative's parser, installed next to the script (tests/independent/node_modules, ignored by git).
 npm install --prefix tests/independent --no-save --no-package-lock --no-audit --no-fund --ignore-scripts --silent \

@@ -10,7 +10,7 @@ use serde::Serialize;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One field that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Path of the field in the request, e.g. `items[0].quantity`.
     pub field: String,
@@ -125,7 +125,8 @@ enum ProblemErrors<'a> {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+    /// The status, problem `type` and `title` of this error.
+    pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "/problems/malformed-json", "Malformed JSON"),
             ApiError::TooLarge { .. } => {

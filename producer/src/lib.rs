@@ -17,6 +17,7 @@
 //! * [`extract`]: reading a JSON body (content type, size limit, syntax) into problem-aware errors.
 //! * [`idempotency`]: the `Idempotency-Key` memory that makes a retried request answer the same.
 //! * [`error`]: the API's error type and its problem+json rendering.
+//! * [`openapi`]: the API's OpenAPI 3.1 document, generated from the code and served at `/openapi.json`.
 
 pub mod access_log;
 pub mod auth;
@@ -24,6 +25,7 @@ pub mod data_schema;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod openapi;
 pub mod order;
 pub mod request_timeout;
 pub mod routes;

@@ -21,6 +21,16 @@ pub fn orders_topic(topics: &TopicSettings) -> &str {
 pub const MAX_ITEMS: usize = 500;
 /// Longest accepted id or sku.
 pub const MAX_ID_LEN: usize = 128;
+/// Largest quantity of one item.
+pub const MAX_QUANTITY: u64 = 1_000_000;
+/// Largest unit price, in minor units (100 million in a currency of cents).
+pub const MAX_UNIT_PRICE: u64 = 10_000_000_000;
+// Within these bounds the total of any order fits in the event's `total` (u64), so that an order whose every
+// field is valid is never refused for its sum.
+const _: () = assert!(
+    (MAX_ITEMS as u128) * (MAX_QUANTITY as u128) * (MAX_UNIT_PRICE as u128) <= u64::MAX as u128,
+    "the largest order's total must fit in a u64"
+);
 
 /// `POST /v1/orders` body, as sent.
 #[derive(Debug, Deserialize)]
@@ -49,10 +59,10 @@ pub struct CustomerRequest {
 pub struct ItemRequest {
     /// Stock keeping unit.
     pub sku: Option<String>,
-    /// How many; at least 1.
-    pub quantity: Option<i64>,
-    /// Unit price in minor units; at least 0.
-    pub unit_price: Option<i64>,
+    /// How many; a whole number from 1 to [`MAX_QUANTITY`].
+    pub quantity: Option<serde_json::Number>,
+    /// Unit price in minor units; a whole number from 0 to [`MAX_UNIT_PRICE`].
+    pub unit_price: Option<serde_json::Number>,
 }
 
 /// An order that passed validation.
@@ -180,36 +190,9 @@ fn validate_items(items: Option<Vec<ItemRequest>>, errors: &mut Vec<FieldError>)
         .enumerate()
         .filter_map(|(i, item)| {
             let sku = required_text(item.sku, &format!("items[{i}].sku"), errors);
-            let quantity = match item.quantity {
-                None => {
-                    errors.push(FieldError::new(format!("items[{i}].quantity"), "is required"));
-                    None
-                }
-                Some(q) => match u32::try_from(q) {
-                    Ok(q) if q >= 1 => Some(q),
-                    _ if q < 1 => {
-                        errors.push(FieldError::new(format!("items[{i}].quantity"), "must be at least 1"));
-                        None
-                    }
-                    _ => {
-                        errors.push(FieldError::new(format!("items[{i}].quantity"), "is too large"));
-                        None
-                    }
-                },
-            };
-            let unit_price = match item.unit_price {
-                None => {
-                    errors.push(FieldError::new(format!("items[{i}].unit_price"), "is required"));
-                    None
-                }
-                Some(p) => match u64::try_from(p) {
-                    Ok(p) => Some(p),
-                    Err(_) => {
-                        errors.push(FieldError::new(format!("items[{i}].unit_price"), "must be at least 0"));
-                        None
-                    }
-                },
-            };
+            let quantity = whole_in(item.quantity, format!("items[{i}].quantity"), 1, MAX_QUANTITY, errors)
+                .and_then(|q| u32::try_from(q).ok());
+            let unit_price = whole_in(item.unit_price, format!("items[{i}].unit_price"), 0, MAX_UNIT_PRICE, errors);
             Some(OrderItem { sku: sku?, quantity: quantity?, unit_price: unit_price? })
         })
         .collect();
@@ -232,6 +215,38 @@ fn required_text(value: Option<String>, field: &str, errors: &mut Vec<FieldError
         }
         Some(v) => Some(v),
     }
+}
+
+/// `value` of `field` as a whole number from `min` to `max`; `None` and the reason in `errors` otherwise.
+fn whole_in(
+    value: Option<serde_json::Number>,
+    field: String,
+    min: u64,
+    max: u64,
+    errors: &mut Vec<FieldError>,
+) -> Option<u64> {
+    let problem = match value.as_ref().map(whole) {
+        None => "is required".to_owned(),
+        Some(None) => "must be a whole number".to_owned(),
+        Some(Some(n)) if n < i128::from(min) => format!("must be at least {min}"),
+        Some(Some(n)) if n > i128::from(max) => format!("must be at most {max}"),
+        Some(Some(n)) => return u64::try_from(n).ok(),
+    };
+    errors.push(FieldError::new(field, problem));
+    None
+}
+
+/// The whole number `n` is, written as an integer or as a number with no fraction (`2.0`: JSON Schema's
+/// integers, and what some encoders write for one); `None` when it has a fraction.
+fn whole(n: &serde_json::Number) -> Option<i128> {
+    if let Some(n) = n.as_i64() {
+        return Some(i128::from(n));
+    }
+    if let Some(n) = n.as_u64() {
+        return Some(i128::from(n));
+    }
+    // Beyond i128, a float saturates: it is "too large" all the same.
+    n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i128)
 }
 
 /// `+` followed by 7 to 15 digits, the first not 0.
@@ -282,12 +297,16 @@ mod tests {
             (|v| v["customer"]["id"] = json!(""), vec!["customer.id"]),
             (|v| drop(v.as_object_mut().map(|o| o.remove("currency"))), vec!["currency"]),
             (|v| v["items"][0]["quantity"] = json!("two"), vec!["items[0].quantity"]),
+            (|v| v["items"][0]["quantity"] = json!(1.5), vec!["items[0].quantity"]),
+            (|v| v["items"][0]["quantity"] = json!(u64::from(u32::MAX) + 1), vec!["items[0].quantity"]),
+            (|v| v["items"][0]["unit_price"] = json!(u64::MAX), vec!["items[0].unit_price"]),
+            (|v| v["items"][0]["unit_price"] = json!(1e300), vec!["items[0].unit_price"]),
             (
                 |v| {
-                    v["items"][0]["unit_price"] = json!(i64::MAX);
-                    v["items"][0]["quantity"] = json!(3);
+                    v["items"][0]["unit_price"] = json!(MAX_UNIT_PRICE + 1);
+                    v["items"][0]["quantity"] = json!(MAX_QUANTITY + 1);
                 },
-                vec!["items"],
+                vec!["items[0].quantity", "items[0].unit_price"],
             ),
             (
                 |v| {
@@ -304,6 +323,14 @@ mod tests {
             got.sort();
             assert_eq!(got, expected, "{body}");
         }
+    }
+
+    #[test]
+    fn whole_numbers_written_with_a_zero_fraction_are_whole_numbers() {
+        let mut body = valid();
+        body["items"][0]["quantity"] = json!(2.0);
+        body["items"][0]["unit_price"] = json!(1299.0);
+        assert_eq!(parse(body).expect("valid").total, 2598);
     }
 
     #[test]

@@ -85,12 +85,15 @@ impl Application {
                     .concurrency_limit(settings.producer.max_concurrent_requests),
             );
         courier::telemetry::metrics::install("producer");
+        let openapi: std::sync::Arc<str> =
+            crate::openapi::render(&crate::openapi::document(&settings.producer.events)).into();
         let request_id = http::HeaderName::from_static(crate::access_log::REQUEST_ID);
         let router = Router::new()
             .merge(publishing)
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(courier::telemetry::metrics::scrape))
+            .route(crate::openapi::PATH, get(async move || crate::openapi::serve(&openapi)))
             .layer(DefaultBodyLimit::max(limit))
             .layer(Extension(BodyLimit(limit)))
             // A slow client cannot hold a request, and the memory of its half-read body, for long; a publish the

@@ -35,7 +35,7 @@ use crate::idempotency;
 use crate::request_timeout::RequestPhase;
 
 /// The 202 answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventAccepted {
     /// The event's id (its `id` attribute).
     pub event_id: String,
@@ -162,6 +162,11 @@ fn read(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, ApiError
     })
 }
 
+/// The attributes CloudEvents defines as strings (URI references and timestamps are strings too); an extension
+/// may also be a number or a boolean.
+const STRING_ATTRIBUTES: [&str; 8] =
+    ["specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema"];
+
 /// Checks `event`'s attributes and completes its envelope (`time`, `datacontenttype`); its topic and record
 /// key, or every attribute that is wrong.
 fn check(event: &mut Map<String, Value>, topics: &EventTopics) -> Result<(Label, String), Vec<FieldError>> {
@@ -172,6 +177,8 @@ fn check(event: &mut Map<String, Value>, topics: &EventTopics) -> Result<(Label,
         }
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
             errors.push(FieldError::new(name, "an attribute name is lower-case letters and digits only"));
+        } else if STRING_ATTRIBUTES.contains(&name.as_str()) && !value.is_string() {
+            errors.push(FieldError::new(name, "is a string (its type in the CloudEvents specification)"));
         } else if !matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
             errors.push(FieldError::new(name, "an attribute is a string, a number or a boolean"));
         } else if let Some(Err(message)) = value.as_str().map(|text| validation::attribute(name, text)) {
@@ -211,8 +218,10 @@ fn check(event: &mut Map<String, Value>, topics: &EventTopics) -> Result<(Label,
         Some((_, Some((topic, key_attribute)))) => match text(key_attribute) {
             Some(key) => Some((topic.clone(), key.to_owned())),
             None => {
-                let message = "is required: its value keys the record, so that one key's events stay in order";
-                errors.push(FieldError::new(key_attribute.as_str(), message));
+                if !errors.iter().any(|e| e.field == *key_attribute) {
+                    let message = "is required: its value keys the record, so that one key's events stay in order";
+                    errors.push(FieldError::new(key_attribute.as_str(), message));
+                }
                 None
             }
         },
@@ -318,6 +327,10 @@ mod tests {
             ("time", json!("2026-12-03T10:00:00Z\u{1}"), "printable"),
             ("data_base64", json!("not base64!"), "must be base64"),
             ("data_base64", json!(12), "base64 string"),
+            ("datacontenttype", json!(5), "is a string"),
+            ("dataschema", json!(true), "is a string"),
+            ("subject", json!(42), "is a string"),
+            ("id", json!(7), "is a string"),
         ];
         for (name, value, expected) in cases {
             let errors = with(name, value.clone()).expect_err("refused");

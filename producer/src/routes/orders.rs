@@ -22,7 +22,7 @@ use crate::request_timeout::RequestPhase;
 pub use crate::idempotency::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 
 /// The 202 answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderAccepted {
     /// The order's id (the record key).
     pub order_id: String,

@@ -18,6 +18,7 @@ mod events_api;
 mod failure_routing;
 mod formats;
 mod forward;
+mod openapi_fuzz;
 mod order_api;
 mod order_flow;
 mod order_saga;
