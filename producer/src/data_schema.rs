@@ -34,6 +34,8 @@ pub struct SchemaFileError {
 /// A compiled JSON Schema of event data.
 #[derive(Debug)]
 pub struct DataSchema {
+    /// The schema as the file holds it (what the OpenAPI document shows of the group's `data`).
+    schema: Value,
     /// The validator compiled from the schema, with format checks on.
     validator: jsonschema::Validator,
 }
@@ -62,7 +64,12 @@ impl DataSchema {
             let at = if at.is_empty() { String::new() } else { format!(" at {at}") };
             format!("not a valid JSON Schema{at}: {error}")
         })?;
-        Ok(Self { validator })
+        Ok(Self { schema: schema.clone(), validator })
+    }
+
+    /// The schema as its file holds it.
+    pub fn schema(&self) -> &Value {
+        &self.schema
     }
 
     /// Checks the data of `event` (a structured-mode CloudEvent): JSON (`data`, with a JSON `datacontenttype`

@@ -49,8 +49,10 @@ const BEARER: &str = "bearerAuth";
 /// Name of the `X-Api-Key` security scheme.
 const API_KEY: &str = "apiKeyHeader";
 
-/// The document, as JSON, for the event routes `events` (`[producer.events]`).
-pub fn document(events: &BTreeMap<String, EventRoute>) -> Value {
+/// The document, as JSON, for the event routes `events` (`[producer.events]`) and the JSON Schemas of their
+/// data (`data_schemas`: group name → schema, for the groups that have one).
+pub fn document(events: &BTreeMap<String, EventRoute>, data_schemas: &BTreeMap<String, Value>) -> Value {
+    let data = EventData::of(events, data_schemas);
     let openapi = OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -110,7 +112,7 @@ pub fn document(events: &BTreeMap<String, EventRoute>) -> Value {
                 .build(),
         ))
         .build();
-    finish(openapi)
+    finish(openapi, &data)
 }
 
 /// The document as the producer serves it and `docs/openapi.json` holds it: pretty JSON and a final newline.
@@ -128,13 +130,134 @@ pub fn serve(rendered: &str) -> Response {
 }
 
 /// What JSON Schema says that utoipa's model has no field for, added to the rendered document: an event has
-/// `data` or `data_base64`, not both.
-fn finish(openapi: OpenApi) -> Value {
+/// `data` or `data_base64`, not both; with data schemas, each group's data schema (a component), the
+/// CloudEvent's variant of each group, and the binary-mode body they ask for.
+fn finish(openapi: OpenApi, data: &EventData) -> Value {
     let mut document = serde_json::to_value(&openapi).unwrap_or(Value::Null);
     if let Some(event) = document.pointer_mut("/components/schemas/CloudEvent").and_then(Value::as_object_mut) {
         event.insert("not".to_owned(), json!({"required": ["data", "data_base64"]}));
+        if !data.schemas.is_empty() {
+            event.insert("oneOf".to_owned(), Value::Array(data.variants()));
+        }
+    }
+    if let Some(schemas) = document.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for (group, schema) in &data.schemas {
+            schemas.insert(EventData::component(group), EventData::embedded(group, schema));
+        }
+    }
+    if let Some(body) = document.pointer_mut("/paths/~1v1~1events/post/requestBody").and_then(Value::as_object_mut) {
+        if let Some(schema) = body.get_mut("content").and_then(|c| c.pointer_mut("/application~1json/schema")) {
+            *schema = data.binary_body();
+        }
+        if data.everywhere() {
+            // Every event needs JSON data: no body, or bytes, is refused.
+            body.insert("required".to_owned(), Value::Bool(true));
+            let description = "The event in structured mode, or its data (JSON) in binary mode";
+            body.insert("description".to_owned(), Value::from(description));
+            if let Some(content) = body.get_mut("content").and_then(Value::as_object_mut) {
+                content.remove("application/octet-stream");
+            }
+        }
     }
     document
+}
+
+/// The groups of `[producer.events]` and the JSON Schemas of their data, as the document shows them.
+struct EventData {
+    /// Each group's name and event types.
+    groups: Vec<(String, Vec<String>)>,
+    /// Group name → the JSON Schema of its data, for the groups that have one.
+    schemas: BTreeMap<String, Value>,
+}
+
+/// The content types of data a group with a schema accepts (JSON), as a pattern of the lower-case forms.
+const JSON_CONTENT_TYPE: &str = r"^(application/json|text/json|[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]*\+json)(;.*)?$";
+
+impl EventData {
+    /// The groups of `events`, with `data_schemas`.
+    fn of(events: &BTreeMap<String, EventRoute>, data_schemas: &BTreeMap<String, Value>) -> Self {
+        let groups = events.iter().map(|(name, route)| (name.clone(), route.types.clone())).collect();
+        Self { groups, schemas: data_schemas.clone() }
+    }
+
+    /// Whether every group has a data schema: then every event needs JSON data.
+    fn everywhere(&self) -> bool {
+        !self.groups.is_empty() && self.groups.iter().all(|(group, _)| self.schemas.contains_key(group))
+    }
+
+    /// The component name of `group`'s data schema.
+    fn component(group: &str) -> String {
+        format!("EventData.{group}")
+    }
+
+    /// A reference to `group`'s data schema.
+    fn reference(group: &str) -> Value {
+        json!({"$ref": format!("#/components/schemas/{}", Self::component(group))})
+    }
+
+    /// `schema` as a component of this document: without its own `$schema` and `$id`, its local references
+    /// (`#/definitions/…`, `#/$defs/…`) made references into the component.
+    fn embedded(group: &str, schema: &Value) -> Value {
+        fn rebase(value: &mut Value, base: &str) {
+            match value {
+                Value::Object(members) => {
+                    for (name, member) in members.iter_mut() {
+                        match member {
+                            Value::String(reference) if name == "$ref" && reference.starts_with('#') => {
+                                *reference = format!("{base}{}", &reference[1..]);
+                            }
+                            _ => rebase(member, base),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter_mut().for_each(|item| rebase(item, base)),
+                _ => {}
+            }
+        }
+        let mut schema = schema.clone();
+        if let Some(members) = schema.as_object_mut() {
+            members.remove("$schema");
+            members.remove("$id");
+        }
+        rebase(&mut schema, &format!("#/components/schemas/{}", Self::component(group)));
+        schema
+    }
+
+    /// The CloudEvent's variant of each group: its types, and for a group with a data schema, JSON `data`
+    /// that matches it.
+    fn variants(&self) -> Vec<Value> {
+        let variants = self.groups.iter().map(|(group, types)| {
+            let kind = json!({"type": "string", "enum": types});
+            match self.schemas.contains_key(group) {
+                true => json!({
+                    "properties": {
+                        "type": kind,
+                        "data": Self::reference(group),
+                        "datacontenttype": {"type": "string", "pattern": JSON_CONTENT_TYPE},
+                    },
+                    "required": ["data"],
+                }),
+                false => json!({"properties": {"type": kind}}),
+            }
+        });
+        variants.collect()
+    }
+
+    /// The body of an event in binary mode with a JSON content type: its data, which must match the schema of
+    /// its type's group (`ce-type`) when the group has one.
+    fn binary_body(&self) -> Value {
+        let description = "Binary mode: the event's data, with its attributes in the `ce-*` headers";
+        if !self.everywhere() {
+            return json!({"description": format!("{description}; it must match the JSON Schema of its type's group \
+                when the group has one")});
+        }
+        let mut schemas: Vec<Value> = self.schemas.keys().map(|group| Self::reference(group)).collect();
+        match schemas.len() {
+            1 => schemas.remove(0),
+            _ => json!({"description": format!("{description}; it matches the JSON Schema of its type's group"),
+                "anyOf": schemas}),
+        }
+    }
 }
 
 // ---- operations ------------------------------------------------------------------------------------------------
@@ -875,7 +998,13 @@ mod tests {
     #[test]
     fn the_committed_document_is_the_one_the_code_generates() {
         let defaults = courier::settings::Settings::load_with_env(None, Some(Default::default())).expect("defaults");
-        let generated = render(&document(&defaults.producer.events));
+        let mut events = defaults.producer.events.clone();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for route in events.values_mut().filter(|route| !route.schema.is_empty()) {
+            route.schema = root.join(&route.schema).display().to_string();
+        }
+        let topics = crate::routes::events::EventTopics::new(&events).expect("the default schemas");
+        let generated = render(&document(&defaults.producer.events, topics.data_schemas()));
         let path = committed_path();
         if std::env::var_os("COURIER_WRITE_OPENAPI").is_some() {
             std::fs::write(&path, &generated).expect("docs/openapi.json is writable");

@@ -86,7 +86,8 @@ impl Application {
             );
         courier::telemetry::metrics::install("producer");
         let openapi: std::sync::Arc<str> =
-            crate::openapi::render(&crate::openapi::document(&settings.producer.events)).into();
+            crate::openapi::render(&crate::openapi::document(&settings.producer.events, state.events.data_schemas()))
+                .into();
         let request_id = http::HeaderName::from_static(crate::access_log::REQUEST_ID);
         let router = Router::new()
             .merge(publishing)

@@ -54,6 +54,8 @@ pub struct EventTopics {
     by_type: Arc<HashMap<String, (Label, String)>>,
     /// Event type → the JSON Schema of its data, for the types whose group has one.
     schemas: Arc<HashMap<String, Arc<DataSchema>>>,
+    /// Group name (`producer.events.<name>`) → the JSON Schema of its data, for the groups that have one.
+    data_schemas: Arc<BTreeMap<String, Value>>,
 }
 
 impl EventTopics {
@@ -65,12 +67,18 @@ impl EventTopics {
                 route.types.iter().map(|t| (t.clone(), (Label::from(route.topic.as_str()), route.key.clone())))
             })
             .collect();
-        let mut schemas = HashMap::new();
+        let (mut schemas, mut data_schemas) = (HashMap::new(), BTreeMap::new());
         for (name, route) in events.iter().filter(|(_, route)| !route.schema.is_empty()) {
             let schema = Arc::new(DataSchema::load(&format!("producer.events.{name}.schema"), &route.schema)?);
+            data_schemas.insert(name.clone(), schema.schema().clone());
             schemas.extend(route.types.iter().map(|t| (t.clone(), Arc::clone(&schema))));
         }
-        Ok(Self { by_type: Arc::new(by_type), schemas: Arc::new(schemas) })
+        Ok(Self { by_type: Arc::new(by_type), schemas: Arc::new(schemas), data_schemas: Arc::new(data_schemas) })
+    }
+
+    /// The JSON Schema of each group's data, by the group's name, for the groups that have one.
+    pub fn data_schemas(&self) -> &BTreeMap<String, Value> {
+        &self.data_schemas
     }
 
     /// Checks the data of `event` (checked by [`check`]) against the schema of its type, when it has one.
