@@ -3,13 +3,18 @@
 use std::process::ExitCode;
 
 use courier_producer::data_schema::SchemaFileError;
+use courier_producer::routes::events::EventTopics;
 use courier_producer::startup::Application;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let about = "courier's order API: POST /v1/orders validates an order and publishes an order.created event to \
                  Kafka, answering 202 once the broker acknowledged it.";
-    let settings = match courier::cli::start("producer", about).await {
+    // `--check` reads and compiles the event schemas too, as the start does.
+    let schemas = |settings: &courier::settings::Settings| {
+        EventTopics::new(&settings.producer.events).map(drop).map_err(|error| error.to_string())
+    };
+    let settings = match courier::cli::start_checked("producer", about, schemas).await {
         Ok(settings) => settings,
         Err(code) => return code,
     };

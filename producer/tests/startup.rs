@@ -45,6 +45,16 @@ fn an_event_schema_that_cannot_be_used_stops_start_up_and_is_named_with_its_path
         assert_eq!(code, Some(2), "{stderr}");
         assert!(stderr.contains(&format!("producer.events.users.schema: {path}: ")), "{stderr}");
         assert!(stderr.contains(reason), "{stderr}");
+        // `--check` reads the file too, and says so before it asks the broker.
+        let output = Command::new(env!("CARGO_BIN_EXE_producer"))
+            .arg("--check")
+            .env("COURIER__PRODUCER__EVENTS__USERS__SCHEMA", path)
+            .env("COURIER__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+            .output()
+            .expect("producer binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "--check: {stderr}");
+        assert!(stderr.contains(&format!("producer.events.users.schema: {path}: ")), "--check: {stderr}");
     }
     std::fs::remove_dir_all(&dir).expect("removed");
 }

@@ -34,6 +34,17 @@ environment variables COURIER__<SECTION>__<KEY> (e.g. COURIER__KAFKA__BOOTSTRAP_
 /// logging. A bad setting prints an error naming it and yields exit code 2, which the binary returns. With
 /// `--check`, checks the configuration and the cluster and yields the exit code to return (0 when all is well).
 pub async fn start(binary: &'static str, about: &'static str) -> Result<Settings, ExitCode> {
+    start_checked(binary, about, |_| Ok(())).await
+}
+
+/// [`start`], with `also` checking what the binary reads beyond the settings themselves (e.g. the files they
+/// name): with `--check`, an error of `also` is printed, naming its setting, and yields exit code 2, before the
+/// cluster is asked.
+pub async fn start_checked(
+    binary: &'static str,
+    about: &'static str,
+    also: impl FnOnce(&Settings) -> Result<(), String>,
+) -> Result<Settings, ExitCode> {
     let command = CommonArgs::command().name(binary).about(about).after_help(SETTINGS_HELP);
     let args = match CommonArgs::from_arg_matches(&command.get_matches()) {
         Ok(args) => args,
@@ -47,6 +58,10 @@ pub async fn start(binary: &'static str, about: &'static str) -> Result<Settings
         }
     };
     if args.check {
+        if let Err(error) = also(&settings) {
+            eprintln!("{binary}: {error}");
+            return Err(ExitCode::from(2));
+        }
         return Err(check(binary, &settings).await);
     }
     telemetry::init(&settings.telemetry, binary);
