@@ -84,9 +84,15 @@ fn the_binary_says_its_version_and_what_it_is_and_checks_its_settings_without_pr
     assert_eq!(code, Some(0));
     assert!(out.contains("order API") && out.contains("--check"), "{out}");
 
-    // Nothing listens on port 1: the check names the unreachable broker, and no API key is printed.
+    // Nothing listens on port 1: the check names the unreachable broker, and no API key is printed. The check
+    // reads the default event schema, named here from the repository's root (the test runs in the crate's).
     let key = "a-producer-api-key-never-printed";
-    let env = [("COURIER__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1"), ("COURIER__PRODUCER__API_KEYS", key)];
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/events/user.registered.json");
+    let env = [
+        ("COURIER__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1"),
+        ("COURIER__PRODUCER__API_KEYS", key),
+        ("COURIER__PRODUCER__EVENTS__USERS__SCHEMA", schema),
+    ];
     let (code, out, err) = run(&["--check"], &env);
     assert_eq!(code, Some(1), "{out}\n{err}");
     assert!(out.contains("api_keys") && !out.contains(key) && !err.contains(key), "{out}");
