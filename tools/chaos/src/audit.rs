@@ -73,7 +73,11 @@ pub fn audit(mock: &MockApis, api: Api, orders: &[Accepted]) -> ApiAudit {
         *seen.entry(effect_key(api, effect)).or_default() += 1;
     }
     let stats = mock.stats(api);
-    let overlapping = overlapping(&mock.calls(api));
+    let calls = mock.calls(api);
+    let overlapping = overlapping(&calls);
+    if overlapping > 0 {
+        eprintln!("chaos: {api} had {overlapping} overlapping calls, e.g. {:?}", overlapping_examples(&calls, 5));
+    }
     let mut audit =
         ApiAudit { raw_calls: stats.calls, duplicates: stats.duplicates, overlapping, ..ApiAudit::default() };
     for key in orders.iter().filter_map(|o| expected_key(api, o)) {
@@ -89,23 +93,53 @@ pub fn audit(mock: &MockApis, api: Api, orders: &[Accepted]) -> ApiAudit {
 
 /// The calls of `calls` that arrived while an earlier call with the same idempotency key had not ended yet.
 pub fn overlapping(calls: &[mock_apis::Call]) -> usize {
+    overlaps(calls).len()
+}
+
+/// Up to `limit` overlapping calls, each as its key and the calls of that key (`received..answered` in
+/// milliseconds since the first, and the status), for a report to show what overlapped.
+pub fn overlapping_examples(calls: &[mock_apis::Call], limit: usize) -> Vec<String> {
+    let mut keys: Vec<&str> = overlaps(calls).into_iter().collect();
+    keys.dedup();
+    keys.truncate(limit);
+    keys.into_iter()
+        .map(|key| {
+            let mut of_key: Vec<&mock_apis::Call> =
+                calls.iter().filter(|c| c.idempotency_key.as_deref() == Some(key)).collect();
+            of_key.sort_by_key(|c| c.received_at_unix_ms);
+            let first = of_key.first().map_or(0, |c| c.received_at_unix_ms);
+            let spans: Vec<String> = of_key
+                .iter()
+                .map(|c| {
+                    let (from, to) = (c.received_at_unix_ms - first, c.answered_at_unix_ms.saturating_sub(first));
+                    format!("{from}..{to} ms {}", c.status)
+                })
+                .collect();
+            format!("{key}: {}", spans.join(", "))
+        })
+        .collect()
+}
+
+/// The key of each call that arrived while an earlier call with its idempotency key had not ended yet.
+fn overlaps(calls: &[mock_apis::Call]) -> Vec<&str> {
     let mut by_key: HashMap<&str, Vec<&mock_apis::Call>> = HashMap::new();
     for call in calls {
         if let Some(key) = call.idempotency_key.as_deref() {
             by_key.entry(key).or_default().push(call);
         }
     }
-    let mut overlapping = 0;
-    for calls in by_key.values_mut() {
+    let mut overlapping = Vec::new();
+    for (key, calls) in &mut by_key {
         calls.sort_by_key(|c| c.received_at_unix_ms);
         let mut running_until = 0;
         for call in calls.iter() {
             if call.received_at_unix_ms < running_until {
-                overlapping += 1;
+                overlapping.push(*key);
             }
             running_until = running_until.max(call.answered_at_unix_ms);
         }
     }
+    overlapping.sort_unstable();
     overlapping
 }
 

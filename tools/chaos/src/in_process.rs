@@ -49,6 +49,17 @@ impl InProcess {
     }
 }
 
+/// Sends the logs of the members run in this process (JSON lines, filtered by `RUST_LOG`, `info` by default) to
+/// `<dir>/in-process.log`, as the fleet's processes log to theirs. Only the first call in a process takes effect.
+pub fn log_to(dir: &std::path::Path) -> anyhow::Result<()> {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("in-process.log"))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Fails only when a subscriber is set already: the logs go where the first one sends them.
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(Mutex::new(file)).try_init();
+    Ok(())
+}
+
 /// The message every panic of [`Panicking`] starts with.
 const PANIC_MESSAGE: &str = "chaos: the handler panics";
 

@@ -29,6 +29,10 @@ pub use stage::Options;
 /// Runs `names` (every scenario when empty) one after the other.
 pub async fn run(options: &Options, names: &[String]) -> anyhow::Result<Vec<Outcome>> {
     let names: Vec<&str> = if names.is_empty() { NAMES.to_vec() } else { names.iter().map(String::as_str).collect() };
+    if let Some(dir) = &options.log_dir {
+        std::fs::create_dir_all(dir)?;
+        in_process::log_to(dir)?;
+    }
     let mut outcomes = Vec::new();
     for name in names {
         eprintln!("chaos: running {name}…");
