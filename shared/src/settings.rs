@@ -451,6 +451,8 @@ mod tests {
             ("COURIER__APIS__PAYMENT__AUTH", "basic", "apis.payment.username"),
             ("COURIER__APIS__PAYMENT__AUTH", "kerberos", "apis.payment.auth"),
             ("COURIER__APIS__PAYMENT__HTTP_VERSION", "http3", "apis.payment.http_version"),
+            ("COURIER__APIS__PAYMENT__ADAPTIVE_IDLE_MS", "604800001", "apis.payment.adaptive_idle_ms"),
+            ("COURIER__APIS__PAYMENT__ADAPTIVE_IDLE_MS", "-1", "apis.payment.adaptive_idle_ms"),
             ("COURIER__APIS__SMS__TLS_CA_LOCATION", "/nowhere/ca.pem", "apis.sms.tls_ca_location"),
             // [dlq]
             ("COURIER__DLQ__GUARD_WINDOW_MS", "604800001", "dlq.guard_window_ms"),

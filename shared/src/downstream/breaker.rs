@@ -14,6 +14,10 @@
 //! are its own: they spend its retry attempts and, in the end, dead-letter it (see `worker`). A real outage
 //! fails many events at once and opens the breaker within a window.
 //!
+//! A call is let through twice: when it asks ([`CircuitBreaker::admit`]) and again when its turn comes after
+//! the API's rate and concurrency limits ([`Ticket::recheck`]), so that the calls queued behind those limits
+//! when the breaker opens do not all reach an API that is down.
+//!
 //! Open: no call goes to the API for `cooldown`; callers are told how long to wait and spend no attempt
 //! while they wait. Then half-open: exactly one probe call goes through; success closes the breaker (with an
 //! empty window), failure opens it again. State changes are logged and reported to [`Health`] (so `/readyz`
@@ -264,6 +268,21 @@ impl Ticket {
         self.probe
     }
 
+    /// Whether the call may still go out now that its turn came (after the rate and concurrency limits): a
+    /// call let through while the breaker was closed does not go out once it has opened; the probe always
+    /// may. `Err`: how long to wait before asking again.
+    pub fn recheck(&self) -> Result<(), Duration> {
+        let breaker = &self.breaker;
+        if self.probe || !breaker.enabled() {
+            return Ok(());
+        }
+        match *breaker.state.lock().unwrap_or_else(|e| e.into_inner()) {
+            State::Closed(_) => Ok(()),
+            State::Open { until } => Err(until.saturating_duration_since(Instant::now())),
+            State::HalfOpen { .. } => Err((breaker.policy.cooldown / 10).max(Duration::from_millis(50))),
+        }
+    }
+
     /// Reports how the call ended.
     pub fn finish(mut self, result: CallResult) {
         self.finished = true;
@@ -338,6 +357,23 @@ mod tests {
         assert!(health.is_ready());
         call(&breaker, "k-1", CallResult::Failed);
         assert!(!breaker.is_open(), "closing starts an empty window");
+    }
+
+    #[test]
+    fn a_call_let_through_before_it_opened_does_not_go_out_after() {
+        let breaker = CircuitBreaker::new("inventory", policy(60_000), Health::default());
+        let waiting = breaker.admit("waiting").expect("closed");
+        assert_eq!(waiting.recheck(), Ok(()), "still closed");
+        for k in 0..10 {
+            call(&breaker, &format!("k-{k}"), CallResult::Failed);
+        }
+        let wait = waiting.recheck().expect_err("opened while it waited for its turn");
+        assert!(
+            wait > Duration::from_secs(59) && wait <= Duration::from_secs(60),
+            "until the cool-down ends: {wait:?}"
+        );
+        drop(waiting);
+        assert!(breaker.is_open(), "given up, it changes nothing");
     }
 
     #[test]

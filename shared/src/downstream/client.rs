@@ -226,8 +226,12 @@ impl ApiClient {
             .map(Arc::new);
         let name = Label::from(name);
         let metrics = Arc::new(metrics::CallMetrics::new(name.clone()));
-        let concurrency =
-            Arc::new(AdaptiveConcurrency::new(name.clone(), settings.max_in_flight, settings.adaptive_concurrency));
+        let concurrency = Arc::new(AdaptiveConcurrency::new(
+            name.clone(),
+            settings.max_in_flight,
+            settings.adaptive_concurrency,
+            settings.adaptive_idle_ms,
+        ));
         let policy = Arc::new(settings.status_policy());
         Ok(Self { name, base_url, http, auth, signer, breaker, limiter, concurrency, metrics, policy })
     }
@@ -291,6 +295,13 @@ impl ApiClient {
             limiter.until_ready().await;
         }
         let slot = self.concurrency.acquire().await;
+        if let Err(retry_in) = ticket.recheck() {
+            // The breaker opened while the call waited for its turn.
+            drop(slot);
+            self.metrics.call(CIRCUIT_OPEN, None, None);
+            let kind = CallErrorKind::CircuitOpen { retry_in };
+            return Err(CallError { endpoint, kind, probe: false, policy: self.policy.clone() });
+        }
         let (mut result, token) = self.call(&method, &url, &endpoint, payload, call).await;
         if matches!(&result, Ok((status, ..)) if *status == StatusCode::UNAUTHORIZED) && self.auth.refused(token) {
             tracing::info!(api = %self.name, "the API refused the OAuth 2.0 token: calling again with a new one");

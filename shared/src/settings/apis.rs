@@ -143,6 +143,12 @@ pub struct ApiSettings {
     /// Whether the limit of calls in flight adapts to the API (grows while its latency stays near its
     /// floor, backs off on rising latency, 429, 503 and timeouts; see `courier::downstream::concurrency`).
     pub adaptive_concurrency: bool,
+    /// How long the API may have no call in flight before its adaptive limit decays: halved once per such
+    /// period, never below min(limit, 16), the first wave after a quiet minute being that of a start
+    /// (`courier::downstream::concurrency`); `None` (0): it never decays.
+    #[serde(default)]
+    #[serde_as(as = "MillisOrOff")]
+    pub adaptive_idle_ms: Option<Duration>,
     /// Which HTTP version the calls use: `auto` (the default), `http1` or `http2`. The OAuth 2.0 token requests
     /// (`oauth2_token_url`) go through the same client, so they use it too.
     #[serde(default)]
@@ -288,6 +294,9 @@ impl ApiSettings {
         ] {
             check_duration(&field(key), duration)?;
         }
+        if let Some(idle) = self.adaptive_idle_ms {
+            check_duration(&field("adaptive_idle_ms"), idle)?;
+        }
         check(
             self.breaker_failure_rate_percent <= 100,
             &field("breaker_failure_rate_percent"),
@@ -328,6 +337,7 @@ mod tests {
         assert_eq!(inventory.http_version, HttpVersion::Auto, "HTTP/2 only where an https API offers it");
         assert_eq!(inventory.max_in_flight, 512, "up to the ceiling of 512");
         assert_eq!(inventory.breaker_policy().window, Duration::from_secs(10));
+        assert_eq!(inventory.adaptive_idle_ms, Some(Duration::from_secs(1)), "the limit decays after 1 s idle");
         let names: Vec<&str> = s.apis.iter().map(|(name, _)| name).collect();
         assert_eq!(names, ["email", "inventory", "payment", "shipping", "sms"], "[apis.defaults] is not an API");
     }

@@ -6,6 +6,7 @@
 //! would disturb: `metrics` (counts in the global metrics recorder), `traces` (the exporting tracing
 //! subscriber) and `personal_data` (a subscriber capturing every log line).
 
+mod adaptive_concurrency;
 mod asyncapi;
 mod broker_faults;
 mod compose;
