@@ -39,7 +39,10 @@ echo "building courier (release)…"
 # The commit the binaries report in courier_build_info.
 export COURIER_GIT_SHA=${COURIER_GIT_SHA:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 cargo build --release --locked --bin producer --bin mock-apis --bin demo --bin forward --bin courier-dlq --bin ${consumers// / --bin }
-bin=$root/target/release
+# Where cargo put them: CARGO_TARGET_DIR when set (relative to the repository, as cargo reads it), else target/.
+target=${CARGO_TARGET_DIR:-target}
+case $target in /*) ;; *) target=$root/$target ;; esac
+bin=$target/release
 
 mkdir -p "$data/tansu" "$data/logs"
 pids=()

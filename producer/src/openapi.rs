@@ -8,6 +8,7 @@
 //! to write it again).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -20,8 +21,8 @@ use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, Para
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
 use utoipa::openapi::schema::{
-    AdditionalProperties, AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
-    SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -32,6 +33,7 @@ use utoipa::openapi::{
     PathsBuilder, Ref, RefOr, Required,
 };
 
+use crate::data_schema::DataSchema;
 use crate::error::{ApiError, FieldError, PROBLEM_JSON};
 use crate::idempotency::MAX_KEY_LEN;
 use crate::order::{MAX_ID_LEN, MAX_ITEMS, MAX_QUANTITY, MAX_UNIT_PRICE};
@@ -51,7 +53,7 @@ const API_KEY: &str = "apiKeyHeader";
 
 /// The document, as JSON, for the event routes `events` (`[producer.events]`) and the JSON Schemas of their
 /// data (`data_schemas`: group name → schema, for the groups that have one).
-pub fn document(events: &BTreeMap<String, EventRoute>, data_schemas: &BTreeMap<String, Value>) -> Value {
+pub fn document(events: &BTreeMap<String, EventRoute>, data_schemas: &BTreeMap<String, Arc<DataSchema>>) -> Value {
     let data = EventData::of(events, data_schemas);
     let openapi = OpenApiBuilder::new()
         .info(
@@ -77,7 +79,7 @@ pub fn document(events: &BTreeMap<String, EventRoute>, data_schemas: &BTreeMap<S
         .paths(
             PathsBuilder::new()
                 .path("/v1/orders", PathItem::new(HttpMethod::Post, create_order()))
-                .path("/v1/events", PathItem::new(HttpMethod::Post, publish_event(events)))
+                .path("/v1/events", PathItem::new(HttpMethod::Post, publish_event(events, &data)))
                 .path("/healthz", PathItem::new(HttpMethod::Get, healthz()))
                 .path("/readyz", PathItem::new(HttpMethod::Get, readyz()))
                 .path("/metrics", PathItem::new(HttpMethod::Get, metrics()))
@@ -130,8 +132,8 @@ pub fn serve(rendered: &str) -> Response {
 }
 
 /// What JSON Schema says that utoipa's model has no field for, added to the rendered document: an event has
-/// `data` or `data_base64`, not both; with data schemas, each group's data schema (a component), the
-/// CloudEvent's variant of each group, and the binary-mode body they ask for.
+/// `data` or `data_base64`, not both; with data schemas, each group's data schema (a component, as its file
+/// has it) and the CloudEvent's variant of each group.
 fn finish(openapi: OpenApi, data: &EventData) -> Value {
     let mut document = serde_json::to_value(&openapi).unwrap_or(Value::Null);
     if let Some(event) = document.pointer_mut("/components/schemas/CloudEvent").and_then(Value::as_object_mut) {
@@ -141,48 +143,34 @@ fn finish(openapi: OpenApi, data: &EventData) -> Value {
         }
     }
     if let Some(schemas) = document.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
-        for (group, schema) in &data.schemas {
-            schemas.insert(EventData::component(group), EventData::embedded(group, schema));
-        }
-    }
-    if let Some(body) = document.pointer_mut("/paths/~1v1~1events/post/requestBody").and_then(Value::as_object_mut) {
-        if let Some(schema) = body.get_mut("content").and_then(|c| c.pointer_mut("/application~1json/schema")) {
-            *schema = data.binary_body();
-        }
-        if data.everywhere() {
-            // Every event needs JSON data: no body, or bytes, is refused.
-            body.insert("required".to_owned(), Value::Bool(true));
-            let description = "The event in structured mode, or its data (JSON) in binary mode";
-            body.insert("description".to_owned(), Value::from(description));
-            if let Some(content) = body.get_mut("content").and_then(Value::as_object_mut) {
-                content.remove("application/octet-stream");
-            }
+        for (group, schema) in data.schemas {
+            schemas.insert(EventData::component(group), EventData::embedded(group, schema.schema()));
         }
     }
     document
 }
 
 /// The groups of `[producer.events]` and the JSON Schemas of their data, as the document shows them.
-struct EventData {
+struct EventData<'a> {
     /// Each group's name and event types.
-    groups: Vec<(String, Vec<String>)>,
+    groups: Vec<(&'a str, &'a [String])>,
     /// Group name → the JSON Schema of its data, for the groups that have one.
-    schemas: BTreeMap<String, Value>,
+    schemas: &'a BTreeMap<String, Arc<DataSchema>>,
 }
 
 /// The content types of data a group with a schema accepts (JSON), as a pattern of the lower-case forms.
 const JSON_CONTENT_TYPE: &str = r"^(application/json|text/json|[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]*\+json)(;.*)?$";
 
-impl EventData {
+impl<'a> EventData<'a> {
     /// The groups of `events`, with `data_schemas`.
-    fn of(events: &BTreeMap<String, EventRoute>, data_schemas: &BTreeMap<String, Value>) -> Self {
-        let groups = events.iter().map(|(name, route)| (name.clone(), route.types.clone())).collect();
-        Self { groups, schemas: data_schemas.clone() }
+    fn of(events: &'a BTreeMap<String, EventRoute>, data_schemas: &'a BTreeMap<String, Arc<DataSchema>>) -> Self {
+        let groups = events.iter().map(|(name, route)| (name.as_str(), route.types.as_slice())).collect();
+        Self { groups, schemas: data_schemas }
     }
 
     /// Whether every group has a data schema: then every event needs JSON data.
     fn everywhere(&self) -> bool {
-        !self.groups.is_empty() && self.groups.iter().all(|(group, _)| self.schemas.contains_key(group))
+        !self.groups.is_empty() && self.groups.iter().all(|(group, _)| self.schemas.contains_key(*group))
     }
 
     /// The component name of `group`'s data schema.
@@ -228,7 +216,7 @@ impl EventData {
     fn variants(&self) -> Vec<Value> {
         let variants = self.groups.iter().map(|(group, types)| {
             let kind = json!({"type": "string", "enum": types});
-            match self.schemas.contains_key(group) {
+            match self.schemas.contains_key(*group) {
                 true => json!({
                     "properties": {
                         "type": kind,
@@ -245,17 +233,26 @@ impl EventData {
 
     /// The body of an event in binary mode with a JSON content type: its data, which must match the schema of
     /// its type's group (`ce-type`) when the group has one.
-    fn binary_body(&self) -> Value {
+    fn binary_body(&self) -> RefOr<Schema> {
         let description = "Binary mode: the event's data, with its attributes in the `ce-*` headers";
         if !self.everywhere() {
-            return json!({"description": format!("{description}; it must match the JSON Schema of its type's group \
-                when the group has one")});
+            return any(&format!(
+                "{description}; it must match the JSON Schema of its type's group when the group has one"
+            ))
+            .into();
         }
-        let mut schemas: Vec<Value> = self.schemas.keys().map(|group| Self::reference(group)).collect();
-        match schemas.len() {
-            1 => schemas.remove(0),
-            _ => json!({"description": format!("{description}; it matches the JSON Schema of its type's group"),
-                "anyOf": schemas}),
+        let mut references: Vec<Ref> =
+            self.schemas.keys().map(|group| Ref::from_schema_name(Self::component(group))).collect();
+        match references.len() {
+            1 => references.remove(0).into(),
+            _ => Schema::AnyOf(
+                references
+                    .into_iter()
+                    .fold(AnyOfBuilder::new(), AnyOfBuilder::item)
+                    .description(Some(format!("{description}; it matches the JSON Schema of its type's group")))
+                    .build(),
+            )
+            .into(),
         }
     }
 }
@@ -309,7 +306,7 @@ fn create_order() -> utoipa::openapi::path::Operation {
 }
 
 /// `POST /v1/events`.
-fn publish_event(events: &BTreeMap<String, EventRoute>) -> utoipa::openapi::path::Operation {
+fn publish_event(events: &BTreeMap<String, EventRoute>, data: &EventData<'_>) -> utoipa::openapi::path::Operation {
     let event_type = events.values().flat_map(|route| route.types.first()).next().map_or("user.registered", |t| t);
     let structured = json!({
         "specversion": SPEC_VERSION, "id": "evt-0001", "source": "/signup", "type": event_type, "subject": "u-42",
@@ -332,46 +329,39 @@ fn publish_event(events: &BTreeMap<String, EventRoute>) -> utoipa::openapi::path
     for parameter in binary_mode_headers(events) {
         operation = operation.parameter(parameter);
     }
+    let structured = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("CloudEvent")))
+        .examples_from_iter([(
+            "structured",
+            ExampleBuilder::new().summary("A structured-mode event").value(Some(structured)).build(),
+        )])
+        .build();
+    let json_data = ContentBuilder::new()
+        .schema(Some(data.binary_body()))
+        .example(Some(json!({"user_id": "u-42", "email": "ada@example.com"})))
+        .build();
+    let body =
+        RequestBodyBuilder::new().content(CLOUDEVENTS_CONTENT_TYPE, structured).content("application/json", json_data);
+    let body = if data.everywhere() {
+        // Every event needs JSON data: no body, or bytes, is refused.
+        body.required(Some(Required::True))
+            .description(Some("The event in structured mode, or its data (JSON) in binary mode"))
+    } else {
+        let bytes = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("application/octet-stream")
+            .description(Some("Binary mode: bytes of any other content type, published as `data_base64`"));
+        body.required(Some(Required::False))
+            .description(Some(
+                "The event in structured mode, or its data in binary mode (no body: an event without data)",
+            ))
+            .content(
+                "application/octet-stream",
+                ContentBuilder::new().schema(Some(Schema::Object(bytes.build()))).build(),
+            )
+    };
     operation
-        .request_body(Some(
-            RequestBodyBuilder::new()
-                .required(Some(Required::False))
-                .description(Some(
-                    "The event in structured mode, or its data in binary mode (no body: an event without data)",
-                ))
-                .content(
-                    CLOUDEVENTS_CONTENT_TYPE,
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("CloudEvent")))
-                        .examples_from_iter([(
-                            "structured",
-                            ExampleBuilder::new().summary("A structured-mode event").value(Some(structured)).build(),
-                        )])
-                        .build(),
-                )
-                .content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(any("Binary mode: the event's data, with its attributes in the `ce-*` headers")))
-                        .example(Some(json!({"user_id": "u-42", "email": "ada@example.com"})))
-                        .build(),
-                )
-                .content(
-                    "application/octet-stream",
-                    ContentBuilder::new()
-                        .schema(Some(Schema::Object(
-                            ObjectBuilder::new()
-                                .schema_type(Type::String)
-                                .content_media_type("application/octet-stream")
-                                .description(Some(
-                                    "Binary mode: bytes of any other content type, published as `data_base64`",
-                                ))
-                                .build(),
-                        )))
-                        .build(),
-                )
-                .build(),
-        ))
+        .request_body(Some(body.build()))
         .responses(responses(
             accepted(
                 "EventAccepted",
@@ -1015,5 +1005,53 @@ mod tests {
             "docs/openapi.json differs from the document the code generates; write it again with \
              `COURIER_WRITE_OPENAPI=1 cargo test --workspace --locked --lib -- openapi` and commit it"
         );
+    }
+
+    /// Event routes of `groups` (name, type), each with a data schema when `with_schema` says so.
+    fn routes(groups: &[(&str, &str, bool)]) -> (BTreeMap<String, EventRoute>, BTreeMap<String, Arc<DataSchema>>) {
+        let (mut events, mut schemas) = (BTreeMap::new(), BTreeMap::new());
+        for (name, kind, with_schema) in groups {
+            let route = EventRoute {
+                types: vec![(*kind).to_owned()],
+                topic: format!("{name}.topic"),
+                key: "subject".to_owned(),
+                schema: String::new(),
+            };
+            events.insert((*name).to_owned(), route);
+            if *with_schema {
+                let schema = DataSchema::compile(&json!({"type": "object", "required": ["id"]})).expect("a schema");
+                schemas.insert((*name).to_owned(), Arc::new(schema));
+            }
+        }
+        (events, schemas)
+    }
+
+    #[test]
+    fn the_binary_mode_body_is_any_of_the_groups_data_schemas_when_every_group_has_one() {
+        let (events, schemas) = routes(&[("users", "user.registered", true), ("carts", "cart.updated", true)]);
+        let document = document(&events, &schemas);
+        let body = document.pointer("/paths/~1v1~1events/post/requestBody").expect("a request body");
+        assert_eq!(body["required"], true, "every event needs JSON data");
+        assert!(body["content"].get("application/octet-stream").is_none(), "bytes are refused");
+        let references: Vec<&str> = body["content"]["application/json"]["schema"]["anyOf"]
+            .as_array()
+            .expect("anyOf")
+            .iter()
+            .filter_map(|r| r["$ref"].as_str())
+            .collect();
+        assert_eq!(references, ["#/components/schemas/EventData.carts", "#/components/schemas/EventData.users"]);
+        assert_eq!(document["components"]["schemas"]["EventData.users"]["required"], json!(["id"]));
+    }
+
+    #[test]
+    fn a_group_without_a_data_schema_leaves_the_binary_mode_body_open() {
+        let (events, schemas) = routes(&[("users", "user.registered", true), ("logs", "log.line", false)]);
+        let document = document(&events, &schemas);
+        let body = document.pointer("/paths/~1v1~1events/post/requestBody").expect("a request body");
+        assert_eq!(body["required"], false, "an event without data is valid");
+        assert!(body["content"].get("application/octet-stream").is_some(), "bytes are data_base64");
+        let json_body = &body["content"]["application/json"]["schema"];
+        assert!(json_body.get("$ref").is_none() && json_body.get("anyOf").is_none(), "{json_body}");
+        assert!(json_body["description"].as_str().is_some_and(|d| d.contains("when the group has one")));
     }
 }

@@ -55,7 +55,7 @@ pub struct EventTopics {
     /// Event type → the JSON Schema of its data, for the types whose group has one.
     schemas: Arc<HashMap<String, Arc<DataSchema>>>,
     /// Group name (`producer.events.<name>`) → the JSON Schema of its data, for the groups that have one.
-    data_schemas: Arc<BTreeMap<String, Value>>,
+    data_schemas: Arc<BTreeMap<String, Arc<DataSchema>>>,
 }
 
 impl EventTopics {
@@ -70,14 +70,14 @@ impl EventTopics {
         let (mut schemas, mut data_schemas) = (HashMap::new(), BTreeMap::new());
         for (name, route) in events.iter().filter(|(_, route)| !route.schema.is_empty()) {
             let schema = Arc::new(DataSchema::load(&format!("producer.events.{name}.schema"), &route.schema)?);
-            data_schemas.insert(name.clone(), schema.schema().clone());
+            data_schemas.insert(name.clone(), Arc::clone(&schema));
             schemas.extend(route.types.iter().map(|t| (t.clone(), Arc::clone(&schema))));
         }
         Ok(Self { by_type: Arc::new(by_type), schemas: Arc::new(schemas), data_schemas: Arc::new(data_schemas) })
     }
 
     /// The JSON Schema of each group's data, by the group's name, for the groups that have one.
-    pub fn data_schemas(&self) -> &BTreeMap<String, Value> {
+    pub fn data_schemas(&self) -> &BTreeMap<String, Arc<DataSchema>> {
         &self.data_schemas
     }
 
