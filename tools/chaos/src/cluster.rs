@@ -1,7 +1,7 @@
 //! The broker of a chaos run: Tansu on sqlite storage in a directory of its own, on a fixed loopback port,
 //! which the suite can kill with SIGKILL and start again on the same storage.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -11,18 +11,22 @@ use tokio::process::{Child, Command};
 pub struct Broker {
     /// `127.0.0.1:port`.
     pub bootstrap: String,
-    /// Holds the sqlite file and the log.
+    /// Holds the sqlite file (and the log, when no log directory is given).
     dir: tempfile::TempDir,
+    /// The broker's log file.
+    log: PathBuf,
     /// The running process, when it runs.
     child: Option<Child>,
 }
 
 impl Broker {
-    /// Starts a broker on a free port and waits until it answers.
-    pub async fn start() -> anyhow::Result<Self> {
+    /// Starts a broker on a free port, logging to `<log_dir>/broker.log` (appended to) or to its own directory,
+    /// and waits until it answers.
+    pub async fn start(log_dir: Option<&Path>) -> anyhow::Result<Self> {
         let port = courier_tests::broker::free_port()?;
         let dir = tempfile::Builder::new().prefix("courier-chaos-").tempdir()?;
-        let mut broker = Self { bootstrap: format!("127.0.0.1:{port}"), dir, child: None };
+        let log = log_dir.unwrap_or(dir.path()).join("broker.log");
+        let mut broker = Self { bootstrap: format!("127.0.0.1:{port}"), dir, log, child: None };
         broker.restart().await?;
         Ok(broker)
     }
@@ -30,7 +34,7 @@ impl Broker {
     /// Starts the broker process again on the same port and storage, and waits until it answers.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         let url = format!("tcp://{}", self.bootstrap);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("broker.log"))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let child = Command::new(tansu_binary())
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "sqlite://courier.db"])

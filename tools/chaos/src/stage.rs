@@ -21,7 +21,7 @@ pub struct Options {
     pub bin_dir: PathBuf,
     /// The short variant (CI): fewer events and faults.
     pub quick: bool,
-    /// Where the processes' logs go; none when `None`.
+    /// Where the logs of the broker, the processes and the in-process members go; none when `None`.
     pub log_dir: Option<PathBuf>,
 }
 
@@ -60,7 +60,7 @@ impl Stage {
         extra: &[(&str, &str)],
         in_process: Option<registry::Registration>,
     ) -> anyhow::Result<Stage> {
-        let broker = Broker::start().await?;
+        let broker = Broker::start(options.log_dir.as_deref()).await?;
         let mock = MockApis::start(MockApisConfig::default()).await?;
         let mut env: HashMap<String, String> = HashMap::new();
         let mut set = |k: &str, v: &str| {
