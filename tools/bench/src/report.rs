@@ -107,6 +107,31 @@ pub fn detail_table(workers: &[(Mode, Throughput)]) {
     }
 }
 
+/// Prints what courier costs per event for a reader who plans capacity: of `workers` (courier's runs of the
+/// target scenario), events/s, the cores the worker used, events/s per core, CPU seconds and the broker's CPU
+/// seconds per million events, and the peak RSS.
+pub fn capacity_plan(workers: &[(Mode, Throughput)]) {
+    println!(
+        "| worker | events/s | worker cores | events/s per core | worker CPU s per 1 M events | broker CPU s per 1 M \
+         events | peak RSS MiB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (mode, t) in workers {
+        let per_core = if t.cpu.worker > 0.0 { t.per_sec / t.cpu.worker } else { f64::NAN };
+        let broker_per_million = if t.per_sec > 0.0 { t.cpu.broker / t.per_sec * 1e6 } else { f64::NAN };
+        println!(
+            "| {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.1} |",
+            mode.label(),
+            t.per_sec,
+            t.cpu.worker,
+            per_core,
+            t.cpu_per_1000 * 1000.0,
+            broker_per_million,
+            t.memory_end.peak_mib
+        );
+    }
+}
+
 /// Prints the batching table: per latency, `forward` with a call per event and with batches, from one run.
 pub fn batching_table(runs: &[(u64, Throughput, Throughput)]) {
     println!(
@@ -364,6 +389,18 @@ pub fn targets(
             list.join(", "),
             verdict(worst <= 50.0)
         );
+        let one_key = at_zero.iter().find(|r| r.scenario.keys == 1);
+        let many_keys = at_zero.iter().filter(|r| r.scenario.keys > 1).max_by_key(|r| r.scenario.keys);
+        if let (Some(one), Some(many)) = (one_key, many_keys) {
+            let ratio = one.courier.cpu_per_1000 / many.courier.cpu_per_1000;
+            println!(
+                "- L = 0: CPU per event with one key within 1.2× of K = {}: {:.0} against {:.0} µs, {ratio:.2}×: {}.",
+                many.scenario.keys,
+                one.courier.cpu_per_1000 * 1000.0,
+                many.courier.cpu_per_1000 * 1000.0,
+                verdict(ratio <= 1.2)
+            );
+        }
     }
     let courier_runs: Vec<&Throughput> = rows.iter().map(|r| &r.courier).chain(target.map(|t| &t.defaults)).collect();
     if !courier_runs.is_empty() {

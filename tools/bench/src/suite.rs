@@ -187,6 +187,8 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
         .filter_map(|(mode, t)| t.map(|t| (mode, t)))
         .collect();
         report::detail_table(&workers);
+        println!("\n### Capacity: what courier costs per event (target scenario)\n");
+        report::capacity_plan(&[(Mode::CourierDefaults, defaults), (Mode::CourierSmallFetch, small)]);
         if !args.no_open_loop {
             println!("\n## Latency (open loop: events produced at half of each worker's own maximum)\n");
             report::latency_header();
