@@ -29,6 +29,8 @@ pub struct ApiAudit {
     /// Calls that arrived while an earlier call with their idempotency key still ran (two owners of one event
     /// calling at once, or a call not dropped when its partition moved).
     pub overlapping: usize,
+    /// A few of the overlapping calls' keys, each with its calls' times and statuses.
+    pub overlapping_examples: Vec<String>,
 }
 
 /// The business key of an effect at `api`, and of what an order expects there.
@@ -74,12 +76,13 @@ pub fn audit(mock: &MockApis, api: Api, orders: &[Accepted]) -> ApiAudit {
     }
     let stats = mock.stats(api);
     let calls = mock.calls(api);
-    let overlapping = overlapping(&calls);
-    if overlapping > 0 {
-        eprintln!("chaos: {api} had {overlapping} overlapping calls, e.g. {:?}", overlapping_examples(&calls, 5));
-    }
-    let mut audit =
-        ApiAudit { raw_calls: stats.calls, duplicates: stats.duplicates, overlapping, ..ApiAudit::default() };
+    let mut audit = ApiAudit {
+        raw_calls: stats.calls,
+        duplicates: stats.duplicates,
+        overlapping: overlapping(&calls),
+        overlapping_examples: overlapping_examples(&calls, 5),
+        ..ApiAudit::default()
+    };
     for key in orders.iter().filter_map(|o| expected_key(api, o)) {
         audit.expected += 1;
         match seen.get(&key).copied().unwrap_or(0) {
@@ -97,7 +100,8 @@ pub fn overlapping(calls: &[mock_apis::Call]) -> usize {
 }
 
 /// Up to `limit` overlapping calls, each as its key and the calls of that key (`received..answered` in
-/// milliseconds since the first, and the status), for a report to show what overlapped.
+/// milliseconds since the first, and the status), for a report to show what overlapped and the logs to be
+/// searched for when.
 pub fn overlapping_examples(calls: &[mock_apis::Call], limit: usize) -> Vec<String> {
     let mut keys: Vec<&str> = overlaps(calls).into_iter().collect();
     keys.dedup();
@@ -115,7 +119,7 @@ pub fn overlapping_examples(calls: &[mock_apis::Call], limit: usize) -> Vec<Stri
                     format!("{from}..{to} ms {}", c.status)
                 })
                 .collect();
-            format!("{key}: {}", spans.join(", "))
+            format!("{key} (first at {first} Unix ms): {}", spans.join(", "))
         })
         .collect()
 }

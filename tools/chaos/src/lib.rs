@@ -47,6 +47,9 @@ pub async fn run(options: &Options, names: &[String]) -> anyhow::Result<Vec<Outc
             outcome.overlapping(),
             if outcome.passed() { "pass" } else { "FAIL" }
         );
+        for (api, audit) in outcome.apis.iter().filter(|(_, a)| a.overlapping > 0) {
+            eprintln!("chaos: {api}: {} overlapping calls, e.g. {:?}", audit.overlapping, audit.overlapping_examples);
+        }
         outcomes.push(outcome);
     }
     Ok(outcomes)
