@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use super::batch::Batching;
 use crate::events::{DecodeError, EventData, RawEvent, decode_envelope};
@@ -41,6 +42,10 @@ pub struct Incoming {
     /// The record's value byte for byte: for a structured CloudEvent, the event as it was published (extension
     /// attributes included).
     pub value: Bytes,
+    /// Fires when the event's partition stops (revoked, or the consumer shutting down): a call made for the
+    /// event ([`crate::downstream::CallContext::for_event`]) that is still waiting for its turn is then not
+    /// sent. Never fires for an event made with [`Incoming::new`].
+    pub(crate) stop: CancellationToken,
 }
 
 impl Incoming {
@@ -62,6 +67,7 @@ impl Incoming {
             identity: event.identity().into_owned(),
             decoded: Decoded::CloudEvent { event, structured: value.clone() },
             value,
+            stop: CancellationToken::new(),
         })
     }
 
@@ -397,6 +403,7 @@ mod tests {
             decoded,
             identity,
             value,
+            stop: CancellationToken::new(),
         }
     }
 

@@ -188,6 +188,7 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
             decoded,
             identity,
             value: record.value.clone().unwrap_or_default(),
+            stop: stops.cancel.clone(),
         };
         if let Some(other) = replayed_for_another(record, self.metrics.consumer()) {
             span.in_scope(

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, StatusCode};
 
-use super::client::{ApiResponse, CIRCUIT_OPEN, CallError, CallErrorKind};
+use super::client::{ApiResponse, CIRCUIT_OPEN, CallError, CallErrorKind, STOPPED};
 use crate::delivery::{Failure, Outcome, RetryBudget};
 use crate::settings::StatusCodes;
 
@@ -224,6 +224,12 @@ pub fn classify_error(error: &CallError) -> Outcome {
                 .with_endpoint(&error.endpoint)
                 .with_retry_after(Some(*retry_in))
                 .with_budget(budget)
+                .uncharged();
+            return Outcome::Retry(failure);
+        }
+        CallErrorKind::Stopped => {
+            let failure = Failure::new(STOPPED, "the event stopped before its call's turn came: call not made")
+                .with_endpoint(&error.endpoint)
                 .uncharged();
             return Outcome::Retry(failure);
         }

@@ -13,6 +13,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use reqwest::{Method, Url};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use super::auth::{Auth, AuthError, TokenId};
 use super::breaker::{CallResult, CircuitBreaker};
@@ -31,6 +32,8 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// The failure kind of a call refused because the API's circuit breaker is open.
 pub const CIRCUIT_OPEN: &str = "circuit_open";
+/// The failure kind of a call not made because its event stopped while it waited for its turn.
+pub const STOPPED: &str = "stopped";
 
 /// A client for one downstream API.
 #[derive(Clone)]
@@ -64,22 +67,48 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
-/// What identifies one call: its idempotency key. (The trace it belongs to is the current span's: the call
+/// What identifies one call: its idempotency key; and when it must not go out any more: once an event it is
+/// made for stops (its partition revoked, or the consumer shutting down), a call still waiting for its turn
+/// (the API's rate or concurrency limit) is not sent. (The trace it belongs to is the current span's: the call
 /// is sent as a child span of it.)
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CallContext {
     /// `Idempotency-Key` header value.
     pub idempotency_key: String,
+    /// The stops of the events it is made for ([`crate::delivery::Incoming`]): any that fires before the call
+    /// is sent keeps it from being sent.
+    stops: Vec<CancellationToken>,
 }
 
 impl CallContext {
+    /// A call with `idempotency_key`, made for no event in particular: nothing stops it.
+    pub fn keyed(idempotency_key: impl Into<String>) -> Self {
+        Self { idempotency_key: idempotency_key.into(), stops: Vec::new() }
+    }
+
+    /// Whether an event the call is made for has stopped.
+    fn is_stopped(&self) -> bool {
+        self.stops.iter().any(CancellationToken::is_cancelled)
+    }
+
+    /// Ends when an event the call is made for stops; never, when it is made for none.
+    async fn stopped(&self) {
+        match self.stops.as_slice() {
+            [] => std::future::pending().await,
+            [one] => one.cancelled().await,
+            many => {
+                futures::future::select_all(many.iter().map(|stop| Box::pin(stop.cancelled()))).await;
+            }
+        }
+    }
+
     /// The call made for `incoming` by the consumer (or its channel or step) `prefix`:
     /// `Idempotency-Key: <prefix>:<event identity>`, the same on every attempt and redelivery. The identity
     /// is the event's `id` for the events courier publishes, its source's digest and `id` for any other
     /// CloudEvent ([`crate::events::CloudEvent::identity`]), and the record's for a record that is not a
     /// CloudEvent ([`crate::formats::identity`]).
     pub fn for_event(prefix: &str, incoming: &crate::delivery::Incoming) -> Self {
-        Self { idempotency_key: format!("{prefix}:{}", incoming.identity) }
+        Self { idempotency_key: format!("{prefix}:{}", incoming.identity), stops: vec![incoming.stop.clone()] }
     }
 
     /// The call made for `batch` by `prefix`: `Idempotency-Key: <prefix>:batch:<digest of the events'
@@ -96,7 +125,8 @@ impl CallContext {
         }
         // A name-based (SHA-1) UUID of the identities: the same for the same events, in 32 hex digits.
         let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &identities).simple();
-        Self { idempotency_key: format!("{prefix}:batch:{digest}") }
+        let stops = batch.iter().map(|incoming| incoming.stop.clone()).collect();
+        Self { idempotency_key: format!("{prefix}:batch:{digest}"), stops }
     }
 }
 
@@ -183,6 +213,9 @@ pub enum CallErrorKind {
         /// How long until the breaker may let a call through.
         retry_in: Duration,
     },
+    /// An event the call is made for stopped (its partition was revoked, or the consumer is shutting down)
+    /// before the call's turn came: the call was not made.
+    Stopped,
 }
 
 impl ApiClient {
@@ -283,6 +316,15 @@ impl ApiClient {
     ) -> Result<ApiResponse, CallError> {
         let url = self.url(path);
         let endpoint = endpoint_label(&method, &url);
+        let stopped = || CallError {
+            endpoint: endpoint.clone(),
+            kind: CallErrorKind::Stopped,
+            probe: false,
+            policy: self.policy.clone(),
+        };
+        if call.is_stopped() {
+            return Err(stopped());
+        }
         let ticket = match self.breaker.admit(&call.idempotency_key) {
             Ok(ticket) => ticket,
             Err(retry_in) => {
@@ -291,10 +333,20 @@ impl ApiClient {
                 return Err(CallError { endpoint, kind, probe: false, policy: self.policy.clone() });
             }
         };
+        // A call waiting for its turn is not sent once an event it is made for stops: its partition's revoke
+        // (or the shutdown's drain) waits only for calls on the wire.
         if let Some(limiter) = &self.limiter {
-            limiter.until_ready().await;
+            tokio::select! {
+                biased;
+                () = call.stopped() => return Err(stopped()),
+                () = limiter.until_ready() => {}
+            }
         }
-        let slot = self.concurrency.acquire().await;
+        let slot = tokio::select! {
+            biased;
+            () = call.stopped() => return Err(stopped()),
+            slot = self.concurrency.acquire() => slot,
+        };
         if let Err(retry_in) = ticket.recheck() {
             // The breaker opened while the call waited for its turn.
             drop(slot);
@@ -571,7 +623,7 @@ mod tests {
         let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
         assert_eq!(client.url("reservations").as_str(), "http://127.0.0.1:1/api/reservations");
         assert!(!format!("{client:?}").contains("s3cret"));
-        let call = CallContext { idempotency_key: "test:1".into() };
+        let call = CallContext::keyed("test:1");
         let result = client.send_json(Method::POST, "reservations", &serde_json::json!({}), &call).await;
         match classify(&result) {
             Outcome::Retry(f) => {
@@ -613,11 +665,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_call_waiting_for_its_turn_is_not_sent_once_its_event_stops() {
+        // The API holds each call until released; one call at a time.
+        let (calls, release) = (Arc::new(AtomicUsize::new(0)), Arc::new(tokio::sync::Notify::new()));
+        let (counted, held) = (Arc::clone(&calls), Arc::clone(&release));
+        let app = axum::Router::new().route(
+            "/api/reservations",
+            axum::routing::post(move || {
+                let (counted, held) = (Arc::clone(&counted), Arc::clone(&held));
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    held.notified().await;
+                    axum::Json(serde_json::json!({}))
+                }
+            }),
+        );
+        let settings = ApiSettings { max_in_flight: 1, adaptive_concurrency: false, ..api_serving(app).await };
+        let client = Arc::new(ApiClient::new("test", &settings, &Health::default()).expect("client"));
+        let send = |call: CallContext| {
+            let client = Arc::clone(&client);
+            tokio::spawn(
+                async move { client.send_json(Method::POST, "reservations", &serde_json::json!({}), &call).await },
+            )
+        };
+        let first = send(CallContext::keyed("test:first"));
+        while calls.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut event = crate::delivery::Incoming::new(
+            "orders",
+            &serde_json::json!({
+                "specversion": "1.0", "id": "e-1", "source": "/t", "type": "order.created", "subject": "o-1",
+                "time": "2026-12-03T00:00:00Z", "datacontenttype": "application/json", "data": {},
+            }),
+        )
+        .expect("an event");
+        event.stop = CancellationToken::new();
+        let waiting = send(CallContext::for_event("test", &event));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        event.stop.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("the waiting call ends when its event stops, not when the first call answers")
+            .expect("the task");
+        match classify(&stopped) {
+            Outcome::Retry(failure) => assert!(failure.kind == STOPPED && !failure.charged, "{failure:?}"),
+            other => panic!("a call not made is retried without spending an attempt, got {other:?}"),
+        }
+        let again = send(CallContext::for_event("test", &event)).await.expect("the task");
+        assert!(matches!(&again, Err(CallError { kind: CallErrorKind::Stopped, .. })), "{again:?}");
+        release.notify_one();
+        let answered = first.await.expect("the task").expect("the first call is answered");
+        assert_eq!(answered.status, StatusCode::OK);
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "only the first call reached the API");
+    }
+
+    #[tokio::test]
     async fn http_version_chooses_http1_or_cleartext_http2() {
         // An API that answers with the HTTP version of the request it got.
         let version_of = |request: axum::extract::Request| async move { format!("{:?}", request.version()) };
         let api = api_serving(axum::Router::new().route("/api/version", axum::routing::post(version_of))).await;
-        let call = CallContext { idempotency_key: "test:1".into() };
+        let call = CallContext::keyed("test:1");
         let cases =
             [(HttpVersion::Auto, "HTTP/1.1"), (HttpVersion::Http1, "HTTP/1.1"), (HttpVersion::Http2, "HTTP/2.0")];
         for (http_version, expected) in cases {
@@ -643,7 +751,7 @@ mod tests {
             .route("/api/done", axum::routing::post(to_new(StatusCode::SEE_OTHER)))
             .route("/api/new", axum::routing::any(echo));
         let client = ApiClient::new("test", &api_serving(app).await, &Health::default()).expect("client");
-        let call = CallContext { idempotency_key: "test:1".into() };
+        let call = CallContext::keyed("test:1");
         let body = serde_json::json!({"sku": "A-1"});
         for (path, status, answer) in [
             ("kept", StatusCode::OK, r#"POST {"sku":"A-1"}"#),
@@ -687,7 +795,7 @@ mod tests {
             ApiClient::new("test", &ApiSettings { signing: settings, ..api }, &Health::default()).expect("client");
         let mut payload = Payload::json(&serde_json::json!({"user_id": "u-1"})).expect("JSON");
         payload.headers.insert("webhook-signature", HeaderValue::from_static("v1,forged"));
-        let call = CallContext { idempotency_key: "hooks:u-1".into() };
+        let call = CallContext::keyed("hooks:u-1");
         for _ in 0..2 {
             let response = client.send(Method::POST, "hooks", &payload, &call).await.expect("an answer");
             let got: serde_json::Value = response.json().expect("the echo");
@@ -715,7 +823,7 @@ mod tests {
             ..api
         };
         let client = ApiClient::new("crm", &settings, &Health::default()).expect("client");
-        let call = CallContext { idempotency_key: "crm:1".into() };
+        let call = CallContext::keyed("crm:1");
         let body = serde_json::json!({});
         let send = |status: &'static str| client.send_json(Method::POST, status, &body, &call);
         assert_eq!(classify(&send("409").await), Outcome::Done, "its 409 is a success");
@@ -759,7 +867,7 @@ mod tests {
         // The route's path is empty: the call goes to the base URL itself, query string and all.
         let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
         assert!(secrets.iter().all(|s| !format!("{client:?}").contains(s)), "{client:?}");
-        let call = CallContext { idempotency_key: "test:1".into() };
+        let call = CallContext::keyed("test:1");
         let result = client.send_json(Method::POST, "", &serde_json::json!({}), &call).await;
         let Outcome::Retry(failure) = classify(&result) else { panic!("a refused connection is retried: {result:?}") };
         assert_eq!(failure.kind, "connect");
@@ -849,7 +957,7 @@ mod tests {
             serde_json::json!({"access_token": "t-1", "expires_in": null}),
             serde_json::json!({"access_token": "t-1"}),
         ];
-        let call = CallContext { idempotency_key: "test:1".into() };
+        let call = CallContext::keyed("test:1");
         for answer in answers {
             let body = answer.clone();
             let (token_url, requests) =
@@ -904,7 +1012,7 @@ mod tests {
         let sends = (0..8).map(|k| {
             let client = client.clone();
             async move {
-                let call = CallContext { idempotency_key: format!("test:{k}") };
+                let call = CallContext::keyed(format!("test:{k}"));
                 client.send_json(Method::POST, "x", &serde_json::json!({}), &call).await
             }
         });
@@ -921,7 +1029,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 0);
         // Eight failed calls of eight events: the breaker counted them and is open.
         assert!(client.breaker().is_open(), "a token-endpoint outage opens the breaker");
-        let call = CallContext { idempotency_key: "test:9".into() };
+        let call = CallContext::keyed("test:9");
         let result = client.send_json(Method::POST, "x", &serde_json::json!({}), &call).await;
         assert!(matches!(classify(&result), Outcome::Retry(f) if f.kind == CIRCUIT_OPEN), "{result:?}");
     }
@@ -937,7 +1045,7 @@ mod tests {
             let sends = (0..40).map(|k| {
                 let client = client.clone();
                 async move {
-                    let call = CallContext { idempotency_key: format!("test:{burst}-{k}") };
+                    let call = CallContext::keyed(format!("test:{burst}-{k}"));
                     client.send_json(Method::POST, "x", &serde_json::json!({}), &call).await
                 }
             });
@@ -991,7 +1099,7 @@ mod tests {
         let settings = with_oauth2(api_serving(app).await, &token_url);
         let client = ApiClient::new("test", &settings, &Health::default()).expect("client");
         let send = |key: &str| {
-            let (client, call) = (client.clone(), CallContext { idempotency_key: format!("test:{key}") });
+            let (client, call) = (client.clone(), CallContext::keyed(format!("test:{key}")));
             async move { client.send_json(Method::POST, "x", &serde_json::json!({}), &call).await.map(|r| r.status) }
         };
         let slow = tokio::spawn(send("slow"));

@@ -2,7 +2,6 @@
 //! which the suite can kill with SIGKILL and start again on the same storage.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
@@ -40,7 +39,7 @@ impl Broker {
             .args(["--storage-engine", "sqlite://courier.db"])
             .current_dir(self.dir.path())
             .env_remove("STORAGE_ENGINE")
-            .stdout(Stdio::null())
+            .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true)
             .spawn()?;
