@@ -1007,6 +1007,16 @@ mod tests {
         );
     }
 
+    /// The document for event routes of `groups` (name, type, whether it has a data schema), and whether its
+    /// `POST /v1/events` body is required and takes bytes.
+    fn binary_mode(groups: &[(&str, &str, bool)]) -> (Value, bool, bool) {
+        let (events, schemas) = routes(groups);
+        let document = document(&events, &schemas);
+        let body = document.pointer("/paths/~1v1~1events/post/requestBody").expect("a request body");
+        let (required, bytes) = (body["required"] == true, body["content"].get("application/octet-stream").is_some());
+        (document, required, bytes)
+    }
+
     /// Event routes of `groups` (name, type), each with a data schema when `with_schema` says so.
     fn routes(groups: &[(&str, &str, bool)]) -> (BTreeMap<String, EventRoute>, BTreeMap<String, Arc<DataSchema>>) {
         let (mut events, mut schemas) = (BTreeMap::new(), BTreeMap::new());
@@ -1028,29 +1038,27 @@ mod tests {
 
     #[test]
     fn the_binary_mode_body_is_any_of_the_groups_data_schemas_when_every_group_has_one() {
-        let (events, schemas) = routes(&[("users", "user.registered", true), ("carts", "cart.updated", true)]);
-        let document = document(&events, &schemas);
-        let body = document.pointer("/paths/~1v1~1events/post/requestBody").expect("a request body");
-        assert_eq!(body["required"], true, "every event needs JSON data");
-        assert!(body["content"].get("application/octet-stream").is_none(), "bytes are refused");
-        let references: Vec<&str> = body["content"]["application/json"]["schema"]["anyOf"]
-            .as_array()
-            .expect("anyOf")
-            .iter()
-            .filter_map(|r| r["$ref"].as_str())
-            .collect();
+        let (document, required, bytes) =
+            binary_mode(&[("users", "user.registered", true), ("carts", "cart.updated", true)]);
+        assert!(required && !bytes, "every event needs JSON data");
+        let references: Vec<&str> =
+            document["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+                .as_array()
+                .expect("anyOf")
+                .iter()
+                .filter_map(|r| r["$ref"].as_str())
+                .collect();
         assert_eq!(references, ["#/components/schemas/EventData.carts", "#/components/schemas/EventData.users"]);
         assert_eq!(document["components"]["schemas"]["EventData.users"]["required"], json!(["id"]));
     }
 
     #[test]
     fn a_group_without_a_data_schema_leaves_the_binary_mode_body_open() {
-        let (events, schemas) = routes(&[("users", "user.registered", true), ("logs", "log.line", false)]);
-        let document = document(&events, &schemas);
-        let body = document.pointer("/paths/~1v1~1events/post/requestBody").expect("a request body");
-        assert_eq!(body["required"], false, "an event without data is valid");
-        assert!(body["content"].get("application/octet-stream").is_some(), "bytes are data_base64");
-        let json_body = &body["content"]["application/json"]["schema"];
+        let (document, required, bytes) =
+            binary_mode(&[("users", "user.registered", true), ("logs", "log.line", false)]);
+        assert!(!required && bytes, "an event without data, or with bytes as data_base64, is valid");
+        let json_body =
+            &document["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"];
         assert!(json_body.get("$ref").is_none() && json_body.get("anyOf").is_none(), "{json_body}");
         assert!(json_body["description"].as_str().is_some_and(|d| d.contains("when the group has one")));
     }
