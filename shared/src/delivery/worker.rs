@@ -638,7 +638,6 @@ mod tests {
         let small_task = std::mem::size_of_val(&small.deliver(&record, &stops));
         let bulky_task = std::mem::size_of_val(&bulky.deliver(&record, &stops));
         assert_eq!(bulky_task, small_task, "the handler's 16 KiB are not part of the event's task");
-        assert!(bulky_task < 4096, "an event's task is {bulky_task} bytes");
         assert_eq!(bulky.deliver(&record, &stops).await, Delivery::Handled);
     }
 
