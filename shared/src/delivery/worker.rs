@@ -329,7 +329,9 @@ impl<H: Handler, R: FailureRoute> Worker<H, R> {
                 () = cancel.cancelled() => return None,
                 permit = self.in_flight.acquire() => permit,
             };
-            let outcome = self.attempt(incoming, channel, stops).instrument(span.clone()).await?;
+            // The attempt (the handler's call, its largest state) lives on the heap only while it runs: an event
+            // waiting for its turn above holds a task of a fixed, small size whatever its handler keeps.
+            let outcome = Box::pin(self.attempt(incoming, channel, stops)).instrument(span.clone()).await?;
             drop(permit);
             let outcome = match outcome {
                 Outcome::Retry(failure) if failure.http_status == Some(429) && !failure.charged => {
@@ -575,11 +577,7 @@ mod tests {
         }
     }
 
-    fn worker(
-        handler: Scripted,
-        max_attempts: u32,
-        guard_max: u32,
-    ) -> (Worker<Scripted, Arc<Recorded>>, Arc<Recorded>) {
+    fn worker<H: Handler>(handler: H, max_attempts: u32, guard_max: u32) -> (Worker<H, Arc<Recorded>>, Arc<Recorded>) {
         let route = Arc::new(Recorded::default());
         let health = Health::default();
         let worker = Worker {
@@ -620,6 +618,28 @@ mod tests {
 
     fn breaker_open() -> Outcome {
         Outcome::Retry(Failure::new("circuit_open", "open").with_retry_after(Some(Duration::from_secs(5))).uncharged())
+    }
+
+    /// A handler whose call keeps 16 KiB across an await, as a handler with a large state does.
+    struct Bulky;
+
+    impl Handler for Bulky {
+        async fn handle(&self, _incoming: &Incoming, _channel: Option<&'static str>) -> Outcome {
+            let state = [7u8; 16 * 1024];
+            tokio::task::yield_now().await;
+            if std::hint::black_box(&state)[0] == 7 { Outcome::Done } else { transient() }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_waiting_for_its_turn_does_not_hold_its_handlers_state() {
+        let (small, _) = worker(Scripted::default(), 5, 0);
+        let (bulky, _) = worker(Bulky, 5, 0);
+        let (record, stops) = (record(1), stops());
+        let small_task = std::mem::size_of_val(&small.deliver(&record, &stops));
+        let bulky_task = std::mem::size_of_val(&bulky.deliver(&record, &stops));
+        assert_eq!(bulky_task, small_task, "the handler's 16 KiB are not part of the event's task");
+        assert_eq!(bulky.deliver(&record, &stops).await, Delivery::Handled);
     }
 
     #[tokio::test(start_paused = true)]

@@ -149,6 +149,9 @@ pub struct ApiSettings {
     #[serde(default)]
     #[serde_as(as = "MillisOrOff")]
     pub adaptive_idle_ms: Option<Duration>,
+    /// Most idle connections kept open to the API (per host) for the next calls; a connection that finds the
+    /// pool full when its call ends is closed. 0: no bound.
+    pub max_idle_connections: usize,
     /// Which HTTP version the calls use: `auto` (the default), `http1` or `http2`. The OAuth 2.0 token requests
     /// (`oauth2_token_url`) go through the same client, so they use it too.
     #[serde(default)]
@@ -285,6 +288,11 @@ impl ApiSettings {
             &field("max_in_flight"),
             &format!("must be between 1 and {MAX_CONCURRENCY}"),
         )?;
+        check(
+            self.max_idle_connections <= MAX_CONCURRENCY,
+            &field("max_idle_connections"),
+            &format!("must be at most {MAX_CONCURRENCY} (0: no bound)"),
+        )?;
         check(!self.request_timeout_ms.is_zero(), &field("request_timeout_ms"), "must be positive")?;
         for (key, duration) in [
             ("connect_timeout_ms", self.connect_timeout_ms),
@@ -336,6 +344,7 @@ mod tests {
         assert!(inventory.adaptive_concurrency, "the limit of calls in flight adapts by default");
         assert_eq!(inventory.http_version, HttpVersion::Auto, "HTTP/2 only where an https API offers it");
         assert_eq!(inventory.max_in_flight, 512, "up to the ceiling of 512");
+        assert_eq!(inventory.max_idle_connections, 64, "idle connections bounded");
         assert_eq!(inventory.breaker_policy().window, Duration::from_secs(10));
         assert_eq!(inventory.adaptive_idle_ms, Some(Duration::from_secs(1)), "the limit decays after 1 s idle");
         let names: Vec<&str> = s.apis.iter().map(|(name, _)| name).collect();
