@@ -2,12 +2,16 @@
 """Plain confluent-kafka clients for the Tansu 0.6.0 reproductions (see README.md):
   clients.py topics BOOTSTRAP            create topics t1 and t2 with 8 partitions each (16 in all)
   clients.py produce BOOTSTRAP [RATE]    write RATE records per second to each topic until SIGTERM
-  clients.py member NAME BOOTSTRAP ...   one eager consumer-group member of group "repro", until SIGTERM
+  clients.py member NAME BOOTSTRAP ...   one consumer-group member of group "repro" (eager unless --assignor
+                                         cooperative-sticky), until SIGTERM
   clients.py producer NAME BOOTSTRAP ... one idempotent (or --plain) producer writing to t1, logging outcomes
-A member prints one line per event: <epoch seconds> <name> <event> <details>; the assigned, revoked and
-lost lines end in total=<partitions held>, which the repro scripts read. A producer prints a status line
-every second, each new client error and the first delivery error of each kind, and a done line at the end, with
-sent=N delivered=N failed=N errors=NAME:N,... (counts since it started), which repro-c.sh reads."""
+A member prints one line per event: <epoch seconds> <name> <event> <details>; the assigned, revoking, revoked
+and lost lines read mono=<CLOCK_MONOTONIC seconds> +N|-N <the callback's partitions: t1/0,...> total=<partitions
+held> (the repro scripts read the total); after each change an "owns mono=... <partitions held>" line, and every
+half second a "fetched mono=... t1/0:12,..." line (records received per partition since the last one), which
+overlaps.py reads. A producer prints a status line every second, each new client error and the first delivery
+error of each kind, and a done line at the end, with sent=N delivered=N failed=N errors=NAME:N,... (counts since
+it started), which repro-c.sh reads."""
 import argparse
 import os
 import signal
@@ -66,7 +70,8 @@ def member(args):
         wait_for_go(args.go_file, log)
         time.sleep(args.delay)
 
-    # Short group timeouts, as in courier's local run and tests; librdkafka's default (eager) assignors.
+    # Short group timeouts, as in courier's local run and tests; librdkafka's default (eager) assignors unless
+    # --assignor says otherwise (cooperative-sticky: the incremental protocol, the callbacks get the changes).
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
         "group.id": "repro",
@@ -74,20 +79,32 @@ def member(args):
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
+        "session.timeout.ms": args.session_timeout_ms,
         "heartbeat.interval.ms": 1500,
         "max.poll.interval.ms": 15000,
-        "partition.assignment.strategy": "range,roundrobin",
+        "partition.assignment.strategy": args.assignor,
         "error_cb": lambda e: log("error", str(e)),
     })
     held = set()
 
+    def names(parts):
+        return ",".join(f"{t}/{p}" for t, p in sorted(parts)) or "-"
+
+    def change(event, sign, parts):
+        # The callback's own partitions, then what the member holds; mono= orders the members' lines.
+        log(event, f"mono={time.monotonic():.3f} {sign}{len(parts)} "
+                   f"{names((p.topic, p.partition) for p in parts)} total={len(held)}")
+
+    def owns():
+        log("owns", f"mono={time.monotonic():.3f} {names(held)} member_id={consumer.memberid()}")
+
     def on_assign(_, parts):
         held.update((p.topic, p.partition) for p in parts)
-        log("assigned", f"+{len(parts)} total={len(held)}")
+        change("assigned", "+", parts)
+        owns()
 
     def on_revoke(_, parts):
-        log("revoking", f"-{len(parts)} total={len(held)}")
+        change("revoking", "-", parts)
         if args.commit == "sync":
             try:
                 consumer.commit(asynchronous=False)
@@ -96,23 +113,43 @@ def member(args):
         # Stands in for an application finishing its in-flight work before giving partitions up.
         time.sleep(args.revoke_secs)
         held.difference_update((p.topic, p.partition) for p in parts)
-        log("revoked", f"-{len(parts)} total={len(held)}")
+        change("revoked", "-", parts)
+        owns()
 
     def on_lost(_, parts):
         held.difference_update((p.topic, p.partition) for p in parts)
-        log("lost", f"-{len(parts)} total={len(held)}")
+        change("lost", "-", parts)
+        owns()
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     consumer.subscribe(list(TOPICS), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
-    log("subscribed", f"commit={args.commit} revoke_secs={args.revoke_secs}")
+    log("subscribed", f"commit={args.commit} revoke_secs={args.revoke_secs} assignor={args.assignor}")
     consumed, last_commit, last_status = 0, time.time(), time.time()
-    while not stop.is_set():
+    fetched, last_fetched = {}, time.time()  # records received per partition since the last "fetched" line
+
+    def log_fetched():
+        nonlocal fetched
+        if fetched:
+            log("fetched", f"mono={time.monotonic():.3f} " + ",".join(f"{k}:{n}" for k, n in sorted(fetched.items())))
+            fetched = {}
+
+    def receive(store):
+        nonlocal consumed, last_fetched
         msg = consumer.poll(0.2)
         if msg is not None and not msg.error():
-            consumer.store_offsets(message=msg)
-            consumed += 1
+            if store:
+                consumer.store_offsets(message=msg)
+                consumed += 1
+            key = f"{msg.topic()}/{msg.partition()}"
+            fetched[key] = fetched.get(key, 0) + 1
+        if time.time() - last_fetched >= 0.5:
+            last_fetched = time.time()
+            log_fetched()
+
+    while not stop.is_set():
+        receive(store=True)
         now = time.time()
         if args.commit == "sync" and held and now - last_commit > 1:
             last_commit = now
@@ -127,7 +164,8 @@ def member(args):
     # Keep polling a little, as a service finishing its work would, then leave the group.
     end = time.time() + args.drain
     while time.time() < end:
-        consumer.poll(0.2)
+        receive(store=False)
+    log_fetched()
     consumer.close()
     log("closed")
 
@@ -224,6 +262,9 @@ def main():
                    help="sync: commit synchronously in the revoke callback and asynchronously every second")
     p.add_argument("--revoke-secs", type=float, default=0, help="time the revoke callback takes")
     p.add_argument("--drain", type=float, default=0, help="seconds to keep polling after SIGTERM before closing")
+    p.add_argument("--session-timeout-ms", type=int, default=6000, help="session.timeout.ms (courier's tests: 6000)")
+    p.add_argument("--assignor", default="range,roundrobin",
+                   help="partition.assignment.strategy, e.g. cooperative-sticky (default: librdkafka's eager default)")
     p.add_argument("--go-file", help="join only once this file exists (plus --delay)")
     p.add_argument("--delay", type=float, default=0)
     p = sub.add_parser("producer")
