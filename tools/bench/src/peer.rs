@@ -42,21 +42,9 @@ pub const TUNED: &[(&str, &str)] = &[
 pub const PER_EVENT: &[(&str, &str)] =
     &[("sinks.api.batch.max_events", "1"), ("sinks.api.request.adaptive_concurrency.max_concurrency_limit", "512")];
 
-/// Where a run reads from and what it calls.
-#[derive(Debug, Clone, Copy)]
-pub struct Endpoints<'a> {
-    /// The broker's `host:port`.
-    pub bootstrap: &'a str,
-    /// The topic.
-    pub topic: &'a str,
-    /// A consumer group never used before (read from offset 0).
-    pub group: &'a str,
-    /// The URL every call goes to.
-    pub uri: &'a str,
-}
-
-/// Vector's config (TOML) for one run.
-pub fn config(tuning: Tuning, at: Endpoints<'_>) -> anyhow::Result<String> {
+/// Vector's config (TOML) for one run: reading `topic` from the broker at `bootstrap` (`host:port`) in consumer
+/// group `group` (never used before: read from offset 0), calling `uri`.
+pub fn config(tuning: Tuning, bootstrap: &str, topic: &str, group: &str, uri: &str) -> anyhow::Result<String> {
     let mut root: Table = toml::from_str(&format!(
         r#"
         [sources.kafka]
@@ -76,10 +64,10 @@ pub fn config(tuning: Tuning, at: Endpoints<'_>) -> anyhow::Result<String> {
         acknowledgements.enabled = true
         healthcheck.enabled = false
         "#,
-        bootstrap = Value::from(at.bootstrap),
-        topic = Value::from(at.topic),
-        group = Value::from(at.group),
-        uri = Value::from(at.uri),
+        bootstrap = Value::from(bootstrap),
+        topic = Value::from(topic),
+        group = Value::from(group),
+        uri = Value::from(uri),
     ))
     .context("Vector's config")?;
     let extra = match tuning {
@@ -123,11 +111,9 @@ pub fn version(binary: &Path) -> anyhow::Result<String> {
 mod tests {
     use super::*;
 
-    const AT: Endpoints<'static> =
-        Endpoints { bootstrap: "127.0.0.1:9092", topic: "bench.k10000.1.0", group: "g\"1", uri: "http://127.0.0.1:1/" };
-
     fn parsed(tuning: Tuning) -> Table {
-        toml::from_str(&config(tuning, AT).expect("config")).expect("valid TOML")
+        let config = config(tuning, "127.0.0.1:9092", "bench.k10000.1.0", "g\"1", "http://127.0.0.1:1/");
+        toml::from_str(&config.expect("config")).expect("valid TOML")
     }
 
     #[test]

@@ -10,7 +10,7 @@ use courier_tests::broker::TansuProcess;
 use tokio::process::Child;
 
 use crate::load::{Encoding, Loader};
-use crate::peer::{Endpoints, Tuning};
+use crate::peer::Tuning;
 use crate::process::{self, Memory};
 use crate::sink::{Run, Sink};
 
@@ -399,9 +399,8 @@ impl Harness {
                     _ => Tuning::Defaults,
                 };
                 let uri = format!("{}/reservations", self.sink.url());
-                let at = Endpoints { bootstrap: &self.tansu.bootstrap, topic, group: &group, uri: &uri };
                 let config = std::env::temp_dir().join(format!("bench-vector-{}.toml", std::process::id()));
-                std::fs::write(&config, crate::peer::config(tuning, at)?)
+                std::fs::write(&config, crate::peer::config(tuning, &self.tansu.bootstrap, topic, &group, &uri)?)
                     .with_context(|| format!("writing {}", config.display()))?;
                 // Vector reads its settings from its config alone: courier's variables are not passed.
                 env.clear();
