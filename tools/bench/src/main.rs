@@ -14,6 +14,9 @@
 //! The `forward` rows run the `forward` binary over backlogs of each record format (and, row by row, the route
 //! settings a row names) and compare its CPU per event with the route that passes CloudEvents through.
 //!
+//! With `--vector <binary>`, the target scenario also runs a peer, Vector (its `kafka` source with end-to-end
+//! acknowledgements into its `http` sink with adaptive request concurrency), with its defaults and tuned.
+//!
 //! Both references make the cheapest call there is: the record's value as the body, its coordinates as the
 //! idempotency key, nothing parsed; so courier's CPU per event is compared with the least it could be.
 //!
@@ -24,11 +27,13 @@
 //!   is, so that its CPU time and memory, read from /proc by [`process`], are its own;
 //! * [`forward_rows`] is the table of `forward` rows (a label, the route's settings, how its records are
 //!   encoded) and runs them in interleaved rounds;
+//! * [`peer`] writes Vector's config for a run;
 //! * [`sink`] is the API the workers call, [`load`] puts the events on the broker, [`producer_side`] measures
 //!   the order API, [`report`] formats tables and judges the targets.
 
 mod forward_rows;
 mod load;
+mod peer;
 mod process;
 mod producer_side;
 mod report;

@@ -107,6 +107,42 @@ pub fn detail_table(workers: &[(Mode, Throughput)]) {
     }
 }
 
+/// Prints courier's runs and the peer's (`runs`) against the unordered `ceiling` of the same invocation: events/s,
+/// worker CPU µs per event and peak RSS, each also as a ratio to the ceiling's, then repeated and out-of-order
+/// deliveries; then what the tuned peer run set.
+pub fn peer_table(runs: &[(Mode, Throughput)], ceiling: &Throughput) {
+    println!(
+        "| worker | events/s | of the ceiling | CPU µs per event | × the ceiling's | peak RSS MiB | × the ceiling's | \
+         repeated | out of key order | notes |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let cpu_us = |t: &Throughput| t.cpu_per_1000 * 1000.0;
+    for (mode, t) in runs.iter().chain(std::iter::once(&(Mode::Ceiling, *ceiling))) {
+        let dry = if t.ran_dry { "ran out of events (a lower bound)" } else { "" };
+        println!(
+            "| {} | {:.0} | {:.0} % | {:.0} | {:.2}× | {:.1} | {:.2}× | {} | {} | {dry} |",
+            mode.label(),
+            t.per_sec,
+            100.0 * t.per_sec / ceiling.per_sec,
+            cpu_us(t),
+            cpu_us(t) / cpu_us(ceiling),
+            t.memory_end.peak_mib,
+            t.memory_end.peak_mib / ceiling.memory_end.peak_mib,
+            t.duplicates,
+            t.out_of_order,
+        );
+    }
+    let named = |settings: &[(&str, &str)]| {
+        settings.iter().map(|(key, value)| format!("`{key} = {value}`")).collect::<Vec<_>>().join(", ")
+    };
+    println!(
+        "\nVector (tuned) sets {}; Vector (a call per event) sets {}. Vector's calls carry JSON arrays (its batches); \
+         courier's and the ceiling's carry one event each.",
+        named(crate::peer::TUNED),
+        named(crate::peer::PER_EVENT)
+    );
+}
+
 /// Prints what courier costs per event for a reader who plans capacity: of `workers` (courier's runs of the
 /// target scenario), events/s, the cores the worker used, events/s per core, CPU seconds and the broker's CPU
 /// seconds per million events, and the peak RSS.

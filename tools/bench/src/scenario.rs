@@ -10,6 +10,7 @@ use courier_tests::broker::TansuProcess;
 use tokio::process::Child;
 
 use crate::load::{Encoding, Loader};
+use crate::peer::Tuning;
 use crate::process::{self, Memory};
 use crate::sink::{Run, Sink};
 
@@ -46,6 +47,12 @@ pub enum Mode {
     ForwardPerEvent,
     /// The same route with `batch_max_events` = [`BATCH_EVENTS`]: up to that many events in one call.
     ForwardBatched,
+    /// The peer, Vector (`--vector`), with its defaults ([`Tuning::Defaults`]).
+    VectorDefaults,
+    /// The peer with [`crate::peer::TUNED`] ([`Tuning::Tuned`]).
+    VectorTuned,
+    /// The peer with [`crate::peer::PER_EVENT`] ([`Tuning::PerEvent`]): a call per event.
+    VectorPerEvent,
 }
 
 /// `batch_max_events` of [`Mode::ForwardBatched`].
@@ -72,6 +79,9 @@ impl Mode {
             Mode::CourierFixedApiLimit => "courier (defaults, fixed API limit)",
             Mode::ForwardPerEvent => "forward (defaults: a call per event)",
             Mode::ForwardBatched => "forward (defaults, batch_max_events = 100)",
+            Mode::VectorDefaults => "Vector (defaults)",
+            Mode::VectorTuned => "Vector (tuned)",
+            Mode::VectorPerEvent => "Vector (a call per event)",
         }
     }
 
@@ -88,6 +98,7 @@ impl Mode {
             | Mode::CourierFixedApiLimit => "courier",
             Mode::ForwardPerEvent | Mode::ForwardBatched => "forward",
             Mode::Ceiling => "ceiling",
+            Mode::VectorDefaults | Mode::VectorTuned | Mode::VectorPerEvent => "vector",
         }
     }
 }
@@ -239,6 +250,8 @@ pub struct Harness {
     topics: std::sync::atomic::AtomicUsize,
     /// The `inventory` binary [`Mode::CourierBefore`] runs.
     before: Option<std::path::PathBuf>,
+    /// The Vector binary [`Mode::VectorDefaults`] and [`Mode::VectorTuned`] run.
+    vector: Option<std::path::PathBuf>,
 }
 
 /// Process figures at one instant.
@@ -268,7 +281,12 @@ impl Harness {
         let tansu = TansuProcess::start()?;
         courier_tests::broker::wait_until_reachable(&tansu.bootstrap, Duration::from_secs(60)).await?;
         let sink = Sink::start().await?;
-        Ok(Self { tansu, sink, partitions, headers, timing, topics: Default::default(), before })
+        Ok(Self { tansu, sink, partitions, headers, timing, topics: Default::default(), before, vector: None })
+    }
+
+    /// The same harness, running `vector` as the peer.
+    pub fn with_peer(self, vector: Option<std::path::PathBuf>) -> Self {
+        Self { vector, ..self }
     }
 
     /// A fresh topic name.
@@ -373,13 +391,36 @@ impl Harness {
                 }
                 forward_command(topic, &group, &mut env)?
             }
+            "vector" => {
+                let binary = self.vector.as_ref().context("a Vector run without --vector")?;
+                let tuning = match mode {
+                    Mode::VectorTuned => Tuning::Tuned,
+                    Mode::VectorPerEvent => Tuning::PerEvent,
+                    _ => Tuning::Defaults,
+                };
+                let uri = format!("{}/reservations", self.sink.url());
+                let config = std::env::temp_dir().join(format!("bench-vector-{}.toml", std::process::id()));
+                std::fs::write(&config, crate::peer::config(tuning, &self.tansu.bootstrap, topic, &group, &uri)?)
+                    .with_context(|| format!("writing {}", config.display()))?;
+                // Vector reads its settings from its config alone: courier's variables are not passed.
+                env.clear();
+                let mut command = tokio::process::Command::new(binary);
+                command.arg("--config").arg(config);
+                command
+            }
             worker => {
                 let mut command = tokio::process::Command::new(std::env::current_exe()?);
                 command.args(["worker", "--mode", worker, "--group", &group]);
                 command
             }
         };
-        launch(command, env, defaults, mode.worker())
+        let log = match mode {
+            Mode::VectorDefaults => "vector-defaults",
+            Mode::VectorTuned => "vector-tuned",
+            Mode::VectorPerEvent => "vector-per-event",
+            _ => mode.worker(),
+        };
+        launch(command, env, defaults, log)
     }
 
     /// Starts `forward` on `topic` in a fresh group: route `bench` to the sink with every default but

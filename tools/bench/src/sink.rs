@@ -10,7 +10,8 @@
 //! of the inventory API: `{"order_id": "k<key>", "items": [{"sku": "e<sequence number>", …}]}` (which is also the
 //! shape of the event's data, as a `forward` route reading plain JSON or Avro records sends it), or the
 //! `order.created` event itself (the references, and `forward`), or a JSON array of such events (a batch of
-//! `forward` with `batch_max_events`). It counts every request, and those whose body names no event (answered
+//! `forward` with `batch_max_events`) or of Vector's log events, each holding one as a string in `message` (a
+//! batch of Vector's `http` sink). It counts every request, and those whose body names no event (answered
 //! 422), so that a run that loses events says so.
 
 use std::net::SocketAddr;
@@ -101,6 +102,28 @@ struct Event<'a> {
     /// The order.
     #[serde(borrow)]
     data: Body<'a>,
+}
+
+/// One element of a batch: an `order.created` event (`forward`), or a log event of Vector's whose `message`
+/// holds one as a string (its `kafka` source reads each record's value as bytes by default).
+#[derive(Deserialize)]
+struct Element<'a> {
+    /// The order, when the element is the event itself.
+    #[serde(borrow)]
+    data: Option<Body<'a>>,
+    /// The event as a string, when the element is a log event.
+    message: Option<String>,
+}
+
+impl Element<'_> {
+    /// The key and sequence number the element names.
+    fn key_and_seq(&self) -> Option<(usize, usize)> {
+        match (&self.data, &self.message) {
+            (Some(data), _) => key_and_seq(data),
+            (None, Some(message)) => parse(message.as_bytes()),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The key and sequence number a reservation body (courier) or an `order.created` event (the references)
@@ -263,15 +286,15 @@ async fn answer_after(latency_ms: u64) {
     }
 }
 
-/// A batch (`forward` with `batch_max_events`): a JSON array of `order.created` events, every one taken (a 2xx
-/// without per-event results), after L ms. The API's capacity does not apply to batches.
+/// A batch (`forward` with `batch_max_events`, Vector's `http` sink): a JSON array of [`Element`]s, every one
+/// taken (a 2xx without per-event results), after L ms. The API's capacity does not apply to batches.
 async fn receive_batch(state: &SinkState, run: &Run, body: &[u8], now: u64) -> StatusCode {
-    let Ok(events) = serde_json::from_slice::<Vec<Event<'_>>>(body) else {
+    let Ok(elements) = serde_json::from_slice::<Vec<Element<'_>>>(body) else {
         run.rejected.fetch_add(1, Ordering::Relaxed);
         return StatusCode::UNPROCESSABLE_ENTITY;
     };
-    for event in &events {
-        match key_and_seq(&event.data) {
+    for element in &elements {
+        match element.key_and_seq() {
             Some((key, seq)) => run.arrive(key, seq, now),
             None => {
                 run.unknown.fetch_add(1, Ordering::Relaxed);
@@ -365,7 +388,11 @@ impl Sink {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let app = Router::new().fallback(receive).with_state(Arc::clone(&state));
+        // Any body size: Vector's `http` sink sends batches of up to 10 MB by default (axum refuses past 2 MB).
+        let app = Router::new()
+            .fallback(receive)
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(Arc::clone(&state));
         let stop = CancellationToken::new();
         tokio::spawn(serve(listener, app, stop.clone()));
         Ok(Self { state, addr, _stop: stop.drop_guard() })
@@ -464,6 +491,39 @@ mod tests {
             client.post(sink.url()).body(body).send().await.expect("answered");
         }
         assert_eq!((run.calls(), run.delivered(), run.duplicates(), run.rejected()), (4, 2, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_batch_counts_each_event_as_forward_and_vector_send_it() {
+        let sink = Sink::start().await.expect("sink");
+        let run = sink.start_run(8, 4);
+        let event = |k: usize, e: usize| {
+            format!(r#"{{"id":"x","type":"order.created","data":{{"order_id":"k{k}","items":[{{"sku":"e{e}"}}]}}}}"#)
+        };
+        // Vector's log event: the record's value as a string in `message`, the record's coordinates beside it.
+        let logged = |k: usize, e: usize| {
+            let message = serde_json::Value::String(event(k, e));
+            format!(r#"{{"message":{message},"offset":{e},"partition":0,"source_type":"kafka","topic":"t"}}"#)
+        };
+        let client = reqwest::Client::new();
+        let bodies = [
+            format!("[{},{}]", event(0, 0), event(1, 1)),
+            format!("[{},{},{}]", logged(2, 2), logged(3, 3), logged(0, 4)),
+            format!("[{},{}]", logged(1, 1), r#"{"message":"not an event"}"#),
+        ];
+        for body in bodies {
+            let status = client.post(sink.url()).body(body).send().await.expect("answered").status();
+            assert!(status.is_success(), "{status}");
+        }
+        assert_eq!((run.calls(), run.delivered(), run.duplicates(), run.unknown()), (3, 5, 1, 1));
+        assert!(run.arrival(4).is_some() && run.arrival(5).is_none());
+        // A batch as large as Vector's default (up to 10 MB) is read too.
+        let large = sink.start_run(1, 1);
+        let padding = "x".repeat(3 << 20);
+        let body = format!("[{}]", event(0, 0).replace(r#""id":"x""#, &format!(r#""id":"{padding}""#)));
+        let status = client.post(sink.url()).body(body).send().await.expect("answered").status();
+        assert!(status.is_success(), "a 3 MiB batch: {status}");
+        assert_eq!(large.delivered(), 1);
     }
 
     #[test]

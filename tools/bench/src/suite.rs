@@ -53,6 +53,10 @@ pub struct SuiteArgs {
     /// scenario of the matrix with the same settings: a before/after table from one run.
     #[arg(long, value_name = "PATH")]
     courier_before: Option<std::path::PathBuf>,
+    /// A Vector binary: the target scenario then also runs Vector as a peer (its `kafka` source into its `http`
+    /// sink), with its defaults and tuned, next to courier and the ceiling of the same run.
+    #[arg(long, value_name = "PATH")]
+    vector: Option<std::path::PathBuf>,
     /// Capacities N of the API for the adaptive-concurrency runs (L = 20 ms, K = 10,000): courier's defaults
     /// against the API's limit fixed at N/2, N, 2N, 4N and 512.
     #[arg(long, value_delimiter = ',', default_values_t = [16, 128])]
@@ -102,9 +106,18 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
     if let Some(before) = &args.courier_before {
         anyhow::ensure!(before.is_file(), "--courier-before {}: no such file", before.display());
     }
-    let harness = Harness::start(args.partitions, args.headers, timing, args.courier_before.clone()).await?;
+    let peer = match &args.vector {
+        Some(vector) => Some(crate::peer::version(vector)?),
+        None => None,
+    };
+    let harness = Harness::start(args.partitions, args.headers, timing, args.courier_before.clone())
+        .await?
+        .with_peer(args.vector.clone());
     println!("# courier benchmark\n");
     println!("- machine: {}", crate::process::machine());
+    if let Some(peer) = &peer {
+        println!("- peer: {peer}");
+    }
     if args.forward {
         println!("- load average at the start: {}", crate::process::load_average());
         let rows = forward_rows(&harness, &args).await?;
@@ -189,6 +202,20 @@ pub async fn run(mut args: SuiteArgs) -> anyhow::Result<()> {
         report::detail_table(&workers);
         println!("\n### Capacity: what courier costs per event (target scenario)\n");
         report::capacity_plan(&[(Mode::CourierDefaults, defaults), (Mode::CourierSmallFetch, small)]);
+        if let (Some(_), Some(ceiling), Some(topic)) = (&args.vector, ceiling, &target_topic) {
+            println!("\n### Against a peer: Vector, on the same topic and sink in this run\n");
+            let vector = harness.closed_loop(Mode::VectorDefaults, topic, events, TARGET).await?;
+            let tuned = harness.closed_loop(Mode::VectorTuned, topic, events, TARGET).await?;
+            let per_event = harness.closed_loop(Mode::VectorPerEvent, topic, events, TARGET).await?;
+            let mut runs = vec![(Mode::CourierDefaults, defaults)];
+            runs.extend(row.map(|r| (Mode::Courier, r.courier)));
+            runs.extend([
+                (Mode::VectorDefaults, vector),
+                (Mode::VectorTuned, tuned),
+                (Mode::VectorPerEvent, per_event),
+            ]);
+            report::peer_table(&runs, &ceiling);
+        }
         if !args.no_open_loop {
             println!("\n## Latency (open loop: events produced at half of each worker's own maximum)\n");
             report::latency_header();
