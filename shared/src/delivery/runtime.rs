@@ -290,8 +290,9 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
 
 /// Unfinished events per `max_in_flight` slot the consumer holds before it waits for one to finish: queued
 /// work for every slot while events of a busy key wait their turn. Each unfinished event costs memory (its
-/// record, its task, its span): 2 per slot peaked 17 MiB below 4 in the bench's target scenario (BENCHMARKS.md).
-const BUFFERED_PER_SLOT: usize = 2;
+/// record, its task, its span); 2 per slot peaked lower in the bench, but stalled a consumer with one slot
+/// (BENCHMARKS.md, the memory section).
+const BUFFERED_PER_SLOT: usize = 4;
 
 /// The consumer-wide budget of unfinished events: `BUFFERED_PER_SLOT` per slot, and at most half of
 /// `max_buffered_per_partition`, so that healthy traffic never reaches the per-partition backstop (whose
