@@ -757,20 +757,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn cancelling_during_a_backoff_abandons_the_event() {
-        let (worker, route) = worker(Scripted::new(None, vec![transient(); 10]), 10, 0);
+        // A transient failure asking for a second's wait: the backoff (a random draw from 0 to 100 ms) may
+        // otherwise be 0, and the second call then comes before the cancel can.
+        let failure = Failure::new("http_status", "503").with_retry_after(Some(Duration::from_secs(1)));
+        let (worker, route) = worker(Scripted::new(None, vec![Outcome::Retry(failure); 10]), 10, 0);
         let stops = stops();
         let cancel = stops.cancel.clone();
-        let worker = Arc::new(worker);
-        let delivery = tokio::spawn({
-            let worker = Arc::clone(&worker);
-            async move { worker.deliver(&record(1), &stops).await }
-        });
-        // The first call fails; cancel while the event waits for its second.
+        let record = record(1);
+        let mut delivery = Box::pin(worker.deliver(&record, &stops));
+        // The first call fails; cancel while the event waits for its second. The delivery is polled here, never
+        // left to the runtime, whose paused clock would otherwise run out the backoff.
         while worker.handler.calls(None) == 0 {
-            tokio::task::yield_now().await;
+            assert!(futures::poll!(delivery.as_mut()).is_pending(), "the first call fails and is retried later");
         }
         cancel.cancel();
-        assert_eq!(delivery.await.expect("delivery"), Delivery::Abandoned);
+        assert_eq!(delivery.await, Delivery::Abandoned);
         assert!(route.accepted().is_empty());
         assert_eq!(worker.handler.calls(None), 1, "no call after the cancel");
     }
