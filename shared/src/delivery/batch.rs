@@ -263,6 +263,12 @@ impl Batches {
             + gathering.full.values().map(Vec::len).sum::<usize>()
     }
 
+    /// Batches open to new events.
+    #[cfg(test)]
+    pub(super) fn open(&self) -> usize {
+        self.lock().open.len()
+    }
+
     /// The batches; a task that panicked while holding them leaves them usable.
     fn lock(&self) -> MutexGuard<'_, Gathering> {
         self.gathering.lock().unwrap_or_else(PoisonError::into_inner)

@@ -732,10 +732,15 @@ mod tests {
         let dispatcher = Dispatcher::new(worker, limits, runtime.handle().clone(), CancellationToken::new());
         let parts: Vec<TopicPartition> = (0..2).map(|p| (Arc::from("t"), p)).collect();
         dispatcher.assign(&parts);
-        dispatcher.submit(record(0, 0));
-        dispatcher.submit(record(1, 0));
         let batches = dispatcher.worker.batches.as_ref().expect("batching");
         let deadline = Instant::now() + Duration::from_secs(5);
+        // Partition 1's record is submitted once partition 0's has opened the batch, so the leader is known.
+        dispatcher.submit(record(0, 0));
+        while batches.open() < 1 {
+            assert!(Instant::now() < deadline, "partition 0's event opens a batch");
+            std::thread::yield_now();
+        }
+        dispatcher.submit(record(1, 0));
         while batches.joined() < 1 && dispatcher.worker.handler.calls.lock().expect("calls").is_empty() {
             assert!(Instant::now() < deadline, "partition 1's event joins partition 0's batch");
             std::thread::yield_now();
