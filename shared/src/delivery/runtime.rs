@@ -213,7 +213,11 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
         health: health.clone(),
     };
     let events = shutdown.child_token();
-    let limits = Limits { budget: budget(c), per_partition: c.max_buffered_per_partition, total: c.max_buffered_total };
+    let limits = Limits {
+        budget: budget(c, &settings.apis),
+        per_partition: c.max_buffered_per_partition,
+        total: c.max_buffered_total,
+    };
     let dispatcher = Dispatcher::new(worker, limits, tokio::runtime::Handle::current(), events.clone());
     let abandoned = Arc::new(AtomicBool::new(false));
     let context = RuntimeContext {
@@ -290,15 +294,24 @@ pub(super) async fn consume<H: Handler, R: FailureRoute>(
 
 /// Unfinished events per `max_in_flight` slot the consumer holds before it waits for one to finish: queued
 /// work for every slot while events of a busy key wait their turn. Each unfinished event costs memory (its
-/// record, its task, its span); 2 per slot peaked lower in the bench, but stalled a consumer with one slot
-/// (BENCHMARKS.md, the memory section).
-const BUFFERED_PER_SLOT: usize = 4;
+/// record, its task, its span), so the fewer the better once every slot has work.
+const BUFFERED_PER_SLOT: usize = 2;
 
 /// The consumer-wide budget of unfinished events: `BUFFERED_PER_SLOT` per slot, and at most half of
 /// `max_buffered_per_partition`, so that healthy traffic never reaches the per-partition backstop (whose
 /// pause makes librdkafka drop and fetch again what it had prefetched).
-fn budget(c: &crate::settings::ConsumerSettings) -> usize {
-    c.max_in_flight.saturating_mul(BUFFERED_PER_SLOT).min(c.max_buffered_per_partition / 2).max(1)
+///
+/// It is never below the `breaker_minimum_failing_keys` of an API with a breaker: a breaker opens only once
+/// that many different events failed, so a consumer holding fewer would spend an event's every attempt (and
+/// dead-letter it) at the start of each outage before the breaker could open.
+fn budget(c: &crate::settings::ConsumerSettings, apis: &crate::settings::ApisSettings) -> usize {
+    let breaker_floor = apis
+        .iter()
+        .filter(|(_, api)| api.breaker_failure_rate_percent > 0)
+        .map(|(_, api)| usize::try_from(api.breaker_minimum_failing_keys).unwrap_or(usize::MAX))
+        .max()
+        .unwrap_or(1);
+    c.max_in_flight.saturating_mul(BUFFERED_PER_SLOT).min(c.max_buffered_per_partition / 2).max(breaker_floor).max(1)
 }
 
 /// How long committing and leaving the group may take after the drain, before the consumer gives up on it.
