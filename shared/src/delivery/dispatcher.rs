@@ -32,7 +32,7 @@
 //! `batch`), so the revoke waits for it, and aborts it, like a call of its own.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -363,10 +363,29 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         }
     }
 
-    /// Pause/resume requests since the last call.
+    /// The partitions whose pause or resume was asked since the last call, each once, with the state it must
+    /// have now: a partition paused, resumed and paused again in between is paused, whatever the order in
+    /// which the poll thread applies the two lists.
     pub fn take_flow_changes(&self) -> FlowChanges {
         let mut state = self.lock();
-        FlowChanges { pause: std::mem::take(&mut state.to_pause), resume: std::mem::take(&mut state.to_resume) }
+        let mut changed = std::mem::take(&mut state.to_pause);
+        changed.append(&mut state.to_resume);
+        let mut changes = FlowChanges::default();
+        let mut seen = HashSet::with_capacity(changed.len());
+        for tp in changed {
+            let Some(partition) = state.partitions.get(&tp) else {
+                continue;
+            };
+            if !seen.insert(tp.clone()) {
+                continue;
+            }
+            if state.over_total || partition.paused {
+                changes.pause.push(tp);
+            } else {
+                changes.resume.push(tp);
+            }
+        }
+        changes
     }
 
     /// Watermarks that moved since they were last taken, for the periodic commit.
@@ -487,8 +506,6 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use tokio::sync::Semaphore;
 
     use super::*;
@@ -615,6 +632,25 @@ mod tests {
         assert!(dispatcher.wait_until_idle(Duration::from_secs(5)), "everything finishes");
         assert_eq!(dispatcher.take_flow_changes().resume, vec![p0.clone()], "resumed once half drained");
         assert_eq!(dispatcher.watermarks().into_iter().collect::<HashMap<_, _>>(), HashMap::from([(p0, 12), (p1, 1)]));
+    }
+
+    #[test]
+    fn a_partition_paused_resumed_and_paused_again_before_the_poll_thread_looks_is_asked_to_pause() {
+        let (_runtime, gate, dispatcher, parts) =
+            gated_dispatcher(Limits { budget: 2, per_partition: 4, total: 1000 }, 1);
+        let p0 = parts[0].clone();
+        let fill = |offsets: std::ops::Range<i64>| {
+            for offset in offsets {
+                dispatcher.submit(record(0, offset));
+            }
+        };
+        fill(0..5);
+        gate.add_permits(5);
+        assert!(dispatcher.wait_until_idle(Duration::from_secs(5)), "the first five finish");
+        fill(5..10);
+        assert!(dispatcher.is_paused(&p0));
+        let changes = dispatcher.take_flow_changes();
+        assert_eq!((changes.pause, changes.resume), (vec![p0], vec![]), "its last state, once");
     }
 
     #[test]
