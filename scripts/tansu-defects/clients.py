@@ -5,13 +5,16 @@
   clients.py member NAME BOOTSTRAP ...   one consumer-group member of group "repro" (eager unless --assignor
                                          cooperative-sticky), until SIGTERM
   clients.py producer NAME BOOTSTRAP ... one idempotent (or --plain) producer writing to t1, logging outcomes
+  clients.py read BOOTSTRAP N HEADERS    write N records with HEADERS headers each to a new one-partition topic,
+                                         then read them back from the start, timing the read
 A member prints one line per event: <epoch seconds> <name> <event> <details>; the assigned, revoking, revoked
 and lost lines read mono=<CLOCK_MONOTONIC seconds> +N|-N <the callback's partitions: t1/0,...> total=<partitions
 held> (the repro scripts read the total); after each change an "owns mono=... <partitions held>" line, and every
 half second a "fetched mono=... t1/0:12,..." line (records received per partition since the last one), which
 overlaps.py reads. A producer prints a status line every second, each new client error and the first delivery
 error of each kind, and a done line at the end, with sent=N delivered=N failed=N errors=NAME:N,... (counts since
-it started), which repro-c.sh reads."""
+it started), which repro-c.sh reads. read prints one line: records=N of=N headers=H produce_s=S read_s=S, which
+repro-e.sh prints."""
 import argparse
 import os
 import signal
@@ -19,7 +22,7 @@ import sys
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 TOPICS = ("t1", "t2")
@@ -246,6 +249,37 @@ def producer(args):
     log("done", f"undelivered={len(p)} {totals()}")
 
 
+def read(args):
+    """Writes `count` records (100-byte values, `headers` headers of about 40 bytes each, as the order API's
+    are) to a new topic, then times a plain consumer reading them all from offset 0."""
+    topic = f"h{args.headers}n{args.count}"
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)], request_timeout=10)[topic].result()
+    headers = [(f"header-{i}", b"0" * 36) for i in range(args.headers)]
+    producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 20})
+    started = time.time()
+    for i in range(args.count):
+        producer.produce(topic, key=str(i).encode(), value=b"x" * 100, headers=headers or None)
+        if i % 1000 == 0:
+            producer.poll(0)
+    if producer.flush(60) != 0:
+        sys.exit("records not acknowledged within 60 s")
+    produced = time.time() - started
+    consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"read-{topic}", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    started = time.time()
+    seen = 0
+    while seen < args.count and time.time() - started < args.timeout:
+        message = consumer.poll(1.0)
+        if message is not None and message.error() is None:
+            seen += 1
+    read_s = time.time() - started
+    consumer.close()
+    print(f"records={seen} of={args.count} headers={args.headers} produce_s={produced:.2f} read_s={read_s:.2f}",
+          flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,8 +314,13 @@ def main():
     p.add_argument("--go-file", help="start only once this file exists")
     p.add_argument("--pause-file", help="produce nothing while this file exists")
     p.add_argument("--debug", help="librdkafka debug contexts, e.g. eos,protocol (to stderr)")
+    p = sub.add_parser("read")
+    p.add_argument("bootstrap")
+    p.add_argument("count", type=int)
+    p.add_argument("headers", type=int)
+    p.add_argument("--timeout", type=float, default=300, help="give up reading after this many seconds")
     args = parser.parse_args()
-    {"topics": topics, "produce": produce, "member": member, "producer": producer}[args.command](args)
+    {"topics": topics, "produce": produce, "member": member, "producer": producer, "read": read}[args.command](args)
 
 
 if __name__ == "__main__":
