@@ -239,8 +239,10 @@ impl Decoder {
             Format::Json => Decoded::Json(json(format, record.value)?),
             Format::Bytes => Decoded::Bytes { content_type: self.content_type(record.headers) },
             Format::Auto => self.auto(record)?,
+            // Boxed: the registry's lookup is a large future, which would otherwise be part of every event's
+            // task in every format, for as long as the event is unfinished.
             Format::Avro | Format::Protobuf | Format::JsonSchema => {
-                Decoded::Json(self.registered(format, record).await?)
+                Decoded::Json(Box::pin(self.registered(format, record)).await?)
             }
         };
         let identity = match &decoded {

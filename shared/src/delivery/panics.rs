@@ -14,9 +14,12 @@ use super::handler::Failure;
 pub const PANIC: &str = "panic";
 
 /// Runs `future`; a panic while it runs is `Err` with the failure it stands for.
-pub async fn contain<F: Future>(future: F) -> Result<F::Output, Failure> {
+///
+/// Not an `async fn`: one would keep `future` twice in its state (the argument, and the future it awaits),
+/// doubling every event's task that contains a delivery.
+pub fn contain<F: Future>(future: F) -> impl Future<Output = Result<F::Output, Failure>> {
     // Whatever the panicking attempt left half-changed belongs to that attempt: the next one starts afresh.
-    AssertUnwindSafe(future).catch_unwind().await.map_err(|payload| failure(payload.as_ref()))
+    AssertUnwindSafe(future).catch_unwind().map(|result| result.map_err(|payload| failure(payload.as_ref())))
 }
 
 /// The failure a panic with `payload` stands for: kind [`PANIC`], the panic's message in words.

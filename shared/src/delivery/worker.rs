@@ -642,6 +642,17 @@ mod tests {
         assert_eq!(bulky.deliver(&record, &stops).await, Delivery::Handled);
     }
 
+    #[test]
+    fn an_events_task_holds_its_delivery_once_and_no_registry_lookup() {
+        let (worker, _) = worker(Scripted::default(), 5, 0);
+        let (record, stops) = (record(1), stops());
+        let delivery = std::mem::size_of_val(&worker.deliver_record(&record, &stops));
+        let task = std::mem::size_of_val(&worker.deliver(&record, &stops));
+        assert!(task < delivery + 512, "the panic guard keeps the delivery once: {task} bytes against {delivery}");
+        let decoding = std::mem::size_of_val(&worker.decode(&record, &stops.cancel));
+        assert!(decoding <= 1024, "decoding keeps a registry's lookup off the task: {decoding} bytes");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn transient_failures_are_retried_until_delivered() {
         let (worker, route) = worker(Scripted::new(None, vec![transient(), transient()]), 5, 0);
