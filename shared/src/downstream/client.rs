@@ -102,6 +102,15 @@ impl CallContext {
         }
     }
 
+    /// What `future` ends with, or `None` when an event the call is made for stops first.
+    async fn unless_stopped<T>(&self, future: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            () = self.stopped() => None,
+            output = future => Some(output),
+        }
+    }
+
     /// The call made for `incoming` by the consumer (or its channel or step) `prefix`:
     /// `Idempotency-Key: <prefix>:<event identity>`, the same on every attempt and redelivery. The identity
     /// is the event's `id` for the events courier publishes, its source's digest and `id` for any other
@@ -339,17 +348,9 @@ impl ApiClient {
         // A call waiting for its turn is not sent once an event it is made for stops: its partition's revoke
         // (or the shutdown's drain) waits only for calls on the wire.
         if let Some(limiter) = &self.limiter {
-            tokio::select! {
-                biased;
-                () = call.stopped() => return Err(stopped()),
-                () = limiter.until_ready() => {}
-            }
+            call.unless_stopped(limiter.until_ready()).await.ok_or_else(stopped)?;
         }
-        let slot = tokio::select! {
-            biased;
-            () = call.stopped() => return Err(stopped()),
-            slot = self.concurrency.acquire() => slot,
-        };
+        let slot = call.unless_stopped(self.concurrency.acquire()).await.ok_or_else(stopped)?;
         if let Err(retry_in) = ticket.recheck() {
             // The breaker opened while the call waited for its turn.
             drop(slot);

@@ -76,11 +76,12 @@ pub fn audit(mock: &MockApis, api: Api, orders: &[Accepted]) -> ApiAudit {
     }
     let stats = mock.stats(api);
     let calls = mock.calls(api);
+    let overlapped = overlaps(&calls);
     let mut audit = ApiAudit {
         raw_calls: stats.calls,
         duplicates: stats.duplicates,
-        overlapping: overlapping(&calls),
-        overlapping_examples: overlapping_examples(&calls, 5),
+        overlapping: overlapped.len(),
+        overlapping_examples: overlapping_examples(&calls, overlapped, 5),
         ..ApiAudit::default()
     };
     for key in orders.iter().filter_map(|o| expected_key(api, o)) {
@@ -94,16 +95,10 @@ pub fn audit(mock: &MockApis, api: Api, orders: &[Accepted]) -> ApiAudit {
     audit
 }
 
-/// The calls of `calls` that arrived while an earlier call with the same idempotency key had not ended yet.
-pub fn overlapping(calls: &[mock_apis::Call]) -> usize {
-    overlaps(calls).len()
-}
-
-/// Up to `limit` overlapping calls, each as its key and the calls of that key (`received..answered` in
+/// Up to `limit` of the keys of `overlapped` (from [`overlaps`]), each with its calls (`received..answered` in
 /// milliseconds since the first, and the status), for a report to show what overlapped and the logs to be
 /// searched for when.
-pub fn overlapping_examples(calls: &[mock_apis::Call], limit: usize) -> Vec<String> {
-    let mut keys: Vec<&str> = overlaps(calls).into_iter().collect();
+fn overlapping_examples(calls: &[mock_apis::Call], mut keys: Vec<&str>, limit: usize) -> Vec<String> {
     keys.dedup();
     keys.truncate(limit);
     keys.into_iter()
