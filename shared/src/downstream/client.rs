@@ -236,9 +236,11 @@ impl ApiClient {
             .timeout(settings.request_timeout_ms)
             .user_agent(concat!("courier/", env!("CARGO_PKG_VERSION")))
             .redirect(redirect_policy());
-        if settings.max_idle_connections > 0 {
-            builder = builder.pool_max_idle_per_host(settings.max_idle_connections);
-        }
+        let max_idle = match settings.max_idle_connections {
+            0 => settings.max_in_flight,
+            bound => bound,
+        };
+        builder = builder.pool_max_idle_per_host(max_idle);
         builder = match settings.http_version {
             HttpVersion::Auto => builder,
             HttpVersion::Http1 => builder.http1_only(),

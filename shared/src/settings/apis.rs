@@ -150,7 +150,8 @@ pub struct ApiSettings {
     #[serde_as(as = "MillisOrOff")]
     pub adaptive_idle_ms: Option<Duration>,
     /// Most idle connections kept open to the API (per host) for the next calls; a connection that finds the
-    /// pool full when its call ends is closed. 0: no bound.
+    /// pool full when its call ends is closed. 0: as many as `max_in_flight`, so that calls in flight at the
+    /// limit find their connections open again (a smaller pool closes and opens connections at every wave).
     pub max_idle_connections: usize,
     /// Which HTTP version the calls use: `auto` (the default), `http1` or `http2`. The OAuth 2.0 token requests
     /// (`oauth2_token_url`) go through the same client, so they use it too.
@@ -291,7 +292,7 @@ impl ApiSettings {
         check(
             self.max_idle_connections <= MAX_CONCURRENCY,
             &field("max_idle_connections"),
-            &format!("must be at most {MAX_CONCURRENCY} (0: no bound)"),
+            &format!("must be at most {MAX_CONCURRENCY} (0: as many as max_in_flight)"),
         )?;
         check(!self.request_timeout_ms.is_zero(), &field("request_timeout_ms"), "must be positive")?;
         for (key, duration) in [
@@ -344,7 +345,7 @@ mod tests {
         assert!(inventory.adaptive_concurrency, "the limit of calls in flight adapts by default");
         assert_eq!(inventory.http_version, HttpVersion::Auto, "HTTP/2 only where an https API offers it");
         assert_eq!(inventory.max_in_flight, 512, "up to the ceiling of 512");
-        assert_eq!(inventory.max_idle_connections, 64, "idle connections bounded");
+        assert_eq!(inventory.max_idle_connections, 0, "idle connections bounded by max_in_flight");
         assert_eq!(inventory.breaker_policy().window, Duration::from_secs(10));
         assert_eq!(inventory.adaptive_idle_ms, Some(Duration::from_secs(1)), "the limit decays after 1 s idle");
         let names: Vec<&str> = s.apis.iter().map(|(name, _)| name).collect();
