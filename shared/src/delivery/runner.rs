@@ -22,7 +22,9 @@ use super::consumer::{Consumer, ConsumerSpec};
 use super::dlq::DeadLetterRoute;
 use super::failure::{FailureRoute, LogFailureRoute};
 use super::handler::Handler;
-use super::runtime::{RunError, consume, ensure_topics, report_readiness, wait_for_cluster, wait_for_topics};
+use super::runtime::{
+    ConsumerParts, RunError, consume, ensure_topics, report_readiness, wait_for_cluster, wait_for_topics,
+};
 use crate::formats::Format;
 use crate::health::{self, Health};
 use crate::schema_registry::SchemaRegistry;
@@ -144,15 +146,16 @@ impl<H: Handler, R: FailureRoute> Built<'_, H, R> {
             if !wait_for_topics(settings, &spec, dead_letters, &health, &shutdown).await {
                 return Ok(());
             }
+            let parts = ConsumerParts { settings, spec: &spec, label: name, handler, registry, health: &health };
             match route {
-                Some(route) => consume(settings, &spec, name, handler, route, registry, &health, shutdown).await,
+                Some(route) => consume(parts, route, shutdown).await,
                 None if settings.dlq.enabled => {
-                    let route = DeadLetterRoute::new(settings, &spec.group, &name, &spec.topics)
+                    let route = DeadLetterRoute::new(settings, &spec.group, &parts.label, &spec.topics)
                         .await
                         .map_err(RunError::DeadLetter)?;
-                    consume(settings, &spec, name, handler, route, registry, &health, shutdown).await
+                    consume(parts, route, shutdown).await
                 }
-                None => consume(settings, &spec, name, handler, LogFailureRoute, registry, &health, shutdown).await,
+                None => consume(parts, LogFailureRoute, shutdown).await,
             }
         }
         .await;

@@ -181,19 +181,29 @@ pub(super) async fn wait_for_topics(
 /// The readiness component under which a consumer names its missing topics: `topics:<group>`.
 const TOPICS: &str = "topics";
 
-/// Runs consumer `consumer_label` (its name) over topics that exist already, decoding a registry format's
-/// records with `registry`.
-#[allow(clippy::too_many_arguments)]
+/// A consumer's parts that [`consume`] wires together, its failure route aside.
+pub(super) struct ConsumerParts<'a, H> {
+    /// Its settings.
+    pub settings: &'a Settings,
+    /// What it reads and writes.
+    pub spec: &'a ConsumerSpec,
+    /// Its name, as its metrics and logs are labelled.
+    pub label: Label,
+    /// What it does with each event.
+    pub handler: H,
+    /// The registry a registry format's records are decoded with.
+    pub registry: Option<SchemaRegistry>,
+    /// Where it reports its problems and readiness.
+    pub health: &'a Health,
+}
+
+/// Runs a consumer over topics that exist already, undeliverable events going to `route`, until `shutdown`.
 pub(super) async fn consume<H: Handler, R: FailureRoute>(
-    settings: &Settings,
-    spec: &ConsumerSpec,
-    consumer_label: Label,
-    handler: H,
+    parts: ConsumerParts<'_, H>,
     route: R,
-    registry: Option<SchemaRegistry>,
-    health: &Health,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let ConsumerParts { settings, spec, label: consumer_label, handler, registry, health } = parts;
     let c = &settings.consumer;
     let d = &settings.dlq;
     let guard = DlqGuard::new(d.guard_max_records, d.guard_window_ms, consumer_label.clone(), health.clone());
