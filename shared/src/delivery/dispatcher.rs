@@ -73,10 +73,8 @@ struct State {
     partitions: HashMap<TopicPartition, PartitionState>,
     /// The next assignment epoch.
     next_epoch: u64,
-    /// Partitions the poll thread must pause.
-    to_pause: Vec<TopicPartition>,
-    /// Partitions the poll thread must resume.
-    to_resume: Vec<TopicPartition>,
+    /// Partitions paused or resumed since the poll thread last looked: it applies the state each has then.
+    flow_changed: Vec<TopicPartition>,
     /// Whether every partition is paused because the process holds `max_total` unfinished events.
     over_total: bool,
 }
@@ -193,7 +191,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             }
             state.next_epoch += 1;
             if state.over_total {
-                state.to_pause.push(tp.clone());
+                state.flow_changed.push(tp.clone());
             }
             let partition = PartitionState {
                 epoch: state.next_epoch,
@@ -214,7 +212,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
     pub fn submit(self: &Arc<Self>, record: Record) {
         let mut state = self.lock();
         let max_buffered = self.max_buffered;
-        let State { partitions, to_pause, over_total, .. } = &mut *state;
+        let State { partitions, flow_changed, over_total, .. } = &mut *state;
         let Some(partition) = partitions.get_mut(&record.tp) else {
             return;
         };
@@ -224,7 +222,7 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         if partition.offsets.unfinished() >= max_buffered && !partition.paused {
             partition.paused = true;
             if !*over_total {
-                to_pause.push(record.tp.clone());
+                flow_changed.push(record.tp.clone());
             }
         }
         match partition.keys.entry(record.key.clone()) {
@@ -240,8 +238,8 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         }
         if !state.over_total && state.total_unfinished() >= self.max_total {
             state.over_total = true;
-            let State { partitions, to_pause, .. } = &mut *state;
-            to_pause.extend(partitions.iter().filter(|(_, p)| !p.paused).map(|(tp, _)| tp.clone()));
+            let State { partitions, flow_changed, .. } = &mut *state;
+            flow_changed.extend(partitions.iter().filter(|(_, p)| !p.paused).map(|(tp, _)| tp.clone()));
             tracing::warn!(
                 unfinished = self.max_total,
                 "the process holds its most unfinished events (consumer.max_buffered_total): every partition paused"
@@ -271,18 +269,18 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
             }
             if state.over_total && state.total_unfinished() <= self.max_total / 2 {
                 state.over_total = false;
-                let State { partitions, to_resume, .. } = &mut *state;
-                to_resume.extend(partitions.iter().filter(|(_, p)| !p.paused).map(|(tp, _)| tp.clone()));
+                let State { partitions, flow_changed, .. } = &mut *state;
+                flow_changed.extend(partitions.iter().filter(|(_, p)| !p.paused).map(|(tp, _)| tp.clone()));
                 tracing::info!("half of the process's unfinished events finished: partitions resumed");
             }
-            let State { partitions, to_resume, over_total, .. } = &mut *state;
+            let State { partitions, flow_changed, over_total, .. } = &mut *state;
             let Some(partition) = partitions.get_mut(&record.tp) else {
                 return;
             };
             if partition.paused && partition.offsets.unfinished() <= self.max_buffered / 2 {
                 partition.paused = false;
                 if !*over_total {
-                    to_resume.push(record.tp.clone());
+                    flow_changed.push(record.tp.clone());
                 }
             }
             let next = match delivery {
@@ -363,13 +361,11 @@ impl<H: Handler, R: FailureRoute> Dispatcher<H, R> {
         }
     }
 
-    /// The partitions whose pause or resume was asked since the last call, each once, with the state it must
-    /// have now: a partition paused, resumed and paused again in between is paused, whatever the order in
-    /// which the poll thread applies the two lists.
+    /// The partitions paused or resumed since the last call, each once, with the state it must have now: a
+    /// partition paused, resumed and paused again in between is paused.
     pub fn take_flow_changes(&self) -> FlowChanges {
         let mut state = self.lock();
-        let mut changed = std::mem::take(&mut state.to_pause);
-        changed.append(&mut state.to_resume);
+        let changed = std::mem::take(&mut state.flow_changed);
         let mut changes = FlowChanges::default();
         let mut seen = HashSet::with_capacity(changed.len());
         for tp in changed {

@@ -321,7 +321,7 @@ fn budget(c: &crate::settings::ConsumerSettings, apis: &crate::settings::ApisSet
         .map(|(_, api)| usize::try_from(api.breaker_minimum_failing_keys).unwrap_or(usize::MAX))
         .max()
         .unwrap_or(1);
-    c.max_in_flight.saturating_mul(BUFFERED_PER_SLOT).min(c.max_buffered_per_partition / 2).max(breaker_floor).max(1)
+    c.max_in_flight.saturating_mul(BUFFERED_PER_SLOT).min(c.max_buffered_per_partition / 2).max(breaker_floor)
 }
 
 /// How long committing and leaving the group may take after the drain, before the consumer gives up on it.
